@@ -1,0 +1,53 @@
+//! One file per resource: decode the request, call the domain, run the store transaction,
+//! shape `data`. Nothing here knows HTTP; [`Op`] names an operation and [`call`] runs it.
+
+pub mod process_instance;
+
+use crate::error::{CcError, Lang};
+use crate::store::Store;
+use serde::Serialize;
+use serde_json::Value;
+
+/// Who asks, in which language, under which request id, and when.
+#[derive(Clone, Debug)]
+pub struct Ctx {
+    pub user: String,
+    pub supplier: String,
+    pub lang: Lang,
+    pub rid: String,
+    /// The request's time, milliseconds since the epoch.
+    pub now_ms: i64,
+}
+
+/// A decoded request: its JSON body (`Null` when empty) and the id from the path, if any.
+pub struct Input {
+    pub body: Value,
+    pub path_id: Option<String>,
+}
+
+/// The `data` of a success answer, already serialised (struct fields keep their order).
+pub struct Data(pub String);
+
+impl Data {
+    pub fn of<T: Serialize + ?Sized>(value: &T) -> Data {
+        Data(serde_json::to_string(value).unwrap_or_else(|_| "null".into()))
+    }
+    pub fn null() -> Data {
+        Data("null".into())
+    }
+}
+
+/// Every operation cmdb-lite serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    CreateProcessInstance,
+    ListProcessInstance,
+}
+
+/// Runs `op`.
+pub fn call(op: Op, ctx: &Ctx, store: &Store, input: Input) -> Result<Data, CcError> {
+    match op {
+        Op::CreateProcessInstance => process_instance::create(ctx, store, &input),
+        Op::ListProcessInstance => process_instance::list(ctx, store, &input),
+    }
+}

@@ -1,0 +1,310 @@
+//! The dataset file (product.md section 5): `import` (seed), `export`, and their checks.
+//! Import runs in one write transaction: the first bad record aborts it, naming the record,
+//! and the store is left as it was.
+
+use crate::error::{CcError, Lang, code};
+use crate::store::records::*;
+use crate::store::{ProcKey, Store, WriteTx};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::collections::{BTreeMap, BTreeSet};
+
+pub const FORMAT: &str = "cmdb-lite/1";
+
+fn default_supplier() -> String {
+    "0".into()
+}
+
+/// The whole file.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dataset {
+    pub format: String,
+    #[serde(default = "default_supplier")]
+    pub supplier_account: String,
+    #[serde(default)]
+    pub businesses: Vec<Business>,
+    #[serde(default)]
+    pub hosts: Vec<Host>,
+    #[serde(default)]
+    pub modules: Vec<Module>,
+    #[serde(default)]
+    pub service_categories: Vec<ServiceCategory>,
+    #[serde(default)]
+    pub service_templates: Vec<ServiceTemplate>,
+    #[serde(default)]
+    pub process_templates: Vec<ProcessTemplate>,
+    #[serde(default)]
+    pub service_instances: Vec<ServiceInstance>,
+    /// Stored process maps, each with its `relation` object.
+    #[serde(default)]
+    pub processes: Vec<Map<String, Value>>,
+    #[serde(default)]
+    pub sequences: BTreeMap<String, i64>,
+}
+
+/// The built-in demo dataset, compiled in.
+pub const DEMO: &str = include_str!("../data/demo.json");
+
+fn bad(msg: String) -> CcError {
+    CcError::raw(code::PARAMS_INVALID, msg)
+}
+
+/// Parses a dataset file's text.
+pub fn parse(text: &str) -> Result<Dataset, String> {
+    let ds: Dataset = serde_json::from_str(text).map_err(|e| format!("not a dataset file: {e}"))?;
+    if ds.format != FORMAT {
+        return Err(format!("format is {:?}, expected {FORMAT:?}", ds.format));
+    }
+    Ok(ds)
+}
+
+fn unique<T>(items: &[T], what: &str, id: impl Fn(&T) -> i64) -> Result<(), CcError> {
+    let mut seen = BTreeSet::new();
+    for item in items {
+        let i = id(item);
+        if !seen.insert(i) {
+            return Err(bad(format!("{what} {i}: duplicate id")));
+        }
+        if i <= 0 {
+            return Err(bad(format!("{what} {i}: ids start at 1")));
+        }
+    }
+    Ok(())
+}
+
+/// Loads `ds` into `store` in one transaction; returns the number of records written.
+pub fn import(store: &Store, ds: &Dataset) -> Result<usize, String> {
+    store.write(|tx| load(tx, ds)).map_err(|e| e.render(Lang::En))
+}
+
+fn load(tx: &mut WriteTx, ds: &Dataset) -> Result<usize, CcError> {
+    unique(&ds.businesses, "business", |b| b.bk_biz_id)?;
+    unique(&ds.hosts, "host", |h| h.bk_host_id)?;
+    unique(&ds.modules, "module", |m| m.bk_module_id)?;
+    unique(&ds.service_categories, "service category", |c| c.id)?;
+    unique(&ds.service_templates, "service template", |s| s.id)?;
+    unique(&ds.process_templates, "process template", |p| p.id)?;
+    unique(&ds.service_instances, "service instance", |s| s.id)?;
+    let mut max: BTreeMap<&str, i64> = BTreeMap::new();
+    let mut bump = |k: Kind, id: i64| {
+        let e = max.entry(k.name()).or_insert(0);
+        *e = (*e).max(id);
+    };
+    tx.set_setting("supplier_account", &ds.supplier_account)?;
+    for b in &ds.businesses {
+        if tx.business(b.bk_biz_id)?.is_some() {
+            return Err(bad(format!("business {}: already in the store", b.bk_biz_id)));
+        }
+        tx.put_business(b)?;
+    }
+    for h in &ds.hosts {
+        if tx.host(h.bk_host_id)?.is_some() {
+            return Err(bad(format!("host {}: already in the store", h.bk_host_id)));
+        }
+        tx.put_host(h)?;
+    }
+    // Categories may name a parent that comes later in the file: insert all, then check.
+    for c in &ds.service_categories {
+        if tx.service_category(c.id)?.is_some() {
+            return Err(bad(format!("service category {}: already in the store", c.id)));
+        }
+        if c.bk_biz_id != 0 && tx.business(c.bk_biz_id)?.is_none() {
+            return Err(bad(format!("service category {}: business {} does not exist", c.id, c.bk_biz_id)));
+        }
+        tx.put_service_category(c)?;
+        bump(Kind::ServiceCategory, c.id);
+    }
+    for c in &ds.service_categories {
+        if c.bk_parent_id != 0 && tx.service_category(c.bk_parent_id)?.is_none() {
+            return Err(bad(format!("service category {}: parent {} does not exist", c.id, c.bk_parent_id)));
+        }
+    }
+    for st in &ds.service_templates {
+        if tx.service_template(st.id)?.is_some() {
+            return Err(bad(format!("service template {}: already in the store", st.id)));
+        }
+        if tx.business(st.bk_biz_id)?.is_none() {
+            return Err(bad(format!("service template {}: business {} does not exist", st.id, st.bk_biz_id)));
+        }
+        if tx.service_category(st.service_category_id)?.is_none() {
+            return Err(bad(format!(
+                "service template {}: service category {} does not exist",
+                st.id, st.service_category_id
+            )));
+        }
+        if tx.service_template_named(st.bk_biz_id, &st.name)?.is_some() {
+            return Err(bad(format!("service template {}: name {:?} is not unique in its business", st.id, st.name)));
+        }
+        tx.put_service_template(st)?;
+        bump(Kind::ServiceTemplate, st.id);
+    }
+    for m in &ds.modules {
+        if tx.module(m.bk_module_id)?.is_some() {
+            return Err(bad(format!("module {}: already in the store", m.bk_module_id)));
+        }
+        if tx.business(m.bk_biz_id)?.is_none() {
+            return Err(bad(format!("module {}: business {} does not exist", m.bk_module_id, m.bk_biz_id)));
+        }
+        if m.service_template_id != 0 && tx.service_template(m.service_template_id)?.is_none() {
+            return Err(bad(format!(
+                "module {}: service template {} does not exist",
+                m.bk_module_id, m.service_template_id
+            )));
+        }
+        for h in &m.hosts {
+            if tx.host(*h)?.is_none() {
+                return Err(bad(format!("module {}: host {h} is not in hosts", m.bk_module_id)));
+            }
+        }
+        tx.put_module(m)?;
+    }
+    for pt in &ds.process_templates {
+        if tx.process_template(pt.id)?.is_some() {
+            return Err(bad(format!("process template {}: already in the store", pt.id)));
+        }
+        match tx.service_template(pt.service_template_id)? {
+            None => {
+                return Err(bad(format!(
+                    "process template {}: service template {} does not exist",
+                    pt.id, pt.service_template_id
+                )));
+            }
+            Some(st) if st.bk_biz_id != pt.bk_biz_id => {
+                return Err(bad(format!("process template {}: business differs from its service template", pt.id)));
+            }
+            Some(_) => {}
+        }
+        tx.put_process_template(pt)?;
+        bump(Kind::ProcessTemplate, pt.id);
+    }
+    for si in &ds.service_instances {
+        if tx.service_instance(si.id)?.is_some() {
+            return Err(bad(format!("service instance {}: already in the store", si.id)));
+        }
+        let Some(module) = tx.module(si.bk_module_id)? else {
+            return Err(bad(format!("service instance {}: module {} does not exist", si.id, si.bk_module_id)));
+        };
+        if module.bk_biz_id != si.bk_biz_id {
+            return Err(bad(format!("service instance {}: business differs from its module's", si.id)));
+        }
+        if tx.host(si.bk_host_id)?.is_none() {
+            return Err(bad(format!("service instance {}: host {} does not exist", si.id, si.bk_host_id)));
+        }
+        if si.service_template_id != 0 {
+            if tx.service_template(si.service_template_id)?.is_none() {
+                return Err(bad(format!(
+                    "service instance {}: service template {} does not exist",
+                    si.id, si.service_template_id
+                )));
+            }
+            if tx.template_instance(si.bk_module_id, si.bk_host_id, si.service_template_id)?.is_some() {
+                return Err(bad(format!(
+                    "service instance {}: another instance of template {} exists on host {} in module {}",
+                    si.id, si.service_template_id, si.bk_host_id, si.bk_module_id
+                )));
+            }
+        }
+        tx.put_service_instance(si)?;
+        bump(Kind::ServiceInstance, si.id);
+    }
+    let mut pids = BTreeSet::new();
+    for (i, entry) in ds.processes.iter().enumerate() {
+        let mut map = entry.clone();
+        let pid = map.get("bk_process_id").and_then(Value::as_i64).unwrap_or(0);
+        let what = if pid > 0 { format!("process {pid}") } else { format!("processes[{i}]") };
+        if pid <= 0 {
+            return Err(bad(format!("{what}: bk_process_id must be a positive integer")));
+        }
+        if !pids.insert(pid) || tx.process(pid)?.is_some() {
+            return Err(bad(format!("{what}: duplicate id")));
+        }
+        let rel_value = map.remove("relation").ok_or_else(|| bad(format!("{what}: has no relation")))?;
+        let rel: Relation = serde_json::from_value(rel_value).map_err(|e| bad(format!("{what}: relation: {e}")))?;
+        if rel.bk_process_id != pid {
+            return Err(bad(format!("{what}: relation names process {}", rel.bk_process_id)));
+        }
+        let Some(si) = tx.service_instance(rel.service_instance_id)? else {
+            return Err(bad(format!(
+                "{what}: relation to unknown service instance {}",
+                rel.service_instance_id
+            )));
+        };
+        if map.get("service_instance_id").and_then(Value::as_i64) != Some(si.id) {
+            return Err(bad(format!("{what}: service_instance_id differs from its relation")));
+        }
+        if si.bk_host_id != rel.bk_host_id || si.bk_biz_id != rel.bk_biz_id {
+            return Err(bad(format!("{what}: relation host or business differs from service instance {}", si.id)));
+        }
+        if let Some(key) = tx.process_key_conflict(&map, pid)? {
+            let field = match key {
+                ProcKey::Name { .. } => "bk_process_name",
+                ProcKey::Func { .. } => "bk_func_name + bk_start_param_regex",
+            };
+            return Err(bad(format!("{what}: {field} is not unique in service instance {}", si.id)));
+        }
+        tx.put_process(pid, &map, &rel)?;
+        bump(Kind::Process, pid);
+    }
+    for (name, value) in &ds.sequences {
+        let Some(kind) = Kind::from_name(name) else {
+            return Err(bad(format!("sequences: unknown kind {name:?}")));
+        };
+        let top = max.get(kind.name()).copied().unwrap_or(0);
+        if *value < top {
+            return Err(bad(format!("sequences: {name} is {value}, below its imported id {top}")));
+        }
+        tx.raise_sequence(kind, *value)?;
+    }
+    for (name, top) in &max {
+        if let Some(kind) = Kind::from_name(name) {
+            tx.raise_sequence(kind, *top)?;
+        }
+    }
+    Ok(ds.businesses.len()
+        + ds.hosts.len()
+        + ds.modules.len()
+        + ds.service_categories.len()
+        + ds.service_templates.len()
+        + ds.process_templates.len()
+        + ds.service_instances.len()
+        + ds.processes.len())
+}
+
+/// The whole store as a dataset.
+pub fn export(store: &Store) -> Result<Dataset, CcError> {
+    store.read(|tx| {
+        let mut ds = Dataset {
+            format: FORMAT.into(),
+            supplier_account: tx.setting("supplier_account")?.unwrap_or_else(default_supplier),
+            businesses: Vec::new(),
+            hosts: Vec::new(),
+            modules: Vec::new(),
+            service_categories: Vec::new(),
+            service_templates: Vec::new(),
+            process_templates: Vec::new(),
+            service_instances: Vec::new(),
+            processes: Vec::new(),
+            sequences: BTreeMap::new(),
+        };
+        tx.each_business(|_, r| Ok({ ds.businesses.push(r); true }))?;
+        tx.each_host(|_, r| Ok({ ds.hosts.push(r); true }))?;
+        tx.each_module(|_, r| Ok({ ds.modules.push(r); true }))?;
+        tx.each_service_category(|_, r| Ok({ ds.service_categories.push(r); true }))?;
+        tx.each_service_template(|_, r| Ok({ ds.service_templates.push(r); true }))?;
+        tx.each_process_template(|_, r| Ok({ ds.process_templates.push(r); true }))?;
+        tx.each_service_instance(|_, r| Ok({ ds.service_instances.push(r); true }))?;
+        tx.each_process(|pid, mut map| {
+            let rel = tx
+                .relation(pid)?
+                .ok_or_else(|| CcError::raw(code::DB_SELECT, format!("process {pid} has no relation")))?;
+            map.insert("relation".into(), serde_json::to_value(&rel).unwrap_or(Value::Null));
+            ds.processes.push(map);
+            Ok(true)
+        })?;
+        for kind in Kind::ALL {
+            ds.sequences.insert(kind.name().into(), tx.sequence(kind)?);
+        }
+        Ok(ds)
+    })
+}

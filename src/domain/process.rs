@@ -1,0 +1,279 @@
+//! The process model (spec 2.3, 2.4): its attribute table, the validation and filling of one
+//! process map on create, and the server-owned fields.
+
+use super::bind_info;
+use crate::error::{CcError, code};
+use crate::limits::{MAX_LONGCHAR_BYTES, MAX_SINGLECHAR_BYTES};
+use regex::Regex;
+use serde_json::{Map, Value};
+use std::sync::OnceLock;
+
+/// The type rule of an attribute.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Type {
+    SingleChar,
+    LongChar,
+    Int { min: i64, max: i64 },
+    Bool,
+    Table,
+    Time,
+    User,
+}
+
+/// One attribute of the process model.
+#[derive(Debug)]
+pub struct Attr {
+    pub id: &'static str,
+    pub ty: Type,
+    pub required: bool,
+    /// `bk_property_name`: the name bk-cmdb puts inside error messages (Chinese, untranslated).
+    pub name: &'static str,
+}
+
+const NO_RANGE: Type = Type::Int { min: i64::MIN, max: i64::MAX };
+
+/// The process attributes in the order this implementation reports the first bad one.
+pub const ATTRS: &[Attr] = &[
+    Attr { id: "bk_biz_id", ty: NO_RANGE, required: true, name: "业务ID" },
+    Attr { id: "bk_process_name", ty: Type::SingleChar, required: true, name: "进程别名" },
+    Attr { id: "bk_func_name", ty: Type::SingleChar, required: true, name: "进程名称" },
+    Attr { id: "description", ty: Type::SingleChar, required: false, name: "备注" },
+    Attr { id: "bk_start_param_regex", ty: Type::LongChar, required: false, name: "启动参数匹配规则" },
+    Attr { id: "work_path", ty: Type::LongChar, required: false, name: "工作路径" },
+    Attr { id: "user", ty: Type::SingleChar, required: false, name: "启动用户" },
+    Attr { id: "proc_num", ty: Type::Int { min: 1, max: 10000 }, required: false, name: "启动数量" },
+    Attr { id: "priority", ty: Type::Int { min: -100, max: 10000 }, required: false, name: "启动优先级" },
+    Attr { id: "timeout", ty: Type::Int { min: 0, max: 10000 }, required: false, name: "操作超时时长" },
+    Attr { id: "bk_start_check_secs", ty: Type::Int { min: 0, max: 600 }, required: false, name: "启动等待时长" },
+    Attr { id: "start_cmd", ty: Type::LongChar, required: false, name: "启动命令" },
+    Attr { id: "stop_cmd", ty: Type::LongChar, required: false, name: "停止命令" },
+    Attr { id: "restart_cmd", ty: Type::LongChar, required: false, name: "重启命令" },
+    Attr { id: "face_stop_cmd", ty: Type::LongChar, required: false, name: "强制停止命令" },
+    Attr { id: "reload_cmd", ty: Type::LongChar, required: false, name: "进程重载命令" },
+    Attr { id: "pid_file", ty: Type::LongChar, required: false, name: "PID文件路径" },
+    Attr { id: "auto_start", ty: Type::Bool, required: false, name: "是否自动拉起" },
+    Attr { id: "bind_info", ty: Type::Table, required: false, name: "bind_info" },
+    Attr { id: "service_instance_id", ty: NO_RANGE, required: true, name: "服务实例ID" },
+    Attr { id: "bk_created_at", ty: Type::Time, required: false, name: "创建时间" },
+    Attr { id: "bk_updated_at", ty: Type::Time, required: false, name: "更新时间" },
+    Attr { id: "bk_created_by", ty: Type::User, required: false, name: "创建人" },
+    Attr { id: "bk_updated_by", ty: Type::User, required: false, name: "更新人" },
+];
+
+/// Keys kept verbatim without validation (bk-cmdb `createIgnoreKeys` plus `bk_obj_id`).
+pub const IGNORED_KEYS: &[&str] = &[
+    "bk_supplier_account",
+    "default",
+    "bk_parent_id",
+    "bk_biz_id",
+    "bk_inst_id",
+    "bk_data_status",
+    "create_time",
+    "last_time",
+    "bk_process_id",
+    "bk_obj_id",
+];
+
+pub fn attr(id: &str) -> Option<&'static Attr> {
+    ATTRS.iter().find(|a| a.id == id)
+}
+
+/// The server-owned values of a process being created (spec 2.3).
+pub struct ServerFields<'a> {
+    pub biz_id: i64,
+    pub service_instance_id: i64,
+    pub supplier: &'a str,
+    pub user: &'a str,
+    /// RFC 3339 text of the request's time.
+    pub now: &'a str,
+}
+
+/// Overwrites the keys proc_server decides before validation (spec 2.2 step 9).
+pub fn stamp_request_fields(map: &mut Map<String, Value>, f: &ServerFields) {
+    map.insert("bk_process_id".into(), Value::from(0));
+    map.insert("bk_biz_id".into(), Value::from(f.biz_id));
+    map.insert("bk_supplier_account".into(), Value::from(f.supplier));
+    map.insert("create_time".into(), Value::from(f.now));
+    map.insert("last_time".into(), Value::from(f.now));
+    map.insert("service_instance_id".into(), Value::from(f.service_instance_id));
+}
+
+/// Sets what the store's insert sets (spec 2.2 step 10, `save`).
+pub fn stamp_insert_fields(map: &mut Map<String, Value>, pid: i64, f: &ServerFields) {
+    map.insert("bk_process_id".into(), Value::from(pid));
+    map.insert("bk_supplier_account".into(), Value::from(f.supplier));
+    map.insert("create_time".into(), Value::from(f.now));
+    map.insert("last_time".into(), Value::from(f.now));
+    map.insert("bk_created_by".into(), Value::from(f.user));
+    map.insert("bk_created_at".into(), Value::from(f.now));
+    map.insert("bk_updated_at".into(), Value::from(f.now));
+}
+
+/// Validates, trims, fills and prunes one process map for creation (spec 2.4), in place.
+/// The error is what coreservice reports for the item; [`proc_server_error`] wraps it.
+pub fn validate_create(map: &mut Map<String, Value>) -> Result<(), CcError> {
+    // 1. Required keys must be present (their values are checked below).
+    for a in ATTRS.iter().filter(|a| a.required) {
+        if !map.contains_key(a.id) {
+            return Err(CcError::with(code::PARAMS_NEED_SET, a.id));
+        }
+    }
+    // 2. Absent attributes get their type's empty value.
+    for a in ATTRS {
+        if !map.contains_key(a.id) {
+            let v = match a.ty {
+                Type::SingleChar | Type::LongChar => Value::from(""),
+                Type::Bool => Value::from(false),
+                _ => Value::Null,
+            };
+            map.insert(a.id.into(), v);
+        }
+    }
+    // 3. Unknown keys go; ignored keys stay as sent; attributes are trimmed and checked.
+    map.retain(|k, _| IGNORED_KEYS.contains(&k.as_str()) || attr(k).is_some());
+    for a in ATTRS {
+        if IGNORED_KEYS.contains(&a.id) {
+            continue;
+        }
+        let Some(v) = map.get_mut(a.id) else { continue };
+        if let Value::String(s) = v {
+            let t = s.trim();
+            if t.len() != s.len() {
+                *s = t.to_string();
+            }
+        }
+        check_value(a, v).map_err(|inner| CcError::wrap(code::PARAMS_IS_INVALID, inner))?;
+    }
+    Ok(())
+}
+
+/// What proc_server answers for an item error of coreservice: `CCErrorf(code, message)`.
+pub fn proc_server_error(core: CcError) -> CcError {
+    CcError::wrap(core.code, core)
+}
+
+fn user_regex() -> &'static Regex {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| Regex::new(r"^([0-9]|[a-zA-Z])([a-zA-Z0-9@.,_-])*$").expect("user pattern"))
+}
+
+fn time_regex() -> &'static Regex {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| {
+        Regex::new(concat!(
+            r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[\t\n\x0C\r ][0-9]{2}:[0-9]{2}:[0-9]{2}$|",
+            r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})$"
+        ))
+        .expect("time pattern")
+    })
+}
+
+/// The type rule of one attribute value (already trimmed), with its inner error.
+pub fn check_value(a: &Attr, v: &Value) -> Result<(), CcError> {
+    let name = a.name;
+    let need_set = || CcError::with(code::PARAMS_NEED_SET, name);
+    match a.ty {
+        Type::SingleChar | Type::LongChar => {
+            let limit = if a.ty == Type::SingleChar { MAX_SINGLECHAR_BYTES } else { MAX_LONGCHAR_BYTES };
+            match v {
+                Value::Null => {
+                    if a.required { Err(need_set()) } else { Ok(()) }
+                }
+                Value::String(s) => {
+                    if s.len() > limit {
+                        Err(CcError::with(code::OVER_LIMIT, name))
+                    } else if s.is_empty() && a.required {
+                        Err(need_set())
+                    } else {
+                        Ok(())
+                    }
+                }
+                _ => Err(CcError::with(code::PARAMS_NEED_STRING, name)),
+            }
+        }
+        Type::Int { min, max } => match v {
+            Value::Null => {
+                if a.required { Err(need_set()) } else { Ok(()) }
+            }
+            Value::Number(n) => {
+                // bk-cmdb converts a number that is not an int64 to 0 for the range check.
+                let value = n.as_i64().unwrap_or(0);
+                if value < min || value > max {
+                    Err(CcError::invalid(name))
+                } else {
+                    Ok(())
+                }
+            }
+            _ => Err(CcError::with(code::PARAMS_NEED_INT, name)),
+        },
+        Type::Bool => match v {
+            Value::Null | Value::Bool(_) => Ok(()),
+            _ => Err(CcError::with(code::PARAMS_NEED_BOOL, name)),
+        },
+        Type::Table => bind_info::validate(v).map_err(|()| CcError::invalid(name)),
+        Type::Time => match v {
+            Value::Null => Ok(()),
+            Value::String(s) if s.is_empty() || time_regex().is_match(s) => Ok(()),
+            _ => Err(CcError::invalid(name)),
+        },
+        Type::User => match v {
+            Value::Null => Ok(()),
+            Value::String(s) if s.is_empty() => Ok(()),
+            Value::String(s) if s.len() > MAX_LONGCHAR_BYTES => Err(CcError::with(code::OVER_LIMIT, name)),
+            Value::String(s) if user_regex().is_match(s) => Ok(()),
+            Value::String(_) => Err(CcError::with(code::FIELD_REG_VALID, name)),
+            _ => Err(CcError::with(code::PARAMS_NEED_STRING, name)),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Lang;
+    use serde_json::json;
+
+    fn run(v: Value) -> Result<Map<String, Value>, String> {
+        let mut m = v.as_object().unwrap().clone();
+        m.insert("bk_biz_id".into(), json!(2));
+        m.insert("service_instance_id".into(), json!(3));
+        validate_create(&mut m)
+            .map(|()| m)
+            .map_err(|e| proc_server_error(e).render(Lang::En))
+    }
+
+    #[test]
+    fn missing_required_is_wrapped_once_more() {
+        assert_eq!(run(json!({"bk_process_name": "a"})).unwrap_err(), "''bk_func_name' unassigned' unassigned");
+        assert_eq!(run(json!({})).unwrap_err(), "''bk_process_name' unassigned' unassigned");
+    }
+
+    #[test]
+    fn value_errors_are_double_wrapped() {
+        assert_eq!(
+            run(json!({"bk_process_name": " ", "bk_func_name": "f"})).unwrap_err(),
+            "'''进程别名' unassigned' the parameter is invalid or does not exist' the parameter is invalid or does not exist"
+        );
+        assert!(run(json!({"bk_process_name": "a", "bk_func_name": "f", "proc_num": 1.5})).unwrap_err().contains("'启动数量' data parameter"));
+        assert!(run(json!({"bk_process_name": "a", "bk_func_name": "f", "priority": 1.5})).is_ok());
+        assert!(run(json!({"bk_process_name": "a", "bk_func_name": "f", "auto_start": "yes"})).unwrap_err().contains("'是否自动拉起' must be boolean"));
+        assert!(run(json!({"bk_process_name": "a".repeat(257), "bk_func_name": "f"})).unwrap_err().contains("Data out of bounds%!(EXTRA string=进程别名)"));
+    }
+
+    #[test]
+    fn fills_trims_and_prunes() {
+        let m = run(json!({"bk_process_name": " a ", "bk_func_name": "f", "port": "80", "default": 7})).unwrap();
+        assert_eq!(m["bk_process_name"], "a");
+        assert_eq!(m["description"], "");
+        assert_eq!(m["auto_start"], false);
+        assert_eq!(m["proc_num"], Value::Null);
+        assert_eq!(m["default"], 7);
+        assert!(!m.contains_key("port"));
+    }
+
+    #[test]
+    fn attribute_table_order_decides() {
+        let e = run(json!({"bk_process_name": "a", "bk_func_name": "f", "proc_num": 0, "auto_start": 1})).unwrap_err();
+        assert!(e.contains("启动数量"), "{e}");
+    }
+}

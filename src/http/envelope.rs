@@ -1,0 +1,56 @@
+//! The three envelopes (product.md section 3): native `bk_error_code`/`bk_error_msg`,
+//! gateway `code`/`message`, ESB `code`/`message` plus `request_id`. Written by hand so that
+//! keys keep bk-cmdb's order and `data` is spliced in as already-serialised JSON.
+
+/// Which envelope to write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shape {
+    Native,
+    Gateway,
+    Esb,
+}
+
+fn quote(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
+}
+
+/// The body of an answer. `data` is JSON text (`null` on failure).
+pub fn render(shape: Shape, ok: bool, code: i64, message: &str, data: &str, rid: &str) -> String {
+    let (code_key, msg_key) = match shape {
+        Shape::Native => ("bk_error_code", "bk_error_msg"),
+        Shape::Gateway | Shape::Esb => ("code", "message"),
+    };
+    let mut out = String::with_capacity(data.len() + message.len() + 96);
+    out.push_str(&format!(
+        "{{\"result\":{ok},\"{code_key}\":{code},\"{msg_key}\":{},\"permission\":null,",
+        quote(message)
+    ));
+    if shape == Shape::Esb {
+        out.push_str(&format!("\"request_id\":{},", quote(rid)));
+    }
+    out.push_str("\"data\":");
+    out.push_str(data);
+    out.push('}');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shapes() {
+        assert_eq!(
+            render(Shape::Native, true, 0, "success", "[64]", "r"),
+            r#"{"result":true,"bk_error_code":0,"bk_error_msg":"success","permission":null,"data":[64]}"#
+        );
+        assert_eq!(
+            render(Shape::Gateway, true, 0, "success", "[64]", "r"),
+            r#"{"result":true,"code":0,"message":"success","permission":null,"data":[64]}"#
+        );
+        assert_eq!(
+            render(Shape::Esb, false, 1199000, "x\"", "null", "r1"),
+            r#"{"result":false,"code":1199000,"message":"x\"","permission":null,"request_id":"r1","data":null}"#
+        );
+    }
+}

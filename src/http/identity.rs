@@ -1,0 +1,134 @@
+//! Who is asking, from the headers (spec 1.2, product.md section 3): user, supplier account,
+//! language and request id, with bk-cmdb's precedence and legacy header names.
+
+use crate::error::Lang;
+use serde_json::Value;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The request's headers as (lower-case name, value) pairs.
+pub struct Headers(pub Vec<(String, String)>);
+
+impl Headers {
+    /// The first header among `names` (compared case-insensitively) with a non-empty value.
+    pub fn first(&self, names: &[&str]) -> Option<&str> {
+        names.iter().find_map(|n| {
+            self.0
+                .iter()
+                .find(|(k, v)| k.eq_ignore_ascii_case(n) && !v.is_empty())
+                .map(|(_, v)| v.as_str())
+        })
+    }
+}
+
+pub const USER: &[&str] = &["X-Bkcmdb-User", "BK_User"];
+pub const SUPPLIER: &[&str] = &[
+    "X-Bkcmdb-Supplier-Account",
+    "X-Bkapi-Supplier-Account",
+    "HTTP_BK_SUPPLIER_ACCOUNT",
+    "HTTP_BLUEKING_SUPPLIER_ID",
+];
+pub const LANGUAGE: &[&str] = &["X-Bkcmdb-Language", "Blueking-Language", "HTTP_BLUEKING_LANGUAGE"];
+pub const REQUEST_ID: &[&str] = &["X-Request-Id", "X-Bkapi-Request-Id", "Cc_Request_Id"];
+
+/// English only for the exact value `en`; otherwise the server's default.
+pub fn language(h: &Headers, default: Lang) -> Lang {
+    match h.first(LANGUAGE) {
+        Some("en") => Lang::En,
+        _ => default,
+    }
+}
+
+/// The caller's request id, or a new one in bk-cmdb's form (`cc0000` + 20 characters).
+pub fn request_id(h: &Headers) -> String {
+    if let Some(rid) = h.first(REQUEST_ID) {
+        return rid.to_string();
+    }
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let t = crate::clock::now_ms() as u64;
+    let mut x = (t << 20) ^ n ^ (std::process::id() as u64).rotate_left(40);
+    let alphabet = b"0123456789abcdefghijklmnopqrstuv";
+    let mut id = String::from("cc0000");
+    for i in 0..20 {
+        if i == 10 {
+            x = x.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ n;
+        }
+        id.push(alphabet[(x & 31) as usize] as char);
+        x >>= 5;
+    }
+    id
+}
+
+/// `bk_username` from the gateway's `X-Bkapi-Authorization` JSON header.
+pub fn gateway_user(h: &Headers) -> Option<String> {
+    let raw = h.first(&["X-Bkapi-Authorization"])?;
+    let v: Value = serde_json::from_str(raw).ok()?;
+    v.get("bk_username")?.as_str().filter(|s| !s.is_empty()).map(str::to_string)
+}
+
+/// `bk_username` from a legacy body or query object.
+pub fn body_user(body: &Value) -> Option<String> {
+    body.get("bk_username")?.as_str().filter(|s| !s.is_empty()).map(str::to_string)
+}
+
+/// `user.username` from the claims of an `X-Bkapi-JWT` (signature not verified: cmdb-lite runs
+/// without the gateway's key, as bk-cmdb does with jwt disabled).
+pub fn jwt_user(h: &Headers) -> Option<String> {
+    let token = h.first(&["X-Bkapi-JWT"])?;
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64url(payload)?;
+    let v: Value = serde_json::from_slice(&bytes).ok()?;
+    v.get("user")?.get("username")?.as_str().filter(|s| !s.is_empty()).map(str::to_string)
+}
+
+fn base64url(s: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in s.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'-' | b'+' => 62,
+            b'_' | b'/' => 63,
+            b'=' => break,
+            _ => return None,
+        } as u32;
+        acc = (acc << 6) | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rid_shape() {
+        let h = Headers(vec![]);
+        let a = request_id(&h);
+        assert_eq!(a.len(), 26);
+        assert!(a.starts_with("cc0000"));
+        assert_ne!(a, request_id(&h));
+    }
+
+    #[test]
+    fn jwt_claims() {
+        // {"user":{"username":"alice"}}
+        let h = Headers(vec![("x-bkapi-jwt".into(), "e30.eyJ1c2VyIjp7InVzZXJuYW1lIjoiYWxpY2UifX0.sig".into())]);
+        assert_eq!(jwt_user(&h).as_deref(), Some("alice"));
+    }
+
+    #[test]
+    fn legacy_names() {
+        let h = Headers(vec![("bk_user".into(), "bob".into()), ("http_blueking_language".into(), "en".into())]);
+        assert_eq!(h.first(USER), Some("bob"));
+        assert_eq!(language(&h, Lang::Zh), Lang::En);
+    }
+}

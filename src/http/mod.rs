@@ -1,0 +1,278 @@
+//! The HTTP edge: a tiny_http listener, a pool of worker threads, routing to [`crate::api`],
+//! identity from headers, body limits, and the family's envelope around every answer.
+//! Only this module names tiny_http.
+
+pub mod envelope;
+pub mod identity;
+pub mod routes;
+
+use crate::api::{self, Ctx, Input};
+use crate::error::{CcError, Lang, code};
+use crate::limits::MAX_BODY_BYTES;
+use crate::store::Store;
+use envelope::Shape;
+use identity::Headers;
+use routes::{Family, Resolved};
+use serde_json::{Map, Value};
+use std::io::Read;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+/// How to serve.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub listen: String,
+    pub threads: usize,
+    pub language: Lang,
+}
+
+/// A running server.
+pub struct Server {
+    http: Arc<tiny_http::Server>,
+    workers: Vec<JoinHandle<()>>,
+    addr: SocketAddr,
+}
+
+impl Server {
+    /// Binds `config.listen` and starts the workers.
+    pub fn start(store: Arc<Store>, config: &Config) -> Result<Server, String> {
+        let http = tiny_http::Server::http(&config.listen)
+            .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+        let addr = http
+            .server_addr()
+            .to_ip()
+            .ok_or_else(|| "listener has no IP address".to_string())?;
+        let http = Arc::new(http);
+        let workers = (0..config.threads.max(1))
+            .map(|i| {
+                let http = Arc::clone(&http);
+                let store = Arc::clone(&store);
+                let lang = config.language;
+                std::thread::Builder::new()
+                    .name(format!("http-{i}"))
+                    .spawn(move || {
+                        while let Ok(req) = http.recv() {
+                            serve(&store, lang, req);
+                        }
+                    })
+                    .expect("spawning a worker thread")
+            })
+            .collect();
+        Ok(Server { http, workers, addr })
+    }
+
+    /// The bound address (useful with port 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Blocks until every worker has stopped.
+    pub fn join(self) {
+        for w in self.workers {
+            let _ = w.join();
+        }
+    }
+
+    /// Stops the workers once their current request is answered.
+    pub fn shutdown(self) {
+        for _ in 0..self.workers.len() {
+            self.http.unblock();
+        }
+        self.join();
+    }
+}
+
+/// One answer: status and body.
+struct Reply {
+    status: u16,
+    body: String,
+}
+
+fn shape_for(family: Family, headers: &Headers) -> Shape {
+    match family {
+        Family::Native if headers.first(&["X-Bkapi-JWT"]).is_some() => Shape::Gateway,
+        Family::Native => Shape::Native,
+        Family::Gateway => Shape::Gateway,
+        Family::Esb => Shape::Esb,
+    }
+}
+
+fn error_reply(status: u16, shape: Shape, e: &CcError, lang: Lang, rid: &str) -> Reply {
+    Reply { status, body: envelope::render(shape, false, e.code, &e.render(lang), "null", rid) }
+}
+
+fn serve(store: &Store, default_lang: Lang, mut req: tiny_http::Request) {
+    let headers = Headers(
+        req.headers()
+            .iter()
+            .map(|h| (h.field.as_str().as_str().to_string(), h.value.as_str().to_string()))
+            .collect(),
+    );
+    let rid = identity::request_id(&headers);
+    let lang = identity::language(&headers, default_lang);
+    let reply = handle(store, lang, &headers, &rid, &mut req);
+    let mut resp = tiny_http::Response::from_string(reply.body).with_status_code(reply.status);
+    for (k, v) in [("Content-Type", "application/json"), ("X-Request-Id", rid.as_str())] {
+        if let Ok(h) = tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()) {
+            resp.add_header(h);
+        }
+    }
+    if reply.status == 413
+        && let Ok(h) = tiny_http::Header::from_bytes(&b"Connection"[..], &b"close"[..])
+    {
+        resp.add_header(h);
+    }
+    let _ = req.respond(resp);
+}
+
+fn handle(
+    store: &Store,
+    lang: Lang,
+    headers: &Headers,
+    rid: &str,
+    req: &mut tiny_http::Request,
+) -> Reply {
+    let method = req.method().as_str().to_ascii_uppercase();
+    let url = req.url().to_string();
+    let (path, query) = url.split_once('?').unwrap_or((url.as_str(), ""));
+    let (route, family, path_id) = match routes::resolve(&method, path) {
+        Resolved::Found { route, family, path_id } => (route, family, path_id),
+        Resolved::WrongMethod(f) => {
+            let e = CcError::raw(code::UNKNOWN, format!("method {method} is not allowed on {path}"));
+            return error_reply(405, shape_for(f, headers), &e, lang, rid);
+        }
+        Resolved::NotFound(f) => {
+            let e = CcError::raw(code::UNKNOWN, format!("no API at {method} {path}"));
+            return error_reply(404, shape_for(f, headers), &e, lang, rid);
+        }
+    };
+    let shape = shape_for(family, headers);
+    let too_large = || {
+        let e = CcError::raw(code::HTTP_READ_BODY, format!("request body exceeds {MAX_BODY_BYTES} bytes"));
+        error_reply(413, shape, &e, lang, rid)
+    };
+    if req.body_length().is_some_and(|n| n > MAX_BODY_BYTES) {
+        return too_large();
+    }
+    let mut raw = Vec::new();
+    if let Err(e) = req.as_reader().take(MAX_BODY_BYTES as u64 + 1).read_to_end(&mut raw) {
+        eprintln!("cmdb-lite: {rid}: reading the body failed: {e}");
+        return error_reply(200, shape, &CcError::plain(code::HTTP_READ_BODY), lang, rid);
+    }
+    if raw.len() > MAX_BODY_BYTES {
+        return too_large();
+    }
+
+    // Native routes need both identity headers, checked before the body is parsed (HTTP 500).
+    let native_identity = if family == Family::Native {
+        let Some(supplier) = headers.first(identity::SUPPLIER) else {
+            let e = CcError::with(code::NOT_AUTH_ITEM, "owner_id");
+            return error_reply(500, Shape::Native, &e, lang, rid);
+        };
+        let Some(user) = identity::jwt_user(headers).or_else(|| headers.first(identity::USER).map(String::from))
+        else {
+            let e = CcError::with(code::NOT_AUTH_ITEM, "user");
+            return error_reply(500, Shape::Native, &e, lang, rid);
+        };
+        Some((user, supplier.to_string()))
+    } else {
+        None
+    };
+
+    let mut body = parse_body(&raw);
+    if family == Family::Esb && (method == "GET" || route.esb_method == "GET") && !query.is_empty() {
+        body = body.map(|b| merge_query(b, query));
+    }
+    let (user, supplier) = match native_identity {
+        Some(pair) => pair,
+        None => {
+            let from_body = body.as_ref().ok().and_then(identity::body_user);
+            let user = identity::gateway_user(headers)
+                .or(from_body)
+                .or_else(|| identity::jwt_user(headers))
+                .or_else(|| headers.first(identity::USER).map(String::from))
+                .unwrap_or_else(|| "admin".to_string());
+            let supplier = headers.first(identity::SUPPLIER).unwrap_or("0").to_string();
+            (user, supplier)
+        }
+    };
+    let ctx = Ctx { user, supplier, lang, rid: rid.to_string(), now_ms: crate::clock::now_ms() };
+    let result = body.and_then(|body| {
+        let input = Input { body, path_id };
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| api::call(route.op, &ctx, store, input)))
+            .unwrap_or_else(|_| {
+                eprintln!("cmdb-lite: {rid}: handler panicked");
+                Err(CcError::with(code::INTERNAL, "proc"))
+            })
+    });
+    match result {
+        Ok(data) => Reply { status: 200, body: envelope::render(shape, true, 0, "success", &data.0, rid) },
+        Err(e) => error_reply(200, shape, &e, lang, rid),
+    }
+}
+
+/// The JSON body: empty (or blank) is `null`; anything not JSON is 1199000.
+fn parse_body(raw: &[u8]) -> Result<Value, CcError> {
+    if raw.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Value::Null);
+    }
+    serde_json::from_slice(raw).map_err(|_| CcError::json())
+}
+
+/// Adds query-string parameters to the body object, numbers and booleans coerced.
+fn merge_query(body: Value, query: &str) -> Value {
+    let mut obj = match body {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    };
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let (k, v) = (percent_decode(k), percent_decode(v));
+        let value = if let Ok(i) = v.parse::<i64>() {
+            Value::from(i)
+        } else if v == "true" || v == "false" {
+            Value::from(v == "true")
+        } else {
+            Value::from(v)
+        };
+        obj.entry(k).or_insert(value);
+    }
+    Value::Object(obj)
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < b.len() => {
+                let hex = |c: u8| (c as char).to_digit(16);
+                match (hex(b[i + 1]), hex(b[i + 2])) {
+                    (Some(h), Some(l)) => {
+                        out.push((h * 16 + l) as u8);
+                        i += 2;
+                    }
+                    _ => out.push(b'%'),
+                }
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_coercion() {
+        let v = merge_query(Value::Null, "service_template_id=5&name=a%20b&x=true");
+        assert_eq!(v, serde_json::json!({"service_template_id": 5, "name": "a b", "x": true}));
+        assert_eq!(percent_decode("%zz%4"), "%zz%4");
+    }
+}

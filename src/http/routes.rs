@@ -1,0 +1,148 @@
+//! The routing table: one row per operation with its native method and path and its ESB name,
+//! and the matching of the three route families (product.md section 3).
+
+use crate::api::Op;
+
+/// Which door a request came through; it decides the envelope.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Family {
+    /// bk-cmdb apiserver: `/api/v3/...`.
+    Native,
+    /// BlueKing API gateway: `/api/bk-cmdb/{stage}/api/v3/...`.
+    Gateway,
+    /// ESB component: `/api/c/compapi[/v2]/cc/{name}/`.
+    Esb,
+}
+
+/// One operation's addresses.
+pub struct Route {
+    pub op: Op,
+    pub method: &'static str,
+    /// Native path; a `{…}` segment is a path parameter.
+    pub path: &'static str,
+    pub esb_name: &'static str,
+    /// The HTTP method the ESB is called with ("GET" for the GET operations).
+    pub esb_method: &'static str,
+}
+
+pub const ROUTES: &[Route] = &[
+    Route {
+        op: Op::CreateProcessInstance,
+        method: "POST",
+        path: "/api/v3/create/proc/process_instance",
+        esb_name: "create_process_instance",
+        esb_method: "POST",
+    },
+    Route {
+        op: Op::ListProcessInstance,
+        method: "POST",
+        path: "/api/v3/findmany/proc/process_instance",
+        esb_name: "list_process_instance",
+        esb_method: "POST",
+    },
+];
+
+/// What a path and method resolve to.
+pub enum Resolved {
+    Found { route: &'static Route, family: Family, path_id: Option<String> },
+    /// The path exists, not with this method.
+    WrongMethod(Family),
+    NotFound(Family),
+}
+
+/// The family a path belongs to, judged by its prefix alone (for error envelopes).
+pub fn family_of(path: &str) -> Family {
+    if path.starts_with("/api/c/compapi/") {
+        Family::Esb
+    } else if path.starts_with("/api/bk-cmdb/") {
+        Family::Gateway
+    } else {
+        Family::Native
+    }
+}
+
+fn match_template(template: &str, path: &str) -> Option<Option<String>> {
+    let mut t = template.split('/');
+    let mut p = path.split('/');
+    let mut id = None;
+    loop {
+        match (t.next(), p.next()) {
+            (None, None) => return Some(id),
+            (Some(ts), Some(ps)) => {
+                if ts.starts_with('{') {
+                    if ps.is_empty() {
+                        return None;
+                    }
+                    id = Some(ps.to_string());
+                } else if ts != ps {
+                    return None;
+                }
+            }
+            _ => return None,
+        }
+    }
+}
+
+/// Resolves `method` and `path` (without query string) to a route.
+pub fn resolve(method: &str, path: &str) -> Resolved {
+    let trimmed = path.strip_suffix('/').unwrap_or(path);
+    let family = family_of(trimmed);
+    let native = match family {
+        Family::Native => Some(trimmed),
+        Family::Gateway => {
+            // /api/bk-cmdb/{stage}/api/v3/...
+            let rest = &trimmed["/api/bk-cmdb/".len()..];
+            rest.find('/').map(|i| &rest[i..]).filter(|r| r.starts_with("/api/v3/"))
+        }
+        Family::Esb => None,
+    };
+    let mut path_exists = false;
+    if let Some(native) = native {
+        for r in ROUTES {
+            if let Some(id) = match_template(r.path, native) {
+                if r.method == method {
+                    return Resolved::Found { route: r, family, path_id: id };
+                }
+                path_exists = true;
+            }
+        }
+    } else {
+        let name = trimmed
+            .strip_prefix("/api/c/compapi/v2/cc/")
+            .or_else(|| trimmed.strip_prefix("/api/c/compapi/cc/"));
+        if let Some(name) = name
+            && let Some(r) = ROUTES.iter().find(|r| r.esb_name == name)
+        {
+            if method == r.esb_method || method == "POST" {
+                return Resolved::Found { route: r, family, path_id: None };
+            }
+            path_exists = true;
+        }
+    }
+    if path_exists { Resolved::WrongMethod(family) } else { Resolved::NotFound(family) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn op(method: &str, path: &str) -> Option<(Op, Family)> {
+        match resolve(method, path) {
+            Resolved::Found { route, family, .. } => Some((route.op, family)),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn families() {
+        let c = Op::CreateProcessInstance;
+        assert_eq!(op("POST", "/api/v3/create/proc/process_instance"), Some((c, Family::Native)));
+        assert_eq!(op("POST", "/api/v3/create/proc/process_instance/"), Some((c, Family::Native)));
+        assert_eq!(op("POST", "/api/bk-cmdb/prod/api/v3/create/proc/process_instance"), Some((c, Family::Gateway)));
+        assert_eq!(op("POST", "/api/c/compapi/v2/cc/create_process_instance/"), Some((c, Family::Esb)));
+        assert_eq!(op("POST", "/api/c/compapi/cc/create_process_instance"), Some((c, Family::Esb)));
+        assert!(matches!(resolve("GET", "/api/v3/create/proc/process_instance"), Resolved::WrongMethod(_)));
+        assert!(matches!(resolve("POST", "/api/v3/nope"), Resolved::NotFound(_)));
+        assert!(matches!(resolve("POST", "/api/bk-cmdb/prod"), Resolved::NotFound(_)));
+    }
+}

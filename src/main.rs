@@ -1,0 +1,3 @@
+fn main() {
+    std::process::exit(cmdb_lite::cli::main());
+}

@@ -1,0 +1,194 @@
+//! The one place that names the value encoding: bincode 2 behind a leading schema-version byte.
+//!
+//! Every stored value is `[SCHEMA_VERSION] ++ bincode(value)`. A value whose first byte is not a
+//! version this binary knows is refused, never guessed at. Moving to another encoding is a change
+//! of this file plus a migration that rewrites the values under a new version byte.
+
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use serde_json::{Map, Number, Value};
+use std::collections::BTreeMap;
+
+/// The schema version written in front of every value.
+pub const SCHEMA_VERSION: u8 = 1;
+
+/// Why a stored value could not be read back.
+#[derive(Debug)]
+pub enum CodecError {
+    UnknownVersion(u8),
+    Empty,
+    Bincode(String),
+}
+
+impl std::fmt::Display for CodecError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CodecError::UnknownVersion(v) => write!(
+                f,
+                "stored value has schema version {v}, this binary knows only {SCHEMA_VERSION}"
+            ),
+            CodecError::Empty => write!(f, "stored value is empty"),
+            CodecError::Bincode(e) => write!(f, "stored value does not decode: {e}"),
+        }
+    }
+}
+
+fn config() -> impl bincode::config::Config {
+    bincode::config::standard()
+}
+
+/// Encodes a record.
+pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    let mut out = vec![SCHEMA_VERSION];
+    // Encoding into a Vec cannot fail for our record types (no maps with non-string keys,
+    // no unsized sequences); a failure here is a programming error.
+    let body = bincode::serde::encode_to_vec(value, config())
+        .expect("record types always encode");
+    out.extend_from_slice(&body);
+    out
+}
+
+/// Decodes a record written by [`encode`].
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+    let (&version, body) = bytes.split_first().ok_or(CodecError::Empty)?;
+    if version != SCHEMA_VERSION {
+        return Err(CodecError::UnknownVersion(version));
+    }
+    let (value, _) = bincode::serde::decode_from_slice(body, config())
+        .map_err(|e| CodecError::Bincode(e.to_string()))?;
+    Ok(value)
+}
+
+/// A JSON value in a form bincode can carry (serde_json's `Value` needs a self-describing format).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Dyn {
+    Null,
+    Bool(bool),
+    I64(i64),
+    U64(u64),
+    F64(f64),
+    Str(String),
+    Arr(Vec<Dyn>),
+    Obj(BTreeMap<String, Dyn>),
+}
+
+impl Dyn {
+    pub fn from_json(v: &Value) -> Dyn {
+        match v {
+            Value::Null => Dyn::Null,
+            Value::Bool(b) => Dyn::Bool(*b),
+            Value::Number(n) => {
+                if let Some(i) = n.as_i64() {
+                    Dyn::I64(i)
+                } else if let Some(u) = n.as_u64() {
+                    Dyn::U64(u)
+                } else {
+                    Dyn::F64(n.as_f64().unwrap_or(0.0))
+                }
+            }
+            Value::String(s) => Dyn::Str(s.clone()),
+            Value::Array(a) => Dyn::Arr(a.iter().map(Dyn::from_json).collect()),
+            Value::Object(o) => Dyn::Obj(
+                o.iter()
+                    .map(|(k, v)| (k.clone(), Dyn::from_json(v)))
+                    .collect(),
+            ),
+        }
+    }
+
+    pub fn to_json(&self) -> Value {
+        match self {
+            Dyn::Null => Value::Null,
+            Dyn::Bool(b) => Value::Bool(*b),
+            Dyn::I64(i) => Value::Number((*i).into()),
+            Dyn::U64(u) => Value::Number((*u).into()),
+            Dyn::F64(f) => Number::from_f64(*f).map_or(Value::Null, Value::Number),
+            Dyn::Str(s) => Value::String(s.clone()),
+            Dyn::Arr(a) => Value::Array(a.iter().map(Dyn::to_json).collect()),
+            Dyn::Obj(o) => Value::Object(o.iter().map(|(k, v)| (k.clone(), v.to_json())).collect()),
+        }
+    }
+}
+
+/// Encodes a JSON object (a stored process map).
+pub fn encode_map(map: &Map<String, Value>) -> Vec<u8> {
+    let m: BTreeMap<String, Dyn> = map
+        .iter()
+        .map(|(k, v)| (k.clone(), Dyn::from_json(v)))
+        .collect();
+    encode(&m)
+}
+
+/// Decodes a JSON object written by [`encode_map`].
+pub fn decode_map(bytes: &[u8]) -> Result<Map<String, Value>, CodecError> {
+    let m: BTreeMap<String, Dyn> = decode(bytes)?;
+    Ok(m.into_iter().map(|(k, v)| (k, v.to_json())).collect())
+}
+
+/// serde helpers for a JSON value stored inside a record (process-template properties).
+pub mod json_value {
+    use super::Dyn;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use serde_json::Value;
+
+    pub fn serialize<S: Serializer>(v: &Value, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            v.serialize(s)
+        } else {
+            Dyn::from_json(v).serialize(s)
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Value, D::Error> {
+        if d.is_human_readable() {
+            Value::deserialize(d)
+        } else {
+            Ok(Dyn::deserialize(d)?.to_json())
+        }
+    }
+}
+
+/// serde helpers for a time: milliseconds in the store, RFC 3339 text in JSON.
+pub mod time_ms {
+    use crate::clock;
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            s.serialize_str(&clock::format_ms(*ms))
+        } else {
+            s.serialize_i64(*ms)
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+        if d.is_human_readable() {
+            let text = String::deserialize(d)?;
+            clock::parse_ms(&text)
+                .ok_or_else(|| D::Error::custom(format!("not an RFC 3339 time: {text:?}")))
+        } else {
+            i64::deserialize(d)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn map_round_trip_keeps_types() {
+        let v = json!({"a": null, "b": true, "c": -3, "d": 18446744073709551615u64, "e": 1.5,
+                       "f": "x", "g": [1, {"h": "i"}]});
+        let map = v.as_object().unwrap().clone();
+        assert_eq!(decode_map(&encode_map(&map)).unwrap(), map);
+    }
+
+    #[test]
+    fn unknown_version_is_refused() {
+        let mut bytes = encode(&42i64);
+        bytes[0] = 9;
+        assert!(matches!(decode::<i64>(&bytes), Err(CodecError::UnknownVersion(9))));
+        assert!(matches!(decode::<i64>(&[]), Err(CodecError::Empty)));
+    }
+}

@@ -1,0 +1,725 @@
+//! The only module that touches redb: opening the file, typed tables, the codec, id sequences,
+//! secondary indexes, and read and write transactions.
+//!
+//! Callers work through [`Store::read`] and [`Store::write`] with closures over [`ReadTx`] and
+//! [`WriteTx`]. A write closure that returns `Err` aborts its transaction: nothing it wrote
+//! persists. A write closure that returns `Ok` is committed with `Durability::Immediate` before
+//! `write` returns, so an answer built from its result describes data that is on disk.
+//! Every `put_*`/`delete_*` keeps the secondary indexes in the same transaction.
+
+pub mod check;
+pub mod codec;
+pub mod records;
+pub mod tables;
+
+use crate::error::{CcError, code};
+use records::*;
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
+use serde::{Serialize, de::DeserializeOwned};
+use serde_json::{Map, Value};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use tables::*;
+
+const MAGIC: &[u8] = b"cmdb-lite";
+
+/// Why a database could not be opened.
+#[derive(Debug)]
+pub enum OpenError {
+    /// Another process holds the file.
+    InUse(PathBuf),
+    /// The file is not a redb database, or a redb database of another program.
+    NotOurs(PathBuf, String),
+    /// The file was written by a newer (or unknown) schema version.
+    UnknownSchema(PathBuf, u8),
+    /// Any other failure, with its text.
+    Other(PathBuf, String),
+}
+
+impl fmt::Display for OpenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OpenError::InUse(p) => write!(
+                f,
+                "database is in use: {} is held by another process (stop the other cmdb-lite, or pass another --db)",
+                p.display()
+            ),
+            OpenError::NotOurs(p, why) => write!(
+                f,
+                "{} is not a cmdb-lite database ({why}); it was left untouched",
+                p.display()
+            ),
+            OpenError::UnknownSchema(p, v) => write!(
+                f,
+                "{} has schema version {v}, but this binary knows only version {}; use a newer cmdb-lite",
+                p.display(),
+                codec::SCHEMA_VERSION
+            ),
+            OpenError::Other(p, why) => write!(f, "cannot open {}: {why}", p.display()),
+        }
+    }
+}
+
+/// The store: one redb database.
+pub struct Store {
+    db: Database,
+}
+
+fn read_err(e: impl fmt::Display) -> CcError {
+    CcError::storage(code::DB_SELECT, &e)
+}
+
+fn write_err(e: impl fmt::Display) -> CcError {
+    CcError::storage(code::DB_INSERT, &e)
+}
+
+impl Store {
+    /// Opens (creating if absent, with its folder) the database file at `path`.
+    pub fn open(path: &Path, cache_bytes: usize) -> Result<Store, OpenError> {
+        let p = path.to_path_buf();
+        if let Some(dir) = path.parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir).map_err(|e| OpenError::Other(p.clone(), e.to_string()))?;
+        }
+        // A non-empty file must at least carry redb's magic number: refuse early, untouched.
+        if let Ok(meta) = std::fs::metadata(path)
+            && meta.len() > 0
+        {
+            let mut head = [0u8; 9];
+            let ok = std::fs::File::open(path)
+                .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
+                .is_ok();
+            if !ok || &head != b"redb\x1A\x0A\xA9\x0D\x0A" {
+                return Err(OpenError::NotOurs(p, "no redb header".into()));
+            }
+        }
+        let db = Database::builder()
+            .set_cache_size(cache_bytes)
+            .create(path)
+            .map_err(|e| match e {
+                redb::DatabaseError::DatabaseAlreadyOpen => OpenError::InUse(p.clone()),
+                other => OpenError::Other(p.clone(), other.to_string()),
+            })?;
+        let store = Store { db };
+        store.init(&p)?;
+        Ok(store)
+    }
+
+    /// A store in memory: nothing touches the disk.
+    pub fn memory() -> Result<Store, OpenError> {
+        let p = PathBuf::from(":memory:");
+        let db = Database::builder()
+            .create_with_backend(redb::backends::InMemoryBackend::new())
+            .map_err(|e| OpenError::Other(p.clone(), e.to_string()))?;
+        let store = Store { db };
+        store.init(&p)?;
+        Ok(store)
+    }
+
+    /// Checks the meta table of an existing store, or lays out a new one.
+    fn init(&self, p: &Path) -> Result<(), OpenError> {
+        let other = |e: &dyn fmt::Display| OpenError::Other(p.to_path_buf(), e.to_string());
+        let existing = {
+            let rtx = self.db.begin_read().map_err(|e| other(&e))?;
+            let names: Vec<String> = rtx
+                .list_tables()
+                .map_err(|e| other(&e))?
+                .map(|h| redb::TableHandle::name(&h).to_string())
+                .collect();
+            if names.is_empty() {
+                None
+            } else if !names.iter().any(|n| n == "meta") {
+                Some(Err(OpenError::NotOurs(p.to_path_buf(), "a redb file of another program".into())))
+            } else {
+                let meta = rtx.open_table(META).map_err(|e| other(&e))?;
+                let magic_ok = meta
+                    .get("magic")
+                    .map_err(|e| other(&e))?
+                    .is_some_and(|m| m.value() == MAGIC);
+                let version = meta
+                    .get("schema_version")
+                    .map_err(|e| other(&e))?
+                    .and_then(|v| v.value().first().copied())
+                    .unwrap_or(0);
+                Some(if !magic_ok {
+                    Err(OpenError::NotOurs(p.to_path_buf(), "a redb file of another program".into()))
+                } else if version != codec::SCHEMA_VERSION {
+                    Err(OpenError::UnknownSchema(p.to_path_buf(), version))
+                } else {
+                    Ok(())
+                })
+            }
+        };
+        if let Some(verdict) = existing {
+            return verdict;
+        }
+        let txn = self.db.begin_write().map_err(|e| other(&e))?;
+        {
+            let mut meta = txn.open_table(META).map_err(|e| other(&e))?;
+            meta.insert("magic", MAGIC).map_err(|e| other(&e))?;
+            meta.insert("schema_version", [codec::SCHEMA_VERSION].as_slice())
+                .map_err(|e| other(&e))?;
+        }
+        macro_rules! create {
+            ($($t:expr),*) => { $( txn.open_table($t).map_err(|e| other(&e))?; )* };
+        }
+        create!(SEQUENCES, SETTINGS);
+        create!(BUSINESSES, HOSTS, MODULES, SERVICE_CATEGORIES, SERVICE_TEMPLATES);
+        create!(PROCESS_TEMPLATES, SERVICE_INSTANCES, PROCESSES, RELATIONS);
+        create!(PROC_BY_SI, SI_BY_MODULE, SI_BY_HOST, ST_BY_BIZ, PT_BY_ST);
+        create!(UNIQ_PROC_NAME, UNIQ_PROC_FUNC, UNIQ_SI_TEMPLATE, UNIQ_ST_NAME);
+        txn.commit().map_err(|e| other(&e))
+    }
+
+    /// Runs `f` on a consistent snapshot.
+    pub fn read<T>(&self, f: impl FnOnce(&ReadTx) -> Result<T, CcError>) -> Result<T, CcError> {
+        let txn = self.db.begin_read().map_err(read_err)?;
+        f(&ReadTx { txn })
+    }
+
+    /// Runs `f` in one write transaction: committed durably if it returns `Ok`, aborted otherwise.
+    pub fn write<T>(
+        &self,
+        f: impl FnOnce(&mut WriteTx) -> Result<T, CcError>,
+    ) -> Result<T, CcError> {
+        let txn = self.db.begin_write().map_err(write_err)?;
+        let mut tx = WriteTx { txn };
+        match f(&mut tx) {
+            Ok(v) => {
+                tx.txn.commit().map_err(write_err)?;
+                Ok(v)
+            }
+            Err(e) => {
+                tx.txn.abort().map_err(write_err)?;
+                Err(e)
+            }
+        }
+    }
+}
+
+/// A read snapshot.
+pub struct ReadTx {
+    txn: redb::ReadTransaction,
+}
+
+/// A write transaction.
+pub struct WriteTx {
+    txn: redb::WriteTransaction,
+}
+
+/// A uniqueness key of a process (spec 2.6): the text bk-cmdb reports when it is hit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProcKey {
+    Name { si: i64, name: String },
+    Func { si: i64, func: String, regex: String },
+}
+
+impl ProcKey {
+    /// The keys a process map occupies: each index applies only when its fields are a number
+    /// and strings, as bk-cmdb's partial unique indexes do. Name first, as MongoDB checks them.
+    pub fn of(map: &Map<String, Value>) -> Vec<ProcKey> {
+        let mut keys = Vec::with_capacity(2);
+        let Some(si) = map.get("service_instance_id").and_then(Value::as_i64) else {
+            return keys;
+        };
+        let s = |k: &str| map.get(k).and_then(Value::as_str).map(str::to_string);
+        if let Some(name) = s("bk_process_name") {
+            keys.push(ProcKey::Name { si, name });
+        }
+        if let (Some(func), Some(regex)) = (s("bk_func_name"), s("bk_start_param_regex")) {
+            keys.push(ProcKey::Func { si, func, regex });
+        }
+        keys
+    }
+
+    /// MongoDB's `dup key` rendering, the `%s` of 1199014.
+    pub fn dup_text(&self) -> String {
+        let q = |s: &str| serde_json::to_string(s).unwrap_or_default();
+        match self {
+            ProcKey::Name { si, name } => {
+                format!(" service_instance_id: {si}, bk_process_name: {} ", q(name))
+            }
+            ProcKey::Func { si, func, regex } => format!(
+                " service_instance_id: {si}, bk_func_name: {}, bk_start_param_regex: {} ",
+                q(func),
+                q(regex)
+            ),
+        }
+    }
+}
+
+fn decode_rec<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CcError> {
+    codec::decode(bytes).map_err(read_err)
+}
+
+/// Reads shared by both transaction kinds.
+macro_rules! reads {
+    ($tx:ty) => {
+        impl $tx {
+            fn get_rec<T: DeserializeOwned>(
+                &self,
+                def: redb::TableDefinition<i64, &[u8]>,
+                id: i64,
+            ) -> Result<Option<T>, CcError> {
+                let t = self.txn.open_table(def).map_err(read_err)?;
+                match t.get(id).map_err(read_err)? {
+                    Some(v) => Ok(Some(decode_rec(v.value())?)),
+                    None => Ok(None),
+                }
+            }
+
+            /// Every record of a table, in id order, given to `f` until it returns `false`.
+            fn scan_rec<T: DeserializeOwned>(
+                &self,
+                def: redb::TableDefinition<i64, &[u8]>,
+                mut f: impl FnMut(i64, T) -> Result<bool, CcError>,
+            ) -> Result<(), CcError> {
+                let t = self.txn.open_table(def).map_err(read_err)?;
+                for item in t.iter().map_err(read_err)? {
+                    let (k, v) = item.map_err(read_err)?;
+                    if !f(k.value(), decode_rec(v.value())?)? {
+                        break;
+                    }
+                }
+                Ok(())
+            }
+
+            /// Second halves of the (a, b) keys of an index whose first half is `a`.
+            fn index_pairs(
+                &self,
+                def: redb::TableDefinition<(i64, i64), ()>,
+                a: i64,
+            ) -> Result<Vec<i64>, CcError> {
+                let t = self.txn.open_table(def).map_err(read_err)?;
+                let mut out = Vec::new();
+                for item in t.range((a, i64::MIN)..=(a, i64::MAX)).map_err(read_err)? {
+                    out.push(item.map_err(read_err)?.0.value().1);
+                }
+                Ok(out)
+            }
+
+            pub fn business(&self, id: i64) -> Result<Option<Business>, CcError> {
+                self.get_rec(BUSINESSES, id)
+            }
+            pub fn host(&self, id: i64) -> Result<Option<Host>, CcError> {
+                self.get_rec(HOSTS, id)
+            }
+            pub fn module(&self, id: i64) -> Result<Option<Module>, CcError> {
+                self.get_rec(MODULES, id)
+            }
+            pub fn service_category(&self, id: i64) -> Result<Option<ServiceCategory>, CcError> {
+                self.get_rec(SERVICE_CATEGORIES, id)
+            }
+            pub fn service_template(&self, id: i64) -> Result<Option<ServiceTemplate>, CcError> {
+                self.get_rec(SERVICE_TEMPLATES, id)
+            }
+            pub fn process_template(&self, id: i64) -> Result<Option<ProcessTemplate>, CcError> {
+                self.get_rec(PROCESS_TEMPLATES, id)
+            }
+            pub fn service_instance(&self, id: i64) -> Result<Option<ServiceInstance>, CcError> {
+                self.get_rec(SERVICE_INSTANCES, id)
+            }
+            pub fn relation(&self, pid: i64) -> Result<Option<Relation>, CcError> {
+                self.get_rec(RELATIONS, pid)
+            }
+            /// The stored process map.
+            pub fn process(&self, pid: i64) -> Result<Option<Map<String, Value>>, CcError> {
+                let t = self.txn.open_table(PROCESSES).map_err(read_err)?;
+                match t.get(pid).map_err(read_err)? {
+                    Some(v) => Ok(Some(codec::decode_map(v.value()).map_err(read_err)?)),
+                    None => Ok(None),
+                }
+            }
+
+            /// Process ids of a service instance, ascending (= creation order).
+            pub fn process_ids_of(&self, si: i64) -> Result<Vec<i64>, CcError> {
+                self.index_pairs(PROC_BY_SI, si)
+            }
+            pub fn service_instance_ids_of_module(&self, module: i64) -> Result<Vec<i64>, CcError> {
+                self.index_pairs(SI_BY_MODULE, module)
+            }
+            pub fn service_instance_ids_of_host(&self, host: i64) -> Result<Vec<i64>, CcError> {
+                self.index_pairs(SI_BY_HOST, host)
+            }
+            pub fn service_template_ids_of_biz(&self, biz: i64) -> Result<Vec<i64>, CcError> {
+                self.index_pairs(ST_BY_BIZ, biz)
+            }
+            pub fn process_template_ids_of(&self, st: i64) -> Result<Vec<i64>, CcError> {
+                self.index_pairs(PT_BY_ST, st)
+            }
+            /// The service template named `name` in `biz`.
+            pub fn service_template_named(&self, biz: i64, name: &str) -> Result<Option<i64>, CcError> {
+                let t = self.txn.open_table(UNIQ_ST_NAME).map_err(read_err)?;
+                Ok(t.get((biz, name)).map_err(read_err)?.map(|v| v.value()))
+            }
+            /// The template instance of (module, host, template), if any.
+            pub fn template_instance(&self, module: i64, host: i64, st: i64) -> Result<Option<i64>, CcError> {
+                let t = self.txn.open_table(UNIQ_SI_TEMPLATE).map_err(read_err)?;
+                Ok(t.get((module, host, st)).map_err(read_err)?.map(|v| v.value()))
+            }
+            /// The process holding a uniqueness key, if any.
+            pub fn process_with_key(&self, key: &ProcKey) -> Result<Option<i64>, CcError> {
+                match key {
+                    ProcKey::Name { si, name } => {
+                        let t = self.txn.open_table(UNIQ_PROC_NAME).map_err(read_err)?;
+                        Ok(t.get((*si, name.as_str())).map_err(read_err)?.map(|v| v.value()))
+                    }
+                    ProcKey::Func { si, func, regex } => {
+                        let t = self.txn.open_table(UNIQ_PROC_FUNC).map_err(read_err)?;
+                        Ok(t
+                            .get((*si, func.as_str(), regex.as_str()))
+                            .map_err(read_err)?
+                            .map(|v| v.value()))
+                    }
+                }
+            }
+            /// The first key of `map` held by a process other than `pid`.
+            pub fn process_key_conflict(
+                &self,
+                map: &Map<String, Value>,
+                pid: i64,
+            ) -> Result<Option<ProcKey>, CcError> {
+                for key in ProcKey::of(map) {
+                    if let Some(owner) = self.process_with_key(&key)?
+                        && owner != pid
+                    {
+                        return Ok(Some(key));
+                    }
+                }
+                Ok(None)
+            }
+
+            /// The last id issued for `kind` (0 if none).
+            pub fn sequence(&self, kind: Kind) -> Result<i64, CcError> {
+                let t = self.txn.open_table(SEQUENCES).map_err(read_err)?;
+                Ok(t.get(kind.name()).map_err(read_err)?.map_or(0, |v| v.value()))
+            }
+            /// A store-wide setting.
+            pub fn setting(&self, key: &str) -> Result<Option<String>, CcError> {
+                let t = self.txn.open_table(SETTINGS).map_err(read_err)?;
+                Ok(t.get(key).map_err(read_err)?.map(|v| v.value().to_string()))
+            }
+            /// True if the store holds no business (a fresh store: the seed is loaded into it).
+            pub fn is_empty(&self) -> Result<bool, CcError> {
+                let t = self.txn.open_table(BUSINESSES).map_err(read_err)?;
+                Ok(t.is_empty().map_err(read_err)?)
+            }
+
+            pub fn each_business(&self, f: impl FnMut(i64, Business) -> Result<bool, CcError>) -> Result<(), CcError> {
+                self.scan_rec(BUSINESSES, f)
+            }
+            pub fn each_host(&self, f: impl FnMut(i64, Host) -> Result<bool, CcError>) -> Result<(), CcError> {
+                self.scan_rec(HOSTS, f)
+            }
+            pub fn each_module(&self, f: impl FnMut(i64, Module) -> Result<bool, CcError>) -> Result<(), CcError> {
+                self.scan_rec(MODULES, f)
+            }
+            pub fn each_service_category(&self, f: impl FnMut(i64, ServiceCategory) -> Result<bool, CcError>) -> Result<(), CcError> {
+                self.scan_rec(SERVICE_CATEGORIES, f)
+            }
+            pub fn each_service_template(&self, f: impl FnMut(i64, ServiceTemplate) -> Result<bool, CcError>) -> Result<(), CcError> {
+                self.scan_rec(SERVICE_TEMPLATES, f)
+            }
+            pub fn each_process_template(&self, f: impl FnMut(i64, ProcessTemplate) -> Result<bool, CcError>) -> Result<(), CcError> {
+                self.scan_rec(PROCESS_TEMPLATES, f)
+            }
+            pub fn each_service_instance(&self, f: impl FnMut(i64, ServiceInstance) -> Result<bool, CcError>) -> Result<(), CcError> {
+                self.scan_rec(SERVICE_INSTANCES, f)
+            }
+            pub fn each_relation(&self, f: impl FnMut(i64, Relation) -> Result<bool, CcError>) -> Result<(), CcError> {
+                self.scan_rec(RELATIONS, f)
+            }
+            /// Every process map, in id order, until `f` returns `false`.
+            pub fn each_process(
+                &self,
+                mut f: impl FnMut(i64, Map<String, Value>) -> Result<bool, CcError>,
+            ) -> Result<(), CcError> {
+                let t = self.txn.open_table(PROCESSES).map_err(read_err)?;
+                for item in t.iter().map_err(read_err)? {
+                    let (k, v) = item.map_err(read_err)?;
+                    let map = codec::decode_map(v.value()).map_err(read_err)?;
+                    if !f(k.value(), map)? {
+                        break;
+                    }
+                }
+                Ok(())
+            }
+        }
+    };
+}
+
+reads!(ReadTx);
+reads!(WriteTx);
+
+impl ReadTx {
+    /// Visits every entry of every index, for `check`.
+    pub(crate) fn index_entries(&self) -> Result<check::IndexSnapshot, CcError> {
+        let mut snap = check::IndexSnapshot::default();
+        let pairs = |def: redb::TableDefinition<(i64, i64), ()>| -> Result<Vec<(i64, i64)>, CcError> {
+            let t = self.txn.open_table(def).map_err(read_err)?;
+            let mut out = Vec::new();
+            for item in t.iter().map_err(read_err)? {
+                out.push(item.map_err(read_err)?.0.value());
+            }
+            Ok(out)
+        };
+        snap.proc_by_si = pairs(PROC_BY_SI)?;
+        snap.si_by_module = pairs(SI_BY_MODULE)?;
+        snap.si_by_host = pairs(SI_BY_HOST)?;
+        snap.st_by_biz = pairs(ST_BY_BIZ)?;
+        snap.pt_by_st = pairs(PT_BY_ST)?;
+        {
+            let t = self.txn.open_table(UNIQ_PROC_NAME).map_err(read_err)?;
+            for item in t.iter().map_err(read_err)? {
+                let (k, v) = item.map_err(read_err)?;
+                let (si, name) = k.value();
+                snap.uniq_proc_name.push((si, name.to_string(), v.value()));
+            }
+        }
+        {
+            let t = self.txn.open_table(UNIQ_PROC_FUNC).map_err(read_err)?;
+            for item in t.iter().map_err(read_err)? {
+                let (k, v) = item.map_err(read_err)?;
+                let (si, func, regex) = k.value();
+                snap.uniq_proc_func.push((si, func.to_string(), regex.to_string(), v.value()));
+            }
+        }
+        {
+            let t = self.txn.open_table(UNIQ_SI_TEMPLATE).map_err(read_err)?;
+            for item in t.iter().map_err(read_err)? {
+                let (k, v) = item.map_err(read_err)?;
+                snap.uniq_si_template.push((k.value(), v.value()));
+            }
+        }
+        {
+            let t = self.txn.open_table(UNIQ_ST_NAME).map_err(read_err)?;
+            for item in t.iter().map_err(read_err)? {
+                let (k, v) = item.map_err(read_err)?;
+                let (biz, name) = k.value();
+                snap.uniq_st_name.push((biz, name.to_string(), v.value()));
+            }
+        }
+        Ok(snap)
+    }
+}
+
+impl WriteTx {
+    fn put_rec<T: Serialize>(
+        &mut self,
+        def: redb::TableDefinition<i64, &[u8]>,
+        id: i64,
+        rec: &T,
+    ) -> Result<(), CcError> {
+        let mut t = self.txn.open_table(def).map_err(write_err)?;
+        t.insert(id, codec::encode(rec).as_slice()).map_err(write_err)?;
+        Ok(())
+    }
+
+    fn del_rec(&mut self, def: redb::TableDefinition<i64, &[u8]>, id: i64) -> Result<(), CcError> {
+        let mut t = self.txn.open_table(def).map_err(write_err)?;
+        t.remove(id).map_err(write_err)?;
+        Ok(())
+    }
+
+    fn pair(
+        &mut self,
+        def: redb::TableDefinition<(i64, i64), ()>,
+        a: i64,
+        b: i64,
+        present: bool,
+    ) -> Result<(), CcError> {
+        let mut t = self.txn.open_table(def).map_err(write_err)?;
+        if present {
+            t.insert((a, b), ()).map_err(write_err)?;
+        } else {
+            t.remove((a, b)).map_err(write_err)?;
+        }
+        Ok(())
+    }
+
+    /// Issues the next id of `kind`: strictly above every id it issued before.
+    pub fn next_id(&mut self, kind: Kind) -> Result<i64, CcError> {
+        let mut t = self.txn.open_table(SEQUENCES).map_err(write_err)?;
+        let last = t.get(kind.name()).map_err(write_err)?.map_or(0, |v| v.value());
+        let next = last.checked_add(1).ok_or_else(|| CcError::raw(code::DB_INSERT, "id sequence exhausted"))?;
+        t.insert(kind.name(), next).map_err(write_err)?;
+        Ok(next)
+    }
+
+    /// Raises the sequence of `kind` to at least `at_least` (import).
+    pub fn raise_sequence(&mut self, kind: Kind, at_least: i64) -> Result<(), CcError> {
+        let mut t = self.txn.open_table(SEQUENCES).map_err(write_err)?;
+        let last = t.get(kind.name()).map_err(write_err)?.map_or(0, |v| v.value());
+        if at_least > last {
+            t.insert(kind.name(), at_least).map_err(write_err)?;
+        }
+        Ok(())
+    }
+
+    pub fn set_setting(&mut self, key: &str, value: &str) -> Result<(), CcError> {
+        let mut t = self.txn.open_table(SETTINGS).map_err(write_err)?;
+        t.insert(key, value).map_err(write_err)?;
+        Ok(())
+    }
+
+    pub fn put_business(&mut self, b: &Business) -> Result<(), CcError> {
+        self.put_rec(BUSINESSES, b.bk_biz_id, b)
+    }
+    pub fn put_host(&mut self, h: &Host) -> Result<(), CcError> {
+        self.put_rec(HOSTS, h.bk_host_id, h)
+    }
+    pub fn put_module(&mut self, m: &Module) -> Result<(), CcError> {
+        self.put_rec(MODULES, m.bk_module_id, m)
+    }
+    pub fn put_service_category(&mut self, c: &ServiceCategory) -> Result<(), CcError> {
+        self.put_rec(SERVICE_CATEGORIES, c.id, c)
+    }
+
+    /// Inserts or replaces a service template and its indexes.
+    pub fn put_service_template(&mut self, st: &ServiceTemplate) -> Result<(), CcError> {
+        if let Some(old) = self.service_template(st.id)? {
+            self.unindex_service_template(&old)?;
+        }
+        self.put_rec(SERVICE_TEMPLATES, st.id, st)?;
+        self.pair(ST_BY_BIZ, st.bk_biz_id, st.id, true)?;
+        let mut t = self.txn.open_table(UNIQ_ST_NAME).map_err(write_err)?;
+        t.insert((st.bk_biz_id, st.name.as_str()), st.id).map_err(write_err)?;
+        Ok(())
+    }
+
+    fn unindex_service_template(&mut self, st: &ServiceTemplate) -> Result<(), CcError> {
+        self.pair(ST_BY_BIZ, st.bk_biz_id, st.id, false)?;
+        let mut t = self.txn.open_table(UNIQ_ST_NAME).map_err(write_err)?;
+        t.remove((st.bk_biz_id, st.name.as_str())).map_err(write_err)?;
+        Ok(())
+    }
+
+    pub fn delete_service_template(&mut self, id: i64) -> Result<(), CcError> {
+        if let Some(old) = self.service_template(id)? {
+            self.unindex_service_template(&old)?;
+            self.del_rec(SERVICE_TEMPLATES, id)?;
+        }
+        Ok(())
+    }
+
+    /// Inserts or replaces a process template and its index.
+    pub fn put_process_template(&mut self, pt: &ProcessTemplate) -> Result<(), CcError> {
+        if let Some(old) = self.process_template(pt.id)? {
+            self.pair(PT_BY_ST, old.service_template_id, old.id, false)?;
+        }
+        self.put_rec(PROCESS_TEMPLATES, pt.id, pt)?;
+        self.pair(PT_BY_ST, pt.service_template_id, pt.id, true)
+    }
+
+    pub fn delete_process_template(&mut self, id: i64) -> Result<(), CcError> {
+        if let Some(old) = self.process_template(id)? {
+            self.pair(PT_BY_ST, old.service_template_id, old.id, false)?;
+            self.del_rec(PROCESS_TEMPLATES, id)?;
+        }
+        Ok(())
+    }
+
+    /// Inserts or replaces a service instance and its indexes.
+    pub fn put_service_instance(&mut self, si: &ServiceInstance) -> Result<(), CcError> {
+        if let Some(old) = self.service_instance(si.id)? {
+            self.unindex_service_instance(&old)?;
+        }
+        self.put_rec(SERVICE_INSTANCES, si.id, si)?;
+        self.pair(SI_BY_MODULE, si.bk_module_id, si.id, true)?;
+        self.pair(SI_BY_HOST, si.bk_host_id, si.id, true)?;
+        if si.service_template_id != 0 {
+            let mut t = self.txn.open_table(UNIQ_SI_TEMPLATE).map_err(write_err)?;
+            t.insert((si.bk_module_id, si.bk_host_id, si.service_template_id), si.id)
+                .map_err(write_err)?;
+        }
+        Ok(())
+    }
+
+    fn unindex_service_instance(&mut self, si: &ServiceInstance) -> Result<(), CcError> {
+        self.pair(SI_BY_MODULE, si.bk_module_id, si.id, false)?;
+        self.pair(SI_BY_HOST, si.bk_host_id, si.id, false)?;
+        if si.service_template_id != 0 {
+            let mut t = self.txn.open_table(UNIQ_SI_TEMPLATE).map_err(write_err)?;
+            let key = (si.bk_module_id, si.bk_host_id, si.service_template_id);
+            if t.get(key).map_err(write_err)?.map(|v| v.value()) == Some(si.id) {
+                t.remove(key).map_err(write_err)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes a service instance record and its indexes (not its processes).
+    pub fn delete_service_instance(&mut self, id: i64) -> Result<(), CcError> {
+        if let Some(old) = self.service_instance(id)? {
+            self.unindex_service_instance(&old)?;
+            self.del_rec(SERVICE_INSTANCES, id)?;
+        }
+        Ok(())
+    }
+
+    fn set_proc_keys(&mut self, map: &Map<String, Value>, pid: i64, present: bool) -> Result<(), CcError> {
+        for key in ProcKey::of(map) {
+            match key {
+                ProcKey::Name { si, name } => {
+                    let mut t = self.txn.open_table(UNIQ_PROC_NAME).map_err(write_err)?;
+                    if present {
+                        t.insert((si, name.as_str()), pid).map_err(write_err)?;
+                    } else if t.get((si, name.as_str())).map_err(write_err)?.map(|v| v.value()) == Some(pid) {
+                        t.remove((si, name.as_str())).map_err(write_err)?;
+                    }
+                }
+                ProcKey::Func { si, func, regex } => {
+                    let mut t = self.txn.open_table(UNIQ_PROC_FUNC).map_err(write_err)?;
+                    let k = (si, func.as_str(), regex.as_str());
+                    if present {
+                        t.insert(k, pid).map_err(write_err)?;
+                    } else if t.get(k).map_err(write_err)?.map(|v| v.value()) == Some(pid) {
+                        t.remove(k).map_err(write_err)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Inserts or replaces a process and its relation, with every index. The caller has checked
+    /// [`WriteTx::process_key_conflict`]; a conflict here is a bug and is refused.
+    pub fn put_process(
+        &mut self,
+        pid: i64,
+        map: &Map<String, Value>,
+        rel: &Relation,
+    ) -> Result<(), CcError> {
+        if self.process_key_conflict(map, pid)?.is_some() {
+            return Err(CcError::raw(code::DB_INSERT, "uniqueness key already held"));
+        }
+        if let Some(old) = self.process(pid)? {
+            self.set_proc_keys(&old, pid, false)?;
+        }
+        if let Some(old) = self.relation(pid)? {
+            self.pair(PROC_BY_SI, old.service_instance_id, pid, false)?;
+        }
+        {
+            let mut t = self.txn.open_table(PROCESSES).map_err(write_err)?;
+            t.insert(pid, codec::encode_map(map).as_slice()).map_err(write_err)?;
+        }
+        self.put_rec(RELATIONS, pid, rel)?;
+        self.pair(PROC_BY_SI, rel.service_instance_id, pid, true)?;
+        self.set_proc_keys(map, pid, true)
+    }
+
+    /// Removes a process, its relation and its index entries.
+    pub fn delete_process(&mut self, pid: i64) -> Result<(), CcError> {
+        if let Some(old) = self.process(pid)? {
+            self.set_proc_keys(&old, pid, false)?;
+            let mut t = self.txn.open_table(PROCESSES).map_err(write_err)?;
+            t.remove(pid).map_err(write_err)?;
+        }
+        if let Some(rel) = self.relation(pid)? {
+            self.pair(PROC_BY_SI, rel.service_instance_id, pid, false)?;
+            self.del_rec(RELATIONS, pid)?;
+        }
+        Ok(())
+    }
+}
