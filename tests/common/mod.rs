@@ -1,0 +1,235 @@
+//! Test harness: starts the real `cmdb-lite` binary on a loopback port and speaks HTTP/1.1 to it
+//! over plain TCP (no HTTP crate), so every test sees exactly the bytes a client would.
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_cmdb-lite");
+
+/// A temporary folder removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static N: AtomicU64 = AtomicU64::new(0);
+        let p = std::env::temp_dir().join(format!(
+            "cmdb-lite-test-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A running server process, killed on drop.
+pub struct Server {
+    pub child: Child,
+    pub addr: String,
+}
+
+impl Server {
+    /// `cmdb-lite serve --listen 127.0.0.1:0` plus `args`; waits for the listening line.
+    pub fn start(args: &[&str]) -> Server {
+        let mut child = Command::new(BIN)
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0", "--threads", "8"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn cmdb-lite");
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("cmdb-lite listening on http://")
+            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+            .to_string();
+        Server { child, addr }
+    }
+
+    /// In memory, with the built-in demo dataset.
+    pub fn memory() -> Server {
+        Server::start(&["--memory"])
+    }
+
+    /// On a database file.
+    pub fn file(db: &Path) -> Server {
+        Server::start(&["--db", db.to_str().unwrap()])
+    }
+
+    /// A request with arbitrary headers and body, on a new connection.
+    pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Resp {
+        let mut c = Conn::open(&self.addr);
+        c.send(method, path, headers, body)
+    }
+
+    /// A native-route POST as user `admin`, supplier `0`, in English.
+    pub fn native(&self, path: &str, body: &Value) -> Value {
+        self.native_method("POST", path, body)
+    }
+
+    pub fn native_method(&self, method: &str, path: &str, body: &Value) -> Value {
+        let r = self.request(method, path, &NATIVE_EN, body.to_string().as_bytes());
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.json()
+    }
+
+    /// Native POST in Chinese (no language header).
+    pub fn native_zh(&self, path: &str, body: &Value) -> Value {
+        let r = self.request("POST", path, &NATIVE_ZH, body.to_string().as_bytes());
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.json()
+    }
+
+    pub fn create(&self, body: &Value) -> Value {
+        self.native("/api/v3/create/proc/process_instance", body)
+    }
+
+    pub fn list(&self, biz: i64, si: i64) -> Value {
+        self.native(
+            "/api/v3/findmany/proc/process_instance",
+            &serde_json::json!({"bk_biz_id": biz, "service_instance_id": si}),
+        )
+    }
+
+    /// Kills the process (SIGKILL) and waits for it.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub const NATIVE_EN: [(&str, &str); 3] = [
+    ("X-Bkcmdb-User", "admin"),
+    ("X-Bkcmdb-Supplier-Account", "0"),
+    ("X-Bkcmdb-Language", "en"),
+];
+pub const NATIVE_ZH: [(&str, &str); 2] = [("X-Bkcmdb-User", "admin"), ("X-Bkcmdb-Supplier-Account", "0")];
+
+/// One HTTP answer.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Resp {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
+    }
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A keep-alive connection.
+pub struct Conn {
+    stream: BufReader<TcpStream>,
+}
+
+impl Conn {
+    pub fn open(addr: &str) -> Conn {
+        let s = TcpStream::connect(addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        s.set_nodelay(true).unwrap();
+        Conn { stream: BufReader::new(s) }
+    }
+
+    /// Writes raw bytes (for malformed requests).
+    pub fn write_raw(&mut self, bytes: &[u8]) {
+        self.stream.get_mut().write_all(bytes).unwrap();
+    }
+
+    pub fn send(&mut self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Resp {
+        let mut req = format!("{method} {path} HTTP/1.1\r\nHost: test\r\nContent-Length: {}\r\n", body.len());
+        for (k, v) in headers {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        req.push_str("\r\n");
+        let mut bytes = req.into_bytes();
+        bytes.extend_from_slice(body);
+        self.write_raw(&bytes);
+        self.read_response().expect("a response")
+    }
+
+    /// Reads one response; `None` if the server closed the connection first.
+    pub fn read_response(&mut self) -> Option<Resp> {
+        let mut status_line = String::new();
+        if self.stream.read_line(&mut status_line).ok()? == 0 {
+            return None;
+        }
+        let status: u16 = status_line.split_whitespace().nth(1)?.parse().ok()?;
+        let mut headers = Vec::new();
+        loop {
+            let mut line = String::new();
+            self.stream.read_line(&mut line).ok()?;
+            let line = line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            let (k, v) = line.split_once(':')?;
+            headers.push((k.trim().to_string(), v.trim().to_string()));
+        }
+        let len: usize = headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+            .map(|(_, v)| v.parse().unwrap())
+            .unwrap_or(0);
+        let mut body = vec![0; len];
+        self.stream.read_exact(&mut body).ok()?;
+        Some(Resp { status, headers, body: String::from_utf8(body).unwrap() })
+    }
+}
+
+/// Runs `cmdb-lite <args>` to completion: (exit code, stdout, stderr).
+pub fn run_cli(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(BIN).args(args).output().expect("run cmdb-lite");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The success envelope of the native family.
+pub fn ok_native(data: Value) -> Value {
+    serde_json::json!({"result": true, "bk_error_code": 0, "bk_error_msg": "success", "permission": null, "data": data})
+}
+
+/// The failure envelope of the native family.
+pub fn err_native(code: i64, msg: &str) -> Value {
+    serde_json::json!({"result": false, "bk_error_code": code, "bk_error_msg": msg, "permission": null, "data": null})
+}
