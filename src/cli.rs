@@ -114,11 +114,16 @@ fn open(db: &Path, cache_mib: usize) -> Result<Store, String> {
 }
 
 fn read_dataset(path: &Path) -> Result<dataset::Dataset, String> {
-    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let meta =
+        std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     if meta.len() > MAX_DATASET_BYTES {
-        return Err(format!("{} is larger than {MAX_DATASET_BYTES} bytes", path.display()));
+        return Err(format!(
+            "{} is larger than {MAX_DATASET_BYTES} bytes",
+            path.display()
+        ));
     }
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     dataset::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
@@ -144,7 +149,11 @@ fn serve(s: Serve) -> Result<i32, String> {
             dataset::import(&store, &ds).map_err(|e| format!("seed: {e}"))?;
         }
     }
-    let config = Config { listen: s.listen, threads: s.threads, language };
+    let config = Config {
+        listen: s.listen,
+        threads: s.threads,
+        language,
+    };
     let server = http::Server::start(Arc::new(store), &config)?;
     println!("cmdb-lite listening on http://{}", server.addr());
     server.join();
@@ -154,7 +163,8 @@ fn serve(s: Serve) -> Result<i32, String> {
 fn import(i: Import) -> Result<i32, String> {
     let ds = read_dataset(&i.file)?;
     let store = open(&i.db, DEFAULT_CACHE_MIB)?;
-    let n = dataset::import(&store, &ds).map_err(|e| format!("{}: {e}; nothing was imported", i.file.display()))?;
+    let n = dataset::import(&store, &ds)
+        .map_err(|e| format!("{}: {e}; nothing was imported", i.file.display()))?;
     eprintln!("cmdb-lite: imported {n} records from {}", i.file.display());
     Ok(0)
 }
@@ -164,7 +174,8 @@ fn export(e: Export) -> Result<i32, String> {
     let ds = dataset::export(&store).map_err(|err| err.to_string())?;
     let text = serde_json::to_string_pretty(&ds).map_err(|err| err.to_string())? + "\n";
     match e.out {
-        Some(path) => std::fs::write(&path, text).map_err(|err| format!("cannot write {}: {err}", path.display()))?,
+        Some(path) => std::fs::write(&path, text)
+            .map_err(|err| format!("cannot write {}: {err}", path.display()))?,
         None => print!("{text}"),
     }
     Ok(0)
@@ -180,7 +191,11 @@ fn check(c: Check) -> Result<i32, String> {
         for p in &problems {
             println!("{p}");
         }
-        eprintln!("cmdb-lite: {} problem(s) in {}", problems.len(), c.db.display());
+        eprintln!(
+            "cmdb-lite: {} problem(s) in {}",
+            problems.len(),
+            c.db.display()
+        );
         Ok(1)
     }
 }

@@ -116,15 +116,32 @@ mod tests {
     fn round_trip() {
         let ms = parse_ms("2026-01-02T03:04:05.678Z").unwrap();
         assert_eq!(format_ms(ms), "2026-01-02T03:04:05.678Z");
-        assert_eq!(format_ms(parse_ms("2024-05-01T08:09:10.120Z").unwrap()), "2024-05-01T08:09:10.12Z");
-        assert_eq!(format_ms(parse_ms("2024-05-01T16:09:10+08:00").unwrap()), "2024-05-01T08:09:10Z");
+        assert_eq!(
+            format_ms(parse_ms("2024-05-01T08:09:10.120Z").unwrap()),
+            "2024-05-01T08:09:10.12Z"
+        );
+        assert_eq!(
+            format_ms(parse_ms("2024-05-01T16:09:10+08:00").unwrap()),
+            "2024-05-01T08:09:10Z"
+        );
         assert_eq!(format_ms(0), "1970-01-01T00:00:00Z");
-        assert_eq!(parse_ms("2019-09-18T23:09:44.251970453+08:00").map(format_ms).unwrap(), "2019-09-18T15:09:44.251Z");
+        assert_eq!(
+            parse_ms("2019-09-18T23:09:44.251970453+08:00")
+                .map(format_ms)
+                .unwrap(),
+            "2019-09-18T15:09:44.251Z"
+        );
     }
 
     #[test]
     fn rejects_garbage() {
-        for s in ["", "2024-13-01T00:00:00Z", "2024-05-01T00:00:00", "2024-05-01T00:00:00.Z", "x024-05-01T00:00:00Z"] {
+        for s in [
+            "",
+            "2024-13-01T00:00:00Z",
+            "2024-05-01T00:00:00",
+            "2024-05-01T00:00:00.Z",
+            "x024-05-01T00:00:00Z",
+        ] {
             assert_eq!(parse_ms(s), None, "{s}");
         }
     }

@@ -75,7 +75,9 @@ fn unique<T>(items: &[T], what: &str, id: impl Fn(&T) -> i64) -> Result<(), CcEr
 
 /// Loads `ds` into `store` in one transaction; returns the number of records written.
 pub fn import(store: &Store, ds: &Dataset) -> Result<usize, String> {
-    store.write(|tx| load(tx, ds)).map_err(|e| e.render(Lang::En))
+    store
+        .write(|tx| load(tx, ds))
+        .map_err(|e| e.render(Lang::En))
 }
 
 fn load(tx: &mut WriteTx, ds: &Dataset) -> Result<usize, CcError> {
@@ -94,7 +96,10 @@ fn load(tx: &mut WriteTx, ds: &Dataset) -> Result<usize, CcError> {
     tx.set_setting("supplier_account", &ds.supplier_account)?;
     for b in &ds.businesses {
         if tx.business(b.bk_biz_id)?.is_some() {
-            return Err(bad(format!("business {}: already in the store", b.bk_biz_id)));
+            return Err(bad(format!(
+                "business {}: already in the store",
+                b.bk_biz_id
+            )));
         }
         tx.put_business(b)?;
     }
@@ -107,25 +112,40 @@ fn load(tx: &mut WriteTx, ds: &Dataset) -> Result<usize, CcError> {
     // Categories may name a parent that comes later in the file: insert all, then check.
     for c in &ds.service_categories {
         if tx.service_category(c.id)?.is_some() {
-            return Err(bad(format!("service category {}: already in the store", c.id)));
+            return Err(bad(format!(
+                "service category {}: already in the store",
+                c.id
+            )));
         }
         if c.bk_biz_id != 0 && tx.business(c.bk_biz_id)?.is_none() {
-            return Err(bad(format!("service category {}: business {} does not exist", c.id, c.bk_biz_id)));
+            return Err(bad(format!(
+                "service category {}: business {} does not exist",
+                c.id, c.bk_biz_id
+            )));
         }
         tx.put_service_category(c)?;
         bump(Kind::ServiceCategory, c.id);
     }
     for c in &ds.service_categories {
         if c.bk_parent_id != 0 && tx.service_category(c.bk_parent_id)?.is_none() {
-            return Err(bad(format!("service category {}: parent {} does not exist", c.id, c.bk_parent_id)));
+            return Err(bad(format!(
+                "service category {}: parent {} does not exist",
+                c.id, c.bk_parent_id
+            )));
         }
     }
     for st in &ds.service_templates {
         if tx.service_template(st.id)?.is_some() {
-            return Err(bad(format!("service template {}: already in the store", st.id)));
+            return Err(bad(format!(
+                "service template {}: already in the store",
+                st.id
+            )));
         }
         if tx.business(st.bk_biz_id)?.is_none() {
-            return Err(bad(format!("service template {}: business {} does not exist", st.id, st.bk_biz_id)));
+            return Err(bad(format!(
+                "service template {}: business {} does not exist",
+                st.id, st.bk_biz_id
+            )));
         }
         if tx.service_category(st.service_category_id)?.is_none() {
             return Err(bad(format!(
@@ -134,17 +154,26 @@ fn load(tx: &mut WriteTx, ds: &Dataset) -> Result<usize, CcError> {
             )));
         }
         if tx.service_template_named(st.bk_biz_id, &st.name)?.is_some() {
-            return Err(bad(format!("service template {}: name {:?} is not unique in its business", st.id, st.name)));
+            return Err(bad(format!(
+                "service template {}: name {:?} is not unique in its business",
+                st.id, st.name
+            )));
         }
         tx.put_service_template(st)?;
         bump(Kind::ServiceTemplate, st.id);
     }
     for m in &ds.modules {
         if tx.module(m.bk_module_id)?.is_some() {
-            return Err(bad(format!("module {}: already in the store", m.bk_module_id)));
+            return Err(bad(format!(
+                "module {}: already in the store",
+                m.bk_module_id
+            )));
         }
         if tx.business(m.bk_biz_id)?.is_none() {
-            return Err(bad(format!("module {}: business {} does not exist", m.bk_module_id, m.bk_biz_id)));
+            return Err(bad(format!(
+                "module {}: business {} does not exist",
+                m.bk_module_id, m.bk_biz_id
+            )));
         }
         if m.service_template_id != 0 && tx.service_template(m.service_template_id)?.is_none() {
             return Err(bad(format!(
@@ -154,14 +183,20 @@ fn load(tx: &mut WriteTx, ds: &Dataset) -> Result<usize, CcError> {
         }
         for h in &m.hosts {
             if tx.host(*h)?.is_none() {
-                return Err(bad(format!("module {}: host {h} is not in hosts", m.bk_module_id)));
+                return Err(bad(format!(
+                    "module {}: host {h} is not in hosts",
+                    m.bk_module_id
+                )));
             }
         }
         tx.put_module(m)?;
     }
     for pt in &ds.process_templates {
         if tx.process_template(pt.id)?.is_some() {
-            return Err(bad(format!("process template {}: already in the store", pt.id)));
+            return Err(bad(format!(
+                "process template {}: already in the store",
+                pt.id
+            )));
         }
         match tx.service_template(pt.service_template_id)? {
             None => {
@@ -171,7 +206,10 @@ fn load(tx: &mut WriteTx, ds: &Dataset) -> Result<usize, CcError> {
                 )));
             }
             Some(st) if st.bk_biz_id != pt.bk_biz_id => {
-                return Err(bad(format!("process template {}: business differs from its service template", pt.id)));
+                return Err(bad(format!(
+                    "process template {}: business differs from its service template",
+                    pt.id
+                )));
             }
             Some(_) => {}
         }
@@ -180,16 +218,28 @@ fn load(tx: &mut WriteTx, ds: &Dataset) -> Result<usize, CcError> {
     }
     for si in &ds.service_instances {
         if tx.service_instance(si.id)?.is_some() {
-            return Err(bad(format!("service instance {}: already in the store", si.id)));
+            return Err(bad(format!(
+                "service instance {}: already in the store",
+                si.id
+            )));
         }
         let Some(module) = tx.module(si.bk_module_id)? else {
-            return Err(bad(format!("service instance {}: module {} does not exist", si.id, si.bk_module_id)));
+            return Err(bad(format!(
+                "service instance {}: module {} does not exist",
+                si.id, si.bk_module_id
+            )));
         };
         if module.bk_biz_id != si.bk_biz_id {
-            return Err(bad(format!("service instance {}: business differs from its module's", si.id)));
+            return Err(bad(format!(
+                "service instance {}: business differs from its module's",
+                si.id
+            )));
         }
         if tx.host(si.bk_host_id)?.is_none() {
-            return Err(bad(format!("service instance {}: host {} does not exist", si.id, si.bk_host_id)));
+            return Err(bad(format!(
+                "service instance {}: host {} does not exist",
+                si.id, si.bk_host_id
+            )));
         }
         if si.service_template_id != 0 {
             if tx.service_template(si.service_template_id)?.is_none() {
@@ -198,7 +248,10 @@ fn load(tx: &mut WriteTx, ds: &Dataset) -> Result<usize, CcError> {
                     si.id, si.service_template_id
                 )));
             }
-            if tx.template_instance(si.bk_module_id, si.bk_host_id, si.service_template_id)?.is_some() {
+            if tx
+                .template_instance(si.bk_module_id, si.bk_host_id, si.service_template_id)?
+                .is_some()
+            {
                 return Err(bad(format!(
                     "service instance {}: another instance of template {} exists on host {} in module {}",
                     si.id, si.service_template_id, si.bk_host_id, si.bk_module_id
@@ -211,18 +264,33 @@ fn load(tx: &mut WriteTx, ds: &Dataset) -> Result<usize, CcError> {
     let mut pids = BTreeSet::new();
     for (i, entry) in ds.processes.iter().enumerate() {
         let mut map = entry.clone();
-        let pid = map.get("bk_process_id").and_then(Value::as_i64).unwrap_or(0);
-        let what = if pid > 0 { format!("process {pid}") } else { format!("processes[{i}]") };
+        let pid = map
+            .get("bk_process_id")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
+        let what = if pid > 0 {
+            format!("process {pid}")
+        } else {
+            format!("processes[{i}]")
+        };
         if pid <= 0 {
-            return Err(bad(format!("{what}: bk_process_id must be a positive integer")));
+            return Err(bad(format!(
+                "{what}: bk_process_id must be a positive integer"
+            )));
         }
         if !pids.insert(pid) || tx.process(pid)?.is_some() {
             return Err(bad(format!("{what}: duplicate id")));
         }
-        let rel_value = map.remove("relation").ok_or_else(|| bad(format!("{what}: has no relation")))?;
-        let rel: Relation = serde_json::from_value(rel_value).map_err(|e| bad(format!("{what}: relation: {e}")))?;
+        let rel_value = map
+            .remove("relation")
+            .ok_or_else(|| bad(format!("{what}: has no relation")))?;
+        let rel: Relation =
+            serde_json::from_value(rel_value).map_err(|e| bad(format!("{what}: relation: {e}")))?;
         if rel.bk_process_id != pid {
-            return Err(bad(format!("{what}: relation names process {}", rel.bk_process_id)));
+            return Err(bad(format!(
+                "{what}: relation names process {}",
+                rel.bk_process_id
+            )));
         }
         let Some(si) = tx.service_instance(rel.service_instance_id)? else {
             return Err(bad(format!(
@@ -231,17 +299,25 @@ fn load(tx: &mut WriteTx, ds: &Dataset) -> Result<usize, CcError> {
             )));
         };
         if map.get("service_instance_id").and_then(Value::as_i64) != Some(si.id) {
-            return Err(bad(format!("{what}: service_instance_id differs from its relation")));
+            return Err(bad(format!(
+                "{what}: service_instance_id differs from its relation"
+            )));
         }
         if si.bk_host_id != rel.bk_host_id || si.bk_biz_id != rel.bk_biz_id {
-            return Err(bad(format!("{what}: relation host or business differs from service instance {}", si.id)));
+            return Err(bad(format!(
+                "{what}: relation host or business differs from service instance {}",
+                si.id
+            )));
         }
         if let Some(key) = tx.process_key_conflict(&map, pid)? {
             let field = match key {
                 ProcKey::Name { .. } => "bk_process_name",
                 ProcKey::Func { .. } => "bk_func_name + bk_start_param_regex",
             };
-            return Err(bad(format!("{what}: {field} is not unique in service instance {}", si.id)));
+            return Err(bad(format!(
+                "{what}: {field} is not unique in service instance {}",
+                si.id
+            )));
         }
         tx.put_process(pid, &map, &rel)?;
         bump(Kind::Process, pid);
@@ -252,7 +328,9 @@ fn load(tx: &mut WriteTx, ds: &Dataset) -> Result<usize, CcError> {
         };
         let top = max.get(kind.name()).copied().unwrap_or(0);
         if *value < top {
-            return Err(bad(format!("sequences: {name} is {value}, below its imported id {top}")));
+            return Err(bad(format!(
+                "sequences: {name} is {value}, below its imported id {top}"
+            )));
         }
         tx.raise_sequence(kind, *value)?;
     }
@@ -276,7 +354,9 @@ pub fn export(store: &Store) -> Result<Dataset, CcError> {
     store.read(|tx| {
         let mut ds = Dataset {
             format: FORMAT.into(),
-            supplier_account: tx.setting("supplier_account")?.unwrap_or_else(default_supplier),
+            supplier_account: tx
+                .setting("supplier_account")?
+                .unwrap_or_else(default_supplier),
             businesses: Vec::new(),
             hosts: Vec::new(),
             modules: Vec::new(),
@@ -287,18 +367,56 @@ pub fn export(store: &Store) -> Result<Dataset, CcError> {
             processes: Vec::new(),
             sequences: BTreeMap::new(),
         };
-        tx.each_business(|_, r| Ok({ ds.businesses.push(r); true }))?;
-        tx.each_host(|_, r| Ok({ ds.hosts.push(r); true }))?;
-        tx.each_module(|_, r| Ok({ ds.modules.push(r); true }))?;
-        tx.each_service_category(|_, r| Ok({ ds.service_categories.push(r); true }))?;
-        tx.each_service_template(|_, r| Ok({ ds.service_templates.push(r); true }))?;
-        tx.each_process_template(|_, r| Ok({ ds.process_templates.push(r); true }))?;
-        tx.each_service_instance(|_, r| Ok({ ds.service_instances.push(r); true }))?;
+        tx.each_business(|_, r| {
+            Ok({
+                ds.businesses.push(r);
+                true
+            })
+        })?;
+        tx.each_host(|_, r| {
+            Ok({
+                ds.hosts.push(r);
+                true
+            })
+        })?;
+        tx.each_module(|_, r| {
+            Ok({
+                ds.modules.push(r);
+                true
+            })
+        })?;
+        tx.each_service_category(|_, r| {
+            Ok({
+                ds.service_categories.push(r);
+                true
+            })
+        })?;
+        tx.each_service_template(|_, r| {
+            Ok({
+                ds.service_templates.push(r);
+                true
+            })
+        })?;
+        tx.each_process_template(|_, r| {
+            Ok({
+                ds.process_templates.push(r);
+                true
+            })
+        })?;
+        tx.each_service_instance(|_, r| {
+            Ok({
+                ds.service_instances.push(r);
+                true
+            })
+        })?;
         tx.each_process(|pid, mut map| {
-            let rel = tx
-                .relation(pid)?
-                .ok_or_else(|| CcError::raw(code::DB_SELECT, format!("process {pid} has no relation")))?;
-            map.insert("relation".into(), serde_json::to_value(&rel).unwrap_or(Value::Null));
+            let rel = tx.relation(pid)?.ok_or_else(|| {
+                CcError::raw(code::DB_SELECT, format!("process {pid} has no relation"))
+            })?;
+            map.insert(
+                "relation".into(),
+                serde_json::to_value(&rel).unwrap_or(Value::Null),
+            );
             ds.processes.push(map);
             Ok(true)
         })?;

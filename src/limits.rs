@@ -2,22 +2,15 @@
 
 /// Processes in one create or update request (bk-cmdb `BKMaxUpdateOrCreatePageSize`).
 pub const MAX_PROCESSES_PER_REQUEST: usize = 100;
-/// Ids in one delete request (bk-cmdb `BKMaxDeletePageSize`).
-pub const MAX_IDS_PER_DELETE: usize = 500;
-/// Records in one page of a list answer (bk-cmdb `BKMaxPageSize`).
-pub const MAX_PAGE_SIZE: i64 = 1000;
-/// The "no limit" page size some list APIs accept (bk-cmdb `BKNoLimit`).
-pub const NO_LIMIT_PAGE_SIZE: i64 = 999_999_999;
 /// A request body; larger bodies get HTTP 413.
 pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 /// UTF-8 bytes of a singlechar value, after trimming.
 pub const MAX_SINGLECHAR_BYTES: usize = 256;
 /// UTF-8 bytes of a longchar value, after trimming.
 pub const MAX_LONGCHAR_BYTES: usize = 2000;
-/// Nesting depth of a request's JSON; deeper bodies are refused as malformed (1199000).
-pub const MAX_JSON_DEPTH: usize = 128;
-/// Seconds a connection may take to send one request before it is closed.
-pub const READ_TIMEOUT_SECS: u64 = 30;
+/// Deepest JSON nesting a request may have; deeper bodies are refused as malformed (1199000).
+/// This is serde_json's own recursion limit; `http` tests pin it.
+pub const MAX_JSON_DEPTH: usize = 127;
 /// Default number of HTTP worker threads.
 pub const DEFAULT_THREADS: usize = 16;
 /// Largest dataset file `import` reads.

@@ -137,11 +137,16 @@ pub fn list(_ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError> {
     let list = store.read(|tx| {
         let mut out = Vec::new();
         for pid in tx.process_ids_of(si)? {
-            let Some(relation) = tx.relation(pid)? else { continue };
+            let Some(relation) = tx.relation(pid)? else {
+                continue;
+            };
             if relation.bk_biz_id != biz {
                 continue;
             }
-            out.push(ProcessInstance { property: tx.process(pid)?, relation });
+            out.push(ProcessInstance {
+                property: tx.process(pid)?,
+                relation,
+            });
         }
         Ok(out)
     })?;

@@ -42,21 +42,25 @@ pub fn is_port_or_range(s: &str) -> bool {
 
 const KEYS: [&str; 5] = ["ip", "port", "protocol", "enable", "template_row_id"];
 
-/// Validates a `bind_info` value of a process instance. `Err(())` is reported by the caller
-/// as `'bind_info' data parameter verification does not pass`.
-pub fn validate(value: &Value) -> Result<(), ()> {
+/// A `bind_info` value that breaks a rule; reported by the caller as
+/// `'bind_info' data parameter verification does not pass`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Invalid;
+
+/// Validates a `bind_info` value of a process instance.
+pub fn validate(value: &Value) -> Result<(), Invalid> {
     let rows = match value {
         Value::Null => return Ok(()),
         Value::Array(rows) => rows,
-        _ => return Err(()),
+        _ => return Err(Invalid),
     };
     for row in rows {
         let Value::Object(row) = row else {
-            return Err(());
+            return Err(Invalid);
         };
         for (key, v) in row {
             if !KEYS.contains(&key.as_str()) {
-                return Err(());
+                return Err(Invalid);
             }
             let ok = match key.as_str() {
                 "ip" => match v {
@@ -68,13 +72,15 @@ pub fn validate(value: &Value) -> Result<(), ()> {
                     _ => false,
                 },
                 "port" => matches!(v, Value::String(s) if is_port_or_range(s.trim())),
-                "protocol" => matches!(v, Value::String(s) if matches!(s.as_str(), "1" | "2" | "3" | "4")),
+                "protocol" => {
+                    matches!(v, Value::String(s) if matches!(s.as_str(), "1" | "2" | "3" | "4"))
+                }
                 "enable" => v.is_boolean(),
                 "template_row_id" => v.is_number() || v.is_null(),
                 _ => false,
             };
             if !ok {
-                return Err(());
+                return Err(Invalid);
             }
         }
     }
@@ -88,11 +94,28 @@ mod tests {
 
     #[test]
     fn ips() {
-        for ok in ["127.0.0.1", "0.0.0.0", "01.2.3.4", "255.255.255.255", "::1", "::", "fe80::1%eth0",
-                   "2001:db8::8a2e:370:7334", "::ffff:10.0.0.1"] {
+        for ok in [
+            "127.0.0.1",
+            "0.0.0.0",
+            "01.2.3.4",
+            "255.255.255.255",
+            "::1",
+            "::",
+            "fe80::1%eth0",
+            "2001:db8::8a2e:370:7334",
+            "::ffff:10.0.0.1",
+        ] {
             assert!(is_bind_ip(ok), "{ok}");
         }
-        for bad in ["1", "256.1.1.1", "1.2.3", "1.2.3.4.5", "x", "1.2.3.4 ", "١.2.3.4"] {
+        for bad in [
+            "1",
+            "256.1.1.1",
+            "1.2.3",
+            "1.2.3.4.5",
+            "x",
+            "1.2.3.4 ",
+            "١.2.3.4",
+        ] {
             assert!(!is_bind_ip(bad), "{bad}");
         }
     }

@@ -70,14 +70,20 @@ pub fn array<'a>(obj: &'a Map<String, Value>, key: &str) -> Result<&'a [Value], 
 
 /// An `[]int64` field.
 pub fn int_array(obj: &Map<String, Value>, key: &str) -> Result<Vec<i64>, CcError> {
-    array(obj, key)?.iter().map(|v| match v {
-        Value::Null => Ok(0),
-        v => as_int(v),
-    }).collect()
+    array(obj, key)?
+        .iter()
+        .map(|v| match v {
+            Value::Null => Ok(0),
+            v => as_int(v),
+        })
+        .collect()
 }
 
 /// A `map[string]interface{}` field: absent or null → `None`; not an object → 1199000.
-pub fn object<'a>(obj: &'a Map<String, Value>, key: &str) -> Result<Option<&'a Map<String, Value>>, CcError> {
+pub fn object<'a>(
+    obj: &'a Map<String, Value>,
+    key: &str,
+) -> Result<Option<&'a Map<String, Value>>, CcError> {
     match get(obj, key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Object(m)) => Ok(Some(m)),

@@ -30,34 +30,160 @@ pub struct Attr {
     pub name: &'static str,
 }
 
-const NO_RANGE: Type = Type::Int { min: i64::MIN, max: i64::MAX };
+const NO_RANGE: Type = Type::Int {
+    min: i64::MIN,
+    max: i64::MAX,
+};
 
 /// The process attributes in the order this implementation reports the first bad one.
 pub const ATTRS: &[Attr] = &[
-    Attr { id: "bk_biz_id", ty: NO_RANGE, required: true, name: "业务ID" },
-    Attr { id: "bk_process_name", ty: Type::SingleChar, required: true, name: "进程别名" },
-    Attr { id: "bk_func_name", ty: Type::SingleChar, required: true, name: "进程名称" },
-    Attr { id: "description", ty: Type::SingleChar, required: false, name: "备注" },
-    Attr { id: "bk_start_param_regex", ty: Type::LongChar, required: false, name: "启动参数匹配规则" },
-    Attr { id: "work_path", ty: Type::LongChar, required: false, name: "工作路径" },
-    Attr { id: "user", ty: Type::SingleChar, required: false, name: "启动用户" },
-    Attr { id: "proc_num", ty: Type::Int { min: 1, max: 10000 }, required: false, name: "启动数量" },
-    Attr { id: "priority", ty: Type::Int { min: -100, max: 10000 }, required: false, name: "启动优先级" },
-    Attr { id: "timeout", ty: Type::Int { min: 0, max: 10000 }, required: false, name: "操作超时时长" },
-    Attr { id: "bk_start_check_secs", ty: Type::Int { min: 0, max: 600 }, required: false, name: "启动等待时长" },
-    Attr { id: "start_cmd", ty: Type::LongChar, required: false, name: "启动命令" },
-    Attr { id: "stop_cmd", ty: Type::LongChar, required: false, name: "停止命令" },
-    Attr { id: "restart_cmd", ty: Type::LongChar, required: false, name: "重启命令" },
-    Attr { id: "face_stop_cmd", ty: Type::LongChar, required: false, name: "强制停止命令" },
-    Attr { id: "reload_cmd", ty: Type::LongChar, required: false, name: "进程重载命令" },
-    Attr { id: "pid_file", ty: Type::LongChar, required: false, name: "PID文件路径" },
-    Attr { id: "auto_start", ty: Type::Bool, required: false, name: "是否自动拉起" },
-    Attr { id: "bind_info", ty: Type::Table, required: false, name: "bind_info" },
-    Attr { id: "service_instance_id", ty: NO_RANGE, required: true, name: "服务实例ID" },
-    Attr { id: "bk_created_at", ty: Type::Time, required: false, name: "创建时间" },
-    Attr { id: "bk_updated_at", ty: Type::Time, required: false, name: "更新时间" },
-    Attr { id: "bk_created_by", ty: Type::User, required: false, name: "创建人" },
-    Attr { id: "bk_updated_by", ty: Type::User, required: false, name: "更新人" },
+    Attr {
+        id: "bk_biz_id",
+        ty: NO_RANGE,
+        required: true,
+        name: "业务ID",
+    },
+    Attr {
+        id: "bk_process_name",
+        ty: Type::SingleChar,
+        required: true,
+        name: "进程别名",
+    },
+    Attr {
+        id: "bk_func_name",
+        ty: Type::SingleChar,
+        required: true,
+        name: "进程名称",
+    },
+    Attr {
+        id: "description",
+        ty: Type::SingleChar,
+        required: false,
+        name: "备注",
+    },
+    Attr {
+        id: "bk_start_param_regex",
+        ty: Type::LongChar,
+        required: false,
+        name: "启动参数匹配规则",
+    },
+    Attr {
+        id: "work_path",
+        ty: Type::LongChar,
+        required: false,
+        name: "工作路径",
+    },
+    Attr {
+        id: "user",
+        ty: Type::SingleChar,
+        required: false,
+        name: "启动用户",
+    },
+    Attr {
+        id: "proc_num",
+        ty: Type::Int { min: 1, max: 10000 },
+        required: false,
+        name: "启动数量",
+    },
+    Attr {
+        id: "priority",
+        ty: Type::Int {
+            min: -100,
+            max: 10000,
+        },
+        required: false,
+        name: "启动优先级",
+    },
+    Attr {
+        id: "timeout",
+        ty: Type::Int { min: 0, max: 10000 },
+        required: false,
+        name: "操作超时时长",
+    },
+    Attr {
+        id: "bk_start_check_secs",
+        ty: Type::Int { min: 0, max: 600 },
+        required: false,
+        name: "启动等待时长",
+    },
+    Attr {
+        id: "start_cmd",
+        ty: Type::LongChar,
+        required: false,
+        name: "启动命令",
+    },
+    Attr {
+        id: "stop_cmd",
+        ty: Type::LongChar,
+        required: false,
+        name: "停止命令",
+    },
+    Attr {
+        id: "restart_cmd",
+        ty: Type::LongChar,
+        required: false,
+        name: "重启命令",
+    },
+    Attr {
+        id: "face_stop_cmd",
+        ty: Type::LongChar,
+        required: false,
+        name: "强制停止命令",
+    },
+    Attr {
+        id: "reload_cmd",
+        ty: Type::LongChar,
+        required: false,
+        name: "进程重载命令",
+    },
+    Attr {
+        id: "pid_file",
+        ty: Type::LongChar,
+        required: false,
+        name: "PID文件路径",
+    },
+    Attr {
+        id: "auto_start",
+        ty: Type::Bool,
+        required: false,
+        name: "是否自动拉起",
+    },
+    Attr {
+        id: "bind_info",
+        ty: Type::Table,
+        required: false,
+        name: "bind_info",
+    },
+    Attr {
+        id: "service_instance_id",
+        ty: NO_RANGE,
+        required: true,
+        name: "服务实例ID",
+    },
+    Attr {
+        id: "bk_created_at",
+        ty: Type::Time,
+        required: false,
+        name: "创建时间",
+    },
+    Attr {
+        id: "bk_updated_at",
+        ty: Type::Time,
+        required: false,
+        name: "更新时间",
+    },
+    Attr {
+        id: "bk_created_by",
+        ty: Type::User,
+        required: false,
+        name: "创建人",
+    },
+    Attr {
+        id: "bk_updated_by",
+        ty: Type::User,
+        required: false,
+        name: "更新人",
+    },
 ];
 
 /// Keys kept verbatim without validation (bk-cmdb `createIgnoreKeys` plus `bk_obj_id`).
@@ -95,7 +221,10 @@ pub fn stamp_request_fields(map: &mut Map<String, Value>, f: &ServerFields) {
     map.insert("bk_supplier_account".into(), Value::from(f.supplier));
     map.insert("create_time".into(), Value::from(f.now));
     map.insert("last_time".into(), Value::from(f.now));
-    map.insert("service_instance_id".into(), Value::from(f.service_instance_id));
+    map.insert(
+        "service_instance_id".into(),
+        Value::from(f.service_instance_id),
+    );
 }
 
 /// Sets what the store's insert sets (spec 2.2 step 10, `save`).
@@ -174,10 +303,18 @@ pub fn check_value(a: &Attr, v: &Value) -> Result<(), CcError> {
     let need_set = || CcError::with(code::PARAMS_NEED_SET, name);
     match a.ty {
         Type::SingleChar | Type::LongChar => {
-            let limit = if a.ty == Type::SingleChar { MAX_SINGLECHAR_BYTES } else { MAX_LONGCHAR_BYTES };
+            let limit = if a.ty == Type::SingleChar {
+                MAX_SINGLECHAR_BYTES
+            } else {
+                MAX_LONGCHAR_BYTES
+            };
             match v {
                 Value::Null => {
-                    if a.required { Err(need_set()) } else { Ok(()) }
+                    if a.required {
+                        Err(need_set())
+                    } else {
+                        Ok(())
+                    }
                 }
                 Value::String(s) => {
                     if s.len() > limit {
@@ -193,7 +330,11 @@ pub fn check_value(a: &Attr, v: &Value) -> Result<(), CcError> {
         }
         Type::Int { min, max } => match v {
             Value::Null => {
-                if a.required { Err(need_set()) } else { Ok(()) }
+                if a.required {
+                    Err(need_set())
+                } else {
+                    Ok(())
+                }
             }
             Value::Number(n) => {
                 // bk-cmdb converts a number that is not an int64 to 0 for the range check.
@@ -210,7 +351,7 @@ pub fn check_value(a: &Attr, v: &Value) -> Result<(), CcError> {
             Value::Null | Value::Bool(_) => Ok(()),
             _ => Err(CcError::with(code::PARAMS_NEED_BOOL, name)),
         },
-        Type::Table => bind_info::validate(v).map_err(|()| CcError::invalid(name)),
+        Type::Table => bind_info::validate(v).map_err(|_| CcError::invalid(name)),
         Type::Time => match v {
             Value::Null => Ok(()),
             Value::String(s) if s.is_empty() || time_regex().is_match(s) => Ok(()),
@@ -219,7 +360,9 @@ pub fn check_value(a: &Attr, v: &Value) -> Result<(), CcError> {
         Type::User => match v {
             Value::Null => Ok(()),
             Value::String(s) if s.is_empty() => Ok(()),
-            Value::String(s) if s.len() > MAX_LONGCHAR_BYTES => Err(CcError::with(code::OVER_LIMIT, name)),
+            Value::String(s) if s.len() > MAX_LONGCHAR_BYTES => {
+                Err(CcError::with(code::OVER_LIMIT, name))
+            }
             Value::String(s) if user_regex().is_match(s) => Ok(()),
             Value::String(_) => Err(CcError::with(code::FIELD_REG_VALID, name)),
             _ => Err(CcError::with(code::PARAMS_NEED_STRING, name)),
@@ -244,8 +387,14 @@ mod tests {
 
     #[test]
     fn missing_required_is_wrapped_once_more() {
-        assert_eq!(run(json!({"bk_process_name": "a"})).unwrap_err(), "''bk_func_name' unassigned' unassigned");
-        assert_eq!(run(json!({})).unwrap_err(), "''bk_process_name' unassigned' unassigned");
+        assert_eq!(
+            run(json!({"bk_process_name": "a"})).unwrap_err(),
+            "''bk_func_name' unassigned' unassigned"
+        );
+        assert_eq!(
+            run(json!({})).unwrap_err(),
+            "''bk_process_name' unassigned' unassigned"
+        );
     }
 
     #[test]
@@ -254,15 +403,29 @@ mod tests {
             run(json!({"bk_process_name": " ", "bk_func_name": "f"})).unwrap_err(),
             "'''进程别名' unassigned' the parameter is invalid or does not exist' the parameter is invalid or does not exist"
         );
-        assert!(run(json!({"bk_process_name": "a", "bk_func_name": "f", "proc_num": 1.5})).unwrap_err().contains("'启动数量' data parameter"));
+        assert!(
+            run(json!({"bk_process_name": "a", "bk_func_name": "f", "proc_num": 1.5}))
+                .unwrap_err()
+                .contains("'启动数量' data parameter")
+        );
         assert!(run(json!({"bk_process_name": "a", "bk_func_name": "f", "priority": 1.5})).is_ok());
-        assert!(run(json!({"bk_process_name": "a", "bk_func_name": "f", "auto_start": "yes"})).unwrap_err().contains("'是否自动拉起' must be boolean"));
-        assert!(run(json!({"bk_process_name": "a".repeat(257), "bk_func_name": "f"})).unwrap_err().contains("Data out of bounds%!(EXTRA string=进程别名)"));
+        assert!(
+            run(json!({"bk_process_name": "a", "bk_func_name": "f", "auto_start": "yes"}))
+                .unwrap_err()
+                .contains("'是否自动拉起' must be boolean")
+        );
+        assert!(
+            run(json!({"bk_process_name": "a".repeat(257), "bk_func_name": "f"}))
+                .unwrap_err()
+                .contains("Data out of bounds%!(EXTRA string=进程别名)")
+        );
     }
 
     #[test]
     fn fills_trims_and_prunes() {
-        let m = run(json!({"bk_process_name": " a ", "bk_func_name": "f", "port": "80", "default": 7})).unwrap();
+        let m =
+            run(json!({"bk_process_name": " a ", "bk_func_name": "f", "port": "80", "default": 7}))
+                .unwrap();
         assert_eq!(m["bk_process_name"], "a");
         assert_eq!(m["description"], "");
         assert_eq!(m["auto_start"], false);
@@ -273,7 +436,10 @@ mod tests {
 
     #[test]
     fn attribute_table_order_decides() {
-        let e = run(json!({"bk_process_name": "a", "bk_func_name": "f", "proc_num": 0, "auto_start": 1})).unwrap_err();
+        let e = run(
+            json!({"bk_process_name": "a", "bk_func_name": "f", "proc_num": 0, "auto_start": 1}),
+        )
+        .unwrap_err();
         assert!(e.contains("启动数量"), "{e}");
     }
 }

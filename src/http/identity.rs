@@ -27,7 +27,11 @@ pub const SUPPLIER: &[&str] = &[
     "HTTP_BK_SUPPLIER_ACCOUNT",
     "HTTP_BLUEKING_SUPPLIER_ID",
 ];
-pub const LANGUAGE: &[&str] = &["X-Bkcmdb-Language", "Blueking-Language", "HTTP_BLUEKING_LANGUAGE"];
+pub const LANGUAGE: &[&str] = &[
+    "X-Bkcmdb-Language",
+    "Blueking-Language",
+    "HTTP_BLUEKING_LANGUAGE",
+];
 pub const REQUEST_ID: &[&str] = &["X-Request-Id", "X-Bkapi-Request-Id", "Cc_Request_Id"];
 
 /// English only for the exact value `en`; otherwise the server's default.
@@ -63,12 +67,18 @@ pub fn request_id(h: &Headers) -> String {
 pub fn gateway_user(h: &Headers) -> Option<String> {
     let raw = h.first(&["X-Bkapi-Authorization"])?;
     let v: Value = serde_json::from_str(raw).ok()?;
-    v.get("bk_username")?.as_str().filter(|s| !s.is_empty()).map(str::to_string)
+    v.get("bk_username")?
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
 }
 
 /// `bk_username` from a legacy body or query object.
 pub fn body_user(body: &Value) -> Option<String> {
-    body.get("bk_username")?.as_str().filter(|s| !s.is_empty()).map(str::to_string)
+    body.get("bk_username")?
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
 }
 
 /// `user.username` from the claims of an `X-Bkapi-JWT` (signature not verified: cmdb-lite runs
@@ -78,7 +88,11 @@ pub fn jwt_user(h: &Headers) -> Option<String> {
     let payload = token.split('.').nth(1)?;
     let bytes = base64url(payload)?;
     let v: Value = serde_json::from_slice(&bytes).ok()?;
-    v.get("user")?.get("username")?.as_str().filter(|s| !s.is_empty()).map(str::to_string)
+    v.get("user")?
+        .get("username")?
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
 }
 
 fn base64url(s: &str) -> Option<Vec<u8>> {
@@ -121,13 +135,19 @@ mod tests {
     #[test]
     fn jwt_claims() {
         // {"user":{"username":"alice"}}
-        let h = Headers(vec![("x-bkapi-jwt".into(), "e30.eyJ1c2VyIjp7InVzZXJuYW1lIjoiYWxpY2UifX0.sig".into())]);
+        let h = Headers(vec![(
+            "x-bkapi-jwt".into(),
+            "e30.eyJ1c2VyIjp7InVzZXJuYW1lIjoiYWxpY2UifX0.sig".into(),
+        )]);
         assert_eq!(jwt_user(&h).as_deref(), Some("alice"));
     }
 
     #[test]
     fn legacy_names() {
-        let h = Headers(vec![("bk_user".into(), "bob".into()), ("http_blueking_language".into(), "en".into())]);
+        let h = Headers(vec![
+            ("bk_user".into(), "bob".into()),
+            ("http_blueking_language".into(), "en".into()),
+        ]);
         assert_eq!(h.first(USER), Some("bob"));
         assert_eq!(language(&h, Lang::Zh), Lang::En);
     }

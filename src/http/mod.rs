@@ -59,7 +59,11 @@ impl Server {
                     .expect("spawning a worker thread")
             })
             .collect();
-        Ok(Server { http, workers, addr })
+        Ok(Server {
+            http,
+            workers,
+            addr,
+        })
     }
 
     /// The bound address (useful with port 0).
@@ -99,21 +103,32 @@ fn shape_for(family: Family, headers: &Headers) -> Shape {
 }
 
 fn error_reply(status: u16, shape: Shape, e: &CcError, lang: Lang, rid: &str) -> Reply {
-    Reply { status, body: envelope::render(shape, false, e.code, &e.render(lang), "null", rid) }
+    Reply {
+        status,
+        body: envelope::render(shape, false, e.code, &e.render(lang), "null", rid),
+    }
 }
 
 fn serve(store: &Store, default_lang: Lang, mut req: tiny_http::Request) {
     let headers = Headers(
         req.headers()
             .iter()
-            .map(|h| (h.field.as_str().as_str().to_string(), h.value.as_str().to_string()))
+            .map(|h| {
+                (
+                    h.field.as_str().as_str().to_string(),
+                    h.value.as_str().to_string(),
+                )
+            })
             .collect(),
     );
     let rid = identity::request_id(&headers);
     let lang = identity::language(&headers, default_lang);
     let reply = handle(store, lang, &headers, &rid, &mut req);
     let mut resp = tiny_http::Response::from_string(reply.body).with_status_code(reply.status);
-    for (k, v) in [("Content-Type", "application/json"), ("X-Request-Id", rid.as_str())] {
+    for (k, v) in [
+        ("Content-Type", "application/json"),
+        ("X-Request-Id", rid.as_str()),
+    ] {
         if let Ok(h) = tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()) {
             resp.add_header(h);
         }
@@ -137,9 +152,16 @@ fn handle(
     let url = req.url().to_string();
     let (path, query) = url.split_once('?').unwrap_or((url.as_str(), ""));
     let (route, family, path_id) = match routes::resolve(&method, path) {
-        Resolved::Found { route, family, path_id } => (route, family, path_id),
+        Resolved::Found {
+            route,
+            family,
+            path_id,
+        } => (route, family, path_id),
         Resolved::WrongMethod(f) => {
-            let e = CcError::raw(code::UNKNOWN, format!("method {method} is not allowed on {path}"));
+            let e = CcError::raw(
+                code::UNKNOWN,
+                format!("method {method} is not allowed on {path}"),
+            );
             return error_reply(405, shape_for(f, headers), &e, lang, rid);
         }
         Resolved::NotFound(f) => {
@@ -149,14 +171,21 @@ fn handle(
     };
     let shape = shape_for(family, headers);
     let too_large = || {
-        let e = CcError::raw(code::HTTP_READ_BODY, format!("request body exceeds {MAX_BODY_BYTES} bytes"));
+        let e = CcError::raw(
+            code::HTTP_READ_BODY,
+            format!("request body exceeds {MAX_BODY_BYTES} bytes"),
+        );
         error_reply(413, shape, &e, lang, rid)
     };
     if req.body_length().is_some_and(|n| n > MAX_BODY_BYTES) {
         return too_large();
     }
     let mut raw = Vec::new();
-    if let Err(e) = req.as_reader().take(MAX_BODY_BYTES as u64 + 1).read_to_end(&mut raw) {
+    if let Err(e) = req
+        .as_reader()
+        .take(MAX_BODY_BYTES as u64 + 1)
+        .read_to_end(&mut raw)
+    {
         eprintln!("cmdb-lite: {rid}: reading the body failed: {e}");
         return error_reply(200, shape, &CcError::plain(code::HTTP_READ_BODY), lang, rid);
     }
@@ -170,7 +199,8 @@ fn handle(
             let e = CcError::with(code::NOT_AUTH_ITEM, "owner_id");
             return error_reply(500, Shape::Native, &e, lang, rid);
         };
-        let Some(user) = identity::jwt_user(headers).or_else(|| headers.first(identity::USER).map(String::from))
+        let Some(user) =
+            identity::jwt_user(headers).or_else(|| headers.first(identity::USER).map(String::from))
         else {
             let e = CcError::with(code::NOT_AUTH_ITEM, "user");
             return error_reply(500, Shape::Native, &e, lang, rid);
@@ -181,7 +211,8 @@ fn handle(
     };
 
     let mut body = parse_body(&raw);
-    if family == Family::Esb && (method == "GET" || route.esb_method == "GET") && !query.is_empty() {
+    if family == Family::Esb && (method == "GET" || route.esb_method == "GET") && !query.is_empty()
+    {
         body = body.map(|b| merge_query(b, query));
     }
     let (user, supplier) = match native_identity {
@@ -197,17 +228,28 @@ fn handle(
             (user, supplier)
         }
     };
-    let ctx = Ctx { user, supplier, lang, rid: rid.to_string(), now_ms: crate::clock::now_ms() };
+    let ctx = Ctx {
+        user,
+        supplier,
+        lang,
+        rid: rid.to_string(),
+        now_ms: crate::clock::now_ms(),
+    };
     let result = body.and_then(|body| {
         let input = Input { body, path_id };
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| api::call(route.op, &ctx, store, input)))
-            .unwrap_or_else(|_| {
-                eprintln!("cmdb-lite: {rid}: handler panicked");
-                Err(CcError::with(code::INTERNAL, "proc"))
-            })
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            api::call(route.op, &ctx, store, input)
+        }))
+        .unwrap_or_else(|_| {
+            eprintln!("cmdb-lite: {rid}: handler panicked");
+            Err(CcError::with(code::INTERNAL, "proc"))
+        })
     });
     match result {
-        Ok(data) => Reply { status: 200, body: envelope::render(shape, true, 0, "success", &data.0, rid) },
+        Ok(data) => Reply {
+            status: 200,
+            body: envelope::render(shape, true, 0, "success", &data.0, rid),
+        },
         Err(e) => error_reply(200, shape, &e, lang, rid),
     }
 }
@@ -272,7 +314,20 @@ mod tests {
     #[test]
     fn query_coercion() {
         let v = merge_query(Value::Null, "service_template_id=5&name=a%20b&x=true");
-        assert_eq!(v, serde_json::json!({"service_template_id": 5, "name": "a b", "x": true}));
+        assert_eq!(
+            v,
+            serde_json::json!({"service_template_id": 5, "name": "a b", "x": true})
+        );
         assert_eq!(percent_decode("%zz%4"), "%zz%4");
+    }
+
+    #[test]
+    fn json_depth_limit_is_the_named_one() {
+        use crate::limits::MAX_JSON_DEPTH;
+        let nest = |d: usize| format!("{}{}", "[".repeat(d), "]".repeat(d));
+        assert!(parse_body(nest(MAX_JSON_DEPTH).as_bytes()).is_ok());
+        let e = parse_body(nest(MAX_JSON_DEPTH + 1).as_bytes()).unwrap_err();
+        assert_eq!(e.code, code::JSON_UNMARSHAL);
+        assert!(parse_body(nest(10_000).as_bytes()).is_err());
     }
 }

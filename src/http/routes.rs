@@ -44,7 +44,11 @@ pub const ROUTES: &[Route] = &[
 
 /// What a path and method resolve to.
 pub enum Resolved {
-    Found { route: &'static Route, family: Family, path_id: Option<String> },
+    Found {
+        route: &'static Route,
+        family: Family,
+        path_id: Option<String>,
+    },
     /// The path exists, not with this method.
     WrongMethod(Family),
     NotFound(Family),
@@ -92,7 +96,9 @@ pub fn resolve(method: &str, path: &str) -> Resolved {
         Family::Gateway => {
             // /api/bk-cmdb/{stage}/api/v3/...
             let rest = &trimmed["/api/bk-cmdb/".len()..];
-            rest.find('/').map(|i| &rest[i..]).filter(|r| r.starts_with("/api/v3/"))
+            rest.find('/')
+                .map(|i| &rest[i..])
+                .filter(|r| r.starts_with("/api/v3/"))
         }
         Family::Esb => None,
     };
@@ -101,7 +107,11 @@ pub fn resolve(method: &str, path: &str) -> Resolved {
         for r in ROUTES {
             if let Some(id) = match_template(r.path, native) {
                 if r.method == method {
-                    return Resolved::Found { route: r, family, path_id: id };
+                    return Resolved::Found {
+                        route: r,
+                        family,
+                        path_id: id,
+                    };
                 }
                 path_exists = true;
             }
@@ -114,12 +124,20 @@ pub fn resolve(method: &str, path: &str) -> Resolved {
             && let Some(r) = ROUTES.iter().find(|r| r.esb_name == name)
         {
             if method == r.esb_method || method == "POST" {
-                return Resolved::Found { route: r, family, path_id: None };
+                return Resolved::Found {
+                    route: r,
+                    family,
+                    path_id: None,
+                };
             }
             path_exists = true;
         }
     }
-    if path_exists { Resolved::WrongMethod(family) } else { Resolved::NotFound(family) }
+    if path_exists {
+        Resolved::WrongMethod(family)
+    } else {
+        Resolved::NotFound(family)
+    }
 }
 
 #[cfg(test)]
@@ -136,13 +154,40 @@ mod tests {
     #[test]
     fn families() {
         let c = Op::CreateProcessInstance;
-        assert_eq!(op("POST", "/api/v3/create/proc/process_instance"), Some((c, Family::Native)));
-        assert_eq!(op("POST", "/api/v3/create/proc/process_instance/"), Some((c, Family::Native)));
-        assert_eq!(op("POST", "/api/bk-cmdb/prod/api/v3/create/proc/process_instance"), Some((c, Family::Gateway)));
-        assert_eq!(op("POST", "/api/c/compapi/v2/cc/create_process_instance/"), Some((c, Family::Esb)));
-        assert_eq!(op("POST", "/api/c/compapi/cc/create_process_instance"), Some((c, Family::Esb)));
-        assert!(matches!(resolve("GET", "/api/v3/create/proc/process_instance"), Resolved::WrongMethod(_)));
-        assert!(matches!(resolve("POST", "/api/v3/nope"), Resolved::NotFound(_)));
-        assert!(matches!(resolve("POST", "/api/bk-cmdb/prod"), Resolved::NotFound(_)));
+        assert_eq!(
+            op("POST", "/api/v3/create/proc/process_instance"),
+            Some((c, Family::Native))
+        );
+        assert_eq!(
+            op("POST", "/api/v3/create/proc/process_instance/"),
+            Some((c, Family::Native))
+        );
+        assert_eq!(
+            op(
+                "POST",
+                "/api/bk-cmdb/prod/api/v3/create/proc/process_instance"
+            ),
+            Some((c, Family::Gateway))
+        );
+        assert_eq!(
+            op("POST", "/api/c/compapi/v2/cc/create_process_instance/"),
+            Some((c, Family::Esb))
+        );
+        assert_eq!(
+            op("POST", "/api/c/compapi/cc/create_process_instance"),
+            Some((c, Family::Esb))
+        );
+        assert!(matches!(
+            resolve("GET", "/api/v3/create/proc/process_instance"),
+            Resolved::WrongMethod(_)
+        ));
+        assert!(matches!(
+            resolve("POST", "/api/v3/nope"),
+            Resolved::NotFound(_)
+        ));
+        assert!(matches!(
+            resolve("POST", "/api/bk-cmdb/prod"),
+            Resolved::NotFound(_)
+        ));
     }
 }

@@ -35,7 +35,9 @@ fn compare<T: Ord + std::fmt::Debug>(
         problems.push(format!("{index}: entry {extra:?} has no matching record"));
     }
     for missing in expected.difference(&stored) {
-        problems.push(format!("{index}: record needs entry {missing:?}, which is missing"));
+        problems.push(format!(
+            "{index}: record needs entry {missing:?}, which is missing"
+        ));
     }
 }
 
@@ -55,7 +57,10 @@ fn check_tx(tx: &ReadTx) -> Result<Vec<String>, CcError> {
     let mut bizs = BTreeSet::new();
     tx.each_business(|id, b| {
         if id != b.bk_biz_id {
-            p.push(format!("business {id}: stored under another id ({})", b.bk_biz_id));
+            p.push(format!(
+                "business {id}: stored under another id ({})",
+                b.bk_biz_id
+            ));
         }
         bizs.insert(id);
         Ok(true)
@@ -77,7 +82,10 @@ fn check_tx(tx: &ReadTx) -> Result<Vec<String>, CcError> {
     tx.each_service_template(|id, st| {
         bump(Kind::ServiceTemplate, id);
         if !bizs.contains(&st.bk_biz_id) {
-            p.push(format!("service template {id}: business {} does not exist", st.bk_biz_id));
+            p.push(format!(
+                "service template {id}: business {} does not exist",
+                st.bk_biz_id
+            ));
         }
         st_by_biz.push((st.bk_biz_id, id));
         st_names.push((st.bk_biz_id, st.name.clone(), id));
@@ -87,7 +95,10 @@ fn check_tx(tx: &ReadTx) -> Result<Vec<String>, CcError> {
     let mut modules = BTreeMap::new();
     tx.each_module(|id, m| {
         if !bizs.contains(&m.bk_biz_id) {
-            p.push(format!("module {id}: business {} does not exist", m.bk_biz_id));
+            p.push(format!(
+                "module {id}: business {} does not exist",
+                m.bk_biz_id
+            ));
         }
         for h in &m.hosts {
             if !hosts.contains(h) {
@@ -95,7 +106,10 @@ fn check_tx(tx: &ReadTx) -> Result<Vec<String>, CcError> {
             }
         }
         if m.service_template_id != 0 && !templates.contains_key(&m.service_template_id) {
-            p.push(format!("module {id}: service template {} does not exist", m.service_template_id));
+            p.push(format!(
+                "module {id}: service template {} does not exist",
+                m.service_template_id
+            ));
         }
         modules.insert(id, m);
         Ok(true)
@@ -117,13 +131,22 @@ fn check_tx(tx: &ReadTx) -> Result<Vec<String>, CcError> {
     tx.each_service_instance(|id, si| {
         bump(Kind::ServiceInstance, id);
         if !bizs.contains(&si.bk_biz_id) {
-            p.push(format!("service instance {id}: business {} does not exist", si.bk_biz_id));
+            p.push(format!(
+                "service instance {id}: business {} does not exist",
+                si.bk_biz_id
+            ));
         }
         if !modules.contains_key(&si.bk_module_id) {
-            p.push(format!("service instance {id}: module {} does not exist", si.bk_module_id));
+            p.push(format!(
+                "service instance {id}: module {} does not exist",
+                si.bk_module_id
+            ));
         }
         if !hosts.contains(&si.bk_host_id) {
-            p.push(format!("service instance {id}: host {} does not exist", si.bk_host_id));
+            p.push(format!(
+                "service instance {id}: host {} does not exist",
+                si.bk_host_id
+            ));
         }
         si_by_module.push((si.bk_module_id, id));
         si_by_host.push((si.bk_host_id, id));
@@ -136,17 +159,22 @@ fn check_tx(tx: &ReadTx) -> Result<Vec<String>, CcError> {
     let mut relations = BTreeMap::new();
     tx.each_relation(|pid, r| {
         if r.bk_process_id != pid {
-            p.push(format!("relation of process {pid}: names process {}", r.bk_process_id));
+            p.push(format!(
+                "relation of process {pid}: names process {}",
+                r.bk_process_id
+            ));
         }
         match sis.get(&r.service_instance_id) {
             None => p.push(format!(
                 "relation of process {pid}: service instance {} does not exist",
                 r.service_instance_id
             )),
-            Some(si) if si.bk_host_id != r.bk_host_id || si.bk_biz_id != r.bk_biz_id => p.push(format!(
-                "relation of process {pid}: host/business differ from service instance {}",
-                r.service_instance_id
-            )),
+            Some(si) if si.bk_host_id != r.bk_host_id || si.bk_biz_id != r.bk_biz_id => {
+                p.push(format!(
+                    "relation of process {pid}: host/business differ from service instance {}",
+                    r.service_instance_id
+                ))
+            }
             Some(_) => {}
         }
         relations.insert(pid, r);
@@ -158,14 +186,18 @@ fn check_tx(tx: &ReadTx) -> Result<Vec<String>, CcError> {
         bump(Kind::Process, pid);
         procs.insert(pid);
         if map.get("bk_process_id").and_then(|v| v.as_i64()) != Some(pid) {
-            p.push(format!("process {pid}: bk_process_id field differs from its key"));
+            p.push(format!(
+                "process {pid}: bk_process_id field differs from its key"
+            ));
         }
         let si = map.get("service_instance_id").and_then(|v| v.as_i64());
         match relations.get(&pid) {
             None => p.push(format!("process {pid}: has no relation")),
             Some(r) => {
                 if Some(r.service_instance_id) != si {
-                    p.push(format!("process {pid}: service_instance_id differs from its relation"));
+                    p.push(format!(
+                        "process {pid}: service_instance_id differs from its relation"
+                    ));
                 }
                 proc_by_si.push((r.service_instance_id, pid));
             }
@@ -180,14 +212,18 @@ fn check_tx(tx: &ReadTx) -> Result<Vec<String>, CcError> {
     })?;
     for pid in relations.keys() {
         if !procs.contains(pid) {
-            p.push(format!("relation of process {pid}: the process does not exist"));
+            p.push(format!(
+                "relation of process {pid}: the process does not exist"
+            ));
         }
     }
     // A unique key held twice shows up as two expected entries for one stored key.
     let mut seen = BTreeSet::new();
     for (si, name, pid) in &names {
         if !seen.insert((si, name)) {
-            p.push(format!("process {pid}: name {name:?} is not unique in service instance {si}"));
+            p.push(format!(
+                "process {pid}: name {name:?} is not unique in service instance {si}"
+            ));
         }
     }
     let mut seen = BTreeSet::new();
@@ -214,7 +250,10 @@ fn check_tx(tx: &ReadTx) -> Result<Vec<String>, CcError> {
         let seq = tx.sequence(kind)?;
         let max = max_id.get(kind.name()).copied().unwrap_or(0);
         if seq < max {
-            p.push(format!("sequence {}: at {seq}, below issued id {max}", kind.name()));
+            p.push(format!(
+                "sequence {}: at {seq}, below issued id {max}",
+                kind.name()
+            ));
         }
     }
     Ok(p)

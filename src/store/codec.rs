@@ -41,8 +41,7 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     let mut out = vec![SCHEMA_VERSION];
     // Encoding into a Vec cannot fail for our record types (no maps with non-string keys,
     // no unsized sequences); a failure here is a programming error.
-    let body = bincode::serde::encode_to_vec(value, config())
-        .expect("record types always encode");
+    let body = bincode::serde::encode_to_vec(value, config()).expect("record types always encode");
     out.extend_from_slice(&body);
     out
 }
@@ -188,7 +187,10 @@ mod tests {
     fn unknown_version_is_refused() {
         let mut bytes = encode(&42i64);
         bytes[0] = 9;
-        assert!(matches!(decode::<i64>(&bytes), Err(CodecError::UnknownVersion(9))));
+        assert!(matches!(
+            decode::<i64>(&bytes),
+            Err(CodecError::UnknownVersion(9))
+        ));
         assert!(matches!(decode::<i64>(&[]), Err(CodecError::Empty)));
     }
 }

@@ -130,7 +130,10 @@ impl Store {
             if names.is_empty() {
                 None
             } else if !names.iter().any(|n| n == "meta") {
-                Some(Err(OpenError::NotOurs(p.to_path_buf(), "a redb file of another program".into())))
+                Some(Err(OpenError::NotOurs(
+                    p.to_path_buf(),
+                    "a redb file of another program".into(),
+                )))
             } else {
                 let meta = rtx.open_table(META).map_err(|e| other(&e))?;
                 let magic_ok = meta
@@ -143,7 +146,10 @@ impl Store {
                     .and_then(|v| v.value().first().copied())
                     .unwrap_or(0);
                 Some(if !magic_ok {
-                    Err(OpenError::NotOurs(p.to_path_buf(), "a redb file of another program".into()))
+                    Err(OpenError::NotOurs(
+                        p.to_path_buf(),
+                        "a redb file of another program".into(),
+                    ))
                 } else if version != codec::SCHEMA_VERSION {
                     Err(OpenError::UnknownSchema(p.to_path_buf(), version))
                 } else {
@@ -165,10 +171,21 @@ impl Store {
             ($($t:expr),*) => { $( txn.open_table($t).map_err(|e| other(&e))?; )* };
         }
         create!(SEQUENCES, SETTINGS);
-        create!(BUSINESSES, HOSTS, MODULES, SERVICE_CATEGORIES, SERVICE_TEMPLATES);
+        create!(
+            BUSINESSES,
+            HOSTS,
+            MODULES,
+            SERVICE_CATEGORIES,
+            SERVICE_TEMPLATES
+        );
         create!(PROCESS_TEMPLATES, SERVICE_INSTANCES, PROCESSES, RELATIONS);
         create!(PROC_BY_SI, SI_BY_MODULE, SI_BY_HOST, ST_BY_BIZ, PT_BY_ST);
-        create!(UNIQ_PROC_NAME, UNIQ_PROC_FUNC, UNIQ_SI_TEMPLATE, UNIQ_ST_NAME);
+        create!(
+            UNIQ_PROC_NAME,
+            UNIQ_PROC_FUNC,
+            UNIQ_SI_TEMPLATE,
+            UNIQ_ST_NAME
+        );
         txn.commit().map_err(|e| other(&e))
     }
 
@@ -211,8 +228,15 @@ pub struct WriteTx {
 /// A uniqueness key of a process (spec 2.6): the text bk-cmdb reports when it is hit.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ProcKey {
-    Name { si: i64, name: String },
-    Func { si: i64, func: String, regex: String },
+    Name {
+        si: i64,
+        name: String,
+    },
+    Func {
+        si: i64,
+        func: String,
+        regex: String,
+    },
 }
 
 impl ProcKey {
@@ -349,26 +373,38 @@ macro_rules! reads {
                 self.index_pairs(PT_BY_ST, st)
             }
             /// The service template named `name` in `biz`.
-            pub fn service_template_named(&self, biz: i64, name: &str) -> Result<Option<i64>, CcError> {
+            pub fn service_template_named(
+                &self,
+                biz: i64,
+                name: &str,
+            ) -> Result<Option<i64>, CcError> {
                 let t = self.txn.open_table(UNIQ_ST_NAME).map_err(read_err)?;
                 Ok(t.get((biz, name)).map_err(read_err)?.map(|v| v.value()))
             }
             /// The template instance of (module, host, template), if any.
-            pub fn template_instance(&self, module: i64, host: i64, st: i64) -> Result<Option<i64>, CcError> {
+            pub fn template_instance(
+                &self,
+                module: i64,
+                host: i64,
+                st: i64,
+            ) -> Result<Option<i64>, CcError> {
                 let t = self.txn.open_table(UNIQ_SI_TEMPLATE).map_err(read_err)?;
-                Ok(t.get((module, host, st)).map_err(read_err)?.map(|v| v.value()))
+                Ok(t.get((module, host, st))
+                    .map_err(read_err)?
+                    .map(|v| v.value()))
             }
             /// The process holding a uniqueness key, if any.
             pub fn process_with_key(&self, key: &ProcKey) -> Result<Option<i64>, CcError> {
                 match key {
                     ProcKey::Name { si, name } => {
                         let t = self.txn.open_table(UNIQ_PROC_NAME).map_err(read_err)?;
-                        Ok(t.get((*si, name.as_str())).map_err(read_err)?.map(|v| v.value()))
+                        Ok(t.get((*si, name.as_str()))
+                            .map_err(read_err)?
+                            .map(|v| v.value()))
                     }
                     ProcKey::Func { si, func, regex } => {
                         let t = self.txn.open_table(UNIQ_PROC_FUNC).map_err(read_err)?;
-                        Ok(t
-                            .get((*si, func.as_str(), regex.as_str()))
+                        Ok(t.get((*si, func.as_str(), regex.as_str()))
                             .map_err(read_err)?
                             .map(|v| v.value()))
                     }
@@ -393,7 +429,9 @@ macro_rules! reads {
             /// The last id issued for `kind` (0 if none).
             pub fn sequence(&self, kind: Kind) -> Result<i64, CcError> {
                 let t = self.txn.open_table(SEQUENCES).map_err(read_err)?;
-                Ok(t.get(kind.name()).map_err(read_err)?.map_or(0, |v| v.value()))
+                Ok(t.get(kind.name())
+                    .map_err(read_err)?
+                    .map_or(0, |v| v.value()))
             }
             /// A store-wide setting.
             pub fn setting(&self, key: &str) -> Result<Option<String>, CcError> {
@@ -403,31 +441,55 @@ macro_rules! reads {
             /// True if the store holds no business (a fresh store: the seed is loaded into it).
             pub fn is_empty(&self) -> Result<bool, CcError> {
                 let t = self.txn.open_table(BUSINESSES).map_err(read_err)?;
-                Ok(t.is_empty().map_err(read_err)?)
+                t.is_empty().map_err(read_err)
             }
 
-            pub fn each_business(&self, f: impl FnMut(i64, Business) -> Result<bool, CcError>) -> Result<(), CcError> {
+            pub fn each_business(
+                &self,
+                f: impl FnMut(i64, Business) -> Result<bool, CcError>,
+            ) -> Result<(), CcError> {
                 self.scan_rec(BUSINESSES, f)
             }
-            pub fn each_host(&self, f: impl FnMut(i64, Host) -> Result<bool, CcError>) -> Result<(), CcError> {
+            pub fn each_host(
+                &self,
+                f: impl FnMut(i64, Host) -> Result<bool, CcError>,
+            ) -> Result<(), CcError> {
                 self.scan_rec(HOSTS, f)
             }
-            pub fn each_module(&self, f: impl FnMut(i64, Module) -> Result<bool, CcError>) -> Result<(), CcError> {
+            pub fn each_module(
+                &self,
+                f: impl FnMut(i64, Module) -> Result<bool, CcError>,
+            ) -> Result<(), CcError> {
                 self.scan_rec(MODULES, f)
             }
-            pub fn each_service_category(&self, f: impl FnMut(i64, ServiceCategory) -> Result<bool, CcError>) -> Result<(), CcError> {
+            pub fn each_service_category(
+                &self,
+                f: impl FnMut(i64, ServiceCategory) -> Result<bool, CcError>,
+            ) -> Result<(), CcError> {
                 self.scan_rec(SERVICE_CATEGORIES, f)
             }
-            pub fn each_service_template(&self, f: impl FnMut(i64, ServiceTemplate) -> Result<bool, CcError>) -> Result<(), CcError> {
+            pub fn each_service_template(
+                &self,
+                f: impl FnMut(i64, ServiceTemplate) -> Result<bool, CcError>,
+            ) -> Result<(), CcError> {
                 self.scan_rec(SERVICE_TEMPLATES, f)
             }
-            pub fn each_process_template(&self, f: impl FnMut(i64, ProcessTemplate) -> Result<bool, CcError>) -> Result<(), CcError> {
+            pub fn each_process_template(
+                &self,
+                f: impl FnMut(i64, ProcessTemplate) -> Result<bool, CcError>,
+            ) -> Result<(), CcError> {
                 self.scan_rec(PROCESS_TEMPLATES, f)
             }
-            pub fn each_service_instance(&self, f: impl FnMut(i64, ServiceInstance) -> Result<bool, CcError>) -> Result<(), CcError> {
+            pub fn each_service_instance(
+                &self,
+                f: impl FnMut(i64, ServiceInstance) -> Result<bool, CcError>,
+            ) -> Result<(), CcError> {
                 self.scan_rec(SERVICE_INSTANCES, f)
             }
-            pub fn each_relation(&self, f: impl FnMut(i64, Relation) -> Result<bool, CcError>) -> Result<(), CcError> {
+            pub fn each_relation(
+                &self,
+                f: impl FnMut(i64, Relation) -> Result<bool, CcError>,
+            ) -> Result<(), CcError> {
                 self.scan_rec(RELATIONS, f)
             }
             /// Every process map, in id order, until `f` returns `false`.
@@ -456,14 +518,15 @@ impl ReadTx {
     /// Visits every entry of every index, for `check`.
     pub(crate) fn index_entries(&self) -> Result<check::IndexSnapshot, CcError> {
         let mut snap = check::IndexSnapshot::default();
-        let pairs = |def: redb::TableDefinition<(i64, i64), ()>| -> Result<Vec<(i64, i64)>, CcError> {
-            let t = self.txn.open_table(def).map_err(read_err)?;
-            let mut out = Vec::new();
-            for item in t.iter().map_err(read_err)? {
-                out.push(item.map_err(read_err)?.0.value());
-            }
-            Ok(out)
-        };
+        let pairs =
+            |def: redb::TableDefinition<(i64, i64), ()>| -> Result<Vec<(i64, i64)>, CcError> {
+                let t = self.txn.open_table(def).map_err(read_err)?;
+                let mut out = Vec::new();
+                for item in t.iter().map_err(read_err)? {
+                    out.push(item.map_err(read_err)?.0.value());
+                }
+                Ok(out)
+            };
         snap.proc_by_si = pairs(PROC_BY_SI)?;
         snap.si_by_module = pairs(SI_BY_MODULE)?;
         snap.si_by_host = pairs(SI_BY_HOST)?;
@@ -482,7 +545,8 @@ impl ReadTx {
             for item in t.iter().map_err(read_err)? {
                 let (k, v) = item.map_err(read_err)?;
                 let (si, func, regex) = k.value();
-                snap.uniq_proc_func.push((si, func.to_string(), regex.to_string(), v.value()));
+                snap.uniq_proc_func
+                    .push((si, func.to_string(), regex.to_string(), v.value()));
             }
         }
         {
@@ -512,7 +576,8 @@ impl WriteTx {
         rec: &T,
     ) -> Result<(), CcError> {
         let mut t = self.txn.open_table(def).map_err(write_err)?;
-        t.insert(id, codec::encode(rec).as_slice()).map_err(write_err)?;
+        t.insert(id, codec::encode(rec).as_slice())
+            .map_err(write_err)?;
         Ok(())
     }
 
@@ -541,8 +606,13 @@ impl WriteTx {
     /// Issues the next id of `kind`: strictly above every id it issued before.
     pub fn next_id(&mut self, kind: Kind) -> Result<i64, CcError> {
         let mut t = self.txn.open_table(SEQUENCES).map_err(write_err)?;
-        let last = t.get(kind.name()).map_err(write_err)?.map_or(0, |v| v.value());
-        let next = last.checked_add(1).ok_or_else(|| CcError::raw(code::DB_INSERT, "id sequence exhausted"))?;
+        let last = t
+            .get(kind.name())
+            .map_err(write_err)?
+            .map_or(0, |v| v.value());
+        let next = last
+            .checked_add(1)
+            .ok_or_else(|| CcError::raw(code::DB_INSERT, "id sequence exhausted"))?;
         t.insert(kind.name(), next).map_err(write_err)?;
         Ok(next)
     }
@@ -550,7 +620,10 @@ impl WriteTx {
     /// Raises the sequence of `kind` to at least `at_least` (import).
     pub fn raise_sequence(&mut self, kind: Kind, at_least: i64) -> Result<(), CcError> {
         let mut t = self.txn.open_table(SEQUENCES).map_err(write_err)?;
-        let last = t.get(kind.name()).map_err(write_err)?.map_or(0, |v| v.value());
+        let last = t
+            .get(kind.name())
+            .map_err(write_err)?
+            .map_or(0, |v| v.value());
         if at_least > last {
             t.insert(kind.name(), at_least).map_err(write_err)?;
         }
@@ -584,14 +657,16 @@ impl WriteTx {
         self.put_rec(SERVICE_TEMPLATES, st.id, st)?;
         self.pair(ST_BY_BIZ, st.bk_biz_id, st.id, true)?;
         let mut t = self.txn.open_table(UNIQ_ST_NAME).map_err(write_err)?;
-        t.insert((st.bk_biz_id, st.name.as_str()), st.id).map_err(write_err)?;
+        t.insert((st.bk_biz_id, st.name.as_str()), st.id)
+            .map_err(write_err)?;
         Ok(())
     }
 
     fn unindex_service_template(&mut self, st: &ServiceTemplate) -> Result<(), CcError> {
         self.pair(ST_BY_BIZ, st.bk_biz_id, st.id, false)?;
         let mut t = self.txn.open_table(UNIQ_ST_NAME).map_err(write_err)?;
-        t.remove((st.bk_biz_id, st.name.as_str())).map_err(write_err)?;
+        t.remove((st.bk_biz_id, st.name.as_str()))
+            .map_err(write_err)?;
         Ok(())
     }
 
@@ -630,8 +705,11 @@ impl WriteTx {
         self.pair(SI_BY_HOST, si.bk_host_id, si.id, true)?;
         if si.service_template_id != 0 {
             let mut t = self.txn.open_table(UNIQ_SI_TEMPLATE).map_err(write_err)?;
-            t.insert((si.bk_module_id, si.bk_host_id, si.service_template_id), si.id)
-                .map_err(write_err)?;
+            t.insert(
+                (si.bk_module_id, si.bk_host_id, si.service_template_id),
+                si.id,
+            )
+            .map_err(write_err)?;
         }
         Ok(())
     }
@@ -658,14 +736,24 @@ impl WriteTx {
         Ok(())
     }
 
-    fn set_proc_keys(&mut self, map: &Map<String, Value>, pid: i64, present: bool) -> Result<(), CcError> {
+    fn set_proc_keys(
+        &mut self,
+        map: &Map<String, Value>,
+        pid: i64,
+        present: bool,
+    ) -> Result<(), CcError> {
         for key in ProcKey::of(map) {
             match key {
                 ProcKey::Name { si, name } => {
                     let mut t = self.txn.open_table(UNIQ_PROC_NAME).map_err(write_err)?;
                     if present {
                         t.insert((si, name.as_str()), pid).map_err(write_err)?;
-                    } else if t.get((si, name.as_str())).map_err(write_err)?.map(|v| v.value()) == Some(pid) {
+                    } else if t
+                        .get((si, name.as_str()))
+                        .map_err(write_err)?
+                        .map(|v| v.value())
+                        == Some(pid)
+                    {
                         t.remove((si, name.as_str())).map_err(write_err)?;
                     }
                 }
@@ -702,7 +790,8 @@ impl WriteTx {
         }
         {
             let mut t = self.txn.open_table(PROCESSES).map_err(write_err)?;
-            t.insert(pid, codec::encode_map(map).as_slice()).map_err(write_err)?;
+            t.insert(pid, codec::encode_map(map).as_slice())
+                .map_err(write_err)?;
         }
         self.put_rec(RELATIONS, pid, rel)?;
         self.pair(PROC_BY_SI, rel.service_instance_id, pid, true)?;
