@@ -133,7 +133,10 @@ pub const NATIVE_EN: [(&str, &str); 3] = [
     ("X-Bkcmdb-Supplier-Account", "0"),
     ("X-Bkcmdb-Language", "en"),
 ];
-pub const NATIVE_ZH: [(&str, &str); 2] = [("X-Bkcmdb-User", "admin"), ("X-Bkcmdb-Supplier-Account", "0")];
+pub const NATIVE_ZH: [(&str, &str); 2] = [
+    ("X-Bkcmdb-User", "admin"),
+    ("X-Bkcmdb-Supplier-Account", "0"),
+];
 
 /// One HTTP answer.
 #[derive(Debug)]
@@ -145,7 +148,8 @@ pub struct Resp {
 
 impl Resp {
     pub fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
     }
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
@@ -165,7 +169,9 @@ impl Conn {
         let s = TcpStream::connect(addr).expect("connect");
         s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
         s.set_nodelay(true).unwrap();
-        Conn { stream: BufReader::new(s) }
+        Conn {
+            stream: BufReader::new(s),
+        }
     }
 
     /// Writes raw bytes (for malformed requests).
@@ -173,8 +179,17 @@ impl Conn {
         self.stream.get_mut().write_all(bytes).unwrap();
     }
 
-    pub fn send(&mut self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Resp {
-        let mut req = format!("{method} {path} HTTP/1.1\r\nHost: test\r\nContent-Length: {}\r\n", body.len());
+    pub fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Resp {
+        let mut req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: test\r\nContent-Length: {}\r\n",
+            body.len()
+        );
         for (k, v) in headers {
             req.push_str(&format!("{k}: {v}\r\n"));
         }
@@ -210,13 +225,20 @@ impl Conn {
             .unwrap_or(0);
         let mut body = vec![0; len];
         self.stream.read_exact(&mut body).ok()?;
-        Some(Resp { status, headers, body: String::from_utf8(body).unwrap() })
+        Some(Resp {
+            status,
+            headers,
+            body: String::from_utf8(body).unwrap(),
+        })
     }
 }
 
 /// Runs `cmdb-lite <args>` to completion: (exit code, stdout, stderr).
 pub fn run_cli(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(BIN).args(args).output().expect("run cmdb-lite");
+    let out = Command::new(BIN)
+        .args(args)
+        .output()
+        .expect("run cmdb-lite");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
