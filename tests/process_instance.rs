@@ -1519,6 +1519,56 @@ fn capital_i_spelling_esb_keys_and_process_template_id_are_accepted() {
     );
 }
 
+#[test]
+fn reserved_string_values_are_not_trimmed() {
+    let s = Server::memory();
+    let pid = create_one(
+        &s,
+        with(json!({"bk_obj_id": " process ", "bk_data_status": "\tenable\n"})),
+    );
+    let p = property(&s, pid);
+    assert_eq!(p["bk_obj_id"], " process ");
+    assert_eq!(p["bk_data_status"], "\tenable\n");
+}
+
+#[test]
+fn operator_and_supplier_come_from_the_headers() {
+    let s = Server::memory();
+    let h = [
+        ("X-Bkcmdb-User", "alice"),
+        ("X-Bkcmdb-Supplier-Account", "tenant1"),
+        ("X-Bkcmdb-Language", "en"),
+    ];
+    // The service instance is loaded without a supplier filter (spec 2.2 step 6).
+    let r = s.request(
+        "POST",
+        CREATE,
+        &h,
+        body(json!([item(proc("alice", "alice"))]))
+            .to_string()
+            .as_bytes(),
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json(), ok_native(json!([42])));
+    let lb = json!({"bk_biz_id": 7, "service_instance_id": 30}).to_string();
+    let l = s.request("POST", LIST, &h, lb.as_bytes()).json();
+    let e = l["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["relation"]["bk_process_id"] == 42)
+        .unwrap_or_else(|| panic!("42 not listed: {l}"))
+        .clone();
+    assert_eq!(e["property"]["bk_created_by"], "alice");
+    assert_eq!(e["property"]["bk_updated_by"], Value::Null);
+    assert_eq!(e["property"]["bk_supplier_account"], "tenant1");
+    assert_eq!(
+        e["relation"],
+        json!({"bk_biz_id": 7, "bk_process_id": 42, "service_instance_id": 30, "process_template_id": 0,
+               "bk_host_id": 11, "bk_supplier_account": "tenant1"})
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // list_process_instance (spec 4.4)
 
