@@ -8,7 +8,7 @@ pub mod routes;
 
 use crate::api::{self, Ctx, Input};
 use crate::error::{CcError, Lang, code};
-use crate::limits::MAX_BODY_BYTES;
+use crate::limits::{MAX_BODY_BYTES, READ_TIMEOUT_SECS};
 use crate::store::Store;
 use envelope::Shape;
 use identity::Headers;
@@ -18,6 +18,7 @@ use std::io::Read;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 /// How to serve.
 #[derive(Clone, Debug)]
@@ -37,7 +38,11 @@ pub struct Server {
 impl Server {
     /// Binds `config.listen` and starts the workers.
     pub fn start(store: Arc<Store>, config: &Config) -> Result<Server, String> {
-        let http = tiny_http::Server::http(&config.listen)
+        let listener = std::net::TcpListener::bind(&config.listen)
+            .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+        inherit_timeouts(&listener, Duration::from_secs(READ_TIMEOUT_SECS))
+            .map_err(|e| format!("cannot set socket timeouts: {e}"))?;
+        let http = tiny_http::Server::from_listener(listener, None)
             .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
         let addr = http
             .server_addr()
@@ -85,6 +90,23 @@ impl Server {
         }
         self.join();
     }
+}
+
+/// Sets read and write timeouts on the listening socket; Linux copies them to every accepted
+/// connection, so no connection can hold a tiny_http thread or one of our workers forever with a
+/// half-sent request, a stalled body or an unread answer (tiny_http answers a read timeout with
+/// 408 and closes the connection).
+fn inherit_timeouts(listener: &std::net::TcpListener, timeout: Duration) -> std::io::Result<()> {
+    use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd};
+    // SAFETY: the descriptor stays owned by `listener`: the temporary `TcpStream` is only used to
+    // call setsockopt(SO_RCVTIMEO/SO_SNDTIMEO) and is turned back into a raw descriptor, never
+    // closed.
+    let view = unsafe { std::net::TcpStream::from_raw_fd(listener.as_raw_fd()) };
+    let result = view
+        .set_read_timeout(Some(timeout))
+        .and_then(|()| view.set_write_timeout(Some(timeout)));
+    let _ = view.into_raw_fd();
+    result
 }
 
 /// One answer: status and body.
