@@ -218,13 +218,33 @@ impl Conn {
             let (k, v) = line.split_once(':')?;
             headers.push((k.trim().to_string(), v.trim().to_string()));
         }
-        let len: usize = headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
-            .map(|(_, v)| v.parse().unwrap())
-            .unwrap_or(0);
-        let mut body = vec![0; len];
-        self.stream.read_exact(&mut body).ok()?;
+        let chunked = headers.iter().any(|(k, v)| {
+            k.eq_ignore_ascii_case("transfer-encoding") && v.eq_ignore_ascii_case("chunked")
+        });
+        let body = if chunked {
+            let mut body = Vec::new();
+            loop {
+                let mut size_line = String::new();
+                self.stream.read_line(&mut size_line).ok()?;
+                let size = usize::from_str_radix(size_line.trim().split(';').next()?, 16).ok()?;
+                let mut chunk = vec![0; size + 2];
+                self.stream.read_exact(&mut chunk).ok()?;
+                if size == 0 {
+                    break;
+                }
+                body.extend_from_slice(&chunk[..size]);
+            }
+            body
+        } else {
+            let len: usize = headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+                .map(|(_, v)| v.parse().unwrap())
+                .unwrap_or(0);
+            let mut body = vec![0; len];
+            self.stream.read_exact(&mut body).ok()?;
+            body
+        };
         Some(Resp {
             status,
             headers,
