@@ -368,46 +368,32 @@ pub fn export(store: &Store) -> Result<Dataset, CcError> {
             sequences: BTreeMap::new(),
         };
         tx.each_business(|_, r| {
-            Ok({
-                ds.businesses.push(r);
-                true
-            })
+            ds.businesses.push(r);
+            Ok(true)
         })?;
         tx.each_host(|_, r| {
-            Ok({
-                ds.hosts.push(r);
-                true
-            })
+            ds.hosts.push(r);
+            Ok(true)
         })?;
         tx.each_module(|_, r| {
-            Ok({
-                ds.modules.push(r);
-                true
-            })
+            ds.modules.push(r);
+            Ok(true)
         })?;
         tx.each_service_category(|_, r| {
-            Ok({
-                ds.service_categories.push(r);
-                true
-            })
+            ds.service_categories.push(r);
+            Ok(true)
         })?;
         tx.each_service_template(|_, r| {
-            Ok({
-                ds.service_templates.push(r);
-                true
-            })
+            ds.service_templates.push(r);
+            Ok(true)
         })?;
         tx.each_process_template(|_, r| {
-            Ok({
-                ds.process_templates.push(r);
-                true
-            })
+            ds.process_templates.push(r);
+            Ok(true)
         })?;
         tx.each_service_instance(|_, r| {
-            Ok({
-                ds.service_instances.push(r);
-                true
-            })
+            ds.service_instances.push(r);
+            Ok(true)
         })?;
         tx.each_process(|pid, mut map| {
             let rel = tx.relation(pid)?.ok_or_else(|| {
