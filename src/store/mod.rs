@@ -94,6 +94,20 @@ impl Store {
                 return Err(OpenError::NotOurs(p, "no redb header".into()));
             }
         }
+        // Look before opening read-write: a read-write open rewrites redb's header, and a file
+        // that is not ours must be left as it was. A store that needs repair after a crash is
+        // refused by the read-only open and checked again after the repairing open below.
+        if std::fs::metadata(path).is_ok_and(|m| m.len() > 0) {
+            match Database::builder().open_read_only(path) {
+                Ok(ro) => {
+                    if let Some(Err(e)) = verdict(&ro, path)? {
+                        return Err(e);
+                    }
+                }
+                Err(redb::DatabaseError::DatabaseAlreadyOpen) => return Err(OpenError::InUse(p)),
+                Err(_) => {}
+            }
+        }
         let db = Database::builder()
             .set_cache_size(cache_bytes)
             .create(path)
@@ -120,44 +134,7 @@ impl Store {
     /// Checks the meta table of an existing store, or lays out a new one.
     fn init(&self, p: &Path) -> Result<(), OpenError> {
         let other = |e: &dyn fmt::Display| OpenError::Other(p.to_path_buf(), e.to_string());
-        let existing = {
-            let rtx = self.db.begin_read().map_err(|e| other(&e))?;
-            let names: Vec<String> = rtx
-                .list_tables()
-                .map_err(|e| other(&e))?
-                .map(|h| redb::TableHandle::name(&h).to_string())
-                .collect();
-            if names.is_empty() {
-                None
-            } else if !names.iter().any(|n| n == "meta") {
-                Some(Err(OpenError::NotOurs(
-                    p.to_path_buf(),
-                    "a redb file of another program".into(),
-                )))
-            } else {
-                let meta = rtx.open_table(META).map_err(|e| other(&e))?;
-                let magic_ok = meta
-                    .get("magic")
-                    .map_err(|e| other(&e))?
-                    .is_some_and(|m| m.value() == MAGIC);
-                let version = meta
-                    .get("schema_version")
-                    .map_err(|e| other(&e))?
-                    .and_then(|v| v.value().first().copied())
-                    .unwrap_or(0);
-                Some(if !magic_ok {
-                    Err(OpenError::NotOurs(
-                        p.to_path_buf(),
-                        "a redb file of another program".into(),
-                    ))
-                } else if version != codec::SCHEMA_VERSION {
-                    Err(OpenError::UnknownSchema(p.to_path_buf(), version))
-                } else {
-                    Ok(())
-                })
-            }
-        };
-        if let Some(verdict) = existing {
+        if let Some(verdict) = verdict(&self.db, p)? {
             return verdict;
         }
         let txn = self.db.begin_write().map_err(|e| other(&e))?;
@@ -213,6 +190,45 @@ impl Store {
             }
         }
     }
+}
+
+/// What an existing database says about itself: `None` if it has no table yet (a new file),
+/// otherwise whether it is a cmdb-lite store of this schema version.
+fn verdict(
+    db: &impl ReadableDatabase,
+    p: &Path,
+) -> Result<Option<Result<(), OpenError>>, OpenError> {
+    let other = |e: &dyn fmt::Display| OpenError::Other(p.to_path_buf(), e.to_string());
+    let not_ours = || OpenError::NotOurs(p.to_path_buf(), "a redb file of another program".into());
+    let rtx = db.begin_read().map_err(|e| other(&e))?;
+    let names: Vec<String> = rtx
+        .list_tables()
+        .map_err(|e| other(&e))?
+        .map(|h| redb::TableHandle::name(&h).to_string())
+        .collect();
+    if names.is_empty() {
+        return Ok(None);
+    }
+    if !names.iter().any(|n| n == "meta") {
+        return Ok(Some(Err(not_ours())));
+    }
+    let meta = rtx.open_table(META).map_err(|e| other(&e))?;
+    let magic_ok = meta
+        .get("magic")
+        .map_err(|e| other(&e))?
+        .is_some_and(|m| m.value() == MAGIC);
+    let version = meta
+        .get("schema_version")
+        .map_err(|e| other(&e))?
+        .and_then(|v| v.value().first().copied())
+        .unwrap_or(0);
+    Ok(Some(if !magic_ok {
+        Err(not_ours())
+    } else if version != codec::SCHEMA_VERSION {
+        Err(OpenError::UnknownSchema(p.to_path_buf(), version))
+    } else {
+        Ok(())
+    }))
 }
 
 /// A read snapshot.
