@@ -31,6 +31,27 @@ pub fn render(shape: Shape, ok: bool, code: i64, message: &str, data: &str, rid:
     out.push_str("\"data\":");
     out.push_str(data);
     out.push('}');
+    go_escape(out)
+}
+
+/// Escapes what bk-cmdb's JSON encoder (json-iterator with `EscapeHTML`) escapes and serde_json
+/// does not: `<`, `>`, `&`, U+2028 and U+2029. They can only occur inside JSON strings, so the
+/// whole text can be rewritten.
+fn go_escape(json: String) -> String {
+    if !json.contains(['<', '>', '&', '\u{2028}', '\u{2029}']) {
+        return json;
+    }
+    let mut out = String::with_capacity(json.len() + 16);
+    for c in json.chars() {
+        match c {
+            '<' => out.push_str("\\u003c"),
+            '>' => out.push_str("\\u003e"),
+            '&' => out.push_str("\\u0026"),
+            '\u{2028}' => out.push_str("\\u2028"),
+            '\u{2029}' => out.push_str("\\u2029"),
+            c => out.push(c),
+        }
+    }
     out
 }
 
@@ -51,6 +72,21 @@ mod tests {
         assert_eq!(
             render(Shape::Esb, false, 1199000, "x\"", "null", "r1"),
             r#"{"result":false,"code":1199000,"message":"x\"","permission":null,"request_id":"r1","data":null}"#
+        );
+    }
+
+    #[test]
+    fn html_characters_are_escaped_as_go_does() {
+        assert_eq!(
+            render(
+                Shape::Native,
+                true,
+                0,
+                "success",
+                "[\"a<b>&c\u{2028}\"]",
+                "r"
+            ),
+            r#"{"result":true,"bk_error_code":0,"bk_error_msg":"success","permission":null,"data":["a\u003cb\u003e\u0026c\u2028"]}"#
         );
     }
 }
