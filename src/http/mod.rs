@@ -155,11 +155,6 @@ fn serve(store: &Store, default_lang: Lang, mut req: tiny_http::Request) {
             resp.add_header(h);
         }
     }
-    if reply.status == 413
-        && let Ok(h) = tiny_http::Header::from_bytes(&b"Connection"[..], &b"close"[..])
-    {
-        resp.add_header(h);
-    }
     let _ = req.respond(resp);
 }
 
