@@ -107,10 +107,15 @@ pub fn main() -> i32 {
 }
 
 fn open(db: &Path, cache_mib: usize) -> Result<Store, String> {
-    Store::open(db, cache_mib.saturating_mul(1024 * 1024)).map_err(|e| match e {
-        store::OpenError::InUse(_) => e.to_string(),
-        other => other.to_string(),
-    })
+    Store::open(db, cache_mib.saturating_mul(1024 * 1024)).map_err(|e| e.to_string())
+}
+
+/// Opens a database that must already exist (`export`, `check` never create one).
+fn open_existing(db: &Path) -> Result<Store, String> {
+    if !db.exists() {
+        return Err(format!("no database at {} (pass --db)", db.display()));
+    }
+    open(db, DEFAULT_CACHE_MIB)
 }
 
 fn read_dataset(path: &Path) -> Result<dataset::Dataset, String> {
@@ -170,7 +175,7 @@ fn import(i: Import) -> Result<i32, String> {
 }
 
 fn export(e: Export) -> Result<i32, String> {
-    let store = open(&e.db, DEFAULT_CACHE_MIB)?;
+    let store = open_existing(&e.db)?;
     let ds = dataset::export(&store).map_err(|err| err.to_string())?;
     let text = serde_json::to_string_pretty(&ds).map_err(|err| err.to_string())? + "\n";
     match e.out {
@@ -182,7 +187,7 @@ fn export(e: Export) -> Result<i32, String> {
 }
 
 fn check(c: Check) -> Result<i32, String> {
-    let store = open(&c.db, DEFAULT_CACHE_MIB)?;
+    let store = open_existing(&c.db)?;
     let problems = store::check::run(&store).map_err(|e| e.to_string())?;
     if problems.is_empty() {
         println!("cmdb-lite: {} is clean", c.db.display());

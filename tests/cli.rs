@@ -704,3 +704,18 @@ fn help_on_every_command() {
     assert_ne!(run_cli(&["frobnicate"]).0, 0);
     assert_ne!(run_cli(&["serve", "--no-such-option"]).0, 0);
 }
+
+#[test]
+fn check_and_export_do_not_create_a_missing_database() {
+    let td = TempDir::new("missing");
+    let db = td.join("sub/none.redb");
+    for cmd in ["check", "export"] {
+        let (code, _out, err) = run_cli(&[cmd, "--db", s(&db)]);
+        assert_ne!(code, 0, "{cmd}");
+        assert!(err.contains("no database at"), "{cmd}: {err:?}");
+        assert!(
+            !db.exists() && !td.join("sub").exists(),
+            "{cmd} created a file"
+        );
+    }
+}
