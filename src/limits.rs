@@ -12,7 +12,7 @@ pub const MAX_LONGCHAR_BYTES: usize = 2000;
 /// This is serde_json's own recursion limit; `http` tests pin it.
 pub const MAX_JSON_DEPTH: usize = 127;
 /// Seconds one socket read or write may block: a keep-alive connection idle for longer, or a
-/// client that stalls mid-request, is closed (tiny_http answers 408).
+/// client that stalls mid-request, is closed.
 pub const READ_TIMEOUT_SECS: u64 = 30;
 /// Default number of HTTP worker threads.
 pub const DEFAULT_THREADS: usize = 16;

@@ -94,8 +94,8 @@ impl Server {
 
 /// Sets read and write timeouts on the listening socket; Linux copies them to every accepted
 /// connection, so no connection can hold a tiny_http thread or one of our workers forever with a
-/// half-sent request, a stalled body or an unread answer (tiny_http answers a read timeout with
-/// 408 and closes the connection).
+/// half-sent request, a stalled body or an unread answer. A timed-out read surfaces as
+/// `WouldBlock`, on which tiny_http closes the connection without an answer.
 fn inherit_timeouts(listener: &std::net::TcpListener, timeout: Duration) -> std::io::Result<()> {
     use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd};
     // SAFETY: the descriptor stays owned by `listener`: the temporary `TcpStream` is only used to
