@@ -51,6 +51,10 @@ pub mod code {
     pub const FUNC_NAME_DUPLICATED: i64 = 1113020;
     pub const REMOVE_TEMPLATE_PROCESS: i64 = 1113022;
     pub const ONLY_LEAF_CATEGORY: i64 = 1113032;
+    // Service and process templates.
+    pub const HTTP_INPUT_INVALID: i64 = 1199003;
+    pub const PROC_DELETE_TEMPLATE: i64 = 1108014;
+    pub const PROC_DELETE_SERVICE_TEMPLATE: i64 = 1108030;
 }
 
 /// `(code, en template, zh template)`: the catalogue of every code these APIs answer with
@@ -198,6 +202,22 @@ const CATALOGUE: &[(i64, &str, &str)] = &[
         code::ONLY_LEAF_CATEGORY,
         "only leaf node available",
         "仅允许使用叶子结点服务分类",
+    ),
+    // Service and process templates.
+    (
+        code::HTTP_INPUT_INVALID,
+        "invalid input parameter",
+        "输入参数无效",
+    ),
+    (
+        code::PROC_DELETE_TEMPLATE,
+        "delete config template failed",
+        "删除配置模板失败",
+    ),
+    (
+        code::PROC_DELETE_SERVICE_TEMPLATE,
+        "delete service template failed",
+        "删除服务模板失败",
     ),
 ];
 

@@ -4,3 +4,4 @@
 pub mod bind_info;
 pub mod decode;
 pub mod process;
+pub mod process_template;
