@@ -3,4 +3,5 @@
 
 pub mod bind_info;
 pub mod decode;
+pub mod page;
 pub mod process;
