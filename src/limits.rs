@@ -20,3 +20,7 @@ pub const DEFAULT_THREADS: usize = 16;
 pub const MAX_DATASET_BYTES: u64 = 4 * 1024 * 1024 * 1024;
 /// Default redb page cache, in MiB.
 pub const DEFAULT_CACHE_MIB: usize = 32;
+/// Largest page a list request may ask for (bk-cmdb `BKMaxPageSize`).
+pub const MAX_PAGE_SIZE: i64 = 1000;
+/// The page limit that means "everything" where bk-cmdb accepts it (`BKNoLimit`).
+pub const NO_LIMIT: i64 = 999_999_999;

@@ -3,5 +3,6 @@
 
 pub mod bind_info;
 pub mod decode;
+pub mod page;
 pub mod process;
 pub mod process_template;
