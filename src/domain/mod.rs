@@ -6,3 +6,4 @@ pub mod decode;
 pub mod page;
 pub mod process;
 pub mod process_template;
+pub mod service_template;
