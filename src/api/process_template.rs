@@ -50,12 +50,7 @@ fn view(pt: &ProcessTemplate) -> View<'_> {
 
 /// bk-cmdb's uniqueness inside a service template: the process name (1113019), then the
 /// (function name, start-parameter regex) pair (1113020); `except` is the template updated.
-fn check_unique(
-    tx: &WriteTx,
-    st: i64,
-    prop: &ProcessProperty,
-    except: i64,
-) -> Result<(), CcError> {
+fn check_unique(tx: &WriteTx, st: i64, prop: &ProcessProperty, except: i64) -> Result<(), CcError> {
     let others: Vec<ProcessProperty> = tx
         .process_template_ids_of(st)?
         .into_iter()
@@ -63,7 +58,10 @@ fn check_unique(
         .filter_map(|id| tx.process_template(id).transpose())
         .map(|pt| pt.map(|pt| ProcessProperty::from_stored(&pt.property)))
         .collect::<Result<_, _>>()?;
-    if others.iter().any(|o| o.process_name() == prop.process_name()) {
+    if others
+        .iter()
+        .any(|o| o.process_name() == prop.process_name())
+    {
         return Err(CcError::with(
             code::PROCESS_NAME_DUPLICATED,
             prop.process_name(),
