@@ -1,14 +1,19 @@
-//! The command line (product.md section 2): `serve`, `import`, `export`, `check`.
+//! The command line (product.md section 2): `serve`, `import`, `export`, `check`, and `bench`.
 //! Errors are one readable line on stderr and a non-zero exit code.
 
+use crate::bench;
 use crate::dataset;
 use crate::error::Lang;
 use crate::http::{self, Config};
-use crate::limits::{DEFAULT_CACHE_MIB, DEFAULT_THREADS, MAX_DATASET_BYTES};
+use crate::limits::{
+    BENCH_CONNECTIONS, BENCH_LIST_SIZE, BENCH_SCALE_LARGE, BENCH_SECS, DEFAULT_CACHE_MIB,
+    DEFAULT_THREADS, MAX_DATASET_BYTES,
+};
 use crate::store::{self, Store};
 use argh::FromArgs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Instant;
 
 /// cmdb-lite: BlueKing CMDB's process-management API on one embedded redb file.
 #[derive(FromArgs)]
@@ -24,6 +29,7 @@ pub enum Command {
     Import(Import),
     Export(Export),
     Check(Check),
+    Bench(Bench),
 }
 
 const DEFAULT_DB: &str = "data/cmdb.redb";
@@ -88,6 +94,36 @@ pub struct Check {
     pub db: PathBuf,
 }
 
+/// Measure the server against the disk's floor (build with --release); see README "Benchmark".
+#[derive(FromArgs)]
+#[argh(subcommand, name = "bench")]
+pub struct Bench {
+    /// seconds each scenario is measured (default 3)
+    #[argh(option, default = "BENCH_SECS")]
+    pub secs: f64,
+    /// connections of the concurrent scenarios (default 8)
+    #[argh(option, default = "BENCH_CONNECTIONS")]
+    pub connections: usize,
+    /// processes of the service instance the list scenario reads (default 100)
+    #[argh(option, default = "BENCH_LIST_SIZE")]
+    pub list_size: usize,
+    /// instead: 10,000 vs 1,000,000 processes (import, startup, create and list latency, RSS)
+    #[argh(switch)]
+    pub scale: bool,
+    /// processes of the large store of --scale (default 1000000)
+    #[argh(option, default = "BENCH_SCALE_LARGE")]
+    pub scale_processes: usize,
+    /// folder for the temporary files (default: the system's temporary folder)
+    #[argh(option)]
+    pub dir: Option<PathBuf>,
+    /// the server's redb page cache in MiB (default 32)
+    #[argh(option, default = "DEFAULT_CACHE_MIB")]
+    pub cache_mib: usize,
+    /// the server's HTTP worker threads (default 16)
+    #[argh(option, default = "DEFAULT_THREADS")]
+    pub threads: usize,
+}
+
 /// Runs the command line; returns the process exit code.
 pub fn main() -> i32 {
     let cli: Cli = argh::from_env();
@@ -96,6 +132,7 @@ pub fn main() -> i32 {
         Command::Import(i) => import(i),
         Command::Export(e) => export(e),
         Command::Check(c) => check(c),
+        Command::Bench(b) => run_bench(b),
     };
     match result {
         Ok(code) => code,
@@ -118,7 +155,8 @@ fn open_existing(db: &Path) -> Result<Store, String> {
     open(db, DEFAULT_CACHE_MIB)
 }
 
-fn read_dataset(path: &Path) -> Result<dataset::Dataset, String> {
+/// Imports a dataset file (`import`, `serve --seed`): all or nothing.
+fn import_file(store: &Store, path: &Path, progress: impl FnMut(usize)) -> Result<usize, String> {
     let meta =
         std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     if meta.len() > MAX_DATASET_BYTES {
@@ -127,9 +165,12 @@ fn read_dataset(path: &Path) -> Result<dataset::Dataset, String> {
             path.display()
         ));
     }
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    dataset::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+    dataset::import_file(store, path, progress).map_err(|e| match e {
+        dataset::FileError::Read(e) => format!("{}: {e}", path.display()),
+        dataset::FileError::Refused(e) => {
+            format!("{}: {e}; nothing was imported", path.display())
+        }
+    })
 }
 
 fn serve(s: Serve) -> Result<i32, String> {
@@ -145,13 +186,16 @@ fn serve(s: Serve) -> Result<i32, String> {
     };
     let empty = store.read(|tx| tx.is_empty()).map_err(|e| e.to_string())?;
     if empty {
-        let seed = match s.seed.as_deref() {
-            Some("none") => None,
-            Some(file) => Some(read_dataset(Path::new(file))?),
-            None => Some(dataset::parse(dataset::DEMO).map_err(|e| format!("built-in demo: {e}"))?),
-        };
-        if let Some(ds) = seed {
-            dataset::import(&store, &ds).map_err(|e| format!("seed: {e}"))?;
+        match s.seed.as_deref() {
+            Some("none") => {}
+            Some(file) => {
+                import_file(&store, Path::new(file), |_| {}).map_err(|e| format!("seed: {e}"))?;
+            }
+            None => {
+                let ds =
+                    dataset::parse(dataset::DEMO).map_err(|e| format!("built-in demo: {e}"))?;
+                dataset::import(&store, &ds).map_err(|e| format!("seed: {e}"))?;
+            }
         }
     }
     let config = Config {
@@ -166,11 +210,33 @@ fn serve(s: Serve) -> Result<i32, String> {
 }
 
 fn import(i: Import) -> Result<i32, String> {
-    let ds = read_dataset(&i.file)?;
     let store = open(&i.db, DEFAULT_CACHE_MIB)?;
-    let n = dataset::import(&store, &ds)
-        .map_err(|e| format!("{}: {e}; nothing was imported", i.file.display()))?;
-    eprintln!("cmdb-lite: imported {n} records from {}", i.file.display());
+    let t = Instant::now();
+    let n = import_file(&store, &i.file, |n| {
+        eprintln!(
+            "cmdb-lite: import: {n} processes loaded ({:.1} s)",
+            t.elapsed().as_secs_f64()
+        );
+    })?;
+    eprintln!(
+        "cmdb-lite: imported {n} records from {} in {:.1} s",
+        i.file.display(),
+        t.elapsed().as_secs_f64()
+    );
+    Ok(0)
+}
+
+fn run_bench(b: Bench) -> Result<i32, String> {
+    bench::run(&bench::Options {
+        secs: b.secs,
+        connections: b.connections,
+        list_size: b.list_size,
+        scale: b.scale,
+        scale_processes: b.scale_processes,
+        dir: b.dir,
+        cache_mib: b.cache_mib,
+        threads: b.threads,
+    })?;
     Ok(0)
 }
 

@@ -3,11 +3,19 @@
 //! and the store is left as it was.
 
 use crate::error::{CcError, Lang, code};
+use crate::limits::IMPORT_PROGRESS_EVERY;
 use crate::store::records::*;
 use crate::store::{ProcKey, Store, WriteTx};
+use serde::de::{
+    DeserializeSeed, Deserializer, Error as _, IgnoredAny, MapAccess, SeqAccess, Visitor,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::fs::File;
+use std::io::BufReader;
+use std::path::Path;
 
 pub const FORMAT: &str = "cmdb-lite/1";
 
@@ -15,10 +23,11 @@ fn default_supplier() -> String {
     "0".into()
 }
 
-/// The whole file.
+/// The whole file. `P` is how `processes` is held: every map (`Dataset`), or only checked and
+/// counted ([`Skipped`]) while [`import_file`] streams them in a second pass.
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Dataset {
+pub struct Dataset<P = Vec<Map<String, Value>>> {
     pub format: String,
     #[serde(default = "default_supplier")]
     pub supplier_account: String,
@@ -38,7 +47,7 @@ pub struct Dataset {
     pub service_instances: Vec<ServiceInstance>,
     /// Stored process maps, each with its `relation` object.
     #[serde(default)]
-    pub processes: Vec<Map<String, Value>>,
+    pub processes: P,
     #[serde(default)]
     pub sequences: BTreeMap<String, i64>,
 }
@@ -76,236 +85,452 @@ fn unique<T>(items: &[T], what: &str, id: impl Fn(&T) -> i64) -> Result<(), CcEr
 /// Loads `ds` into `store` in one transaction; returns the number of records written.
 pub fn import(store: &Store, ds: &Dataset) -> Result<usize, String> {
     store
-        .write(|tx| load(tx, ds))
+        .write(|tx| {
+            let mut loader = Loader::head(tx, ds)?;
+            for entry in &ds.processes {
+                loader.process(tx, entry.clone())?;
+            }
+            loader.finish(tx, &ds.sequences)
+        })
         .map_err(|e| e.render(Lang::En))
 }
 
-fn load(tx: &mut WriteTx, ds: &Dataset) -> Result<usize, CcError> {
-    unique(&ds.businesses, "business", |b| b.bk_biz_id)?;
-    unique(&ds.hosts, "host", |h| h.bk_host_id)?;
-    unique(&ds.modules, "module", |m| m.bk_module_id)?;
-    unique(&ds.service_categories, "service category", |c| c.id)?;
-    unique(&ds.service_templates, "service template", |s| s.id)?;
-    unique(&ds.process_templates, "process template", |p| p.id)?;
-    unique(&ds.service_instances, "service instance", |s| s.id)?;
-    let mut max: BTreeMap<&str, i64> = BTreeMap::new();
-    let mut bump = |k: Kind, id: i64| {
-        let e = max.entry(k.name()).or_insert(0);
-        *e = (*e).max(id);
-    };
-    tx.set_setting("supplier_account", &ds.supplier_account)?;
-    for b in &ds.businesses {
-        if tx.business(b.bk_biz_id)?.is_some() {
-            return Err(bad(format!(
-                "business {}: already in the store",
-                b.bk_biz_id
-            )));
-        }
-        tx.put_business(b)?;
+/// Why a dataset file was not imported. Either way the store is left as it was.
+#[derive(Debug)]
+pub enum FileError {
+    /// The file cannot be read, or is not a dataset file.
+    Read(String),
+    /// A record was refused (the first bad one is named).
+    Refused(String),
+}
+
+/// Imports the dataset file at `path` in one transaction, without holding its processes in
+/// memory: a first pass reads everything but the processes (which it only checks to be objects),
+/// a second pass streams the processes into the transaction. `progress` is called with the
+/// number of processes loaded so far after every [`IMPORT_PROGRESS_EVERY`] of them.
+pub fn import_file(
+    store: &Store,
+    path: &Path,
+    mut progress: impl FnMut(usize),
+) -> Result<usize, FileError> {
+    let head: Dataset<Skipped> =
+        read_json(path, |d| Dataset::deserialize(d)).map_err(FileError::Read)?;
+    if head.format != FORMAT {
+        return Err(FileError::Read(format!(
+            "format is {:?}, expected {FORMAT:?}",
+            head.format
+        )));
     }
-    for h in &ds.hosts {
-        if tx.host(h.bk_host_id)?.is_some() {
-            return Err(bad(format!("host {}: already in the store", h.bk_host_id)));
+    store
+        .write(|tx| {
+            let mut loader = Loader::head(tx, &head)?;
+            let mut failed = None;
+            let stream = ProcessStream {
+                each: |map: Map<String, Value>| {
+                    loader.process(tx, map)?;
+                    if loader.processes % IMPORT_PROGRESS_EVERY == 0 {
+                        progress(loader.processes);
+                    }
+                    Ok(())
+                },
+                failed: &mut failed,
+            };
+            let read = read_json(path, |d| d.deserialize_map(stream));
+            if let Some(e) = failed {
+                return Err(e);
+            }
+            read.map_err(bad)?;
+            loader.finish(tx, &head.sequences)
+        })
+        .map_err(|e| FileError::Refused(e.render(Lang::En)))
+}
+
+/// Deserialises the whole file with `f`, reading it through a buffer; the error is one line.
+fn read_json<T>(
+    path: &Path,
+    f: impl FnOnce(
+        &mut serde_json::Deserializer<serde_json::de::IoRead<BufReader<File>>>,
+    ) -> Result<T, serde_json::Error>,
+) -> Result<T, String> {
+    let file = File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut de = serde_json::Deserializer::from_reader(BufReader::with_capacity(1 << 20, file));
+    let value = f(&mut de).map_err(|e| format!("not a dataset file: {e}"))?;
+    de.end().map_err(|e| format!("not a dataset file: {e}"))?;
+    Ok(value)
+}
+
+/// The processes of a dataset file in the first pass of [`import_file`]: each checked to be an
+/// object, counted, not kept.
+#[derive(Default)]
+pub struct Skipped(pub usize);
+
+impl<'de> Deserialize<'de> for Skipped {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Objects;
+        impl<'de> Visitor<'de> for Objects {
+            type Value = Skipped;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a sequence")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Skipped, A::Error> {
+                let mut n = 0;
+                while seq.next_element::<SkipObject>()?.is_some() {
+                    n += 1;
+                }
+                Ok(Skipped(n))
+            }
         }
-        tx.put_host(h)?;
+        d.deserialize_seq(Objects)
     }
-    // Categories may name a parent that comes later in the file: insert all, then check.
-    for c in &ds.service_categories {
-        if tx.service_category(c.id)?.is_some() {
-            return Err(bad(format!(
-                "service category {}: already in the store",
-                c.id
-            )));
+}
+
+/// A JSON object, read and dropped.
+struct SkipObject;
+
+impl<'de> Deserialize<'de> for SkipObject {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Object;
+        impl<'de> Visitor<'de> for Object {
+            type Value = SkipObject;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a map")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<SkipObject, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(SkipObject)
+            }
         }
-        if c.bk_biz_id != 0 && tx.business(c.bk_biz_id)?.is_none() {
-            return Err(bad(format!(
-                "service category {}: business {} does not exist",
-                c.id, c.bk_biz_id
-            )));
-        }
-        tx.put_service_category(c)?;
-        bump(Kind::ServiceCategory, c.id);
+        d.deserialize_map(Object)
     }
-    for c in &ds.service_categories {
-        if c.bk_parent_id != 0 && tx.service_category(c.bk_parent_id)?.is_none() {
-            return Err(bad(format!(
-                "service category {}: parent {} does not exist",
-                c.id, c.bk_parent_id
-            )));
-        }
+}
+
+/// The second pass of [`import_file`]: hands each process map to `each`, skips every other key
+/// (the first pass read them). The first refusal is kept in `failed` and stops the reading.
+struct ProcessStream<'a, F> {
+    each: F,
+    failed: &'a mut Option<CcError>,
+}
+
+impl<'de, F: FnMut(Map<String, Value>) -> Result<(), CcError>> Visitor<'de>
+    for ProcessStream<'_, F>
+{
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a dataset object")
     }
-    for st in &ds.service_templates {
-        if tx.service_template(st.id)?.is_some() {
-            return Err(bad(format!(
-                "service template {}: already in the store",
-                st.id
-            )));
+    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key::<String>()? {
+            if key == "processes" {
+                map.next_value_seed(EachProcess {
+                    each: &mut self.each,
+                    failed: self.failed,
+                })?;
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
         }
-        if tx.business(st.bk_biz_id)?.is_none() {
-            return Err(bad(format!(
-                "service template {}: business {} does not exist",
-                st.id, st.bk_biz_id
-            )));
-        }
-        if tx.service_category(st.service_category_id)?.is_none() {
-            return Err(bad(format!(
-                "service template {}: service category {} does not exist",
-                st.id, st.service_category_id
-            )));
-        }
-        if tx.service_template_named(st.bk_biz_id, &st.name)?.is_some() {
-            return Err(bad(format!(
-                "service template {}: name {:?} is not unique in its business",
-                st.id, st.name
-            )));
-        }
-        tx.put_service_template(st)?;
-        bump(Kind::ServiceTemplate, st.id);
+        Ok(())
     }
-    for m in &ds.modules {
-        if tx.module(m.bk_module_id)?.is_some() {
-            return Err(bad(format!(
-                "module {}: already in the store",
-                m.bk_module_id
-            )));
+}
+
+struct EachProcess<'a, F> {
+    each: &'a mut F,
+    failed: &'a mut Option<CcError>,
+}
+
+impl<'de, F: FnMut(Map<String, Value>) -> Result<(), CcError>> DeserializeSeed<'de>
+    for EachProcess<'_, F>
+{
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de, F: FnMut(Map<String, Value>) -> Result<(), CcError>> Visitor<'de> for EachProcess<'_, F> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a sequence")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(map) = seq.next_element::<Map<String, Value>>()? {
+            if let Err(e) = (self.each)(map) {
+                *self.failed = Some(e);
+                return Err(A::Error::custom("import stopped"));
+            }
         }
-        if tx.business(m.bk_biz_id)?.is_none() {
-            return Err(bad(format!(
-                "module {}: business {} does not exist",
-                m.bk_module_id, m.bk_biz_id
-            )));
-        }
-        if m.service_template_id != 0 && tx.service_template(m.service_template_id)?.is_none() {
-            return Err(bad(format!(
-                "module {}: service template {} does not exist",
-                m.bk_module_id, m.service_template_id
-            )));
-        }
-        for h in &m.hosts {
-            if tx.host(*h)?.is_none() {
+        Ok(())
+    }
+}
+
+/// Loads a dataset into one write transaction: every record but the processes
+/// ([`Loader::head`]), then the processes one at a time, then the sequences.
+struct Loader {
+    /// The largest imported id per kind.
+    max: BTreeMap<&'static str, i64>,
+    /// Records of the head.
+    head: usize,
+    /// Processes loaded so far.
+    processes: usize,
+    /// The service instance of the previous process (a file lists processes by instance).
+    last_si: Option<ServiceInstance>,
+}
+
+impl Loader {
+    fn head<P>(tx: &mut WriteTx, ds: &Dataset<P>) -> Result<Loader, CcError> {
+        unique(&ds.businesses, "business", |b| b.bk_biz_id)?;
+        unique(&ds.hosts, "host", |h| h.bk_host_id)?;
+        unique(&ds.modules, "module", |m| m.bk_module_id)?;
+        unique(&ds.service_categories, "service category", |c| c.id)?;
+        unique(&ds.service_templates, "service template", |s| s.id)?;
+        unique(&ds.process_templates, "process template", |p| p.id)?;
+        unique(&ds.service_instances, "service instance", |s| s.id)?;
+        let mut max: BTreeMap<&str, i64> = BTreeMap::new();
+        let mut bump = |k: Kind, id: i64| {
+            let e = max.entry(k.name()).or_insert(0);
+            *e = (*e).max(id);
+        };
+        tx.set_setting("supplier_account", &ds.supplier_account)?;
+        for b in &ds.businesses {
+            if tx.business(b.bk_biz_id)?.is_some() {
                 return Err(bad(format!(
-                    "module {}: host {h} is not in hosts",
+                    "business {}: already in the store",
+                    b.bk_biz_id
+                )));
+            }
+            tx.put_business(b)?;
+        }
+        for h in &ds.hosts {
+            if tx.host(h.bk_host_id)?.is_some() {
+                return Err(bad(format!("host {}: already in the store", h.bk_host_id)));
+            }
+            tx.put_host(h)?;
+        }
+        // Categories may name a parent that comes later in the file: insert all, then check.
+        for c in &ds.service_categories {
+            if tx.service_category(c.id)?.is_some() {
+                return Err(bad(format!(
+                    "service category {}: already in the store",
+                    c.id
+                )));
+            }
+            if c.bk_biz_id != 0 && tx.business(c.bk_biz_id)?.is_none() {
+                return Err(bad(format!(
+                    "service category {}: business {} does not exist",
+                    c.id, c.bk_biz_id
+                )));
+            }
+            tx.put_service_category(c)?;
+            bump(Kind::ServiceCategory, c.id);
+        }
+        for c in &ds.service_categories {
+            if c.bk_parent_id != 0 && tx.service_category(c.bk_parent_id)?.is_none() {
+                return Err(bad(format!(
+                    "service category {}: parent {} does not exist",
+                    c.id, c.bk_parent_id
+                )));
+            }
+        }
+        for st in &ds.service_templates {
+            if tx.service_template(st.id)?.is_some() {
+                return Err(bad(format!(
+                    "service template {}: already in the store",
+                    st.id
+                )));
+            }
+            if tx.business(st.bk_biz_id)?.is_none() {
+                return Err(bad(format!(
+                    "service template {}: business {} does not exist",
+                    st.id, st.bk_biz_id
+                )));
+            }
+            if tx.service_category(st.service_category_id)?.is_none() {
+                return Err(bad(format!(
+                    "service template {}: service category {} does not exist",
+                    st.id, st.service_category_id
+                )));
+            }
+            if tx.service_template_named(st.bk_biz_id, &st.name)?.is_some() {
+                return Err(bad(format!(
+                    "service template {}: name {:?} is not unique in its business",
+                    st.id, st.name
+                )));
+            }
+            tx.put_service_template(st)?;
+            bump(Kind::ServiceTemplate, st.id);
+        }
+        for m in &ds.modules {
+            if tx.module(m.bk_module_id)?.is_some() {
+                return Err(bad(format!(
+                    "module {}: already in the store",
                     m.bk_module_id
                 )));
             }
-        }
-        tx.put_module(m)?;
-    }
-    for pt in &ds.process_templates {
-        if tx.process_template(pt.id)?.is_some() {
-            return Err(bad(format!(
-                "process template {}: already in the store",
-                pt.id
-            )));
-        }
-        match tx.service_template(pt.service_template_id)? {
-            None => {
+            if tx.business(m.bk_biz_id)?.is_none() {
                 return Err(bad(format!(
-                    "process template {}: service template {} does not exist",
-                    pt.id, pt.service_template_id
+                    "module {}: business {} does not exist",
+                    m.bk_module_id, m.bk_biz_id
                 )));
             }
-            Some(st) if st.bk_biz_id != pt.bk_biz_id => {
+            if m.service_template_id != 0 && tx.service_template(m.service_template_id)?.is_none() {
                 return Err(bad(format!(
-                    "process template {}: business differs from its service template",
+                    "module {}: service template {} does not exist",
+                    m.bk_module_id, m.service_template_id
+                )));
+            }
+            for h in &m.hosts {
+                if tx.host(*h)?.is_none() {
+                    return Err(bad(format!(
+                        "module {}: host {h} is not in hosts",
+                        m.bk_module_id
+                    )));
+                }
+            }
+            tx.put_module(m)?;
+        }
+        for pt in &ds.process_templates {
+            if tx.process_template(pt.id)?.is_some() {
+                return Err(bad(format!(
+                    "process template {}: already in the store",
                     pt.id
                 )));
             }
-            Some(_) => {}
+            match tx.service_template(pt.service_template_id)? {
+                None => {
+                    return Err(bad(format!(
+                        "process template {}: service template {} does not exist",
+                        pt.id, pt.service_template_id
+                    )));
+                }
+                Some(st) if st.bk_biz_id != pt.bk_biz_id => {
+                    return Err(bad(format!(
+                        "process template {}: business differs from its service template",
+                        pt.id
+                    )));
+                }
+                Some(_) => {}
+            }
+            tx.put_process_template(pt)?;
+            bump(Kind::ProcessTemplate, pt.id);
         }
-        tx.put_process_template(pt)?;
-        bump(Kind::ProcessTemplate, pt.id);
-    }
-    for si in &ds.service_instances {
-        if tx.service_instance(si.id)?.is_some() {
-            return Err(bad(format!(
-                "service instance {}: already in the store",
-                si.id
-            )));
-        }
-        let Some(module) = tx.module(si.bk_module_id)? else {
-            return Err(bad(format!(
-                "service instance {}: module {} does not exist",
-                si.id, si.bk_module_id
-            )));
-        };
-        if module.bk_biz_id != si.bk_biz_id {
-            return Err(bad(format!(
-                "service instance {}: business differs from its module's",
-                si.id
-            )));
-        }
-        if tx.host(si.bk_host_id)?.is_none() {
-            return Err(bad(format!(
-                "service instance {}: host {} does not exist",
-                si.id, si.bk_host_id
-            )));
-        }
-        if si.service_template_id != 0 {
-            if tx.service_template(si.service_template_id)?.is_none() {
+        for si in &ds.service_instances {
+            if tx.service_instance(si.id)?.is_some() {
                 return Err(bad(format!(
-                    "service instance {}: service template {} does not exist",
-                    si.id, si.service_template_id
+                    "service instance {}: already in the store",
+                    si.id
                 )));
             }
-            if tx
-                .template_instance(si.bk_module_id, si.bk_host_id, si.service_template_id)?
-                .is_some()
-            {
+            let Some(module) = tx.module(si.bk_module_id)? else {
                 return Err(bad(format!(
-                    "service instance {}: another instance of template {} exists on host {} in module {}",
-                    si.id, si.service_template_id, si.bk_host_id, si.bk_module_id
+                    "service instance {}: module {} does not exist",
+                    si.id, si.bk_module_id
+                )));
+            };
+            if module.bk_biz_id != si.bk_biz_id {
+                return Err(bad(format!(
+                    "service instance {}: business differs from its module's",
+                    si.id
                 )));
             }
+            if tx.host(si.bk_host_id)?.is_none() {
+                return Err(bad(format!(
+                    "service instance {}: host {} does not exist",
+                    si.id, si.bk_host_id
+                )));
+            }
+            if si.service_template_id != 0 {
+                if tx.service_template(si.service_template_id)?.is_none() {
+                    return Err(bad(format!(
+                        "service instance {}: service template {} does not exist",
+                        si.id, si.service_template_id
+                    )));
+                }
+                if tx
+                    .template_instance(si.bk_module_id, si.bk_host_id, si.service_template_id)?
+                    .is_some()
+                {
+                    return Err(bad(format!(
+                        "service instance {}: another instance of template {} exists on host {} in module {}",
+                        si.id, si.service_template_id, si.bk_host_id, si.bk_module_id
+                    )));
+                }
+            }
+            tx.put_service_instance(si)?;
+            bump(Kind::ServiceInstance, si.id);
         }
-        tx.put_service_instance(si)?;
-        bump(Kind::ServiceInstance, si.id);
+        Ok(Loader {
+            max,
+            head: ds.businesses.len()
+                + ds.hosts.len()
+                + ds.modules.len()
+                + ds.service_categories.len()
+                + ds.service_templates.len()
+                + ds.process_templates.len()
+                + ds.service_instances.len(),
+            processes: 0,
+            last_si: None,
+        })
     }
-    let mut pids = BTreeSet::new();
-    for (i, entry) in ds.processes.iter().enumerate() {
-        let mut map = entry.clone();
+
+    fn process(&mut self, tx: &mut WriteTx, mut map: Map<String, Value>) -> Result<(), CcError> {
+        let i = self.processes;
         let pid = map
             .get("bk_process_id")
             .and_then(Value::as_i64)
             .unwrap_or(0);
-        let what = if pid > 0 {
-            format!("process {pid}")
-        } else {
-            format!("processes[{i}]")
+        let what = || {
+            if pid > 0 {
+                format!("process {pid}")
+            } else {
+                format!("processes[{i}]")
+            }
         };
         if pid <= 0 {
             return Err(bad(format!(
-                "{what}: bk_process_id must be a positive integer"
+                "{}: bk_process_id must be a positive integer",
+                what()
             )));
         }
-        if !pids.insert(pid) || tx.process(pid)?.is_some() {
-            return Err(bad(format!("{what}: duplicate id")));
+        // Earlier processes of the file are in the transaction already.
+        if tx.has_process(pid)? {
+            return Err(bad(format!("{}: duplicate id", what())));
         }
         let rel_value = map
             .remove("relation")
-            .ok_or_else(|| bad(format!("{what}: has no relation")))?;
-        let rel: Relation =
-            serde_json::from_value(rel_value).map_err(|e| bad(format!("{what}: relation: {e}")))?;
+            .ok_or_else(|| bad(format!("{}: has no relation", what())))?;
+        let rel: Relation = serde_json::from_value(rel_value)
+            .map_err(|e| bad(format!("{}: relation: {e}", what())))?;
         if rel.bk_process_id != pid {
             return Err(bad(format!(
-                "{what}: relation names process {}",
+                "{}: relation names process {}",
+                what(),
                 rel.bk_process_id
             )));
         }
-        let Some(si) = tx.service_instance(rel.service_instance_id)? else {
+        if self
+            .last_si
+            .as_ref()
+            .is_none_or(|si| si.id != rel.service_instance_id)
+        {
+            self.last_si = tx.service_instance(rel.service_instance_id)?;
+        }
+        let Some(si) = &self.last_si else {
             return Err(bad(format!(
-                "{what}: relation to unknown service instance {}",
+                "{}: relation to unknown service instance {}",
+                what(),
                 rel.service_instance_id
             )));
         };
         if map.get("service_instance_id").and_then(Value::as_i64) != Some(si.id) {
             return Err(bad(format!(
-                "{what}: service_instance_id differs from its relation"
+                "{}: service_instance_id differs from its relation",
+                what()
             )));
         }
         if si.bk_host_id != rel.bk_host_id || si.bk_biz_id != rel.bk_biz_id {
             return Err(bad(format!(
-                "{what}: relation host or business differs from service instance {}",
+                "{}: relation host or business differs from service instance {}",
+                what(),
                 si.id
             )));
         }
@@ -315,38 +540,40 @@ fn load(tx: &mut WriteTx, ds: &Dataset) -> Result<usize, CcError> {
                 ProcKey::Func { .. } => "bk_func_name + bk_start_param_regex",
             };
             return Err(bad(format!(
-                "{what}: {field} is not unique in service instance {}",
+                "{}: {field} is not unique in service instance {}",
+                what(),
                 si.id
             )));
         }
         tx.put_process(pid, &map, &rel)?;
-        bump(Kind::Process, pid);
+        let top = self.max.entry(Kind::Process.name()).or_insert(0);
+        *top = (*top).max(pid);
+        self.processes += 1;
+        Ok(())
     }
-    for (name, value) in &ds.sequences {
-        let Some(kind) = Kind::from_name(name) else {
-            return Err(bad(format!("sequences: unknown kind {name:?}")));
-        };
-        let top = max.get(kind.name()).copied().unwrap_or(0);
-        if *value < top {
-            return Err(bad(format!(
-                "sequences: {name} is {value}, below its imported id {top}"
-            )));
+
+    /// Raises the sequences; returns the number of records loaded.
+    fn finish(self, tx: &mut WriteTx, sequences: &BTreeMap<String, i64>) -> Result<usize, CcError> {
+        let max = self.max;
+        for (name, value) in sequences {
+            let Some(kind) = Kind::from_name(name) else {
+                return Err(bad(format!("sequences: unknown kind {name:?}")));
+            };
+            let top = max.get(kind.name()).copied().unwrap_or(0);
+            if *value < top {
+                return Err(bad(format!(
+                    "sequences: {name} is {value}, below its imported id {top}"
+                )));
+            }
+            tx.raise_sequence(kind, *value)?;
         }
-        tx.raise_sequence(kind, *value)?;
-    }
-    for (name, top) in &max {
-        if let Some(kind) = Kind::from_name(name) {
-            tx.raise_sequence(kind, *top)?;
+        for (name, top) in &max {
+            if let Some(kind) = Kind::from_name(name) {
+                tx.raise_sequence(kind, *top)?;
+            }
         }
+        Ok(self.head + self.processes)
     }
-    Ok(ds.businesses.len()
-        + ds.hosts.len()
-        + ds.modules.len()
-        + ds.service_categories.len()
-        + ds.service_templates.len()
-        + ds.process_templates.len()
-        + ds.service_instances.len()
-        + ds.processes.len())
 }
 
 /// The whole store as a dataset.

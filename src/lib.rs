@@ -2,6 +2,7 @@
 //! See ARCHITECTURE.md for the map of this crate.
 
 pub mod api;
+pub mod bench;
 pub mod cli;
 pub mod clock;
 pub mod dataset;

@@ -32,3 +32,16 @@ pub const MAX_PROC_TEMPLATES_PER_CREATE: usize = 100;
 pub const MAX_PROC_TEMPLATES_PER_DELETE: usize = 500;
 /// Ids in one `list_proc_template` (`process_template_ids`).
 pub const MAX_PROC_TEMPLATE_IDS_PER_LIST: usize = 200;
+/// `import` prints a progress line on stderr after every so many processes.
+pub const IMPORT_PROGRESS_EVERY: usize = 100_000;
+/// `bench` defaults: seconds each scenario is measured, connections of the concurrent
+/// scenarios, processes in the service instance the list scenario reads.
+pub const BENCH_SECS: f64 = 3.0;
+pub const BENCH_CONNECTIONS: usize = 8;
+pub const BENCH_LIST_SIZE: usize = 100;
+/// `bench --scale`: processes of the small and (default) large store, processes per service
+/// instance in both, and the alternating slices each measurement is cut into.
+pub const BENCH_SCALE_SMALL: usize = 10_000;
+pub const BENCH_SCALE_LARGE: usize = 1_000_000;
+pub const BENCH_PROCESSES_PER_INSTANCE: usize = 1_000;
+pub const BENCH_SCALE_ROUNDS: usize = 5;

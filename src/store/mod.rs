@@ -9,6 +9,7 @@
 
 pub mod check;
 pub mod codec;
+pub mod floor;
 pub mod records;
 pub mod tables;
 
@@ -370,6 +371,12 @@ macro_rules! reads {
                     Some(v) => Ok(Some(codec::decode_map(v.value()).map_err(read_err)?)),
                     None => Ok(None),
                 }
+            }
+
+            /// True if process `pid` exists (its record is not decoded).
+            pub fn has_process(&self, pid: i64) -> Result<bool, CcError> {
+                let t = self.txn.open_table(PROCESSES).map_err(read_err)?;
+                Ok(t.get(pid).map_err(read_err)?.is_some())
             }
 
             /// Process ids of a service instance, ascending (= creation order).

@@ -1,0 +1,1069 @@
+//! `cmdb-lite bench`: throughput and latency of the real server, measured against the disk's
+//! floor in the same run (ARCHITECTURE.md, "Benchmark").
+//!
+//! The floor is a raw redb durable commit loop with the records of a process create
+//! (`store::floor`). The server is this very binary, started as a child process on a file
+//! database in a temporary folder, seeded with a generated dataset, and driven over plain-TCP
+//! keep-alive HTTP/1.1 connections. Every figure that is compared is measured in the same run:
+//! the machine may be busy, so ratios count, absolute numbers do not.
+//!
+//! `--scale` instead compares a store of 10,000 processes with one of 1,000,000 (1,000 per service
+//! instance), both loaded with `cmdb-lite import`: import time and peak RSS, startup to the
+//! first answered request, create and list latency (measured in alternating slices on both
+//! servers, so that a busy machine weighs on both alike) and the servers' peak RSS.
+
+use crate::clock;
+use crate::domain::process::{self, ServerFields};
+use crate::limits::{
+    BENCH_PROCESSES_PER_INSTANCE, BENCH_SCALE_ROUNDS, BENCH_SCALE_SMALL, MAX_PROCESSES_PER_REQUEST,
+};
+use crate::store::floor::{Floor, FloorRun};
+use crate::store::records::Relation;
+use serde_json::{Map, Value, json};
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::Barrier;
+use std::time::{Duration, Instant};
+
+/// What to run (the `bench` command's flags).
+pub struct Options {
+    /// Seconds each scenario is measured.
+    pub secs: f64,
+    /// Connections of the concurrent scenarios.
+    pub connections: usize,
+    /// Processes in the service instance the list scenario reads.
+    pub list_size: usize,
+    /// Run the scale comparison instead of the throughput table.
+    pub scale: bool,
+    /// Processes of the large store of the scale comparison.
+    pub scale_processes: usize,
+    /// Where the temporary folder goes (default: the system's).
+    pub dir: Option<PathBuf>,
+    /// The server's `--cache-mib`.
+    pub cache_mib: usize,
+    /// The server's `--threads`.
+    pub threads: usize,
+}
+
+const BIZ: i64 = 1;
+const CREATE_PATH: &str = "/api/v3/create/proc/process_instance";
+const LIST_PATH: &str = "/api/v3/findmany/proc/process_instance";
+
+/// Runs the benchmark and prints its table on standard output.
+pub fn run(o: &Options) -> Result<(), String> {
+    if o.connections == 0 || o.list_size == 0 || o.secs.is_nan() || o.secs <= 0.0 {
+        return Err("--secs, --connections and --list-size must be positive".into());
+    }
+    let tmp = Temp::new(o.dir.as_deref())?;
+    println!("{}", machine_line(o, tmp.path()));
+    println!("load average before: {}", load_average());
+    if o.scale {
+        scale(o, &tmp)?;
+    } else {
+        throughput(o, &tmp)?;
+    }
+    println!("load average after:  {}", load_average());
+    Ok(())
+}
+
+fn machine_line(o: &Options, dir: &Path) -> String {
+    let build = if cfg!(debug_assertions) {
+        "DEBUG build (figures are not meaningful; use --release)"
+    } else {
+        "release build"
+    };
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!(
+        "cmdb-lite bench: {build}, {cpus} CPUs, {:.1} s per scenario, server --threads {} --cache-mib {}, files in {}",
+        o.secs,
+        o.threads,
+        o.cache_mib,
+        dir.display()
+    )
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The throughput table
+// ---------------------------------------------------------------------------------------------
+
+fn throughput(o: &Options, tmp: &Temp) -> Result<(), String> {
+    let time = Duration::from_secs_f64(o.secs);
+    let warm = time.min(Duration::from_millis(500)) / 2;
+    let now = clock::format_ms(clock::now_ms());
+
+    // The floor, in its own file.
+    eprintln!("bench: raw redb commit loop…");
+    let sample = stored_process("floor", 1, 1, &now)?;
+    let rel = relation(1, 1, 1);
+    let floor = Floor::create(&tmp.join("floor.redb"), o.cache_mib << 20, &sample, &rel)?;
+    floor.run(1, warm, u64::MAX)?;
+    let floor_one = floor.run(1, time, u64::MAX)?;
+    let floor_batch = floor.run(MAX_PROCESSES_PER_REQUEST, time, u64::MAX)?;
+    drop(floor);
+
+    // The server: instance 1 holds `list_size` processes, 2.. are empty create targets.
+    let layout = Layout {
+        populated: 1,
+        per_instance: o.list_size,
+        empty: o.connections,
+    };
+    let seed = tmp.join("seed.json");
+    layout.write(&seed, &now)?;
+    let server = Server::start(&tmp.join("bench.redb"), Some(&seed), o)?;
+    let targets: Vec<i64> = layout.empty_ids().collect();
+
+    let mut rows = vec![
+        Row::floor(&floor_one, 1),
+        Row::floor(&floor_batch, MAX_PROCESSES_PER_REQUEST),
+    ];
+    for (n, (conns, per_req)) in [
+        (1, 1),
+        (o.connections, 1),
+        (1, MAX_PROCESSES_PER_REQUEST),
+        (o.connections, MAX_PROCESSES_PER_REQUEST),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        eprintln!("bench: create_process_instance, {conns} connection(s), {per_req} per request…");
+        let spec = CreateSpec {
+            addr: &server.addr,
+            targets: &targets[..conns],
+            per_req,
+        };
+        create_load(&spec, &format!("w{n}"), warm)?;
+        let m = create_load(&spec, &format!("b{n}"), time)?;
+        let floor = if per_req == 1 {
+            &floor_one
+        } else {
+            &floor_batch
+        };
+        rows.push(Row::create(&m, conns, per_req, floor));
+    }
+    eprintln!("bench: list_process_instance of {} processes…", o.list_size);
+    check_list(&server.addr, 1, o.list_size)?;
+    list_load(&server.addr, &[1], warm)?;
+    let m = list_load(&server.addr, &[1], time)?;
+    rows.push(Row {
+        name: format!("list_process_instance ({} procs)", o.list_size),
+        conns: 1,
+        per_req: None,
+        m,
+        ratio: None,
+    });
+    let hwm = server.vm_hwm_kib();
+    drop(server);
+
+    print!("{}", table(&rows));
+    println!(
+        "×floor: the scenario's commits (requests) per second ÷ the floor's commits per second with as many processes per commit"
+    );
+    println!("server peak RSS (VmHWM): {}", mib(hwm));
+    Ok(())
+}
+
+/// One line of the table.
+struct Row {
+    name: String,
+    conns: usize,
+    per_req: Option<usize>,
+    m: Measured,
+    ratio: Option<f64>,
+}
+
+impl Row {
+    fn floor(f: &FloorRun, per_commit: usize) -> Row {
+        Row {
+            name: "floor: raw redb commit".into(),
+            conns: 1,
+            per_req: Some(per_commit),
+            m: Measured {
+                requests: f.commits,
+                elapsed: f.elapsed,
+                latencies_us: f.latencies_us.clone(),
+            },
+            ratio: Some(1.0),
+        }
+    }
+
+    fn create(m: &Measured, conns: usize, per_req: usize, floor: &FloorRun) -> Row {
+        let floor_rate = floor.commits as f64 / floor.elapsed.as_secs_f64();
+        Row {
+            name: "create_process_instance".into(),
+            conns,
+            per_req: Some(per_req),
+            m: m.clone(),
+            ratio: Some(m.per_sec() / floor_rate),
+        }
+    }
+}
+
+fn table(rows: &[Row]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<34} {:>5} {:>9} {:>9} {:>9} {:>10} {:>8} {:>8} {:>7}",
+        "scenario",
+        "conns",
+        "procs/req",
+        "requests",
+        "req/s",
+        "records/s",
+        "p50 µs",
+        "p99 µs",
+        "×floor"
+    );
+    for r in rows {
+        let per_req = r.per_req.map_or("-".into(), |n| n.to_string());
+        let records = r
+            .per_req
+            .map_or("-".into(), |n| format!("{:.0}", r.m.per_sec() * n as f64));
+        let ratio = r.ratio.map_or("-".into(), |x| format!("{x:.2}"));
+        let _ = writeln!(
+            out,
+            "{:<34} {:>5} {:>9} {:>9} {:>9.0} {:>10} {:>8} {:>8} {:>7}",
+            r.name,
+            r.conns,
+            per_req,
+            r.m.requests,
+            r.m.per_sec(),
+            records,
+            r.m.percentile(0.50),
+            r.m.percentile(0.99),
+            ratio
+        );
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// The scale comparison
+// ---------------------------------------------------------------------------------------------
+
+struct ScaleSide {
+    label: String,
+    layout: Layout,
+    dataset_bytes: u64,
+    generate: Duration,
+    import: Duration,
+    import_hwm_kib: Option<u64>,
+    db: PathBuf,
+    db_bytes: u64,
+}
+
+fn scale(o: &Options, tmp: &Temp) -> Result<(), String> {
+    let per = BENCH_PROCESSES_PER_INSTANCE;
+    if o.scale_processes < BENCH_SCALE_SMALL || !o.scale_processes.is_multiple_of(per) {
+        return Err(format!(
+            "--scale-processes must be a multiple of {per} and at least {BENCH_SCALE_SMALL}"
+        ));
+    }
+    let now = clock::format_ms(clock::now_ms());
+    let mut sides = Vec::new();
+    for (label, total) in [("small", BENCH_SCALE_SMALL), ("large", o.scale_processes)] {
+        let layout = Layout {
+            populated: total / per,
+            per_instance: per,
+            empty: o.connections,
+        };
+        let file = tmp.join(&format!("{label}.json"));
+        eprintln!("bench: generating {total} processes…");
+        let t = Instant::now();
+        layout.write(&file, &now)?;
+        let generate = t.elapsed();
+        let dataset_bytes = size_of(&file);
+        let db = tmp.join(&format!("{label}.redb"));
+        eprintln!("bench: cmdb-lite import ({} MiB)…", dataset_bytes >> 20);
+        let t = Instant::now();
+        let import_hwm_kib = import(&file, &db)?;
+        let import = t.elapsed();
+        let _ = std::fs::remove_file(&file);
+        sides.push(ScaleSide {
+            label: count_label(total),
+            layout,
+            dataset_bytes,
+            generate,
+            import,
+            import_hwm_kib,
+            db_bytes: size_of(&db),
+            db,
+        });
+    }
+
+    // Startup to the first answered request (the list of an empty instance), on each freshly
+    // imported store.
+    let mut servers = Vec::new();
+    let mut startups = Vec::new();
+    for side in &sides {
+        let t = Instant::now();
+        let server = Server::start(&side.db, None, o)?;
+        let mut client = Client::connect(&server.addr)?;
+        let body = list_body(side.layout.populated as i64 + 1);
+        let answer = client.post(LIST_PATH, body.as_bytes())?;
+        expect_ok(answer)?;
+        startups.push(t.elapsed());
+        servers.push(server);
+    }
+    for (side, server) in sides.iter().zip(&servers) {
+        check_list(&server.addr, 1, side.layout.per_instance)?;
+    }
+
+    // Alternating slices: create (1 connection, 1 process per request), list (one service
+    // instance of 1,000 processes, a different one each time), and a burst of the heaviest
+    // create load for the peak RSS.
+    let slice = Duration::from_secs_f64(o.secs) / BENCH_SCALE_ROUNDS as u32;
+    let mut creates = vec![Measured::default(); sides.len()];
+    let mut lists = vec![Measured::default(); sides.len()];
+    for round in 0..BENCH_SCALE_ROUNDS {
+        eprintln!("bench: round {} of {BENCH_SCALE_ROUNDS}…", round + 1);
+        for (i, (side, server)) in sides.iter().zip(&servers).enumerate() {
+            let targets: Vec<i64> = side.layout.empty_ids().collect();
+            let spec = CreateSpec {
+                addr: &server.addr,
+                targets: &targets[..1],
+                per_req: 1,
+            };
+            creates[i].absorb(create_load(&spec, &format!("c{round}"), slice)?);
+            let order = side.layout.scattered_populated(round);
+            lists[i].absorb(list_load(&server.addr, &order, slice)?);
+        }
+    }
+    for (side, server) in sides.iter().zip(&servers) {
+        let targets: Vec<i64> = side.layout.empty_ids().collect();
+        let spec = CreateSpec {
+            addr: &server.addr,
+            targets: &targets,
+            per_req: MAX_PROCESSES_PER_REQUEST,
+        };
+        create_load(&spec, "burst", slice)?;
+    }
+    let hwms: Vec<Option<u64>> = servers.iter().map(Server::vm_hwm_kib).collect();
+    drop(servers);
+
+    let (s, l) = (&sides[0], &sides[1]);
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<40} {:>12} {:>12} {:>9}  target",
+        "scale",
+        s.label,
+        l.label,
+        format!("{}/{}", l.label, s.label)
+    );
+    let line = |out: &mut String, name: &str, a: f64, b: f64, target: &str| {
+        let _ = writeln!(
+            out,
+            "{name:<40} {a:>12.1} {b:>12.1} {:>9.2}  {target}",
+            b / a
+        );
+    };
+    let mb = |bytes: u64| bytes as f64 / (1 << 20) as f64;
+    let kib_mb = |k: Option<u64>| k.map_or(f64::NAN, |k| k as f64 / 1024.0);
+    line(
+        &mut out,
+        "dataset file MiB",
+        mb(s.dataset_bytes),
+        mb(l.dataset_bytes),
+        "",
+    );
+    line(
+        &mut out,
+        "dataset generation s",
+        s.generate.as_secs_f64(),
+        l.generate.as_secs_f64(),
+        "",
+    );
+    line(
+        &mut out,
+        "import s",
+        s.import.as_secs_f64(),
+        l.import.as_secs_f64(),
+        "",
+    );
+    line(
+        &mut out,
+        "import peak RSS MiB",
+        kib_mb(s.import_hwm_kib),
+        kib_mb(l.import_hwm_kib),
+        "",
+    );
+    line(
+        &mut out,
+        "database file MiB",
+        mb(s.db_bytes),
+        mb(l.db_bytes),
+        "",
+    );
+    line(
+        &mut out,
+        "startup to first answer ms",
+        startups[0].as_secs_f64() * 1e3,
+        startups[1].as_secs_f64() * 1e3,
+        "< 200 ms",
+    );
+    for (name, m) in [
+        ("create p50 µs (1 conn, 1 proc/req)", &creates),
+        ("list p50 µs (1 instance, 1,000 procs)", &lists),
+    ] {
+        line(
+            &mut out,
+            name,
+            m[0].percentile(0.50) as f64,
+            m[1].percentile(0.50) as f64,
+            "ratio ≤ 1.5",
+        );
+        let name99 = name.replace("p50", "p99");
+        line(
+            &mut out,
+            &name99,
+            m[0].percentile(0.99) as f64,
+            m[1].percentile(0.99) as f64,
+            "",
+        );
+        let name_n = name.replace("p50 µs", "requests");
+        line(
+            &mut out,
+            &name_n,
+            m[0].requests as f64,
+            m[1].requests as f64,
+            "",
+        );
+    }
+    line(
+        &mut out,
+        "server peak RSS (VmHWM) MiB",
+        kib_mb(hwms[0]),
+        kib_mb(hwms[1]),
+        "< 64 MiB",
+    );
+    print!("{out}");
+    Ok(())
+}
+
+fn count_label(n: usize) -> String {
+    if n >= 1_000_000 && n.is_multiple_of(1_000_000) {
+        format!("{}M", n / 1_000_000)
+    } else if n >= 1_000 && n.is_multiple_of(1_000) {
+        format!("{}k", n / 1_000)
+    } else {
+        n.to_string()
+    }
+}
+
+fn size_of(path: &Path) -> u64 {
+    std::fs::metadata(path).map_or(0, |m| m.len())
+}
+
+/// Runs `cmdb-lite import FILE --db DB`; returns its peak RSS, sampled from /proc while it runs.
+fn import(file: &Path, db: &Path) -> Result<Option<u64>, String> {
+    let mut child = Command::new(exe()?)
+        .arg("import")
+        .arg(file)
+        .arg("--db")
+        .arg(db)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| format!("cannot start the import: {e}"))?;
+    let mut hwm = None;
+    loop {
+        if let Some(k) = vm_hwm_kib(child.id()) {
+            hwm = Some(k);
+        }
+        match child.try_wait().map_err(|e| e.to_string())? {
+            Some(status) if status.success() => return Ok(hwm),
+            Some(status) => return Err(format!("import failed: {status}")),
+            None => std::thread::sleep(Duration::from_millis(5)),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Load generators
+// ---------------------------------------------------------------------------------------------
+
+/// Requests measured by one scenario.
+#[derive(Clone, Default)]
+struct Measured {
+    requests: u64,
+    elapsed: Duration,
+    latencies_us: Vec<u32>,
+}
+
+impl Measured {
+    fn per_sec(&self) -> f64 {
+        self.requests as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// The nearest-rank percentile of the latencies, in microseconds.
+    fn percentile(&self, q: f64) -> u32 {
+        let mut v = self.latencies_us.clone();
+        if v.is_empty() {
+            return 0;
+        }
+        v.sort_unstable();
+        let rank = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
+        v[rank - 1]
+    }
+
+    fn absorb(&mut self, other: Measured) {
+        self.requests += other.requests;
+        self.elapsed += other.elapsed;
+        self.latencies_us.extend(other.latencies_us);
+    }
+}
+
+struct CreateSpec<'a> {
+    addr: &'a str,
+    /// One service instance per connection.
+    targets: &'a [i64],
+    per_req: usize,
+}
+
+/// Creates processes on `targets.len()` connections for `time`; names are unique per `tag`.
+fn create_load(spec: &CreateSpec, tag: &str, time: Duration) -> Result<Measured, String> {
+    let barrier = Barrier::new(spec.targets.len() + 1);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = spec
+            .targets
+            .iter()
+            .enumerate()
+            .map(|(c, &si)| {
+                let barrier = &barrier;
+                scope.spawn(move || -> Result<(Vec<u32>, Instant), String> {
+                    let mut client = Client::connect(spec.addr);
+                    barrier.wait();
+                    let client = client.as_mut().map_err(|e| e.clone())?;
+                    let deadline = Instant::now() + time;
+                    let mut lat = Vec::new();
+                    let mut body = String::new();
+                    let mut seq = 0u64;
+                    while Instant::now() < deadline {
+                        create_body(&mut body, si, spec.per_req, &format!("{tag}-{c}-{seq}"));
+                        seq += 1;
+                        let t = Instant::now();
+                        let answer = client.post(CREATE_PATH, body.as_bytes())?;
+                        let us = t.elapsed().as_micros();
+                        expect_ok(answer)?;
+                        lat.push(u32::try_from(us).unwrap_or(u32::MAX));
+                    }
+                    Ok((lat, Instant::now()))
+                })
+            })
+            .collect();
+        barrier.wait();
+        let start = Instant::now();
+        let mut m = Measured::default();
+        let mut end = start;
+        for w in workers {
+            let (lat, finished) = w
+                .join()
+                .map_err(|_| "a load thread panicked".to_string())??;
+            end = end.max(finished);
+            m.requests += lat.len() as u64;
+            m.latencies_us.extend(lat);
+        }
+        m.elapsed = end - start;
+        Ok(m)
+    })
+}
+
+/// Lists the service instances of `order`, round-robin, on one connection for `time`.
+fn list_load(addr: &str, order: &[i64], time: Duration) -> Result<Measured, String> {
+    let mut client = Client::connect(addr)?;
+    let bodies: Vec<String> = order.iter().map(|&si| list_body(si)).collect();
+    let start = Instant::now();
+    let mut m = Measured::default();
+    let mut i = 0;
+    while start.elapsed() < time {
+        let t = Instant::now();
+        let answer = client.post(LIST_PATH, bodies[i % bodies.len()].as_bytes())?;
+        let us = t.elapsed().as_micros();
+        expect_ok(answer)?;
+        m.latencies_us.push(u32::try_from(us).unwrap_or(u32::MAX));
+        i += 1;
+    }
+    m.requests = m.latencies_us.len() as u64;
+    m.elapsed = start.elapsed();
+    Ok(m)
+}
+
+/// The list of instance `si` holds `n` processes (the dataset is what the bench thinks it is).
+fn check_list(addr: &str, si: i64, n: usize) -> Result<(), String> {
+    let mut client = Client::connect(addr)?;
+    let answer = client.post(LIST_PATH, list_body(si).as_bytes())?;
+    let v: Value = serde_json::from_slice(answer).map_err(|e| format!("list answer: {e}"))?;
+    let got = v["data"].as_array().map_or(0, Vec::len);
+    if got != n {
+        return Err(format!(
+            "service instance {si} lists {got} processes, expected {n}"
+        ));
+    }
+    Ok(())
+}
+
+fn expect_ok(answer: &[u8]) -> Result<(), String> {
+    if answer.starts_with(b"{\"result\":true") {
+        Ok(())
+    } else {
+        let text = String::from_utf8_lossy(&answer[..answer.len().min(300)]);
+        Err(format!("the server refused a request: {text}"))
+    }
+}
+
+fn list_body(si: i64) -> String {
+    json!({"bk_biz_id": BIZ, "service_instance_id": si}).to_string()
+}
+
+/// The process_info of a create request, as the README's example sends it.
+fn process_info(name: &str) -> Value {
+    json!({"bk_process_name": name, "bk_func_name": name,
+        "bind_info": [{"ip": "127.0.0.1", "port": "8080", "protocol": "1", "enable": true}]})
+}
+
+fn create_body(out: &mut String, si: i64, n: usize, prefix: &str) {
+    out.clear();
+    let _ = write!(
+        out,
+        "{{\"bk_biz_id\":{BIZ},\"service_instance_id\":{si},\"processes\":["
+    );
+    for k in 0..n {
+        if k > 0 {
+            out.push(',');
+        }
+        let _ = write!(
+            out,
+            "{{\"process_info\":{}}}",
+            process_info(&format!("{prefix}-{k}"))
+        );
+    }
+    out.push_str("]}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Generated datasets
+// ---------------------------------------------------------------------------------------------
+
+/// A generated dataset: business 1, one raw module, `populated` service instances with
+/// `per_instance` processes each (ids 1..), then `empty` service instances; one host per
+/// instance.
+struct Layout {
+    populated: usize,
+    per_instance: usize,
+    empty: usize,
+}
+
+impl Layout {
+    fn instances(&self) -> usize {
+        self.populated + self.empty
+    }
+
+    fn empty_ids(&self) -> impl Iterator<Item = i64> + use<> {
+        let first = self.populated as i64 + 1;
+        first..first + self.empty as i64
+    }
+
+    /// Every populated instance once, in a scattered order that differs per `round`.
+    fn scattered_populated(&self, round: usize) -> Vec<i64> {
+        let n = self.populated;
+        // 7919 is prime, so stepping by it modulo n visits every instance when n is not a
+        // multiple of it.
+        (0..n)
+            .map(|i| ((i * 7919 + round * 31) % n) as i64 + 1)
+            .collect()
+    }
+
+    /// Writes the dataset file, streaming the processes.
+    fn write(&self, path: &Path, now: &str) -> Result<(), String> {
+        let file = std::fs::File::create(path)
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        let mut w = BufWriter::with_capacity(1 << 20, file);
+        let io = |e: std::io::Error| format!("cannot write {}: {e}", path.display());
+        let hosts: Vec<i64> = (1..=self.instances() as i64).collect();
+        let head = json!({
+            "format": crate::dataset::FORMAT,
+            "supplier_account": "0",
+            "businesses": [{"bk_biz_id": BIZ, "bk_biz_name": "bench"}],
+            "hosts": hosts.iter().map(|&h| json!({"bk_host_id": h,
+                "bk_host_innerip": format!("10.{}.{}.{}", h >> 16 & 255, h >> 8 & 255, h & 255)}))
+                .collect::<Vec<_>>(),
+            "modules": [{"bk_module_id": 1, "bk_biz_id": BIZ, "bk_set_id": 1,
+                "bk_module_name": "bench", "service_category_id": 2, "hosts": hosts}],
+            "service_categories": [
+                {"id": 1, "name": "Default", "bk_root_id": 1},
+                {"id": 2, "name": "Default", "bk_parent_id": 1, "bk_root_id": 1}],
+            "service_instances": hosts.iter().map(|&si| json!({"bk_biz_id": BIZ, "id": si,
+                "name": format!("bench-{si}"), "labels": null, "service_template_id": 0,
+                "bk_host_id": si, "bk_module_id": 1, "creator": "admin", "modifier": "admin",
+                "create_time": now, "last_time": now, "bk_supplier_account": "0"}))
+                .collect::<Vec<_>>(),
+        });
+        let head = head.to_string();
+        w.write_all(&head.as_bytes()[..head.len() - 1])
+            .map_err(io)?;
+        w.write_all(b",\"processes\":[").map_err(io)?;
+        let template = RecordTemplate::new(now)?;
+        let mut pid = 0i64;
+        for si in 1..=self.populated as i64 {
+            for k in 0..self.per_instance {
+                pid += 1;
+                if pid > 1 {
+                    w.write_all(b",").map_err(io)?;
+                }
+                template
+                    .write(&mut w, pid, si, &format!("svc-{k}"))
+                    .map_err(io)?;
+            }
+        }
+        w.write_all(b"]}\n").map_err(io)?;
+        w.flush().map_err(io)
+    }
+}
+
+/// A stored process exactly as create would store it, for business 1.
+fn stored_process(name: &str, si: i64, pid: i64, now: &str) -> Result<Map<String, Value>, String> {
+    let Value::Object(mut map) = process_info(name) else {
+        unreachable!("process_info is an object")
+    };
+    let fields = ServerFields {
+        biz_id: BIZ,
+        service_instance_id: si,
+        supplier: "0",
+        user: "admin",
+        now,
+    };
+    process::stamp_request_fields(&mut map, &fields);
+    process::validate_create(&mut map).map_err(|e| format!("sample process: {e:?}"))?;
+    process::stamp_insert_fields(&mut map, pid, &fields);
+    Ok(map)
+}
+
+fn relation(pid: i64, si: i64, host: i64) -> Relation {
+    Relation {
+        bk_biz_id: BIZ,
+        bk_process_id: pid,
+        service_instance_id: si,
+        process_template_id: 0,
+        bk_host_id: host,
+        bk_supplier_account: "0".into(),
+    }
+}
+
+/// One dataset process record as JSON text with holes for its id, instance and name.
+struct RecordTemplate {
+    parts: Vec<(String, Hole)>,
+}
+
+#[derive(Clone, Copy)]
+enum Hole {
+    Pid,
+    Si,
+    Name,
+    End,
+}
+
+impl RecordTemplate {
+    const MARKS: [(&'static str, Hole); 3] = [
+        ("\"@@PID@@\"", Hole::Pid),
+        ("\"@@SI@@\"", Hole::Si),
+        ("\"@@NAME@@\"", Hole::Name),
+    ];
+
+    fn new(now: &str) -> Result<RecordTemplate, String> {
+        let mut map = stored_process("@@NAME@@", 1, 1, now)?;
+        map.insert("bk_process_id".into(), json!("@@PID@@"));
+        map.insert("service_instance_id".into(), json!("@@SI@@"));
+        map.insert(
+            "relation".into(),
+            json!({"bk_biz_id": BIZ, "bk_process_id": "@@PID@@", "service_instance_id": "@@SI@@",
+                "process_template_id": 0, "bk_host_id": "@@SI@@", "bk_supplier_account": "0"}),
+        );
+        let mut text = Value::Object(map).to_string();
+        let mut parts = Vec::new();
+        loop {
+            let next = Self::MARKS
+                .iter()
+                .filter_map(|&(m, h)| text.find(m).map(|at| (at, m.len(), h)))
+                .min_by_key(|&(at, _, _)| at);
+            match next {
+                Some((at, len, hole)) => {
+                    parts.push((text[..at].to_string(), hole));
+                    text = text[at + len..].to_string();
+                }
+                None => {
+                    parts.push((text, Hole::End));
+                    break;
+                }
+            }
+        }
+        Ok(RecordTemplate { parts })
+    }
+
+    fn write(&self, w: &mut impl Write, pid: i64, si: i64, name: &str) -> std::io::Result<()> {
+        for (lit, hole) in &self.parts {
+            w.write_all(lit.as_bytes())?;
+            match hole {
+                Hole::Pid => write!(w, "{pid}")?,
+                Hole::Si => write!(w, "{si}")?,
+                Hole::Name => write!(w, "\"{name}\"")?,
+                Hole::End => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The server under test and a minimal HTTP/1.1 client
+// ---------------------------------------------------------------------------------------------
+
+fn exe() -> Result<PathBuf, String> {
+    std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))
+}
+
+/// `cmdb-lite serve` as a child process, killed on drop.
+struct Server {
+    child: Child,
+    _stdout: BufReader<ChildStdout>,
+    addr: String,
+}
+
+impl Server {
+    fn start(db: &Path, seed: Option<&Path>, o: &Options) -> Result<Server, String> {
+        let mut cmd = Command::new(exe()?);
+        cmd.arg("serve")
+            .arg("--db")
+            .arg(db)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(["--threads", &o.threads.to_string()])
+            .args(["--cache-mib", &o.cache_mib.to_string()]);
+        if let Some(seed) = seed {
+            cmd.arg("--seed").arg(seed);
+        }
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| format!("cannot start the server: {e}"))?;
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+        let mut line = String::new();
+        // The first line names the address; a server that fails exits without it.
+        let read = stdout.read_line(&mut line);
+        let addr = line
+            .trim()
+            .strip_prefix("cmdb-lite listening on http://")
+            .map(str::to_string);
+        match (read, addr) {
+            (Ok(_), Some(addr)) => Ok(Server {
+                child,
+                _stdout: stdout,
+                addr,
+            }),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                Err(format!("the server did not start: {line:?}"))
+            }
+        }
+    }
+
+    fn vm_hwm_kib(&self) -> Option<u64> {
+        vm_hwm_kib(self.child.id())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A process's peak resident set (`VmHWM` of /proc/PID/status), in KiB; `None` off Linux.
+fn vm_hwm_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn mib(kib: Option<u64>) -> String {
+    kib.map_or("unknown".into(), |k| {
+        format!("{:.1} MiB", k as f64 / 1024.0)
+    })
+}
+
+/// One keep-alive connection speaking just enough HTTP/1.1 for the bench.
+struct Client {
+    stream: BufReader<TcpStream>,
+    request: Vec<u8>,
+    line: String,
+    body: Vec<u8>,
+}
+
+impl Client {
+    fn connect(addr: &str) -> Result<Client, String> {
+        let s = TcpStream::connect(addr).map_err(|e| format!("connect {addr}: {e}"))?;
+        s.set_nodelay(true).map_err(|e| e.to_string())?;
+        s.set_read_timeout(Some(Duration::from_secs(60)))
+            .map_err(|e| e.to_string())?;
+        Ok(Client {
+            stream: BufReader::with_capacity(64 * 1024, s),
+            request: Vec::new(),
+            line: String::new(),
+            body: Vec::new(),
+        })
+    }
+
+    /// POSTs `body` as a native-route request of user admin; returns the answer's body.
+    fn post(&mut self, path: &str, body: &[u8]) -> Result<&[u8], String> {
+        self.request.clear();
+        let _ = write!(
+            self.request,
+            "POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n\
+             X-Bkcmdb-User: admin\r\nX-Bkcmdb-Supplier-Account: 0\r\nX-Bkcmdb-Language: en\r\n\
+             Content-Length: {}\r\n\r\n",
+            body.len()
+        );
+        self.request.extend_from_slice(body);
+        self.stream
+            .get_mut()
+            .write_all(&self.request)
+            .map_err(|e| format!("send: {e}"))?;
+        self.read_answer()
+    }
+
+    fn read_line(&mut self) -> Result<&str, String> {
+        self.line.clear();
+        match self.stream.read_line(&mut self.line) {
+            Ok(0) => Err("the server closed the connection".into()),
+            Ok(_) => Ok(self.line.trim_end()),
+            Err(e) => Err(format!("receive: {e}")),
+        }
+    }
+
+    fn read_answer(&mut self) -> Result<&[u8], String> {
+        let status = self.read_line()?.to_string();
+        if status.split_whitespace().nth(1) != Some("200") {
+            return Err(format!("HTTP answer {status:?}"));
+        }
+        let mut length = None;
+        let mut chunked = false;
+        loop {
+            let line = self.read_line()?;
+            if line.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = line.split_once(':') {
+                let (k, v) = (k.trim(), v.trim());
+                if k.eq_ignore_ascii_case("content-length") {
+                    length = v.parse::<usize>().ok();
+                } else if k.eq_ignore_ascii_case("transfer-encoding") {
+                    chunked = v.eq_ignore_ascii_case("chunked");
+                }
+            }
+        }
+        let io = |e: std::io::Error| format!("receive: {e}");
+        self.body.clear();
+        if chunked {
+            loop {
+                let size_text = self.read_line()?;
+                let size = usize::from_str_radix(size_text.split(';').next().unwrap_or(""), 16)
+                    .map_err(|_| format!("bad chunk size {size_text:?}"))?;
+                let at = self.body.len();
+                self.body.resize(at + size + 2, 0);
+                self.stream.read_exact(&mut self.body[at..]).map_err(io)?;
+                self.body.truncate(at + size);
+                if size == 0 {
+                    break;
+                }
+            }
+        } else {
+            let n = length.ok_or("an answer without Content-Length")?;
+            self.body.resize(n, 0);
+            self.stream.read_exact(&mut self.body).map_err(io)?;
+        }
+        Ok(&self.body)
+    }
+}
+
+/// A temporary folder, removed on drop.
+struct Temp(PathBuf);
+
+impl Temp {
+    fn new(base: Option<&Path>) -> Result<Temp, String> {
+        let base = base.map_or_else(std::env::temp_dir, Path::to_path_buf);
+        let p = base.join(format!("cmdb-lite-bench-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).map_err(|e| format!("cannot create {}: {e}", p.display()))?;
+        Ok(Temp(p))
+    }
+    fn path(&self) -> &Path {
+        &self.0
+    }
+    fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for Temp {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let m = Measured {
+            requests: 100,
+            elapsed: Duration::from_secs(1),
+            latencies_us: (1..=100).rev().collect(),
+        };
+        assert_eq!(m.percentile(0.50), 50);
+        assert_eq!(m.percentile(0.99), 99);
+        assert_eq!(m.percentile(1.0), 100);
+        assert_eq!(Measured::default().percentile(0.5), 0);
+    }
+
+    #[test]
+    fn generated_records_are_valid_json_with_their_ids() {
+        let t = RecordTemplate::new("2026-01-02T03:04:05.678Z").unwrap();
+        let mut out = Vec::new();
+        t.write(&mut out, 42, 7, "svc-3").unwrap();
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["bk_process_id"], json!(42));
+        assert_eq!(v["service_instance_id"], json!(7));
+        assert_eq!(v["bk_process_name"], json!("svc-3"));
+        assert_eq!(v["bk_func_name"], json!("svc-3"));
+        assert_eq!(v["relation"]["bk_process_id"], json!(42));
+        assert_eq!(v["relation"]["bk_host_id"], json!(7));
+    }
+
+    #[test]
+    fn scattered_order_visits_every_instance() {
+        for populated in [1, 10, 1000] {
+            let l = Layout {
+                populated,
+                per_instance: 1,
+                empty: 0,
+            };
+            let mut seen = l.scattered_populated(3);
+            seen.sort_unstable();
+            assert_eq!(seen, (1..=populated as i64).collect::<Vec<_>>());
+        }
+    }
+}
