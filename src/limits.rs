@@ -20,3 +20,7 @@ pub const DEFAULT_THREADS: usize = 16;
 pub const MAX_DATASET_BYTES: u64 = 4 * 1024 * 1024 * 1024;
 /// Default redb page cache, in MiB.
 pub const DEFAULT_CACHE_MIB: usize = 32;
+/// Process ids in one `delete_process_instance` request (bk-cmdb `BKMaxDeletePageSize`).
+pub const MAX_IDS_PER_DELETE: usize = 500;
+/// Process ids in one `list_process_detail_by_ids` request (bk-cmdb `BKMaxInstanceLimit`).
+pub const MAX_IDS_PER_DETAIL_LIST: usize = 500;
