@@ -42,6 +42,9 @@ impl Data {
 pub enum Op {
     CreateProcessInstance,
     ListProcessInstance,
+    UpdateProcessInstance,
+    DeleteProcessInstance,
+    ListProcessDetailByIds,
 }
 
 /// Runs `op`.
@@ -49,5 +52,8 @@ pub fn call(op: Op, ctx: &Ctx, store: &Store, input: Input) -> Result<Data, CcEr
     match op {
         Op::CreateProcessInstance => process_instance::create(ctx, store, &input),
         Op::ListProcessInstance => process_instance::list(ctx, store, &input),
+        Op::UpdateProcessInstance => process_instance::update(ctx, store, &input),
+        Op::DeleteProcessInstance => process_instance::delete(ctx, store, &input),
+        Op::ListProcessDetailByIds => process_instance::detail_by_ids(ctx, store, &input),
     }
 }
