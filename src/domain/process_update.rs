@@ -162,7 +162,11 @@ fn go_value(ty: GoType, v: &Value) -> Result<Value, CcError> {
         (GoType::OptBool, Value::Bool(b)) => Value::from(*b),
         (GoType::Time, Value::Null) => Value::from(ZERO_TIME),
         (GoType::Time, Value::String(s)) => {
-            clock::parse_ms(s).ok_or_else(bad)?;
+            // Go's strict RFC 3339: an upper-case `T` and `Z`.
+            let strict = s.as_bytes().get(10) == Some(&b'T') && !s.ends_with('z');
+            if !strict || clock::parse_ms(s).is_none() {
+                return Err(bad());
+            }
             Value::from(s.as_str())
         }
         (GoType::BindInfo, Value::Array(rows)) => Value::Array(
@@ -311,6 +315,9 @@ mod tests {
             json!({"bk_biz_id": "7"}),
             json!({"bk_supplier_account": 0}),
             json!({"create_time": "yesterday"}),
+            json!({"create_time": "2024-01-02 03:04:05Z"}),
+            json!({"create_time": "2024-01-02T03:04:05z"}),
+            json!({"create_time": "2024-13-02T03:04:05Z"}),
             json!({"last_time": 5}),
             json!({"bind_info": {}}),
             json!({"bind_info": [1]}),
@@ -321,7 +328,9 @@ mod tests {
             let e = decode_item(&obj(bad.clone())).unwrap_err();
             assert_eq!(e.code, code::JSON_UNMARSHAL, "{bad}");
         }
-        assert!(decode_item(&obj(json!({"create_time": "2024-01-02T03:04:05Z"}))).is_ok());
+        for ok in ["2024-01-02T03:04:05Z", "2024-01-02T03:04:05.5+08:00"] {
+            assert!(decode_item(&obj(json!({"last_time": ok}))).is_ok(), "{ok}");
+        }
     }
 
     #[test]
