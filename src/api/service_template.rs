@@ -133,10 +133,8 @@ pub fn update(_ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError>
             .ok_or_else(|| CcError::invalid("name"))?
             .to_string();
         tx.put_service_template(&st)?;
-        let recategorise = category != 0
-            && modules
-                .iter()
-                .any(|m| m.service_category_id != category);
+        let recategorise =
+            category != 0 && modules.iter().any(|m| m.service_category_id != category);
         if rename_modules || recategorise {
             for mut m in modules {
                 if rename_modules {

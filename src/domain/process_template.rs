@@ -408,11 +408,17 @@ mod tests {
         assert_eq!(p.validate(), Ok(()));
         assert_eq!(p.bind_info.value.as_ref().unwrap()[1].row_id, 5);
 
-        let mut p = prop(json!({"bind_info": {"value": [{"ip": {"value": "5"}, "port": {"value": "1"}, "protocol": {"value": "1"}}]}}));
+        let mut p = prop(
+            json!({"bind_info": {"value": [{"ip": {"value": "5"}, "port": {"value": "1"}, "protocol": {"value": "1"}}]}}),
+        );
         assert_eq!(p.validate(), Err("bind_info[0].(ip and protocol)".into()));
-        let mut p = prop(json!({"bind_info": {"value": [{"port": {"value": "1-5,5"}, "protocol": {"value": "1"}}]}}));
+        let mut p = prop(
+            json!({"bind_info": {"value": [{"port": {"value": "1-5,5"}, "protocol": {"value": "1"}}]}}),
+        );
         assert_eq!(p.validate(), Err("bind_info[0].port".into()));
-        let mut p = prop(json!({"bind_info": {"value": [{"port": {"value": "5-1"}, "protocol": {"value": "1"}}]}}));
+        let mut p = prop(
+            json!({"bind_info": {"value": [{"port": {"value": "5-1"}, "protocol": {"value": "1"}}]}}),
+        );
         assert_eq!(p.validate(), Err("bind_info[0].port".into()));
         let mut p = prop(json!({"bind_info": {"value": [{"ip": {"value": "9"}}]}}));
         assert_eq!(p.validate(), Err("bind_info[0].ip".into()));
@@ -420,11 +426,15 @@ mod tests {
         assert_eq!(p.validate(), Err("bind_info[0].port".into()));
         let mut p = prop(json!({"bk_process_name": {"value": "a"}}));
         assert_eq!(p.validate(), Err("bk_func_name".into()));
-        let mut p = prop(json!({"bk_process_name": {"value": "a"}, "bk_func_name": {"value": "b"},
-            "priority": {"value": -101}}));
+        let mut p = prop(
+            json!({"bk_process_name": {"value": "a"}, "bk_func_name": {"value": "b"},
+            "priority": {"value": -101}}),
+        );
         assert_eq!(p.validate(), Err("priority".into()));
-        let mut p = prop(json!({"bk_process_name": {"value": "a"}, "bk_func_name": {"value": "b"},
-            "bk_start_check_secs": {"value": 10000}, "priority": {"value": -100}}));
+        let mut p = prop(
+            json!({"bk_process_name": {"value": "a"}, "bk_func_name": {"value": "b"},
+            "bk_start_check_secs": {"value": 10000}, "priority": {"value": -100}}),
+        );
         assert_eq!(p.validate(), Ok(()));
     }
 
@@ -433,7 +443,9 @@ mod tests {
         let p = prop(json!({"user": {"value": " root"}}));
         let e = p.check_spaces().unwrap_err();
         assert_eq!(e.code, code::UNKNOWN);
-        let mut p = prop(json!({"bk_func_name": {"value": "a"}, "user": {"value": "u", "as_default_value": true}}));
+        let mut p = prop(
+            json!({"bk_func_name": {"value": "a"}, "user": {"value": "u", "as_default_value": true}}),
+        );
         let raw = json!({"bk_func_name": {"value": "b"}, "user": {"value": "v"}});
         let input = ProcessProperty::decode(raw.as_object().unwrap()).unwrap();
         p.update(&input, raw.as_object().unwrap());
