@@ -50,12 +50,12 @@ fn view(pt: &ProcessTemplate) -> View<'_> {
 
 /// bk-cmdb's uniqueness inside a service template: the process name (1113019), then the
 /// (function name, start-parameter regex) pair (1113020); `except` is the template updated.
-fn check_unique(
-    tx: &WriteTx,
-    st: i64,
-    prop: &ProcessProperty,
-    except: i64,
-) -> Result<(), CcError> {
+///
+/// bk-cmdb (coreservice `process_template.go` `processNameUniqueValidate`) looks for another
+/// template whose stored `bk_start_param_regex.value` *equals* the new regex, a missing one
+/// counting as `""`. MongoDB's `{field: ""}` does not match a stored `null`, so a template
+/// without a regex never blocks another: only an equal string does.
+fn check_unique(tx: &WriteTx, st: i64, prop: &ProcessProperty, except: i64) -> Result<(), CcError> {
     let others: Vec<ProcessProperty> = tx
         .process_template_ids_of(st)?
         .into_iter()
@@ -63,14 +63,19 @@ fn check_unique(
         .filter_map(|id| tx.process_template(id).transpose())
         .map(|pt| pt.map(|pt| ProcessProperty::from_stored(&pt.property)))
         .collect::<Result<_, _>>()?;
-    if others.iter().any(|o| o.process_name() == prop.process_name()) {
+    if others
+        .iter()
+        .any(|o| o.process_name() == prop.process_name())
+    {
         return Err(CcError::with(
             code::PROCESS_NAME_DUPLICATED,
             prop.process_name(),
         ));
     }
+    let regex = prop.start_param_regex();
     if others.iter().any(|o| {
-        o.func_name() == prop.func_name() && o.start_param_regex() == prop.start_param_regex()
+        o.func_name() == prop.func_name()
+            && o.field("bk_start_param_regex").and_then(|p| p.str()) == Some(regex)
     }) {
         return Err(CcError::new(
             code::FUNC_NAME_DUPLICATED,
