@@ -32,6 +32,10 @@ pub const MAX_PROC_TEMPLATES_PER_CREATE: usize = 100;
 pub const MAX_PROC_TEMPLATES_PER_DELETE: usize = 500;
 /// Ids in one `list_proc_template` (`process_template_ids`).
 pub const MAX_PROC_TEMPLATE_IDS_PER_LIST: usize = 200;
+/// Process ids in one `delete_process_instance` request (bk-cmdb `BKMaxDeletePageSize`).
+pub const MAX_IDS_PER_DELETE: usize = 500;
+/// Process ids in one `list_process_detail_by_ids` request (bk-cmdb `BKMaxInstanceLimit`).
+pub const MAX_IDS_PER_DETAIL_LIST: usize = 500;
 /// `import` prints a progress line on stderr after every so many processes.
 pub const IMPORT_PROGRESS_EVERY: usize = 100_000;
 /// `bench` defaults: seconds each scenario is measured, connections of the concurrent

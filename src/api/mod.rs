@@ -54,6 +54,9 @@ pub enum Op {
     GetProcTemplate,
     UpdateProcTemplate,
     DeleteProcTemplates,
+    UpdateProcessInstance,
+    DeleteProcessInstance,
+    ListProcessDetailByIds,
 }
 
 /// Runs `op`.
@@ -71,5 +74,8 @@ pub fn call(op: Op, ctx: &Ctx, store: &Store, input: Input) -> Result<Data, CcEr
         Op::GetProcTemplate => process_template::get(ctx, store, &input),
         Op::UpdateProcTemplate => process_template::update(ctx, store, &input),
         Op::DeleteProcTemplates => process_template::delete(ctx, store, &input),
+        Op::UpdateProcessInstance => process_instance::update(ctx, store, &input),
+        Op::DeleteProcessInstance => process_instance::delete(ctx, store, &input),
+        Op::ListProcessDetailByIds => process_instance::detail_by_ids(ctx, store, &input),
     }
 }
