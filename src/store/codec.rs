@@ -123,6 +123,80 @@ pub fn decode_map(bytes: &[u8]) -> Result<Map<String, Value>, CodecError> {
     Ok(m.into_iter().map(|(k, v)| (k, v.to_json())).collect())
 }
 
+/// A stored JSON value read in place, its strings borrowed from the encoded bytes: the same
+/// variants as [`Dyn`], in the same order, so it decodes exactly what `Dyn` encodes.
+#[derive(Deserialize)]
+enum DynRef<'a> {
+    Null,
+    Bool(bool),
+    I64(i64),
+    U64(u64),
+    F64(f64),
+    Str(&'a str),
+    Arr(#[serde(borrow)] Vec<DynRef<'a>>),
+    Obj(#[serde(borrow)] Entries<'a>),
+}
+
+/// The entries of an encoded map (a `BTreeMap`, so in key order), kept in that order.
+struct Entries<'a>(Vec<(&'a str, DynRef<'a>)>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Entries<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
+            type Value = Entries<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a map")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Entries<'a>, A::Error> {
+                let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(0));
+                while let Some(entry) = map.next_entry::<&'de str, DynRef<'de>>()? {
+                    entries.push(entry);
+                }
+                Ok(Entries(entries))
+            }
+        }
+        d.deserialize_map(V(std::marker::PhantomData))
+    }
+}
+
+impl Serialize for DynRef<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            DynRef::Null => s.serialize_unit(),
+            DynRef::Bool(b) => s.serialize_bool(*b),
+            DynRef::I64(i) => s.serialize_i64(*i),
+            DynRef::U64(u) => s.serialize_u64(*u),
+            // serde_json writes a non-finite number as null, as `Dyn::to_json` turns it into.
+            DynRef::F64(f) => s.serialize_f64(*f),
+            DynRef::Str(t) => s.serialize_str(t),
+            DynRef::Arr(a) => s.collect_seq(a),
+            DynRef::Obj(e) => e.serialize(s),
+        }
+    }
+}
+
+impl Serialize for Entries<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
+    }
+}
+
+/// Appends the JSON text of a map written by [`encode_map`] to `out`, straight from its bytes:
+/// the text serialising [`decode_map`]'s result gives, without building that map.
+pub fn write_map_json(bytes: &[u8], out: &mut Vec<u8>) -> Result<(), CodecError> {
+    let (&version, body) = bytes.split_first().ok_or(CodecError::Empty)?;
+    if version != SCHEMA_VERSION {
+        return Err(CodecError::UnknownVersion(version));
+    }
+    let (entries, _): (Entries, usize) = bincode::serde::borrow_decode_from_slice(body, config())
+        .map_err(|e| CodecError::Bincode(e.to_string()))?;
+    serde_json::to_writer(out, &entries).map_err(|e| CodecError::Bincode(e.to_string()))
+}
+
 /// serde helpers for a JSON value stored inside a record (process-template properties).
 pub mod json_value {
     use super::Dyn;
@@ -181,6 +255,27 @@ mod tests {
                        "f": "x", "g": [1, {"h": "i"}]});
         let map = v.as_object().unwrap().clone();
         assert_eq!(decode_map(&encode_map(&map)).unwrap(), map);
+    }
+
+    #[test]
+    fn map_json_is_the_decoded_map_serialised() {
+        let v = json!({"a": null, "b": true, "c": -3, "d": 18446744073709551615u64, "e": 1.5,
+                       "f": "x\"<\u{2028}", "g": [1, {"h": "i", "a": []}], "": {}, "z": 1e300});
+        let map = v.as_object().unwrap().clone();
+        let bytes = encode_map(&map);
+        let mut out = b"[".to_vec();
+        write_map_json(&bytes, &mut out).unwrap();
+        let want = format!(
+            "[{}",
+            serde_json::to_string(&decode_map(&bytes).unwrap()).unwrap()
+        );
+        assert_eq!(String::from_utf8(out).unwrap(), want);
+        let mut bad = bytes.clone();
+        bad[0] = 9;
+        assert!(matches!(
+            write_map_json(&bad, &mut Vec::new()),
+            Err(CodecError::UnknownVersion(9))
+        ));
     }
 
     #[test]

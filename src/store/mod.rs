@@ -373,6 +373,21 @@ macro_rules! reads {
                 }
             }
 
+            /// Appends the JSON text of process `pid`'s stored map to `out` (what serialising
+            /// [`Self::process`] gives, written straight from the stored bytes); `false` if
+            /// there is no such process.
+            pub fn write_process_json(&self, pid: i64, out: &mut Vec<u8>) -> Result<bool, CcError> {
+                let t = self.txn.open_table(PROCESSES).map_err(read_err)?;
+                match t.get(pid).map_err(read_err)? {
+                    Some(v) => {
+                        codec::write_map_json(v.value(), out)
+                            .map_err(|e| CcError::storage(code::DB_SELECT, &e))?;
+                        Ok(true)
+                    }
+                    None => Ok(false),
+                }
+            }
+
             /// True if process `pid` exists (its record is not decoded).
             pub fn has_process(&self, pid: i64) -> Result<bool, CcError> {
                 let t = self.txn.open_table(PROCESSES).map_err(read_err)?;
