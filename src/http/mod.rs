@@ -96,15 +96,21 @@ impl Server {
 /// connection, so no connection can hold a tiny_http thread or one of our workers forever with a
 /// half-sent request, a stalled body or an unread answer. A timed-out read surfaces as
 /// `WouldBlock`, on which tiny_http closes the connection without an answer.
+///
+/// It also sets `TCP_NODELAY`, inherited the same way: tiny_http writes an answer in pieces
+/// (1 KiB buffer, 8 KiB chunks), and with Nagle's algorithm every piece after the first waited
+/// for the client's delayed acknowledgement, up to 40 ms per answer larger than one piece
+/// (`cmdb-lite bench`: list p99 45-55 ms before, see README "Benchmark").
 fn inherit_timeouts(listener: &std::net::TcpListener, timeout: Duration) -> std::io::Result<()> {
     use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd};
     // SAFETY: the descriptor stays owned by `listener`: the temporary `TcpStream` is only used to
-    // call setsockopt(SO_RCVTIMEO/SO_SNDTIMEO) and is turned back into a raw descriptor, never
-    // closed.
+    // call setsockopt(SO_RCVTIMEO/SO_SNDTIMEO/TCP_NODELAY) and is turned back into a raw
+    // descriptor, never closed.
     let view = unsafe { std::net::TcpStream::from_raw_fd(listener.as_raw_fd()) };
     let result = view
         .set_read_timeout(Some(timeout))
-        .and_then(|()| view.set_write_timeout(Some(timeout)));
+        .and_then(|()| view.set_write_timeout(Some(timeout)))
+        .and_then(|()| view.set_nodelay(true));
     let _ = view.into_raw_fd();
     result
 }
