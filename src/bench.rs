@@ -15,7 +15,7 @@
 use crate::clock;
 use crate::domain::process::{self, ServerFields};
 use crate::limits::{
-    BENCH_PROCESSES_PER_INSTANCE, BENCH_SCALE_ROUNDS, BENCH_SCALE_SMALL, MAX_PROCESSES_PER_REQUEST,
+    BENCH_PROCESSES_PER_INSTANCE, BENCH_ROUNDS, BENCH_SCALE_SMALL, MAX_PROCESSES_PER_REQUEST,
 };
 use crate::store::floor::{Floor, FloorRun};
 use crate::store::records::Relation;
@@ -97,18 +97,15 @@ fn load_average() -> String {
 
 fn throughput(o: &Options, tmp: &Temp) -> Result<(), String> {
     let time = Duration::from_secs_f64(o.secs);
+    let slice = time / BENCH_ROUNDS as u32;
     let warm = time.min(Duration::from_millis(500)) / 2;
     let now = clock::format_ms(clock::now_ms());
 
-    // The floor, in its own file.
-    eprintln!("bench: raw redb commit loop…");
+    // The floor, in its own file next to the server's.
     let sample = stored_process("floor", 1, 1, &now)?;
     let rel = relation(1, 1, 1);
     let floor = Floor::create(&tmp.join("floor.redb"), o.cache_mib << 20, &sample, &rel)?;
     floor.run(1, warm, u64::MAX)?;
-    let floor_one = floor.run(1, time, u64::MAX)?;
-    let floor_batch = floor.run(MAX_PROCESSES_PER_REQUEST, time, u64::MAX)?;
-    drop(floor);
 
     // The server: instance 1 holds `list_size` processes, 2.. are empty create targets.
     let layout = Layout {
@@ -121,10 +118,10 @@ fn throughput(o: &Options, tmp: &Temp) -> Result<(), String> {
     let server = Server::start(&tmp.join("bench.redb"), Some(&seed), o)?;
     let targets: Vec<i64> = layout.empty_ids().collect();
 
-    let mut rows = vec![
-        Row::floor(&floor_one, 1),
-        Row::floor(&floor_batch, MAX_PROCESSES_PER_REQUEST),
-    ];
+    // Each create scenario alternates with the floor of its shape, slice by slice, so that both
+    // see the same machine; its ratio compares the two.
+    let mut floors = [Measured::default(), Measured::default()];
+    let mut rows = Vec::new();
     for (n, (conns, per_req)) in [
         (1, 1),
         (o.connections, 1),
@@ -134,20 +131,43 @@ fn throughput(o: &Options, tmp: &Temp) -> Result<(), String> {
     .into_iter()
     .enumerate()
     {
-        eprintln!("bench: create_process_instance, {conns} connection(s), {per_req} per request…");
+        eprintln!(
+            "bench: create_process_instance, {conns} connection(s), {per_req} per request, and the floor…"
+        );
         let spec = CreateSpec {
             addr: &server.addr,
             targets: &targets[..conns],
             per_req,
         };
         create_load(&spec, &format!("w{n}"), warm)?;
-        let m = create_load(&spec, &format!("b{n}"), time)?;
-        let floor = if per_req == 1 {
-            &floor_one
-        } else {
-            &floor_batch
-        };
-        rows.push(Row::create(&m, conns, per_req, floor));
+        let mut paired = Measured::default();
+        let mut m = Measured::default();
+        for round in 0..BENCH_ROUNDS {
+            paired.absorb(Measured::of_floor(floor.run(per_req, slice, u64::MAX)?));
+            m.absorb(create_load(&spec, &format!("b{n}r{round}"), slice)?);
+        }
+        let ratio = m.per_sec() / paired.per_sec();
+        floors[usize::from(per_req != 1)].absorb(paired);
+        rows.push(Row {
+            name: "create_process_instance".into(),
+            conns,
+            per_req: Some(per_req),
+            m,
+            ratio: Some(ratio),
+        });
+    }
+    drop(floor);
+    for (i, per_commit) in [1, MAX_PROCESSES_PER_REQUEST].into_iter().enumerate() {
+        rows.insert(
+            i,
+            Row {
+                name: "floor: raw redb commit".into(),
+                conns: 1,
+                per_req: Some(per_commit),
+                m: std::mem::take(&mut floors[i]),
+                ratio: Some(1.0),
+            },
+        );
     }
     eprintln!("bench: list_process_instance of {} processes…", o.list_size);
     check_list(&server.addr, 1, o.list_size)?;
@@ -165,7 +185,7 @@ fn throughput(o: &Options, tmp: &Temp) -> Result<(), String> {
 
     print!("{}", table(&rows));
     println!(
-        "×floor: the scenario's commits (requests) per second ÷ the floor's commits per second with as many processes per commit"
+        "×floor: requests per second ÷ the floor's commits per second with as many processes per commit, measured in slices alternating with the scenario's"
     );
     println!("server peak RSS (VmHWM): {}", mib(hwm));
     Ok(())
@@ -178,33 +198,6 @@ struct Row {
     per_req: Option<usize>,
     m: Measured,
     ratio: Option<f64>,
-}
-
-impl Row {
-    fn floor(f: &FloorRun, per_commit: usize) -> Row {
-        Row {
-            name: "floor: raw redb commit".into(),
-            conns: 1,
-            per_req: Some(per_commit),
-            m: Measured {
-                requests: f.commits,
-                elapsed: f.elapsed,
-                latencies_us: f.latencies_us.clone(),
-            },
-            ratio: Some(1.0),
-        }
-    }
-
-    fn create(m: &Measured, conns: usize, per_req: usize, floor: &FloorRun) -> Row {
-        let floor_rate = floor.commits as f64 / floor.elapsed.as_secs_f64();
-        Row {
-            name: "create_process_instance".into(),
-            conns,
-            per_req: Some(per_req),
-            m: m.clone(),
-            ratio: Some(m.per_sec() / floor_rate),
-        }
-    }
 }
 
 fn table(rows: &[Row]) -> String {
@@ -320,11 +313,11 @@ fn scale(o: &Options, tmp: &Temp) -> Result<(), String> {
     // Alternating slices: create (1 connection, 1 process per request), list (one service
     // instance of 1,000 processes, a different one each time), and a burst of the heaviest
     // create load for the peak RSS.
-    let slice = Duration::from_secs_f64(o.secs) / BENCH_SCALE_ROUNDS as u32;
+    let slice = Duration::from_secs_f64(o.secs) / BENCH_ROUNDS as u32;
     let mut creates = vec![Measured::default(); sides.len()];
     let mut lists = vec![Measured::default(); sides.len()];
-    for round in 0..BENCH_SCALE_ROUNDS {
-        eprintln!("bench: round {} of {BENCH_SCALE_ROUNDS}…", round + 1);
+    for round in 0..BENCH_ROUNDS {
+        eprintln!("bench: round {} of {BENCH_ROUNDS}…", round + 1);
         for (i, (side, server)) in sides.iter().zip(&servers).enumerate() {
             let targets: Vec<i64> = side.layout.empty_ids().collect();
             let spec = CreateSpec {
@@ -514,6 +507,14 @@ impl Measured {
         v.sort_unstable();
         let rank = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
         v[rank - 1]
+    }
+
+    fn of_floor(f: FloorRun) -> Measured {
+        Measured {
+            requests: f.commits,
+            elapsed: f.elapsed,
+            latencies_us: f.latencies_us,
+        }
     }
 
     fn absorb(&mut self, other: Measured) {

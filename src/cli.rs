@@ -7,7 +7,7 @@ use crate::error::Lang;
 use crate::http::{self, Config};
 use crate::limits::{
     BENCH_CONNECTIONS, BENCH_LIST_SIZE, BENCH_SCALE_LARGE, BENCH_SECS, DEFAULT_CACHE_MIB,
-    DEFAULT_THREADS, MAX_DATASET_BYTES,
+    DEFAULT_THREADS, MALLOC_ARENAS, MAX_DATASET_BYTES,
 };
 use crate::store::{self, Store};
 use argh::FromArgs;
@@ -174,6 +174,7 @@ fn import_file(store: &Store, path: &Path, progress: impl FnMut(usize)) -> Resul
 }
 
 fn serve(s: Serve) -> Result<i32, String> {
+    crate::memory::limit_malloc_arenas(MALLOC_ARENAS);
     let language = match s.language.as_str() {
         "zh" => Lang::Zh,
         "en" => Lang::En,

@@ -10,4 +10,5 @@ pub mod domain;
 pub mod error;
 pub mod http;
 pub mod limits;
+pub mod memory;
 pub mod store;

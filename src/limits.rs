@@ -20,6 +20,8 @@ pub const DEFAULT_THREADS: usize = 16;
 pub const MAX_DATASET_BYTES: u64 = 4 * 1024 * 1024 * 1024;
 /// Default redb page cache, in MiB.
 pub const DEFAULT_CACHE_MIB: usize = 32;
+/// glibc malloc arenas of the server (see `memory.rs`).
+pub const MALLOC_ARENAS: usize = 2;
 /// Largest page a list request may ask for (bk-cmdb `BKMaxPageSize`).
 pub const MAX_PAGE_SIZE: i64 = 1000;
 /// The page limit that means "everything" where bk-cmdb accepts it (`BKNoLimit`).
@@ -43,9 +45,10 @@ pub const IMPORT_PROGRESS_EVERY: usize = 100_000;
 pub const BENCH_SECS: f64 = 3.0;
 pub const BENCH_CONNECTIONS: usize = 8;
 pub const BENCH_LIST_SIZE: usize = 100;
+/// `bench`: the slices a measurement is cut into, alternating with what it is compared with.
+pub const BENCH_ROUNDS: usize = 3;
 /// `bench --scale`: processes of the small and (default) large store, processes per service
-/// instance in both, and the alternating slices each measurement is cut into.
+/// instance in both.
 pub const BENCH_SCALE_SMALL: usize = 10_000;
 pub const BENCH_SCALE_LARGE: usize = 1_000_000;
 pub const BENCH_PROCESSES_PER_INSTANCE: usize = 1_000;
-pub const BENCH_SCALE_ROUNDS: usize = 5;
