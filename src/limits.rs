@@ -24,3 +24,15 @@ pub const DEFAULT_CACHE_MIB: usize = 32;
 pub const MAX_PAGE_SIZE: i64 = 1000;
 /// The page limit that means "everything" where bk-cmdb accepts it (`BKNoLimit`).
 pub const NO_LIMIT: i64 = 999_999_999;
+/// Service instances in one `create_service_instance` request (`BKMaxUpdateOrCreatePageSize`).
+pub const MAX_SERVICE_INSTANCES_PER_CREATE: usize = 100;
+/// Service instances one `add_label_for_service_instance` request may name
+/// (`BKMaxUpdateOrCreatePageSize`).
+pub const MAX_LABEL_ADD_INSTANCES: usize = 100;
+/// Ids one delete request may name, and instances one `remove_label_from_service_instance`
+/// request may name (`BKMaxDeletePageSize`).
+pub const MAX_IDS_PER_DELETE: usize = 500;
+/// Host ids one `list_service_instance` request may filter on (`BKMaxPageSize`).
+pub const MAX_LIST_HOST_IDS: usize = 1000;
+/// Bytes of a label key or value (bk-cmdb refuses 64 and more).
+pub const MAX_LABEL_BYTES: usize = 63;

@@ -5,3 +5,4 @@ pub mod bind_info;
 pub mod decode;
 pub mod page;
 pub mod process;
+pub mod service_instance;
