@@ -51,7 +51,10 @@ pub mod code {
     pub const FUNC_NAME_DUPLICATED: i64 = 1113020;
     pub const REMOVE_TEMPLATE_PROCESS: i64 = 1113022;
     pub const ONLY_LEAF_CATEGORY: i64 = 1113032;
+    // Service and process templates.
     pub const HTTP_INPUT_INVALID: i64 = 1199003;
+    pub const PROC_DELETE_TEMPLATE: i64 = 1108014;
+    pub const PROC_DELETE_SERVICE_TEMPLATE: i64 = 1108030;
     pub const PROC_BIND_PORT_NOT_SET: i64 = 1107014;
     pub const PROC_BIND_PROTOCOL_NOT_SET: i64 = 1107015;
 }
@@ -202,10 +205,21 @@ const CATALOGUE: &[(i64, &str, &str)] = &[
         "only leaf node available",
         "仅允许使用叶子结点服务分类",
     ),
+    // Service and process templates.
     (
         code::HTTP_INPUT_INVALID,
         "invalid input parameter",
         "输入参数无效",
+    ),
+    (
+        code::PROC_DELETE_TEMPLATE,
+        "delete config template failed",
+        "删除配置模板失败",
+    ),
+    (
+        code::PROC_DELETE_SERVICE_TEMPLATE,
+        "delete service template failed",
+        "删除服务模板失败",
     ),
     (
         code::PROC_BIND_PORT_NOT_SET,

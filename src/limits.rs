@@ -24,6 +24,14 @@ pub const DEFAULT_CACHE_MIB: usize = 32;
 pub const MAX_PAGE_SIZE: i64 = 1000;
 /// The page limit that means "everything" where bk-cmdb accepts it (`BKNoLimit`).
 pub const NO_LIMIT: i64 = 999_999_999;
+/// Runes of a service-template name, after trimming (bk-cmdb `MainlineNameFieldMaxLength`).
+pub const MAX_TEMPLATE_NAME_RUNES: usize = 256;
+/// Process templates in one `batch_create_proc_template` (`BKMaxUpdateOrCreatePageSize`).
+pub const MAX_PROC_TEMPLATES_PER_CREATE: usize = 100;
+/// Process templates in one `delete_proc_template` (`BKMaxDeletePageSize`).
+pub const MAX_PROC_TEMPLATES_PER_DELETE: usize = 500;
+/// Ids in one `list_proc_template` (`process_template_ids`).
+pub const MAX_PROC_TEMPLATE_IDS_PER_LIST: usize = 200;
 /// Service instances in one `create_service_instance` request (`BKMaxUpdateOrCreatePageSize`).
 pub const MAX_SERVICE_INSTANCES_PER_CREATE: usize = 100;
 /// Service instances one `add_label_for_service_instance` request may name

@@ -2,6 +2,8 @@
 //! shape `data`. Nothing here knows HTTP; [`Op`] names an operation and [`call`] runs it.
 
 pub mod process_instance;
+pub mod process_template;
+pub mod service_template;
 
 use crate::error::{CcError, Lang};
 use crate::store::Store;
@@ -42,6 +44,16 @@ impl Data {
 pub enum Op {
     CreateProcessInstance,
     ListProcessInstance,
+    CreateServiceTemplate,
+    UpdateServiceTemplate,
+    GetServiceTemplate,
+    ListServiceTemplate,
+    DeleteServiceTemplate,
+    CreateProcTemplates,
+    ListProcTemplate,
+    GetProcTemplate,
+    UpdateProcTemplate,
+    DeleteProcTemplates,
 }
 
 /// Runs `op`.
@@ -49,5 +61,15 @@ pub fn call(op: Op, ctx: &Ctx, store: &Store, input: Input) -> Result<Data, CcEr
     match op {
         Op::CreateProcessInstance => process_instance::create(ctx, store, &input),
         Op::ListProcessInstance => process_instance::list(ctx, store, &input),
+        Op::CreateServiceTemplate => service_template::create(ctx, store, &input),
+        Op::UpdateServiceTemplate => service_template::update(ctx, store, &input),
+        Op::GetServiceTemplate => service_template::get(ctx, store, &input),
+        Op::ListServiceTemplate => service_template::list(ctx, store, &input),
+        Op::DeleteServiceTemplate => service_template::delete(ctx, store, &input),
+        Op::CreateProcTemplates => process_template::create(ctx, store, &input),
+        Op::ListProcTemplate => process_template::list(ctx, store, &input),
+        Op::GetProcTemplate => process_template::get(ctx, store, &input),
+        Op::UpdateProcTemplate => process_template::update(ctx, store, &input),
+        Op::DeleteProcTemplates => process_template::delete(ctx, store, &input),
     }
 }

@@ -5,4 +5,6 @@ pub mod bind_info;
 pub mod decode;
 pub mod page;
 pub mod process;
+pub mod process_template;
 pub mod service_instance;
+pub mod service_template;
