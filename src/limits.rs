@@ -44,3 +44,5 @@ pub const MAX_IDS_PER_DELETE: usize = 500;
 pub const MAX_LIST_HOST_IDS: usize = 1000;
 /// Bytes of a label key or value (bk-cmdb refuses 64 and more).
 pub const MAX_LABEL_BYTES: usize = 63;
+/// Bytes of a service-instance name (bk-cmdb `NameFieldMaxLength`).
+pub const MAX_SERVICE_INSTANCE_NAME_BYTES: usize = 256;

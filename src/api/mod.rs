@@ -3,6 +3,8 @@
 
 pub mod process_instance;
 pub mod process_template;
+pub mod service_category;
+pub mod service_instance;
 pub mod service_template;
 
 use crate::error::{CcError, Lang};
@@ -54,6 +56,14 @@ pub enum Op {
     GetProcTemplate,
     UpdateProcTemplate,
     DeleteProcTemplates,
+    CreateServiceInstance,
+    ListServiceInstance,
+    ListServiceInstanceDetail,
+    ListServiceInstanceByHost,
+    DeleteServiceInstance,
+    AddLabelForServiceInstance,
+    RemoveLabelFromServiceInstance,
+    ListServiceCategory,
 }
 
 /// Runs `op`.
@@ -71,5 +81,13 @@ pub fn call(op: Op, ctx: &Ctx, store: &Store, input: Input) -> Result<Data, CcEr
         Op::GetProcTemplate => process_template::get(ctx, store, &input),
         Op::UpdateProcTemplate => process_template::update(ctx, store, &input),
         Op::DeleteProcTemplates => process_template::delete(ctx, store, &input),
+        Op::CreateServiceInstance => service_instance::create(ctx, store, &input),
+        Op::ListServiceInstance => service_instance::list(ctx, store, &input),
+        Op::ListServiceInstanceDetail => service_instance::list_detail(ctx, store, &input),
+        Op::ListServiceInstanceByHost => service_instance::list_by_host(ctx, store, &input),
+        Op::DeleteServiceInstance => service_instance::delete(ctx, store, &input),
+        Op::AddLabelForServiceInstance => service_instance::add_labels(ctx, store, &input),
+        Op::RemoveLabelFromServiceInstance => service_instance::remove_labels(ctx, store, &input),
+        Op::ListServiceCategory => service_category::list(ctx, store, &input),
     }
 }
