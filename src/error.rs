@@ -55,6 +55,7 @@ pub mod code {
     pub const HTTP_INPUT_INVALID: i64 = 1199003;
     pub const PROC_DELETE_TEMPLATE: i64 = 1108014;
     pub const PROC_DELETE_SERVICE_TEMPLATE: i64 = 1108030;
+    pub const DB_UPDATE: i64 = 1199020;
 }
 
 /// `(code, en template, zh template)`: the catalogue of every code these APIs answer with
@@ -219,6 +220,7 @@ const CATALOGUE: &[(i64, &str, &str)] = &[
         "delete service template failed",
         "删除服务模板失败",
     ),
+    (code::DB_UPDATE, "Failed to update data", "更新数据失败"),
 ];
 
 /// The template of `code` in `lang`, if the catalogue has it.
