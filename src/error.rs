@@ -55,6 +55,7 @@ pub mod code {
     pub const HTTP_INPUT_INVALID: i64 = 1199003;
     pub const PROC_DELETE_TEMPLATE: i64 = 1108014;
     pub const PROC_DELETE_SERVICE_TEMPLATE: i64 = 1108030;
+    pub const DB_UPDATE: i64 = 1199020;
     pub const PROC_BIND_PORT_NOT_SET: i64 = 1107014;
     pub const PROC_BIND_PROTOCOL_NOT_SET: i64 = 1107015;
 }
@@ -221,6 +222,7 @@ const CATALOGUE: &[(i64, &str, &str)] = &[
         "delete service template failed",
         "删除服务模板失败",
     ),
+    (code::DB_UPDATE, "Failed to update data", "更新数据失败"),
     (
         code::PROC_BIND_PORT_NOT_SET,
         "service instance process bind info port is not set correctly, please check and try again",

@@ -32,14 +32,16 @@ pub const MAX_PROC_TEMPLATES_PER_CREATE: usize = 100;
 pub const MAX_PROC_TEMPLATES_PER_DELETE: usize = 500;
 /// Ids in one `list_proc_template` (`process_template_ids`).
 pub const MAX_PROC_TEMPLATE_IDS_PER_LIST: usize = 200;
+/// Ids in one `delete_process_instance` or `delete_service_instance` request, and instances one
+/// `remove_label_from_service_instance` request may name (bk-cmdb `BKMaxDeletePageSize`).
+pub const MAX_IDS_PER_DELETE: usize = 500;
+/// Process ids in one `list_process_detail_by_ids` request (bk-cmdb `BKMaxInstanceLimit`).
+pub const MAX_IDS_PER_DETAIL_LIST: usize = 500;
 /// Service instances in one `create_service_instance` request (`BKMaxUpdateOrCreatePageSize`).
 pub const MAX_SERVICE_INSTANCES_PER_CREATE: usize = 100;
 /// Service instances one `add_label_for_service_instance` request may name
 /// (`BKMaxUpdateOrCreatePageSize`).
 pub const MAX_LABEL_ADD_INSTANCES: usize = 100;
-/// Ids one delete request may name, and instances one `remove_label_from_service_instance`
-/// request may name (`BKMaxDeletePageSize`).
-pub const MAX_IDS_PER_DELETE: usize = 500;
 /// Host ids one `list_service_instance` request may filter on (`BKMaxPageSize`).
 pub const MAX_LIST_HOST_IDS: usize = 1000;
 /// Bytes of a label key or value (bk-cmdb refuses 64 and more).

@@ -50,6 +50,11 @@ fn view(pt: &ProcessTemplate) -> View<'_> {
 
 /// bk-cmdb's uniqueness inside a service template: the process name (1113019), then the
 /// (function name, start-parameter regex) pair (1113020); `except` is the template updated.
+///
+/// bk-cmdb (coreservice `process_template.go` `processNameUniqueValidate`) looks for another
+/// template whose stored `bk_start_param_regex.value` *equals* the new regex, a missing one
+/// counting as `""`. MongoDB's `{field: ""}` does not match a stored `null`, so a template
+/// without a regex never blocks another: only an equal string does.
 fn check_unique(tx: &WriteTx, st: i64, prop: &ProcessProperty, except: i64) -> Result<(), CcError> {
     let others: Vec<ProcessProperty> = tx
         .process_template_ids_of(st)?
@@ -67,8 +72,10 @@ fn check_unique(tx: &WriteTx, st: i64, prop: &ProcessProperty, except: i64) -> R
             prop.process_name(),
         ));
     }
+    let regex = prop.start_param_regex();
     if others.iter().any(|o| {
-        o.func_name() == prop.func_name() && o.start_param_regex() == prop.start_param_regex()
+        o.func_name() == prop.func_name()
+            && o.field("bk_start_param_regex").and_then(|p| p.str()) == Some(regex)
     }) {
         return Err(CcError::new(
             code::FUNC_NAME_DUPLICATED,
@@ -224,11 +231,23 @@ pub fn get(_ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError> {
     Ok(Data::of(&view(&pt)))
 }
 
+/// bk-cmdb's update and delete handlers first list the named templates (for authorization)
+/// through coreservice's `ListProcessTemplates`, which refuses business 0 with 1199006
+/// 'bk_biz_id' (coreservice `service/process_template.go`). Any other business passes: the
+/// change itself is not scoped by business.
+fn listable_business(biz: i64) -> Result<(), CcError> {
+    if biz == 0 {
+        return Err(CcError::invalid("bk_biz_id"));
+    }
+    Ok(())
+}
+
 /// `update_proc_template`: `{bk_biz_id, process_template_id, process_property}`. Keys present
-/// replace whole wrappers; `bk_func_name` never changes (bk-cmdb); `bk_biz_id` is not looked at.
+/// replace whole wrappers; `bk_func_name` never changes (bk-cmdb); `bk_biz_id` must not be 0
+/// but is otherwise not looked at.
 pub fn update(ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError> {
     let obj = decode::body_object(&input.body)?;
-    decode::int(obj, "bk_biz_id")?;
+    let biz = decode::int(obj, "bk_biz_id")?;
     let id = decode::int(obj, "process_template_id")?;
     let Some(raw) = decode::object(obj, "process_property")? else {
         return Err(CcError::plain(code::HTTP_INPUT_INVALID));
@@ -236,6 +255,7 @@ pub fn update(ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError> 
     if id <= 0 {
         return Err(CcError::plain(code::HTTP_INPUT_INVALID));
     }
+    listable_business(biz)?;
     let pt = store.write(|tx| {
         let mut pt = tx
             .process_template(id)?
@@ -260,10 +280,11 @@ pub fn update(ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError> 
 
 /// `delete_proc_template`: `{bk_biz_id, process_templates:[id]}`. Every id must exist (else
 /// 1108014, nothing deleted); processes created from a deleted template keep living, their
-/// relation's `process_template_id` reset to 0, as bk-cmdb does. Not scoped by business.
+/// relation's `process_template_id` reset to 0, as bk-cmdb does. Not scoped by business, but
+/// business 0 is refused (see [`listable_business`]).
 pub fn delete(_ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError> {
     let obj = decode::body_object(&input.body)?;
-    decode::int(obj, "bk_biz_id")?;
+    let biz = decode::int(obj, "bk_biz_id")?;
     let ids = decode::int_array(obj, "process_templates")?;
     if ids.is_empty() {
         return Err(CcError::with(code::PARAMS_NEED_SET, "process_templates"));
@@ -277,6 +298,7 @@ pub fn delete(_ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError>
             ],
         ));
     }
+    listable_business(biz)?;
     store.write(|tx| {
         for id in ids {
             let pt = tx

@@ -11,7 +11,8 @@ use crate::clock;
 use crate::domain::decode;
 use crate::domain::page::{self, Page, SortValue};
 use crate::domain::process::{self, ServerFields};
-use crate::domain::service_instance::{self as si_rules, FirstProcess, HostIps, Selector};
+use crate::domain::service_instance::{self as si_rules, FirstProcess, Selector};
+use crate::domain::template_process::HostIps;
 use crate::error::{Arg, CcError, code};
 use crate::limits::{
     MAX_IDS_PER_DELETE, MAX_LABEL_ADD_INSTANCES, MAX_LIST_HOST_IDS,
@@ -157,8 +158,9 @@ pub fn create(ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError> 
                 template_items.extend(template_overrides(tx, biz, si_id, inst)?);
             }
         }
+        // bk-cmdb hands them all to `updateProcessInstances`: only unlocked fields change.
         if !template_items.is_empty() {
-            update_template_processes(tx, ctx, biz, &template_items)?;
+            process_instance::update_in_tx(tx, ctx, biz, &template_items)?;
         }
         Ok(ids)
     })?;
@@ -809,14 +811,4 @@ pub fn remove_labels(_ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, C
         Ok(())
     })?;
     Ok(Data::null())
-}
-
-// TEMP until update_process_instance lands: no override.
-fn update_template_processes(
-    _tx: &mut WriteTx,
-    _ctx: &Ctx,
-    _biz: i64,
-    _items: &[Item],
-) -> Result<(), CcError> {
-    Ok(())
 }

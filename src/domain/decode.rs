@@ -91,6 +91,19 @@ pub fn object<'a>(
     }
 }
 
+/// A `[]string` field: absent or null → empty; a null element is ""; any other JSON type →
+/// 1199000.
+pub fn string_array(obj: &Map<String, Value>, key: &str) -> Result<Vec<String>, CcError> {
+    array(obj, key)?
+        .iter()
+        .map(|v| match v {
+            Value::Null => Ok(String::new()),
+            Value::String(s) => Ok(s.clone()),
+            _ => Err(CcError::json()),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

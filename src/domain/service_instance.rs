@@ -5,60 +5,14 @@
 //! two views of a process as bk-cmdb's Go `Process` struct: decoding a request's map into it
 //! (`mapstr.DecodeFromMapStr`) and the struct-shaped answer of `list_service_instance_detail`.
 
+use super::process_update;
+use super::template_process::{self, HostIps};
 use crate::error::{CcError, code};
 use regex::Regex;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
-
-/// The address fields of a host, as bk-cmdb reads them (comma-joined lists).
-#[derive(Clone, Copy, Debug, Default)]
-pub struct HostIps<'a> {
-    pub inner: &'a str,
-    pub outer: &'a str,
-    pub inner_v6: &'a str,
-    pub outer_v6: &'a str,
-}
-
-/// The first address of a comma-joined list, as `SocketBindType.IP` cuts it: the position of
-/// the first comma is found in the list with its outer commas trimmed, then applied to the list
-/// as stored (so `",a,b"` yields `",a"`, and `"a,"` stays `"a,"`).
-fn first_ip(list: &str) -> String {
-    match list.trim_matches(',').find(',') {
-        None => list.to_string(),
-        Some(i) => list.get(..i).unwrap_or(list).to_string(),
-    }
-}
-
-/// The address a template's bind code stands for on `host` (spec 4.1): `"1"` 127.0.0.1,
-/// `"2"` 0.0.0.0, `"3"`/`"4"` the first inner/outer IPv4, `"5"` ::1, `"6"` ::, `"7"`/`"8"`
-/// the first inner/outer IPv6. No code (null or `""`) is the empty address. Another code is
-/// bk-cmdb's raw error, which `create_service_instance` answers under 1199006.
-pub fn bind_ip(code_value: &Value, host: &HostIps) -> Result<String, CcError> {
-    let code_str = match code_value {
-        Value::Null => return Ok(String::new()),
-        Value::String(s) if s.is_empty() => return Ok(String::new()),
-        Value::String(s) => s.as_str(),
-        _ => "",
-    };
-    Ok(match code_str {
-        "1" => "127.0.0.1".into(),
-        "2" => "0.0.0.0".into(),
-        "3" => first_ip(host.inner),
-        "4" => first_ip(host.outer),
-        "5" => "::1".into(),
-        "6" => "::".into(),
-        "7" => first_ip(host.inner_v6),
-        "8" => first_ip(host.outer_v6),
-        _ => {
-            return Err(CcError::raw(
-                code::PARAMS_INVALID,
-                "process template bind info ip is invalid",
-            ));
-        }
-    })
-}
 
 /// The process fields a template carries, in the order of bk-cmdb's `Process` struct.
 const TEMPLATE_FIELDS: &[&str] = &[
@@ -129,7 +83,7 @@ pub fn instantiate(
             if !row.is_object() {
                 continue;
             }
-            let ip = bind_ip(prop_value(row, "ip"), host)?;
+            let ip = template_process::bind_ip(prop_value(row, "ip").as_str(), Some(host))?;
             let port = match prop_value(row, "port") {
                 Value::String(s) if !s.is_empty() => s.clone(),
                 _ => {
@@ -212,7 +166,7 @@ pub fn instance_name(host: &HostIps, first: Option<&FirstProcess>) -> String {
     name
 }
 
-/// How a field of Go's `Process` struct decodes a JSON value.
+/// How a field of Go's `Process` struct reads a stored value.
 #[derive(Clone, Copy, PartialEq)]
 enum GoType {
     OptInt,
@@ -221,104 +175,26 @@ enum GoType {
     Int,
     Str,
     Time,
-    BindInfo,
-}
-
-/// Go's `Process` struct: JSON name and type, in declaration order.
-const PROCESS_STRUCT: &[(&str, GoType)] = &[
-    ("proc_num", GoType::OptInt),
-    ("stop_cmd", GoType::OptStr),
-    ("restart_cmd", GoType::OptStr),
-    ("face_stop_cmd", GoType::OptStr),
-    ("bk_process_id", GoType::Int),
-    ("bk_func_name", GoType::OptStr),
-    ("work_path", GoType::OptStr),
-    ("priority", GoType::OptInt),
-    ("reload_cmd", GoType::OptStr),
-    ("bk_process_name", GoType::OptStr),
-    ("pid_file", GoType::OptStr),
-    ("auto_start", GoType::OptBool),
-    ("bk_start_check_secs", GoType::OptInt),
-    ("last_time", GoType::Time),
-    ("create_time", GoType::Time),
-    ("bk_biz_id", GoType::Int),
-    ("start_cmd", GoType::OptStr),
-    ("user", GoType::OptStr),
-    ("timeout", GoType::OptInt),
-    ("description", GoType::OptStr),
-    ("bk_supplier_account", GoType::Str),
-    ("bk_start_param_regex", GoType::OptStr),
-    ("service_instance_id", GoType::Int),
-    ("bind_info", GoType::BindInfo),
-];
-
-/// Go's `stdProcBindInfo`: JSON name and type.
-const BIND_ROW_STRUCT: &[(&str, GoType)] = &[
-    ("template_row_id", GoType::Int),
-    ("ip", GoType::OptStr),
-    ("port", GoType::OptStr),
-    ("protocol", GoType::OptStr),
-    ("enable", GoType::OptBool),
-];
-
-/// Whether Go's `encoding/json` can decode `v` into a field of type `ty` (null always can).
-fn go_decodes(ty: GoType, v: &Value) -> bool {
-    match (ty, v) {
-        (_, Value::Null) => true,
-        (GoType::OptInt | GoType::Int, Value::Number(n)) => n.as_i64().is_some(),
-        (GoType::OptStr | GoType::Str, Value::String(_)) => true,
-        (GoType::OptBool, Value::Bool(_)) => true,
-        (GoType::Time, Value::String(s)) => crate::clock::parse_ms(s).is_some(),
-        (GoType::BindInfo, Value::Array(rows)) => rows.iter().all(|r| match r {
-            Value::Null => true,
-            Value::Object(m) => go_struct_decodes(m, BIND_ROW_STRUCT),
-            _ => false,
-        }),
-        _ => false,
-    }
-}
-
-/// The value Go's decoder leaves in struct field `field` from object `m`: an exact key wins,
-/// else the last case-insensitive match (keys are visited in sorted order, which puts the
-/// exact key after every other spelling).
-fn go_field<'a>(m: &'a Map<String, Value>, field: &str) -> Option<&'a Value> {
-    m.get(field).or_else(|| {
-        m.iter()
-            .filter(|(k, _)| k.eq_ignore_ascii_case(field))
-            .map(|(_, v)| v)
-            .next_back()
-    })
-}
-
-/// Whether every key of `m` that names a field (in any letter case) decodes into it.
-fn go_struct_decodes(m: &Map<String, Value>, fields: &[(&str, GoType)]) -> bool {
-    m.iter().all(|(k, v)| {
-        fields
-            .iter()
-            .find(|(name, _)| k.eq_ignore_ascii_case(name))
-            .is_none_or(|(_, ty)| go_decodes(*ty, v))
-    })
 }
 
 /// `mapstr.DecodeFromMapStr(&Process, map)` as `create_service_instance` runs it on the first
-/// process of a raw instance to name it: a value Go cannot decode into the struct's field
-/// (a fractional number into an integer field, say) is 1199000. Values are as sent (untrimmed).
+/// process of a raw instance to name it (see `process_update::decode_item`): a value Go cannot
+/// decode into the struct's field (a fractional number into an integer field, say) is 1199000.
+/// Values are as sent (untrimmed).
 pub fn decode_first_process(map: &Map<String, Value>) -> Result<FirstProcess, CcError> {
-    if !go_struct_decodes(map, PROCESS_STRUCT) {
-        return Err(CcError::json());
-    }
-    let name = go_field(map, "bk_process_name")
+    let item = process_update::decode_item(map)?;
+    let name = item
+        .fields
+        .get("bk_process_name")
         .and_then(Value::as_str)
         .map(String::from);
-    let port = go_field(map, "bind_info")
+    let port = item
+        .fields
+        .get("bind_info")
         .and_then(Value::as_array)
         .and_then(|rows| {
-            rows.iter().find_map(|r| {
-                r.as_object()
-                    .and_then(|o| go_field(o, "port"))
-                    .and_then(Value::as_str)
-                    .map(String::from)
-            })
+            rows.iter()
+                .find_map(|r| r.get("port").and_then(Value::as_str).map(String::from))
         });
     Ok(FirstProcess { name, port })
 }
@@ -589,28 +465,6 @@ mod tests {
         }
     }
 
-    #[test]
-    fn bind_codes() {
-        let h = host();
-        let ip = |c: Value| bind_ip(&c, &h).map_err(|e| e.render(Lang::En));
-        assert_eq!(ip(json!("1")).unwrap(), "127.0.0.1");
-        assert_eq!(ip(json!("2")).unwrap(), "0.0.0.0");
-        assert_eq!(ip(json!("3")).unwrap(), "10.0.0.1");
-        assert_eq!(ip(json!("4")).unwrap(), "1.2.3.4");
-        assert_eq!(ip(json!("5")).unwrap(), "::1");
-        assert_eq!(ip(json!("6")).unwrap(), "::");
-        assert_eq!(ip(json!("7")).unwrap(), "fd00::1");
-        assert_eq!(ip(json!("8")).unwrap(), "");
-        assert_eq!(ip(json!("")).unwrap(), "");
-        assert_eq!(ip(Value::Null).unwrap(), "");
-        assert_eq!(
-            ip(json!("9")).unwrap_err(),
-            "process template bind info ip is invalid"
-        );
-        assert_eq!(first_ip(",1.1.1.1,2.2.2.2"), ",1.1.1.");
-        assert_eq!(first_ip("1.1.1.1,"), "1.1.1.1,");
-    }
-
     fn property() -> Value {
         json!({
             "bk_process_name": {"value": "nginx", "as_default_value": true},
@@ -640,7 +494,7 @@ mod tests {
         assert_eq!(m["work_path"], Value::Null);
         assert_eq!(m["service_instance_id"], 33);
         assert_eq!(m["bk_biz_id"], 7);
-        assert_eq!(m.len(), PROCESS_STRUCT.len());
+        assert_eq!(m.len(), 24);
         assert_eq!(
             m["bind_info"],
             json!([
@@ -711,15 +565,14 @@ mod tests {
         assert_eq!(p.name.as_deref(), Some(" a "));
         assert_eq!(p.port.as_deref(), Some("81"));
         assert!(decode_first_process(&m(json!({"priority": 1.5}))).is_err());
-        assert!(decode_first_process(&m(json!({"PRIORITY": 1.5}))).is_err());
         assert!(
             decode_first_process(&m(json!({"bind_info": [{"template_row_id": 1.5}]}))).is_err()
         );
         assert!(decode_first_process(&m(json!({"unknown": {"a": 1}}))).is_ok());
-        let p = decode_first_process(&m(json!({"BK_PROCESS_NAME": "x", "Bk_Process_Name": "y"})))
-            .unwrap();
-        // Sorted keys: "BK_PROCESS_NAME" < "Bk_Process_Name"; the last one is decoded last.
-        assert_eq!(p.name.as_deref(), Some("y"));
+        assert_eq!(
+            decode_first_process(&m(json!({}))).unwrap(),
+            FirstProcess::default()
+        );
     }
 
     #[test]

@@ -111,6 +111,27 @@ pub const ROUTES: &[Route] = &[
         esb_method: "POST",
     },
     Route {
+        op: Op::UpdateProcessInstance,
+        method: "PUT",
+        path: "/api/v3/update/proc/process_instance",
+        esb_name: "update_process_instance",
+        esb_method: "POST",
+    },
+    Route {
+        op: Op::DeleteProcessInstance,
+        method: "DELETE",
+        path: "/api/v3/delete/proc/process_instance",
+        esb_name: "delete_process_instance",
+        esb_method: "POST",
+    },
+    Route {
+        op: Op::ListProcessDetailByIds,
+        method: "POST",
+        path: "/api/v3/findmany/proc/process_instance/detail/biz/{bk_biz_id}",
+        esb_name: "list_process_detail_by_ids",
+        esb_method: "POST",
+    },
+    Route {
         op: Op::CreateServiceInstance,
         method: "POST",
         path: "/api/v3/create/proc/service_instance",
