@@ -55,8 +55,7 @@ const FIELDS: [&str; 17] = [
     "bk_start_param_regex",
 ];
 
-/// A bind row of a template: `(row_id, ip code, port, protocol, enable)`, all locked unless
-/// `unlocked` names the sub-field.
+/// A bind row of a template: `(row_id, ip code, port, protocol, enable)`, all locked.
 fn row(row_id: i64, ip: &str, port: &str, protocol: &str, enable: Value) -> Value {
     json!({"row_id": row_id, "ip": w(json!(ip), true), "port": w(json!(port), true),
            "protocol": w(json!(protocol), true), "enable": w(enable, true)})
@@ -138,6 +137,9 @@ fn seed() -> Value {
     p600["relation"] = json!({"bk_biz_id": 7, "bk_process_id": 600, "service_instance_id": 61,
                               "process_template_id": 0, "bk_host_id": 12,
                               "bk_supplier_account": "0"});
+    // Row 2 of "agent" lets instances choose their port.
+    let mut agent_row2 = row(2, "6", "91", "4", json!(true));
+    agent_row2["port"]["as_default_value"] = json!(false);
     let nginx = ptpl(
         50,
         5,
@@ -163,10 +165,15 @@ fn seed() -> Value {
         5,
         "agent",
         "agentd",
-        &[("bk_start_param_regex", json!("--agent"), false)],
+        &[
+            ("bk_start_param_regex", json!("--agent"), false),
+            ("description", json!("agent"), false),
+            ("user", json!("root"), true),
+            ("proc_num", json!(1), false),
+        ],
         json!([
             row(1, "5", "90", "3", json!(true)),
-            row(2, "6", "91", "4", json!(true)),
+            agent_row2,
             row(3, "7", "92", "3", json!(true)),
             row(5, "8", "93", "4", json!(true)),
         ]),
@@ -650,9 +657,16 @@ fn expected_template_process(pt: i64, pid: i64, si: i64, rows: Value) -> Value {
             m[k] = v;
         }
     } else {
-        m["bk_process_name"] = json!("agent");
-        m["bk_func_name"] = json!("agentd");
-        m["bk_start_param_regex"] = json!("--agent");
+        for (k, v) in [
+            ("bk_process_name", json!("agent")),
+            ("bk_func_name", json!("agentd")),
+            ("bk_start_param_regex", json!("--agent")),
+            ("description", json!("agent")),
+            ("user", json!("root")),
+            ("proc_num", json!(1)),
+        ] {
+            m[k] = v;
+        }
     }
     m
 }
@@ -846,6 +860,88 @@ fn templates_bk_cmdb_cannot_instantiate() {
     );
     assert_eq!(list(&s, &json!({"bk_biz_id": 7}))["count"], 2);
     assert_eq!(ok(&create(&s, &body(21))), json!([101]));
+}
+
+#[test]
+fn given_processes_change_only_unlocked_fields_of_template_processes() {
+    let (_td, s) = start();
+    let r = create(
+        &s,
+        &json!({"bk_biz_id": 7, "bk_module_id": 21, "instances": [
+            {"bk_host_id": 11, "processes": [
+                {"process_template_id": 51, "process_info": {
+                    "bk_process_name": "renamed", "user": "other", "description": "custom",
+                    "proc_num": null, "bk_start_param_regex": "--other",
+                    "bind_info": [{"template_row_id": 2, "ip": "9.9.9.9", "port": "9191",
+                                   "protocol": "3", "enable": false}]}},
+                {"process_template_id": 99, "process_info": null}]},
+            {"bk_host_id": 12, "processes": [{"process_template_id": 51, "process_info": {}}]}]}),
+    );
+    assert_eq!(ok(&r), json!([101, 102]));
+    // The name comes from the template, before the given values.
+    assert_eq!(instance(&s, 101)["name"], "10.0.0.11_nginx_80");
+    let procs = processes_of(&s, 101);
+    assert_eq!(procs[0]["property"]["description"], "web server");
+    let agent = &procs[1]["property"];
+    // Locked: kept. Unlocked: taken, or cleared by an explicit null.
+    assert_eq!(agent["bk_process_name"], "agent");
+    assert_eq!(agent["user"], "root");
+    assert_eq!(agent["description"], "custom");
+    assert_eq!(agent["proc_num"], Value::Null);
+    assert_eq!(agent["bk_start_param_regex"], "--other");
+    assert_eq!(agent["bk_updated_by"], "admin");
+    // Rows rebuilt from the template; only row 2's unlocked port comes from the request.
+    assert_eq!(
+        agent["bind_info"],
+        json!([
+            {"enable": true, "ip": "::1", "port": "90", "protocol": "3", "template_row_id": 1},
+            {"enable": true, "ip": "::", "port": "9191", "protocol": "4", "template_row_id": 2},
+            {"enable": true, "ip": "", "port": "92", "protocol": "3", "template_row_id": 3},
+            {"enable": true, "ip": "", "port": "93", "protocol": "4", "template_row_id": 5}
+        ])
+    );
+    // An empty item changes nothing that was copied.
+    let agent12 = &processes_of(&s, 102)[1]["property"];
+    assert_eq!(agent12["bk_start_param_regex"], "--agent");
+    assert_eq!(agent12["proc_num"], 1);
+    // The given values go through update_process_instance's rules; a failure undoes the request.
+    let one = |pt: i64, info: Value| {
+        json!({"bk_biz_id": 7, "bk_module_id": 21, "instances": [{"bk_host_id": 13,
+               "processes": [{"process_template_id": pt, "process_info": info}]}]})
+    };
+    err(
+        &s,
+        "POST",
+        CREATE,
+        &one(51, json!({"description": 5})),
+        1199000,
+        "Deserializing JSON data failed",
+    );
+    let r = create(&s, &one(51, json!({"description": "d".repeat(300)})));
+    assert_eq!(r["bk_error_code"], 1199011, "{r}");
+    assert!(r["bk_error_msg"].as_str().unwrap().contains("备注"), "{r}");
+    err(
+        &s,
+        "POST",
+        CREATE,
+        &one(51, Value::Null),
+        1199999,
+        "'proc' Internal Server Error",
+    );
+    // "nginx" has a row without `enable`: created as false, but an update rebuilds the row from
+    // the template with a null `enable`, which the process rules refuse (bk-cmdb does the same).
+    err(
+        &s,
+        "POST",
+        CREATE,
+        &one(50, json!({"description": "x"})),
+        1199011,
+        "''bind_info' data parameter verification does not pass' the parameter is invalid or does not exist",
+    );
+    assert_eq!(
+        ids(&list(&s, &json!({"bk_biz_id": 7, "bk_module_id": 21}))),
+        vec![101, 102]
+    );
 }
 
 #[test]
