@@ -1,6 +1,7 @@
 //! Service-instance rules that need no store: instantiating a process from a process template
-//! on a host (bk-cmdb `ProcessTemplate.NewProcess`, `ProcPropertyBindInfo.NewProcBindInfo`,
-//! `SocketBindType.IP`), the generated instance name (`genServiceInstanceName`, spec 2.9), the
+//! on a host (bk-cmdb `ProcessTemplate.NewProcess`, `ProcPropertyBindInfo.NewProcBindInfo`; the
+//! bind-IP codes are `template_process::bind_ip`), the generated instance name
+//! (`genServiceInstanceName`, spec 2.9), the
 //! label rules (`selector.Labels.Validate`) and label selectors (`selector.Selector`), and the
 //! two views of a process as bk-cmdb's Go `Process` struct: decoding a request's map into it
 //! (`mapstr.DecodeFromMapStr`) and the struct-shaped answer of `list_service_instance_detail`.
