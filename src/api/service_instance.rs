@@ -461,22 +461,10 @@ fn decode_selectors(obj: &Map<String, Value>) -> Result<Vec<Selector>, CcError> 
         out.push(Selector {
             key: decode::string(s, "key")?,
             operator: decode::string(s, "operator")?,
-            values: string_array(s, "values")?,
+            values: decode::string_array(s, "values")?,
         });
     }
     Ok(out)
-}
-
-/// A `[]string` field: null elements are `""`.
-fn string_array(obj: &Map<String, Value>, key: &str) -> Result<Vec<String>, CcError> {
-    decode::array(obj, key)?
-        .iter()
-        .map(|v| match v {
-            Value::Null => Ok(String::new()),
-            Value::String(s) => Ok(s.clone()),
-            _ => Err(CcError::json()),
-        })
-        .collect()
 }
 
 /// `search_key` (a `*string`): null or absent is no search.
@@ -783,7 +771,7 @@ pub fn remove_labels(_ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, C
     let obj = decode::body_object(&input.body)?;
     let biz = decode::int(obj, "bk_biz_id")?;
     let ids = decode::int_array(obj, "instance_ids")?;
-    let keys = string_array(obj, "keys")?;
+    let keys = decode::string_array(obj, "keys")?;
     if ids.is_empty() {
         return Err(CcError::with(code::PARAMS_NEED_SET, "InstanceIDs"));
     }

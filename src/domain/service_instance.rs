@@ -6,6 +6,7 @@
 //! two views of a process as bk-cmdb's Go `Process` struct: decoding a request's map into it
 //! (`mapstr.DecodeFromMapStr`) and the struct-shaped answer of `list_service_instance_detail`.
 
+use super::process_template::FIELDS;
 use super::process_update;
 use super::template_process::{self, HostIps};
 use crate::error::{CcError, code};
@@ -14,27 +15,6 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
-
-/// The process fields a template carries, in the order of bk-cmdb's `Process` struct.
-const TEMPLATE_FIELDS: &[&str] = &[
-    "proc_num",
-    "stop_cmd",
-    "restart_cmd",
-    "face_stop_cmd",
-    "bk_func_name",
-    "work_path",
-    "priority",
-    "reload_cmd",
-    "bk_process_name",
-    "pid_file",
-    "auto_start",
-    "bk_start_check_secs",
-    "start_cmd",
-    "user",
-    "timeout",
-    "description",
-    "bk_start_param_regex",
-];
 
 /// `property.<field>.value`, or null.
 fn prop_value<'a>(property: &'a Value, field: &str) -> &'a Value {
@@ -67,7 +47,8 @@ pub fn instantiate(
     host: &HostIps,
 ) -> Result<NewProcess, CcError> {
     let mut map = Map::new();
-    for f in TEMPLATE_FIELDS {
+    // The fields a template carries, in the order of bk-cmdb's `Process` struct.
+    for f in FIELDS.iter().map(|(name, _)| name) {
         map.insert((*f).into(), prop_value(property, f).clone());
     }
     map.insert("bk_process_id".into(), Value::from(0));
