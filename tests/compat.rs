@@ -906,7 +906,7 @@ fn content_type_optional() {
 #[test]
 fn eight_keep_alive_connections_at_once() {
     const CONNS: usize = 8;
-    const PER_CONN: usize = 200;
+    const PER_CONN: usize = 300;
     let s = Server::memory();
     let barrier = Arc::new(Barrier::new(CONNS));
     let (tx, rx) = mpsc::channel::<Result<Vec<i64>, String>>();
