@@ -17,6 +17,8 @@ pub const READ_TIMEOUT_SECS: u64 = 30;
 /// Seconds a whole request body may take to arrive after its headers; a body still incomplete
 /// then is answered with HTTP 408 (`serve --body-timeout-secs`).
 pub const BODY_TIMEOUT_SECS: u64 = 120;
+/// Bytes read from a request body at a time.
+pub const BODY_READ_CHUNK_BYTES: usize = 64 * 1024;
 /// Default number of requests worked on at once (`serve --threads`).
 pub const DEFAULT_THREADS: usize = 16;
 /// Largest dataset file `import` reads.

@@ -9,7 +9,7 @@ pub mod routes;
 
 use crate::api::{self, Ctx, Input};
 use crate::error::{CcError, Lang, code};
-use crate::limits::MAX_BODY_BYTES;
+use crate::limits::{BODY_READ_CHUNK_BYTES, MAX_BODY_BYTES};
 use crate::store::Store;
 use envelope::Shape;
 use identity::Headers;
@@ -295,7 +295,7 @@ enum BodyError {
 /// read waits at most the socket's read timeout, so this returns by `deadline` plus that.
 fn read_body(r: &mut dyn Read, deadline: Instant) -> Result<Vec<u8>, BodyError> {
     let mut raw = Vec::new();
-    let mut buf = vec![0u8; 64 * 1024];
+    let mut buf = vec![0u8; BODY_READ_CHUNK_BYTES];
     loop {
         if Instant::now() > deadline {
             return Err(BodyError::TimedOut);
