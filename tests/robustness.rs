@@ -683,3 +683,49 @@ fn running_out_of_file_descriptors_is_survived() {
     served_within(&s, Duration::from_secs(5));
     still_serves(&s);
 }
+
+#[test]
+fn headers_over_one_mebibyte_get_431_and_a_closed_connection() {
+    // Go's net/http (bk-cmdb's server) allows 1 MiB + 4 KiB of request line and headers.
+    let s = Server::memory();
+    let long_line = format!("X-Long: {}\r\n", "a".repeat(2 << 20));
+    let many: String = (0..20_000)
+        .map(|i| format!("X-Many-{i}: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n"))
+        .collect();
+    let long_path = format!("POST /{} HTTP/1.1\r\n", "p".repeat(2 << 20));
+    for extra in [long_line, many] {
+        let mut stream = TcpStream::connect(&s.addr).unwrap();
+        let req = format!("POST {LIST} HTTP/1.1\r\nHost: t\r\n{extra}\r\n");
+        let writer = {
+            let mut w = stream.try_clone().unwrap();
+            std::thread::spawn(move || {
+                let _ = w.write_all(req.as_bytes());
+            })
+        };
+        let (raw, closed) = read_until_closed(&mut stream, Duration::from_secs(10));
+        assert!(closed, "not closed: {raw}");
+        assert!(raw.is_empty() || raw.starts_with("HTTP/1.1 431"), "{raw}");
+        let _ = writer.join();
+    }
+    let mut stream = TcpStream::connect(&s.addr).unwrap();
+    let mut w = stream.try_clone().unwrap();
+    let writer = std::thread::spawn(move || {
+        let _ = w.write_all(long_path.as_bytes());
+    });
+    let (raw, closed) = read_until_closed(&mut stream, Duration::from_secs(10));
+    assert!(
+        closed && (raw.is_empty() || raw.starts_with("HTTP/1.1 431")),
+        "{raw}"
+    );
+    let _ = writer.join();
+    // Just under the limit is served.
+    let rid = "r".repeat((1 << 20) + 3000);
+    let r = s.request(
+        "POST",
+        LIST,
+        &[NATIVE_EN[0], NATIVE_EN[1], ("X-Request-Id", &rid)],
+        br#"{"bk_biz_id":7,"service_instance_id":30}"#,
+    );
+    assert_eq!(r.status, 200);
+    still_serves(&s);
+}
