@@ -12,9 +12,14 @@ pub const MAX_LONGCHAR_BYTES: usize = 2000;
 /// This is serde_json's own recursion limit; `http` tests pin it.
 pub const MAX_JSON_DEPTH: usize = 127;
 /// Seconds one socket read or write may block: a keep-alive connection idle for longer, or a
-/// client that stalls mid-request, is closed.
+/// client that stalls mid-request, is closed (`serve --read-timeout-secs`).
 pub const READ_TIMEOUT_SECS: u64 = 30;
-/// Default number of HTTP worker threads.
+/// Seconds a whole request body may take to arrive after its headers; a body still incomplete
+/// then is answered with HTTP 408 (`serve --body-timeout-secs`).
+pub const BODY_TIMEOUT_SECS: u64 = 120;
+/// Bytes read from a request body at a time.
+pub const BODY_READ_CHUNK_BYTES: usize = 64 * 1024;
+/// Default number of requests worked on at once (`serve --threads`).
 pub const DEFAULT_THREADS: usize = 16;
 /// Largest dataset file `import` reads.
 pub const MAX_DATASET_BYTES: u64 = 4 * 1024 * 1024 * 1024;
