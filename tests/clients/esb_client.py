@@ -244,6 +244,203 @@ def check_one_keep_alive_connection(ctx):
     expect(len(ids) == 1 and ids[0] in processes_of(data), "created then listed", data)
 
 
+# --- service templates, process templates, service instances, process lifecycle ---------------
+# Demo: template module 22 (business 7) is built from service template 9 with process templates
+# 10 (nginx) and 11 (php-fpm); hosts 11 and 12 are in it; category 2 is a built-in leaf.
+
+
+def check_service_template_lifecycle(ctx):
+    cc = ctx.cc(language="en")
+    st = ok(cc.create_service_template({"bk_biz_id": BIZ, "name": "py-tpl", "service_category_id": 2}))
+    expect(st["name"] == "py-tpl" and st["creator"] == USERNAME, "created template", st)
+    ctx.state["template"] = st["id"]
+    # get_service_template is an ESB GET: the client puts the id in the query string.
+    got = ok(cc.get_service_template({"service_template_id": st["id"]}))
+    expect(got == st, "get returns the created template", got)
+    renamed = ok(cc.update_service_template({"bk_biz_id": BIZ, "id": st["id"], "name": "py-tpl-2"}))
+    expect(renamed["name"] == "py-tpl-2", "renamed", renamed)
+    listed = ok(cc.list_service_template({"bk_biz_id": BIZ, "search": "PY-TPL", "page": {"limit": 10}}))
+    expect(listed["count"] == 1 and listed["info"][0]["id"] == st["id"], "listed by search", listed)
+    fails(
+        cc.create_service_template({"bk_biz_id": BIZ, "name": "py-tpl-2", "service_category_id": 2}),
+        1199014,
+        "duplicated instances exist, fields [name] duplicated",
+    )
+
+
+def check_process_template_lifecycle(ctx):
+    cc = ctx.cc(language="en")
+    st = ctx.state["template"]
+    spec = {
+        "bk_process_name": {"value": "py-proc", "as_default_value": True},
+        "bk_func_name": {"value": "py-proc", "as_default_value": True},
+        "user": {"value": "root", "as_default_value": False},
+        "bind_info": {
+            "value": [
+                {
+                    "ip": {"value": "1", "as_default_value": True},
+                    "port": {"value": "8000", "as_default_value": True},
+                    "protocol": {"value": "1", "as_default_value": True},
+                    "enable": {"value": True, "as_default_value": True},
+                }
+            ],
+            "as_default_value": True,
+        },
+    }
+    ids = ok(
+        cc.batch_create_proc_template(
+            {"bk_biz_id": BIZ, "service_template_id": st, "processes": [{"spec": spec}]}
+        )
+    )
+    expect(len(ids) == 1, "one process template", ids)
+    pt = ok(cc.get_proc_template({"bk_biz_id": BIZ, "process_template_id": ids[0]}))
+    expect(pt["property"]["bind_info"]["value"][0]["row_id"] == 1, "row_id assigned", pt)
+    upd = ok(
+        cc.update_proc_template(
+            {
+                "bk_biz_id": BIZ,
+                "process_template_id": ids[0],
+                "process_property": {"user": {"value": "www", "as_default_value": False}},
+            }
+        )
+    )
+    expect(upd["property"]["user"]["value"] == "www", "updated user", upd)
+    listed = ok(cc.list_proc_template({"bk_biz_id": BIZ, "service_template_id": st}))
+    expect(listed["count"] == 1 and listed["info"][0]["id"] == ids[0], "listed", listed)
+    fails(
+        cc.batch_create_proc_template(
+            {"bk_biz_id": BIZ, "service_template_id": st, "processes": [{"spec": spec}]}
+        ),
+        1113019,
+        "process name [py-proc] unique validation failed",
+    )
+    # A template with process templates cannot be deleted; without them it can.
+    fails(
+        cc.delete_service_template({"bk_biz_id": BIZ, "service_template_id": st}),
+        1108030,
+        "delete service template failed",
+    )
+    expect(ok(cc.delete_proc_template({"bk_biz_id": BIZ, "process_templates": ids})) is None, "deleted")
+    expect(
+        ok(cc.delete_service_template({"bk_biz_id": BIZ, "service_template_id": st})) is None,
+        "template deleted",
+    )
+
+
+def check_service_instance_from_template(ctx):
+    cc = ctx.cc(language="en")
+    ids = ok(
+        cc.create_service_instance(
+            {
+                "bk_biz_id": BIZ,
+                "bk_module_id": 22,
+                "instances": [
+                    {
+                        "bk_host_id": 12,
+                        "processes": [{"process_template_id": 10, "process_info": {"user": "nginx"}}],
+                    }
+                ],
+            }
+        )
+    )
+    expect(len(ids) == 1, "one service instance", ids)
+    ctx.state["instance"] = ids[0]
+    detail = ok(
+        cc.list_service_instance_detail({"bk_biz_id": BIZ, "bk_module_id": 22, "page": {"limit": 10}})
+    )
+    inst = detail["info"][0]
+    expect(inst["name"] == "192.168.10.12_nginx_80", "generated name", inst)
+    procs = {p["process"]["bk_process_name"]: p["process"] for p in inst["process_instances"]}
+    expect(sorted(procs) == ["nginx", "php-fpm"], "processes from the templates", procs)
+    expect(procs["nginx"]["user"] == "nginx", "unlocked field overridden", procs["nginx"])
+    expect(procs["nginx"]["bind_info"][0]["ip"] == "192.168.10.12", "bind ip resolved", procs)
+    ctx.state["template_processes"] = {n: p["bk_process_id"] for n, p in procs.items()}
+    listed = ok(cc.list_service_instance({"bk_biz_id": BIZ, "bk_module_id": 22, "page": {"limit": 10}}))
+    expect(listed["count"] == 1 and listed["info"][0]["id"] == ids[0], "listed", listed)
+    by_host = ok(cc.list_service_instance_by_host({"bk_biz_id": BIZ, "bk_host_id": 12}))
+    expect(ids[0] in [i["id"] for i in by_host["info"]], "listed by host", by_host)
+    fails(
+        cc.create_service_instance(
+            {"bk_biz_id": BIZ, "bk_module_id": 22, "instances": [{"bk_host_id": 12}]}
+        ),
+        1113016,
+        "service instance bound to host [192.168.10.12] already exist",
+    )
+
+
+def check_service_instance_labels(ctx):
+    cc = ctx.cc(language="en")
+    si = ctx.state["instance"]
+    ok(cc.add_label_for_service_instance({"bk_biz_id": BIZ, "instance_ids": [si], "labels": {"env": "ci"}}))
+    listed = ok(
+        cc.list_service_instance(
+            {
+                "bk_biz_id": BIZ,
+                "selectors": [{"key": "env", "operator": "=", "values": ["ci"]}],
+                "page": {"limit": 10},
+            }
+        )
+    )
+    expect([i["id"] for i in listed["info"]] == [si], "found by label", listed)
+    expect(listed["info"][0]["labels"] == {"env": "ci"}, "labels", listed)
+    ok(cc.remove_label_from_service_instance({"bk_biz_id": BIZ, "instance_ids": [si], "keys": ["env"]}))
+    listed = ok(
+        cc.list_service_instance(
+            {
+                "bk_biz_id": BIZ,
+                "selectors": [{"key": "env", "operator": "exists", "values": []}],
+                "page": {"limit": 10},
+            }
+        )
+    )
+    expect(listed["count"] == 0, "label removed", listed)
+
+
+def check_list_service_category(ctx):
+    data = ok(ctx.cc().list_service_category({"bk_biz_id": BIZ}))
+    expect([c["id"] for c in data["info"]] == [1, 2], "built-in categories", data)
+
+
+def check_process_lifecycle(ctx):
+    cc = ctx.cc(language="en")
+    nginx_id, worker_id = ctx.state["created"]
+    ids = ok(
+        cc.update_process_instance(
+            {
+                "bk_biz_id": BIZ,
+                "processes": [
+                    {"bk_process_id": worker_id, "bk_process_name": "py-worker-2", "bk_func_name": "worker"}
+                ],
+            }
+        )
+    )
+    expect(ids == [worker_id], "updated id", ids)
+    detail = ok(
+        cc.list_process_detail_by_ids(
+            {"bk_biz_id": BIZ, "bk_process_ids": [worker_id], "fields": ["bk_process_id", "bk_process_name"]}
+        )
+    )
+    expect(detail == [{"bk_process_id": worker_id, "bk_process_name": "py-worker-2"}], "detail", detail)
+    # Processes made from a template cannot be deleted directly.
+    tpl_id = ctx.state["template_processes"]["nginx"]
+    fails(
+        cc.delete_process_instance({"bk_biz_id": BIZ, "process_instance_ids": [tpl_id]}),
+        1113022,
+        "delete processe [%d] created by template forbidden" % tpl_id,
+    )
+    expect(
+        ok(cc.delete_process_instance({"bk_biz_id": BIZ, "process_instance_ids": [worker_id]})) is None,
+        "deleted",
+    )
+    data = ok(cc.list_process_instance({"bk_biz_id": BIZ, "service_instance_id": RAW_SERVICE_INSTANCE}))
+    expect(worker_id not in processes_of(data), "gone from the list", data)
+    # Deleting a service instance removes its processes.
+    si = ctx.state["instance"]
+    expect(ok(cc.delete_service_instance({"bk_biz_id": BIZ, "service_instance_ids": [si]})) is None, "si deleted")
+    data = ok(cc.list_process_detail_by_ids({"bk_biz_id": BIZ, "bk_process_ids": [tpl_id]}))
+    expect(data == [], "its processes are gone", data)
+
+
 CHECKS = [
     check_create_process_instance,
     check_list_process_instance,
@@ -253,6 +450,12 @@ CHECKS = [
     check_list_process_instance_without_api_version,
     check_no_redirect_and_json,
     check_one_keep_alive_connection,
+    check_service_template_lifecycle,
+    check_process_template_lifecycle,
+    check_service_instance_from_template,
+    check_service_instance_labels,
+    check_list_service_category,
+    check_process_lifecycle,
 ]
 
 
