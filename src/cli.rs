@@ -6,8 +6,8 @@ use crate::dataset;
 use crate::error::Lang;
 use crate::http::{self, Config};
 use crate::limits::{
-    BENCH_CONNECTIONS, BENCH_LIST_SIZE, BENCH_SCALE_LARGE, BENCH_SECS, DEFAULT_CACHE_MIB,
-    DEFAULT_THREADS, MALLOC_ARENAS, MAX_DATASET_BYTES,
+    BENCH_CONNECTIONS, BENCH_LIST_SIZE, BENCH_SCALE_LARGE, BENCH_SECS, BODY_TIMEOUT_SECS,
+    DEFAULT_CACHE_MIB, DEFAULT_THREADS, MALLOC_ARENAS, MAX_DATASET_BYTES, READ_TIMEOUT_SECS,
 };
 use crate::store::{self, Store};
 use argh::FromArgs;
@@ -44,7 +44,7 @@ pub struct Serve {
     /// address to listen on (default 127.0.0.1:8080; port 0 picks a free port)
     #[argh(option, default = "String::from(\"127.0.0.1:8080\")")]
     pub listen: String,
-    /// HTTP worker threads (default 16)
+    /// requests worked on at once (default 16); slow clients wait on threads of their own
     #[argh(option, default = "DEFAULT_THREADS")]
     pub threads: usize,
     /// default language of messages: zh (bk-cmdb's default) or en
@@ -59,6 +59,12 @@ pub struct Serve {
     /// redb page cache in MiB (default 32)
     #[argh(option, default = "DEFAULT_CACHE_MIB")]
     pub cache_mib: usize,
+    /// seconds one socket read or write may wait; idle connections close after it (default 30)
+    #[argh(option, default = "READ_TIMEOUT_SECS")]
+    pub read_timeout_secs: u64,
+    /// seconds a request body may take to arrive; later is HTTP 408 (default 120)
+    #[argh(option, default = "BODY_TIMEOUT_SECS")]
+    pub body_timeout_secs: u64,
 }
 
 /// Load a dataset file into the store, all or nothing.
@@ -203,6 +209,8 @@ fn serve(s: Serve) -> Result<i32, String> {
         listen: s.listen,
         threads: s.threads,
         language,
+        read_timeout: std::time::Duration::from_secs(s.read_timeout_secs.max(1)),
+        body_timeout: std::time::Duration::from_secs(s.body_timeout_secs),
     };
     let server = http::Server::start(Arc::new(store), &config)?;
     println!("cmdb-lite listening on http://{}", server.addr());

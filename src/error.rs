@@ -55,6 +55,9 @@ pub mod code {
     pub const HTTP_INPUT_INVALID: i64 = 1199003;
     pub const PROC_DELETE_TEMPLATE: i64 = 1108014;
     pub const PROC_DELETE_SERVICE_TEMPLATE: i64 = 1108030;
+    pub const DB_UPDATE: i64 = 1199020;
+    pub const PROC_BIND_PORT_NOT_SET: i64 = 1107014;
+    pub const PROC_BIND_PROTOCOL_NOT_SET: i64 = 1107015;
 }
 
 /// `(code, en template, zh template)`: the catalogue of every code these APIs answer with
@@ -219,6 +222,17 @@ const CATALOGUE: &[(i64, &str, &str)] = &[
         "delete service template failed",
         "删除服务模板失败",
     ),
+    (code::DB_UPDATE, "Failed to update data", "更新数据失败"),
+    (
+        code::PROC_BIND_PORT_NOT_SET,
+        "service instance process bind info port is not set correctly, please check and try again",
+        "服务实例的进程绑定信息[端口]未正确设置，请检查后重试",
+    ),
+    (
+        code::PROC_BIND_PROTOCOL_NOT_SET,
+        "service instance process bind info protocol is not set correctly, please check and try again",
+        "服务实例的进程绑定信息[协议]未正确设置，请检查后重试",
+    ),
 ];
 
 /// The template of `code` in `lang`, if the catalogue has it.
@@ -236,6 +250,8 @@ pub enum Arg {
     Int(i64),
     /// An error rendered (in the same language) before being formatted in: bk-cmdb's wrapping.
     Err(Box<CcError>),
+    /// A Go `[]int64`: `%s` gives `[%!s(int64=1) %!s(int64=2)]`, `%v` and `%d` give `[1 2]`.
+    Ints(Vec<i64>),
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -244,6 +260,9 @@ enum Message {
     Template(Vec<Arg>),
     /// Used verbatim in every language (bk-cmdb's `errors.New(code, msg)`).
     Raw(String),
+    /// Another error's text under this code (bk-cmdb's `errors.New(code, err.Error())` of a
+    /// localised error): rendered in the request's language.
+    Recoded(Box<CcError>),
 }
 
 /// A bk-cmdb error: a code and what its message is made of.
@@ -280,6 +299,14 @@ impl CcError {
         }
     }
 
+    /// `inner`'s message, in the request's language, under `code`.
+    pub fn recode(code: i64, inner: CcError) -> CcError {
+        CcError {
+            code,
+            message: Message::Recoded(Box::new(inner)),
+        }
+    }
+
     /// `'<what>' data parameter verification does not pass` (1199006).
     pub fn invalid(what: impl Into<String>) -> CcError {
         CcError::with(code::PARAMS_INVALID, what)
@@ -306,6 +333,7 @@ impl CcError {
     pub fn render(&self, lang: Lang) -> String {
         match &self.message {
             Message::Raw(text) => text.clone(),
+            Message::Recoded(inner) => inner.render(lang),
             Message::Template(args) => {
                 let rendered: Vec<Rendered> = args
                     .iter()
@@ -313,6 +341,7 @@ impl CcError {
                         Arg::Str(s) => Rendered::Str(s.clone()),
                         Arg::Int(i) => Rendered::Int(*i),
                         Arg::Err(e) => Rendered::Str(e.render(lang)),
+                        Arg::Ints(v) => Rendered::Ints(v.clone()),
                     })
                     .collect();
                 match template(self.code, lang) {
@@ -336,6 +365,19 @@ impl std::error::Error for CcError {}
 enum Rendered {
     Str(String),
     Int(i64),
+    Ints(Vec<i64>),
+}
+
+/// Go's formatting of an `[]int64` under `verb`.
+fn ints(verb: char, v: &[i64]) -> String {
+    let items: Vec<String> = v
+        .iter()
+        .map(|i| match verb {
+            'v' | 'd' => i.to_string(),
+            other => format!("%!{other}(int64={i})"),
+        })
+        .collect();
+    format!("[{}]", items.join(" "))
 }
 
 /// Go's `fmt.Sprintf` for the verbs the catalogue uses: `%s`, `%d`, `%v`, `%#v`, `%%`.
@@ -372,6 +414,7 @@ fn sprintf(template: &str, args: &[Rendered]) -> String {
                     ('s' | 'v', Rendered::Str(s)) if !sharp => out.push_str(s),
                     ('v', Rendered::Str(s)) => out.push_str(&format!("{s:?}")),
                     ('s' | 'v' | 'd', Rendered::Int(i)) => out.push_str(&i.to_string()),
+                    (v, Rendered::Ints(list)) => out.push_str(&ints(v, list)),
                     ('d', Rendered::Str(s)) => out.push_str(&format!("%!d(string={s})")),
                     (v, Rendered::Str(s)) => out.push_str(&format!("%!{v}(string={s})")),
                     (v, Rendered::Int(i)) => out.push_str(&format!("%!{v}(int64={i})")),
@@ -386,6 +429,7 @@ fn sprintf(template: &str, args: &[Rendered]) -> String {
             .map(|a| match a {
                 Rendered::Str(s) => format!("string={s}"),
                 Rendered::Int(i) => format!("int64={i}"),
+                Rendered::Ints(list) => format!("[]int64={}", ints('v', list)),
             })
             .collect();
         out.push_str(&extra.join(", "));
@@ -446,6 +490,25 @@ mod tests {
     fn raw_is_verbatim() {
         let e = CcError::raw(code::PARAMS_IS_INVALID, "not set processes");
         assert_eq!(e.render(Lang::Zh), "not set processes");
+    }
+
+    #[test]
+    fn int_slices_and_recoded() {
+        let e = CcError::new(code::HOST_MODULE_NOT_MATCH, vec![Arg::Ints(vec![11, 12])]);
+        assert_eq!(
+            e.render(Lang::En),
+            "Operation failed, the following host does not belong to the target module: [%!s(int64=11) %!s(int64=12)]"
+        );
+        assert_eq!(sprintf("%v", &[Rendered::Ints(vec![1, 2])]), "[1 2]");
+        let r = CcError::recode(
+            code::PARAMS_INVALID,
+            CcError::plain(code::PROC_BIND_PORT_NOT_SET),
+        );
+        assert_eq!(r.code, code::PARAMS_INVALID);
+        assert_eq!(
+            r.render(Lang::Zh),
+            "服务实例的进程绑定信息[端口]未正确设置，请检查后重试"
+        );
     }
 
     #[test]

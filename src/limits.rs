@@ -12,9 +12,14 @@ pub const MAX_LONGCHAR_BYTES: usize = 2000;
 /// This is serde_json's own recursion limit; `http` tests pin it.
 pub const MAX_JSON_DEPTH: usize = 127;
 /// Seconds one socket read or write may block: a keep-alive connection idle for longer, or a
-/// client that stalls mid-request, is closed.
+/// client that stalls mid-request, is closed (`serve --read-timeout-secs`).
 pub const READ_TIMEOUT_SECS: u64 = 30;
-/// Default number of HTTP worker threads.
+/// Seconds a whole request body may take to arrive after its headers; a body still incomplete
+/// then is answered with HTTP 408 (`serve --body-timeout-secs`).
+pub const BODY_TIMEOUT_SECS: u64 = 120;
+/// Bytes read from a request body at a time.
+pub const BODY_READ_CHUNK_BYTES: usize = 64 * 1024;
+/// Default number of requests worked on at once (`serve --threads`).
 pub const DEFAULT_THREADS: usize = 16;
 /// Largest dataset file `import` reads.
 pub const MAX_DATASET_BYTES: u64 = 4 * 1024 * 1024 * 1024;
@@ -34,10 +39,22 @@ pub const MAX_PROC_TEMPLATES_PER_CREATE: usize = 100;
 pub const MAX_PROC_TEMPLATES_PER_DELETE: usize = 500;
 /// Ids in one `list_proc_template` (`process_template_ids`).
 pub const MAX_PROC_TEMPLATE_IDS_PER_LIST: usize = 200;
-/// Process ids in one `delete_process_instance` request (bk-cmdb `BKMaxDeletePageSize`).
+/// Ids in one `delete_process_instance` or `delete_service_instance` request, and instances one
+/// `remove_label_from_service_instance` request may name (bk-cmdb `BKMaxDeletePageSize`).
 pub const MAX_IDS_PER_DELETE: usize = 500;
 /// Process ids in one `list_process_detail_by_ids` request (bk-cmdb `BKMaxInstanceLimit`).
 pub const MAX_IDS_PER_DETAIL_LIST: usize = 500;
+/// Service instances in one `create_service_instance` request (`BKMaxUpdateOrCreatePageSize`).
+pub const MAX_SERVICE_INSTANCES_PER_CREATE: usize = 100;
+/// Service instances one `add_label_for_service_instance` request may name
+/// (`BKMaxUpdateOrCreatePageSize`).
+pub const MAX_LABEL_ADD_INSTANCES: usize = 100;
+/// Host ids one `list_service_instance` request may filter on (`BKMaxPageSize`).
+pub const MAX_LIST_HOST_IDS: usize = 1000;
+/// Bytes of a label key or value (bk-cmdb refuses 64 and more).
+pub const MAX_LABEL_BYTES: usize = 63;
+/// Bytes of a service-instance name (bk-cmdb `NameFieldMaxLength`).
+pub const MAX_SERVICE_INSTANCE_NAME_BYTES: usize = 256;
 /// `import` prints a progress line on stderr after every so many processes.
 pub const IMPORT_PROGRESS_EVERY: usize = 100_000;
 /// `bench` defaults: seconds each scenario is measured, connections of the concurrent

@@ -906,7 +906,7 @@ fn content_type_optional() {
 #[test]
 fn eight_keep_alive_connections_at_once() {
     const CONNS: usize = 8;
-    const PER_CONN: usize = 200;
+    const PER_CONN: usize = 300;
     let s = Server::memory();
     let barrier = Arc::new(Barrier::new(CONNS));
     let (tx, rx) = mpsc::channel::<Result<Vec<i64>, String>>();
@@ -1104,4 +1104,63 @@ fn raw_request(addr: &str, path: &str, body: &Value) -> Value {
     let (status, text) = read_resp(&mut reader).unwrap();
     assert_eq!(status, 200, "{text}");
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text:?}"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Legacy and odd callers
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn gateway_authorization_without_a_user_or_not_json() {
+    let s = Server::memory();
+    // An app-only token, an access_token (what the client sends when one is set), and a header
+    // that is not JSON: the gateway envelope, and the fallback user.
+    for (i, auth) in [
+        r#"{"bk_app_code":"a","bk_app_secret":"s"}"#,
+        r#"{"access_token":"tok"}"#,
+        "not json",
+        r#"{"bk_username":""}"#,
+    ]
+    .iter()
+    .enumerate()
+    {
+        let r = send(
+            &s,
+            "POST",
+            GW_CREATE,
+            &[("X-Bkapi-Authorization", auth)],
+            &proc_body(&[&format!("gwauth{i}")]),
+        );
+        assert_eq!(r.status, 200, "{auth}: {}", r.body);
+        assert_keys(&r, &GATEWAY_KEYS);
+        let id = created_id(&r.json());
+        assert_eq!(stored(&s, id)["bk_created_by"], json!("admin"), "{auth}");
+    }
+}
+
+#[test]
+fn http_1_0_and_connection_close_callers() {
+    let s = Server::memory();
+    let body = json!({"bk_biz_id": 7, "service_instance_id": 30}).to_string();
+    for (version, extra) in [("HTTP/1.0", ""), ("HTTP/1.1", "Connection: close\r\n")] {
+        let mut stream = std::net::TcpStream::connect(&s.addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let req = format!(
+            "POST {ESB_LIST} {version}\r\n{extra}Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        stream.write_all(req.as_bytes()).unwrap();
+        let mut all = String::new();
+        std::io::Read::read_to_string(&mut stream, &mut all)
+            .unwrap_or_else(|e| panic!("{version} {extra}: not closed: {e}"));
+        assert!(
+            all.starts_with(&format!("{version} 200")) || all.starts_with("HTTP/1.1 200"),
+            "{all}"
+        );
+        let json_start = all.find("\r\n\r\n").unwrap() + 4;
+        let v: Value = serde_json::from_str(&all[json_start..]).unwrap();
+        assert_eq!(v["result"], json!(true), "{version}: {v}");
+    }
 }

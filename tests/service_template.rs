@@ -690,6 +690,17 @@ fn update_errors_in_bk_cmdb_order() {
             "数据唯一性校验失败， name 重复",
         );
     }
+    // A padded name whose trimmed form is taken passes bk-cmdb's check (made on the untrimmed
+    // name) and then hits MongoDB's unique (bk_biz_id, name) index: 1199020.
+    both(
+        &s,
+        "PUT",
+        UPDATE,
+        &body(json!({"name": " tpl-web "})),
+        1199020,
+        "Failed to update data",
+        "更新数据失败",
+    );
     // Bad names.
     for name in ["a/b", "   ", "a b", "\tx", &"界".repeat(257)] {
         invalid(&s, "PUT", UPDATE, &body(json!({"name": name})), "name");

@@ -3,6 +3,8 @@
 
 pub mod process_instance;
 pub mod process_template;
+pub mod service_category;
+pub mod service_instance;
 pub mod service_template;
 
 use crate::error::{CcError, Lang};
@@ -57,6 +59,14 @@ pub enum Op {
     UpdateProcessInstance,
     DeleteProcessInstance,
     ListProcessDetailByIds,
+    CreateServiceInstance,
+    ListServiceInstance,
+    ListServiceInstanceDetail,
+    ListServiceInstanceByHost,
+    DeleteServiceInstance,
+    AddLabelForServiceInstance,
+    RemoveLabelFromServiceInstance,
+    ListServiceCategory,
 }
 
 /// Runs `op`.
@@ -77,5 +87,13 @@ pub fn call(op: Op, ctx: &Ctx, store: &Store, input: Input) -> Result<Data, CcEr
         Op::UpdateProcessInstance => process_instance::update(ctx, store, &input),
         Op::DeleteProcessInstance => process_instance::delete(ctx, store, &input),
         Op::ListProcessDetailByIds => process_instance::detail_by_ids(ctx, store, &input),
+        Op::CreateServiceInstance => service_instance::create(ctx, store, &input),
+        Op::ListServiceInstance => service_instance::list(ctx, store, &input),
+        Op::ListServiceInstanceDetail => service_instance::list_detail(ctx, store, &input),
+        Op::ListServiceInstanceByHost => service_instance::list_by_host(ctx, store, &input),
+        Op::DeleteServiceInstance => service_instance::delete(ctx, store, &input),
+        Op::AddLabelForServiceInstance => service_instance::add_labels(ctx, store, &input),
+        Op::RemoveLabelFromServiceInstance => service_instance::remove_labels(ctx, store, &input),
+        Op::ListServiceCategory => service_category::list(ctx, store, &input),
     }
 }

@@ -103,14 +103,18 @@ pub fn update(_ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError>
         })?;
         let mut rename_modules = false;
         if !name.is_empty() && st.name != name {
-            let trimmed = name.trim_matches(' ');
-            for candidate in [name.as_str(), trimmed] {
-                if tx
-                    .service_template_named(st.bk_biz_id, candidate)?
-                    .is_some_and(|other| other != id)
-                {
-                    return Err(CcError::with(code::DUPLICATE_ITEM, "name"));
-                }
+            let taken = |tx: &WriteTx, name: &str| -> Result<bool, CcError> {
+                Ok(tx
+                    .service_template_named(st.bk_biz_id, name)?
+                    .is_some_and(|other| other != id))
+            };
+            if taken(tx, &name)? {
+                return Err(CcError::with(code::DUPLICATE_ITEM, "name"));
+            }
+            // bk-cmdb checks the untrimmed name; the trimmed one then hits MongoDB's unique
+            // index on (bk_biz_id, name) at write time: 1199020.
+            if taken(tx, name.trim_matches(' '))? {
+                return Err(CcError::plain(code::DB_UPDATE));
             }
             if !modules.is_empty() {
                 let sets: BTreeSet<i64> = modules.iter().map(|m| m.bk_set_id).collect();

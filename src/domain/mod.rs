@@ -8,5 +8,6 @@ pub mod page;
 pub mod process;
 pub mod process_template;
 pub mod process_update;
+pub mod service_instance;
 pub mod service_template;
 pub mod template_process;

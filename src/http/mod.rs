@@ -1,46 +1,60 @@
-//! The HTTP edge: a tiny_http listener, a pool of worker threads, routing to [`crate::api`],
-//! identity from headers, body limits, and the family's envelope around every answer.
-//! Only this module names tiny_http.
+//! The HTTP edge: a tiny_http listener, the threads of [`pool`], routing to [`crate::api`],
+//! identity from headers, body limits and deadlines, and the family's envelope around every
+//! answer. Only this module names tiny_http.
 
 pub mod envelope;
 pub mod identity;
+pub mod pool;
 pub mod routes;
 
 use crate::api::{self, Ctx, Input};
 use crate::error::{CcError, Lang, code};
-use crate::limits::{MAX_BODY_BYTES, READ_TIMEOUT_SECS};
+use crate::limits::{BODY_READ_CHUNK_BYTES, MAX_BODY_BYTES};
 use crate::store::Store;
 use envelope::Shape;
 use identity::Headers;
+use pool::{Permits, Receivers};
 use routes::{Family, Resolved};
 use serde_json::{Map, Value};
 use std::io::Read;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How to serve.
 #[derive(Clone, Debug)]
 pub struct Config {
     pub listen: String,
+    /// Requests worked on at once (decoding, store, rendering); socket I/O does not count.
     pub threads: usize,
     pub language: Lang,
+    /// How long one socket read or write may block (`limits::READ_TIMEOUT_SECS`).
+    pub read_timeout: Duration,
+    /// How long a whole request body may take to arrive (`limits::BODY_TIMEOUT_SECS`).
+    pub body_timeout: Duration,
 }
 
 /// A running server.
 pub struct Server {
     http: Arc<tiny_http::Server>,
-    workers: Vec<JoinHandle<()>>,
+    receivers: Receivers<tiny_http::Request>,
     addr: SocketAddr,
 }
 
+/// What every request's thread shares.
+struct Shared {
+    store: Arc<Store>,
+    lang: Lang,
+    permits: Permits,
+    body_timeout: Duration,
+}
+
 impl Server {
-    /// Binds `config.listen` and starts the workers.
+    /// Binds `config.listen` and starts the threads.
     pub fn start(store: Arc<Store>, config: &Config) -> Result<Server, String> {
         let listener = std::net::TcpListener::bind(&config.listen)
             .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
-        inherit_timeouts(&listener, Duration::from_secs(READ_TIMEOUT_SECS))
+        inherit_timeouts(&listener, config.read_timeout)
             .map_err(|e| format!("cannot set socket timeouts: {e}"))?;
         let http = tiny_http::Server::from_listener(listener, None)
             .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
@@ -49,24 +63,21 @@ impl Server {
             .to_ip()
             .ok_or_else(|| "listener has no IP address".to_string())?;
         let http = Arc::new(http);
-        let workers = (0..config.threads.max(1))
-            .map(|i| {
-                let http = Arc::clone(&http);
-                let store = Arc::clone(&store);
-                let lang = config.language;
-                std::thread::Builder::new()
-                    .name(format!("http-{i}"))
-                    .spawn(move || {
-                        while let Ok(req) = http.recv() {
-                            serve(&store, lang, req);
-                        }
-                    })
-                    .expect("spawning a worker thread")
-            })
-            .collect();
+        let shared = Shared {
+            store,
+            lang: config.language,
+            permits: Permits::new(config.threads),
+            body_timeout: config.body_timeout,
+        };
+        let from = Arc::clone(&http);
+        let receivers = Receivers::start(
+            config.threads,
+            move || from.recv().ok(),
+            move |req| serve(&shared, req),
+        )?;
         Ok(Server {
             http,
-            workers,
+            receivers,
             addr,
         })
     }
@@ -76,19 +87,14 @@ impl Server {
         self.addr
     }
 
-    /// Blocks until every worker has stopped.
+    /// Blocks until every thread has stopped.
     pub fn join(self) {
-        for w in self.workers {
-            let _ = w.join();
-        }
+        self.receivers.join();
     }
 
-    /// Stops the workers once their current request is answered.
+    /// Stops the threads once their current request is answered.
     pub fn shutdown(self) {
-        for _ in 0..self.workers.len() {
-            self.http.unblock();
-        }
-        self.join();
+        self.receivers.stop(|| self.http.unblock());
     }
 }
 
@@ -137,7 +143,10 @@ fn error_reply(status: u16, shape: Shape, e: &CcError, lang: Lang, rid: &str) ->
     }
 }
 
-fn serve(store: &Store, default_lang: Lang, mut req: tiny_http::Request) {
+/// One request, on its own thread of [`pool::Receivers`]: socket I/O happens here without a
+/// permit; only `api::call` holds one.
+fn serve(shared: &Shared, mut req: tiny_http::Request) {
+    let started = Instant::now();
     let headers = Headers(
         req.headers()
             .iter()
@@ -150,8 +159,9 @@ fn serve(store: &Store, default_lang: Lang, mut req: tiny_http::Request) {
             .collect(),
     );
     let rid = identity::request_id(&headers);
-    let lang = identity::language(&headers, default_lang);
-    let reply = handle(store, lang, &headers, &rid, &mut req);
+    let lang = identity::language(&headers, shared.lang);
+    let deadline = started + shared.body_timeout;
+    let reply = handle(shared, lang, &headers, &rid, &mut req, deadline);
     let mut resp = tiny_http::Response::from_string(reply.body).with_status_code(reply.status);
     for (k, v) in [
         ("Content-Type", "application/json"),
@@ -165,11 +175,12 @@ fn serve(store: &Store, default_lang: Lang, mut req: tiny_http::Request) {
 }
 
 fn handle(
-    store: &Store,
+    shared: &Shared,
     lang: Lang,
     headers: &Headers,
     rid: &str,
     req: &mut tiny_http::Request,
+    deadline: Instant,
 ) -> Reply {
     let method = req.method().as_str().to_ascii_uppercase();
     let url = req.url().to_string();
@@ -203,18 +214,18 @@ fn handle(
     if req.body_length().is_some_and(|n| n > MAX_BODY_BYTES) {
         return too_large();
     }
-    let mut raw = Vec::new();
-    if let Err(e) = req
-        .as_reader()
-        .take(MAX_BODY_BYTES as u64 + 1)
-        .read_to_end(&mut raw)
-    {
-        eprintln!("cmdb-lite: {rid}: reading the body failed: {e}");
-        return error_reply(200, shape, &CcError::plain(code::HTTP_READ_BODY), lang, rid);
-    }
-    if raw.len() > MAX_BODY_BYTES {
-        return too_large();
-    }
+    let raw = match read_body(req.as_reader(), deadline) {
+        Ok(raw) => raw,
+        Err(BodyError::TooLarge) => return too_large(),
+        Err(BodyError::TimedOut) => {
+            eprintln!("cmdb-lite: {rid}: the body did not arrive in time");
+            return error_reply(408, shape, &CcError::plain(code::HTTP_READ_BODY), lang, rid);
+        }
+        Err(BodyError::Failed(e)) => {
+            eprintln!("cmdb-lite: {rid}: reading the body failed: {e}");
+            return error_reply(200, shape, &CcError::plain(code::HTTP_READ_BODY), lang, rid);
+        }
+    };
 
     // Native routes need both identity headers, checked before the body is parsed (HTTP 500).
     let native_identity = if family == Family::Native {
@@ -260,8 +271,9 @@ fn handle(
     };
     let result = body.and_then(|body| {
         let input = Input { body, path_id };
+        let _permit = shared.permits.acquire();
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            api::call(route.op, &ctx, store, input)
+            api::call(route.op, &ctx, &shared.store, input)
         }))
         .unwrap_or_else(|_| {
             eprintln!("cmdb-lite: {rid}: handler panicked");
@@ -277,8 +289,44 @@ fn handle(
     }
 }
 
-/// The JSON body: empty (or blank) is `null`; anything not JSON is 1199000.
-fn parse_body(raw: &[u8]) -> Result<Value, CcError> {
+enum BodyError {
+    /// More than `MAX_BODY_BYTES`.
+    TooLarge,
+    /// A read waited longer than the read timeout, or the deadline passed.
+    TimedOut,
+    Failed(std::io::Error),
+}
+
+/// Reads a whole body of at most `MAX_BODY_BYTES`, giving up once `deadline` has passed. Each
+/// read waits at most the socket's read timeout, so this returns by `deadline` plus that.
+fn read_body(r: &mut dyn Read, deadline: Instant) -> Result<Vec<u8>, BodyError> {
+    let mut raw = Vec::new();
+    let mut buf = vec![0u8; BODY_READ_CHUNK_BYTES];
+    loop {
+        if Instant::now() > deadline {
+            return Err(BodyError::TimedOut);
+        }
+        match r.read(&mut buf) {
+            Ok(0) => return Ok(raw),
+            Ok(n) if raw.len() + n > MAX_BODY_BYTES => return Err(BodyError::TooLarge),
+            Ok(n) => raw.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Err(BodyError::TimedOut);
+            }
+            Err(e) => return Err(BodyError::Failed(e)),
+        }
+    }
+}
+
+/// The JSON body: empty (or blank) is `null`; anything not JSON is 1199000. (Public for the
+/// randomized tests, which drive request decoding without sockets.)
+pub fn parse_body(raw: &[u8]) -> Result<Value, CcError> {
     if raw.iter().all(u8::is_ascii_whitespace) {
         return Ok(Value::Null);
     }

@@ -131,6 +131,62 @@ pub const ROUTES: &[Route] = &[
         esb_name: "list_process_detail_by_ids",
         esb_method: "POST",
     },
+    Route {
+        op: Op::CreateServiceInstance,
+        method: "POST",
+        path: "/api/v3/create/proc/service_instance",
+        esb_name: "create_service_instance",
+        esb_method: "POST",
+    },
+    Route {
+        op: Op::ListServiceInstance,
+        method: "POST",
+        path: "/api/v3/findmany/proc/service_instance",
+        esb_name: "list_service_instance",
+        esb_method: "POST",
+    },
+    Route {
+        op: Op::ListServiceInstanceDetail,
+        method: "POST",
+        path: "/api/v3/findmany/proc/service_instance/details",
+        esb_name: "list_service_instance_detail",
+        esb_method: "POST",
+    },
+    Route {
+        op: Op::ListServiceInstanceByHost,
+        method: "POST",
+        path: "/api/v3/findmany/proc/service_instance/with_host",
+        esb_name: "list_service_instance_by_host",
+        esb_method: "POST",
+    },
+    Route {
+        op: Op::DeleteServiceInstance,
+        method: "DELETE",
+        path: "/api/v3/deletemany/proc/service_instance",
+        esb_name: "delete_service_instance",
+        esb_method: "POST",
+    },
+    Route {
+        op: Op::AddLabelForServiceInstance,
+        method: "POST",
+        path: "/api/v3/createmany/proc/service_instance/labels",
+        esb_name: "add_label_for_service_instance",
+        esb_method: "POST",
+    },
+    Route {
+        op: Op::RemoveLabelFromServiceInstance,
+        method: "DELETE",
+        path: "/api/v3/deletemany/proc/service_instance/labels",
+        esb_name: "remove_label_from_service_instance",
+        esb_method: "POST",
+    },
+    Route {
+        op: Op::ListServiceCategory,
+        method: "POST",
+        path: "/api/v3/findmany/proc/service_category",
+        esb_name: "list_service_category",
+        esb_method: "POST",
+    },
 ];
 
 /// What a path and method resolve to.

@@ -48,11 +48,18 @@ pub struct Server {
 }
 
 impl Server {
-    /// `cmdb-lite serve --listen 127.0.0.1:0` plus `args`; waits for the listening line.
+    /// `cmdb-lite serve --listen 127.0.0.1:0` plus `args` (8 threads unless `args` say
+    /// otherwise); waits for the listening line.
     pub fn start(args: &[&str]) -> Server {
+        let threads: &[&str] = if args.contains(&"--threads") {
+            &[]
+        } else {
+            &["--threads", "8"]
+        };
         let mut child = Command::new(BIN)
             .arg("serve")
-            .args(["--listen", "127.0.0.1:0", "--threads", "8"])
+            .args(["--listen", "127.0.0.1:0"])
+            .args(threads)
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

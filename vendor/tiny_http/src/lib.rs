@@ -297,7 +297,15 @@ impl Server {
                     Ok((sock, _)) => {
                         use util::RefinedTcpStream;
                         let (read_closable, write_closable) = match ssl {
-                            None => RefinedTcpStream::new(sock),
+                            // cmdb-lite patch: a failed dup() drops this client, not the server.
+                            None => match RefinedTcpStream::try_new(sock) {
+                                Ok(pair) => pair,
+                                Err(e) => {
+                                    log::error!("Error accepting new client: {}", e);
+                                    thread::sleep(std::time::Duration::from_millis(20));
+                                    continue;
+                                }
+                            },
                             #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
                             Some(ref ssl) => {
                                 // trying to apply SSL over the connection
@@ -341,9 +349,19 @@ impl Server {
                     }
 
                     Err(e) => {
+                        // cmdb-lite patch: an accept error is not the end of the server. Upstream
+                        // stopped accepting for good on any error: on the accept timeout that a
+                        // listener with SO_RCVTIMEO reports after that long without a new client,
+                        // and on EMFILE when too many connections are open. Wait a little (the
+                        // pending client stays in the backlog) and accept again.
                         log::error!("Error accepting new client: {}", e);
-                        inside_messages.push(e.into());
-                        break;
+                        match e.kind() {
+                            std::io::ErrorKind::WouldBlock
+                            | std::io::ErrorKind::TimedOut
+                            | std::io::ErrorKind::Interrupted
+                            | std::io::ErrorKind::ConnectionAborted => {}
+                            _ => thread::sleep(std::time::Duration::from_millis(20)),
+                        }
                     }
                 }
             }

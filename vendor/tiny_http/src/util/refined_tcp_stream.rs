@@ -112,6 +112,25 @@ impl RefinedTcpStream {
         (read, write)
     }
 
+    /// cmdb-lite patch: `new` for a plain TCP connection, without its panic when the descriptor
+    /// cannot be duplicated (EMFILE: too many open files), which killed the accept thread.
+    pub(crate) fn try_new(
+        stream: crate::connection::Connection,
+    ) -> IoResult<(RefinedTcpStream, RefinedTcpStream)> {
+        let read = stream.try_clone()?;
+        let read = RefinedTcpStream {
+            stream: Stream::from(read),
+            close_read: true,
+            close_write: false,
+        };
+        let write = RefinedTcpStream {
+            stream: Stream::from(stream),
+            close_read: false,
+            close_write: true,
+        };
+        Ok((read, write))
+    }
+
     /// Returns true if this struct wraps around a secure connection.
     #[inline]
     pub(crate) fn secure(&self) -> bool {

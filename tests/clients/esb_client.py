@@ -1,0 +1,488 @@
+"""Drives a running cmdb-lite with BlueKing's own Python client, unchanged.
+
+The client is `bkapi-component-open` (which pulls `bkapi-client-core`); see requirements.txt. It
+calls the ESB component routes `/api/c/compapi{bk_api_ver}/cc/<name>/`, sends the caller in the
+`X-Bkapi-Authorization` header, never looks at `result`, raises on HTTP 4xx/5xx and on non-JSON
+bodies, and would follow a redirect as a GET without body. So every check below goes through
+`client.cc.<operation>(data)` exactly as an application would, then inspects the JSON answer.
+
+Usage: python esb_client.py http://127.0.0.1:PORT   (a server started with `serve --memory`:
+the built-in demo dataset, business 7, raw service instance 30 on host 11, process 41).
+
+Adding an operation: write one small function `def check_<what>(ctx):` and append it to CHECKS.
+Each check gets a `Ctx`: `ctx.cc()` is the `cc` group of a client as an application builds it;
+`ctx.state` carries ids from one check to the next (checks run in table order).
+"""
+
+import sys
+import traceback
+
+from bkapi_component.open.client import Client
+
+APP_CODE = "cmdb-lite-ci"
+APP_SECRET = "not-checked"
+USERNAME = "alice"
+
+# The demo dataset (data/demo.json).
+BIZ = 7
+RAW_SERVICE_INSTANCE = 30
+HOST = 11
+DEMO_PROCESS = 41
+
+ENVELOPE_KEYS = ["result", "code", "message", "permission", "request_id", "data"]
+
+
+class CheckFailed(Exception):
+    pass
+
+
+def expect(cond, what, answer=None):
+    if not cond:
+        shown = "" if answer is None else repr(answer)
+        if len(shown) > 800:
+            shown = shown[:800] + "..."
+        raise CheckFailed("%s: %s" % (what, shown) if shown else what)
+
+
+class Ctx:
+    def __init__(self, endpoint):
+        self.endpoint = endpoint
+        self.state = {}
+
+    def client(self, bk_api_ver="v2", language=None):
+        """A client exactly as the README shows it."""
+        client = Client(endpoint=self.endpoint, bk_api_ver=bk_api_ver, language=language)
+        client.update_bkapi_authorization(
+            bk_app_code=APP_CODE, bk_app_secret=APP_SECRET, bk_username=USERNAME
+        )
+        return client
+
+    def cc(self, bk_api_ver="v2", language=None):
+        return self.client(bk_api_ver, language).cc
+
+
+def ok(answer):
+    """A success answer in the ESB envelope; returns its data."""
+    expect(isinstance(answer, dict), "answer is not a JSON object", answer)
+    expect(list(answer) == ENVELOPE_KEYS, "ESB envelope keys", answer)
+    expect(answer["result"] is True, "result true", answer)
+    expect(answer["code"] == 0, "code 0", answer)
+    expect(answer["message"] == "success", "message success", answer)
+    expect(answer["permission"] is None, "permission null", answer)
+    expect(isinstance(answer["request_id"], str) and answer["request_id"], "request_id", answer)
+    return answer["data"]
+
+
+def fails(answer, code, message):
+    """A business error: HTTP 200 (the client did not raise), result false, bk-cmdb's code."""
+    expect(isinstance(answer, dict), "answer is not a JSON object", answer)
+    expect(list(answer) == ENVELOPE_KEYS, "ESB envelope keys", answer)
+    expect(answer["result"] is False, "result false", answer)
+    expect(answer["code"] == code, "code %d" % code, answer)
+    expect(answer["message"] == message, "message %r" % message, answer)
+    expect(answer["data"] is None, "data null", answer)
+
+
+def processes_of(data):
+    expect(isinstance(data, list), "data is a list", data)
+    return {p["property"]["bk_process_id"]: p for p in data}
+
+
+# ---------------------------------------------------------------------------------------------
+# Checks, one per operation (and per notable way of calling it)
+# ---------------------------------------------------------------------------------------------
+
+
+def check_create_process_instance(ctx):
+    data = ok(
+        ctx.cc().create_process_instance(
+            {
+                "bk_biz_id": BIZ,
+                "service_instance_id": RAW_SERVICE_INSTANCE,
+                "processes": [
+                    {
+                        "process_info": {
+                            "bk_process_name": "py-nginx",
+                            "bk_func_name": "nginx",
+                            "bind_info": [
+                                {"ip": "127.0.0.1", "port": "80", "protocol": "1", "enable": True}
+                            ],
+                        }
+                    },
+                    {"process_info": {"bk_process_name": "py-worker", "bk_func_name": "worker"}},
+                ],
+            }
+        )
+    )
+    expect(isinstance(data, list) and len(data) == 2, "two ids", data)
+    expect(all(isinstance(i, int) for i in data) and data[0] < data[1], "increasing ids", data)
+    ctx.state["created"] = data
+
+
+def check_list_process_instance(ctx):
+    data = ok(
+        ctx.cc().list_process_instance(
+            {"bk_biz_id": BIZ, "service_instance_id": RAW_SERVICE_INSTANCE}
+        )
+    )
+    procs = processes_of(data)
+    nginx_id, worker_id = ctx.state["created"]
+    expect(sorted(procs) == [DEMO_PROCESS, nginx_id, worker_id], "listed ids", sorted(procs))
+    nginx = procs[nginx_id]
+    prop, rel = nginx["property"], nginx["relation"]
+    expect(prop["bk_process_name"] == "py-nginx", "bk_process_name", prop)
+    expect(prop["bk_func_name"] == "nginx", "bk_func_name", prop)
+    rows = prop["bind_info"]
+    expect(isinstance(rows, list) and len(rows) == 1, "one bind_info row", rows)
+    want = {"enable": True, "ip": "127.0.0.1", "port": "80", "protocol": "1"}
+    expect({k: rows[0].get(k) for k in want} == want, "bind_info row", rows)
+    expect(prop["bk_biz_id"] == BIZ, "bk_biz_id", prop)
+    # The user comes from X-Bkapi-Authorization, the supplier defaults to "0".
+    expect(prop["bk_created_by"] == USERNAME, "bk_created_by", prop)
+    expect(prop["bk_supplier_account"] == "0", "bk_supplier_account", prop)
+    expect(rel["bk_process_id"] == nginx_id, "relation bk_process_id", rel)
+    expect(rel["service_instance_id"] == RAW_SERVICE_INSTANCE, "relation instance", rel)
+    expect(rel["bk_host_id"] == HOST, "relation host", rel)
+    ctx.state["listed"] = data
+
+
+def check_create_process_instance_business_error(ctx):
+    # No such service instance: HTTP 200, result false, bk-cmdb's code and (Chinese) text.
+    answer = ctx.cc().create_process_instance(
+        {
+            "bk_biz_id": BIZ,
+            "service_instance_id": 999,
+            "processes": [{"process_info": {"bk_process_name": "nowhere"}}],
+        }
+    )
+    fails(answer, 1199019, "未找到相关数据")
+
+
+def check_business_error_in_english(ctx):
+    # Client(language="en") sends Blueking-Language: en.
+    answer = ctx.cc(language="en").create_process_instance(
+        {
+            "bk_biz_id": BIZ,
+            "service_instance_id": 999,
+            "processes": [{"process_info": {"bk_process_name": "nowhere"}}],
+        }
+    )
+    fails(answer, 1199019, "No relevant data found")
+
+
+def check_duplicate_name_is_a_business_error(ctx):
+    answer = ctx.cc(language="en").create_process_instance(
+        {
+            "bk_biz_id": BIZ,
+            "service_instance_id": RAW_SERVICE_INSTANCE,
+            "processes": [{"process_info": {"bk_process_name": "py-nginx", "bk_func_name": "x"}}],
+        }
+    )
+    fails(
+        answer,
+        1199014,
+        'duplicated instances exist, fields [ service_instance_id: %d, bk_process_name: "py-nginx" ] '
+        "duplicated" % RAW_SERVICE_INSTANCE,
+    )
+    # Nothing was written.
+    data = ok(
+        ctx.cc().list_process_instance(
+            {"bk_biz_id": BIZ, "service_instance_id": RAW_SERVICE_INSTANCE}
+        )
+    )
+    expect(len(data) == len(ctx.state["listed"]), "no process added", data)
+
+
+def check_list_process_instance_without_api_version(ctx):
+    # bk_api_ver="" calls /api/c/compapi/cc/<name>/ (no "v2").
+    cc = ctx.cc(bk_api_ver="")
+    expect(
+        cc.list_process_instance.path.format(bk_api_ver="") == "/api/c/compapi/cc/list_process_instance/",
+        "path without v2",
+        cc.list_process_instance.path,
+    )
+    data = ok(
+        cc.list_process_instance({"bk_biz_id": BIZ, "service_instance_id": RAW_SERVICE_INSTANCE})
+    )
+    expect(data == ctx.state["listed"], "same data as through v2", data)
+
+
+def check_no_redirect_and_json(ctx):
+    # The raw HTTP answer behind the calls above: 200, JSON, never a redirect, with or without v2.
+    for ver in ("v2", ""):
+        response = ctx.cc(bk_api_ver=ver).list_process_instance.request(
+            {"bk_biz_id": BIZ, "service_instance_id": RAW_SERVICE_INSTANCE}
+        )
+        expect(response.status_code == 200, "HTTP 200", response.status_code)
+        expect(not response.history, "no redirect", [r.status_code for r in response.history])
+        expect(
+            response.headers.get("Content-Type", "").startswith("application/json"),
+            "Content-Type",
+            response.headers,
+        )
+        expect(response.json()["request_id"] == response.headers.get("X-Request-Id"), "request id")
+
+
+def check_one_keep_alive_connection(ctx):
+    # `with client:` keeps one connection for several calls.
+    client = ctx.client()
+    with client:
+        ids = ok(
+            client.cc.create_process_instance(
+                {
+                    "bk_biz_id": BIZ,
+                    "service_instance_id": RAW_SERVICE_INSTANCE,
+                    "processes": [{"process_info": {"bk_process_name": "py-kept", "bk_func_name": "kept"}}],
+                }
+            )
+        )
+        data = ok(
+            client.cc.list_process_instance(
+                {"bk_biz_id": BIZ, "service_instance_id": RAW_SERVICE_INSTANCE}
+            )
+        )
+    expect(len(ids) == 1 and ids[0] in processes_of(data), "created then listed", data)
+
+
+# --- service templates, process templates, service instances, process lifecycle ---------------
+# Demo: template module 22 (business 7) is built from service template 9 with process templates
+# 10 (nginx) and 11 (php-fpm); hosts 11 and 12 are in it; category 2 is a built-in leaf.
+
+
+def check_service_template_lifecycle(ctx):
+    cc = ctx.cc(language="en")
+    st = ok(cc.create_service_template({"bk_biz_id": BIZ, "name": "py-tpl", "service_category_id": 2}))
+    expect(st["name"] == "py-tpl" and st["creator"] == USERNAME, "created template", st)
+    ctx.state["template"] = st["id"]
+    # get_service_template is an ESB GET: the client puts the id in the query string.
+    got = ok(cc.get_service_template({"service_template_id": st["id"]}))
+    expect(got == st, "get returns the created template", got)
+    renamed = ok(cc.update_service_template({"bk_biz_id": BIZ, "id": st["id"], "name": "py-tpl-2"}))
+    expect(renamed["name"] == "py-tpl-2", "renamed", renamed)
+    listed = ok(cc.list_service_template({"bk_biz_id": BIZ, "search": "PY-TPL", "page": {"limit": 10}}))
+    expect(listed["count"] == 1 and listed["info"][0]["id"] == st["id"], "listed by search", listed)
+    fails(
+        cc.create_service_template({"bk_biz_id": BIZ, "name": "py-tpl-2", "service_category_id": 2}),
+        1199014,
+        "duplicated instances exist, fields [name] duplicated",
+    )
+
+
+def check_process_template_lifecycle(ctx):
+    cc = ctx.cc(language="en")
+    st = ctx.state["template"]
+    spec = {
+        "bk_process_name": {"value": "py-proc", "as_default_value": True},
+        "bk_func_name": {"value": "py-proc", "as_default_value": True},
+        "user": {"value": "root", "as_default_value": False},
+        "bind_info": {
+            "value": [
+                {
+                    "ip": {"value": "1", "as_default_value": True},
+                    "port": {"value": "8000", "as_default_value": True},
+                    "protocol": {"value": "1", "as_default_value": True},
+                    "enable": {"value": True, "as_default_value": True},
+                }
+            ],
+            "as_default_value": True,
+        },
+    }
+    ids = ok(
+        cc.batch_create_proc_template(
+            {"bk_biz_id": BIZ, "service_template_id": st, "processes": [{"spec": spec}]}
+        )
+    )
+    expect(len(ids) == 1, "one process template", ids)
+    pt = ok(cc.get_proc_template({"bk_biz_id": BIZ, "process_template_id": ids[0]}))
+    expect(pt["property"]["bind_info"]["value"][0]["row_id"] == 1, "row_id assigned", pt)
+    upd = ok(
+        cc.update_proc_template(
+            {
+                "bk_biz_id": BIZ,
+                "process_template_id": ids[0],
+                "process_property": {"user": {"value": "www", "as_default_value": False}},
+            }
+        )
+    )
+    expect(upd["property"]["user"]["value"] == "www", "updated user", upd)
+    listed = ok(cc.list_proc_template({"bk_biz_id": BIZ, "service_template_id": st}))
+    expect(listed["count"] == 1 and listed["info"][0]["id"] == ids[0], "listed", listed)
+    fails(
+        cc.batch_create_proc_template(
+            {"bk_biz_id": BIZ, "service_template_id": st, "processes": [{"spec": spec}]}
+        ),
+        1113019,
+        "process name [py-proc] unique validation failed",
+    )
+    # A template with process templates cannot be deleted; without them it can.
+    fails(
+        cc.delete_service_template({"bk_biz_id": BIZ, "service_template_id": st}),
+        1108030,
+        "delete service template failed",
+    )
+    expect(ok(cc.delete_proc_template({"bk_biz_id": BIZ, "process_templates": ids})) is None, "deleted")
+    expect(
+        ok(cc.delete_service_template({"bk_biz_id": BIZ, "service_template_id": st})) is None,
+        "template deleted",
+    )
+
+
+def check_service_instance_from_template(ctx):
+    cc = ctx.cc(language="en")
+    ids = ok(
+        cc.create_service_instance(
+            {
+                "bk_biz_id": BIZ,
+                "bk_module_id": 22,
+                "instances": [
+                    {
+                        "bk_host_id": 12,
+                        "processes": [{"process_template_id": 10, "process_info": {"user": "nginx"}}],
+                    }
+                ],
+            }
+        )
+    )
+    expect(len(ids) == 1, "one service instance", ids)
+    ctx.state["instance"] = ids[0]
+    detail = ok(
+        cc.list_service_instance_detail({"bk_biz_id": BIZ, "bk_module_id": 22, "page": {"limit": 10}})
+    )
+    inst = detail["info"][0]
+    expect(inst["name"] == "192.168.10.12_nginx_80", "generated name", inst)
+    procs = {p["process"]["bk_process_name"]: p["process"] for p in inst["process_instances"]}
+    expect(sorted(procs) == ["nginx", "php-fpm"], "processes from the templates", procs)
+    expect(procs["nginx"]["user"] == "nginx", "unlocked field overridden", procs["nginx"])
+    expect(procs["nginx"]["bind_info"][0]["ip"] == "192.168.10.12", "bind ip resolved", procs)
+    ctx.state["template_processes"] = {n: p["bk_process_id"] for n, p in procs.items()}
+    listed = ok(cc.list_service_instance({"bk_biz_id": BIZ, "bk_module_id": 22, "page": {"limit": 10}}))
+    expect(listed["count"] == 1 and listed["info"][0]["id"] == ids[0], "listed", listed)
+    by_host = ok(cc.list_service_instance_by_host({"bk_biz_id": BIZ, "bk_host_id": 12}))
+    expect(ids[0] in [i["id"] for i in by_host["info"]], "listed by host", by_host)
+    fails(
+        cc.create_service_instance(
+            {"bk_biz_id": BIZ, "bk_module_id": 22, "instances": [{"bk_host_id": 12}]}
+        ),
+        1113016,
+        "service instance bound to host [192.168.10.12] already exist",
+    )
+
+
+def check_service_instance_labels(ctx):
+    cc = ctx.cc(language="en")
+    si = ctx.state["instance"]
+    ok(cc.add_label_for_service_instance({"bk_biz_id": BIZ, "instance_ids": [si], "labels": {"env": "ci"}}))
+    listed = ok(
+        cc.list_service_instance(
+            {
+                "bk_biz_id": BIZ,
+                "selectors": [{"key": "env", "operator": "=", "values": ["ci"]}],
+                "page": {"limit": 10},
+            }
+        )
+    )
+    expect([i["id"] for i in listed["info"]] == [si], "found by label", listed)
+    expect(listed["info"][0]["labels"] == {"env": "ci"}, "labels", listed)
+    ok(cc.remove_label_from_service_instance({"bk_biz_id": BIZ, "instance_ids": [si], "keys": ["env"]}))
+    listed = ok(
+        cc.list_service_instance(
+            {
+                "bk_biz_id": BIZ,
+                "selectors": [{"key": "env", "operator": "exists", "values": []}],
+                "page": {"limit": 10},
+            }
+        )
+    )
+    expect(listed["count"] == 0, "label removed", listed)
+
+
+def check_list_service_category(ctx):
+    data = ok(ctx.cc().list_service_category({"bk_biz_id": BIZ}))
+    expect([c["id"] for c in data["info"]] == [1, 2], "built-in categories", data)
+
+
+def check_process_lifecycle(ctx):
+    cc = ctx.cc(language="en")
+    nginx_id, worker_id = ctx.state["created"]
+    ids = ok(
+        cc.update_process_instance(
+            {
+                "bk_biz_id": BIZ,
+                "processes": [
+                    {"bk_process_id": worker_id, "bk_process_name": "py-worker-2", "bk_func_name": "worker"}
+                ],
+            }
+        )
+    )
+    expect(ids == [worker_id], "updated id", ids)
+    detail = ok(
+        cc.list_process_detail_by_ids(
+            {"bk_biz_id": BIZ, "bk_process_ids": [worker_id], "fields": ["bk_process_id", "bk_process_name"]}
+        )
+    )
+    expect(detail == [{"bk_process_id": worker_id, "bk_process_name": "py-worker-2"}], "detail", detail)
+    # Processes made from a template cannot be deleted directly.
+    tpl_id = ctx.state["template_processes"]["nginx"]
+    fails(
+        cc.delete_process_instance({"bk_biz_id": BIZ, "process_instance_ids": [tpl_id]}),
+        1113022,
+        "delete processe [%d] created by template forbidden" % tpl_id,
+    )
+    expect(
+        ok(cc.delete_process_instance({"bk_biz_id": BIZ, "process_instance_ids": [worker_id]})) is None,
+        "deleted",
+    )
+    data = ok(cc.list_process_instance({"bk_biz_id": BIZ, "service_instance_id": RAW_SERVICE_INSTANCE}))
+    expect(worker_id not in processes_of(data), "gone from the list", data)
+    # Deleting a service instance removes its processes.
+    si = ctx.state["instance"]
+    expect(ok(cc.delete_service_instance({"bk_biz_id": BIZ, "service_instance_ids": [si]})) is None, "si deleted")
+    data = ok(cc.list_process_detail_by_ids({"bk_biz_id": BIZ, "bk_process_ids": [tpl_id]}))
+    expect(data == [], "its processes are gone", data)
+
+
+CHECKS = [
+    check_create_process_instance,
+    check_list_process_instance,
+    check_create_process_instance_business_error,
+    check_business_error_in_english,
+    check_duplicate_name_is_a_business_error,
+    check_list_process_instance_without_api_version,
+    check_no_redirect_and_json,
+    check_one_keep_alive_connection,
+    check_service_template_lifecycle,
+    check_process_template_lifecycle,
+    check_service_instance_from_template,
+    check_service_instance_labels,
+    check_list_service_category,
+    check_process_lifecycle,
+]
+
+
+def main(argv):
+    if len(argv) != 2:
+        print("usage: esb_client.py http://HOST:PORT", file=sys.stderr)
+        return 2
+    ctx = Ctx(argv[1].rstrip("/"))
+    passed, failed = 0, []
+    for check in CHECKS:
+        name = check.__name__[len("check_"):]
+        try:
+            check(ctx)
+        except Exception as e:  # any exception is a failed check, the client's own included
+            failed.append(name)
+            print("client check %s ... FAILED: %s: %s" % (name, type(e).__name__, e))
+            traceback.print_exc(file=sys.stdout)
+        else:
+            passed += 1
+            print("client check %s ... ok" % name)
+    # The same closing line as cargo test, so the CI total counts these checks.
+    print(
+        "test result: %s. %d passed; %d failed; (bkapi-component-open client checks)"
+        % ("ok" if not failed else "FAILED", passed, len(failed))
+    )
+    return 0 if not failed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
