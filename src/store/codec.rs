@@ -108,13 +108,53 @@ impl Dyn {
     }
 }
 
-/// Encodes a JSON object (a stored process map).
+/// Encodes a JSON object (a stored process map): the bytes of `encode(&BTreeMap<String, Dyn>)`,
+/// written straight from the JSON values without building that map.
 pub fn encode_map(map: &Map<String, Value>) -> Vec<u8> {
-    let m: BTreeMap<String, Dyn> = map
-        .iter()
-        .map(|(k, v)| (k.clone(), Dyn::from_json(v)))
-        .collect();
-    encode(&m)
+    encode(&AsDynMap(map))
+}
+
+/// A JSON object serialised as the `BTreeMap<String, Dyn>` it converts to (serde_json's `Map`
+/// iterates in key order, as a `BTreeMap` does).
+struct AsDynMap<'a>(&'a Map<String, Value>);
+
+/// A JSON value serialised as the [`Dyn`] that [`Dyn::from_json`] makes of it.
+struct AsDyn<'a>(&'a Value);
+
+impl Serialize for AsDynMap<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(k, v)| (k, AsDyn(v))))
+    }
+}
+
+impl Serialize for AsDyn<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        // The variant indexes and names of `Dyn`, in its declaration order.
+        match self.0 {
+            Value::Null => s.serialize_unit_variant("Dyn", 0, "Null"),
+            Value::Bool(b) => s.serialize_newtype_variant("Dyn", 1, "Bool", b),
+            Value::Number(n) => {
+                if let Some(i) = n.as_i64() {
+                    s.serialize_newtype_variant("Dyn", 2, "I64", &i)
+                } else if let Some(u) = n.as_u64() {
+                    s.serialize_newtype_variant("Dyn", 3, "U64", &u)
+                } else {
+                    s.serialize_newtype_variant("Dyn", 4, "F64", &n.as_f64().unwrap_or(0.0))
+                }
+            }
+            Value::String(t) => s.serialize_newtype_variant("Dyn", 5, "Str", t),
+            Value::Array(a) => s.serialize_newtype_variant("Dyn", 6, "Arr", &AsDynSeq(a)),
+            Value::Object(o) => s.serialize_newtype_variant("Dyn", 7, "Obj", &AsDynMap(o)),
+        }
+    }
+}
+
+struct AsDynSeq<'a>(&'a [Value]);
+
+impl Serialize for AsDynSeq<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(AsDyn))
+    }
 }
 
 /// Decodes a JSON object written by [`encode_map`].
@@ -255,6 +295,19 @@ mod tests {
                        "f": "x", "g": [1, {"h": "i"}]});
         let map = v.as_object().unwrap().clone();
         assert_eq!(decode_map(&encode_map(&map)).unwrap(), map);
+    }
+
+    #[test]
+    fn encode_map_writes_the_bytes_of_the_dyn_map() {
+        let v = json!({"a": null, "b": true, "c": -3, "d": 18446744073709551615u64, "e": 1.5,
+                       "f": "x", "g": [1, {"h": "i", "a": [null, false, 2.5, "s"]}], "": {},
+                       "z": {"y": {"x": []}}, "n": -9223372036854775808i64});
+        let map = v.as_object().unwrap().clone();
+        let via_dyn: BTreeMap<String, Dyn> = map
+            .iter()
+            .map(|(k, v)| (k.clone(), Dyn::from_json(v)))
+            .collect();
+        assert_eq!(encode_map(&map), encode(&via_dyn));
     }
 
     #[test]

@@ -256,20 +256,40 @@ pub enum ProcKey {
     },
 }
 
+/// The two uniqueness keys of a process map, borrowed from it (see [`ProcKey::of`]):
+/// (service instance, name) and (service instance, func, regex), each if it applies.
+type KeyParts<'a> = (Option<(i64, &'a str)>, Option<(i64, &'a str, &'a str)>);
+
+fn key_parts(map: &Map<String, Value>) -> KeyParts<'_> {
+    let Some(si) = map.get("service_instance_id").and_then(Value::as_i64) else {
+        return (None, None);
+    };
+    let s = |k: &str| map.get(k).and_then(Value::as_str);
+    let func = match (s("bk_func_name"), s("bk_start_param_regex")) {
+        (Some(func), Some(regex)) => Some((si, func, regex)),
+        _ => None,
+    };
+    (s("bk_process_name").map(|name| (si, name)), func)
+}
+
 impl ProcKey {
     /// The keys a process map occupies: each index applies only when its fields are a number
     /// and strings, as bk-cmdb's partial unique indexes do. Name first, as MongoDB checks them.
     pub fn of(map: &Map<String, Value>) -> Vec<ProcKey> {
+        let (name, func) = key_parts(map);
         let mut keys = Vec::with_capacity(2);
-        let Some(si) = map.get("service_instance_id").and_then(Value::as_i64) else {
-            return keys;
-        };
-        let s = |k: &str| map.get(k).and_then(Value::as_str).map(str::to_string);
-        if let Some(name) = s("bk_process_name") {
-            keys.push(ProcKey::Name { si, name });
+        if let Some((si, name)) = name {
+            keys.push(ProcKey::Name {
+                si,
+                name: name.to_string(),
+            });
         }
-        if let (Some(func), Some(regex)) = (s("bk_func_name"), s("bk_start_param_regex")) {
-            keys.push(ProcKey::Func { si, func, regex });
+        if let Some((si, func, regex)) = func {
+            keys.push(ProcKey::Func {
+                si,
+                func: func.to_string(),
+                regex: regex.to_string(),
+            });
         }
         keys
     }
@@ -454,11 +474,25 @@ macro_rules! reads {
                 map: &Map<String, Value>,
                 pid: i64,
             ) -> Result<Option<ProcKey>, CcError> {
-                for key in ProcKey::of(map) {
-                    if let Some(owner) = self.process_with_key(&key)?
-                        && owner != pid
+                let (name, func) = key_parts(map);
+                if let Some((si, name)) = name {
+                    let t = self.txn.open_table(UNIQ_PROC_NAME).map_err(read_err)?;
+                    if t.get((si, name))
+                        .map_err(read_err)?
+                        .is_some_and(|owner| owner.value() != pid)
                     {
-                        return Ok(Some(key));
+                        let name = name.to_string();
+                        return Ok(Some(ProcKey::Name { si, name }));
+                    }
+                }
+                if let Some((si, func, regex)) = func {
+                    let t = self.txn.open_table(UNIQ_PROC_FUNC).map_err(read_err)?;
+                    if t.get((si, func, regex))
+                        .map_err(read_err)?
+                        .is_some_and(|owner| owner.value() != pid)
+                    {
+                        let (func, regex) = (func.to_string(), regex.to_string());
+                        return Ok(Some(ProcKey::Func { si, func, regex }));
                     }
                 }
                 Ok(None)
@@ -774,72 +808,103 @@ impl WriteTx {
         Ok(())
     }
 
-    fn set_proc_keys(
-        &mut self,
-        map: &Map<String, Value>,
-        pid: i64,
-        present: bool,
-    ) -> Result<(), CcError> {
-        for key in ProcKey::of(map) {
-            match key {
-                ProcKey::Name { si, name } => {
-                    let mut t = self.txn.open_table(UNIQ_PROC_NAME).map_err(write_err)?;
-                    if present {
-                        t.insert((si, name.as_str()), pid).map_err(write_err)?;
-                    } else if t
-                        .get((si, name.as_str()))
-                        .map_err(write_err)?
-                        .map(|v| v.value())
-                        == Some(pid)
-                    {
-                        t.remove((si, name.as_str())).map_err(write_err)?;
-                    }
-                }
-                ProcKey::Func { si, func, regex } => {
-                    let mut t = self.txn.open_table(UNIQ_PROC_FUNC).map_err(write_err)?;
-                    let k = (si, func.as_str(), regex.as_str());
-                    if present {
-                        t.insert(k, pid).map_err(write_err)?;
-                    } else if t.get(k).map_err(write_err)?.map(|v| v.value()) == Some(pid) {
-                        t.remove(k).map_err(write_err)?;
-                    }
-                }
+    /// Removes the uniqueness keys of `map` that are held by `pid`.
+    fn unset_proc_keys(&mut self, map: &Map<String, Value>, pid: i64) -> Result<(), CcError> {
+        let (name, func) = key_parts(map);
+        if let Some((si, name)) = name {
+            let mut t = self.txn.open_table(UNIQ_PROC_NAME).map_err(write_err)?;
+            let held = t
+                .get((si, name))
+                .map_err(write_err)?
+                .is_some_and(|owner| owner.value() == pid);
+            if held {
+                t.remove((si, name)).map_err(write_err)?;
+            }
+        }
+        if let Some((si, func, regex)) = func {
+            let mut t = self.txn.open_table(UNIQ_PROC_FUNC).map_err(write_err)?;
+            let held = t
+                .get((si, func, regex))
+                .map_err(write_err)?
+                .is_some_and(|owner| owner.value() == pid);
+            if held {
+                t.remove((si, func, regex)).map_err(write_err)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Gives the uniqueness keys of `map` to `pid`; a key held by another process is refused
+    /// (the caller's error aborts the transaction, so the overwritten entry is not kept).
+    fn set_proc_keys(&mut self, map: &Map<String, Value>, pid: i64) -> Result<(), CcError> {
+        let held = || CcError::raw(code::DB_INSERT, "uniqueness key already held");
+        let (name, func) = key_parts(map);
+        if let Some((si, name)) = name {
+            let mut t = self.txn.open_table(UNIQ_PROC_NAME).map_err(write_err)?;
+            if let Some(owner) = t.insert((si, name), pid).map_err(write_err)?
+                && owner.value() != pid
+            {
+                return Err(held());
+            }
+        }
+        if let Some((si, func, regex)) = func {
+            let mut t = self.txn.open_table(UNIQ_PROC_FUNC).map_err(write_err)?;
+            if let Some(owner) = t.insert((si, func, regex), pid).map_err(write_err)?
+                && owner.value() != pid
+            {
+                return Err(held());
             }
         }
         Ok(())
     }
 
     /// Inserts or replaces a process and its relation, with every index. The caller has checked
-    /// [`WriteTx::process_key_conflict`]; a conflict here is a bug and is refused.
+    /// [`WriteTx::process_key_conflict`]; a conflict here is a bug and is refused. A new process
+    /// costs one insert per table: the replaced record and relation, if any, come back from
+    /// those inserts.
     pub fn put_process(
         &mut self,
         pid: i64,
         map: &Map<String, Value>,
         rel: &Relation,
     ) -> Result<(), CcError> {
-        if self.process_key_conflict(map, pid)?.is_some() {
-            return Err(CcError::raw(code::DB_INSERT, "uniqueness key already held"));
+        let stored = |e: codec::CodecError| CcError::storage(code::DB_SELECT, &e);
+        let old_map = {
+            let mut t = self.txn.open_table(PROCESSES).map_err(write_err)?;
+            let old = t
+                .insert(pid, codec::encode_map(map).as_slice())
+                .map_err(write_err)?;
+            match old {
+                Some(v) => Some(codec::decode_map(v.value()).map_err(stored)?),
+                None => None,
+            }
+        };
+        if let Some(old) = &old_map {
+            self.unset_proc_keys(old, pid)?;
         }
-        if let Some(old) = self.process(pid)? {
-            self.set_proc_keys(&old, pid, false)?;
-        }
-        if let Some(old) = self.relation(pid)? {
+        let old_rel: Option<Relation> = {
+            let mut t = self.txn.open_table(RELATIONS).map_err(write_err)?;
+            let old = t
+                .insert(pid, codec::encode(rel).as_slice())
+                .map_err(write_err)?;
+            match old {
+                Some(v) => Some(codec::decode(v.value()).map_err(stored)?),
+                None => None,
+            }
+        };
+        if let Some(old) = old_rel
+            && old.service_instance_id != rel.service_instance_id
+        {
             self.pair(PROC_BY_SI, old.service_instance_id, pid, false)?;
         }
-        {
-            let mut t = self.txn.open_table(PROCESSES).map_err(write_err)?;
-            t.insert(pid, codec::encode_map(map).as_slice())
-                .map_err(write_err)?;
-        }
-        self.put_rec(RELATIONS, pid, rel)?;
         self.pair(PROC_BY_SI, rel.service_instance_id, pid, true)?;
-        self.set_proc_keys(map, pid, true)
+        self.set_proc_keys(map, pid)
     }
 
     /// Removes a process, its relation and its index entries.
     pub fn delete_process(&mut self, pid: i64) -> Result<(), CcError> {
         if let Some(old) = self.process(pid)? {
-            self.set_proc_keys(&old, pid, false)?;
+            self.unset_proc_keys(&old, pid)?;
             let mut t = self.txn.open_table(PROCESSES).map_err(write_err)?;
             t.remove(pid).map_err(write_err)?;
         }
@@ -848,5 +913,75 @@ impl WriteTx {
             self.del_rec(RELATIONS, pid)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn proc_map(si: i64, name: &str) -> Map<String, Value> {
+        let v = json!({"service_instance_id": si, "bk_process_name": name, "bk_func_name": name,
+                       "bk_start_param_regex": ""});
+        v.as_object().cloned().unwrap_or_default()
+    }
+
+    fn rel(pid: i64, si: i64) -> Relation {
+        Relation {
+            bk_biz_id: 1,
+            bk_process_id: pid,
+            service_instance_id: si,
+            process_template_id: 0,
+            bk_host_id: 1,
+            bk_supplier_account: "0".into(),
+        }
+    }
+
+    fn owner(tx: &ReadTx, si: i64, name: &str) -> Option<i64> {
+        let name = ProcKey::Name {
+            si,
+            name: name.into(),
+        };
+        tx.process_with_key(&name).unwrap()
+    }
+
+    #[test]
+    fn put_process_keeps_every_index_through_insert_replace_and_refusal() {
+        let store = Store::memory().unwrap();
+        store
+            .write(|tx| {
+                tx.put_process(1, &proc_map(10, "a"), &rel(1, 10))?;
+                tx.put_process(2, &proc_map(10, "b"), &rel(2, 10))
+            })
+            .unwrap();
+        // Process 1 renamed and moved to instance 11: its old keys and index entry go.
+        store
+            .write(|tx| tx.put_process(1, &proc_map(11, "c"), &rel(1, 11)))
+            .unwrap();
+        // A new process taking 2's name is refused, and nothing of it stays.
+        assert!(
+            store
+                .write(|tx| tx.put_process(3, &proc_map(10, "b"), &rel(3, 10)))
+                .is_err()
+        );
+        store
+            .read(|tx| {
+                assert_eq!(tx.process_ids_of(10)?, [2]);
+                assert_eq!(tx.process_ids_of(11)?, [1]);
+                assert!(!tx.has_process(3)? && tx.relation(3)?.is_none());
+                assert_eq!(owner(tx, 10, "a"), None);
+                assert_eq!(owner(tx, 10, "b"), Some(2));
+                assert_eq!(owner(tx, 11, "c"), Some(1));
+                let func = ProcKey::Func {
+                    si: 11,
+                    func: "c".into(),
+                    regex: String::new(),
+                };
+                assert_eq!(tx.process_with_key(&func)?, Some(1));
+                assert_eq!(tx.relation(1)?.map(|r| r.service_instance_id), Some(11));
+                Ok(())
+            })
+            .unwrap();
     }
 }
