@@ -255,14 +255,17 @@ struct ScaleSide {
 
 fn scale(o: &Options, tmp: &Temp) -> Result<(), String> {
     let per = BENCH_PROCESSES_PER_INSTANCE;
-    if o.scale_processes < BENCH_SCALE_SMALL || !o.scale_processes.is_multiple_of(per) {
+    if o.scale_processes < 10 * per || !o.scale_processes.is_multiple_of(per) {
         return Err(format!(
-            "--scale-processes must be a multiple of {per} and at least {BENCH_SCALE_SMALL}"
+            "--scale-processes must be a multiple of {per} and at least {}",
+            10 * per
         ));
     }
+    // The small store has BENCH_SCALE_SMALL processes, or a tenth of a smaller large one.
+    let small = (BENCH_SCALE_SMALL.min(o.scale_processes / 10) / per).max(1) * per;
     let now = clock::format_ms(clock::now_ms());
     let mut sides = Vec::new();
-    for (label, total) in [("small", BENCH_SCALE_SMALL), ("large", o.scale_processes)] {
+    for (label, total) in [("small", small), ("large", o.scale_processes)] {
         let layout = Layout {
             populated: total / per,
             per_instance: per,
@@ -311,8 +314,8 @@ fn scale(o: &Options, tmp: &Temp) -> Result<(), String> {
     }
 
     // Alternating slices: create (1 connection, 1 process per request), list (one service
-    // instance of 1,000 processes, a different one each time), and a burst of the heaviest
-    // create load for the peak RSS.
+    // instance of 1,000 processes, a different one each time); then, for the peak RSS, bursts of
+    // the heaviest loads: creates of 100 processes and lists, each on every connection at once.
     let slice = Duration::from_secs_f64(o.secs) / BENCH_ROUNDS as u32;
     let mut creates = vec![Measured::default(); sides.len()];
     let mut lists = vec![Measured::default(); sides.len()];
@@ -338,6 +341,20 @@ fn scale(o: &Options, tmp: &Temp) -> Result<(), String> {
             per_req: MAX_PROCESSES_PER_REQUEST,
         };
         create_load(&spec, "burst", slice)?;
+        let order = side.layout.scattered_populated(BENCH_ROUNDS);
+        std::thread::scope(|scope| {
+            let lists: Vec<_> = (0..o.connections)
+                .map(|c| {
+                    let order = &order[c % order.len()..];
+                    scope.spawn(move || list_load(&server.addr, order, slice))
+                })
+                .collect();
+            for l in lists {
+                l.join()
+                    .map_err(|_| "a load thread panicked".to_string())??;
+            }
+            Ok::<(), String>(())
+        })?;
     }
     let hwms: Vec<Option<u64>> = servers.iter().map(Server::vm_hwm_kib).collect();
     drop(servers);

@@ -56,7 +56,7 @@ pub struct Serve {
     /// keep the store in memory only (nothing on disk; for tests)
     #[argh(switch)]
     pub memory: bool,
-    /// redb page cache in MiB (default 32)
+    /// redb page cache in MiB (default 16)
     #[argh(option, default = "DEFAULT_CACHE_MIB")]
     pub cache_mib: usize,
     /// seconds one socket read or write may wait; idle connections close after it (default 30)
@@ -122,7 +122,7 @@ pub struct Bench {
     /// folder for the temporary files (default: the system's temporary folder)
     #[argh(option)]
     pub dir: Option<PathBuf>,
-    /// the server's redb page cache in MiB (default 32)
+    /// the server's redb page cache in MiB (default 16)
     #[argh(option, default = "DEFAULT_CACHE_MIB")]
     pub cache_mib: usize,
     /// the server's HTTP worker threads (default 16)
