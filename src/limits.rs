@@ -24,10 +24,11 @@ pub const DEFAULT_THREADS: usize = 16;
 /// Largest dataset file `import` reads.
 pub const MAX_DATASET_BYTES: u64 = 4 * 1024 * 1024 * 1024;
 /// Default redb page cache, in MiB (`serve --cache-mib`). The server's peak RSS is about this
-/// plus 15-30 MiB, so 16 keeps it near half the 64 MiB budget. Measured with `bench --scale` on
-/// 1,000,000 processes (a 1.1 GB file): create and list latency did not change between 8, 16,
-/// 32 and 64 MiB (the kernel's page cache holds the file; redb's cache only saves the copy),
-/// while the peak RSS with bursts of 8 concurrent lists was 47 MiB at 16 and 65 MiB at 32.
+/// plus 15-35 MiB (the more, the more large answers are built at once), so 16 keeps it under 50
+/// of the 64 MiB budget. Measured with `bench --scale` on 1,000,000 processes (a 1.1 GB file):
+/// create and list latency did not change between 8, 16, 32 and 64 MiB (the kernel's page
+/// cache holds the file; redb's cache only saves the copy), while the peak RSS with bursts of 8
+/// concurrent lists was 47 MiB at 16 and 65 MiB at 32.
 pub const DEFAULT_CACHE_MIB: usize = 16;
 /// glibc malloc arenas of the server (see `memory.rs`).
 pub const MALLOC_ARENAS: usize = 2;
