@@ -4,11 +4,13 @@
 use crate::dataset;
 use crate::error::Lang;
 use crate::http::{self, Config};
-use crate::limits::{DEFAULT_CACHE_MIB, DEFAULT_THREADS, MAX_DATASET_BYTES};
+use crate::limits::{DEFAULT_CACHE_MIB, DEFAULT_THREADS, MAX_DATASET_BYTES, SHUTDOWN_GRACE_SECS};
+use crate::signals;
 use crate::store::{self, Store};
 use argh::FromArgs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// cmdb-lite: BlueKing CMDB's process-management API on one embedded redb file.
 #[derive(FromArgs)]
@@ -91,6 +93,8 @@ pub struct Check {
 /// Runs the command line; returns the process exit code.
 pub fn main() -> i32 {
     let cli: Cli = argh::from_env();
+    // A write past a file-size limit then fails (and is reported) instead of killing us.
+    signals::ignore_file_size_limit_signal();
     let result = match cli.command {
         Command::Serve(s) => serve(s),
         Command::Import(i) => import(i),
@@ -133,6 +137,8 @@ fn read_dataset(path: &Path) -> Result<dataset::Dataset, String> {
 }
 
 fn serve(s: Serve) -> Result<i32, String> {
+    // Before any thread starts, so that every thread inherits the blocked signals.
+    let shutdown = signals::Shutdown::install()?;
     let language = match s.language.as_str() {
         "zh" => Lang::Zh,
         "en" => Lang::En,
@@ -159,9 +165,22 @@ fn serve(s: Serve) -> Result<i32, String> {
         threads: s.threads,
         language,
     };
-    let server = http::Server::start(Arc::new(store), &config)?;
+    let store = Arc::new(store);
+    let server = http::Server::start(Arc::clone(&store), &config)?;
     println!("cmdb-lite listening on http://{}", server.addr());
-    server.join();
+    let signal = shutdown.wait();
+    crate::log!("cmdb-lite: {signal}: shutting down");
+    let busy = server.shutdown(Duration::from_secs(SHUTDOWN_GRACE_SECS));
+    if busy > 0 {
+        crate::log!(
+            "cmdb-lite: {busy} request(s) still running after {SHUTDOWN_GRACE_SECS} s are abandoned (not answered)"
+        );
+    }
+    // Waits for a transaction in progress, then closes the file cleanly.
+    store
+        .close()
+        .map_err(|e| format!("closing the database: {e}"))?;
+    crate::log!("cmdb-lite: stopped");
     Ok(0)
 }
 

@@ -20,3 +20,5 @@ pub const DEFAULT_THREADS: usize = 16;
 pub const MAX_DATASET_BYTES: u64 = 4 * 1024 * 1024 * 1024;
 /// Default redb page cache, in MiB.
 pub const DEFAULT_CACHE_MIB: usize = 32;
+/// Seconds a graceful shutdown (SIGTERM, SIGINT) waits for the requests in progress.
+pub const SHUTDOWN_GRACE_SECS: u64 = 10;

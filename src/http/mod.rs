@@ -33,6 +33,9 @@ pub struct Server {
     http: Arc<tiny_http::Server>,
     workers: Vec<JoinHandle<()>>,
     addr: SocketAddr,
+    /// A second descriptor of the listening socket (tiny_http owns the first), to stop
+    /// accepting with.
+    listener: std::net::TcpListener,
 }
 
 impl Server {
@@ -42,6 +45,9 @@ impl Server {
             .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
         inherit_timeouts(&listener, Duration::from_secs(READ_TIMEOUT_SECS))
             .map_err(|e| format!("cannot set socket timeouts: {e}"))?;
+        let own = listener
+            .try_clone()
+            .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
         let http = tiny_http::Server::from_listener(listener, None)
             .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
         let addr = http
@@ -68,6 +74,7 @@ impl Server {
             http,
             workers,
             addr,
+            listener: own,
         })
     }
 
@@ -83,13 +90,37 @@ impl Server {
         }
     }
 
-    /// Stops the workers once their current request is answered.
-    pub fn shutdown(self) {
+    /// Graceful stop: stops accepting connections, lets the workers answer every request they
+    /// have taken or that is already queued, and waits for them for at most `grace`. Requests
+    /// that arrive later (on connections already open) are not taken: they get no answer, so
+    /// nothing unanswered was acknowledged. Returns the number of workers still busy when
+    /// `grace` ran out (0 when every one finished).
+    pub fn shutdown(self, grace: Duration) -> usize {
+        stop_listening(&self.listener);
+        // The queue is first in, first out: the workers take the requests queued so far, then
+        // one stop mark each.
         for _ in 0..self.workers.len() {
             self.http.unblock();
         }
-        self.join();
+        let deadline = std::time::Instant::now() + grace;
+        while self.workers.iter().any(|w| !w.is_finished()) && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.workers.iter().filter(|w| !w.is_finished()).count()
     }
+}
+
+/// Stops a listening socket from accepting: on Linux, `shutdown(SHUT_RD)` on a listening socket
+/// takes it out of the listening state (new connections are refused) and wakes the blocked
+/// `accept` with an error, on which tiny_http's accept thread ends and closes the socket.
+fn stop_listening(listener: &std::net::TcpListener) {
+    use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd};
+    // SAFETY: the descriptor stays owned by `listener`: the temporary `TcpStream` is only used
+    // for shutdown(2) and is turned back into a raw descriptor, never closed.
+    let view = unsafe { std::net::TcpStream::from_raw_fd(listener.as_raw_fd()) };
+    let _ = view.shutdown(std::net::Shutdown::Read);
+    let _ = view.into_raw_fd();
 }
 
 /// Sets read and write timeouts on the listening socket; Linux copies them to every accepted
@@ -203,7 +234,7 @@ fn handle(
         .take(MAX_BODY_BYTES as u64 + 1)
         .read_to_end(&mut raw)
     {
-        eprintln!("cmdb-lite: {rid}: reading the body failed: {e}");
+        crate::log!("cmdb-lite: {rid}: reading the body failed: {e}");
         return error_reply(200, shape, &CcError::plain(code::HTTP_READ_BODY), lang, rid);
     }
     if raw.len() > MAX_BODY_BYTES {
@@ -258,7 +289,7 @@ fn handle(
             api::call(route.op, &ctx, store, input)
         }))
         .unwrap_or_else(|_| {
-            eprintln!("cmdb-lite: {rid}: handler panicked");
+            crate::log!("cmdb-lite: {rid}: handler panicked");
             Err(CcError::with(code::INTERNAL, "proc"))
         })
     });
