@@ -22,3 +22,5 @@ pub const MAX_DATASET_BYTES: u64 = 4 * 1024 * 1024 * 1024;
 pub const DEFAULT_CACHE_MIB: usize = 32;
 /// Seconds a graceful shutdown (SIGTERM, SIGINT) waits for the requests in progress.
 pub const SHUTDOWN_GRACE_SECS: u64 = 10;
+/// Times a read runs when the database file fails under it and is reopened (store::Store::read).
+pub const STORE_READ_ATTEMPTS: usize = 3;

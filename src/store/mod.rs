@@ -20,6 +20,7 @@ pub mod records;
 pub mod tables;
 
 use crate::error::{CcError, code};
+use crate::limits::STORE_READ_ATTEMPTS;
 use records::*;
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 use serde::{Serialize, de::DeserializeOwned};
@@ -78,6 +79,8 @@ pub struct Store {
     slot: RwLock<Slot>,
     /// The file and cache size to reopen with; `None` for a store in memory.
     file: Option<(PathBuf, usize)>,
+    /// Set by a reopen, cleared by the next write that commits: writes hold the slot alone.
+    degraded: AtomicBool,
 }
 
 struct Slot {
@@ -152,6 +155,7 @@ impl Store {
                 closed: false,
             }),
             file,
+            degraded: AtomicBool::new(false),
         }
     }
 
@@ -243,25 +247,35 @@ impl Store {
         txn.commit().map_err(|e| other(&e))
     }
 
-    /// Runs `f` on a consistent snapshot.
-    pub fn read<T>(&self, f: impl FnOnce(&ReadTx) -> Result<T, CcError>) -> Result<T, CcError> {
-        IO_FAILED.set(false);
-        let (result, generation) = {
-            let slot = self.open_slot(code::DB_SELECT)?;
-            let db = slot
-                .db
-                .as_ref()
-                .expect("open_slot returns an open database");
-            let result = match db.begin_read() {
-                Ok(txn) => f(&ReadTx { txn }),
-                Err(e) => Err(read_err(e)),
+    /// Runs `f` on a consistent snapshot. A read that meets a failure of the file (typically
+    /// a write failing beside it, which latches the file for every transaction) is run again
+    /// on the reopened file, up to `STORE_READ_ATTEMPTS` times in all: reads change nothing,
+    /// so running one twice is harmless. Writes are never repeated.
+    pub fn read<T>(&self, f: impl Fn(&ReadTx) -> Result<T, CcError>) -> Result<T, CcError> {
+        let mut attempt = 1;
+        loop {
+            IO_FAILED.set(false);
+            let (result, generation) = {
+                let slot = self.open_slot(code::DB_SELECT)?;
+                let db = slot
+                    .db
+                    .as_ref()
+                    .expect("open_slot returns an open database");
+                let result = match db.begin_read() {
+                    Ok(txn) => f(&ReadTx { txn }),
+                    Err(e) => Err(read_err(e)),
+                };
+                (result, slot.generation)
             };
-            (result, slot.generation)
-        };
-        if IO_FAILED.take() {
+            if !IO_FAILED.take() {
+                return result;
+            }
             self.recover(generation);
+            if attempt >= STORE_READ_ATTEMPTS {
+                return result;
+            }
+            attempt += 1;
         }
-        result
     }
 
     /// Runs `f` in one write transaction: committed durably if it returns `Ok`, aborted otherwise.
@@ -269,21 +283,52 @@ impl Store {
     /// This is the one place that decides durability: `Durability::Immediate`, so redb syncs the
     /// file (`fdatasync`) inside `commit`, and `write` returns `Ok` only once the transaction is
     /// on disk. The caller answers only after that.
+    ///
+    /// Normally a write shares the slot with the reads (redb runs one write transaction at a
+    /// time beside any number of reads). After an I/O failure the store is *degraded*: each
+    /// write then holds the slot alone, so a write that fails again latches the file under no
+    /// read, and reopens it before any read resumes. The first write that commits ends that.
     pub fn write<T>(
         &self,
         f: impl FnOnce(&mut WriteTx) -> Result<T, CcError>,
     ) -> Result<T, CcError> {
         IO_FAILED.set(false);
-        let (result, generation) = {
+        if !self.degraded.load(Ordering::Acquire) {
             let slot = self.open_slot(code::DB_INSERT)?;
-            let db = slot
-                .db
-                .as_ref()
-                .expect("open_slot returns an open database");
-            (Self::write_in(db, f), slot.generation)
+            // Checked again under the slot: `reopen` sets it holding the slot alone.
+            if !self.degraded.load(Ordering::Acquire) {
+                let db = slot
+                    .db
+                    .as_ref()
+                    .expect("open_slot returns an open database");
+                let result = Self::write_in(db, f);
+                let generation = slot.generation;
+                drop(slot);
+                if IO_FAILED.take() {
+                    self.recover(generation);
+                }
+                return result;
+            }
+        }
+        let mut slot = self.slot.write().unwrap_or_else(PoisonError::into_inner);
+        if slot.closed {
+            return Err(CcError::storage(code::DB_INSERT, &"the database is closed"));
+        }
+        if slot.db.is_none() {
+            self.reopen(&mut slot);
+        }
+        let Some(db) = slot.db.as_ref() else {
+            return Err(CcError::storage(
+                code::DB_INSERT,
+                &"the database could not be reopened",
+            ));
         };
+        let result = Self::write_in(db, f);
         if IO_FAILED.take() {
-            self.recover(generation);
+            self.reopen(&mut slot);
+        } else if result.is_ok() {
+            self.degraded.store(false, Ordering::Release);
+            crate::log!("cmdb-lite: writes succeed again");
         }
         result
     }
@@ -339,25 +384,35 @@ impl Store {
         }
     }
 
-    /// Closes and reopens the database file after an I/O failure latched redb's backend.
+    /// Reopens the file after a transaction sharing the slot met an I/O failure.
     ///
-    /// Takes the slot's write side, so it waits for every transaction in progress (each holds
-    /// the read side) and no new one starts until the file is open again. `seen` is the
-    /// generation the failing transaction ran on: when several threads meet the same failure,
-    /// the first reopens and the others find a newer generation and return. Closing the latched
-    /// database writes nothing; opening it again lets redb recover the file to its last commit,
-    /// as after a crash. If that open fails too (the disk is still full), the slot stays empty
-    /// and every later transaction tries again before it runs, answering a storage error until
-    /// one succeeds. A store in memory has no file to reopen and cannot fail this way.
+    /// Takes the slot alone, so it waits for every transaction in progress (each holds the slot
+    /// shared) and none starts until the file is open again. `seen` is the generation the
+    /// failing transaction ran on: when several threads meet the same failure, the first
+    /// reopens and the others find a newer generation and return.
     fn recover(&self, seen: u64) {
+        let mut slot = self.slot.write().unwrap_or_else(PoisonError::into_inner);
+        if slot.generation == seen {
+            self.reopen(&mut slot);
+        }
+    }
+
+    /// Closes the latched database and opens the file again, with the slot held alone; the
+    /// store is degraded from then on until a write commits (see [`Store::write`]). Closing a
+    /// latched database writes nothing; opening it again lets redb recover the file to its last
+    /// commit, as after a crash. If that open fails too (the disk still refuses the repair's
+    /// writes), the slot stays empty and every later transaction tries again before it runs,
+    /// answering a storage error until one succeeds. A store in memory has no file to reopen
+    /// and cannot fail this way.
+    fn reopen(&self, slot: &mut Slot) {
         let Some((path, cache_bytes)) = &self.file else {
             return;
         };
-        let mut slot = self.slot.write().unwrap_or_else(PoisonError::into_inner);
-        if slot.generation != seen || slot.closed {
+        if slot.closed {
             return;
         }
         slot.generation += 1;
+        self.degraded.store(true, Ordering::Release);
         // Closing a latched database fails with the latched error by design; nothing to report.
         if let Some(old) = slot.db.take() {
             let _ = old.close();
