@@ -109,6 +109,7 @@ fn create_body(si: i64, items: &[Value]) -> Vec<u8> {
 
 /// A batch the server must refuse whole: its last item repeats the first one's name.
 fn failing_items(tag: &str, n: usize) -> Vec<Value> {
+    assert!(n >= 2, "a failing batch needs two items");
     let mut items: Vec<Value> = (0..n).map(|i| item(tag, i, n)).collect();
     items[n - 1]["bk_process_name"] = items[0]["bk_process_name"].clone();
     items
@@ -308,7 +309,7 @@ fn writers(
                     // batches here, recorded in `Outcomes` for `History::verify`.
                     let roll = rng.below(100);
                     let (items, must_fail) = match roll {
-                        0..=4 => (failing_items(&tag, 1 + rng.below(100) as usize), true),
+                        0..=4 => (failing_items(&tag, 2 + rng.below(99) as usize), true),
                         5..=19 => ((0..100).map(|i| item(&tag, i, 100)).collect(), false),
                         _ => (vec![item(&tag, 0, 1)], false),
                     };

@@ -11,8 +11,8 @@
 //! returns), so a later group commit changes that one function. An I/O failure (a full disk, a
 //! file-size limit) latches redb's file backend: every later operation answers `PreviousIo` until
 //! the database is closed and opened again. The store notices such a failure, lets the
-//! transactions in progress end, and reopens the file (see [`Store::recover`]); the request that
-//! met the failure gets an error, and the next ones work again once the disk does.
+//! transactions in progress end, and reopens the file (see `Store::reopen`); the request that
+//! met the failure gets an error, reads go on, and writes work again once the disk does.
 
 pub mod check;
 pub mod codec;
@@ -73,9 +73,9 @@ impl fmt::Display for OpenError {
 
 /// The store: one redb database, reopened in place after an I/O failure.
 pub struct Store {
-    /// The open database. Every transaction holds the read side for its whole life; only
-    /// [`Store::recover`] takes the write side, so it closes the database with no transaction
-    /// alive. Transaction closures must therefore never call the store again.
+    /// The open database. Every transaction holds the read side for its whole life; a reopen
+    /// (and a write while degraded) takes the write side, so the database is closed with no
+    /// transaction alive. Transaction closures must therefore never call the store again.
     slot: RwLock<Slot>,
     /// The file and cache size to reopen with; `None` for a store in memory.
     file: Option<(PathBuf, usize)>,
