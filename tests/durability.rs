@@ -342,6 +342,16 @@ fn writers(
         .collect()
 }
 
+/// Waits (up to 30 s) until the writers have had a first answer, so that every kill lands in a
+/// load that has acknowledged something, however slow the machine.
+fn wait_first_ack(out: &Arc<Mutex<Outcomes>>) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while out.lock().unwrap().acked.is_empty() {
+        assert!(Instant::now() < deadline, "no answer within 30 s");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
 fn check_clean(db: &Path) {
     let (code, out, err) = run_cli(&["check", "--db", s(db)]);
     assert_eq!(code, 0, "check: {out}{err}");
@@ -390,8 +400,10 @@ fn crash_cycles() {
         let stop = Arc::new(AtomicBool::new(false));
         let out = Arc::new(Mutex::new(Outcomes::default()));
         let handles = writers(&srv.addr, 4, cycle, rng.next(), &stop, &out);
-        // Kill at a random moment of the load: early, mid-request, mid-commit.
-        std::thread::sleep(Duration::from_millis(10 + rng.below(200)));
+        // Kill at a random moment of the load (mid-request, mid-commit, between the two),
+        // once it has acknowledged something.
+        wait_first_ack(&out);
+        std::thread::sleep(Duration::from_millis(rng.below(200)));
         srv.kill();
         for h in handles {
             h.join().expect("a writer failed");
@@ -426,11 +438,7 @@ fn crash_cycles() {
         history.max_id(),
         checks + 1,
     );
-    assert!(
-        history.acked_requests >= cycles,
-        "too little load to prove anything: {} acknowledged requests",
-        history.acked_requests
-    );
+    assert!(history.acked_requests >= cycles, "at least one per cycle");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -459,7 +467,8 @@ fn shutdown_signal_mid_load() {
         let stop = Arc::new(AtomicBool::new(false));
         let out = Arc::new(Mutex::new(Outcomes::default()));
         let handles = writers(&srv.addr, 4, 0, seed_from_env(), &stop, &out);
-        std::thread::sleep(Duration::from_millis(150));
+        wait_first_ack(&out);
+        std::thread::sleep(Duration::from_millis(100));
         let signalled = Instant::now();
         send_signal(&srv.child, sig);
         let status = wait_exit(&mut srv.child, Duration::from_secs(20))
