@@ -8,12 +8,14 @@ use crate::http::{self, Config};
 use crate::limits::{
     BENCH_CONNECTIONS, BENCH_LIST_SIZE, BENCH_SCALE_LARGE, BENCH_SECS, BODY_TIMEOUT_SECS,
     DEFAULT_CACHE_MIB, DEFAULT_THREADS, MALLOC_ARENAS, MAX_DATASET_BYTES, READ_TIMEOUT_SECS,
+    SHUTDOWN_GRACE_SECS,
 };
+use crate::signals;
 use crate::store::{self, Store};
 use argh::FromArgs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// cmdb-lite: BlueKing CMDB's process-management API on one embedded redb file.
 #[derive(FromArgs)]
@@ -133,6 +135,8 @@ pub struct Bench {
 /// Runs the command line; returns the process exit code.
 pub fn main() -> i32 {
     let cli: Cli = argh::from_env();
+    // A write past a file-size limit then fails (and is reported) instead of killing us.
+    signals::ignore_file_size_limit_signal();
     let result = match cli.command {
         Command::Serve(s) => serve(s),
         Command::Import(i) => import(i),
@@ -181,6 +185,8 @@ fn import_file(store: &Store, path: &Path, progress: impl FnMut(usize)) -> Resul
 
 fn serve(s: Serve) -> Result<i32, String> {
     crate::memory::limit_malloc_arenas(MALLOC_ARENAS);
+    // Before any thread starts, so that every thread inherits the blocked signals.
+    let shutdown = signals::Shutdown::install()?;
     let language = match s.language.as_str() {
         "zh" => Lang::Zh,
         "en" => Lang::En,
@@ -212,9 +218,22 @@ fn serve(s: Serve) -> Result<i32, String> {
         read_timeout: std::time::Duration::from_secs(s.read_timeout_secs.max(1)),
         body_timeout: std::time::Duration::from_secs(s.body_timeout_secs),
     };
-    let server = http::Server::start(Arc::new(store), &config)?;
+    let store = Arc::new(store);
+    let server = http::Server::start(Arc::clone(&store), &config)?;
     println!("cmdb-lite listening on http://{}", server.addr());
-    server.join();
+    let signal = shutdown.wait();
+    crate::log!("cmdb-lite: {signal}: shutting down");
+    let busy = server.shutdown(Duration::from_secs(SHUTDOWN_GRACE_SECS));
+    if busy > 0 {
+        crate::log!(
+            "cmdb-lite: {busy} request(s) still running after {SHUTDOWN_GRACE_SECS} s are abandoned (not answered)"
+        );
+    }
+    // Waits for a transaction in progress, then closes the file cleanly.
+    store
+        .close()
+        .map_err(|e| format!("closing the database: {e}"))?;
+    crate::log!("cmdb-lite: stopped");
     Ok(0)
 }
 

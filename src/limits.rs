@@ -74,3 +74,7 @@ pub const BENCH_ROUNDS: usize = 3;
 pub const BENCH_SCALE_SMALL: usize = 10_000;
 pub const BENCH_SCALE_LARGE: usize = 1_000_000;
 pub const BENCH_PROCESSES_PER_INSTANCE: usize = 1_000;
+/// Seconds a graceful shutdown (SIGTERM, SIGINT) waits for the requests in progress.
+pub const SHUTDOWN_GRACE_SECS: u64 = 10;
+/// Times a read runs when the database file fails under it and is reopened (store::Store::read).
+pub const STORE_READ_ATTEMPTS: usize = 3;

@@ -433,7 +433,7 @@ pub fn detail_by_ids(_ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, C
     let unique: BTreeSet<i64> = ids.into_iter().collect();
     let list = store.read(|tx| {
         let mut out = Vec::new();
-        for pid in unique {
+        for &pid in &unique {
             let Some(map) = tx.process(pid)? else {
                 continue;
             };

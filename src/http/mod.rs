@@ -39,6 +39,9 @@ pub struct Server {
     http: Arc<tiny_http::Server>,
     receivers: Receivers<tiny_http::Request>,
     addr: SocketAddr,
+    /// A second descriptor of the listening socket (tiny_http owns the first), to stop
+    /// accepting with.
+    listener: std::net::TcpListener,
 }
 
 /// What every request's thread shares.
@@ -56,6 +59,9 @@ impl Server {
             .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
         inherit_timeouts(&listener, config.read_timeout)
             .map_err(|e| format!("cannot set socket timeouts: {e}"))?;
+        let own = listener
+            .try_clone()
+            .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
         let http = tiny_http::Server::from_listener(listener, None)
             .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
         let addr = http
@@ -79,6 +85,7 @@ impl Server {
             http,
             receivers,
             addr,
+            listener: own,
         })
     }
 
@@ -92,10 +99,27 @@ impl Server {
         self.receivers.join();
     }
 
-    /// Stops the threads once their current request is answered.
-    pub fn shutdown(self) {
-        self.receivers.stop(|| self.http.unblock());
+    /// Graceful stop: stops accepting connections, lets the threads answer every request they
+    /// have taken or that is already queued, and waits for them for at most `grace`. Requests
+    /// that arrive later (on connections already open) are not taken: they get no answer, so
+    /// nothing unanswered was acknowledged. Returns the number of threads still busy when
+    /// `grace` ran out (0 when every one finished).
+    pub fn shutdown(self, grace: Duration) -> usize {
+        stop_listening(&self.listener);
+        self.receivers.stop(|| self.http.unblock(), grace)
     }
+}
+
+/// Stops a listening socket from accepting: on Linux, `shutdown(SHUT_RD)` on a listening socket
+/// takes it out of the listening state (new connections are refused) and wakes the blocked
+/// `accept` with an error, on which tiny_http's accept thread ends and closes the socket.
+fn stop_listening(listener: &std::net::TcpListener) {
+    use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd};
+    // SAFETY: the descriptor stays owned by `listener`: the temporary `TcpStream` is only used
+    // for shutdown(2) and is turned back into a raw descriptor, never closed.
+    let view = unsafe { std::net::TcpStream::from_raw_fd(listener.as_raw_fd()) };
+    let _ = view.shutdown(std::net::Shutdown::Read);
+    let _ = view.into_raw_fd();
 }
 
 /// Sets read and write timeouts on the listening socket; Linux copies them to every accepted
@@ -218,11 +242,11 @@ fn handle(
         Ok(raw) => raw,
         Err(BodyError::TooLarge) => return too_large(),
         Err(BodyError::TimedOut) => {
-            eprintln!("cmdb-lite: {rid}: the body did not arrive in time");
+            crate::log!("cmdb-lite: {rid}: the body did not arrive in time");
             return error_reply(408, shape, &CcError::plain(code::HTTP_READ_BODY), lang, rid);
         }
         Err(BodyError::Failed(e)) => {
-            eprintln!("cmdb-lite: {rid}: reading the body failed: {e}");
+            crate::log!("cmdb-lite: {rid}: reading the body failed: {e}");
             return error_reply(200, shape, &CcError::plain(code::HTTP_READ_BODY), lang, rid);
         }
     };
@@ -276,7 +300,7 @@ fn handle(
             api::call(route.op, &ctx, &shared.store, input)
         }))
         .unwrap_or_else(|_| {
-            eprintln!("cmdb-lite: {rid}: handler panicked");
+            crate::log!("cmdb-lite: {rid}: handler panicked");
             Err(CcError::with(code::INTERNAL, "proc"))
         })
     });

@@ -8,7 +8,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A counting semaphore: at most `n` holders of a [`Permit`] at once.
 pub struct Permits {
@@ -107,22 +107,33 @@ impl<T: Send + 'static> Receivers<T> {
         }
     }
 
-    /// Lets every thread finish its current item, then stop; `unblock` must make one waiting
-    /// `recv` return `None`. Returns when all have stopped.
-    pub fn stop(&self, unblock: impl Fn()) {
+    /// Stops the threads: each finishes its current item and goes on taking the items already
+    /// queued, until `unblock` (which must make one waiting `recv` return `None`, behind what
+    /// is queued) stops it; no thread is started any more. Waits at most `grace`, and returns
+    /// the number of threads still alive then (0 when all have stopped).
+    pub fn stop(&self, unblock: impl Fn(), grace: Duration) -> usize {
         self.shared.stopping.store(true, Ordering::SeqCst);
+        let deadline = Instant::now() + grace;
         let mut live = self.shared.live.lock().unwrap_or_else(|e| e.into_inner());
+        let mut unblocked = 0;
         while *live > 0 {
-            for _ in 0..*live {
+            // One stop mark per live thread, once; more only if threads were started since.
+            while unblocked < *live {
                 unblock();
+                unblocked += 1;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
             }
             live = self
                 .shared
                 .all_done
-                .wait_timeout(live, Duration::from_millis(50))
+                .wait_timeout(live, left.min(Duration::from_millis(50)))
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         }
+        *live
     }
 }
 
@@ -161,14 +172,16 @@ fn run<T: Send + 'static>(shared: &Arc<Shared<T>>) {
             && let Err(e) = spawn(shared)
         {
             // This thread goes back to waiting when it is done; until then new items queue.
-            eprintln!("cmdb-lite: cannot start an HTTP thread: {e}");
+            crate::log!("cmdb-lite: cannot start an HTTP thread: {e}");
         }
         let serve = std::panic::AssertUnwindSafe(|| (shared.serve)(item));
         if std::panic::catch_unwind(serve).is_err() {
-            eprintln!("cmdb-lite: an HTTP thread panicked");
+            crate::log!("cmdb-lite: an HTTP thread panicked");
         }
         if shared.stopping.load(Ordering::SeqCst) {
-            break;
+            // Stopping: take what is still queued, until this thread's stop mark.
+            shared.idle.fetch_add(1, Ordering::SeqCst);
+            continue;
         }
         let back = shared
             .idle

@@ -1,11 +1,17 @@
 //! `cmdb-lite check`: proves the store's invariants. Every index entry must be derivable from a
-//! record and every record's entries must be present; relations, processes and service
-//! instances must point at each other; every sequence must be at least the largest id it issued.
-//! Each problem is reported as one line naming the record.
+//! record and every record's entries must be present (both ways); every uniqueness key must be
+//! held once; relations, processes and service instances (and the records they name) must
+//! point at each other; every record must decode and sit under its own id; every sequence must
+//! be at least the largest id it issued. Each problem is one line naming the record.
 
-use super::records::Kind;
+use super::codec::{self, CodecError};
+use super::records::*;
+use super::tables::*;
 use super::{ProcKey, ReadTx, Store};
 use crate::error::CcError;
+use redb::{ReadableTable, TableDefinition};
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Every entry of every index, read in one snapshot.
@@ -41,108 +47,193 @@ fn compare<T: Ord + std::fmt::Debug>(
     }
 }
 
+/// Reports every key held by more than one record: `(key, id)` pairs, `what` names the key.
+fn unique_keys<K: Ord + Clone>(
+    problems: &mut Vec<String>,
+    pairs: &[(K, i64)],
+    describe: impl Fn(&K, i64, i64) -> String,
+) {
+    let mut first: BTreeMap<K, i64> = BTreeMap::new();
+    for (key, id) in pairs {
+        match first.get(key) {
+            Some(&holder) => problems.push(describe(key, *id, holder)),
+            None => {
+                first.insert(key.clone(), *id);
+            }
+        }
+    }
+}
+
 /// Runs every check; an empty list means the store is clean.
 pub fn run(store: &Store) -> Result<Vec<String>, CcError> {
     store.read(check_tx)
 }
 
+fn storage(e: impl Into<redb::Error>) -> CcError {
+    super::read_err(e)
+}
+
+/// Every record of a table, in id order. A value that does not decode is reported with its id
+/// and left out, so the other checks still run.
+fn records<T>(
+    tx: &ReadTx,
+    def: TableDefinition<i64, &[u8]>,
+    what: &str,
+    decode: impl Fn(&[u8]) -> Result<T, CodecError>,
+    p: &mut Vec<String>,
+) -> Result<BTreeMap<i64, T>, CcError> {
+    let t = tx.txn.open_table(def).map_err(storage)?;
+    let mut out = BTreeMap::new();
+    for item in t.iter().map_err(storage)? {
+        let (k, v) = item.map_err(storage)?;
+        match decode(v.value()) {
+            Ok(rec) => {
+                out.insert(k.value(), rec);
+            }
+            Err(e) => p.push(format!("{what} {}: {e}", k.value())),
+        }
+    }
+    Ok(out)
+}
+
+fn typed<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+    codec::decode(bytes)
+}
+
 fn check_tx(tx: &ReadTx) -> Result<Vec<String>, CcError> {
     let mut p = Vec::new();
-    let mut max_id: BTreeMap<&'static str, i64> = BTreeMap::new();
-    let mut bump = |kind: Kind, id: i64| {
-        let e = max_id.entry(kind.name()).or_insert(0);
-        *e = (*e).max(id);
-    };
+    let bizs: BTreeMap<i64, Business> = records(tx, BUSINESSES, "business", typed, &mut p)?;
+    let hosts: BTreeMap<i64, Host> = records(tx, HOSTS, "host", typed, &mut p)?;
+    let modules: BTreeMap<i64, Module> = records(tx, MODULES, "module", typed, &mut p)?;
+    let cats: BTreeMap<i64, ServiceCategory> =
+        records(tx, SERVICE_CATEGORIES, "service category", typed, &mut p)?;
+    let sts: BTreeMap<i64, ServiceTemplate> =
+        records(tx, SERVICE_TEMPLATES, "service template", typed, &mut p)?;
+    let pts: BTreeMap<i64, ProcessTemplate> =
+        records(tx, PROCESS_TEMPLATES, "process template", typed, &mut p)?;
+    let sis: BTreeMap<i64, ServiceInstance> =
+        records(tx, SERVICE_INSTANCES, "service instance", typed, &mut p)?;
+    let rels: BTreeMap<i64, Relation> =
+        records(tx, RELATIONS, "relation of process", typed, &mut p)?;
+    let procs: BTreeMap<i64, Map<String, Value>> =
+        records(tx, PROCESSES, "process", codec::decode_map, &mut p)?;
 
-    let mut bizs = BTreeSet::new();
-    tx.each_business(|id, b| {
-        if id != b.bk_biz_id {
+    // Each record under its own id.
+    let own = |p: &mut Vec<String>, what: &str, key: i64, field: i64| {
+        if key != field {
+            p.push(format!("{what} {key}: stored under another id ({field})"));
+        }
+    };
+    for (&id, b) in &bizs {
+        own(&mut p, "business", id, b.bk_biz_id);
+    }
+    for (&id, h) in &hosts {
+        own(&mut p, "host", id, h.bk_host_id);
+    }
+
+    for (&id, c) in &cats {
+        own(&mut p, "service category", id, c.id);
+        if c.bk_biz_id != 0 && !bizs.contains_key(&c.bk_biz_id) {
             p.push(format!(
-                "business {id}: stored under another id ({})",
-                b.bk_biz_id
+                "service category {id}: business {} does not exist",
+                c.bk_biz_id
             ));
         }
-        bizs.insert(id);
-        Ok(true)
-    })?;
-    let mut hosts = BTreeSet::new();
-    tx.each_host(|id, _| {
-        hosts.insert(id);
-        Ok(true)
-    })?;
-    let mut categories = BTreeSet::new();
-    tx.each_service_category(|id, _| {
-        categories.insert(id);
-        bump(Kind::ServiceCategory, id);
-        Ok(true)
-    })?;
-    let mut templates = BTreeMap::new();
-    let mut st_by_biz = Vec::new();
-    let mut st_names = Vec::new();
-    tx.each_service_template(|id, st| {
-        bump(Kind::ServiceTemplate, id);
-        if !bizs.contains(&st.bk_biz_id) {
+        if c.bk_parent_id != 0 && !cats.contains_key(&c.bk_parent_id) {
+            p.push(format!(
+                "service category {id}: parent {} does not exist",
+                c.bk_parent_id
+            ));
+        }
+    }
+
+    let (mut st_by_biz, mut st_names) = (Vec::new(), Vec::new());
+    for (&id, st) in &sts {
+        own(&mut p, "service template", id, st.id);
+        if !bizs.contains_key(&st.bk_biz_id) {
             p.push(format!(
                 "service template {id}: business {} does not exist",
                 st.bk_biz_id
             ));
         }
+        if !cats.contains_key(&st.service_category_id) {
+            p.push(format!(
+                "service template {id}: service category {} does not exist",
+                st.service_category_id
+            ));
+        }
         st_by_biz.push((st.bk_biz_id, id));
         st_names.push((st.bk_biz_id, st.name.clone(), id));
-        templates.insert(id, st.bk_biz_id);
-        Ok(true)
-    })?;
-    let mut modules = BTreeMap::new();
-    tx.each_module(|id, m| {
-        if !bizs.contains(&m.bk_biz_id) {
+    }
+    let pairs: Vec<_> = st_names
+        .iter()
+        .map(|(biz, name, id)| ((*biz, name.clone()), *id))
+        .collect();
+    unique_keys(&mut p, &pairs, |(biz, name), id, holder| {
+        format!(
+            "service template {id}: name {name:?} is not unique in business {biz} (service template {holder} has it)"
+        )
+    });
+
+    for (&id, m) in &modules {
+        own(&mut p, "module", id, m.bk_module_id);
+        if !bizs.contains_key(&m.bk_biz_id) {
             p.push(format!(
                 "module {id}: business {} does not exist",
                 m.bk_biz_id
             ));
         }
         for h in &m.hosts {
-            if !hosts.contains(h) {
+            if !hosts.contains_key(h) {
                 p.push(format!("module {id}: host {h} does not exist"));
             }
         }
-        if m.service_template_id != 0 && !templates.contains_key(&m.service_template_id) {
+        if m.service_template_id != 0 && !sts.contains_key(&m.service_template_id) {
             p.push(format!(
                 "module {id}: service template {} does not exist",
                 m.service_template_id
             ));
         }
-        modules.insert(id, m);
-        Ok(true)
-    })?;
+    }
+
     let mut pt_by_st = Vec::new();
-    tx.each_process_template(|id, pt| {
-        bump(Kind::ProcessTemplate, id);
-        if !templates.contains_key(&pt.service_template_id) {
-            p.push(format!(
+    for (&id, pt) in &pts {
+        own(&mut p, "process template", id, pt.id);
+        match sts.get(&pt.service_template_id) {
+            None => p.push(format!(
                 "process template {id}: service template {} does not exist",
                 pt.service_template_id
-            ));
+            )),
+            Some(st) if st.bk_biz_id != pt.bk_biz_id => p.push(format!(
+                "process template {id}: business {} differs from its service template's ({})",
+                pt.bk_biz_id, st.bk_biz_id
+            )),
+            Some(_) => {}
         }
         pt_by_st.push((pt.service_template_id, id));
-        Ok(true)
-    })?;
-    let mut sis = BTreeMap::new();
+    }
+
     let (mut si_by_module, mut si_by_host, mut si_tpl) = (Vec::new(), Vec::new(), Vec::new());
-    tx.each_service_instance(|id, si| {
-        bump(Kind::ServiceInstance, id);
-        if !bizs.contains(&si.bk_biz_id) {
+    for (&id, si) in &sis {
+        own(&mut p, "service instance", id, si.id);
+        if !bizs.contains_key(&si.bk_biz_id) {
             p.push(format!(
                 "service instance {id}: business {} does not exist",
                 si.bk_biz_id
             ));
         }
-        if !modules.contains_key(&si.bk_module_id) {
-            p.push(format!(
+        match modules.get(&si.bk_module_id) {
+            None => p.push(format!(
                 "service instance {id}: module {} does not exist",
                 si.bk_module_id
-            ));
+            )),
+            Some(m) if m.bk_biz_id != si.bk_biz_id => p.push(format!(
+                "service instance {id}: business {} differs from module {}'s ({})",
+                si.bk_biz_id, si.bk_module_id, m.bk_biz_id
+            )),
+            Some(_) => {}
         }
-        if !hosts.contains(&si.bk_host_id) {
+        if !hosts.contains_key(&si.bk_host_id) {
             p.push(format!(
                 "service instance {id}: host {} does not exist",
                 si.bk_host_id
@@ -151,13 +242,22 @@ fn check_tx(tx: &ReadTx) -> Result<Vec<String>, CcError> {
         si_by_module.push((si.bk_module_id, id));
         si_by_host.push((si.bk_host_id, id));
         if si.service_template_id != 0 {
+            if !sts.contains_key(&si.service_template_id) {
+                p.push(format!(
+                    "service instance {id}: service template {} does not exist",
+                    si.service_template_id
+                ));
+            }
             si_tpl.push(((si.bk_module_id, si.bk_host_id, si.service_template_id), id));
         }
-        sis.insert(id, si);
-        Ok(true)
-    })?;
-    let mut relations = BTreeMap::new();
-    tx.each_relation(|pid, r| {
+    }
+    unique_keys(&mut p, &si_tpl, |(module, host, st), id, holder| {
+        format!(
+            "service instance {id}: a second instance of service template {st} on host {host} in module {module} (service instance {holder} is one)"
+        )
+    });
+
+    for (&pid, r) in &rels {
         if r.bk_process_id != pid {
             p.push(format!(
                 "relation of process {pid}: names process {}",
@@ -177,63 +277,68 @@ fn check_tx(tx: &ReadTx) -> Result<Vec<String>, CcError> {
             }
             Some(_) => {}
         }
-        relations.insert(pid, r);
-        Ok(true)
-    })?;
-    let (mut proc_by_si, mut names, mut funcs) = (Vec::new(), Vec::new(), Vec::new());
-    let mut procs = BTreeSet::new();
-    tx.each_process(|pid, map| {
-        bump(Kind::Process, pid);
-        procs.insert(pid);
-        if map.get("bk_process_id").and_then(|v| v.as_i64()) != Some(pid) {
+        if r.process_template_id != 0 && !pts.contains_key(&r.process_template_id) {
             p.push(format!(
-                "process {pid}: bk_process_id field differs from its key"
+                "relation of process {pid}: process template {} does not exist",
+                r.process_template_id
             ));
         }
-        let si = map.get("service_instance_id").and_then(|v| v.as_i64());
-        match relations.get(&pid) {
-            None => p.push(format!("process {pid}: has no relation")),
-            Some(r) => {
-                if Some(r.service_instance_id) != si {
-                    p.push(format!(
-                        "process {pid}: service_instance_id differs from its relation"
-                    ));
-                }
-                proc_by_si.push((r.service_instance_id, pid));
-            }
-        }
-        for key in ProcKey::of(&map) {
-            match key {
-                ProcKey::Name { si, name } => names.push((si, name, pid)),
-                ProcKey::Func { si, func, regex } => funcs.push((si, func, regex, pid)),
-            }
-        }
-        Ok(true)
-    })?;
-    for pid in relations.keys() {
-        if !procs.contains(pid) {
+        if !procs.contains_key(&pid) {
             p.push(format!(
                 "relation of process {pid}: the process does not exist"
             ));
         }
     }
-    // A unique key held twice shows up as two expected entries for one stored key.
-    let mut seen = BTreeSet::new();
-    for (si, name, pid) in &names {
-        if !seen.insert((si, name)) {
+
+    let (mut proc_by_si, mut names, mut funcs) = (Vec::new(), Vec::new(), Vec::new());
+    for (&pid, map) in &procs {
+        let int = |k: &str| map.get(k).and_then(Value::as_i64);
+        if int("bk_process_id") != Some(pid) {
             p.push(format!(
-                "process {pid}: name {name:?} is not unique in service instance {si}"
+                "process {pid}: bk_process_id field differs from its key"
             ));
         }
-    }
-    let mut seen = BTreeSet::new();
-    for (si, func, regex, pid) in &funcs {
-        if !seen.insert((si, func, regex)) {
-            p.push(format!(
-                "process {pid}: ({func:?}, {regex:?}) is not unique in service instance {si}"
-            ));
+        match rels.get(&pid) {
+            None => p.push(format!("process {pid}: has no relation")),
+            Some(r) => {
+                if int("service_instance_id") != Some(r.service_instance_id) {
+                    p.push(format!(
+                        "process {pid}: service_instance_id differs from its relation"
+                    ));
+                }
+                if int("bk_biz_id") != Some(r.bk_biz_id) {
+                    p.push(format!(
+                        "process {pid}: bk_biz_id differs from its relation"
+                    ));
+                }
+                proc_by_si.push((r.service_instance_id, pid));
+            }
+        }
+        for key in ProcKey::of(map) {
+            match key {
+                ProcKey::Name { si, name } => names.push((si, name, pid)),
+                ProcKey::Func { si, func, regex } => funcs.push((si, func, regex, pid)),
+            }
         }
     }
+    let pairs: Vec<_> = names
+        .iter()
+        .map(|(si, name, pid)| ((*si, name.clone()), *pid))
+        .collect();
+    unique_keys(&mut p, &pairs, |(si, name), pid, holder| {
+        format!(
+            "process {pid}: name {name:?} is not unique in service instance {si} (process {holder} has it)"
+        )
+    });
+    let pairs: Vec<_> = funcs
+        .iter()
+        .map(|(si, func, regex, pid)| ((*si, func.clone(), regex.clone()), *pid))
+        .collect();
+    unique_keys(&mut p, &pairs, |(si, func, regex), pid, holder| {
+        format!(
+            "process {pid}: ({func:?}, {regex:?}) is not unique in service instance {si} (process {holder} has it)"
+        )
+    });
 
     let idx = tx.index_entries()?;
     compare(&mut p, "idx_proc_by_si", idx.proc_by_si, proc_by_si);
@@ -246,9 +351,21 @@ fn check_tx(tx: &ReadTx) -> Result<Vec<String>, CcError> {
     compare(&mut p, "uniq_si_template", idx.uniq_si_template, si_tpl);
     compare(&mut p, "uniq_st_name", idx.uniq_st_name, st_names);
 
-    for kind in Kind::ALL {
+    // Sequences: each at least the largest id of its kind still stored (ids of deleted records
+    // are below the sequence by construction, since it never goes down).
+    let largest = |ids: Option<i64>| ids.unwrap_or(0);
+    let top = [
+        (
+            Kind::Process,
+            largest(procs.keys().chain(rels.keys()).max().copied()),
+        ),
+        (Kind::ServiceInstance, largest(sis.keys().max().copied())),
+        (Kind::ServiceTemplate, largest(sts.keys().max().copied())),
+        (Kind::ProcessTemplate, largest(pts.keys().max().copied())),
+        (Kind::ServiceCategory, largest(cats.keys().max().copied())),
+    ];
+    for (kind, max) in top {
         let seq = tx.sequence(kind)?;
-        let max = max_id.get(kind.name()).copied().unwrap_or(0);
         if seq < max {
             p.push(format!(
                 "sequence {}: at {seq}, below issued id {max}",
@@ -256,5 +373,360 @@ fn check_tx(tx: &ReadTx) -> Result<Vec<String>, CcError> {
             ));
         }
     }
+    let t = tx.txn.open_table(SEQUENCES).map_err(storage)?;
+    for item in t.iter().map_err(storage)? {
+        let (k, v) = item.map_err(storage)?;
+        if Kind::from_name(k.value()).is_none() {
+            p.push(format!(
+                "sequence {:?} (at {}): not a kind of record",
+                k.value(),
+                v.value()
+            ));
+        }
+    }
     Ok(p)
+}
+
+#[cfg(test)]
+mod tests {
+    //! Each test corrupts a clean demo store through raw table writes (what a bug or a damaged
+    //! file could leave behind) and shows `check` names the problem and the record.
+    use super::*;
+    use crate::dataset;
+    use serde_json::json;
+
+    fn demo() -> Store {
+        let store = Store::memory().unwrap();
+        dataset::import(&store, &dataset::parse(dataset::DEMO).unwrap()).unwrap();
+        assert_eq!(
+            run(&store).unwrap(),
+            Vec::<String>::new(),
+            "the demo is clean"
+        );
+        store
+    }
+
+    /// Applies `f` to the raw redb transaction of a demo store; returns what check reports.
+    fn corrupt(f: impl FnOnce(&redb::WriteTransaction)) -> Vec<String> {
+        let store = demo();
+        store
+            .write(|tx| {
+                f(&tx.txn);
+                Ok(())
+            })
+            .unwrap();
+        run(&store).unwrap()
+    }
+
+    /// Asserts one reported line contains every part.
+    fn reported(problems: &[String], parts: &[&str]) {
+        assert!(
+            problems
+                .iter()
+                .any(|line| parts.iter().all(|part| line.contains(part))),
+            "no line with {parts:?} in {problems:#?}"
+        );
+    }
+
+    fn process_41(tx: &redb::WriteTransaction) -> Map<String, Value> {
+        let t = tx.open_table(PROCESSES).unwrap();
+        codec::decode_map(t.get(41).unwrap().unwrap().value()).unwrap()
+    }
+
+    fn put_process(tx: &redb::WriteTransaction, pid: i64, map: &Map<String, Value>) {
+        let mut t = tx.open_table(PROCESSES).unwrap();
+        t.insert(pid, codec::encode_map(map).as_slice()).unwrap();
+    }
+
+    fn relation_41(tx: &redb::WriteTransaction) -> Relation {
+        let t = tx.open_table(RELATIONS).unwrap();
+        codec::decode(t.get(41).unwrap().unwrap().value()).unwrap()
+    }
+
+    fn put_relation(tx: &redb::WriteTransaction, pid: i64, r: &Relation) {
+        let mut t = tx.open_table(RELATIONS).unwrap();
+        t.insert(pid, codec::encode(r).as_slice()).unwrap();
+    }
+
+    #[test]
+    fn index_entry_missing_or_stray() {
+        let p = corrupt(|tx| {
+            tx.open_table(PROC_BY_SI).unwrap().remove((30, 41)).unwrap();
+        });
+        reported(&p, &["idx_proc_by_si", "(30, 41)", "missing"]);
+        let p = corrupt(|tx| {
+            tx.open_table(PROC_BY_SI)
+                .unwrap()
+                .insert((30, 999), ())
+                .unwrap();
+        });
+        reported(&p, &["idx_proc_by_si", "(30, 999)", "no matching record"]);
+        let p = corrupt(|tx| {
+            tx.open_table(SI_BY_HOST).unwrap().remove((11, 30)).unwrap();
+        });
+        reported(&p, &["idx_si_by_host", "(11, 30)", "missing"]);
+        let p = corrupt(|tx| {
+            tx.open_table(SI_BY_MODULE)
+                .unwrap()
+                .insert((20, 77), ())
+                .unwrap();
+        });
+        reported(&p, &["idx_si_by_module", "(20, 77)", "no matching record"]);
+        let p = corrupt(|tx| {
+            tx.open_table(PT_BY_ST).unwrap().remove((5, 6)).unwrap();
+        });
+        reported(&p, &["idx_pt_by_st", "(5, 6)", "missing"]);
+        let p = corrupt(|tx| {
+            tx.open_table(ST_BY_BIZ)
+                .unwrap()
+                .insert((7, 55), ())
+                .unwrap();
+        });
+        reported(&p, &["idx_st_by_biz", "(7, 55)", "no matching record"]);
+    }
+
+    #[test]
+    fn uniqueness_index_pointing_elsewhere() {
+        let p = corrupt(|tx| {
+            let name = process_41(tx)["bk_process_name"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            let mut t = tx.open_table(UNIQ_PROC_NAME).unwrap();
+            t.insert((30, name.as_str()), 40).unwrap();
+        });
+        reported(&p, &["uniq_proc_name", "40", "no matching record"]);
+        reported(&p, &["uniq_proc_name", "41", "missing"]);
+        let p = corrupt(|tx| {
+            tx.open_table(UNIQ_SI_TEMPLATE)
+                .unwrap()
+                .remove((21, 11, 5))
+                .unwrap();
+        });
+        reported(&p, &["uniq_si_template", "31", "missing"]);
+        let p = corrupt(|tx| {
+            tx.open_table(UNIQ_ST_NAME)
+                .unwrap()
+                .insert((7, "ghost"), 5)
+                .unwrap();
+        });
+        reported(&p, &["uniq_st_name", "ghost", "no matching record"]);
+    }
+
+    #[test]
+    fn uniqueness_key_held_twice() {
+        // A copy of process 41 as process 42, with its index entries: only the unique indexes
+        // cannot hold both.
+        let p = corrupt(|tx| {
+            let mut map = process_41(tx);
+            map.insert("bk_process_id".into(), json!(42));
+            map.insert("bk_start_param_regex".into(), json!("x"));
+            put_process(tx, 42, &map);
+            let mut r = relation_41(tx);
+            r.bk_process_id = 42;
+            put_relation(tx, 42, &r);
+            tx.open_table(PROC_BY_SI)
+                .unwrap()
+                .insert((30, 42), ())
+                .unwrap();
+        });
+        reported(
+            &p,
+            &[
+                "process 42",
+                "not unique in service instance 30",
+                "process 41",
+            ],
+        );
+        // Two template instances of one template on one host in one module.
+        let p = corrupt(|tx| {
+            let mut si: ServiceInstance = {
+                let t = tx.open_table(SERVICE_INSTANCES).unwrap();
+                codec::decode(t.get(31).unwrap().unwrap().value()).unwrap()
+            };
+            si.id = 32;
+            let mut t = tx.open_table(SERVICE_INSTANCES).unwrap();
+            t.insert(32, codec::encode(&si).as_slice()).unwrap();
+            tx.open_table(SI_BY_MODULE)
+                .unwrap()
+                .insert((21, 32), ())
+                .unwrap();
+            tx.open_table(SI_BY_HOST)
+                .unwrap()
+                .insert((11, 32), ())
+                .unwrap();
+            tx.open_table(SEQUENCES)
+                .unwrap()
+                .insert("service_instance", 32)
+                .unwrap();
+        });
+        reported(
+            &p,
+            &[
+                "service instance 32",
+                "second instance",
+                "service instance 31",
+            ],
+        );
+        // Two service templates of one name in one business.
+        let p = corrupt(|tx| {
+            let mut st: ServiceTemplate = {
+                let t = tx.open_table(SERVICE_TEMPLATES).unwrap();
+                codec::decode(t.get(5).unwrap().unwrap().value()).unwrap()
+            };
+            st.id = 9;
+            let mut t = tx.open_table(SERVICE_TEMPLATES).unwrap();
+            t.insert(9, codec::encode(&st).as_slice()).unwrap();
+            tx.open_table(ST_BY_BIZ)
+                .unwrap()
+                .insert((7, 9), ())
+                .unwrap();
+            tx.open_table(SEQUENCES)
+                .unwrap()
+                .insert("service_template", 9)
+                .unwrap();
+        });
+        reported(&p, &["service template 9", "not unique in business 7", "5"]);
+    }
+
+    #[test]
+    fn relations_processes_and_service_instances() {
+        let p = corrupt(|tx| {
+            tx.open_table(RELATIONS).unwrap().remove(41).unwrap();
+        });
+        reported(&p, &["process 41", "has no relation"]);
+        let p = corrupt(|tx| {
+            tx.open_table(PROCESSES).unwrap().remove(41).unwrap();
+        });
+        reported(&p, &["relation of process 41", "process does not exist"]);
+        let p = corrupt(|tx| {
+            let mut r = relation_41(tx);
+            r.service_instance_id = 99;
+            put_relation(tx, 41, &r);
+        });
+        reported(
+            &p,
+            &[
+                "relation of process 41",
+                "service instance 99 does not exist",
+            ],
+        );
+        reported(&p, &["process 41", "service_instance_id differs"]);
+        let p = corrupt(|tx| {
+            let mut r = relation_41(tx);
+            r.bk_host_id = 12;
+            put_relation(tx, 41, &r);
+        });
+        reported(
+            &p,
+            &["relation of process 41", "differ from service instance 30"],
+        );
+        let p = corrupt(|tx| {
+            let mut r = relation_41(tx);
+            r.process_template_id = 66;
+            put_relation(tx, 41, &r);
+        });
+        reported(&p, &["relation of process 41", "process template 66"]);
+        let p = corrupt(|tx| {
+            let mut r = relation_41(tx);
+            r.bk_process_id = 40;
+            put_relation(tx, 41, &r);
+        });
+        reported(&p, &["relation of process 41", "names process 40"]);
+        let p = corrupt(|tx| {
+            let mut map = process_41(tx);
+            map.insert("bk_biz_id".into(), json!(8));
+            put_process(tx, 41, &map);
+        });
+        reported(&p, &["process 41", "bk_biz_id differs"]);
+        let p = corrupt(|tx| {
+            let mut map = process_41(tx);
+            map.insert("bk_process_id".into(), json!(4));
+            put_process(tx, 41, &map);
+        });
+        reported(&p, &["process 41", "bk_process_id field differs"]);
+        let p = corrupt(|tx| {
+            tx.open_table(MODULES).unwrap().remove(20).unwrap();
+        });
+        reported(&p, &["service instance 30", "module 20 does not exist"]);
+        let p = corrupt(|tx| {
+            tx.open_table(HOSTS).unwrap().remove(11).unwrap();
+        });
+        reported(&p, &["service instance 30", "host 11 does not exist"]);
+        reported(&p, &["module", "host 11 does not exist"]);
+        let p = corrupt(|tx| {
+            tx.open_table(SERVICE_TEMPLATES).unwrap().remove(5).unwrap();
+        });
+        reported(
+            &p,
+            &["process template 6", "service template 5 does not exist"],
+        );
+        reported(
+            &p,
+            &["service instance 31", "service template 5 does not exist"],
+        );
+    }
+
+    #[test]
+    fn sequences_at_least_every_issued_id() {
+        let p = corrupt(|tx| {
+            tx.open_table(SEQUENCES)
+                .unwrap()
+                .insert("process", 40)
+                .unwrap();
+        });
+        reported(&p, &["sequence process", "at 40", "below issued id 41"]);
+        let p = corrupt(|tx| {
+            tx.open_table(SEQUENCES)
+                .unwrap()
+                .remove("service_instance")
+                .unwrap();
+        });
+        reported(
+            &p,
+            &["sequence service_instance", "at 0", "below issued id 31"],
+        );
+        let p = corrupt(|tx| {
+            tx.open_table(SEQUENCES)
+                .unwrap()
+                .insert("widgets", 3)
+                .unwrap();
+        });
+        reported(&p, &["sequence \"widgets\"", "not a kind"]);
+        // A relation left without its process still counts as an issued process id.
+        let p = corrupt(|tx| {
+            let mut r = relation_41(tx);
+            r.bk_process_id = 50;
+            put_relation(tx, 50, &r);
+        });
+        reported(&p, &["sequence process", "below issued id 50"]);
+    }
+
+    #[test]
+    fn records_that_do_not_decode_or_sit_under_another_id() {
+        let p = corrupt(|tx| {
+            let mut t = tx.open_table(PROCESSES).unwrap();
+            let mut bytes = t.get(41).unwrap().unwrap().value().to_vec();
+            bytes[0] = 9;
+            t.insert(41, bytes.as_slice()).unwrap();
+        });
+        reported(&p, &["process 41", "schema version 9"]);
+        let p = corrupt(|tx| {
+            let mut t = tx.open_table(SERVICE_INSTANCES).unwrap();
+            t.insert(30, [codec::SCHEMA_VERSION, 0xff, 0xff].as_slice())
+                .unwrap();
+        });
+        reported(&p, &["service instance 30", "does not decode"]);
+        let p = corrupt(|tx| {
+            let bytes = {
+                let t = tx.open_table(HOSTS).unwrap();
+                t.get(11).unwrap().unwrap().value().to_vec()
+            };
+            tx.open_table(HOSTS)
+                .unwrap()
+                .insert(13, bytes.as_slice())
+                .unwrap();
+        });
+        reported(&p, &["host 13", "stored under another id (11)"]);
+    }
 }

@@ -6,6 +6,13 @@
 //! persists. A write closure that returns `Ok` is committed with `Durability::Immediate` before
 //! `write` returns, so an answer built from its result describes data that is on disk.
 //! Every `put_*`/`delete_*` keeps the secondary indexes in the same transaction.
+//!
+//! Durability lives in [`Store::write`] alone (one transaction per call, synced before it
+//! returns), so a later group commit changes that one function. An I/O failure (a full disk, a
+//! file-size limit) latches redb's file backend: every later operation answers `PreviousIo` until
+//! the database is closed and opened again. The store notices such a failure, lets the
+//! transactions in progress end, and reopens the file (see `Store::reopen`); the request that
+//! met the failure gets an error, reads go on, and writes work again once the disk does.
 
 pub mod check;
 pub mod codec;
@@ -14,12 +21,16 @@ pub mod records;
 pub mod tables;
 
 use crate::error::{CcError, code};
+use crate::limits::STORE_READ_ATTEMPTS;
 use records::*;
-use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::{Map, Value};
+use std::cell::Cell;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 use tables::*;
 
 const MAGIC: &[u8] = b"cmdb-lite";
@@ -61,20 +72,94 @@ impl fmt::Display for OpenError {
     }
 }
 
-/// The store: one redb database.
+/// The store: one redb database, reopened in place after an I/O failure.
 pub struct Store {
-    db: Database,
+    /// The open database. Every transaction holds the read side for its whole life; a reopen
+    /// (and a write while degraded) takes the write side, so the database is closed with no
+    /// transaction alive. Transaction closures must therefore never call the store again.
+    slot: RwLock<Slot>,
+    /// The file and cache size to reopen with; `None` for a store in memory.
+    file: Option<(PathBuf, usize)>,
+    /// Set by a reopen, cleared by the next write that commits: writes hold the slot alone.
+    degraded: AtomicBool,
 }
 
-fn read_err(e: impl fmt::Display) -> CcError {
+struct Slot {
+    /// `None` after a reopen failed; the next transaction tries again.
+    db: Option<Database>,
+    /// Bumped by every reopen, so that threads that met the same failure reopen only once.
+    generation: u64,
+    /// Set by [`Store::close`]: no transaction starts and nothing reopens any more.
+    closed: bool,
+}
+
+thread_local! {
+    /// Set by [`read_err`]/[`write_err`] when redb reports a failure of the file itself on this
+    /// thread; taken by [`Store::read`]/[`Store::write`] once their transaction has ended.
+    static IO_FAILED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Notes a failure of the file (an I/O error, or one latched by an earlier I/O error), after
+/// which the database must be reopened.
+fn note(e: &redb::Error) {
+    if matches!(
+        e,
+        redb::Error::Io(_) | redb::Error::PreviousIo | redb::Error::DatabaseClosed
+    ) {
+        IO_FAILED.set(true);
+    }
+}
+
+fn read_err(e: impl Into<redb::Error>) -> CcError {
+    let e = e.into();
+    note(&e);
     CcError::storage(code::DB_SELECT, &e)
 }
 
-fn write_err(e: impl fmt::Display) -> CcError {
+fn write_err(e: impl Into<redb::Error>) -> CcError {
+    let e = e.into();
+    note(&e);
     CcError::storage(code::DB_INSERT, &e)
 }
 
+/// A stored value that does not decode (another schema version, or damage).
+fn codec_err(e: codec::CodecError) -> CcError {
+    CcError::storage(code::DB_SELECT, &e)
+}
+
+/// Opens an existing or new database file read-write. redb repairs a file that was not closed
+/// cleanly (a crash) during this call; that is logged, as it takes time on a large file.
+fn open_db(path: &Path, cache_bytes: usize) -> Result<Database, OpenError> {
+    let p = path.to_path_buf();
+    let announced = Arc::new(AtomicBool::new(false));
+    let shown = path.display().to_string();
+    Database::builder()
+        .set_cache_size(cache_bytes)
+        .set_repair_callback(move |_| {
+            if !announced.swap(true, Ordering::Relaxed) {
+                crate::log!("cmdb-lite: {shown} was not closed cleanly; redb is repairing it");
+            }
+        })
+        .create(path)
+        .map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => OpenError::InUse(p),
+            other => OpenError::Other(p, other.to_string()),
+        })
+}
+
 impl Store {
+    fn with(db: Database, file: Option<(PathBuf, usize)>) -> Store {
+        Store {
+            slot: RwLock::new(Slot {
+                db: Some(db),
+                generation: 0,
+                closed: false,
+            }),
+            file,
+            degraded: AtomicBool::new(false),
+        }
+    }
+
     /// Opens (creating if absent, with its folder) the database file at `path`.
     pub fn open(path: &Path, cache_bytes: usize) -> Result<Store, OpenError> {
         let p = path.to_path_buf();
@@ -109,14 +194,8 @@ impl Store {
                 Err(_) => {}
             }
         }
-        let db = Database::builder()
-            .set_cache_size(cache_bytes)
-            .create(path)
-            .map_err(|e| match e {
-                redb::DatabaseError::DatabaseAlreadyOpen => OpenError::InUse(p.clone()),
-                other => OpenError::Other(p.clone(), other.to_string()),
-            })?;
-        let store = Store { db };
+        let db = open_db(path, cache_bytes)?;
+        let store = Store::with(db, Some((p.clone(), cache_bytes)));
         store.init(&p)?;
         Ok(store)
     }
@@ -127,7 +206,7 @@ impl Store {
         let db = Database::builder()
             .create_with_backend(redb::backends::InMemoryBackend::new())
             .map_err(|e| OpenError::Other(p.clone(), e.to_string()))?;
-        let store = Store { db };
+        let store = Store::with(db, None);
         store.init(&p)?;
         Ok(store)
     }
@@ -135,10 +214,12 @@ impl Store {
     /// Checks the meta table of an existing store, or lays out a new one.
     fn init(&self, p: &Path) -> Result<(), OpenError> {
         let other = |e: &dyn fmt::Display| OpenError::Other(p.to_path_buf(), e.to_string());
-        if let Some(verdict) = verdict(&self.db, p)? {
+        let slot = self.slot.read().unwrap_or_else(PoisonError::into_inner);
+        let db = slot.db.as_ref().expect("a store is created open");
+        if let Some(verdict) = verdict(db, p)? {
             return verdict;
         }
-        let txn = self.db.begin_write().map_err(|e| other(&e))?;
+        let txn = db.begin_write().map_err(|e| other(&e))?;
         {
             let mut meta = txn.open_table(META).map_err(|e| other(&e))?;
             meta.insert("magic", MAGIC).map_err(|e| other(&e))?;
@@ -167,18 +248,99 @@ impl Store {
         txn.commit().map_err(|e| other(&e))
     }
 
-    /// Runs `f` on a consistent snapshot.
-    pub fn read<T>(&self, f: impl FnOnce(&ReadTx) -> Result<T, CcError>) -> Result<T, CcError> {
-        let txn = self.db.begin_read().map_err(read_err)?;
-        f(&ReadTx { txn })
+    /// Runs `f` on a consistent snapshot. A read that meets a failure of the file (typically
+    /// a write failing beside it, which latches the file for every transaction) is run again
+    /// on the reopened file, up to `STORE_READ_ATTEMPTS` times in all: reads change nothing,
+    /// so running one twice is harmless. Writes are never repeated.
+    pub fn read<T>(&self, f: impl Fn(&ReadTx) -> Result<T, CcError>) -> Result<T, CcError> {
+        let mut attempt = 1;
+        loop {
+            IO_FAILED.set(false);
+            let (result, generation) = {
+                let slot = self.open_slot(code::DB_SELECT)?;
+                let db = slot
+                    .db
+                    .as_ref()
+                    .expect("open_slot returns an open database");
+                let result = match db.begin_read() {
+                    Ok(txn) => f(&ReadTx { txn }),
+                    Err(e) => Err(read_err(e)),
+                };
+                (result, slot.generation)
+            };
+            if !IO_FAILED.take() {
+                return result;
+            }
+            self.recover(generation);
+            if attempt >= STORE_READ_ATTEMPTS {
+                return result;
+            }
+            attempt += 1;
+        }
     }
 
     /// Runs `f` in one write transaction: committed durably if it returns `Ok`, aborted otherwise.
+    ///
+    /// This is the one place that decides durability: `Durability::Immediate`, so redb syncs the
+    /// file (`fdatasync`) inside `commit`, and `write` returns `Ok` only once the transaction is
+    /// on disk. The caller answers only after that.
+    ///
+    /// Normally a write shares the slot with the reads (redb runs one write transaction at a
+    /// time beside any number of reads). After an I/O failure the store is *degraded*: each
+    /// write then holds the slot alone, so a write that fails again latches the file under no
+    /// read, and reopens it before any read resumes. The first write that commits ends that.
     pub fn write<T>(
         &self,
         f: impl FnOnce(&mut WriteTx) -> Result<T, CcError>,
     ) -> Result<T, CcError> {
-        let txn = self.db.begin_write().map_err(write_err)?;
+        IO_FAILED.set(false);
+        if !self.degraded.load(Ordering::Acquire) {
+            let slot = self.open_slot(code::DB_INSERT)?;
+            // Checked again under the slot: `reopen` sets it holding the slot alone.
+            if !self.degraded.load(Ordering::Acquire) {
+                let db = slot
+                    .db
+                    .as_ref()
+                    .expect("open_slot returns an open database");
+                let result = Self::write_in(db, f);
+                let generation = slot.generation;
+                drop(slot);
+                if IO_FAILED.take() {
+                    self.recover(generation);
+                }
+                return result;
+            }
+        }
+        let mut slot = self.slot.write().unwrap_or_else(PoisonError::into_inner);
+        if slot.closed {
+            return Err(CcError::storage(code::DB_INSERT, &"the database is closed"));
+        }
+        if slot.db.is_none() {
+            self.reopen(&mut slot);
+        }
+        let Some(db) = slot.db.as_ref() else {
+            return Err(CcError::storage(
+                code::DB_INSERT,
+                &"the database could not be reopened",
+            ));
+        };
+        let result = Self::write_in(db, f);
+        if IO_FAILED.take() {
+            self.reopen(&mut slot);
+        } else if result.is_ok() {
+            self.degraded.store(false, Ordering::Release);
+            crate::log!("cmdb-lite: writes succeed again");
+        }
+        result
+    }
+
+    fn write_in<T>(
+        db: &Database,
+        f: impl FnOnce(&mut WriteTx) -> Result<T, CcError>,
+    ) -> Result<T, CcError> {
+        let mut txn = db.begin_write().map_err(write_err)?;
+        txn.set_durability(Durability::Immediate)
+            .map_err(write_err)?;
         let mut tx = WriteTx { txn };
         match f(&mut tx) {
             Ok(v) => {
@@ -186,9 +348,97 @@ impl Store {
                 Ok(v)
             }
             Err(e) => {
-                tx.txn.abort().map_err(write_err)?;
+                // The closure's error is the answer; a failing abort is only noted for the
+                // reopen, and logged unless it merely repeats a failure already logged.
+                if let Err(abort) = tx.txn.abort() {
+                    let abort: redb::Error = abort.into();
+                    note(&abort);
+                    if !matches!(abort, redb::Error::PreviousIo) {
+                        crate::log!("cmdb-lite: storage error: {abort}");
+                    }
+                }
                 Err(e)
             }
+        }
+    }
+
+    /// The slot, holding an open database: reopens it first if an earlier reopen failed.
+    fn open_slot(&self, code: i64) -> Result<RwLockReadGuard<'_, Slot>, CcError> {
+        let slot = self.slot.read().unwrap_or_else(PoisonError::into_inner);
+        if slot.db.is_some() {
+            return Ok(slot);
+        }
+        if slot.closed {
+            return Err(CcError::storage(code, &"the database is closed"));
+        }
+        let generation = slot.generation;
+        drop(slot);
+        self.recover(generation);
+        let slot = self.slot.read().unwrap_or_else(PoisonError::into_inner);
+        if slot.db.is_some() {
+            Ok(slot)
+        } else {
+            Err(CcError::storage(
+                code,
+                &"the database could not be reopened",
+            ))
+        }
+    }
+
+    /// Reopens the file after a transaction sharing the slot met an I/O failure.
+    ///
+    /// Takes the slot alone, so it waits for every transaction in progress (each holds the slot
+    /// shared) and none starts until the file is open again. `seen` is the generation the
+    /// failing transaction ran on: when several threads meet the same failure, the first
+    /// reopens and the others find a newer generation and return.
+    fn recover(&self, seen: u64) {
+        let mut slot = self.slot.write().unwrap_or_else(PoisonError::into_inner);
+        if slot.generation == seen {
+            self.reopen(&mut slot);
+        }
+    }
+
+    /// Closes the latched database and opens the file again, with the slot held alone; the
+    /// store is degraded from then on until a write commits (see [`Store::write`]). Closing a
+    /// latched database writes nothing; opening it again lets redb recover the file to its last
+    /// commit, as after a crash. If that open fails too (the disk still refuses the repair's
+    /// writes), the slot stays empty and every later transaction tries again before it runs,
+    /// answering a storage error until one succeeds. A store in memory has no file to reopen
+    /// and cannot fail this way.
+    fn reopen(&self, slot: &mut Slot) {
+        let Some((path, cache_bytes)) = &self.file else {
+            return;
+        };
+        if slot.closed {
+            return;
+        }
+        slot.generation += 1;
+        self.degraded.store(true, Ordering::Release);
+        // Closing a latched database fails with the latched error by design; nothing to report.
+        if let Some(old) = slot.db.take() {
+            let _ = old.close();
+        }
+        match open_db(path, *cache_bytes) {
+            Ok(db) => {
+                crate::log!(
+                    "cmdb-lite: reopened {} after an I/O failure",
+                    path.display()
+                );
+                slot.db = Some(db);
+            }
+            Err(e) => crate::log!("cmdb-lite: {e}; trying again on the next request"),
+        }
+    }
+
+    /// Closes the database once the transactions in progress have ended (graceful shutdown).
+    /// redb then records its allocator state, so the next open needs no repair. Later
+    /// transactions are refused with a storage error.
+    pub fn close(&self) -> Result<(), String> {
+        let mut slot = self.slot.write().unwrap_or_else(PoisonError::into_inner);
+        slot.closed = true;
+        match slot.db.take() {
+            Some(db) => db.close().map_err(|e| e.to_string()),
+            None => Ok(()),
         }
     }
 }
@@ -311,7 +561,7 @@ impl ProcKey {
 }
 
 fn decode_rec<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CcError> {
-    codec::decode(bytes).map_err(read_err)
+    codec::decode(bytes).map_err(codec_err)
 }
 
 /// Reads shared by both transaction kinds.
@@ -388,7 +638,7 @@ macro_rules! reads {
             pub fn process(&self, pid: i64) -> Result<Option<Map<String, Value>>, CcError> {
                 let t = self.txn.open_table(PROCESSES).map_err(read_err)?;
                 match t.get(pid).map_err(read_err)? {
-                    Some(v) => Ok(Some(codec::decode_map(v.value()).map_err(read_err)?)),
+                    Some(v) => Ok(Some(codec::decode_map(v.value()).map_err(codec_err)?)),
                     None => Ok(None),
                 }
             }
@@ -572,7 +822,7 @@ macro_rules! reads {
                 let t = self.txn.open_table(PROCESSES).map_err(read_err)?;
                 for item in t.iter().map_err(read_err)? {
                     let (k, v) = item.map_err(read_err)?;
-                    let map = codec::decode_map(v.value()).map_err(read_err)?;
+                    let map = codec::decode_map(v.value()).map_err(codec_err)?;
                     if !f(k.value(), map)? {
                         break;
                     }

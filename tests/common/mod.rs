@@ -282,3 +282,105 @@ pub fn ok_native(data: Value) -> Value {
 pub fn err_native(code: i64, msg: &str) -> Value {
     serde_json::json!({"result": false, "bk_error_code": code, "bk_error_msg": msg, "permission": null, "data": null})
 }
+
+// ---------------------------------------------------------------------------------------------
+// Crash, fault and shutdown tests: requests that may meet a dead server, and signals.
+// ---------------------------------------------------------------------------------------------
+
+impl Conn {
+    /// Like [`Conn::send`], but `None` instead of a panic when the server is gone (killed, or
+    /// closing the connection) before the whole answer has arrived.
+    pub fn try_send(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Option<Resp> {
+        let mut req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: test\r\nContent-Length: {}\r\n",
+            body.len()
+        );
+        for (k, v) in headers {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        req.push_str("\r\n");
+        let mut bytes = req.into_bytes();
+        bytes.extend_from_slice(body);
+        self.stream.get_mut().write_all(&bytes).ok()?;
+        self.read_response()
+    }
+
+    /// Opens a connection, `None` if the server does not accept it.
+    pub fn try_open(addr: &str) -> Option<Conn> {
+        let s = TcpStream::connect(addr).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+        s.set_nodelay(true).ok()?;
+        Some(Conn {
+            stream: BufReader::new(s),
+        })
+    }
+}
+
+pub const SIGINT: i32 = 2;
+pub const SIGKILL: i32 = 9;
+pub const SIGTERM: i32 = 15;
+
+unsafe extern "C" {
+    fn kill(pid: i32, sig: i32) -> i32;
+}
+
+/// Sends `sig` to a child process.
+pub fn send_signal(child: &Child, sig: i32) {
+    // SAFETY: kill(2) on our own child's pid; no memory is shared.
+    let rc = unsafe { kill(child.id() as i32, sig) };
+    assert_eq!(rc, 0, "kill({}, {sig}) failed", child.id());
+}
+
+/// Waits up to `limit` for a child to exit; `None` if it is still running.
+pub fn wait_exit(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        if std::time::Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Runs `cmdb-lite <args>`, killing it (and failing) if it has not exited within `secs`:
+/// (exit code, stdout, stderr).
+pub fn run_cli_within(args: &[&str], secs: u64) -> (i32, String, String) {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn cmdb-lite");
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let t_out = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let Some(status) = wait_exit(&mut child, Duration::from_secs(secs)) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("cmdb-lite {args:?} did not exit within {secs} s");
+    };
+    (
+        status.code().unwrap_or(-1),
+        t_out.join().unwrap(),
+        t_err.join().unwrap(),
+    )
+}
