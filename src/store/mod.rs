@@ -17,11 +17,13 @@
 pub mod check;
 pub mod codec;
 pub mod floor;
+mod group;
 pub mod records;
 pub mod tables;
 
 use crate::error::{CcError, code};
 use crate::limits::STORE_READ_ATTEMPTS;
+use group::{Group, Synced};
 use records::*;
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 use serde::{Serialize, de::DeserializeOwned};
@@ -82,6 +84,8 @@ pub struct Store {
     file: Option<(PathBuf, usize)>,
     /// Set by a reopen, cleared by the next write that commits: writes hold the slot alone.
     degraded: AtomicBool,
+    /// Group commit: which commits are on disk, which are lost (see `group.rs`).
+    group: Group,
 }
 
 struct Slot {
@@ -157,6 +161,7 @@ impl Store {
             }),
             file,
             degraded: AtomicBool::new(false),
+            group: Group::default(),
         }
     }
 
@@ -263,7 +268,21 @@ impl Store {
                     .as_ref()
                     .expect("open_slot returns an open database");
                 let result = match db.begin_read() {
-                    Ok(txn) => f(&ReadTx { txn }),
+                    Ok(txn) => {
+                        // Every commit this snapshot can hold was counted before it was made.
+                        let seen = self.group.committed();
+                        let result = f(&ReadTx { txn });
+                        // Answer only with what is on disk (group commit makes commits visible
+                        // before their sync): wait for, or lead, the sync covering `seen`.
+                        match self.sync(db, seen) {
+                            Ok(()) => result,
+                            Err(e) => {
+                                // What this read saw is gone: run it again on the reopened file.
+                                IO_FAILED.set(true);
+                                Err(e)
+                            }
+                        }
+                    }
                     Err(e) => Err(read_err(e)),
                 };
                 (result, slot.generation)
@@ -281,14 +300,16 @@ impl Store {
 
     /// Runs `f` in one write transaction: committed durably if it returns `Ok`, aborted otherwise.
     ///
-    /// This is the one place that decides durability: `Durability::Immediate`, so redb syncs the
-    /// file (`fdatasync`) inside `commit`, and `write` returns `Ok` only once the transaction is
-    /// on disk. The caller answers only after that.
+    /// This is the one place that decides durability. Normally the transaction is committed
+    /// without a sync and then joins a group commit (`group.rs`): `write` returns `Ok` only once
+    /// a durable commit (one `fdatasync` for every transaction committed before it) covers it,
+    /// so the caller answers only with data on disk. A transaction that fails aborts alone.
     ///
     /// Normally a write shares the slot with the reads (redb runs one write transaction at a
     /// time beside any number of reads). After an I/O failure the store is *degraded*: each
-    /// write then holds the slot alone, so a write that fails again latches the file under no
-    /// read, and reopens it before any read resumes. The first write that commits ends that.
+    /// write then holds the slot alone and commits with `Durability::Immediate`, so a write
+    /// that fails again latches the file under no read, and reopens it before any read
+    /// resumes. The first write that commits ends that.
     pub fn write<T>(
         &self,
         f: impl FnOnce(&mut WriteTx) -> Result<T, CcError>,
@@ -302,7 +323,7 @@ impl Store {
                     .db
                     .as_ref()
                     .expect("open_slot returns an open database");
-                let result = Self::write_in(db, f);
+                let result = self.write_grouped(db, f);
                 let generation = slot.generation;
                 drop(slot);
                 if IO_FAILED.take() {
@@ -324,7 +345,7 @@ impl Store {
                 &"the database could not be reopened",
             ));
         };
-        let result = Self::write_in(db, f);
+        let result = self.write_immediate(db, f);
         if IO_FAILED.take() {
             self.reopen(&mut slot);
         } else if result.is_ok() {
@@ -334,7 +355,34 @@ impl Store {
         result
     }
 
-    fn write_in<T>(
+    /// One write transaction committed without a sync, then made durable by a group commit.
+    fn write_grouped<T>(
+        &self,
+        db: &Database,
+        f: impl FnOnce(&mut WriteTx) -> Result<T, CcError>,
+    ) -> Result<T, CcError> {
+        let mut txn = db.begin_write().map_err(write_err)?;
+        txn.set_durability(Durability::None).map_err(write_err)?;
+        let mut tx = WriteTx { txn };
+        let value = match f(&mut tx) {
+            Ok(v) => v,
+            Err(e) => return Err(Self::abort(tx, e)),
+        };
+        // Counted while this transaction holds redb's write lock, so a sync that counts it
+        // starts (its own write transaction) only after this commit.
+        let seq = self.group.count_commit();
+        let committed = tx.txn.commit().map_err(write_err);
+        // Even after a failed commit: a read waiting on `seq` needs a sync to move on.
+        let synced = self.sync(db, seq);
+        committed?;
+        synced?;
+        Ok(value)
+    }
+
+    /// One write transaction committed with `Durability::Immediate` (the store is degraded and
+    /// held alone: no group to join).
+    fn write_immediate<T>(
+        &self,
         db: &Database,
         f: impl FnOnce(&mut WriteTx) -> Result<T, CcError>,
     ) -> Result<T, CcError> {
@@ -344,21 +392,46 @@ impl Store {
         let mut tx = WriteTx { txn };
         match f(&mut tx) {
             Ok(v) => {
+                self.group.count_commit();
                 tx.txn.commit().map_err(write_err)?;
+                self.group.all_durable();
                 Ok(v)
             }
-            Err(e) => {
-                // The closure's error is the answer; a failing abort is only noted for the
-                // reopen, and logged unless it merely repeats a failure already logged.
-                if let Err(abort) = tx.txn.abort() {
-                    let abort: redb::Error = abort.into();
-                    note(&abort);
-                    if !matches!(abort, redb::Error::PreviousIo) {
-                        crate::log!("cmdb-lite: storage error: {abort}");
-                    }
-                }
-                Err(e)
+            Err(e) => Err(Self::abort(tx, e)),
+        }
+    }
+
+    /// Aborts a transaction whose closure failed; the closure's error is the answer.
+    fn abort(tx: WriteTx, e: CcError) -> CcError {
+        // A failing abort is only noted for the reopen, and logged unless it merely repeats a
+        // failure already logged.
+        if let Err(abort) = tx.txn.abort() {
+            let abort: redb::Error = abort.into();
+            note(&abort);
+            if !matches!(abort, redb::Error::PreviousIo) {
+                crate::log!("cmdb-lite: storage error: {abort}");
             }
+        }
+        e
+    }
+
+    /// Waits until commit `seq` is on disk, leading the group's durable commit if none is
+    /// running: an empty transaction committed with `Durability::Immediate`, which makes every
+    /// earlier commit durable with one `fdatasync`. A lost commit is a storage error.
+    fn sync(&self, db: &Database, seq: u64) -> Result<(), CcError> {
+        let synced = self.group.sync(seq, || {
+            let mut txn = db.begin_write()?;
+            txn.set_durability(Durability::Immediate)?;
+            txn.commit()?;
+            Ok::<(), redb::Error>(())
+        });
+        match synced {
+            Ok(Synced::Durable) => Ok(()),
+            Ok(Synced::Lost) => Err(CcError::storage(
+                code::DB_INSERT,
+                &"the commit did not reach the disk",
+            )),
+            Err(e) => Err(write_err(e)),
         }
     }
 
@@ -414,6 +487,8 @@ impl Store {
         }
         slot.generation += 1;
         self.degraded.store(true, Ordering::Release);
+        // What was committed but not yet synced lived in the closed database's memory only.
+        self.group.all_lost();
         // Closing a latched database fails with the latched error by design; nothing to report.
         if let Some(old) = slot.db.take() {
             let _ = old.close();
