@@ -85,7 +85,7 @@ fn unique<T>(items: &[T], what: &str, id: impl Fn(&T) -> i64) -> Result<(), CcEr
 /// Loads `ds` into `store` in one transaction; returns the number of records written.
 pub fn import(store: &Store, ds: &Dataset) -> Result<usize, String> {
     store
-        .write(|tx| {
+        .write_alone(|tx| {
             let mut loader = Loader::head(tx, ds)?;
             for entry in &ds.processes {
                 loader.process(tx, entry.clone())?;
@@ -122,7 +122,7 @@ pub fn import_file(
         )));
     }
     store
-        .write(|tx| {
+        .write_alone(|tx| {
             let mut loader = Loader::head(tx, &head)?;
             let mut failed = None;
             let stream = ProcessStream {

@@ -78,3 +78,6 @@ pub const BENCH_PROCESSES_PER_INSTANCE: usize = 1_000;
 pub const SHUTDOWN_GRACE_SECS: u64 = 10;
 /// Times a read runs when the database file fails under it and is reopened (store::Store::read).
 pub const STORE_READ_ATTEMPTS: usize = 3;
+/// Write requests one group commit may hold (`store/group.rs`): a cap on how long a request
+/// waits for the batch it joined.
+pub const MAX_REQUESTS_PER_COMMIT: usize = 128;

@@ -23,7 +23,7 @@ pub mod tables;
 
 use crate::error::{CcError, code};
 use crate::limits::STORE_READ_ATTEMPTS;
-use group::{Group, Synced};
+use group::Batches;
 use records::*;
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 use serde::{Serialize, de::DeserializeOwned};
@@ -84,8 +84,8 @@ pub struct Store {
     file: Option<(PathBuf, usize)>,
     /// Set by a reopen, cleared by the next write that commits: writes hold the slot alone.
     degraded: AtomicBool,
-    /// Group commit: which commits are on disk, which are lost (see `group.rs`).
-    group: Group,
+    /// Group commit: the batch write requests are joining (see `group.rs`).
+    batches: Batches,
 }
 
 struct Slot {
@@ -161,7 +161,7 @@ impl Store {
             }),
             file,
             degraded: AtomicBool::new(false),
-            group: Group::default(),
+            batches: Batches::default(),
         }
     }
 
@@ -268,21 +268,7 @@ impl Store {
                     .as_ref()
                     .expect("open_slot returns an open database");
                 let result = match db.begin_read() {
-                    Ok(txn) => {
-                        // Every commit this snapshot can hold was counted before it was made.
-                        let seen = self.group.committed();
-                        let result = f(&ReadTx { txn });
-                        // Answer only with what is on disk (group commit makes commits visible
-                        // before their sync): wait for, or lead, the sync covering `seen`.
-                        match self.sync(db, seen) {
-                            Ok(()) => result,
-                            Err(e) => {
-                                // What this read saw is gone: run it again on the reopened file.
-                                IO_FAILED.set(true);
-                                Err(e)
-                            }
-                        }
-                    }
+                    Ok(txn) => f(&ReadTx { txn }),
                     Err(e) => Err(read_err(e)),
                 };
                 (result, slot.generation)
@@ -296,6 +282,35 @@ impl Store {
             }
             attempt += 1;
         }
+    }
+
+    /// Runs `f` in a write transaction of its own, holding the store alone (no read or write
+    /// beside it), committed with `Durability::Immediate` if it returns `Ok`, aborted
+    /// otherwise. For bulk work (import, seeding), which a group commit's undo log would only
+    /// slow down.
+    pub fn write_alone<T>(
+        &self,
+        f: impl FnOnce(&mut WriteTx) -> Result<T, CcError>,
+    ) -> Result<T, CcError> {
+        IO_FAILED.set(false);
+        let mut slot = self.slot.write().unwrap_or_else(PoisonError::into_inner);
+        if slot.closed {
+            return Err(CcError::storage(code::DB_INSERT, &"the database is closed"));
+        }
+        if slot.db.is_none() {
+            self.reopen(&mut slot);
+        }
+        let Some(db) = slot.db.as_ref() else {
+            return Err(CcError::storage(
+                code::DB_INSERT,
+                &"the database could not be reopened",
+            ));
+        };
+        let result = self.write_immediate(db, f);
+        if IO_FAILED.take() {
+            self.reopen(&mut slot);
+        }
+        result
     }
 
     /// Runs `f` in one write transaction: committed durably if it returns `Ok`, aborted otherwise.
@@ -355,28 +370,75 @@ impl Store {
         result
     }
 
-    /// One write transaction committed without a sync, then made durable by a group commit.
+    /// Runs `f` as one member of a group commit (`group.rs`): on the open batch's transaction,
+    /// rolled back alone if it fails, and answered once its batch is on disk.
     fn write_grouped<T>(
         &self,
         db: &Database,
         f: impl FnOnce(&mut WriteTx) -> Result<T, CcError>,
     ) -> Result<T, CcError> {
-        let mut txn = db.begin_write().map_err(write_err)?;
-        txn.set_durability(Durability::None).map_err(write_err)?;
-        let mut tx = WriteTx { txn };
-        let value = match f(&mut tx) {
-            Ok(v) => v,
-            Err(e) => return Err(Self::abort(tx, e)),
+        let batches = &self.batches;
+        let mut s = batches.turn();
+        if s.open.is_none() {
+            let mut txn = db.begin_write().map_err(write_err)?;
+            txn.set_durability(Durability::Immediate)
+                .map_err(write_err)?;
+            batches.open(&mut s, txn);
+        }
+        let open = s.open.take().expect("a batch is open");
+        let mut tx = WriteTx {
+            txn: open.txn,
+            undo: Some(Vec::new()),
         };
-        // Counted while this transaction holds redb's write lock, so a sync that counts it
-        // starts (its own write transaction) only after this commit.
-        let seq = self.group.count_commit();
-        let committed = tx.txn.commit().map_err(write_err);
-        // Even after a failed commit: a read waiting on `seq` needs a sync to move on.
-        let synced = self.sync(db, seq);
-        committed?;
-        synced?;
-        Ok(value)
+        // A panic is caught so the batch goes on; it is raised again once this request is done.
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut tx)));
+        let kept = matches!(outcome, Ok(Ok(_)));
+        let mut broken = open.broken;
+        if !kept && tx.roll_back().is_err() {
+            broken = true;
+        }
+        // A failure of the file itself on this thread leaves the transaction unusable.
+        broken |= IO_FAILED.get();
+        let id = open.id;
+        let members = open.members + 1;
+        let batch = group::Open {
+            txn: tx.txn,
+            id,
+            members,
+            dirty: open.dirty || kept,
+            broken,
+        };
+        let committed = if batches.must_commit(members) {
+            drop(s);
+            let committed = if batch.broken {
+                let _ = batch.txn.abort();
+                false
+            } else if !batch.dirty {
+                batch.txn.abort().map_err(write_err).is_ok()
+            } else {
+                batch.txn.commit().map_err(write_err).is_ok()
+            };
+            batches.end(id, committed);
+            committed
+        } else {
+            s.open = Some(batch);
+            if kept {
+                batches.wait(s, id)
+            } else {
+                // Rolled back: nothing of this request waits on the batch.
+                drop(s);
+                true
+            }
+        };
+        match outcome {
+            Err(panic) => std::panic::resume_unwind(panic),
+            Ok(Err(e)) => Err(e),
+            Ok(Ok(_)) if !committed => Err(CcError::storage(
+                code::DB_INSERT,
+                &"the group commit did not reach the disk",
+            )),
+            Ok(Ok(v)) => Ok(v),
+        }
     }
 
     /// One write transaction committed with `Durability::Immediate` (the store is degraded and
@@ -389,12 +451,10 @@ impl Store {
         let mut txn = db.begin_write().map_err(write_err)?;
         txn.set_durability(Durability::Immediate)
             .map_err(write_err)?;
-        let mut tx = WriteTx { txn };
+        let mut tx = WriteTx { txn, undo: None };
         match f(&mut tx) {
             Ok(v) => {
-                self.group.count_commit();
                 tx.txn.commit().map_err(write_err)?;
-                self.group.all_durable();
                 Ok(v)
             }
             Err(e) => Err(Self::abort(tx, e)),
@@ -413,26 +473,6 @@ impl Store {
             }
         }
         e
-    }
-
-    /// Waits until commit `seq` is on disk, leading the group's durable commit if none is
-    /// running: an empty transaction committed with `Durability::Immediate`, which makes every
-    /// earlier commit durable with one `fdatasync`. A lost commit is a storage error.
-    fn sync(&self, db: &Database, seq: u64) -> Result<(), CcError> {
-        let synced = self.group.sync(seq, || {
-            let mut txn = db.begin_write()?;
-            txn.set_durability(Durability::Immediate)?;
-            txn.commit()?;
-            Ok::<(), redb::Error>(())
-        });
-        match synced {
-            Ok(Synced::Durable) => Ok(()),
-            Ok(Synced::Lost) => Err(CcError::storage(
-                code::DB_INSERT,
-                &"the commit did not reach the disk",
-            )),
-            Err(e) => Err(write_err(e)),
-        }
     }
 
     /// The slot, holding an open database: reopens it first if an earlier reopen failed.
@@ -487,8 +527,6 @@ impl Store {
         }
         slot.generation += 1;
         self.degraded.store(true, Ordering::Release);
-        // What was committed but not yet synced lived in the closed database's memory only.
-        self.group.all_lost();
         // Closing a latched database fails with the latched error by design; nothing to report.
         if let Some(old) = slot.db.take() {
             let _ = old.close();
@@ -565,6 +603,71 @@ pub struct ReadTx {
 /// A write transaction.
 pub struct WriteTx {
     txn: redb::WriteTransaction,
+    /// What every write of this request replaced, newest last, when the request shares its
+    /// transaction with others (group commit): a request that fails is rolled back from it
+    /// alone. `None` for a transaction of its own, which an abort rolls back.
+    undo: Option<Vec<Undo>>,
+}
+
+/// One write to take back: the table, the key and what the key held before (`None`: nothing).
+enum Undo {
+    Rec(
+        redb::TableDefinition<'static, i64, &'static [u8]>,
+        i64,
+        Option<Vec<u8>>,
+    ),
+    Pair(
+        redb::TableDefinition<'static, (i64, i64), ()>,
+        i64,
+        i64,
+        bool,
+    ),
+    Seq(&'static str, Option<i64>),
+    Setting(String, Option<String>),
+    StName(i64, String, Option<i64>),
+    SiTemplate((i64, i64, i64), Option<i64>),
+    ProcName(i64, String, Option<i64>),
+    ProcFunc(i64, String, String, Option<i64>),
+}
+
+/// Restores `key` of `table` to `old`.
+macro_rules! restore {
+    ($txn:expr, $def:expr, $key:expr, $old:expr) => {{
+        let mut t = $txn.open_table($def)?;
+        match $old {
+            Some(v) => {
+                t.insert($key, v)?;
+            }
+            None => {
+                t.remove($key)?;
+            }
+        }
+    }};
+}
+
+impl Undo {
+    fn apply(self, txn: &redb::WriteTransaction) -> Result<(), redb::Error> {
+        match self {
+            Undo::Rec(def, id, old) => restore!(txn, def, id, old.as_deref()),
+            Undo::Pair(def, a, b, was) => restore!(txn, def, (a, b), was.then_some(())),
+            Undo::Seq(name, old) => restore!(txn, SEQUENCES, name, old),
+            Undo::Setting(key, old) => restore!(txn, SETTINGS, key.as_str(), old.as_deref()),
+            Undo::StName(biz, name, old) => restore!(txn, UNIQ_ST_NAME, (biz, name.as_str()), old),
+            Undo::SiTemplate(key, old) => restore!(txn, UNIQ_SI_TEMPLATE, key, old),
+            Undo::ProcName(si, name, old) => {
+                restore!(txn, UNIQ_PROC_NAME, (si, name.as_str()), old)
+            }
+            Undo::ProcFunc(si, func, regex, old) => {
+                restore!(
+                    txn,
+                    UNIQ_PROC_FUNC,
+                    (si, func.as_str(), regex.as_str()),
+                    old
+                )
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A uniqueness key of a process (spec 2.6): the text bk-cmdb reports when it is hit.
@@ -966,37 +1069,80 @@ impl ReadTx {
 }
 
 impl WriteTx {
-    fn put_rec<T: Serialize>(
-        &mut self,
-        def: redb::TableDefinition<i64, &[u8]>,
-        id: i64,
-        rec: &T,
-    ) -> Result<(), CcError> {
-        let mut t = self.txn.open_table(def).map_err(write_err)?;
-        t.insert(id, codec::encode(rec).as_slice())
-            .map_err(write_err)?;
+    /// Notes a write to take back if this request fails (group commit only).
+    fn log(&mut self, undo: impl FnOnce() -> Undo) {
+        if let Some(log) = &mut self.undo {
+            log.push(undo());
+        }
+    }
+
+    /// Takes back every write of this request, newest first.
+    fn roll_back(&mut self) -> Result<(), CcError> {
+        let Some(log) = self.undo.as_mut() else {
+            return Ok(());
+        };
+        while let Some(undo) = log.pop() {
+            undo.apply(&self.txn).map_err(write_err)?;
+        }
         Ok(())
     }
 
-    fn del_rec(&mut self, def: redb::TableDefinition<i64, &[u8]>, id: i64) -> Result<(), CcError> {
-        let mut t = self.txn.open_table(def).map_err(write_err)?;
-        t.remove(id).map_err(write_err)?;
+    fn put_rec<T: Serialize>(
+        &mut self,
+        def: redb::TableDefinition<'static, i64, &'static [u8]>,
+        id: i64,
+        rec: &T,
+    ) -> Result<(), CcError> {
+        self.put_bytes(def, id, &codec::encode(rec)).map(drop)
+    }
+
+    /// Inserts a record's bytes; returns the bytes it replaced, if any.
+    fn put_bytes(
+        &mut self,
+        def: redb::TableDefinition<'static, i64, &'static [u8]>,
+        id: i64,
+        bytes: &[u8],
+    ) -> Result<Option<Vec<u8>>, CcError> {
+        let old = {
+            let mut t = self.txn.open_table(def).map_err(write_err)?;
+            let old = t.insert(id, bytes).map_err(write_err)?;
+            old.map(|v| v.value().to_vec())
+        };
+        let logged = old.clone();
+        self.log(|| Undo::Rec(def, id, logged));
+        Ok(old)
+    }
+
+    fn del_rec(
+        &mut self,
+        def: redb::TableDefinition<'static, i64, &'static [u8]>,
+        id: i64,
+    ) -> Result<(), CcError> {
+        let old = {
+            let mut t = self.txn.open_table(def).map_err(write_err)?;
+            let old = t.remove(id).map_err(write_err)?;
+            old.map(|v| v.value().to_vec())
+        };
+        self.log(|| Undo::Rec(def, id, old));
         Ok(())
     }
 
     fn pair(
         &mut self,
-        def: redb::TableDefinition<(i64, i64), ()>,
+        def: redb::TableDefinition<'static, (i64, i64), ()>,
         a: i64,
         b: i64,
         present: bool,
     ) -> Result<(), CcError> {
-        let mut t = self.txn.open_table(def).map_err(write_err)?;
-        if present {
-            t.insert((a, b), ()).map_err(write_err)?;
-        } else {
-            t.remove((a, b)).map_err(write_err)?;
-        }
+        let was = {
+            let mut t = self.txn.open_table(def).map_err(write_err)?;
+            if present {
+                t.insert((a, b), ()).map_err(write_err)?.is_some()
+            } else {
+                t.remove((a, b)).map_err(write_err)?.is_some()
+            }
+        };
+        self.log(|| Undo::Pair(def, a, b, was));
         Ok(())
     }
 
@@ -1010,7 +1156,12 @@ impl WriteTx {
         let next = last
             .checked_add(1)
             .ok_or_else(|| CcError::raw(code::DB_INSERT, "id sequence exhausted"))?;
-        t.insert(kind.name(), next).map_err(write_err)?;
+        let old = t
+            .insert(kind.name(), next)
+            .map_err(write_err)?
+            .map(|v| v.value());
+        drop(t);
+        self.log(|| Undo::Seq(kind.name(), old));
         Ok(next)
     }
 
@@ -1022,14 +1173,24 @@ impl WriteTx {
             .map_err(write_err)?
             .map_or(0, |v| v.value());
         if at_least > last {
-            t.insert(kind.name(), at_least).map_err(write_err)?;
+            let old = t
+                .insert(kind.name(), at_least)
+                .map_err(write_err)?
+                .map(|v| v.value());
+            drop(t);
+            self.log(|| Undo::Seq(kind.name(), old));
         }
         Ok(())
     }
 
     pub fn set_setting(&mut self, key: &str, value: &str) -> Result<(), CcError> {
         let mut t = self.txn.open_table(SETTINGS).map_err(write_err)?;
-        t.insert(key, value).map_err(write_err)?;
+        let old = t
+            .insert(key, value)
+            .map_err(write_err)?
+            .map(|v| v.value().to_string());
+        drop(t);
+        self.log(|| Undo::Setting(key.to_string(), old));
         Ok(())
     }
 
@@ -1054,16 +1215,24 @@ impl WriteTx {
         self.put_rec(SERVICE_TEMPLATES, st.id, st)?;
         self.pair(ST_BY_BIZ, st.bk_biz_id, st.id, true)?;
         let mut t = self.txn.open_table(UNIQ_ST_NAME).map_err(write_err)?;
-        t.insert((st.bk_biz_id, st.name.as_str()), st.id)
-            .map_err(write_err)?;
+        let old = t
+            .insert((st.bk_biz_id, st.name.as_str()), st.id)
+            .map_err(write_err)?
+            .map(|v| v.value());
+        drop(t);
+        self.log(|| Undo::StName(st.bk_biz_id, st.name.clone(), old));
         Ok(())
     }
 
     fn unindex_service_template(&mut self, st: &ServiceTemplate) -> Result<(), CcError> {
         self.pair(ST_BY_BIZ, st.bk_biz_id, st.id, false)?;
         let mut t = self.txn.open_table(UNIQ_ST_NAME).map_err(write_err)?;
-        t.remove((st.bk_biz_id, st.name.as_str()))
-            .map_err(write_err)?;
+        let old = t
+            .remove((st.bk_biz_id, st.name.as_str()))
+            .map_err(write_err)?
+            .map(|v| v.value());
+        drop(t);
+        self.log(|| Undo::StName(st.bk_biz_id, st.name.clone(), old));
         Ok(())
     }
 
@@ -1101,12 +1270,11 @@ impl WriteTx {
         self.pair(SI_BY_MODULE, si.bk_module_id, si.id, true)?;
         self.pair(SI_BY_HOST, si.bk_host_id, si.id, true)?;
         if si.service_template_id != 0 {
+            let key = (si.bk_module_id, si.bk_host_id, si.service_template_id);
             let mut t = self.txn.open_table(UNIQ_SI_TEMPLATE).map_err(write_err)?;
-            t.insert(
-                (si.bk_module_id, si.bk_host_id, si.service_template_id),
-                si.id,
-            )
-            .map_err(write_err)?;
+            let old = t.insert(key, si.id).map_err(write_err)?.map(|v| v.value());
+            drop(t);
+            self.log(|| Undo::SiTemplate(key, old));
         }
         Ok(())
     }
@@ -1119,6 +1287,8 @@ impl WriteTx {
             let key = (si.bk_module_id, si.bk_host_id, si.service_template_id);
             if t.get(key).map_err(write_err)?.map(|v| v.value()) == Some(si.id) {
                 t.remove(key).map_err(write_err)?;
+                drop(t);
+                self.log(|| Undo::SiTemplate(key, Some(si.id)));
             }
         }
         Ok(())
@@ -1144,6 +1314,8 @@ impl WriteTx {
                 .is_some_and(|owner| owner.value() == pid);
             if held {
                 t.remove((si, name)).map_err(write_err)?;
+                drop(t);
+                self.log(|| Undo::ProcName(si, name.to_string(), Some(pid)));
             }
         }
         if let Some((si, func, regex)) = func {
@@ -1154,6 +1326,8 @@ impl WriteTx {
                 .is_some_and(|owner| owner.value() == pid);
             if held {
                 t.remove((si, func, regex)).map_err(write_err)?;
+                drop(t);
+                self.log(|| Undo::ProcFunc(si, func.to_string(), regex.to_string(), Some(pid)));
             }
         }
         Ok(())
@@ -1166,17 +1340,25 @@ impl WriteTx {
         let (name, func) = key_parts(map);
         if let Some((si, name)) = name {
             let mut t = self.txn.open_table(UNIQ_PROC_NAME).map_err(write_err)?;
-            if let Some(owner) = t.insert((si, name), pid).map_err(write_err)?
-                && owner.value() != pid
-            {
+            let old = t
+                .insert((si, name), pid)
+                .map_err(write_err)?
+                .map(|v| v.value());
+            drop(t);
+            self.log(|| Undo::ProcName(si, name.to_string(), old));
+            if old.is_some_and(|owner| owner != pid) {
                 return Err(held());
             }
         }
         if let Some((si, func, regex)) = func {
             let mut t = self.txn.open_table(UNIQ_PROC_FUNC).map_err(write_err)?;
-            if let Some(owner) = t.insert((si, func, regex), pid).map_err(write_err)?
-                && owner.value() != pid
-            {
+            let old = t
+                .insert((si, func, regex), pid)
+                .map_err(write_err)?
+                .map(|v| v.value());
+            drop(t);
+            self.log(|| Undo::ProcFunc(si, func.to_string(), regex.to_string(), old));
+            if old.is_some_and(|owner| owner != pid) {
                 return Err(held());
             }
         }
@@ -1194,28 +1376,16 @@ impl WriteTx {
         rel: &Relation,
     ) -> Result<(), CcError> {
         let stored = |e: codec::CodecError| CcError::storage(code::DB_SELECT, &e);
-        let old_map = {
-            let mut t = self.txn.open_table(PROCESSES).map_err(write_err)?;
-            let old = t
-                .insert(pid, codec::encode_map(map).as_slice())
-                .map_err(write_err)?;
-            match old {
-                Some(v) => Some(codec::decode_map(v.value()).map_err(stored)?),
-                None => None,
-            }
+        let old_map = match self.put_bytes(PROCESSES, pid, &codec::encode_map(map))? {
+            Some(v) => Some(codec::decode_map(&v).map_err(stored)?),
+            None => None,
         };
         if let Some(old) = &old_map {
             self.unset_proc_keys(old, pid)?;
         }
-        let old_rel: Option<Relation> = {
-            let mut t = self.txn.open_table(RELATIONS).map_err(write_err)?;
-            let old = t
-                .insert(pid, codec::encode(rel).as_slice())
-                .map_err(write_err)?;
-            match old {
-                Some(v) => Some(codec::decode(v.value()).map_err(stored)?),
-                None => None,
-            }
+        let old_rel: Option<Relation> = match self.put_bytes(RELATIONS, pid, &codec::encode(rel))? {
+            Some(v) => Some(codec::decode(&v).map_err(stored)?),
+            None => None,
         };
         if let Some(old) = old_rel
             && old.service_instance_id != rel.service_instance_id
@@ -1230,8 +1400,7 @@ impl WriteTx {
     pub fn delete_process(&mut self, pid: i64) -> Result<(), CcError> {
         if let Some(old) = self.process(pid)? {
             self.unset_proc_keys(&old, pid)?;
-            let mut t = self.txn.open_table(PROCESSES).map_err(write_err)?;
-            t.remove(pid).map_err(write_err)?;
+            self.del_rec(PROCESSES, pid)?;
         }
         if let Some(rel) = self.relation(pid)? {
             self.pair(PROC_BY_SI, rel.service_instance_id, pid, false)?;
