@@ -410,7 +410,7 @@ mod tests {
     fn corrupt(f: impl FnOnce(&redb::WriteTransaction)) -> Vec<String> {
         let store = demo();
         store
-            .write(|tx| {
+            .write_alone(|tx| {
                 f(&tx.txn);
                 Ok(())
             })

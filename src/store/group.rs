@@ -1,117 +1,172 @@
 //! Group commit: the write requests that arrive together share one transaction and one sync.
 //!
-//! The open batch is one redb write transaction, created with `Durability::Immediate`. Requests
-//! take turns on it (one at a time, so they stay serial): each runs its closure, and one that
-//! fails is rolled back from its undo log (`WriteTx::roll_back`), leaving the others' writes
-//! as they were. A request that finishes while no other is waiting to take its turn commits
-//! the batch: one `fdatasync` for all of it. The others wait until their batch has ended and
-//! answer only then, so every success answer describes data on disk. While one batch syncs, the
-//! requests that arrive queue for the next one, so the busier the server, the larger the
-//! batches. A batch is capped at [`MAX_REQUESTS_PER_COMMIT`] requests to bound the wait.
+//! A write request queues its closure as a [`Job`] and waits. Whichever waiting request finds
+//! no leader becomes one: it takes every queued job (at most [`MAX_REQUESTS_PER_COMMIT`]), runs
+//! them one after the other on one redb write transaction, rolls back from its undo log each
+//! one that fails (`WriteTx::roll_back`) so the others' writes stay as they were, commits once
+//! with `Durability::Immediate` (one `fdatasync`), and only then marks the jobs done; each
+//! request answers when its job is done. While a batch syncs, the requests that arrive queue for
+//! the next one, so the busier the server, the larger the batches, and a batch runs on one
+//! thread without handing a lock from request to request. Requests stay serial (one job at a
+//! time, in queue order), and reads see only committed batches, which are on disk. A batch that
+//! fails to commit fails every request in it.
 //!
-//! Reads see only committed batches, which are on disk. A batch that fails to commit (an I/O
-//! error) fails every request in it.
+//! A job runs on the leader's thread while its request's thread waits for it: the closure may
+//! borrow from that request's stack, which outlives the job (see [`Batches::run`]).
 
 use crate::limits::MAX_REQUESTS_PER_COMMIT;
-use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Condvar, Mutex, PoisonError};
 
-/// Failed batches remembered; a request waits for its batch long before it is forgotten.
-const FAILED_KEPT: usize = 64;
-
-/// The open batch.
-pub struct Open {
-    pub txn: redb::WriteTransaction,
-    pub id: u64,
-    /// Requests that have taken their turn on it.
-    pub members: usize,
-    /// Some request's writes are kept: there is something to commit.
-    pub dirty: bool,
-    /// A request met a failure of the transaction itself: the batch cannot commit.
-    pub broken: bool,
+/// Where a job stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    Queued,
+    Taken,
+    /// Its batch committed (or had nothing to write).
+    Committed,
+    /// Its batch did not reach the disk.
+    Failed,
 }
 
-pub struct State {
-    /// The batch requests are joining, if any.
-    pub open: Option<Open>,
-    /// The id the next batch gets.
-    next: u64,
-    /// Every batch up to this one has ended.
-    ended: u64,
-    /// Recent batches that ended without committing.
-    failed: VecDeque<u64>,
+/// A request's closure, run by the leader on the batch's transaction.
+pub trait Job: Send {
+    /// Runs the closure; true if its writes are to be kept (it succeeded).
+    fn run(&mut self, tx: &mut super::WriteTx) -> bool;
+}
+
+/// A queued job: the request's closure and its stage. Owned by the request's stack frame,
+/// which stays alive (waiting) until the stage is `Committed` or `Failed`.
+struct Entry {
+    job: *mut dyn Job,
+    stage: *mut Stage,
+}
+
+// SAFETY: an entry is a pair of pointers into a request's stack frame. That frame waits, without
+// touching them, until the leader has set the stage to a final value under the queue lock; only
+// then does it read the stage and the job's result and return. The leader uses the pointers only
+// before that point. `Job: Send`, so running it on the leader's thread is allowed.
+unsafe impl Send for Entry {}
+
+struct Queue {
+    entries: Vec<Entry>,
+    leading: bool,
 }
 
 pub struct Batches {
-    state: Mutex<State>,
-    ended: Condvar,
-    /// Requests waiting for their turn (for the state's lock).
-    arriving: AtomicUsize,
+    queue: Mutex<Queue>,
+    changed: Condvar,
 }
 
 impl Default for Batches {
     fn default() -> Batches {
         Batches {
-            state: Mutex::new(State {
-                open: None,
-                next: 1,
-                ended: 0,
-                failed: VecDeque::new(),
+            queue: Mutex::new(Queue {
+                entries: Vec::new(),
+                leading: false,
             }),
-            ended: Condvar::new(),
-            arriving: AtomicUsize::new(0),
+            changed: Condvar::new(),
         }
     }
 }
 
 impl Batches {
-    /// Waits for this request's turn.
-    pub fn turn(&self) -> MutexGuard<'_, State> {
-        self.arriving.fetch_add(1, Ordering::SeqCst);
-        let s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        self.arriving.fetch_sub(1, Ordering::SeqCst);
-        s
-    }
-
-    /// True if the request whose turn just ended must commit the batch: nobody is waiting to
-    /// join it, or it is full.
-    pub fn must_commit(&self, members: usize) -> bool {
-        self.arriving.load(Ordering::SeqCst) == 0 || members >= MAX_REQUESTS_PER_COMMIT
-    }
-
-    /// Starts a batch on `txn`; returns its id.
-    pub fn open(&self, s: &mut State, txn: redb::WriteTransaction) -> u64 {
-        let id = s.next;
-        s.next += 1;
-        s.open = Some(Open {
-            txn,
-            id,
-            members: 0,
-            dirty: false,
-            broken: false,
+    /// Queues `job` and returns once it is done (`Committed` or `Failed`), having led batches
+    /// when no one else did. `batch` runs a batch: the jobs in order on one transaction,
+    /// then the commit; it returns whether the commit reached the disk.
+    pub fn run(
+        &self,
+        job: &mut dyn Job,
+        batch: impl Fn(&mut dyn FnMut(&mut dyn FnMut(&mut dyn Job))) -> bool,
+    ) -> Stage {
+        let mut stage = Stage::Queued;
+        let stage_ptr: *mut Stage = &mut stage;
+        // SAFETY (lifetime): the job is borrowed for this call only; this function returns only
+        // after the leader has finished with the entry (stage final), see `Entry`.
+        let job_ptr: *mut (dyn Job + '_) = job;
+        let job_ptr: *mut dyn Job = unsafe { std::mem::transmute(job_ptr) };
+        let mut q = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+        q.entries.push(Entry {
+            job: job_ptr,
+            stage: stage_ptr,
         });
-        id
-    }
-
-    /// Records the end of batch `id` (committed or not) and wakes its requests.
-    pub fn end(&self, id: u64, committed: bool) {
-        let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        s.ended = s.ended.max(id);
-        if !committed {
-            if s.failed.len() == FAILED_KEPT {
-                s.failed.pop_front();
+        loop {
+            // SAFETY: the stage is read under the queue lock, under which the leader writes it.
+            let now = unsafe { *stage_ptr };
+            if matches!(now, Stage::Committed | Stage::Failed) {
+                return now;
             }
-            s.failed.push_back(id);
+            if q.leading || now != Stage::Queued {
+                q = self.changed.wait(q).unwrap_or_else(PoisonError::into_inner);
+                continue;
+            }
+            q.leading = true;
+            let take = q.entries.len().min(MAX_REQUESTS_PER_COMMIT);
+            let taken: Vec<Entry> = q.entries.drain(..take).collect();
+            for e in &taken {
+                // SAFETY: see `Entry`.
+                unsafe { *e.stage = Stage::Taken };
+            }
+            drop(q);
+            let committed = batch(&mut |each: &mut dyn FnMut(&mut dyn Job)| {
+                for e in &taken {
+                    // SAFETY: see `Entry`; the job's request is waiting.
+                    each(unsafe { &mut *e.job });
+                }
+            });
+            q = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+            let end = if committed {
+                Stage::Committed
+            } else {
+                Stage::Failed
+            };
+            for e in &taken {
+                // SAFETY: see `Entry`; written under the queue lock.
+                unsafe { *e.stage = end };
+            }
+            q.leading = false;
+            self.changed.notify_all();
         }
-        self.ended.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Count<'a>(&'a Mutex<Vec<usize>>, usize);
+
+    impl Job for Count<'_> {
+        fn run(&mut self, _tx: &mut crate::store::WriteTx) -> bool {
+            self.0.lock().unwrap().push(self.1);
+            true
+        }
     }
 
-    /// Waits until batch `id` has ended; true if it committed.
-    pub fn wait(&self, mut s: MutexGuard<'_, State>, id: u64) -> bool {
-        while s.ended < id {
-            s = self.ended.wait(s).unwrap_or_else(PoisonError::into_inner);
-        }
-        !s.failed.contains(&id)
+    #[test]
+    fn every_job_runs_once_in_some_batch() {
+        let b = Batches::default();
+        let seen = Mutex::new(Vec::new());
+        let batches = Mutex::new(0usize);
+        std::thread::scope(|s| {
+            for t in 0..8 {
+                let (b, seen, batches) = (&b, &seen, &batches);
+                s.spawn(move || {
+                    for i in 0..200 {
+                        let mut job = Count(seen, t * 1000 + i);
+                        let stage = b.run(&mut job, |jobs| {
+                            *batches.lock().unwrap() += 1;
+                            std::thread::sleep(std::time::Duration::from_micros(100));
+                            jobs(&mut |_job| {});
+                            true
+                        });
+                        assert_eq!(stage, Stage::Committed);
+                    }
+                });
+            }
+        });
+        // The batch closure above does not run the jobs: this checks the queue only.
+        assert!(seen.lock().unwrap().is_empty());
+        let n = *batches.lock().unwrap();
+        assert!(n <= 1600, "{n} batches");
     }
 }

@@ -325,9 +325,9 @@ impl Store {
     /// write then holds the slot alone and commits with `Durability::Immediate`, so a write
     /// that fails again latches the file under no read, and reopens it before any read
     /// resumes. The first write that commits ends that.
-    pub fn write<T>(
+    pub fn write<T: Send>(
         &self,
-        f: impl FnOnce(&mut WriteTx) -> Result<T, CcError>,
+        f: impl FnOnce(&mut WriteTx) -> Result<T, CcError> + Send,
     ) -> Result<T, CcError> {
         IO_FAILED.set(false);
         if !self.degraded.load(Ordering::Acquire) {
@@ -370,70 +370,83 @@ impl Store {
         result
     }
 
-    /// Runs `f` as one member of a group commit (`group.rs`): on the open batch's transaction,
-    /// rolled back alone if it fails, and answered once its batch is on disk.
-    fn write_grouped<T>(
+    /// Runs `f` as one job of a group commit (`group.rs`): on a batch's transaction, rolled
+    /// back alone if it fails, and answered once its batch is on disk.
+    fn write_grouped<T: Send>(
         &self,
         db: &Database,
-        f: impl FnOnce(&mut WriteTx) -> Result<T, CcError>,
+        f: impl FnOnce(&mut WriteTx) -> Result<T, CcError> + Send,
     ) -> Result<T, CcError> {
-        let batches = &self.batches;
-        let mut s = batches.turn();
-        if s.open.is_none() {
-            let mut txn = db.begin_write().map_err(write_err)?;
-            txn.set_durability(Durability::Immediate)
-                .map_err(write_err)?;
-            batches.open(&mut s, txn);
+        struct One<F, T> {
+            f: Option<F>,
+            outcome: Option<std::thread::Result<Result<T, CcError>>>,
         }
-        let open = s.open.take().expect("a batch is open");
-        let mut tx = WriteTx {
-            txn: open.txn,
-            undo: Some(Vec::new()),
-        };
-        // A panic is caught so the batch goes on; it is raised again once this request is done.
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut tx)));
-        let kept = matches!(outcome, Ok(Ok(_)));
-        let mut broken = open.broken;
-        if !kept && tx.roll_back().is_err() {
-            broken = true;
-        }
-        // A failure of the file itself on this thread leaves the transaction unusable.
-        broken |= IO_FAILED.get();
-        let id = open.id;
-        let members = open.members + 1;
-        let batch = group::Open {
-            txn: tx.txn,
-            id,
-            members,
-            dirty: open.dirty || kept,
-            broken,
-        };
-        let committed = if batches.must_commit(members) {
-            drop(s);
-            let committed = if batch.broken {
-                let _ = batch.txn.abort();
-                false
-            } else if !batch.dirty {
-                batch.txn.abort().map_err(write_err).is_ok()
-            } else {
-                batch.txn.commit().map_err(write_err).is_ok()
-            };
-            batches.end(id, committed);
-            committed
-        } else {
-            s.open = Some(batch);
-            if kept {
-                batches.wait(s, id)
-            } else {
-                // Rolled back: nothing of this request waits on the batch.
-                drop(s);
-                true
+        impl<F, T> group::Job for One<F, T>
+        where
+            F: FnOnce(&mut WriteTx) -> Result<T, CcError> + Send,
+            T: Send,
+        {
+            fn run(&mut self, tx: &mut WriteTx) -> bool {
+                let Some(f) = self.f.take() else {
+                    return false;
+                };
+                tx.undo = Some(Vec::new());
+                // Caught here, so a panicking job cannot take the leader (or its batch) down;
+                // raised again on the job's own thread.
+                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(tx)));
+                let kept = matches!(outcome, Ok(Ok(_)));
+                self.outcome = Some(outcome);
+                kept
             }
+        }
+        let mut job = One {
+            f: Some(f),
+            outcome: None,
         };
+        let stage = self.batches.run(&mut job, |jobs| {
+            // Runs on the leader's thread, with the leader's slot (the same database: every
+            // queued request holds the slot shared, so no reopen comes between).
+            let mut txn = match db.begin_write() {
+                Ok(txn) => txn,
+                Err(e) => {
+                    write_err(e);
+                    return false;
+                }
+            };
+            if txn.set_durability(Durability::Immediate).is_err() {
+                return false;
+            }
+            let mut tx = WriteTx { txn, undo: None };
+            let mut dirty = false;
+            let mut broken = false;
+            jobs(&mut |job| {
+                if job.run(&mut tx) {
+                    dirty = true;
+                } else if tx.roll_back().is_err() {
+                    broken = true;
+                }
+            });
+            // A failure of the file itself leaves the transaction unusable.
+            broken |= IO_FAILED.get();
+            if broken {
+                let _ = tx.txn.abort();
+                false
+            } else if !dirty {
+                tx.txn.abort().map_err(write_err).is_ok()
+            } else {
+                tx.txn.commit().map_err(write_err).is_ok()
+            }
+        });
+        let outcome = job.outcome.take().unwrap_or_else(|| {
+            Ok(Err(CcError::storage(
+                code::DB_INSERT,
+                &"the write did not run",
+            )))
+        });
         match outcome {
             Err(panic) => std::panic::resume_unwind(panic),
             Ok(Err(e)) => Err(e),
-            Ok(Ok(_)) if !committed => Err(CcError::storage(
+            Ok(Ok(_)) if stage != group::Stage::Committed => Err(CcError::storage(
                 code::DB_INSERT,
                 &"the group commit did not reach the disk",
             )),
@@ -1474,6 +1487,77 @@ mod tests {
                 };
                 assert_eq!(tx.process_with_key(&func)?, Some(1));
                 assert_eq!(tx.relation(1)?.map(|r| r.service_instance_id), Some(11));
+                Ok(())
+            })
+            .unwrap();
+    }
+
+    /// Eight threads write at once, so their requests share batches; every other request
+    /// fails after writing (a process, a sequence bump, index entries, a replaced record) and
+    /// must leave nothing behind, while the ones beside it in its batch are kept whole.
+    #[test]
+    fn a_failing_request_is_rolled_back_alone_in_a_shared_batch() {
+        let store = Store::memory().unwrap();
+        store
+            .write(|tx| tx.put_process(1, &proc_map(10, "seed"), &rel(1, 10)))
+            .unwrap();
+        std::thread::scope(|s| {
+            for t in 0..8i64 {
+                let store = &store;
+                s.spawn(move || {
+                    for i in 0..50i64 {
+                        let fail = (t + i) % 2 == 0;
+                        let r = store.write(|tx| {
+                            let pid = tx.next_id(Kind::Process)? + 1;
+                            tx.put_process(
+                                pid,
+                                &proc_map(20 + t, &format!("p{i}")),
+                                &rel(pid, 20 + t),
+                            )?;
+                            // Rename the seed process too: a replaced record and moved keys.
+                            tx.put_process(
+                                1,
+                                &proc_map(10, &format!("seed-{t}-{i}")),
+                                &rel(1, 10),
+                            )?;
+                            if fail {
+                                return Err(CcError::plain(code::NOT_FOUND));
+                            }
+                            Ok(pid)
+                        });
+                        assert_eq!(r.is_err(), fail);
+                    }
+                });
+            }
+        });
+        store
+            .read(|tx| {
+                let mut kept = 0;
+                for t in 0..8i64 {
+                    let ids = tx.process_ids_of(20 + t)?;
+                    // Exactly the 25 successful requests of each thread, each with its keys.
+                    assert_eq!(ids.len(), 25, "instance {}", 20 + t);
+                    for pid in ids {
+                        let map = tx.process(pid)?.expect("listed process exists");
+                        let name = map["bk_process_name"].as_str().unwrap_or("").to_string();
+                        let i: i64 = name[1..].parse().unwrap();
+                        assert_eq!((t + i) % 2, 1, "a failed request's process {name} stayed");
+                        assert_eq!(owner(tx, 20 + t, &name), Some(pid));
+                    }
+                    kept += 25;
+                }
+                // Failed requests gave their ids back: one id per kept process.
+                assert_eq!(tx.sequence(Kind::Process)?, kept);
+                assert_eq!(tx.process_ids_of(10)?, [1]);
+                // The seed process carries the name a successful request gave it, and holds
+                // that name's key alone.
+                let seed = tx.process(1)?.expect("seed process");
+                let name = seed["bk_process_name"].as_str().unwrap_or("").to_string();
+                let i: i64 = name.rsplit('-').next().unwrap().parse().unwrap();
+                let t: i64 = name.split('-').nth(1).unwrap().parse().unwrap();
+                assert_eq!((t + i) % 2, 1, "a failed request's rename stayed: {name}");
+                assert_eq!(owner(tx, 10, &name), Some(1));
+                assert_eq!(owner(tx, 10, "seed"), None);
                 Ok(())
             })
             .unwrap();
