@@ -1,172 +1,186 @@
 //! Group commit: the write requests that arrive together share one transaction and one sync.
 //!
-//! A write request queues its closure as a [`Job`] and waits. Whichever waiting request finds
-//! no leader becomes one: it takes every queued job (at most [`MAX_REQUESTS_PER_COMMIT`]), runs
-//! them one after the other on one redb write transaction, rolls back from its undo log each
-//! one that fails (`WriteTx::roll_back`) so the others' writes stay as they were, commits once
-//! with `Durability::Immediate` (one `fdatasync`), and only then marks the jobs done; each
+//! One writer thread owns the write transactions. A write request queues its closure as a
+//! [`Job`] and waits. The writer takes every queued job (at most [`MAX_REQUESTS_PER_COMMIT`]),
+//! runs them one after the other on one redb write transaction, rolls back from its undo log
+//! each one that fails (`WriteTx::roll_back`) so the others' writes stay as they were, commits
+//! once with `Durability::Immediate` (one `fdatasync`), and only then marks the jobs done; each
 //! request answers when its job is done. While a batch syncs, the requests that arrive queue for
-//! the next one, so the busier the server, the larger the batches, and a batch runs on one
-//! thread without handing a lock from request to request. Requests stay serial (one job at a
-//! time, in queue order), and reads see only committed batches, which are on disk. A batch that
-//! fails to commit fails every request in it.
+//! the next one, so the busier the server, the larger the batches. Requests stay serial (one
+//! job at a time, in queue order), and reads see only committed batches, which are on disk. A
+//! batch that fails to commit fails every request in it.
 //!
-//! A job runs on the leader's thread while its request's thread waits for it: the closure may
-//! borrow from that request's stack, which outlives the job (see [`Batches::run`]).
+//! A job runs on the writer thread while its request's thread waits for it: the closure may
+//! borrow from that request's stack, which outlives the job (see [`Entry`]).
 
 use crate::limits::MAX_REQUESTS_PER_COMMIT;
-use std::sync::{Condvar, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
 
-/// Where a job stands.
+/// How a job's batch ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stage {
-    Queued,
-    Taken,
     /// Its batch committed (or had nothing to write).
     Committed,
     /// Its batch did not reach the disk.
     Failed,
 }
 
-/// A request's closure, run by the leader on the batch's transaction.
+/// What a request gets back: its job's stage, and whether its batch met a failure of the file
+/// itself (the request's thread then has the store reopened).
+#[derive(Clone, Copy, Debug)]
+pub struct Done {
+    pub stage: Stage,
+    pub io_failed: bool,
+}
+
+/// A request's closure, run by the writer on the batch's transaction.
 pub trait Job: Send {
     /// Runs the closure; true if its writes are to be kept (it succeeded).
     fn run(&mut self, tx: &mut super::WriteTx) -> bool;
 }
 
-/// A queued job: the request's closure and its stage. Owned by the request's stack frame,
-/// which stays alive (waiting) until the stage is `Committed` or `Failed`.
+/// Runs one batch on `db`: every job in order on one transaction, then the commit. Returns
+/// whether the commit reached the disk and whether the file itself failed.
+pub type RunBatch = fn(&redb::Database, &mut [&mut dyn Job]) -> (bool, bool);
+
+/// A queued job, pointing into its request's stack frame, which stays alive (waiting) until
+/// `done` is set; the writer uses the pointers only before that point.
 struct Entry {
     job: *mut dyn Job,
-    stage: *mut Stage,
+    db: *const redb::Database,
+    done: *mut Option<Done>,
 }
 
-// SAFETY: an entry is a pair of pointers into a request's stack frame. That frame waits, without
-// touching them, until the leader has set the stage to a final value under the queue lock; only
-// then does it read the stage and the job's result and return. The leader uses the pointers only
-// before that point. `Job: Send`, so running it on the leader's thread is allowed.
+// SAFETY: an entry points into a request's stack frame. That frame waits, without touching the
+// job or the database, until the writer has set `done` under the queue lock; only then does it
+// read its job's result and return. The database is the one the request holds the store's slot
+// for (shared), so it stays open meanwhile. `Job: Send`, so running it on the writer's thread
+// is allowed.
 unsafe impl Send for Entry {}
 
 struct Queue {
     entries: Vec<Entry>,
-    leading: bool,
+    /// Set when the store is dropped: the writer exits.
+    stop: bool,
+}
+
+struct Shared {
+    queue: Mutex<Queue>,
+    /// The writer waits on it for work.
+    work: Condvar,
+    /// Requests wait on it for their job to be done.
+    done: Condvar,
 }
 
 pub struct Batches {
-    queue: Mutex<Queue>,
-    changed: Condvar,
-}
-
-impl Default for Batches {
-    fn default() -> Batches {
-        Batches {
-            queue: Mutex::new(Queue {
-                entries: Vec::new(),
-                leading: false,
-            }),
-            changed: Condvar::new(),
-        }
-    }
+    shared: Arc<Shared>,
+    writer: OnceLock<()>,
+    run: RunBatch,
 }
 
 impl Batches {
-    /// Queues `job` and returns once it is done (`Committed` or `Failed`), having led batches
-    /// when no one else did. `batch` runs a batch: the jobs in order on one transaction,
-    /// then the commit; it returns whether the commit reached the disk.
-    pub fn run(
-        &self,
-        job: &mut dyn Job,
-        batch: impl Fn(&mut dyn FnMut(&mut dyn FnMut(&mut dyn Job))) -> bool,
-    ) -> Stage {
-        let mut stage = Stage::Queued;
-        let stage_ptr: *mut Stage = &mut stage;
-        // SAFETY (lifetime): the job is borrowed for this call only; this function returns only
-        // after the leader has finished with the entry (stage final), see `Entry`.
+    pub fn new(run: RunBatch) -> Batches {
+        Batches {
+            shared: Arc::new(Shared {
+                queue: Mutex::new(Queue {
+                    entries: Vec::new(),
+                    stop: false,
+                }),
+                work: Condvar::new(),
+                done: Condvar::new(),
+            }),
+            writer: OnceLock::new(),
+            run,
+        }
+    }
+
+    /// Queues `job` for a batch on `db` and returns once its batch has ended.
+    pub fn run(&self, db: &redb::Database, job: &mut dyn Job) -> Done {
+        self.writer.get_or_init(|| {
+            let shared = Arc::clone(&self.shared);
+            let run = self.run;
+            std::thread::Builder::new()
+                .name("writer".into())
+                .spawn(move || writer(&shared, run))
+                .expect("starting the writer thread");
+        });
+        let mut done: Option<Done> = None;
+        let done_ptr: *mut Option<Done> = &mut done;
+        // SAFETY (lifetime): the job is borrowed for this call only, and this function returns
+        // only once the writer is finished with the entry (see `Entry`).
         let job_ptr: *mut (dyn Job + '_) = job;
         let job_ptr: *mut dyn Job = unsafe { std::mem::transmute(job_ptr) };
-        let mut q = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut q = self
+            .shared
+            .queue
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         q.entries.push(Entry {
             job: job_ptr,
-            stage: stage_ptr,
+            db,
+            done: done_ptr,
         });
+        self.shared.work.notify_one();
         loop {
-            // SAFETY: the stage is read under the queue lock, under which the leader writes it.
-            let now = unsafe { *stage_ptr };
-            if matches!(now, Stage::Committed | Stage::Failed) {
-                return now;
+            // SAFETY: `done` is written by the writer under the queue lock, held here.
+            if let Some(d) = unsafe { *done_ptr } {
+                return d;
             }
-            if q.leading || now != Stage::Queued {
-                q = self.changed.wait(q).unwrap_or_else(PoisonError::into_inner);
-                continue;
-            }
-            q.leading = true;
-            let take = q.entries.len().min(MAX_REQUESTS_PER_COMMIT);
-            let taken: Vec<Entry> = q.entries.drain(..take).collect();
-            for e in &taken {
-                // SAFETY: see `Entry`.
-                unsafe { *e.stage = Stage::Taken };
-            }
-            drop(q);
-            let committed = batch(&mut |each: &mut dyn FnMut(&mut dyn Job)| {
-                for e in &taken {
-                    // SAFETY: see `Entry`; the job's request is waiting.
-                    each(unsafe { &mut *e.job });
-                }
-            });
-            q = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
-            let end = if committed {
-                Stage::Committed
-            } else {
-                Stage::Failed
-            };
-            for e in &taken {
-                // SAFETY: see `Entry`; written under the queue lock.
-                unsafe { *e.stage = end };
-            }
-            q.leading = false;
-            self.changed.notify_all();
+            q = self
+                .shared
+                .done
+                .wait(q)
+                .unwrap_or_else(PoisonError::into_inner);
         }
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    struct Count<'a>(&'a Mutex<Vec<usize>>, usize);
-
-    impl Job for Count<'_> {
-        fn run(&mut self, _tx: &mut crate::store::WriteTx) -> bool {
-            self.0.lock().unwrap().push(self.1);
-            true
-        }
+impl Drop for Batches {
+    fn drop(&mut self) {
+        let mut q = self
+            .shared
+            .queue
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        q.stop = true;
+        self.shared.work.notify_all();
     }
+}
 
-    #[test]
-    fn every_job_runs_once_in_some_batch() {
-        let b = Batches::default();
-        let seen = Mutex::new(Vec::new());
-        let batches = Mutex::new(0usize);
-        std::thread::scope(|s| {
-            for t in 0..8 {
-                let (b, seen, batches) = (&b, &seen, &batches);
-                s.spawn(move || {
-                    for i in 0..200 {
-                        let mut job = Count(seen, t * 1000 + i);
-                        let stage = b.run(&mut job, |jobs| {
-                            *batches.lock().unwrap() += 1;
-                            std::thread::sleep(std::time::Duration::from_micros(100));
-                            jobs(&mut |_job| {});
-                            true
-                        });
-                        assert_eq!(stage, Stage::Committed);
-                    }
-                });
+/// The writer thread: batch after batch, until the store is dropped.
+fn writer(shared: &Shared, run: RunBatch) {
+    loop {
+        let mut q = shared.queue.lock().unwrap_or_else(PoisonError::into_inner);
+        while q.entries.is_empty() {
+            if q.stop {
+                return;
             }
-        });
-        // The batch closure above does not run the jobs: this checks the queue only.
-        assert!(seen.lock().unwrap().is_empty());
-        let n = *batches.lock().unwrap();
-        assert!(n <= 1600, "{n} batches");
+            q = shared.work.wait(q).unwrap_or_else(PoisonError::into_inner);
+        }
+        let take = q.entries.len().min(MAX_REQUESTS_PER_COMMIT);
+        let taken: Vec<Entry> = q.entries.drain(..take).collect();
+        drop(q);
+        // Every queued request holds the store's slot shared, so all of them name the same
+        // open database (a reopen waits for them); one batch may take them all.
+        // SAFETY: see `Entry`.
+        let db = unsafe { &*taken[0].db };
+        let mut jobs: Vec<&mut dyn Job> = taken
+            .iter()
+            // SAFETY: see `Entry`; each job's request is waiting.
+            .map(|e| unsafe { &mut *e.job })
+            .collect();
+        let (committed, io_failed) = run(db, &mut jobs);
+        drop(jobs);
+        let stage = if committed {
+            Stage::Committed
+        } else {
+            Stage::Failed
+        };
+        let _q = shared.queue.lock().unwrap_or_else(PoisonError::into_inner);
+        for e in &taken {
+            // SAFETY: see `Entry`; written under the queue lock.
+            unsafe { *e.done = Some(Done { stage, io_failed }) };
+        }
+        shared.done.notify_all();
     }
 }

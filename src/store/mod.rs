@@ -151,6 +151,42 @@ fn open_db(path: &Path, cache_bytes: usize) -> Result<Database, OpenError> {
         })
 }
 
+/// One group-commit batch (`group.rs`), on the writer thread: every job in order on one write
+/// transaction, each failing one rolled back from its undo log, then one durable commit (or an
+/// abort when nothing is left to write). Returns whether the batch committed and whether the
+/// file itself failed.
+fn run_batch(db: &Database, jobs: &mut [&mut dyn group::Job]) -> (bool, bool) {
+    IO_FAILED.set(false);
+    let committed = (|| {
+        let mut txn = db.begin_write().map_err(write_err).ok()?;
+        txn.set_durability(Durability::Immediate)
+            .map_err(write_err)
+            .ok()?;
+        let mut tx = WriteTx { txn, undo: None };
+        let mut dirty = false;
+        let mut broken = false;
+        for job in jobs.iter_mut() {
+            if job.run(&mut tx) {
+                dirty = true;
+            } else if tx.roll_back().is_err() {
+                broken = true;
+            }
+        }
+        // A failure of the file itself leaves the transaction unusable.
+        if broken || IO_FAILED.get() {
+            let _ = tx.txn.abort();
+            return None;
+        }
+        if dirty {
+            tx.txn.commit().map_err(write_err).ok()
+        } else {
+            tx.txn.abort().map_err(write_err).ok()
+        }
+    })()
+    .is_some();
+    (committed, IO_FAILED.take())
+}
+
 impl Store {
     fn with(db: Database, file: Option<(PathBuf, usize)>) -> Store {
         Store {
@@ -161,7 +197,7 @@ impl Store {
             }),
             file,
             degraded: AtomicBool::new(false),
-            batches: Batches::default(),
+            batches: Batches::new(run_batch),
         }
     }
 
@@ -403,40 +439,12 @@ impl Store {
             f: Some(f),
             outcome: None,
         };
-        let stage = self.batches.run(&mut job, |jobs| {
-            // Runs on the leader's thread, with the leader's slot (the same database: every
-            // queued request holds the slot shared, so no reopen comes between).
-            let mut txn = match db.begin_write() {
-                Ok(txn) => txn,
-                Err(e) => {
-                    write_err(e);
-                    return false;
-                }
-            };
-            if txn.set_durability(Durability::Immediate).is_err() {
-                return false;
-            }
-            let mut tx = WriteTx { txn, undo: None };
-            let mut dirty = false;
-            let mut broken = false;
-            jobs(&mut |job| {
-                if job.run(&mut tx) {
-                    dirty = true;
-                } else if tx.roll_back().is_err() {
-                    broken = true;
-                }
-            });
-            // A failure of the file itself leaves the transaction unusable.
-            broken |= IO_FAILED.get();
-            if broken {
-                let _ = tx.txn.abort();
-                false
-            } else if !dirty {
-                tx.txn.abort().map_err(write_err).is_ok()
-            } else {
-                tx.txn.commit().map_err(write_err).is_ok()
-            }
-        });
+        let done = self.batches.run(db, &mut job);
+        if done.io_failed {
+            // The file failed under this request's batch: have the store reopened.
+            IO_FAILED.set(true);
+        }
+        let stage = done.stage;
         let outcome = job.outcome.take().unwrap_or_else(|| {
             Ok(Err(CcError::storage(
                 code::DB_INSERT,
