@@ -169,7 +169,14 @@ fn writer(shared: &Shared, run: RunBatch) {
             // SAFETY: see `Entry`; each job's request is waiting.
             .map(|e| unsafe { &mut *e.job })
             .collect();
-        let (committed, io_failed) = run(db, &mut jobs);
+        // A job's own panic is caught inside it; anything else that panics fails the batch
+        // rather than the writer, which every waiting request depends on.
+        let (committed, io_failed) =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(db, &mut jobs)))
+                .unwrap_or_else(|_| {
+                    crate::log!("cmdb-lite: a group commit panicked; its requests fail");
+                    (false, false)
+                });
         drop(jobs);
         let stage = if committed {
             Stage::Committed
