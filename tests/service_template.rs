@@ -9,6 +9,7 @@
 //! 2 (child of the root 1); business 8 has none. New service template ids start at 10.
 
 mod common;
+use common::lang::{both, call, invalid, json_error};
 use common::*;
 use serde_json::{Value, json};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -26,62 +27,6 @@ const DEMO_TIME: &str = "2026-01-02T03:04:05.678Z";
 
 // ---------------------------------------------------------------------------------------------
 // helpers
-
-/// A native request in English (`zh` false) or Chinese; the answer must be HTTP 200.
-#[track_caller]
-fn call(s: &Server, method: &str, path: &str, body: &Value, zh: bool) -> Value {
-    let headers: &[(&str, &str)] = if zh { &NATIVE_ZH } else { &NATIVE_EN };
-    let raw = if body.is_null() {
-        Vec::new()
-    } else {
-        body.to_string().into_bytes()
-    };
-    let r = s.request(method, path, headers, &raw);
-    assert_eq!(r.status, 200, "{method} {path} {body}: {}", r.body);
-    r.json()
-}
-
-/// Asserts the same error code in English and in Chinese, with both texts.
-#[track_caller]
-fn both(s: &Server, method: &str, path: &str, body: &Value, code: i64, en: &str, zh: &str) {
-    assert_eq!(
-        call(s, method, path, body, false),
-        err_native(code, en),
-        "en, {method} {path} {body}"
-    );
-    assert_eq!(
-        call(s, method, path, body, true),
-        err_native(code, zh),
-        "zh, {method} {path} {body}"
-    );
-}
-
-/// `'<field>' data parameter verification does not pass` (1199006) in both languages.
-#[track_caller]
-fn invalid(s: &Server, method: &str, path: &str, body: &Value, field: &str) {
-    both(
-        s,
-        method,
-        path,
-        body,
-        1199006,
-        &format!("'{field}' data parameter verification does not pass"),
-        &format!("'{field}' 数据参数校验不通过"),
-    );
-}
-
-#[track_caller]
-fn json_error(s: &Server, method: &str, path: &str, body: &Value) {
-    both(
-        s,
-        method,
-        path,
-        body,
-        1199000,
-        "Deserializing JSON data failed",
-        "反序列化JSON数据失败",
-    );
-}
 
 fn create(s: &Server, body: &Value) -> Value {
     call(s, "POST", CREATE, body, false)

@@ -2,6 +2,8 @@
 //! over plain TCP (no HTTP crate), so every test sees exactly the bytes a client would.
 #![allow(dead_code)]
 
+pub mod lang;
+
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
