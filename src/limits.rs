@@ -81,3 +81,6 @@ pub const STORE_READ_ATTEMPTS: usize = 3;
 /// Write requests one group commit may hold (`store/group.rs`): a cap on how long a request
 /// waits for the batch it joined.
 pub const MAX_REQUESTS_PER_COMMIT: usize = 128;
+/// Microseconds the group-commit writer waits, at most, for as many requests as its last batch
+/// held before it starts the next batch (`store/group.rs`).
+pub const BATCH_LINGER_MICROS: u64 = 300;

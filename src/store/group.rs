@@ -13,8 +13,9 @@
 //! A job runs on the writer thread while its request's thread waits for it: the closure may
 //! borrow from that request's stack, which outlives the job (see [`Entry`]).
 
-use crate::limits::MAX_REQUESTS_PER_COMMIT;
+use crate::limits::{BATCH_LINGER_MICROS, MAX_REQUESTS_PER_COMMIT};
 use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
 
 /// How a job's batch ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -149,6 +150,8 @@ impl Drop for Batches {
 
 /// The writer thread: batch after batch, until the store is dropped.
 fn writer(shared: &Shared, run: RunBatch) {
+    // Requests in the last batch: the clients answered by it are likely to send again at once.
+    let mut last = 0;
     loop {
         let mut q = shared.queue.lock().unwrap_or_else(PoisonError::into_inner);
         while q.entries.is_empty() {
@@ -157,6 +160,22 @@ fn writer(shared: &Shared, run: RunBatch) {
             }
             q = shared.work.wait(q).unwrap_or_else(PoisonError::into_inner);
         }
+        // Linger: give the requests of the last batch's clients a moment to come back, so they
+        // join this batch instead of waiting a whole sync for the next one. A lone client
+        // (last batch of 1) never waits.
+        let deadline = Instant::now() + Duration::from_micros(BATCH_LINGER_MICROS);
+        while q.entries.len() < last && !q.stop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            q = shared
+                .work
+                .wait_timeout(q, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        last = q.entries.len().min(MAX_REQUESTS_PER_COMMIT);
         let take = q.entries.len().min(MAX_REQUESTS_PER_COMMIT);
         let taken: Vec<Entry> = q.entries.drain(..take).collect();
         drop(q);
