@@ -7,7 +7,6 @@
 mod common;
 use common::*;
 use serde_json::{Value, json};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 const CREATE: &str = "/api/v3/create/proc/process_instance";
 const LIST: &str = "/api/v3/findmany/proc/process_instance";
@@ -195,42 +194,6 @@ fn assert_untouched(s: &Server) {
     assert_eq!(listed_ids(s), vec![41]);
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
-
-/// Parses `YYYY-MM-DDTHH:MM:SS[.f{1,3}]Z` (spec 4.5: UTC `Z`, milliseconds, trailing zeros
-/// trimmed) to milliseconds since the epoch; panics on any other shape.
-#[track_caller]
-fn parse_time(v: &Value) -> i64 {
-    let t = v
-        .as_str()
-        .unwrap_or_else(|| panic!("time is not a string: {v}"));
-    let re = regex::Regex::new(
-        r"^([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})(\.[0-9]{0,2}[1-9])?Z$",
-    )
-    .unwrap();
-    let c = re
-        .captures(t)
-        .unwrap_or_else(|| panic!("not RFC 3339 UTC ms with Z: {t}"));
-    let n = |i: usize| c[i].parse::<i64>().unwrap();
-    let (y, m, d) = (n(1), n(2), n(3));
-    // Days from civil (Howard Hinnant).
-    let y2 = if m <= 2 { y - 1 } else { y };
-    let era = y2.div_euclid(400);
-    let yoe = y2.rem_euclid(400);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
-    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
-    let frac = c.get(7).map_or(0, |f| {
-        let digits = &f.as_str()[1..];
-        format!("{digits:0<3}").parse::<i64>().unwrap()
-    });
-    ((days * 86_400 + n(4) * 3600 + n(5) * 60 + n(6)) * 1000) + frac
-}
-
 /// Checks the four insert-time fields of a stored process (equal, in `[lo, hi]`) and removes
 /// them so the rest can be compared exactly.
 #[track_caller]
@@ -250,9 +213,7 @@ fn take_times(p: &mut Value, lo: i64, hi: i64) {
 
 /// The demo dataset plus a second raw service instance 32 (business 7, module 20, host 12).
 fn two_raw_instances() -> (TempDir, Server) {
-    let demo =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/data/demo.json")).unwrap();
-    let mut ds: Value = serde_json::from_str(&demo).unwrap();
+    let mut ds = demo_dataset();
     ds["service_instances"].as_array_mut().unwrap().push(json!({
         "bk_biz_id": 7, "id": 32, "name": "192.168.10.12", "labels": null, "service_template_id": 0,
         "bk_host_id": 12, "bk_module_id": 20, "creator": "admin", "modifier": "admin",

@@ -18,7 +18,6 @@ mod common;
 use common::*;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 const CREATE: &str = "/api/v3/create/proc/process_instance";
 const LIST: &str = "/api/v3/findmany/proc/process_instance";
@@ -130,35 +129,6 @@ fn create(s: &Server, si: i64, info: Value) -> i64 {
     r["data"][0].as_i64().unwrap()
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
-
-/// `YYYY-MM-DDTHH:MM:SS[.fff]Z` to milliseconds (only to compare with the request window).
-#[track_caller]
-fn parse_time(v: &Value) -> i64 {
-    let t = v.as_str().unwrap_or_else(|| panic!("not a time: {v}"));
-    let re = regex::Regex::new(
-        r"^([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})(\.[0-9]{0,2}[1-9])?Z$",
-    )
-    .unwrap();
-    let c = re.captures(t).unwrap_or_else(|| panic!("not UTC ms: {t}"));
-    let n = |i: usize| c[i].parse::<i64>().unwrap();
-    let (y, m, d) = (n(1), n(2), n(3));
-    let y2 = if m <= 2 { y - 1 } else { y };
-    let era = y2.div_euclid(400);
-    let yoe = y2.rem_euclid(400);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
-    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
-    let frac = c.get(7).map_or(0, |f| {
-        format!("{:0<3}", &f.as_str()[1..]).parse::<i64>().unwrap()
-    });
-    (days * 86_400 + n(4) * 3600 + n(5) * 60 + n(6)) * 1000 + frac
-}
-
 const T0: &str = "2026-01-02T03:04:05.678Z";
 
 fn wrapper(value: Value, locked: bool) -> Value {
@@ -194,9 +164,7 @@ fn service_instance(id: i64, biz: i64, module: i64, host: i64, tpl: i64) -> Valu
 
 /// The dataset described at the top of this file.
 fn dataset() -> Value {
-    let demo =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/data/demo.json")).unwrap();
-    let mut ds: Value = serde_json::from_str(&demo).unwrap();
+    let mut ds = demo_dataset();
     let prop = &mut ds["process_templates"][0]["property"];
     for (f, v) in [
         ("description", json!("from template")),

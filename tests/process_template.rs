@@ -13,7 +13,6 @@ mod common;
 use common::lang::{both, call, invalid, json_error};
 use common::*;
 use serde_json::{Map, Value, json};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 const CREATE: &str = "/api/v3/createmany/proc/proc_template";
 const LIST: &str = "/api/v3/findmany/proc/proc_template";
@@ -264,12 +263,6 @@ fn data_text(body: &str) -> &str {
     .unwrap_or_else(|| panic!("not a native success: {body}"))
 }
 
-fn demo_dataset() -> Value {
-    let text =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/data/demo.json")).unwrap();
-    serde_json::from_str(&text).unwrap()
-}
-
 /// Process template `id` of the demo dataset, as every API answers it.
 fn demo_template(id: i64) -> Value {
     demo_dataset()["process_templates"]
@@ -279,38 +272,6 @@ fn demo_template(id: i64) -> Value {
         .find(|t| t["id"] == id)
         .unwrap()
         .clone()
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
-
-/// Parses `YYYY-MM-DDTHH:MM:SS[.f{1,3}]Z` (UTC, milliseconds, trailing zeros trimmed) to
-/// milliseconds since the epoch; panics on any other shape.
-#[track_caller]
-fn parse_time(v: &Value) -> i64 {
-    let t = v.as_str().unwrap_or_else(|| panic!("not a string: {v}"));
-    let re = regex::Regex::new(
-        r"^([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})(\.[0-9]{0,2}[1-9])?Z$",
-    )
-    .unwrap();
-    let c = re
-        .captures(t)
-        .unwrap_or_else(|| panic!("not RFC 3339 UTC ms with Z: {t}"));
-    let n = |i: usize| c[i].parse::<i64>().unwrap();
-    let (y, m, d) = (n(1), n(2), n(3));
-    let y2 = if m <= 2 { y - 1 } else { y };
-    let era = y2.div_euclid(400);
-    let yoe = y2.rem_euclid(400);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
-    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
-    let frac = c.get(7).map_or(0, |f| {
-        format!("{:0<3}", &f.as_str()[1..]).parse::<i64>().unwrap()
-    });
-    ((days * 86_400 + n(4) * 3600 + n(5) * 60 + n(6)) * 1000) + frac
 }
 
 /// A bind_info with one row `{ip, port, protocol}` (each a raw `value`, absent if null).

@@ -386,3 +386,47 @@ pub fn run_cli_within(args: &[&str], secs: u64) -> (i32, String, String) {
         t_err.join().unwrap(),
     )
 }
+
+/// Now, in milliseconds since the epoch (for the time window around a request).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// Parses `YYYY-MM-DDTHH:MM:SS[.f{1,3}]Z` (spec 4.5: UTC `Z`, milliseconds, trailing zeros
+/// trimmed) to milliseconds since the epoch; panics on any other shape.
+#[track_caller]
+pub fn parse_time(v: &Value) -> i64 {
+    let t = v
+        .as_str()
+        .unwrap_or_else(|| panic!("time is not a string: {v}"));
+    let re = regex::Regex::new(
+        r"^([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})(\.[0-9]{0,2}[1-9])?Z$",
+    )
+    .unwrap();
+    let c = re
+        .captures(t)
+        .unwrap_or_else(|| panic!("not RFC 3339 UTC ms with Z: {t}"));
+    let n = |i: usize| c[i].parse::<i64>().unwrap();
+    let (y, m, d) = (n(1), n(2), n(3));
+    // Days from civil (Howard Hinnant).
+    let y2 = if m <= 2 { y - 1 } else { y };
+    let era = y2.div_euclid(400);
+    let yoe = y2.rem_euclid(400);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
+    let frac = c.get(7).map_or(0, |f| {
+        let digits = &f.as_str()[1..];
+        format!("{digits:0<3}").parse::<i64>().unwrap()
+    });
+    ((days * 86_400 + n(4) * 3600 + n(5) * 60 + n(6)) * 1000) + frac
+}
+
+/// The demo dataset (`data/demo.json`), which seeds every fresh server.
+pub fn demo_dataset() -> Value {
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/data/demo.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
