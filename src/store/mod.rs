@@ -1129,8 +1129,8 @@ impl WriteTx {
             let old = t.insert(id, bytes).map_err(write_err)?;
             old.map(|v| v.value().to_vec())
         };
-        let logged = old.clone();
-        self.log(|| Undo::Rec(def, id, logged));
+        // Copied only for a request in a shared batch (the closure runs only then).
+        self.log(|| Undo::Rec(def, id, old.clone()));
         Ok(old)
     }
 
