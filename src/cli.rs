@@ -10,6 +10,7 @@ use crate::limits::{
     DEFAULT_CACHE_MIB, DEFAULT_THREADS, MALLOC_ARENAS, MAX_DATASET_BYTES, READ_TIMEOUT_SECS,
     SHUTDOWN_GRACE_SECS,
 };
+use crate::seed;
 use crate::signals;
 use crate::store::{self, Store};
 use argh::FromArgs;
@@ -67,6 +68,9 @@ pub struct Serve {
     /// seconds a request body may take to arrive; later is HTTP 408 (default 120)
     #[argh(option, default = "BODY_TIMEOUT_SECS")]
     pub body_timeout_secs: u64,
+    /// serve the test-double routes under /_cmdb/ (reset, load, requests, faults)
+    #[argh(switch)]
+    pub admin: bool,
 }
 
 /// Load a dataset file into the store, all or nothing.
@@ -198,18 +202,9 @@ fn serve(s: Serve) -> Result<i32, String> {
         open(&s.db, s.cache_mib)?
     };
     let empty = store.read(|tx| tx.is_empty()).map_err(|e| e.to_string())?;
+    let seed = seed::Seed::from_arg(s.seed.as_deref());
     if empty {
-        match s.seed.as_deref() {
-            Some("none") => {}
-            Some(file) => {
-                import_file(&store, Path::new(file), |_| {}).map_err(|e| format!("seed: {e}"))?;
-            }
-            None => {
-                let ds =
-                    dataset::parse(dataset::DEMO).map_err(|e| format!("built-in demo: {e}"))?;
-                dataset::import(&store, &ds).map_err(|e| format!("seed: {e}"))?;
-            }
-        }
+        seed::seed(&store, &seed).map_err(|e| format!("seed: {e}"))?;
     }
     let config = Config {
         listen: s.listen,
@@ -217,6 +212,7 @@ fn serve(s: Serve) -> Result<i32, String> {
         language,
         read_timeout: std::time::Duration::from_secs(s.read_timeout_secs.max(1)),
         body_timeout: std::time::Duration::from_secs(s.body_timeout_secs),
+        admin: s.admin.then_some(seed),
     };
     let store = Arc::new(store);
     let server = http::Server::start(Arc::clone(&store), &config)?;

@@ -85,14 +85,44 @@ fn unique<T>(items: &[T], what: &str, id: impl Fn(&T) -> i64) -> Result<(), CcEr
 /// Loads `ds` into `store` in one transaction; returns the number of records written.
 pub fn import(store: &Store, ds: &Dataset) -> Result<usize, String> {
     store
-        .write_alone(|tx| {
-            let mut loader = Loader::head(tx, ds)?;
-            for entry in &ds.processes {
-                loader.process(tx, entry.clone())?;
-            }
-            loader.finish(tx, &ds.sequences)
-        })
+        .write_alone(|tx| import_in(tx, ds))
         .map_err(|e| e.render(Lang::En))
+}
+
+/// Loads `ds` into an open transaction (see [`import`]).
+pub fn import_in(tx: &mut WriteTx, ds: &Dataset) -> Result<usize, CcError> {
+    let mut loader = Loader::head(tx, ds)?;
+    for entry in &ds.processes {
+        loader.process(tx, entry.clone())?;
+    }
+    loader.finish(tx, &ds.sequences)
+}
+
+/// Loads the dataset text `raw` into an open transaction without building its processes all
+/// at once: the head is read first, then the processes are streamed, as [`import_file`] does.
+pub fn import_bytes_in(tx: &mut WriteTx, raw: &[u8]) -> Result<usize, CcError> {
+    let not_dataset = |e: serde_json::Error| bad(format!("not a dataset: {e}"));
+    let mut de = serde_json::Deserializer::from_slice(raw);
+    let head: Dataset<Skipped> = Dataset::deserialize(&mut de).map_err(not_dataset)?;
+    de.end().map_err(not_dataset)?;
+    if head.format != FORMAT {
+        return Err(bad(format!(
+            "format is {:?}, expected {FORMAT:?}",
+            head.format
+        )));
+    }
+    let mut loader = Loader::head(tx, &head)?;
+    let mut failed = None;
+    let stream = ProcessStream {
+        each: |map: Map<String, Value>| loader.process(tx, map),
+        failed: &mut failed,
+    };
+    let read = serde_json::Deserializer::from_slice(raw).deserialize_map(stream);
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    read.map_err(not_dataset)?;
+    loader.finish(tx, &head.sequences)
 }
 
 /// Why a dataset file was not imported. Either way the store is left as it was.
@@ -113,6 +143,15 @@ pub fn import_file(
     path: &Path,
     mut progress: impl FnMut(usize),
 ) -> Result<usize, FileError> {
+    let head = read_head(path)?;
+    store
+        .write_alone(|tx| import_head_in(tx, path, &head, &mut progress))
+        .map_err(|e| FileError::Refused(e.render(Lang::En)))
+}
+
+/// Reads the head of the dataset file at `path` (everything but its processes), checking its
+/// format: the first pass of [`import_file`].
+pub fn read_head(path: &Path) -> Result<Dataset<Skipped>, FileError> {
     let head: Dataset<Skipped> =
         read_json(path, |d| Dataset::deserialize(d)).map_err(FileError::Read)?;
     if head.format != FORMAT {
@@ -121,28 +160,35 @@ pub fn import_file(
             head.format
         )));
     }
-    store
-        .write_alone(|tx| {
-            let mut loader = Loader::head(tx, &head)?;
-            let mut failed = None;
-            let stream = ProcessStream {
-                each: |map: Map<String, Value>| {
-                    loader.process(tx, map)?;
-                    if loader.processes % IMPORT_PROGRESS_EVERY == 0 {
-                        progress(loader.processes);
-                    }
-                    Ok(())
-                },
-                failed: &mut failed,
-            };
-            let read = read_json(path, |d| d.deserialize_map(stream));
-            if let Some(e) = failed {
-                return Err(e);
+    Ok(head)
+}
+
+/// The second pass of [`import_file`], on an open transaction: the head's records, then the
+/// processes streamed from the file.
+pub fn import_head_in(
+    tx: &mut WriteTx,
+    path: &Path,
+    head: &Dataset<Skipped>,
+    mut progress: impl FnMut(usize),
+) -> Result<usize, CcError> {
+    let mut loader = Loader::head(tx, head)?;
+    let mut failed = None;
+    let stream = ProcessStream {
+        each: |map: Map<String, Value>| {
+            loader.process(tx, map)?;
+            if loader.processes % IMPORT_PROGRESS_EVERY == 0 {
+                progress(loader.processes);
             }
-            read.map_err(bad)?;
-            loader.finish(tx, &head.sequences)
-        })
-        .map_err(|e| FileError::Refused(e.render(Lang::En)))
+            Ok(())
+        },
+        failed: &mut failed,
+    };
+    let read = read_json(path, |d| d.deserialize_map(stream));
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    read.map_err(bad)?;
+    loader.finish(tx, &head.sequences)
 }
 
 /// Deserialises the whole file with `f`, reading it through a buffer; the error is one line.

@@ -84,3 +84,14 @@ pub const MAX_REQUESTS_PER_COMMIT: usize = 128;
 /// Microseconds the group-commit writer waits, at most, for as many requests as its last batch
 /// held before it starts the next batch (`store/group.rs`).
 pub const BATCH_LINGER_MICROS: u64 = 300;
+/// Bytes of a lenient fixture (`cmdb-lite/fixture-1`), which is read whole into memory;
+/// larger datasets are strict and streamed.
+pub const MAX_FIXTURE_BYTES: usize = 2 * 1024 * 1024;
+/// Requests the journal of `serve --admin` keeps (`GET /_cmdb/requests`); the oldest go first.
+pub const JOURNAL_MAX_ENTRIES: usize = 1000;
+/// Bytes of a request body the journal keeps (the rest is cut, and the entry says so).
+pub const JOURNAL_MAX_BODY_BYTES: usize = 4096;
+/// Fault rules active at once (`POST /_cmdb/faults`).
+pub const MAX_FAULTS: usize = 100;
+/// The longest delay a fault may add to an answer, in milliseconds.
+pub const MAX_FAULT_DELAY_MS: u64 = 60_000;

@@ -2,6 +2,7 @@
 //! identity from headers, body limits and deadlines, and the family's envelope around every
 //! answer. Only this module names tiny_http.
 
+pub mod admin;
 pub mod envelope;
 pub mod identity;
 pub mod pool;
@@ -32,6 +33,8 @@ pub struct Config {
     pub read_timeout: Duration,
     /// How long a whole request body may take to arrive (`limits::BODY_TIMEOUT_SECS`).
     pub body_timeout: Duration,
+    /// `serve --admin`: the test-double routes (`admin.rs`), resetting to this seed.
+    pub admin: Option<crate::seed::Seed>,
 }
 
 /// A running server.
@@ -50,6 +53,8 @@ struct Shared {
     lang: Lang,
     permits: Permits,
     body_timeout: Duration,
+    /// The state of the admin routes, with `--admin` only.
+    admin: Option<admin::Admin>,
 }
 
 impl Server {
@@ -74,6 +79,7 @@ impl Server {
             lang: config.language,
             permits: Permits::new(config.threads),
             body_timeout: config.body_timeout,
+            admin: config.admin.clone().map(admin::Admin::new),
         };
         let from = Arc::clone(&http);
         let receivers = Receivers::start(
@@ -145,10 +151,30 @@ fn inherit_timeouts(listener: &std::net::TcpListener, timeout: Duration) -> std:
     result
 }
 
-/// One answer: status and body.
+/// One answer: status and body. Status 0: drop the connection without an answer (a fault).
 struct Reply {
     status: u16,
     body: String,
+    /// The bk-cmdb code in `body` (for the journal).
+    code: i64,
+}
+
+fn family_name(f: Family) -> &'static str {
+    match f {
+        Family::Native => "native",
+        Family::Gateway => "gateway",
+        Family::Esb => "esb",
+    }
+}
+
+/// What the journal notes of a call besides its answer.
+#[derive(Default)]
+struct Trace {
+    operation: Option<&'static str>,
+    /// The body's first `JOURNAL_MAX_BODY_BYTES` (with `--admin` only) and its length.
+    body: Vec<u8>,
+    body_len: usize,
+    fault: bool,
 }
 
 fn shape_for(family: Family, headers: &Headers) -> Shape {
@@ -164,6 +190,7 @@ fn error_reply(status: u16, shape: Shape, e: &CcError, lang: Lang, rid: &str) ->
     Reply {
         status,
         body: envelope::render(shape, false, e.code, &e.render(lang), "null", rid),
+        code: e.code,
     }
 }
 
@@ -185,7 +212,41 @@ fn serve(shared: &Shared, mut req: tiny_http::Request) {
     let rid = identity::request_id(&headers);
     let lang = identity::language(&headers, shared.lang);
     let deadline = started + shared.body_timeout;
-    let reply = handle(shared, lang, &headers, &rid, &mut req, deadline);
+    let url = req.url().to_string();
+    let method = req.method().as_str().to_ascii_uppercase();
+    let (path, query) = url.split_once('?').unwrap_or((url.as_str(), ""));
+    let reply = match &shared.admin {
+        Some(a) if admin::is_admin_path(path) => {
+            let reader = req.as_reader();
+            admin::handle(a, &shared.store, &method, path, query, reader, deadline)
+        }
+        _ => {
+            let mut trace = Trace::default();
+            let reply = handle(shared, lang, &headers, &rid, &mut req, deadline, &mut trace);
+            if let Some(a) = &shared.admin {
+                let body = &trace.body;
+                let mut entry = crate::journal::Entry::new(
+                    crate::clock::format_ms(crate::clock::now_ms()),
+                    &rid,
+                    family_name(routes::family_of(path)),
+                    trace.operation,
+                    &method,
+                    &url,
+                    body,
+                    reply.status,
+                    reply.code,
+                    trace.fault,
+                );
+                entry.truncated |= trace.body_len > body.len();
+                a.journal.push(entry);
+            }
+            if reply.status == 0 {
+                req.drop_connection();
+                return;
+            }
+            reply
+        }
+    };
     let mut resp = tiny_http::Response::from_string(reply.body).with_status_code(reply.status);
     for (k, v) in [
         ("Content-Type", "application/json"),
@@ -205,6 +266,7 @@ fn handle(
     rid: &str,
     req: &mut tiny_http::Request,
     deadline: Instant,
+    trace: &mut Trace,
 ) -> Reply {
     let method = req.method().as_str().to_ascii_uppercase();
     let url = req.url().to_string();
@@ -228,6 +290,7 @@ fn handle(
         }
     };
     let shape = shape_for(family, headers);
+    trace.operation = Some(route.esb_name);
     let too_large = || {
         let e = CcError::raw(
             code::HTTP_READ_BODY,
@@ -250,6 +313,30 @@ fn handle(
             return error_reply(200, shape, &CcError::plain(code::HTTP_READ_BODY), lang, rid);
         }
     };
+    if let Some(admin) = &shared.admin {
+        trace.body_len = raw.len();
+        trace.body = raw[..raw.len().min(crate::limits::JOURNAL_MAX_BODY_BYTES)].to_vec();
+        if let Some(action) = admin.faults.take(route.esb_name) {
+            trace.fault = true;
+            if action.delay_ms > 0 {
+                std::thread::sleep(Duration::from_millis(action.delay_ms));
+            }
+            if action.drop {
+                return Reply {
+                    status: 0,
+                    body: String::new(),
+                    code: 0,
+                };
+            }
+            if let Some((status, code, message)) = action.answer {
+                let e = match message {
+                    Some(m) => CcError::raw(code, m),
+                    None => CcError::plain(code),
+                };
+                return error_reply(status, shape, &e, lang, rid);
+            }
+        }
+    }
 
     // Native routes need both identity headers, checked before the body is parsed (HTTP 500).
     let native_identity = if family == Family::Native {
@@ -308,6 +395,7 @@ fn handle(
         Ok(data) => Reply {
             status: 200,
             body: envelope::render(shape, true, 0, "success", &data.0, rid),
+            code: 0,
         },
         Err(e) => error_reply(200, shape, &e, lang, rid),
     }

@@ -19,6 +19,7 @@ pub mod codec;
 pub mod floor;
 mod group;
 pub mod records;
+mod reset;
 pub mod tables;
 
 use crate::error::{CcError, code};
@@ -187,6 +188,30 @@ fn run_batch(db: &Database, jobs: &mut [&mut dyn group::Job]) -> (bool, bool) {
     (committed, IO_FAILED.take())
 }
 
+/// Creates every table that does not exist yet (a new store, and `WriteTx::clear_all`).
+fn create_tables(txn: &redb::WriteTransaction) -> Result<(), redb::TableError> {
+    macro_rules! create {
+            ($($t:expr),*) => { $( txn.open_table($t)?; )* };
+        }
+    create!(SEQUENCES, SETTINGS);
+    create!(
+        BUSINESSES,
+        HOSTS,
+        MODULES,
+        SERVICE_CATEGORIES,
+        SERVICE_TEMPLATES
+    );
+    create!(PROCESS_TEMPLATES, SERVICE_INSTANCES, PROCESSES, RELATIONS);
+    create!(PROC_BY_SI, SI_BY_MODULE, SI_BY_HOST, ST_BY_BIZ, PT_BY_ST);
+    create!(
+        UNIQ_PROC_NAME,
+        UNIQ_PROC_FUNC,
+        UNIQ_SI_TEMPLATE,
+        UNIQ_ST_NAME
+    );
+    Ok(())
+}
+
 impl Store {
     fn with(db: Database, file: Option<(PathBuf, usize)>) -> Store {
         Store {
@@ -267,25 +292,7 @@ impl Store {
             meta.insert("schema_version", [codec::SCHEMA_VERSION].as_slice())
                 .map_err(|e| other(&e))?;
         }
-        macro_rules! create {
-            ($($t:expr),*) => { $( txn.open_table($t).map_err(|e| other(&e))?; )* };
-        }
-        create!(SEQUENCES, SETTINGS);
-        create!(
-            BUSINESSES,
-            HOSTS,
-            MODULES,
-            SERVICE_CATEGORIES,
-            SERVICE_TEMPLATES
-        );
-        create!(PROCESS_TEMPLATES, SERVICE_INSTANCES, PROCESSES, RELATIONS);
-        create!(PROC_BY_SI, SI_BY_MODULE, SI_BY_HOST, ST_BY_BIZ, PT_BY_ST);
-        create!(
-            UNIQ_PROC_NAME,
-            UNIQ_PROC_FUNC,
-            UNIQ_SI_TEMPLATE,
-            UNIQ_ST_NAME
-        );
+        create_tables(&txn).map_err(|e| other(&e))?;
         txn.commit().map_err(|e| other(&e))
     }
 

@@ -34,6 +34,10 @@ pub struct ClientConnection {
 
     // true if the connection goes through SSL
     secure: bool,
+
+    // cmdb-lite patch: a descriptor of the connection each request can shut it down with
+    // (`Request::drop_connection`).
+    closer: Option<std::sync::Arc<crate::connection::Connection>>,
 }
 
 /// cmdb-lite patch: the most bytes a request line and its headers may take together: Go's
@@ -62,6 +66,7 @@ impl ClientConnection {
     ) -> ClientConnection {
         let remote_addr = read_socket.peer_addr();
         let secure = read_socket.secure();
+        let closer = read_socket.closer().map(std::sync::Arc::new);
 
         let mut source = SequentialReaderBuilder::new(BufReader::with_capacity(1024, read_socket));
         let first_header = source.next().unwrap();
@@ -73,6 +78,7 @@ impl ClientConnection {
             next_header_source: first_header,
             no_more_requests: false,
             secure,
+            closer,
         }
     }
 
@@ -187,7 +193,7 @@ impl ClientConnection {
         })?;
 
         // return the request
-        Ok(request)
+        Ok(request.with_closer(self.closer.clone()))
     }
 }
 

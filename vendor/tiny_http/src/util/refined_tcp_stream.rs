@@ -140,6 +140,16 @@ impl RefinedTcpStream {
     pub(crate) fn peer_addr(&mut self) -> IoResult<Option<SocketAddr>> {
         self.stream.peer_addr()
     }
+
+    /// cmdb-lite patch: another descriptor of a plain connection, to shut it down with
+    /// (`Request::drop_connection`); `None` for TLS or when it cannot be duplicated.
+    pub(crate) fn closer(&self) -> Option<Connection> {
+        match &self.stream {
+            Stream::Http(c) => c.try_clone().ok(),
+            #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
+            Stream::Https(_) => None,
+        }
+    }
 }
 
 impl Drop for RefinedTcpStream {
