@@ -28,3 +28,4 @@ pub mod memory;
 pub mod seed;
 pub mod signals;
 pub mod store;
+pub mod testing;

@@ -1,6 +1,6 @@
 //! What a store is seeded with, and the two whole-store writes of a test double: reset (back
 //! to the seed) and load (replace everything with a dataset). Each is one write transaction
-//! holding the store alone (`Store::write_alone`): no API call runs beside it, so a create is
+//! holding the store alone (`Store::replace_all`): no API call runs beside it, so a create is
 //! wholly before or wholly after it, and a refused dataset leaves the store as it was.
 //!
 //! A dataset is strict (`"format": "cmdb-lite/1"`, `dataset.rs`) or a lenient fixture
@@ -128,10 +128,7 @@ pub fn seed(store: &Store, seed: &Seed) -> Result<usize, String> {
 pub fn reset(store: &Store, seed: &Seed) -> Result<usize, String> {
     let now = crate::clock::now_ms();
     store
-        .write_alone(|tx| {
-            tx.clear_all()?;
-            seed.load_in(tx, now)
-        })
+        .replace_all(|tx| seed.load_in(tx, now))
         .map_err(|e| e.render(Lang::En))
 }
 
@@ -140,9 +137,6 @@ pub fn reset(store: &Store, seed: &Seed) -> Result<usize, String> {
 pub fn replace(store: &Store, raw: &[u8]) -> Result<usize, String> {
     let now = crate::clock::now_ms();
     store
-        .write_alone(|tx| {
-            tx.clear_all()?;
-            load_text_in(tx, raw, now)
-        })
+        .replace_all(|tx| load_text_in(tx, raw, now))
         .map_err(|e| e.render(Lang::En))
 }
