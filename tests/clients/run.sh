@@ -35,9 +35,9 @@ stop_server() {
 }
 trap 'stop_server; rm -f "$out"' EXIT
 
-# Starts a fresh server (demo dataset, in memory) and sets $addr.
+# Starts a fresh server (demo dataset, in memory, admin routes on) and sets $addr.
 start_server() {
-  "$bin" serve --memory --listen 127.0.0.1:0 >"$out" 2>&1 &
+  "$bin" serve --memory --admin --listen 127.0.0.1:0 >"$out" 2>&1 &
   server=$!
   addr=
   for _ in $(seq 1 100); do
