@@ -48,7 +48,8 @@ pub fn create(ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError> 
         ));
     }
     let now = clock::format_ms(ctx.now_ms);
-    let ids = store.write(|tx| create_in_tx(tx, ctx, &now, biz, si_id, &items))?;
+    let ctx = ctx.clone();
+    let ids = store.write(move |tx| create_in_tx(tx, &ctx, &now, biz, si_id, &items))?;
     Ok(Data::of(&ids))
 }
 
@@ -217,7 +218,8 @@ pub fn update(ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError> 
             ],
         ));
     }
-    let ids = store.write(|tx| {
+    let ctx = ctx.clone();
+    let ids = store.write(move |tx| {
         // proc_server prepares its audit record first: every item needs a numeric
         // `bk_process_id`, and the service instances of those in this business are loaded,
         // which fails when there is none.
@@ -233,7 +235,7 @@ pub fn update(ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError> 
         if !in_biz {
             return Err(CcError::with(code::PARAMS_NEED_SET, "service_instance_ids"));
         }
-        update_in_tx(tx, ctx, biz, &items)
+        update_in_tx(tx, &ctx, biz, &items)
     })?;
     Ok(Data::of(&ids))
 }
@@ -358,7 +360,7 @@ pub fn delete(_ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError>
             ],
         ));
     }
-    store.write(|tx| delete_in_tx(tx, biz, &ids))?;
+    store.write(move |tx| delete_in_tx(tx, biz, &ids))?;
     Ok(Data::null())
 }
 
