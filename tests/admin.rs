@@ -744,7 +744,7 @@ fn reset_of_a_large_store_prints_its_time() {
     let left = store
         .read(|tx| {
             let mut n = 0;
-            tx.each_process(|_, _| {
+            tx.scan_bytes(cmdb_lite::store::tables::PROCESSES, |_, _| {
                 n += 1;
                 Ok(true)
             })?;

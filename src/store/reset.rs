@@ -8,12 +8,12 @@
 //! over the database file and the folder synced: a crash leaves either the old file whole or
 //! the new one whole (and perhaps a stale `<db>.reset`, replaced by the next reset).
 
-use super::tables::META;
-use super::{MAGIC, Store, WriteTx, codec, create_tables, open_db, write_err};
+use super::open::{lay_out, open_db};
+use super::{Store, WriteTx, close_db, write_err};
 use crate::error::{CcError, code};
 use redb::{Database, Durability};
 use std::path::{Path, PathBuf};
-use std::sync::PoisonError;
+use std::sync::{Arc, PoisonError};
 
 /// The file a replacement is built in, beside the database file.
 fn staging(path: &Path) -> PathBuf {
@@ -26,25 +26,21 @@ fn io_err(what: &str, e: impl std::fmt::Display) -> CcError {
     CcError::storage(code::DB_INSERT, &format!("{what}: {e}"))
 }
 
-/// Lays out a new store in `db` and runs `f` in the same durable transaction.
+/// Lays out a new store in `db`, then runs `f` in a durable transaction (the layout is made
+/// durable by the same sync).
 fn fill<T>(
     db: &Database,
+    p: &Path,
     f: impl FnOnce(&mut WriteTx) -> Result<T, CcError>,
 ) -> Result<T, CcError> {
+    lay_out(db, p).map_err(|e| io_err("laying out the new store", e))?;
     let mut txn = db.begin_write().map_err(write_err)?;
     txn.set_durability(Durability::Immediate)
         .map_err(write_err)?;
-    {
-        let mut meta = txn.open_table(META).map_err(write_err)?;
-        meta.insert("magic", MAGIC).map_err(write_err)?;
-        meta.insert("schema_version", [codec::SCHEMA_VERSION].as_slice())
-            .map_err(write_err)?;
-    }
-    create_tables(&txn).map_err(write_err)?;
-    let mut tx = WriteTx { txn, undo: None };
+    let mut tx = WriteTx::new(txn, None);
     match f(&mut tx) {
         Ok(v) => {
-            tx.txn.commit().map_err(write_err)?;
+            tx.into_txn().commit().map_err(write_err)?;
             Ok(v)
         }
         Err(e) => Err(Store::abort(tx, e)),
@@ -67,8 +63,8 @@ impl Store {
             let db = Database::builder()
                 .create_with_backend(redb::backends::InMemoryBackend::new())
                 .map_err(|e| io_err("a new store in memory", e))?;
-            let v = fill(&db, f)?;
-            slot.db = Some(db);
+            let v = fill(&db, Path::new(":memory:"), f)?;
+            slot.db = Some(Arc::new(db));
             slot.generation += 1;
             return Ok(v);
         };
@@ -79,7 +75,7 @@ impl Store {
             Err(e) => return Err(io_err(&staged.display().to_string(), e)),
         }
         let db = open_db(&staged, *cache_bytes).map_err(|e| io_err("opening the new store", e))?;
-        let v = match fill(&db, f) {
+        let v = match fill(&db, &staged, f) {
             Ok(v) => v,
             Err(e) => {
                 drop(db);
@@ -106,10 +102,10 @@ impl Store {
         // The old database now has no name. Closing it writes redb's allocator state into the
         // nameless file, and the last close frees the file's blocks: neither concerns the new
         // store, so it is done on a thread of its own rather than before the answer.
-        if let Some(old) = slot.db.replace(db) {
+        if let Some(old) = slot.db.replace(Arc::new(db)) {
             let closing = std::thread::Builder::new()
                 .name("close-replaced".into())
-                .spawn(move || drop(old.close()));
+                .spawn(move || drop(close_db(old)));
             if let Err(e) = closing {
                 crate::log!("cmdb-lite: closing the replaced store on this thread: {e}");
             }
