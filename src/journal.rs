@@ -95,11 +95,11 @@ pub struct Journal {
 
 /// What `GET /_cmdb/requests` answers in `data`.
 #[derive(Serialize)]
-pub struct Listing {
+pub struct Listing<'a> {
     pub count: usize,
     /// Older entries that no longer fit (`JOURNAL_MAX_ENTRIES`) since the last clear.
     pub dropped: u64,
-    pub info: Vec<Entry>,
+    pub info: Vec<&'a Entry>,
 }
 
 impl Journal {
@@ -112,20 +112,21 @@ impl Journal {
         inner.entries.push_back(e);
     }
 
-    /// The entries, oldest first, of `operation` only if given.
-    pub fn list(&self, operation: Option<&str>) -> Listing {
+    /// The entries as JSON, oldest first, of `operation` only if given. Written under the
+    /// lock from the entries themselves: no copy of the journal is made.
+    pub fn list_json(&self, operation: Option<&str>) -> String {
         let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        let info: Vec<Entry> = inner
+        let info: Vec<&Entry> = inner
             .entries
             .iter()
             .filter(|e| operation.is_none_or(|op| e.operation == Some(op)))
-            .cloned()
             .collect();
-        Listing {
+        let listing = Listing {
             count: info.len(),
             dropped: inner.dropped,
             info,
-        }
+        };
+        serde_json::to_string(&listing).unwrap_or_else(|_| "null".into())
     }
 
     /// Empties the journal; returns how many entries it held.
@@ -173,12 +174,13 @@ mod tests {
         for i in 0..JOURNAL_MAX_ENTRIES + 5 {
             j.push(entry(i.to_string().as_bytes()));
         }
-        let l = j.list(None);
-        assert_eq!(l.count, JOURNAL_MAX_ENTRIES);
-        assert_eq!(l.dropped, 5);
-        assert_eq!(l.info[0].body, "5");
-        assert_eq!(j.list(Some("other")).count, 0);
+        let l: serde_json::Value = serde_json::from_str(&j.list_json(None)).unwrap();
+        assert_eq!(l["count"], JOURNAL_MAX_ENTRIES);
+        assert_eq!(l["dropped"], 5);
+        assert_eq!(l["info"][0]["body"], "5");
+        let other: serde_json::Value = serde_json::from_str(&j.list_json(Some("other"))).unwrap();
+        assert_eq!(other["count"], 0);
         assert_eq!(j.clear(), JOURNAL_MAX_ENTRIES);
-        assert_eq!(j.list(None).count, 0);
+        assert!(j.list_json(None).starts_with(r#"{"count":0,"#));
     }
 }

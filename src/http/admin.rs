@@ -41,10 +41,14 @@ pub fn is_admin_path(path: &str) -> bool {
 }
 
 fn ok(data: &impl Serialize) -> Reply {
-    let data = serde_json::to_string(data).unwrap_or_else(|_| "null".into());
+    ok_json(&serde_json::to_string(data).unwrap_or_else(|_| "null".into()))
+}
+
+/// A success answer around `data`, already JSON.
+fn ok_json(data: &str) -> Reply {
     Reply {
         status: 200,
-        body: super::envelope::render(super::Shape::Native, true, 0, "success", &data, ""),
+        body: super::envelope::render(super::Shape::Native, true, 0, "success", data, ""),
         code: 0,
     }
 }
@@ -114,7 +118,7 @@ pub(super) fn handle(
         }
         ("GET", "/_cmdb/requests") => {
             let operation = query_param(query, "operation");
-            ok(&admin.journal.list(operation.as_deref()))
+            ok_json(&admin.journal.list_json(operation.as_deref()))
         }
         ("DELETE", "/_cmdb/requests") => ok(&serde_json::json!({"cleared": admin.journal.clear()})),
         ("POST", "/_cmdb/faults") => {
