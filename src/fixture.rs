@@ -23,7 +23,8 @@
 //!   with the relation (spec 2.8) mirrored from the instance. A process that carries its own
 //!   `relation` is taken as a strict stored record;
 //! - service and process templates: as `create_service_template` / `batch_create_proc_template`
-//!   store them, a process template's missing properties `null` and unlocked.
+//!   store them; a process template's `property` is a spec as that API takes it (a top-level
+//!   `bk_process_name` fills both names), checked and with its names locked.
 
 use crate::dataset::{Dataset, FORMAT as STRICT_FORMAT};
 use crate::domain::process::{self, ServerFields};
@@ -279,13 +280,17 @@ impl Fill {
             };
             if let Some(name) = pt.get("bk_process_name").cloned() {
                 for key in ["bk_process_name", "bk_func_name"] {
-                    prop.entry(key).or_insert_with(
-                        || serde_json::json!({"value": name, "as_default_value": true}),
-                    );
+                    prop.entry(key)
+                        .or_insert_with(|| serde_json::json!({ "value": name }));
                 }
             }
-            let property = ProcessProperty::decode(&prop)
+            // As batch_create_proc_template stores a spec.
+            let mut property = ProcessProperty::decode(&prop)
                 .map_err(|e| format!("{what}: property: {}", e.render(Lang::En)))?;
+            property
+                .validate()
+                .map_err(|field| format!("{what}: property: {field} is not a valid value"))?;
+            property.lock_names();
             fill(&mut pt, "bk_process_name", property.process_name());
             pt.insert("property".into(), property.to_stored());
             self.stamp(&mut pt);

@@ -764,3 +764,75 @@ fn reset_of_a_large_store_prints_its_time() {
     );
     store.close().unwrap();
 }
+
+#[test]
+fn fixture_templates_are_stored_as_their_create_apis_store_them() {
+    let s = admin();
+    let fixture = json!({
+        "format": "cmdb-lite/fixture-1",
+        "businesses": [{"bk_biz_id": 7, "bk_biz_name": "shop"}],
+        "hosts": [{"bk_host_id": 11, "bk_host_innerip": "10.0.0.11"}],
+        "service_templates": [{"id": 4, "name": "tpl-fixture"}],
+        "process_templates": [{"service_template_id": 4, "bk_process_name": "envoy",
+                               "property": {"bind_info": {"value": [
+                                   {"ip": {"value": "1"}, "port": {"value": "80"},
+                                    "protocol": {"value": "1"}, "enable": {"value": true}}]}}}],
+        "modules": [{"bk_module_id": 20, "service_template_id": 4, "hosts": [11]}]
+    });
+    ok(&s, "POST", "/_cmdb/load", &fixture);
+    // The same template and process template made through the APIs.
+    let st = s.native(
+        "/api/v3/create/proc/service_template",
+        &json!({"bk_biz_id": 7, "name": "tpl-api", "service_category_id": 2}),
+    );
+    let st_id = st["data"]["id"].as_i64().unwrap();
+    assert_eq!(st_id, 5, "{st}");
+    let pt = s.native(
+        "/api/v3/createmany/proc/proc_template",
+        &json!({"bk_biz_id": 7, "service_template_id": st_id, "processes": [{"spec": {
+            "bk_process_name": {"value": "envoy"}, "bk_func_name": {"value": "envoy"},
+            "bind_info": {"value": [{"ip": {"value": "1"}, "port": {"value": "80"},
+                                     "protocol": {"value": "1"}, "enable": {"value": true}}]}}}]}),
+    );
+    assert_eq!(pt["data"], json!([2]), "{pt}");
+    let get = |id: i64| {
+        let mut v = s.native(
+            &format!("/api/v3/find/proc/proc_template/id/{id}"),
+            &json!({"bk_biz_id": 7}),
+        )["data"]
+            .clone();
+        let o = v.as_object_mut().unwrap();
+        for k in ["id", "service_template_id", "create_time", "last_time"] {
+            assert!(o.remove(k).is_some(), "{k}");
+        }
+        v
+    };
+    assert_eq!(get(1), get(2));
+    let get_st = |id: i64| {
+        let mut v = s.native_method(
+            "GET",
+            &format!("/api/v3/find/proc/service_template/{id}"),
+            &Value::Null,
+        )["data"]
+            .clone();
+        let o = v.as_object_mut().unwrap();
+        for k in ["id", "name", "create_time", "last_time"] {
+            assert!(o.remove(k).is_some(), "{k}");
+        }
+        v
+    };
+    assert_eq!(get_st(4), get_st(st_id));
+    // The fixture's template instantiates on the fixture's module and host.
+    let si = s.native(
+        "/api/v3/create/proc/service_instance",
+        &json!({"bk_biz_id": 7, "bk_module_id": 20, "instances": [{"bk_host_id": 11}]}),
+    );
+    assert_eq!(si["result"], json!(true), "{si}");
+    // Bind IP code "1" is 127.0.0.1.
+    let procs = s.list(7, si["data"][0].as_i64().unwrap());
+    assert_eq!(
+        procs["data"][0]["property"]["bind_info"][0]["ip"],
+        json!("127.0.0.1"),
+        "{procs}"
+    );
+}
