@@ -77,23 +77,17 @@ fn json_error(bytes: &[u8], target: &str) -> Option<String> {
     match serde_json::from_slice::<Value>(bytes) {
         Err(e) if e.is_eof() => Some("unexpected end of JSON input".into()),
         Err(e) => {
-            let at = bytes
-                .iter()
-                .position(|b| !b.is_ascii_whitespace())
-                .unwrap_or(0);
-            let c = if e.column() > 0 {
-                // serde reports the column (1-based) of the first character it refused.
-                let line_start = 0;
-                bytes
-                    .get(line_start + e.column() - 1)
-                    .copied()
-                    .unwrap_or(b'?')
+            // serde names the line and column of the character it refused; Go names the
+            // character (only the common "beginning of value" case is reproduced).
+            let first = bytes.iter().copied().find(|b| !b.is_ascii_whitespace());
+            let c = if e.line() == 1 && e.column() > 0 {
+                bytes.get(e.column() - 1).copied().or(first)
             } else {
-                bytes.get(at).copied().unwrap_or(b'?')
+                first
             };
             Some(format!(
                 "invalid character '{}' looking for beginning of value",
-                c as char
+                c.unwrap_or(b'?') as char
             ))
         }
         Ok(Value::Object(_)) | Ok(Value::Null) => None,
