@@ -1154,3 +1154,54 @@ fn secrets_stay_out_of_logs_errors_and_refusals() {
         "{log}"
     );
 }
+
+/// The cost of `--auth` (app secret, user and IAM grant checked on every request), printed, not
+/// asserted: one connection each to a server with and one without the file, requests
+/// alternating between the two so both see the same load, compared by their median latency.
+/// `cargo test --release --test auth -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn auth_overhead_figures() {
+    use std::time::Instant;
+    let dir = TempDir::new("auth-cost");
+    let servers = [start(&dir, &[]), Server::memory()];
+    let header = app_header("admin");
+    let mut conns: Vec<Conn> = servers.iter().map(|s| Conn::open(&s.addr)).collect();
+    let ops = [
+        (ESB_CREATE, "create_process_instance (1 conn, 1 proc)"),
+        (
+            "/api/c/compapi/v2/cc/list_service_category/",
+            "list_service_category (1 conn)",
+        ),
+    ];
+    let n = 3000;
+    for (op, (path, name)) in ops.iter().enumerate() {
+        let mut micros = [Vec::with_capacity(n), Vec::with_capacity(n)];
+        for i in 0..2 * n {
+            let k = i % 2;
+            let body = if op == 0 {
+                create_body(&format!("c{i}"))
+            } else {
+                json!({"bk_biz_id": 7})
+            };
+            let t = Instant::now();
+            let r = conns[k].send(
+                "POST",
+                path,
+                &[("X-Bkapi-Authorization", &header)],
+                body.to_string().as_bytes(),
+            );
+            micros[k].push(t.elapsed().as_secs_f64() * 1e6);
+            assert_eq!(r.json()["result"], json!(true), "{}", r.body);
+        }
+        let p50 = |v: &mut Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        let (a, b) = (p50(&mut micros[0]), p50(&mut micros[1]));
+        println!(
+            "{name:<42} p50 with --auth {a:>7.0} µs   without {b:>7.0} µs   ratio {:.3}",
+            a / b
+        );
+    }
+}
