@@ -97,3 +97,10 @@ pub const JOURNAL_MAX_BODY_BYTES: usize = 2048;
 pub const MAX_FAULTS: usize = 100;
 /// The longest delay a fault may add to an answer, in milliseconds.
 pub const MAX_FAULT_DELAY_MS: u64 = 60_000;
+/// Bytes of a `--auth` file (apps, users and their grants).
+pub const MAX_AUTH_FILE_BYTES: usize = 1024 * 1024;
+/// Characters of an app code and of an app secret, as the API gateway limits them.
+pub const MAX_APP_CODE_CHARS: usize = 32;
+pub const MAX_APP_SECRET_CHARS: usize = 128;
+/// Bytes of an `X-Bkapi-JWT` token that is verified (the gateway's are under 1 KiB).
+pub const MAX_JWT_BYTES: usize = 16 * 1024;

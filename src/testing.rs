@@ -100,6 +100,7 @@ impl Builder {
             read_timeout: Duration::from_secs(READ_TIMEOUT_SECS),
             body_timeout: Duration::from_secs(BODY_TIMEOUT_SECS),
             admin: Some(self.seed.clone()),
+            gate: Default::default(),
         };
         let server = Server::start(Arc::clone(&store), &config)?;
         Ok(TestServer {

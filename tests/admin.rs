@@ -836,3 +836,25 @@ fn fixture_templates_are_stored_as_their_create_apis_store_them() {
         "{procs}"
     );
 }
+
+#[test]
+fn admin_is_refused_on_an_address_that_is_not_loopback() {
+    let (code, out, err) = run_cli_within(
+        &[
+            "serve",
+            "--memory",
+            "--admin",
+            "--auth",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/auth.json"),
+            "--listen",
+            "0.0.0.0:0",
+        ],
+        10,
+    );
+    assert_eq!(code, 1, "{out}");
+    assert_eq!(
+        err.trim(),
+        "cmdb-lite: refusing --admin on 0.0.0.0:0, which is not a loopback address: anyone who \
+         can connect could reset or replace the store (--insecure-listen allows it)"
+    );
+}

@@ -49,7 +49,7 @@ fn ok_json(data: &str) -> Reply {
     Reply {
         status: 200,
         body: super::envelope::render(super::Shape::Native, true, 0, "success", data, ""),
-        code: 0,
+        headers: None,
     }
 }
 
@@ -57,7 +57,7 @@ fn refused(status: u16, code: i64, message: &str) -> Reply {
     Reply {
         status,
         body: super::envelope::render(super::Shape::Native, false, code, message, "null", ""),
-        code,
+        headers: None,
     }
 }
 

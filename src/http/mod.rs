@@ -3,6 +3,7 @@
 //! answer. Only this module names tiny_http.
 
 pub mod admin;
+pub mod auth;
 pub mod envelope;
 pub mod identity;
 pub mod pool;
@@ -35,6 +36,8 @@ pub struct Config {
     pub body_timeout: Duration,
     /// `serve --admin`: the test-double routes (`admin.rs`), resetting to this seed.
     pub admin: Option<crate::seed::Seed>,
+    /// `--auth` and `--jwt-public-key` (see `auth.rs`); the default checks nothing.
+    pub gate: auth::Gate,
 }
 
 /// A running server.
@@ -55,6 +58,7 @@ struct Shared {
     body_timeout: Duration,
     /// The state of the admin routes, with `--admin` only.
     admin: Option<admin::Admin>,
+    gate: auth::Gate,
 }
 
 impl Server {
@@ -80,6 +84,7 @@ impl Server {
             permits: Permits::new(config.threads),
             body_timeout: config.body_timeout,
             admin: config.admin.clone().map(admin::Admin::new),
+            gate: config.gate.clone(),
         };
         let from = Arc::clone(&http);
         let receivers = Receivers::start(
@@ -151,12 +156,34 @@ fn inherit_timeouts(listener: &std::net::TcpListener, timeout: Duration) -> std:
     result
 }
 
-/// One answer: status and body. Status 0: drop the connection without an answer (a fault).
+/// One answer: status, body, and its headers: `None` for the usual (`Content-Type:
+/// application/json` and `X-Request-Id`), or exactly these (the refusals of `auth.rs`).
+/// Status 0: drop the connection without an answer (a fault of `/_cmdb/faults`).
 struct Reply {
     status: u16,
     body: String,
-    /// The bk-cmdb code in `body` (for the journal).
-    code: i64,
+    headers: Option<Vec<(&'static str, String)>>,
+}
+
+/// The code an answer carries (for the journal): the first `"bk_error_code"` or `"code"` of
+/// its head, where every envelope (ours, and the ESB's and gateway's refusals) puts it; 0 if
+/// none.
+fn reply_code(body: &str) -> i64 {
+    let head = &body.as_bytes()[..body.len().min(256)];
+    let head = String::from_utf8_lossy(head);
+    ["\"bk_error_code\":", "\"code\":"]
+        .iter()
+        .filter_map(|key| head.find(key).map(|at| at + key.len()))
+        .min()
+        .and_then(|at| {
+            let digits: String = head[at..]
+                .trim_start()
+                .chars()
+                .take_while(|c| c.is_ascii_digit() || *c == '-')
+                .collect();
+            digits.parse().ok()
+        })
+        .unwrap_or(0)
 }
 
 fn family_name(f: Family) -> &'static str {
@@ -190,7 +217,7 @@ fn error_reply(status: u16, shape: Shape, e: &CcError, lang: Lang, rid: &str) ->
     Reply {
         status,
         body: envelope::render(shape, false, e.code, &e.render(lang), "null", rid),
-        code: e.code,
+        headers: None,
     }
 }
 
@@ -234,7 +261,7 @@ fn serve(shared: &Shared, mut req: tiny_http::Request) {
                     &url,
                     body,
                     reply.status,
-                    reply.code,
+                    reply_code(&reply.body),
                     trace.fault,
                 );
                 entry.truncated |= trace.body_len > body.len();
@@ -248,10 +275,13 @@ fn serve(shared: &Shared, mut req: tiny_http::Request) {
         }
     };
     let mut resp = tiny_http::Response::from_string(reply.body).with_status_code(reply.status);
-    for (k, v) in [
-        ("Content-Type", "application/json"),
-        ("X-Request-Id", rid.as_str()),
-    ] {
+    let headers = reply.headers.unwrap_or_else(|| {
+        vec![
+            ("Content-Type", "application/json".to_string()),
+            ("X-Request-Id", rid.clone()),
+        ]
+    });
+    for (k, v) in &headers {
         if let Ok(h) = tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()) {
             resp.add_header(h);
         }
@@ -325,7 +355,7 @@ fn handle(
                 return Reply {
                     status: 0,
                     body: String::new(),
-                    code: 0,
+                    headers: None,
                 };
             }
             if let Some((status, code, message)) = action.answer {
@@ -338,14 +368,18 @@ fn handle(
         }
     }
 
-    // Native routes need both identity headers, checked before the body is parsed (HTTP 500).
+    // Native routes: the JWT and the app (`auth.rs`), then both identity headers, checked
+    // before the body is parsed (HTTP 500).
     let native_identity = if family == Family::Native {
+        let jwt_user = match auth::native(&shared.gate, headers) {
+            Ok(user) => user,
+            Err(reply) => return reply,
+        };
         let Some(supplier) = headers.first(identity::SUPPLIER) else {
             let e = CcError::with(code::NOT_AUTH_ITEM, "owner_id");
             return error_reply(500, Shape::Native, &e, lang, rid);
         };
-        let Some(user) =
-            identity::jwt_user(headers).or_else(|| headers.first(identity::USER).map(String::from))
+        let Some(user) = jwt_user.or_else(|| headers.first(identity::USER).map(String::from))
         else {
             let e = CcError::with(code::NOT_AUTH_ITEM, "user");
             return error_reply(500, Shape::Native, &e, lang, rid);
@@ -363,10 +397,19 @@ fn handle(
     let (user, supplier) = match native_identity {
         Some(pair) => pair,
         None => {
+            // The ESB's or the gateway's checks (`auth.rs`); a user they vouch for wins.
+            let vouched = match family {
+                Family::Esb => auth::esb(&shared.gate, headers, body.as_ref().ok(), query),
+                _ => auth::gateway(&shared.gate, headers),
+            };
+            let vouched = match vouched {
+                Ok(user) => user,
+                Err(reply) => return reply,
+            };
             let from_body = body.as_ref().ok().and_then(identity::body_user);
-            let user = identity::gateway_user(headers)
+            let user = vouched
+                .or_else(|| identity::gateway_user(headers))
                 .or(from_body)
-                .or_else(|| identity::jwt_user(headers))
                 .or_else(|| headers.first(identity::USER).map(String::from))
                 .unwrap_or_else(|| "admin".to_string());
             let supplier = headers.first(identity::SUPPLIER).unwrap_or("0").to_string();
@@ -380,6 +423,18 @@ fn handle(
         rid: rid.to_string(),
         now_ms: crate::clock::now_ms(),
     };
+    if let Ok(body) = &body {
+        let asker = auth::Asker {
+            family,
+            shape,
+            user: &ctx.user,
+            lang,
+            rid,
+        };
+        if let Err(reply) = auth::permit(&shared.gate, &shared.store, route.op, body, &asker) {
+            return reply;
+        }
+    }
     let result = body.and_then(|body| {
         let input = Input { body, path_id };
         let _permit = shared.permits.acquire();
@@ -395,7 +450,7 @@ fn handle(
         Ok(data) => Reply {
             status: 200,
             body: envelope::render(shape, true, 0, "success", &data.0, rid),
-            code: 0,
+            headers: None,
         },
         Err(e) => error_reply(200, shape, &e, lang, rid),
     }

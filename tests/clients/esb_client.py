@@ -7,7 +7,8 @@ bodies, and would follow a redirect as a GET without body. So every check below 
 `client.cc.<operation>(data)` exactly as an application would, then inspects the JSON answer.
 
 Usage: python esb_client.py http://127.0.0.1:PORT   (a server started with `serve --memory
---admin`: the built-in demo dataset, business 7, raw service instance 30 on host 11, process 41).
+--admin --auth tests/clients/auth.json`: the built-in demo dataset, business 7, raw service instance
+30 on host 11, process 41).
 
 Between checks the script uses the test-double routes as an application's test suite would
 (README "Using it in your tests"): `POST /_cmdb/reset` where a check needs the seed,
@@ -28,7 +29,7 @@ import urllib.request
 from bkapi_component.open.client import Client
 
 APP_CODE = "cmdb-lite-ci"
-APP_SECRET = "not-checked"
+APP_SECRET = "ci-secret-for-tests-only"  # tests/clients/auth.json
 USERNAME = "alice"
 
 # The demo dataset (data/demo.json).
