@@ -60,6 +60,15 @@ pub const MAX_LIST_HOST_IDS: usize = 1000;
 pub const MAX_LABEL_BYTES: usize = 63;
 /// Bytes of a service-instance name (bk-cmdb `NameFieldMaxLength`).
 pub const MAX_SERVICE_INSTANCE_NAME_BYTES: usize = 256;
+/// Ids of `service_template_ids` / `bk_module_ids` in one `list_service_template_difference`
+/// (bk-cmdb's `maxIDLen`; its docs say 20, its code 100).
+pub const MAX_SYNC_STATUS_IDS: usize = 100;
+/// Modules in one `sync_service_template_to_service_instance` or
+/// `list_service_template_sync_status` (bk-cmdb has no limit: one sync is one transaction
+/// here, so its size is bounded).
+pub const MAX_SYNC_MODULES: usize = 1000;
+/// Characters (runes) of a service-category name (bk-cmdb `ServiceCategory.Validate`).
+pub const MAX_CATEGORY_NAME_RUNES: usize = 128;
 /// `import` prints a progress line on stderr after every so many processes.
 pub const IMPORT_PROGRESS_EVERY: usize = 100_000;
 /// `bench` defaults: seconds each scenario is measured, connections of the concurrent

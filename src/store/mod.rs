@@ -1227,6 +1227,9 @@ impl WriteTx {
     pub fn put_service_category(&mut self, c: &ServiceCategory) -> Result<(), CcError> {
         self.put_rec(SERVICE_CATEGORIES, c.id, c)
     }
+    pub fn delete_service_category(&mut self, id: i64) -> Result<(), CcError> {
+        self.del_rec(SERVICE_CATEGORIES, id)
+    }
 
     /// Inserts or replaces a service template and its indexes.
     pub fn put_service_template(&mut self, st: &ServiceTemplate) -> Result<(), CcError> {
