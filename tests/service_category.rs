@@ -141,8 +141,14 @@ fn create_refusals_in_order() {
     // A root may take a child's name, and a negative parent counts as a child.
     assert_eq!(create(&s, 7, "api", 0)["result"], true);
     duplicated(&s, "POST", CREATE, body(7, "api", -1), "api");
+    // A negative parent is stored as given, its own root.
+    let neg = create(&s, 7, "neg", -1);
+    let id = neg["data"]["id"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("{neg}"));
+    assert_eq!(neg, ok_native(record(7, id, "neg", id, -1)));
     // Failed requests take no id.
-    assert_eq!(create_id(&s, 7, "next", child), child + 2);
+    assert_eq!(create_id(&s, 7, "next", child), child + 3);
     json_error(&s, "POST", CREATE, &json!({"bk_biz_id": 7, "name": 5}));
 }
 
@@ -361,4 +367,36 @@ fn gateway_and_esb_routes() {
         json!({"result": false, "code": 1199019, "message": "未找到相关数据",
                "permission": null, "request_id": "rid-2", "data": null})
     );
+}
+
+#[test]
+fn check_is_clean_after_category_writes() {
+    let dir = TempDir::new("svccat-check");
+    let db = dir.join("cmdb.redb");
+    let mut s = Server::file(&db);
+    let web = create_id(&s, 7, "web", 0);
+    create_id(&s, 7, "leaf", web);
+    create_id(&s, 7, "neg", -1);
+    let gone = create_id(&s, 8, "gone", 0);
+    assert_eq!(
+        call(&s, "DELETE", DELETE, &json!({"id": gone}), false),
+        ok_native(Value::Null)
+    );
+    send_signal(&s.child, SIGTERM);
+    wait_exit(&mut s.child, std::time::Duration::from_secs(30)).expect("exit after SIGTERM");
+    let (code, out, err) = run_cli(&["check", "--db", db.to_str().unwrap()]);
+    assert_eq!(code, 0, "check: {out}{err}");
+    // The export imports again (a negative parent is not a dangling reference).
+    let (code, out, err) = run_cli(&["export", "--db", db.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let file = dir.join("export.json");
+    std::fs::write(&file, out).unwrap();
+    let db2 = dir.join("again.redb");
+    let (code, _, err) = run_cli(&[
+        "import",
+        file.to_str().unwrap(),
+        "--db",
+        db2.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "import: {err}");
 }

@@ -96,7 +96,8 @@ pub fn create(ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError> 
             id,
             name: name.clone(),
             bk_parent_id: parent,
-            bk_root_id: if parent == 0 { id } else { root },
+            // A root, a negative parent or a parent without a root: its own root.
+            bk_root_id: if root == 0 { id } else { root },
             bk_biz_id: biz,
         };
         tx.put_service_category(&c)?;
