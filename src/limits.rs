@@ -83,6 +83,9 @@ pub const BENCH_ROUNDS: usize = 3;
 pub const BENCH_SCALE_SMALL: usize = 10_000;
 pub const BENCH_SCALE_LARGE: usize = 1_000_000;
 pub const BENCH_PROCESSES_PER_INSTANCE: usize = 1_000;
+/// `bench`: hosts (so service instances) of the module its template-sync scenario syncs, each
+/// instance with one process per each of the template's 3 process templates.
+pub const BENCH_SYNC_INSTANCES: usize = 1_000;
 /// Seconds a graceful shutdown (SIGTERM, SIGINT) waits for the requests in progress.
 pub const SHUTDOWN_GRACE_SECS: u64 = 10;
 /// Times a read runs when the database file fails under it and is reopened (store::Store::read).
