@@ -370,12 +370,10 @@ pub fn sync(ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError> {
     }
 }
 
-/// A refusal of the sync's own rules, as opposed to a failing store.
+/// A refusal of the sync's own rules, as opposed to a failing store (which fails the request).
 fn is_business_error(e: &CcError) -> bool {
-    !matches!(
-        e.code,
-        code::DB_SELECT | code::DB_INSERT | code::DB_UPDATE | code::INTERNAL
-    )
+    use crate::error::code::{DB_INSERT, DB_SELECT, DB_UPDATE};
+    !matches!(e.code, DB_SELECT | DB_INSERT | DB_UPDATE)
 }
 
 /// The host sub-tasks of one module's sync (spec 2.3 steps 1 to 6), all hosts in one go. The
