@@ -576,3 +576,41 @@ fn gateway_and_esb_routes() {
     );
     assert_eq!(instances(&s).len(), 2);
 }
+
+#[test]
+fn a_deleted_instance_is_a_difference_and_a_sync_makes_it_again() {
+    let dir = TempDir::new("tplsync4");
+    let s = start(&dir);
+    sync(&s, json!([22]));
+    let made = instances(&s);
+    assert_eq!(made.len(), 3);
+    assert_eq!(
+        ok(
+            &s,
+            "DELETE",
+            "/api/v3/deletemany/proc/service_instance",
+            &json!({"bk_biz_id": 7, "service_instance_ids": [made[1].0]})
+        ),
+        Value::Null
+    );
+    // Two instances for three hosts.
+    assert!(needs(&s));
+    // A sync naming the module under another business, or another template, changes nothing.
+    let r = call(
+        &s,
+        "PUT",
+        SYNC,
+        &json!({"bk_biz_id": 8, "service_template_id": 9, "bk_module_ids": [22]}),
+        false,
+    );
+    assert_eq!(r, ok_native(Value::Null));
+    assert_eq!(instances(&s).len(), 2);
+    sync(&s, json!([22]));
+    let again = instances(&s);
+    assert_eq!(again.len(), 3);
+    let host12 = again.iter().find(|(_, h, _)| *h == 12).unwrap();
+    assert!(host12.0 > made[2].0, "a new id: {again:?}");
+    assert_eq!(host12.2, "192.168.10.12_nginx_80");
+    assert!(!needs(&s));
+    stop_and_check(s, &dir);
+}
