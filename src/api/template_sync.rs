@@ -16,11 +16,10 @@ use crate::domain::decode;
 use crate::domain::process::{self, ServerFields};
 use crate::domain::process_update;
 use crate::domain::service_instance as si_rules;
-use crate::domain::template_process::HostIps;
-use crate::domain::template_sync::{self, ModuleState, ProcRef, TemplateRef};
+use crate::domain::template_sync::{self, ModuleCounts, ProcRef, TemplateRef};
 use crate::error::{Arg, CcError, code};
 use crate::limits::{MAX_SYNC_MODULES, MAX_SYNC_STATUS_IDS};
-use crate::store::records::{Host, Kind, Module, ProcessTemplate, Relation, ServiceInstance};
+use crate::store::records::{Kind, Module, ProcessTemplate, Relation, ServiceInstance};
 use crate::store::{ReadTx, Store, WriteTx};
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -50,14 +49,9 @@ fn templates_of(tx: &ReadTx, st: i64, biz: Option<i64>) -> Result<Vec<ProcessTem
     Ok(out)
 }
 
-/// One service instance as need_sync reads it: its host and processes.
-struct InstanceData {
-    host: Option<Host>,
-    procs: Vec<(i64, i64, Map<String, Value>)>,
-}
-
 /// `need_sync` of `module` (bound to template `st` of business `biz`, already checked by the
-/// caller's query): spec 2.2 "per module".
+/// caller's query): spec 2.2 "per module". Instances are read one at a time and the first that
+/// differs ends the search, so memory does not grow with the module.
 fn module_needs_sync(
     tx: &ReadTx,
     biz: i64,
@@ -68,23 +62,27 @@ fn module_needs_sync(
     let st = module.service_template_id;
     let mut instances = Vec::new();
     for si_id in tx.service_instance_ids_of_module(module.bk_module_id)? {
-        let Some(si) = tx.service_instance(si_id)? else {
-            continue;
-        };
-        if si.bk_biz_id != biz || si.service_template_id != st {
-            continue;
+        if let Some(si) = tx.service_instance(si_id)?
+            && si.bk_biz_id == biz
+            && si.service_template_id == st
+        {
+            instances.push((si.id, si.bk_host_id));
         }
-        let mut procs = Vec::new();
-        for pid in tx.process_ids_of(si.id)? {
-            let (Some(rel), Some(map)) = (tx.relation(pid)?, tx.process(pid)?) else {
-                return Err(CcError::invalid("bk_process_id"));
-            };
-            procs.push((pid, rel.process_template_id, map));
-        }
-        instances.push(InstanceData {
-            host: tx.host(si.bk_host_id)?,
-            procs,
-        });
+    }
+    let hosts = if module.bk_biz_id == biz {
+        module.hosts.iter().collect::<BTreeSet<_>>().len()
+    } else {
+        0
+    };
+    let counts = ModuleCounts {
+        module_name: &module.bk_module_name,
+        template_name,
+        hosts,
+        templates: templates.len(),
+        instances: instances.len(),
+    };
+    if let Some(need) = template_sync::module_needs_sync_by_counts(&counts) {
+        return Ok(need);
     }
     let refs: Vec<TemplateRef> = templates
         .iter()
@@ -93,33 +91,34 @@ fn module_needs_sync(
             property: &pt.property,
         })
         .collect();
-    let inst_refs: Vec<(Option<HostIps>, Vec<ProcRef>)> = instances
-        .iter()
-        .map(|i| {
-            let procs = i
-                .procs
-                .iter()
-                .map(|(id, template_id, map)| ProcRef {
-                    id: *id,
-                    template_id: *template_id,
-                    map,
-                })
-                .collect();
-            (i.host.as_ref().map(host_ips), procs)
-        })
-        .collect();
-    let hosts = if module.bk_biz_id == biz {
-        module.hosts.iter().collect::<BTreeSet<_>>().len()
-    } else {
-        0
-    };
-    Ok(template_sync::module_needs_sync(&ModuleState {
-        module_name: &module.bk_module_name,
-        template_name,
-        hosts,
-        templates: &refs,
-        instances: &inst_refs,
-    }))
+    let mut any_process = false;
+    for (si, host_id) in instances {
+        let mut procs = Vec::new();
+        for pid in tx.process_ids_of(si)? {
+            let (Some(rel), Some(map)) = (tx.relation(pid)?, tx.process(pid)?) else {
+                return Err(CcError::invalid("bk_process_id"));
+            };
+            procs.push((pid, rel.process_template_id, map));
+        }
+        any_process |= !procs.is_empty();
+        let proc_refs: Vec<ProcRef> = procs
+            .iter()
+            .map(|(id, template_id, map)| ProcRef {
+                id: *id,
+                template_id: *template_id,
+                map,
+            })
+            .collect();
+        let host = tx.host(host_id)?;
+        if template_sync::instance_needs_sync(
+            &refs,
+            &proc_refs,
+            host.as_ref().map(host_ips).as_ref(),
+        ) {
+            return Ok(true);
+        }
+    }
+    Ok(!any_process)
 }
 
 /// `need_sync` of each module in `modules` (all of business `biz`, bound to a template), by

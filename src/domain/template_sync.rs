@@ -162,49 +162,53 @@ pub fn process_differs(
     }) || bind_info_differs(property, process, host)
 }
 
-/// What bk-cmdb knows of a module when it decides `need_sync` (spec 2.2, "per module").
-pub struct ModuleState<'a> {
+/// What bk-cmdb knows of a module before it reads any process (spec 2.2, "per module").
+pub struct ModuleCounts<'a> {
     pub module_name: &'a str,
     pub template_name: &'a str,
     /// Hosts in the module.
     pub hosts: usize,
-    /// The template's process templates.
-    pub templates: &'a [TemplateRef<'a>],
-    /// The module's instances of the template: each instance's host and processes.
-    pub instances: &'a [(Option<HostIps<'a>>, Vec<ProcRef<'a>>)],
+    /// Process templates of the template.
+    pub templates: usize,
+    /// The module's instances of the template.
+    pub instances: usize,
 }
 
-/// A module's `need_sync`: the first rule that holds (spec 2.2).
-pub fn module_needs_sync(m: &ModuleState) -> bool {
+/// The rules of a module's `need_sync` that need no process: `Some` if they decide it.
+pub fn module_needs_sync_by_counts(m: &ModuleCounts) -> Option<bool> {
     if m.module_name != m.template_name {
-        return true;
+        return Some(true);
     }
-    if m.instances.is_empty() {
-        return m.hosts > 0 && !m.templates.is_empty();
+    if m.instances == 0 {
+        return Some(m.hosts > 0 && m.templates > 0);
     }
-    if m.templates.is_empty() || m.instances.len() != m.hosts {
-        return true;
+    if m.templates == 0 || m.instances != m.hosts {
+        return Some(true);
     }
-    if m.instances.iter().all(|(_, procs)| procs.is_empty()) {
-        return true;
-    }
-    let by_id: BTreeMap<i64, &Value> = m.templates.iter().map(|t| (t.id, t.property)).collect();
-    for (host, procs) in m.instances {
-        let mut seen = BTreeSet::new();
-        for p in procs {
-            let Some(property) = by_id.get(&p.template_id) else {
-                return true;
-            };
-            if process_differs(property, p.map, host.as_ref()) {
-                return true;
-            }
-            seen.insert(p.template_id);
-        }
-        if by_id.keys().any(|id| !seen.contains(id)) {
+    None
+}
+
+/// One instance's part of `need_sync`: a process whose template is not among `templates`
+/// (0 after a template delete included), a locked field that differs, or a template without a
+/// process in the instance. The caller adds the module's last rule: no process in any of its
+/// instances needs a sync too.
+pub fn instance_needs_sync(
+    templates: &[TemplateRef],
+    procs: &[ProcRef],
+    host: Option<&HostIps>,
+) -> bool {
+    let by_id: BTreeMap<i64, &Value> = templates.iter().map(|t| (t.id, t.property)).collect();
+    let mut seen = BTreeSet::new();
+    for p in procs {
+        let Some(property) = by_id.get(&p.template_id) else {
+            return true;
+        };
+        if process_differs(property, p.map, host) {
             return true;
         }
+        seen.insert(p.template_id);
     }
-    false
+    by_id.keys().any(|id| !seen.contains(id))
 }
 
 /// The rebuilt `bind_info` of a sync (`ExtractChangeInfoBindInfo`): one row per template row,
@@ -485,34 +489,56 @@ mod tests {
 
     #[test]
     fn module_rules_in_order() {
-        let prop = property();
-        let templates = [TemplateRef {
-            id: 10,
-            property: &prop,
-        }];
-        let p = process();
-        let inst = vec![(
-            Some(HOST),
-            vec![ProcRef {
-                id: 1,
-                template_id: 10,
-                map: &p,
-            }],
-        )];
-        let state = |name, hosts, templates, instances| ModuleState {
+        let counts = |name, hosts, templates, instances| ModuleCounts {
             module_name: name,
             template_name: "web",
             hosts,
             templates,
             instances,
         };
-        assert!(!module_needs_sync(&state("web", 1, &templates, &inst)));
-        assert!(module_needs_sync(&state("other", 1, &templates, &inst)));
-        assert!(module_needs_sync(&state("web", 2, &templates, &inst)));
-        assert!(module_needs_sync(&state("web", 1, &[], &inst)));
-        assert!(module_needs_sync(&state("web", 1, &templates, &[])));
-        assert!(!module_needs_sync(&state("web", 0, &templates, &[])));
-        let none = vec![(Some(HOST), vec![])];
-        assert!(module_needs_sync(&state("web", 1, &templates, &none)));
+        assert_eq!(module_needs_sync_by_counts(&counts("web", 1, 1, 1)), None);
+        assert_eq!(
+            module_needs_sync_by_counts(&counts("other", 1, 1, 1)),
+            Some(true)
+        );
+        assert_eq!(
+            module_needs_sync_by_counts(&counts("web", 2, 1, 1)),
+            Some(true)
+        );
+        assert_eq!(
+            module_needs_sync_by_counts(&counts("web", 1, 0, 1)),
+            Some(true)
+        );
+        assert_eq!(
+            module_needs_sync_by_counts(&counts("web", 1, 1, 0)),
+            Some(true)
+        );
+        assert_eq!(
+            module_needs_sync_by_counts(&counts("web", 0, 1, 0)),
+            Some(false)
+        );
+        assert_eq!(
+            module_needs_sync_by_counts(&counts("web", 1, 0, 0)),
+            Some(false)
+        );
+        let prop = property();
+        let templates = [TemplateRef {
+            id: 10,
+            property: &prop,
+        }];
+        let p = process();
+        let procs = [ProcRef {
+            id: 1,
+            template_id: 10,
+            map: &p,
+        }];
+        assert!(!instance_needs_sync(&templates, &procs, Some(&HOST)));
+        assert!(instance_needs_sync(&templates, &[], Some(&HOST)));
+        let orphan = [ProcRef {
+            id: 1,
+            template_id: 0,
+            map: &p,
+        }];
+        assert!(instance_needs_sync(&templates, &orphan, Some(&HOST)));
     }
 }
