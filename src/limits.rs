@@ -67,6 +67,11 @@ pub const MAX_SYNC_STATUS_IDS: usize = 100;
 /// `list_service_template_sync_status` (bk-cmdb has no limit: one sync is one transaction
 /// here, so its size is bounded).
 pub const MAX_SYNC_MODULES: usize = 1000;
+/// A template sync that writes more processes than this (hosts × process templates) runs in a
+/// write transaction holding the store alone instead of joining a group commit, whose undo log
+/// would copy every process it changes (about 1.2 KiB each): reads and writes wait for it, and
+/// memory stays bounded by redb's cache whatever the module's size.
+pub const MAX_SYNC_GROUPED_PROCESSES: usize = 5_000;
 /// Characters (runes) of a service-category name (bk-cmdb `ServiceCategory.Validate`).
 pub const MAX_CATEGORY_NAME_RUNES: usize = 128;
 /// `import` prints a progress line on stderr after every so many processes.

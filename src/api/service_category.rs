@@ -9,7 +9,7 @@ use crate::domain::decode;
 use crate::domain::page::{self, SortValue};
 use crate::domain::service_category::{Cat, create_clash, update_clash, valid_name};
 use crate::error::{CcError, code};
-use crate::store::records::{Kind, ServiceCategory};
+use crate::store::records::{Kind, Module, ServiceCategory, ServiceTemplate};
 use crate::store::{Store, WriteTx};
 use serde::Serialize;
 
@@ -58,7 +58,7 @@ fn cat(c: &ServiceCategory) -> Cat<'_> {
 
 fn all_categories(tx: &WriteTx) -> Result<Vec<ServiceCategory>, CcError> {
     let mut all = Vec::new();
-    tx.each_service_category(|_, c| {
+    tx.scan::<ServiceCategory>(|_, c| {
         all.push(c);
         Ok(true)
     })?;
@@ -71,7 +71,7 @@ pub fn create(ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError> 
     let biz = decode::int(obj, "bk_biz_id")?;
     let name = decode::string(obj, "name")?;
     let parent = decode::int(obj, "bk_parent_id")?;
-    let c = store.write(|tx| {
+    let c = store.write(move |tx| {
         if !valid_name(&name) {
             return Err(CcError::invalid("name"));
         }
@@ -112,7 +112,7 @@ pub fn update(_ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError>
     let obj = decode::body_object(&input.body)?;
     let id = decode::int(obj, "id")?;
     let name = decode::string(obj, "name")?;
-    let (c, supplier) = store.write(|tx| {
+    let (c, supplier) = store.write(move |tx| {
         let mut c = tx
             .service_category(id)?
             .ok_or_else(|| CcError::plain(code::NOT_FOUND))?;
@@ -142,12 +142,12 @@ pub fn update(_ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError>
 pub fn delete(_ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError> {
     let obj = decode::body_object(&input.body)?;
     let id = decode::int(obj, "id")?;
-    store.write(|tx| {
+    store.write(move |tx| {
         if tx.service_category(id)?.is_none() {
             return Err(CcError::plain(code::NOT_FOUND));
         }
         let mut child = false;
-        tx.each_service_category(|_, c| {
+        tx.scan::<ServiceCategory>(|_, c| {
             child = c.bk_parent_id == id;
             Ok(!child)
         })?;
@@ -155,12 +155,12 @@ pub fn delete(_ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError>
             return Err(CcError::plain(code::HAS_CHILD_NODE));
         }
         let mut used = false;
-        tx.each_service_template(|_, st| {
+        tx.scan::<ServiceTemplate>(|_, st| {
             used = st.service_category_id == id;
             Ok(!used)
         })?;
         if !used {
-            tx.each_module(|_, m| {
+            tx.scan::<Module>(|_, m| {
                 used = m.service_category_id == id;
                 Ok(!used)
             })?;
@@ -180,7 +180,7 @@ pub fn list(_ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError> {
     let biz = decode::int(obj, "bk_biz_id")?;
     let (found, supplier) = store.read(|tx| {
         let mut found: Vec<ServiceCategory> = Vec::new();
-        tx.each_service_category(|_, c| {
+        tx.scan::<ServiceCategory>(|_, c| {
             if c.bk_biz_id == biz || c.bk_biz_id == 0 {
                 found.push(c);
             }

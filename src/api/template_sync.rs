@@ -18,14 +18,14 @@ use crate::domain::process_update;
 use crate::domain::service_instance as si_rules;
 use crate::domain::template_sync::{self, ModuleCounts, ProcRef, TemplateRef};
 use crate::error::{Arg, CcError, code};
-use crate::limits::{MAX_SYNC_MODULES, MAX_SYNC_STATUS_IDS};
+use crate::limits::{MAX_SYNC_GROUPED_PROCESSES, MAX_SYNC_MODULES, MAX_SYNC_STATUS_IDS};
 use crate::store::records::{Kind, Module, ProcessTemplate, Relation, ServiceInstance};
 use crate::store::{ReadTx, Store, WriteTx};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// `ids` without repeats, in ascending order (MongoDB's `$in`).
 fn id_set(ids: &[i64]) -> Vec<i64> {
@@ -195,7 +195,7 @@ pub fn difference(_ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcEr
     let statuses = store.read(|tx| {
         let mut modules = Vec::new();
         if partial {
-            tx.each_module(|_, m| {
+            tx.scan::<Module>(|_, m| {
                 if m.bk_biz_id == biz && wanted.contains(&m.service_template_id) {
                     modules.push(m);
                 }
@@ -345,28 +345,63 @@ pub fn sync(ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError> {
     }
     let now = clock::format_ms(ctx.now_ms);
     let mut modules = id_set(&module_ids);
+    // A large sync holds the store alone: a group commit's undo log would keep a copy of every
+    // process it changes (memory growing with the module), a transaction of its own needs none.
+    let size = {
+        let modules = modules.clone();
+        store.read(move |tx| sync_size(tx, biz, st, &modules))?
+    };
+    let alone = size > MAX_SYNC_GROUPED_PROCESSES;
     // A failing module takes back the whole transaction; it is then left out and the rest run
     // again, so at most one run per module.
     loop {
-        let failed = Mutex::new(None);
-        let result = store.write(|tx| {
-            for &m in &modules {
-                if let Err(e) = sync_module(tx, ctx, &now, biz, st, m) {
-                    if let Ok(mut f) = failed.lock() {
-                        *f = Some(m);
+        let failed = Arc::new(Mutex::new(None));
+        let job = {
+            let (ctx, now, modules, failed) = (
+                ctx.clone(),
+                now.clone(),
+                modules.clone(),
+                Arc::clone(&failed),
+            );
+            move |tx: &mut WriteTx| {
+                for &m in &modules {
+                    if let Err(e) = sync_module(tx, &ctx, &now, biz, st, m) {
+                        if let Ok(mut f) = failed.lock() {
+                            *f = Some(m);
+                        }
+                        return Err(e);
                     }
-                    return Err(e);
                 }
+                Ok(())
             }
-            Ok(())
-        });
-        let failed = failed.into_inner().ok().flatten();
+        };
+        let result = if alone {
+            store.write_alone(job)
+        } else {
+            store.write(job)
+        };
+        let failed = failed.lock().ok().and_then(|f| *f);
         match (result, failed) {
             (Ok(()), _) => return Ok(Data::null()),
             (Err(e), Some(m)) if is_business_error(&e) => modules.retain(|x| *x != m),
             (Err(e), _) => return Err(e),
         }
     }
+}
+
+/// About how many processes a sync of `modules` writes: hosts times the template's process
+/// templates (at least one), per module of the business.
+fn sync_size(tx: &ReadTx, biz: i64, st: i64, modules: &[i64]) -> Result<usize, CcError> {
+    let templates = templates_of(tx, st, Some(biz))?.len().max(1);
+    let mut size = 0usize;
+    for &m in modules {
+        if let Some(module) = tx.module(m)?
+            && module.bk_biz_id == biz
+        {
+            size = size.saturating_add(module.hosts.len().saturating_mul(templates));
+        }
+    }
+    Ok(size)
 }
 
 /// A refusal of the sync's own rules, as opposed to a failing store (which fails the request).
