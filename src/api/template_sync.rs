@@ -19,7 +19,7 @@ use crate::domain::service_instance as si_rules;
 use crate::domain::template_sync::{self, ModuleCounts, ProcRef, TemplateRef};
 use crate::error::{Arg, CcError, code};
 use crate::limits::{MAX_SYNC_GROUPED_PROCESSES, MAX_SYNC_MODULES, MAX_SYNC_STATUS_IDS};
-use crate::store::records::{Kind, Module, ProcessTemplate, Relation, ServiceInstance};
+use crate::store::records::{Kind, Module, ProcessTemplate, Relation};
 use crate::store::{ReadTx, Store, WriteTx};
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -438,19 +438,20 @@ fn sync_module(
             templates.push(pt);
         }
     }
-    let mut instances: Vec<ServiceInstance> = Vec::new();
+    // (instance, host) only: a module may hold many thousands.
+    let mut instances: Vec<(i64, i64)> = Vec::new();
     for si_id in tx.service_instance_ids_of_module(module_id)? {
         if let Some(si) = tx.service_instance(si_id)?
             && si.bk_biz_id == biz
             && si.service_template_id == st
             && hosts.contains(&si.bk_host_id)
         {
-            instances.push(si);
+            instances.push((si.id, si.bk_host_id));
         }
     }
     // 1. Hosts without an instance get one, made like create_service_instance makes it.
     if !templates.is_empty() {
-        let covered: BTreeSet<i64> = instances.iter().map(|si| si.bk_host_id).collect();
+        let covered: BTreeSet<i64> = instances.iter().map(|&(_, host)| host).collect();
         for &host in hosts.iter().filter(|h| !covered.contains(h)) {
             if module.service_template_id != st {
                 return Err(CcError::plain(code::MODULE_TEMPLATE_MISMATCH));
@@ -466,8 +467,8 @@ fn sync_module(
             property: &pt.property,
         })
         .collect();
-    for si in &instances {
-        sync_instance(tx, ctx, now, si, &refs)?;
+    for (si, host) in instances {
+        sync_instance(tx, ctx, now, biz, si, host, &refs)?;
     }
     Ok(())
 }
@@ -477,14 +478,16 @@ fn sync_instance(
     tx: &mut WriteTx,
     ctx: &Ctx,
     now: &str,
-    si: &ServiceInstance,
+    biz: i64,
+    si: i64,
+    host_id: i64,
     templates: &[TemplateRef],
 ) -> Result<(), CcError> {
-    let host = tx.host(si.bk_host_id)?;
+    let host = tx.host(host_id)?;
     let ips = host.as_ref().map(host_ips);
     let mut procs = Vec::new();
     let mut relations = BTreeMap::new();
-    for pid in tx.process_ids_of(si.id)? {
+    for pid in tx.process_ids_of(si)? {
         let (Some(rel), Some(map)) = (tx.relation(pid)?, tx.process(pid)?) else {
             return Err(CcError::invalid("bk_process_id"));
         };
@@ -505,7 +508,7 @@ fn sync_instance(
         tx.delete_process(*pid)?;
     }
     if plan.remove_instance {
-        tx.delete_service_instance(si.id)?;
+        tx.delete_service_instance(si)?;
         return Ok(());
     }
     // 4. Update, through the generic process update's validation and uniqueness.
@@ -526,8 +529,8 @@ fn sync_instance(
     // 5. A process for every template the instance lacks.
     let failed = || CcError::plain(code::SYNC_BY_TEMPLATE_FAILED);
     let fields = ServerFields {
-        biz_id: si.bk_biz_id,
-        service_instance_id: si.id,
+        biz_id: biz,
+        service_instance_id: si,
         supplier: &ctx.supplier,
         user: &ctx.user,
         now,
@@ -538,8 +541,8 @@ fn sync_instance(
         };
         let built = si_rules::instantiate(
             t.property,
-            si.bk_biz_id,
-            si.id,
+            biz,
+            si,
             &ctx.supplier,
             now,
             &ips.unwrap_or_default(),
@@ -552,11 +555,11 @@ fn sync_instance(
             return Err(failed());
         }
         let rel = Relation {
-            bk_biz_id: si.bk_biz_id,
+            bk_biz_id: biz,
             bk_process_id: pid,
-            service_instance_id: si.id,
+            service_instance_id: si,
             process_template_id: ptid,
-            bk_host_id: si.bk_host_id,
+            bk_host_id: host_id,
             bk_supplier_account: ctx.supplier.clone(),
         };
         tx.put_process(pid, &map, &rel)?;
