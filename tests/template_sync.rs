@@ -614,3 +614,67 @@ fn a_deleted_instance_is_a_difference_and_a_sync_makes_it_again() {
     assert!(!needs(&s));
     stop_and_check(s, &dir);
 }
+
+#[test]
+fn under_auth_a_sync_needs_edit_biz_service_instance() {
+    let dir = TempDir::new("tplsync-auth");
+    let file = dir.join("auth.json");
+    std::fs::write(
+        &file,
+        json!({"apps": [{"bk_app_code": "ci", "bk_app_secret": "s3cret"}],
+               "users": [
+                   {"bk_username": "ops", "grants": [
+                       {"bk_biz_id": 7, "actions": ["edit_biz_service_instance"]}]},
+                   {"bk_username": "viewer", "grants": []}]})
+        .to_string(),
+    )
+    .unwrap();
+    let s = Server::start(&["--memory", "--auth", file.to_str().unwrap()]);
+    let esb = |user: &str, name: &str, body: Value| -> Value {
+        let auth = json!({"bk_app_code": "ci", "bk_app_secret": "s3cret", "bk_username": user})
+            .to_string();
+        let r = s.request(
+            "POST",
+            &format!("/api/c/compapi/v2/cc/{name}/"),
+            &[
+                ("X-Bkapi-Authorization", auth.as_str()),
+                ("X-Bkcmdb-Language", "en"),
+            ],
+            body.to_string().as_bytes(),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.json()
+    };
+    let sync = json!({"bk_biz_id": 7, "service_template_id": 9, "bk_module_ids": [22]});
+    // Reads need nothing.
+    let r = esb(
+        "viewer",
+        "list_service_template_difference",
+        json!({"bk_biz_id": 7, "bk_module_ids": [22]}),
+    );
+    assert_eq!(r["result"], true, "{r}");
+    let r = esb(
+        "viewer",
+        "sync_service_template_to_service_instance",
+        sync.clone(),
+    );
+    assert_eq!(r["code"], 9900403, "{r}");
+    assert_eq!(
+        r["permission"]["actions"][0]["id"], "edit_biz_service_instance",
+        "{r}"
+    );
+    let r = esb("ops", "sync_service_template_to_service_instance", sync);
+    assert_eq!(r["result"], true, "{r}");
+    assert_eq!(r["data"], Value::Null);
+    // Category writes need the category actions, which ops does not have.
+    let r = esb(
+        "ops",
+        "create_service_category",
+        json!({"bk_biz_id": 7, "name": "x"}),
+    );
+    assert_eq!(r["code"], 9900403, "{r}");
+    assert_eq!(
+        r["permission"]["actions"][0]["id"], "create_biz_service_category",
+        "{r}"
+    );
+}
