@@ -3,6 +3,9 @@
 //! - `crash_cycles`: the real binary on a database file, several keep-alive writers, SIGKILL at
 //!   a random moment, restart, verify; `CMDB_CRASH_CYCLES` cycles (default 20),
 //!   `CMDB_CRASH_SEED` replays a run (the seed is printed).
+//! - `crash_during_syncs_of_100_instances`: SIGKILL while a client changes a process template and
+//!   syncs a module of 100 hosts again and again; after each restart every instance is at one
+//!   generation (`CMDB_SYNC_CRASH_CYCLES` cycles, default 6).
 //! - Graceful shutdown on SIGTERM and SIGINT: in-flight requests answered, new connections
 //!   refused, exit 0, and a file that needs no repair on the next open.
 //! - The id rules after a crash, a failed batch and an import with `sequences`.
