@@ -727,8 +727,12 @@ const SYNC_HOSTS: std::ops::RangeInclusive<i64> = 100..=199;
 
 /// The demo plus hosts 100..=199, all in module 22 (template 9), renamed after its template.
 fn write_sync_seed(dir: &TempDir) -> PathBuf {
+    write_sync_seed_with(dir, SYNC_HOSTS)
+}
+
+fn write_sync_seed_with(dir: &TempDir, hosts: std::ops::RangeInclusive<i64>) -> PathBuf {
     let mut ds = demo_dataset();
-    for h in SYNC_HOSTS {
+    for h in hosts.clone() {
         ds["hosts"].as_array_mut().unwrap().push(json!({
             "bk_host_id": h, "bk_host_innerip": format!("10.0.{}.{}", h / 256, h % 256),
             "bk_host_outerip": "", "bk_host_innerip_v6": "", "bk_host_outerip_v6": "",
@@ -737,7 +741,7 @@ fn write_sync_seed(dir: &TempDir) -> PathBuf {
     for m in ds["modules"].as_array_mut().unwrap() {
         if m["bk_module_id"] == 22 {
             m["bk_module_name"] = json!("tpl-web");
-            m["hosts"] = json!(SYNC_HOSTS.collect::<Vec<_>>());
+            m["hosts"] = json!(hosts.clone().collect::<Vec<_>>());
         }
     }
     let path = dir.join("sync-seed.json");
@@ -915,4 +919,67 @@ fn crash_during_syncs_of_100_instances() {
          absent {absent_in_doubt} times; half-applied 0 ({acked_syncs} cycles with a sync acked)",
         SYNC_HOSTS.count()
     );
+}
+
+/// Service instances of module 22.
+fn instance_count(srv: &Server) -> u64 {
+    let r = srv.native(
+        "/api/v3/findmany/proc/service_instance",
+        &json!({"bk_biz_id": BIZ, "bk_module_id": 22, "page": {"limit": 1}}),
+    );
+    r["data"]["count"].as_u64().unwrap_or_else(|| panic!("{r}"))
+}
+
+/// A sync large enough to hold the store alone (2,600 hosts × 2 process templates >
+/// `MAX_SYNC_GROUPED_PROCESSES`): killed while it runs, it is absent after the restart; run
+/// again, it is all there.
+#[test]
+fn crash_during_a_sync_that_holds_the_store_alone() {
+    let dir = TempDir::new("synccrash-alone");
+    let db = dir.join("cmdb.redb");
+    let hosts = 1000..=3599;
+    let seed = write_sync_seed_with(&dir, hosts.clone());
+    let srv = start(&db, &seed);
+    let addr = srv.addr.clone();
+    let answered = Arc::new(AtomicBool::new(false));
+    let client = {
+        let answered = Arc::clone(&answered);
+        std::thread::spawn(move || {
+            let mut conn = Conn::try_open(&addr).expect("connect");
+            let sync = json!({"bk_biz_id": BIZ, "service_template_id": 9, "bk_module_ids": [22]});
+            let r = conn.try_send(
+                "PUT",
+                "/api/v3/update/proc/service_instance/sync",
+                &NATIVE_EN,
+                sync.to_string().as_bytes(),
+            );
+            answered.store(r.is_some(), Ordering::SeqCst);
+        })
+    };
+    // The sync of 2,600 instances takes seconds; the kill lands inside it.
+    std::thread::sleep(Duration::from_millis(300));
+    srv.kill();
+    client.join().expect("the client failed");
+    let srv = start(&db, &seed);
+    let n = instance_count(&srv);
+    if answered.load(Ordering::SeqCst) {
+        eprintln!("the sync finished before the kill: nothing was tested half-way");
+        assert_eq!(n, hosts.clone().count() as u64);
+    } else {
+        assert_eq!(n, 0, "a half-applied sync after the restart");
+    }
+    let r = srv.native_method(
+        "PUT",
+        "/api/v3/update/proc/service_instance/sync",
+        &json!({"bk_biz_id": BIZ, "service_template_id": 9, "bk_module_ids": [22]}),
+    );
+    assert_eq!(r, ok_native(Value::Null));
+    assert_eq!(instance_count(&srv), hosts.count() as u64);
+    let d = srv.native(
+        "/api/v3/findmany/proc/service_template/sync_status/biz/7",
+        &json!({"bk_module_ids": [22]}),
+    );
+    assert_eq!(d["data"]["modules"][0]["need_sync"], json!(false), "{d}");
+    stop(srv);
+    check_clean(&db);
 }
