@@ -281,7 +281,11 @@ fn export(e: Export) -> Result<i32, String> {
 }
 
 fn check(c: Check) -> Result<i32, String> {
-    let store = open_existing(&c.db)?;
+    if !c.db.exists() {
+        return Err(format!("no database at {} (pass --db)", c.db.display()));
+    }
+    let cache = DEFAULT_CACHE_MIB.saturating_mul(1024 * 1024);
+    let store = Store::open_current(&c.db, cache).map_err(|e| e.to_string())?;
     let problems = store::check::run(&store).map_err(|e| e.to_string())?;
     if problems.is_empty() {
         println!("cmdb-lite: {} is clean", c.db.display());

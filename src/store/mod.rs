@@ -24,10 +24,12 @@
 
 pub mod check;
 pub mod codec;
+pub mod compact;
 pub mod floor;
 mod group;
 pub mod keys;
 pub mod layout;
+mod migrate;
 mod open;
 pub mod read;
 pub mod records;
@@ -183,8 +185,19 @@ impl Store {
         }
     }
 
-    /// Opens (creating if absent, with its folder) the database file at `path`.
+    /// Opens (creating if absent, with its folder) the database file at `path`, migrating a
+    /// store of an older schema version in place (`migrate.rs`).
     pub fn open(path: &Path, cache_bytes: usize) -> Result<Store, OpenError> {
+        Store::open_as(path, cache_bytes, true)
+    }
+
+    /// Opens an existing store of the current schema version only: an older one is refused
+    /// (`OpenError::Migratable`), untouched (`check`).
+    pub fn open_current(path: &Path, cache_bytes: usize) -> Result<Store, OpenError> {
+        Store::open_as(path, cache_bytes, false)
+    }
+
+    fn open_as(path: &Path, cache_bytes: usize, migrate: bool) -> Result<Store, OpenError> {
         let p = path.to_path_buf();
         if let Some(dir) = path.parent()
             && !dir.as_os_str().is_empty()
@@ -208,18 +221,18 @@ impl Store {
         // refused by the read-only open and checked again after the repairing open below.
         if std::fs::metadata(path).is_ok_and(|m| m.len() > 0) {
             match Database::builder().open_read_only(path) {
-                Ok(ro) => {
-                    if let Some(Err(e)) = open::verdict(&ro, path)? {
-                        return Err(e);
-                    }
-                }
+                Ok(ro) => match open::verdict(&ro, path)? {
+                    Some(Err(OpenError::Migratable(..))) if migrate => {}
+                    Some(Err(e)) => return Err(e),
+                    _ => {}
+                },
                 Err(redb::DatabaseError::DatabaseAlreadyOpen) => return Err(OpenError::InUse(p)),
                 Err(_) => {}
             }
         }
         let db = open::open_db(path, cache_bytes)?;
         let store = Store::with(db, Some((p.clone(), cache_bytes)));
-        store.init(&p)?;
+        store.init(&p, migrate)?;
         Ok(store)
     }
 
@@ -230,18 +243,22 @@ impl Store {
             .create_with_backend(redb::backends::InMemoryBackend::new())
             .map_err(|e| OpenError::Other(p.clone(), e.to_string()))?;
         let store = Store::with(db, None);
-        store.init(&p)?;
+        store.init(&p, false)?;
         Ok(store)
     }
 
-    /// Checks the meta table of an existing store, or lays out a new one.
-    fn init(&self, p: &Path) -> Result<(), OpenError> {
+    /// Checks the meta table of an existing store (migrating an older one if `migrate`), or
+    /// lays out a new one.
+    fn init(&self, p: &Path, migrate: bool) -> Result<(), OpenError> {
         let slot = self.slot.read().unwrap_or_else(PoisonError::into_inner);
         let db = slot.db.as_ref().expect("a store is created open");
-        if let Some(verdict) = open::verdict(&**db, p)? {
-            return verdict;
+        match open::verdict(&**db, p)? {
+            Some(Err(OpenError::Migratable(..))) if migrate => {
+                migrate::run(db, self.file.as_ref().map(|(path, _)| path.as_path()))
+            }
+            Some(verdict) => verdict,
+            None => open::lay_out(db, p),
         }
-        open::lay_out(db, p)
     }
 
     /// Runs `f` on a consistent snapshot. A read that meets a failure of the file (typically
