@@ -67,6 +67,9 @@ pub struct Serve {
     /// seconds a request body may take to arrive; later is HTTP 408 (default 120)
     #[argh(option, default = "BODY_TIMEOUT_SECS")]
     pub body_timeout_secs: u64,
+    /// serve the benchmark's floor instead of the API (for `cmdb-lite bench`; no seed)
+    #[argh(switch)]
+    pub floor: bool,
 }
 
 /// Load a dataset file into the store, all or nothing.
@@ -198,7 +201,7 @@ fn serve(s: Serve) -> Result<i32, String> {
         open(&s.db, s.cache_mib)?
     };
     let empty = store.read(|tx| tx.is_empty()).map_err(|e| e.to_string())?;
-    if empty {
+    if empty && !s.floor {
         match s.seed.as_deref() {
             Some("none") => {}
             Some(file) => {
@@ -217,6 +220,11 @@ fn serve(s: Serve) -> Result<i32, String> {
         language,
         read_timeout: std::time::Duration::from_secs(s.read_timeout_secs.max(1)),
         body_timeout: std::time::Duration::from_secs(s.body_timeout_secs),
+        floor: if s.floor {
+            Some(Arc::new(crate::bench::floor_shape()?))
+        } else {
+            None
+        },
     };
     let store = Arc::new(store);
     let server = http::Server::start(Arc::clone(&store), &config)?;
