@@ -117,6 +117,11 @@ pub fn encode_map(map: &Map<String, Value>) -> Vec<u8> {
     super::compact::encode(SCHEMA_VERSION, map)
 }
 
+/// Encodes a stored process map whose id is not known yet (see `compact::Split`).
+pub fn encode_map_split(map: &Map<String, Value>) -> super::compact::Split {
+    super::compact::encode_split(SCHEMA_VERSION, map)
+}
+
 /// Decodes a stored process map written by [`encode_map`].
 pub fn decode_map(bytes: &[u8]) -> Result<Map<String, Value>, CodecError> {
     super::compact::decode(body(bytes)?)

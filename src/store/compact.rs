@@ -168,6 +168,59 @@ pub fn encode(version: u8, map: &Map<String, Value>) -> Vec<u8> {
     out
 }
 
+/// The index of `bk_process_id` in [`PROCESS_KEYS`].
+const ID_INDEX: usize = 6;
+
+/// A process encoded without its id, before the id is known (on the request's thread): the
+/// bytes before and after the id's value. [`Split::with_id`] gives exactly what [`encode`]
+/// gives for the map with that id.
+#[derive(Clone, Debug)]
+pub struct Split {
+    head: Vec<u8>,
+    tail: Vec<u8>,
+}
+
+/// Encodes `map` behind `version` with its `bk_process_id` left out, to be filled in later.
+pub fn encode_split(version: u8, map: &Map<String, Value>) -> Split {
+    let mut present = 1u64 << ID_INDEX;
+    let mut others = 0u64;
+    for k in map.keys() {
+        match known(k) {
+            Some(i) => present |= 1 << i,
+            None => others += 1,
+        }
+    }
+    let mut head = Vec::with_capacity(128);
+    head.push(version);
+    put_varint(&mut head, present);
+    let mut tail = Vec::with_capacity(256);
+    for (i, key) in PROCESS_KEYS.iter().enumerate() {
+        if let Some(v) = map.get(*key)
+            && i != ID_INDEX
+        {
+            put_value(if i < ID_INDEX { &mut head } else { &mut tail }, v);
+        }
+    }
+    put_varint(&mut tail, others);
+    for (k, v) in map.iter().filter(|(k, _)| known(k).is_none()) {
+        put_str(&mut tail, k);
+        put_value(&mut tail, v);
+    }
+    Split { head, tail }
+}
+
+impl Split {
+    /// The encoded process with `bk_process_id` = `pid`.
+    pub fn with_id(&self, pid: i64) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.head.len() + self.tail.len() + 10);
+        out.extend_from_slice(&self.head);
+        out.push(INT);
+        put_varint(&mut out, zigzag(pid));
+        out.extend_from_slice(&self.tail);
+        out
+    }
+}
+
 /// A reader over encoded bytes.
 struct Reader<'a> {
     b: &'a [u8],
@@ -431,6 +484,19 @@ mod tests {
             String::from_utf8(out).unwrap(),
             serde_json::to_string(&map).unwrap()
         );
+    }
+
+    #[test]
+    fn a_split_encoding_with_its_id_is_the_encoding() {
+        let v = json!({"bk_process_id": 0, "auto_start": false, "bk_biz_id": 3, "zz": [1],
+                       "user": "u", "work_path": null, "create_time": "2026-01-02T03:04:05Z"});
+        let mut map = v.as_object().unwrap().clone();
+        let split = encode_split(2, &map);
+        for pid in [1, 127, 128, 1 << 40, i64::MAX] {
+            map.insert("bk_process_id".into(), Value::from(pid));
+            assert_eq!(split.with_id(pid), encode(2, &map), "pid {pid}");
+        }
+        assert_eq!(PROCESS_KEYS[ID_INDEX], "bk_process_id");
     }
 
     #[test]

@@ -51,7 +51,7 @@ pub use keys::ProcKey;
 pub use open::OpenError;
 pub use read::{ReadTx, Tx};
 pub use typed::Record;
-pub use write::WriteTx;
+pub use write::{NewProcess, WriteTx};
 
 /// The store: one redb database, reopened in place after an I/O failure.
 pub struct Store {
@@ -604,6 +604,49 @@ mod tests {
                 };
                 assert_eq!(tx.process_with_key(&func)?, Some(1));
                 assert_eq!(tx.relation(1)?.map(|r| r.service_instance_id), Some(11));
+                Ok(())
+            })
+            .unwrap();
+    }
+
+    /// `insert_processes` takes ids in order, refuses a key held by a stored process or by an
+    /// earlier process of the same call, and a failing request takes all of it back.
+    #[test]
+    fn insert_processes_checks_keys_and_rolls_back_whole() {
+        let store = Store::memory().unwrap();
+        store
+            .write(move |tx| tx.put_process(1, &proc_map(10, "a"), &rel(1, 10)))
+            .unwrap();
+        store
+            .write(move |tx| tx.raise_sequence(Kind::Process, 1))
+            .unwrap();
+        let results = store
+            .write(move |tx| {
+                let maps = [proc_map(10, "b"), proc_map(10, "a"), proc_map(10, "b")];
+                tx.insert_processes(maps.into_iter().map(NewProcess::new).collect(), &rel(0, 10))
+            })
+            .unwrap();
+        let name = |n: &str| ProcKey::Name {
+            si: 10,
+            name: n.into(),
+        };
+        assert_eq!(results, vec![Ok(2), Err(name("a")), Err(name("b"))]);
+        let failed = store.write(move |tx| {
+            let maps = [proc_map(10, "c"), proc_map(11, "d")];
+            tx.insert_processes(maps.into_iter().map(NewProcess::new).collect(), &rel(0, 10))?;
+            Err::<(), _>(CcError::plain(code::NOT_FOUND))
+        });
+        assert!(failed.is_err());
+        store
+            .read(|tx| {
+                assert_eq!(tx.process_ids_of(10)?, [1, 2]);
+                assert_eq!(tx.sequence(Kind::Process)?, 4);
+                assert_eq!(owner(tx, 10, "b"), Some(2));
+                assert_eq!(owner(tx, 10, "c"), None);
+                assert!(!tx.has_process(5)? && tx.relation(5)?.is_none());
+                let p2 = tx.process(2)?.expect("process 2");
+                assert_eq!(p2["bk_process_id"], 2);
+                assert_eq!(tx.relation(2)?.map(|r| r.bk_process_id), Some(2));
                 Ok(())
             })
             .unwrap();
