@@ -90,3 +90,10 @@ pub const MIGRATION_CHUNK: usize = 1_024;
 /// Free bytes a migration wants beyond the size of the file itself (redb writes the new values
 /// beside the old ones until its commit frees them).
 pub const MIGRATION_SPARE_BYTES: u64 = 16 * 1024 * 1024;
+/// Bytes of a `--auth` file (apps, users and their grants).
+pub const MAX_AUTH_FILE_BYTES: usize = 1024 * 1024;
+/// Characters of an app code and of an app secret, as the API gateway limits them.
+pub const MAX_APP_CODE_CHARS: usize = 32;
+pub const MAX_APP_SECRET_CHARS: usize = 128;
+/// Bytes of an `X-Bkapi-JWT` token that is verified (the gateway's are under 1 KiB).
+pub const MAX_JWT_BYTES: usize = 16 * 1024;
