@@ -1,9 +1,10 @@
-//! `cmdb-lite bench`: throughput and latency of the real server, measured against the disk's
-//! floor in the same run (ARCHITECTURE.md, "Benchmark").
+//! `cmdb-lite bench`: throughput and latency of the real server, measured against two floors
+//! in the same run (README, "Benchmark").
 //!
-//! The floor is a raw redb durable commit loop with the records of a process create
-//! (`store::floor`). The server is this very binary, started as a child process on a file
-//! database in a temporary folder, seeded with a generated dataset, and driven over plain-TCP
+//! The floors are this binary's `serve --floor` (`store::floor`): the same HTTP stack writing
+//! only a process create's records, in the group commit or each request with a sync of its own.
+//! The server is this very binary too, started as a child process on a file database in a
+//! temporary folder, seeded with a generated dataset; both are driven over plain-TCP
 //! keep-alive HTTP/1.1 connections. Every figure that is compared is measured in the same run:
 //! the machine may be busy, so ratios count, absolute numbers do not.
 //!

@@ -50,7 +50,7 @@ pub fn create(ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError> 
     let now = clock::format_ms(ctx.now_ms);
     // Everything that needs no stored data runs here, before the request queues for the
     // writer: the writer only checks, takes ids and inserts.
-    let prepared = prepare(ctx, &now, biz, si_id, &items);
+    let prepared = prepare(ctx, &now, biz, si_id, items);
     let supplier = ctx.supplier.clone();
     let ids = store.write(move |tx| create_prepared(tx, &supplier, biz, si_id, prepared))?;
     Ok(Data::of(&ids))
@@ -62,7 +62,7 @@ pub fn create(ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError> 
 pub(crate) type Prepared = Vec<Option<Result<NewProcess, CcError>>>;
 
 /// Prepares `items` for [`create_prepared`]: pure, so it runs on the request's own thread.
-pub(crate) fn prepare(ctx: &Ctx, now: &str, biz: i64, si_id: i64, items: &[Item]) -> Prepared {
+pub(crate) fn prepare(ctx: &Ctx, now: &str, biz: i64, si_id: i64, items: Vec<Item>) -> Prepared {
     let fields = ServerFields {
         biz_id: biz,
         service_instance_id: si_id,
@@ -71,9 +71,9 @@ pub(crate) fn prepare(ctx: &Ctx, now: &str, biz: i64, si_id: i64, items: &[Item]
         now,
     };
     items
-        .iter()
+        .into_iter()
         .map(|item| {
-            let mut map = item.clone()?;
+            let mut map = item?;
             process::stamp_request_fields(&mut map, &fields);
             Some(process::validate_create(&mut map).map(|()| {
                 process::stamp_insert_fields(&mut map, 0, &fields);
@@ -96,7 +96,7 @@ pub(crate) fn create_in_tx(
     si_id: i64,
     items: &[Item],
 ) -> Result<Vec<i64>, CcError> {
-    let prepared = prepare(ctx, now, biz, si_id, items);
+    let prepared = prepare(ctx, now, biz, si_id, items.to_vec());
     create_prepared(tx, &ctx.supplier, biz, si_id, prepared)
 }
 
