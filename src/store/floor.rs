@@ -11,7 +11,10 @@ use super::records::{Kind, Relation};
 use super::tables::*;
 use super::{WriteTx, codec, write_err};
 use crate::error::CcError;
+use redb::{Database, Durability, ReadableTable};
 use serde_json::{Map, Value};
+use std::path::Path;
+use std::time::{Duration, Instant};
 
 /// The encoded values every floor record repeats.
 #[derive(Debug)]
@@ -58,4 +61,110 @@ pub fn insert(tx: &mut WriteTx, shape: &Shape, si: i64, n: usize) -> Result<Vec<
             .map_err(write_err)?;
     }
     Ok(ids)
+}
+
+/// The raw floor: a fresh database file for a commit loop of raw redb durable commits of
+/// these records, with no HTTP and no batching (the template-sync comparison of `bench`).
+pub struct Floor {
+    db: Database,
+    process: Vec<u8>,
+    relation: Vec<u8>,
+    si: i64,
+}
+
+/// What one loop measured.
+pub struct FloorRun {
+    pub commits: u64,
+    pub records: u64,
+    pub elapsed: Duration,
+    /// Each commit's duration (begin to durable), in microseconds.
+    pub latencies_us: Vec<u32>,
+}
+
+fn err(e: impl std::fmt::Display) -> String {
+    format!("floor: {e}")
+}
+
+impl Floor {
+    /// Creates the database at `path` (which must not exist) with the record shape of `process`
+    /// and `relation`.
+    pub fn create(
+        path: &Path,
+        cache_bytes: usize,
+        process: &Map<String, Value>,
+        relation: &Relation,
+    ) -> Result<Floor, String> {
+        let db = Database::builder()
+            .set_cache_size(cache_bytes)
+            .create(path)
+            .map_err(err)?;
+        let txn = db.begin_write().map_err(err)?;
+        {
+            txn.open_table(SEQUENCES).map_err(err)?;
+            txn.open_table(PROCESSES).map_err(err)?;
+            txn.open_table(RELATIONS).map_err(err)?;
+            txn.open_table(PROC_BY_SI).map_err(err)?;
+            txn.open_table(UNIQ_PROC_NAME).map_err(err)?;
+            txn.open_table(UNIQ_PROC_FUNC).map_err(err)?;
+        }
+        txn.commit().map_err(err)?;
+        Ok(Floor {
+            db,
+            process: codec::encode_map(process),
+            relation: super::Record::encode(relation),
+            si: relation.service_instance_id,
+        })
+    }
+
+    /// Commits `per_commit` records per transaction until `time` has passed or `max_commits`
+    /// commits are done.
+    pub fn run(
+        &self,
+        per_commit: usize,
+        time: Duration,
+        max_commits: u64,
+    ) -> Result<FloorRun, String> {
+        let start = Instant::now();
+        let mut latencies_us = Vec::new();
+        let mut commits = 0u64;
+        while commits < max_commits && start.elapsed() < time {
+            let t0 = Instant::now();
+            self.commit(per_commit)?;
+            latencies_us.push(u32::try_from(t0.elapsed().as_micros()).unwrap_or(u32::MAX));
+            commits += 1;
+        }
+        Ok(FloorRun {
+            commits,
+            records: commits * per_commit as u64,
+            elapsed: start.elapsed(),
+            latencies_us,
+        })
+    }
+
+    fn commit(&self, per_commit: usize) -> Result<(), String> {
+        let mut txn = self.db.begin_write().map_err(err)?;
+        txn.set_durability(Durability::Immediate).map_err(err)?;
+        {
+            let mut seq = txn.open_table(SEQUENCES).map_err(err)?;
+            let mut procs = txn.open_table(PROCESSES).map_err(err)?;
+            let mut rels = txn.open_table(RELATIONS).map_err(err)?;
+            let mut by_si = txn.open_table(PROC_BY_SI).map_err(err)?;
+            let mut names = txn.open_table(UNIQ_PROC_NAME).map_err(err)?;
+            let mut funcs = txn.open_table(UNIQ_PROC_FUNC).map_err(err)?;
+            let kind = Kind::Process.name();
+            for _ in 0..per_commit {
+                let pid = seq.get(kind).map_err(err)?.map_or(0, |v| v.value()) + 1;
+                seq.insert(kind, pid).map_err(err)?;
+                let name = format!("floor-{pid}");
+                procs.insert(pid, self.process.as_slice()).map_err(err)?;
+                rels.insert(pid, self.relation.as_slice()).map_err(err)?;
+                by_si.insert((self.si, pid), ()).map_err(err)?;
+                names.insert((self.si, name.as_str()), pid).map_err(err)?;
+                funcs
+                    .insert((self.si, name.as_str(), ""), pid)
+                    .map_err(err)?;
+            }
+        }
+        txn.commit().map_err(err)
+    }
 }
