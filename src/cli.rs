@@ -72,6 +72,9 @@ pub struct Serve {
     /// serve the test-double routes under /_cmdb/ (reset, load, requests, faults)
     #[argh(switch)]
     pub admin: bool,
+    /// serve the benchmark's floor instead of the API (for `cmdb-lite bench`; no seed)
+    #[argh(switch)]
+    pub floor: bool,
     /// apps, their secrets and users' permissions (JSON; README "Security"); reloaded on SIGHUP
     #[argh(option)]
     pub auth: Option<PathBuf>,
@@ -247,7 +250,7 @@ fn serve(s: Serve) -> Result<i32, String> {
     };
     let empty = store.read(|tx| tx.is_empty()).map_err(|e| e.to_string())?;
     let seed = seed::Seed::from_arg(s.seed.as_deref());
-    if empty {
+    if empty && !s.floor {
         seed::seed(&store, &seed).map_err(|e| format!("seed: {e}"))?;
     }
     let config = Config {
@@ -257,6 +260,11 @@ fn serve(s: Serve) -> Result<i32, String> {
         read_timeout: std::time::Duration::from_secs(s.read_timeout_secs.max(1)),
         body_timeout: std::time::Duration::from_secs(s.body_timeout_secs),
         admin: s.admin.then_some(seed),
+        floor: if s.floor {
+            Some(Arc::new(crate::bench::floor_shape()?))
+        } else {
+            None
+        },
         gate: gate.clone(),
     };
     let store = Arc::new(store);
@@ -376,7 +384,11 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 fn check(c: Check) -> Result<i32, String> {
-    let store = open_existing(&c.db)?;
+    if !c.db.exists() {
+        return Err(format!("no database at {} (pass --db)", c.db.display()));
+    }
+    let cache = DEFAULT_CACHE_MIB.saturating_mul(1024 * 1024);
+    let store = Store::open_current(&c.db, cache).map_err(|e| e.to_string())?;
     let problems = store::check::run(&store).map_err(|e| e.to_string())?;
     if problems.is_empty() {
         println!("cmdb-lite: {} is clean", c.db.display());

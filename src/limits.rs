@@ -114,6 +114,12 @@ pub const JOURNAL_MAX_BODY_BYTES: usize = 2048;
 pub const MAX_FAULTS: usize = 100;
 /// The longest delay a fault may add to an answer, in milliseconds.
 pub const MAX_FAULT_DELAY_MS: u64 = 60_000;
+/// Records the migration of a version-1 store reads at a time before rewriting them
+/// (`store/migrate.rs`): its memory stays that of one chunk whatever the store's size.
+pub const MIGRATION_CHUNK: usize = 1_024;
+/// Free bytes a migration wants beyond the size of the file itself (redb writes the new values
+/// beside the old ones until its commit frees them).
+pub const MIGRATION_SPARE_BYTES: u64 = 16 * 1024 * 1024;
 /// Bytes of a `--auth` file (apps, users and their grants).
 pub const MAX_AUTH_FILE_BYTES: usize = 1024 * 1024;
 /// Characters of an app code and of an app secret, as the API gateway limits them.

@@ -101,6 +101,7 @@ impl Builder {
             body_timeout: Duration::from_secs(BODY_TIMEOUT_SECS),
             admin: Some(self.seed.clone()),
             gate: Default::default(),
+            floor: None,
         };
         let server = Server::start(Arc::clone(&store), &config)?;
         Ok(TestServer {
