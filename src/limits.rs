@@ -17,6 +17,18 @@ pub const READ_TIMEOUT_SECS: u64 = 30;
 /// Seconds a whole request body may take to arrive after its headers; a body still incomplete
 /// then is answered with HTTP 408 (`serve --body-timeout-secs`).
 pub const BODY_TIMEOUT_SECS: u64 = 120;
+/// Default connections open at once (`serve --max-connections`): at the cap the connection idle
+/// longest is closed for a new one, and when all have a request in progress a new one gets 503.
+/// Each costs a descriptor and at most two threads (see ARCHITECTURE, "Bounds").
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// Open files `serve` keeps for itself beyond its connections (store, listener, log, signals),
+/// checked against `RLIMIT_NOFILE` at start.
+pub const FDS_RESERVED: usize = 64;
+/// Seconds a request head may take: from the connection's accept for its first request, from
+/// its first byte for later ones; beyond, the connection is closed (`serve --head-timeout-secs`).
+pub const HEAD_TIMEOUT_SECS: u64 = 10;
+/// Seconds between two log lines of the same refusal cause (the others are counted).
+pub const REFUSAL_LOG_INTERVAL_SECS: u64 = 10;
 /// Bytes read from a request body at a time.
 pub const BODY_READ_CHUNK_BYTES: usize = 64 * 1024;
 /// Default number of requests worked on at once (`serve --threads`).

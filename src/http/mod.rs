@@ -2,6 +2,7 @@
 //! identity from headers, body limits and deadlines, and the family's envelope around every
 //! answer. Only this module names tiny_http.
 
+pub mod conn_limit;
 pub mod envelope;
 pub mod identity;
 pub mod pool;
@@ -32,6 +33,10 @@ pub struct Config {
     pub read_timeout: Duration,
     /// How long a whole request body may take to arrive (`limits::BODY_TIMEOUT_SECS`).
     pub body_timeout: Duration,
+    /// Connections open at once (`limits::DEFAULT_MAX_CONNECTIONS`).
+    pub max_connections: usize,
+    /// How long a request head may take (`limits::HEAD_TIMEOUT_SECS`).
+    pub head_timeout: Duration,
 }
 
 /// A running server.
@@ -59,10 +64,18 @@ impl Server {
             .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
         inherit_timeouts(&listener, config.read_timeout)
             .map_err(|e| format!("cannot set socket timeouts: {e}"))?;
+        conn_limit::check_open_files(config.max_connections)?;
         let own = listener
             .try_clone()
             .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
-        let http = tiny_http::Server::from_listener(listener, None)
+        let log = conn_limit::event_log();
+        let options = conn_limit::options(
+            config.max_connections,
+            config.head_timeout,
+            config.language,
+            Arc::clone(&log),
+        );
+        let http = tiny_http::Server::from_listener_with(listener, None, options)
             .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
         let addr = http
             .server_addr()
@@ -76,8 +89,11 @@ impl Server {
             body_timeout: config.body_timeout,
         };
         let from = Arc::clone(&http);
+        // One thread per request in progress, and a connection has at most one at a time.
         let receivers = Receivers::start(
             config.threads,
+            config.max_connections.max(1) + config.threads,
+            log,
             move || from.recv().ok(),
             move |req| serve(&shared, req),
         )?;
@@ -149,6 +165,8 @@ fn inherit_timeouts(listener: &std::net::TcpListener, timeout: Duration) -> std:
 struct Reply {
     status: u16,
     body: String,
+    /// The request's body was read to its end.
+    body_read: bool,
 }
 
 fn shape_for(family: Family, headers: &Headers) -> Shape {
@@ -164,6 +182,7 @@ fn error_reply(status: u16, shape: Shape, e: &CcError, lang: Lang, rid: &str) ->
     Reply {
         status,
         body: envelope::render(shape, false, e.code, &e.render(lang), "null", rid),
+        body_read: true,
     }
 }
 
@@ -180,6 +199,7 @@ fn serve(shared: &Shared, mut req: tiny_http::Request) {
                     h.value.as_str().to_string(),
                 )
             })
+            .chain(req.non_ascii_headers().iter().cloned())
             .collect(),
     );
     let rid = identity::request_id(&headers);
@@ -187,6 +207,11 @@ fn serve(shared: &Shared, mut req: tiny_http::Request) {
     let deadline = started + shared.body_timeout;
     let reply = handle(shared, lang, &headers, &rid, &mut req, deadline);
     let mut resp = tiny_http::Response::from_string(reply.body).with_status_code(reply.status);
+    if !reply.body_read {
+        // The rest of the body is not read: the next request on this connection could not be
+        // found, so the connection closes after this answer.
+        resp = resp.with_connection_close();
+    }
     for (k, v) in [
         ("Content-Type", "application/json"),
         ("X-Request-Id", rid.as_str()),
@@ -220,11 +245,17 @@ fn handle(
                 code::UNKNOWN,
                 format!("method {method} is not allowed on {path}"),
             );
-            return error_reply(405, shape_for(f, headers), &e, lang, rid);
+            return unread_if_chunked(
+                headers,
+                error_reply(405, shape_for(f, headers), &e, lang, rid),
+            );
         }
         Resolved::NotFound(f) => {
             let e = CcError::raw(code::UNKNOWN, format!("no API at {method} {path}"));
-            return error_reply(404, shape_for(f, headers), &e, lang, rid);
+            return unread_if_chunked(
+                headers,
+                error_reply(404, shape_for(f, headers), &e, lang, rid),
+            );
         }
     };
     let shape = shape_for(family, headers);
@@ -233,7 +264,7 @@ fn handle(
             code::HTTP_READ_BODY,
             format!("request body exceeds {MAX_BODY_BYTES} bytes"),
         );
-        error_reply(413, shape, &e, lang, rid)
+        unread(error_reply(413, shape, &e, lang, rid))
     };
     if req.body_length().is_some_and(|n| n > MAX_BODY_BYTES) {
         return too_large();
@@ -243,11 +274,13 @@ fn handle(
         Err(BodyError::TooLarge) => return too_large(),
         Err(BodyError::TimedOut) => {
             crate::log!("cmdb-lite: {rid}: the body did not arrive in time");
-            return error_reply(408, shape, &CcError::plain(code::HTTP_READ_BODY), lang, rid);
+            let e = CcError::plain(code::HTTP_READ_BODY);
+            return unread(error_reply(408, shape, &e, lang, rid));
         }
         Err(BodyError::Failed(e)) => {
             crate::log!("cmdb-lite: {rid}: reading the body failed: {e}");
-            return error_reply(200, shape, &CcError::plain(code::HTTP_READ_BODY), lang, rid);
+            let e = CcError::plain(code::HTTP_READ_BODY);
+            return unread(error_reply(200, shape, &e, lang, rid));
         }
     };
 
@@ -308,8 +341,27 @@ fn handle(
         Ok(data) => Reply {
             status: 200,
             body: envelope::render(shape, true, 0, "success", &data.0, rid),
+            body_read: true,
         },
         Err(e) => error_reply(200, shape, &e, lang, rid),
+    }
+}
+
+/// A reply sent before the request's body was read to its end.
+fn unread(reply: Reply) -> Reply {
+    Reply {
+        body_read: false,
+        ..reply
+    }
+}
+
+/// A reply that leaves the body unread: a body of known length is drained by tiny_http (up to
+/// a bound, beyond which it closes the connection), a chunked one is not.
+fn unread_if_chunked(headers: &Headers, reply: Reply) -> Reply {
+    if headers.first(&["Transfer-Encoding"]).is_some() {
+        unread(reply)
+    } else {
+        reply
     }
 }
 

@@ -15,7 +15,15 @@ where
     reader: R,
     size: usize,
     last_read_signal: Sender<IoResult<()>>,
+    // cmdb-lite patch: called when the drain on drop gives up (see `DRAIN_MAX_BYTES`).
+    abandon: Option<Box<dyn FnOnce() + Send>>,
 }
+
+/// cmdb-lite patch: the most a drop drains of an unread body, and for how long (Go's net/http
+/// reads up to 256 KiB of a body its handler left, then closes the connection). Beyond either,
+/// `abandon` is called (it closes the connection, since the next request cannot be found).
+pub const DRAIN_MAX_BYTES: usize = 256 * 1024;
+pub const DRAIN_MAX_TIME: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl<R> EqualReader<R>
 where
@@ -28,9 +36,16 @@ where
             reader,
             size,
             last_read_signal: tx,
+            abandon: None,
         };
 
         (r, rx)
+    }
+
+    /// cmdb-lite patch: what to do when the drain on drop gives up.
+    pub fn on_abandon(mut self, f: Box<dyn FnOnce() + Send>) -> Self {
+        self.abandon = Some(f);
+        self
     }
 }
 
@@ -69,12 +84,23 @@ where
         // whole process when its body was left unread.
         let mut remaining_to_read = self.size;
         let mut buf = [0u8; 8192];
+        let started = std::time::Instant::now();
+        let mut drained = 0usize;
 
         while remaining_to_read > 0 {
+            if drained >= DRAIN_MAX_BYTES || started.elapsed() > DRAIN_MAX_TIME {
+                if let Some(f) = self.abandon.take() {
+                    f();
+                }
+                break;
+            }
             let want = remaining_to_read.min(buf.len());
             match self.reader.read(&mut buf[..want]) {
                 Err(e) => {
                     self.last_read_signal.send(Err(e)).ok();
+                    if let Some(f) = self.abandon.take() {
+                        f();
+                    }
                     break;
                 }
                 Ok(0) => {
@@ -83,6 +109,7 @@ where
                 }
                 Ok(other) => {
                     remaining_to_read -= other;
+                    drained += other;
                 }
             }
         }
