@@ -81,6 +81,10 @@ pub fn options(
                 "refused a connection (503): every connection has a request in progress",
                 &format!(" (--max-connections {max_connections})"),
             ),
+            tiny_http::Event::NoThread(err) => log.log(
+                "cannot start a thread for a new connection; closing the one idle longest for it",
+                &format!(": {err}"),
+            ),
             tiny_http::Event::RefusedNoThread(err) => log.log(
                 "refused a connection (503): cannot start a thread",
                 &format!(": {err}"),

@@ -21,6 +21,9 @@ use crate::connection::Connection;
 pub enum Event<'a> {
     /// A new connection was refused: every connection had a request in progress.
     RefusedBusy,
+    /// No thread could be started for a new connection: the connection idle longest is closed
+    /// so that its thread serves the new one.
+    NoThread(&'a std::io::Error),
     /// A new connection was refused: no thread could be started for it.
     RefusedNoThread(&'a std::io::Error),
     /// A refused connection was closed without an answer: the warden's queue was full.
@@ -89,7 +92,7 @@ pub(crate) struct Entry {
     /// Milliseconds since the registry's epoch (+1) when the head now awaited started to count
     /// against `head_timeout`; 0 when no head is being awaited under the deadline.
     head_since: AtomicU64,
-    /// Milliseconds since the epoch when the connection last became idle.
+    /// Microseconds since the epoch when the connection last became idle.
     idle_since: AtomicU64,
     closed: AtomicBool,
     registry: Arc<Registry>,
@@ -114,8 +117,12 @@ impl Entry {
     pub(crate) fn request_done(&self) {
         if self.active.fetch_sub(1, Ordering::SeqCst) == 1 {
             self.idle_since
-                .store(self.registry.now_ms(), Ordering::SeqCst);
+                .store(self.registry.now_us(), Ordering::SeqCst);
         }
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
     }
 
     /// After the answer now written: no further request is read, and the socket is closed
@@ -195,6 +202,10 @@ impl Registry {
         self.epoch.elapsed().as_millis() as u64
     }
 
+    fn now_us(&self) -> u64 {
+        self.epoch.elapsed().as_micros() as u64
+    }
+
     /// Connections registered now.
     pub(crate) fn len(&self) -> usize {
         lock(&self.entries).len()
@@ -209,7 +220,7 @@ impl Registry {
             let idlest = entries
                 .values()
                 .filter(|e| e.active.load(Ordering::SeqCst) == 0)
-                .min_by_key(|e| e.idle_since.load(Ordering::SeqCst))
+                .min_by_key(|e| (e.idle_since.load(Ordering::SeqCst), e.id))
                 .cloned();
             match idlest {
                 Some(e) => {
@@ -234,12 +245,33 @@ impl Registry {
             } else {
                 0
             }),
-            idle_since: AtomicU64::new(now),
+            idle_since: AtomicU64::new(self.now_us()),
             closed: AtomicBool::new(false),
             registry: Arc::clone(self),
         });
         entries.insert(entry.id, Arc::clone(&entry));
         Admission::Admitted(Registration(entry))
+    }
+
+    /// Closes the connection idle longest (other than `except`), if there is one: at the
+    /// connection cap, or when no thread could be started for a new connection (its thread
+    /// comes free).
+    pub(crate) fn evict_idlest(&self, except: &Entry) -> bool {
+        let mut entries = lock(&self.entries);
+        let idlest = entries
+            .values()
+            .filter(|e| e.id != except.id && e.active.load(Ordering::SeqCst) == 0)
+            .min_by_key(|e| (e.idle_since.load(Ordering::SeqCst), e.id))
+            .cloned();
+        match idlest {
+            Some(e) => {
+                entries.remove(&e.id);
+                e.close();
+                (self.options.events)(Event::EvictedIdle);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Hands a refused connection to the warden for its 503 (or closes it when the warden is
@@ -258,6 +290,32 @@ impl Registry {
 impl Entry {
     pub(crate) fn conn(&self) -> &Arc<Connection> {
         &self.conn
+    }
+}
+
+impl crate::util::DrainControl for Entry {
+    fn closing(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+
+    fn read_timeout(&self, t: Option<Duration>) -> Option<Duration> {
+        match &*self.conn {
+            Connection::Tcp(s) => {
+                let before = s.read_timeout().ok().flatten();
+                let _ = s.set_read_timeout(t);
+                before
+            }
+            #[cfg(unix)]
+            Connection::Unix(s) => {
+                let before = s.read_timeout().ok().flatten();
+                let _ = s.set_read_timeout(t);
+                before
+            }
+        }
+    }
+
+    fn abandon(&self) {
+        self.close();
     }
 }
 

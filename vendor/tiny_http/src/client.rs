@@ -117,6 +117,14 @@ impl ClientConnection {
                 }
             };
             if first && buf.is_empty() && !prev_byte_was_cr {
+                if self.registration.0.is_closed() {
+                    // The last answer closed the connection (`Connection: close`, an abandoned
+                    // drain, eviction): what follows is not read as a request.
+                    return Err(ReadError::ReadIoError(IoError::new(
+                        ErrorKind::ConnectionAborted,
+                        "connection closed",
+                    )));
+                }
                 self.registration.0.head_started();
             }
             if *budget == 0 {

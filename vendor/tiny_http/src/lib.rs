@@ -349,6 +349,7 @@ impl Server {
                     }
                 };
                 let conn = Arc::clone(registration.0.conn());
+                let registration_entry = Arc::clone(&registration.0);
                 let messages = inside_messages.clone();
                 let mut registration = Some(registration);
                 let task = Box::new(move || {
@@ -362,11 +363,33 @@ impl Server {
                         }
                     }
                 });
-                if let Err((e, task)) = tasks_pool.spawn(task) {
+                let entry = Arc::clone(&registration_entry);
+                drop(registration_entry);
+                let Err((e, task)) = tasks_pool.spawn(task) else {
+                    continue;
+                };
+                // No thread could start (a thread or memory limit): close the connection idle
+                // longest and give its thread, once free, this connection; if none is idle, or
+                // no thread comes free in time, this client is refused, not the server.
+                (options.events)(bounds::Event::NoThread(&e));
+                let mut error = e;
+                let mut task = Some(task);
+                if registry.evict_idlest(&entry) {
+                    for _ in 0..40 {
+                        thread::sleep(Duration::from_millis(5));
+                        let Some(t) = task.take() else { break };
+                        if let Err((e, back)) = tasks_pool.spawn(t) {
+                            error = e;
+                            task = Some(back);
+                        }
+                    }
+                }
+                if task.is_some() {
                     // The task (with the registration) is dropped unrun: the connection is
                     // answered 503 by the warden.
-                    (options.events)(bounds::Event::RefusedNoThread(&e));
+                    (options.events)(bounds::Event::RefusedNoThread(&error));
                     drop(task);
+                    drop(entry);
                     registry.refuse(conn);
                 }
             }

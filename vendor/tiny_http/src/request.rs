@@ -210,10 +210,7 @@ where
         } else {
             let (data_reader, _) = EqualReader::new(source_data, content_length); // TODO:
             let data_reader = match &in_progress {
-                Some(p) => {
-                    let entry = std::sync::Arc::clone(&p.0);
-                    data_reader.on_abandon(Box::new(move || entry.close()))
-                }
+                Some(p) => data_reader.with_control(std::sync::Arc::clone(&p.0) as _),
                 None => data_reader,
             };
             Box::new(FusedReader::new(data_reader)) as Box<dyn Read + Send + 'static>
