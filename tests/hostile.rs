@@ -617,3 +617,46 @@ fn an_unread_body_is_drained_under_a_bound_or_the_connection_closed() {
     assert!(raw.contains("\r\nConnection: close\r\n"), "{raw}");
     served_within(s.addr(), Duration::from_secs(5));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Id exhaustion
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn an_exhausted_id_sequence_has_its_own_code_and_is_logged() {
+    let dir = TempDir::new("id-exhausted");
+    let mut ds = demo_dataset();
+    ds["sequences"]["process"] = json!(i64::MAX);
+    let seed = dir.join("seed.json");
+    std::fs::write(&seed, ds.to_string()).unwrap();
+    let s = Logged::start(&[], &["--seed", seed.to_str().unwrap()]);
+    let before = s.server.list(7, 30);
+    let body = json!({"bk_biz_id": 7, "service_instance_id": 30, "processes": [
+        {"process_info": {"bk_process_name": "one-too-many", "bk_func_name": "p"}}]});
+    // bk-cmdb answers a failed NextSequence with CCErrCommGenerateRecordIDFailed.
+    for (headers, msg) in [
+        (&NATIVE_EN[..], "generate record id failed"),
+        (&NATIVE_ZH[..], "生成记录ID失败"),
+    ] {
+        let r = Conn::open(s.addr()).send(
+            "POST",
+            "/api/v3/create/proc/process_instance",
+            headers,
+            body.to_string().as_bytes(),
+        );
+        assert_eq!(r.status, 200);
+        assert_eq!(r.json(), err_native(1199058, msg), "{}", r.body);
+    }
+    assert_eq!(s.server.list(7, 30), before, "nothing written");
+    assert!(
+        s.log().contains("the id sequence of process is exhausted"),
+        "{}",
+        s.log()
+    );
+    // Other kinds still get ids.
+    let r = s.server.native(
+        "/api/v3/create/proc/service_template",
+        &json!({"bk_biz_id": 7, "name": "after-exhaustion", "service_category_id": 2}),
+    );
+    assert_eq!(r["result"], true, "{r}");
+}

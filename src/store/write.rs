@@ -147,9 +147,11 @@ impl WriteTx {
             .get(kind.name())
             .map_err(write_err)?
             .map_or(0, |v| v.value());
-        let next = last
-            .checked_add(1)
-            .ok_or_else(|| CcError::raw(code::DB_INSERT, "id sequence exhausted"))?;
+        // bk-cmdb answers a failed NextSequence with 1199058 (CCErrCommGenerateRecordIDFailed).
+        let Some(next) = last.checked_add(1) else {
+            crate::log!("cmdb-lite: the id sequence of {} is exhausted", kind.name());
+            return Err(CcError::plain(code::GENERATE_RECORD_ID));
+        };
         debug_assert!(next > last, "ids increase");
         let old = t
             .insert(kind.name(), next)
