@@ -7,8 +7,8 @@ use crate::error::Lang;
 use crate::http::{self, Config};
 use crate::limits::{
     BENCH_CONNECTIONS, BENCH_LIST_SIZE, BENCH_SCALE_LARGE, BENCH_SECS, BODY_TIMEOUT_SECS,
-    DEFAULT_CACHE_MIB, DEFAULT_MAX_CONNECTIONS, DEFAULT_THREADS, HEAD_TIMEOUT_SECS, MALLOC_ARENAS,
-    MAX_DATASET_BYTES, READ_TIMEOUT_SECS, SHUTDOWN_GRACE_SECS,
+    DEFAULT_BODY_MEMORY_MIB, DEFAULT_CACHE_MIB, DEFAULT_MAX_CONNECTIONS, DEFAULT_THREADS,
+    HEAD_TIMEOUT_SECS, MALLOC_ARENAS, MAX_DATASET_BYTES, READ_TIMEOUT_SECS, SHUTDOWN_GRACE_SECS,
 };
 use crate::signals;
 use crate::store::{self, Store};
@@ -74,6 +74,10 @@ pub struct Serve {
     /// seconds a request head may take to arrive; the connection is closed after (default 10)
     #[argh(option, default = "HEAD_TIMEOUT_SECS")]
     pub head_timeout_secs: u64,
+    /// memory for request bodies in flight in MiB, parsing included (default 32); beyond, requests wait
+    /// briefly, then get 503
+    #[argh(option, default = "DEFAULT_BODY_MEMORY_MIB")]
+    pub max_body_memory: usize,
 }
 
 /// Load a dataset file into the store, all or nothing.
@@ -226,6 +230,7 @@ fn serve(s: Serve) -> Result<i32, String> {
         body_timeout: std::time::Duration::from_secs(s.body_timeout_secs),
         max_connections: s.max_connections.max(1),
         head_timeout: std::time::Duration::from_secs(s.head_timeout_secs.max(1)),
+        max_body_memory: s.max_body_memory.max(1).saturating_mul(1024 * 1024),
     };
     let store = Arc::new(store);
     let server = http::Server::start(Arc::clone(&store), &config)?;

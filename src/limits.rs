@@ -27,6 +27,12 @@ pub const FDS_RESERVED: usize = 64;
 /// Seconds a request head may take: from the connection's accept for its first request, from
 /// its first byte for later ones; beyond, the connection is closed (`serve --head-timeout-secs`).
 pub const HEAD_TIMEOUT_SECS: u64 = 10;
+/// Default memory budget of request bodies in flight, in MiB (`serve --max-body-memory`): a body's
+/// bytes and then what parsing them costs (`http/budget.rs`) are held from it until the answer.
+/// It holds one body of the largest size (`MAX_BODY_BYTES`) with room to parse it.
+pub const DEFAULT_BODY_MEMORY_MIB: usize = 32;
+/// Milliseconds a request waits for room in the body budget before its 503.
+pub const BODY_MEMORY_WAIT_MILLIS: u64 = 2000;
 /// Seconds between two log lines of the same refusal cause (the others are counted).
 pub const REFUSAL_LOG_INTERVAL_SECS: u64 = 10;
 /// Bytes read from a request body at a time.

@@ -660,3 +660,75 @@ fn an_exhausted_id_sequence_has_its_own_code_and_is_logged() {
     );
     assert_eq!(r["result"], true, "{r}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Memory
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn thirty_two_large_bodies_at_once_stay_within_the_body_budget() {
+    // 32 clients at once, each sending a 15 MiB body: half a dense array of zeros (whose parse
+    // would cost 17 times the body), half one long string. Each is answered (a business error,
+    // 413 when its parse cannot fit the budget, or 503 when the budget stays full), and the
+    // server's peak RSS stays within its floor plus the budget plus the connections' buffers.
+    const MIB: u64 = 1024 * 1024;
+    let budget_mib = 32u64;
+    let s = Logged::start(&[], &["--threads", "4"]);
+    served_within(s.addr(), Duration::from_secs(10));
+    let floor_kb = s.status("VmHWM");
+    let size = 15 * MIB as usize;
+    let dense: Arc<Vec<u8>> = Arc::new({
+        let mut b = b"[".to_vec();
+        while b.len() < size - 2 {
+            b.extend_from_slice(b"0,");
+        }
+        b.extend_from_slice(b"0]");
+        b
+    });
+    let text: Arc<Vec<u8>> = Arc::new({
+        let mut b = b"[\"".to_vec();
+        b.resize(size - 2, b'a');
+        b.extend_from_slice(b"\"]");
+        b
+    });
+    let started = Instant::now();
+    let clients: Vec<_> = (0..32)
+        .map(|i| {
+            let body = if i % 2 == 0 {
+                Arc::clone(&dense)
+            } else {
+                Arc::clone(&text)
+            };
+            let addr = s.addr().to_string();
+            std::thread::spawn(move || {
+                let mut c = Conn::open(&addr);
+                c.try_send("POST", LIST, &NATIVE_EN, &body)
+                    .map(|r| (r.status, r.body))
+            })
+        })
+        .collect();
+    let mut statuses = std::collections::BTreeMap::new();
+    for t in clients {
+        let (status, body) = t.join().unwrap().expect("an answer");
+        if status == 200 {
+            assert!(body.contains(r#""result":false"#), "{body}");
+        } else {
+            assert!([413, 503].contains(&status), "{status} {body}");
+        }
+        *statuses.entry(status).or_insert(0) += 1;
+    }
+    let hwm_kb = s.status("VmHWM");
+    let bound_kb = floor_kb + budget_mib * 1024 + 32 * 256 + 8 * 1024;
+    println!(
+        "32 concurrent 15 MiB bodies in {:?}: statuses {statuses:?}; VmHWM {} MiB (floor {} MiB, \
+         bound floor + {budget_mib} MiB budget + 32 x 256 KiB + 8 MiB = {} MiB), VmRSS after {} MiB",
+        started.elapsed(),
+        hwm_kb / 1024,
+        floor_kb / 1024,
+        bound_kb / 1024,
+        s.status("VmRSS") / 1024
+    );
+    assert!(hwm_kb <= bound_kb, "peak {hwm_kb} kB over {bound_kb} kB");
+    assert!(statuses.contains_key(&413), "{statuses:?}");
+    served_within(s.addr(), Duration::from_secs(10));
+}

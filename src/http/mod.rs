@@ -2,6 +2,7 @@
 //! identity from headers, body limits and deadlines, and the family's envelope around every
 //! answer. Only this module names tiny_http.
 
+pub mod budget;
 pub mod conn_limit;
 pub mod envelope;
 pub mod identity;
@@ -37,6 +38,8 @@ pub struct Config {
     pub max_connections: usize,
     /// How long a request head may take (`limits::HEAD_TIMEOUT_SECS`).
     pub head_timeout: Duration,
+    /// Bytes of request bodies in flight, parsing included (`limits::DEFAULT_BODY_MEMORY_MIB`).
+    pub max_body_memory: usize,
 }
 
 /// A running server.
@@ -55,6 +58,8 @@ struct Shared {
     lang: Lang,
     permits: Permits,
     body_timeout: Duration,
+    budget: budget::Budget,
+    log: Arc<conn_limit::Throttled>,
 }
 
 impl Server {
@@ -87,6 +92,8 @@ impl Server {
             lang: config.language,
             permits: Permits::new(config.threads),
             body_timeout: config.body_timeout,
+            budget: budget::Budget::new(config.max_body_memory),
+            log: Arc::clone(&log),
         };
         let from = Arc::clone(&http);
         // One thread per request in progress, and a connection has at most one at a time.
@@ -167,6 +174,8 @@ struct Reply {
     body: String,
     /// The request's body was read to its end.
     body_read: bool,
+    /// A 503 that the client may retry after a second.
+    retry_after: bool,
 }
 
 fn shape_for(family: Family, headers: &Headers) -> Shape {
@@ -183,6 +192,7 @@ fn error_reply(status: u16, shape: Shape, e: &CcError, lang: Lang, rid: &str) ->
         status,
         body: envelope::render(shape, false, e.code, &e.render(lang), "null", rid),
         body_read: true,
+        retry_after: false,
     }
 }
 
@@ -207,6 +217,11 @@ fn serve(shared: &Shared, mut req: tiny_http::Request) {
     let deadline = started + shared.body_timeout;
     let reply = handle(shared, lang, &headers, &rid, &mut req, deadline);
     let mut resp = tiny_http::Response::from_string(reply.body).with_status_code(reply.status);
+    if reply.retry_after
+        && let Ok(h) = tiny_http::Header::from_bytes(&b"Retry-After"[..], &b"1"[..])
+    {
+        resp.add_header(h);
+    }
     if !reply.body_read {
         // The rest of the body is not read: the next request on this connection could not be
         // found, so the connection closes after this answer.
@@ -269,8 +284,50 @@ fn handle(
     if req.body_length().is_some_and(|n| n > MAX_BODY_BYTES) {
         return too_large();
     }
-    let raw = match read_body(req.as_reader(), deadline) {
+    // The body's bytes, then its parse, are held from the memory budget until the answer.
+    let until = Instant::now() + budget::wait();
+    let mut held = shared.budget.none();
+    let over_budget = |r: budget::Refused| match r {
+        budget::Refused::Never => {
+            let total = shared.budget.total();
+            let e = CcError::raw(
+                code::HTTP_READ_BODY,
+                format!("request body needs more than {total} bytes of memory (--max-body-memory)"),
+            );
+            error_reply(413, shape, &e, lang, rid)
+        }
+        budget::Refused::Busy => {
+            shared.log.log(
+                "refused a request (503): request bodies in flight fill the memory budget",
+                &format!(" (--max-body-memory {} MiB)", shared.budget.total() >> 20),
+            );
+            let e = CcError::raw(
+                code::UNKNOWN,
+                "503 Service Unavailable: request bodies in flight fill the memory budget, retry later",
+            );
+            Reply {
+                retry_after: true,
+                ..error_reply(503, shape, &e, lang, rid)
+            }
+        }
+    };
+    if let Some(n) = req.body_length()
+        && let Err(r) = held.grow(n, until)
+    {
+        // Read and thrown away (no memory kept), so that the client, which may be sending it
+        // before it reads, gets the answer and keeps its connection.
+        let drained = discard_body(req.as_reader(), deadline);
+        let reply = over_budget(r);
+        return if drained { reply } else { unread(reply) };
+    }
+    let known = req.body_length();
+    let raw = match read_body(req.as_reader(), deadline, known, |n| held.grow(n, until)) {
         Ok(raw) => raw,
+        Err(BodyError::Memory(r)) => {
+            let drained = discard_body(req.as_reader(), deadline);
+            let reply = over_budget(r);
+            return if drained { reply } else { unread(reply) };
+        }
         Err(BodyError::TooLarge) => return too_large(),
         Err(BodyError::TimedOut) => {
             crate::log!("cmdb-lite: {rid}: the body did not arrive in time");
@@ -301,7 +358,11 @@ fn handle(
         None
     };
 
+    if let Err(r) = held.grow(budget::parse_cost(&raw), until) {
+        return over_budget(r);
+    }
     let mut body = parse_body(&raw);
+    drop(raw);
     if family == Family::Esb && (method == "GET" || route.esb_method == "GET") && !query.is_empty()
     {
         body = body.map(|b| merge_query(b, query));
@@ -342,6 +403,7 @@ fn handle(
             status: 200,
             body: envelope::render(shape, true, 0, "success", &data.0, rid),
             body_read: true,
+            retry_after: false,
         },
         Err(e) => error_reply(200, shape, &e, lang, rid),
     }
@@ -370,13 +432,23 @@ enum BodyError {
     TooLarge,
     /// A read waited longer than the read timeout, or the deadline passed.
     TimedOut,
+    /// The memory budget refused the bytes read.
+    Memory(budget::Refused),
     Failed(std::io::Error),
 }
 
 /// Reads a whole body of at most `MAX_BODY_BYTES`, giving up once `deadline` has passed. Each
 /// read waits at most the socket's read timeout, so this returns by `deadline` plus that.
-fn read_body(r: &mut dyn Read, deadline: Instant) -> Result<Vec<u8>, BodyError> {
-    let mut raw = Vec::new();
+/// `known` is the body's declared length, already held from the budget; otherwise (chunked)
+/// `hold` is asked for the buffer's room, 1 MiB at a time, before it grows.
+fn read_body(
+    r: &mut dyn Read,
+    deadline: Instant,
+    known: Option<usize>,
+    mut hold: impl FnMut(usize) -> Result<(), budget::Refused>,
+) -> Result<Vec<u8>, BodyError> {
+    const STEP: usize = 1 << 20;
+    let mut raw = Vec::with_capacity(known.unwrap_or(0));
     let mut buf = vec![0u8; BODY_READ_CHUNK_BYTES];
     loop {
         if Instant::now() > deadline {
@@ -385,7 +457,16 @@ fn read_body(r: &mut dyn Read, deadline: Instant) -> Result<Vec<u8>, BodyError> 
         match r.read(&mut buf) {
             Ok(0) => return Ok(raw),
             Ok(n) if raw.len() + n > MAX_BODY_BYTES => return Err(BodyError::TooLarge),
-            Ok(n) => raw.extend_from_slice(&buf[..n]),
+            Ok(n) => {
+                if raw.capacity() < raw.len() + n {
+                    let more = STEP.max(raw.len() + n - raw.capacity());
+                    if known.is_none() {
+                        hold(more).map_err(BodyError::Memory)?;
+                    }
+                    raw.reserve_exact(raw.capacity() + more - raw.len());
+                }
+                raw.extend_from_slice(&buf[..n]);
+            }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e)
                 if matches!(
@@ -398,6 +479,21 @@ fn read_body(r: &mut dyn Read, deadline: Instant) -> Result<Vec<u8>, BodyError> 
             Err(e) => return Err(BodyError::Failed(e)),
         }
     }
+}
+
+/// Reads the rest of a body (at most `MAX_BODY_BYTES`) and throws it away; true if it ended.
+fn discard_body(r: &mut dyn Read, deadline: Instant) -> bool {
+    let mut buf = vec![0u8; BODY_READ_CHUNK_BYTES];
+    let mut seen = 0usize;
+    while Instant::now() <= deadline && seen <= MAX_BODY_BYTES {
+        match r.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(n) => seen += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return false,
+        }
+    }
+    false
 }
 
 /// The JSON body: empty (or blank) is `null`; anything not JSON is 1199000. (Public for the
