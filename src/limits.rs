@@ -96,6 +96,11 @@ pub const BENCH_PROCESSES_PER_INSTANCE: usize = 1_000;
 pub const SHUTDOWN_GRACE_SECS: u64 = 10;
 /// Times a read runs when the database file fails under it and is reopened (store::Store::read).
 pub const STORE_READ_ATTEMPTS: usize = 3;
+/// After the file failed (a full disk): milliseconds before the first write may try it again,
+/// and the most between two tries (each failed try doubles the wait). Writes in between are
+/// refused at once with 1199018, so readers lose the store only for one reopen per try.
+pub const WRITE_PROBE_FIRST_MILLIS: u64 = 250;
+pub const WRITE_PROBE_MAX_MILLIS: u64 = 4000;
 /// Write requests one group commit may hold (`store/group.rs`): a cap on how long a request
 /// waits for the batch it joined.
 pub const MAX_REQUESTS_PER_COMMIT: usize = 128;

@@ -324,6 +324,8 @@ impl Server {
                             | std::io::ErrorKind::TimedOut
                             | std::io::ErrorKind::Interrupted
                             | std::io::ErrorKind::ConnectionAborted => {}
+                            // EINVAL: the listening socket was shut down (graceful stop).
+                            std::io::ErrorKind::InvalidInput => break,
                             _ => {
                                 backoff = if backoff.is_zero() {
                                     Duration::from_millis(5)
