@@ -2,6 +2,7 @@
 //! identity from headers, body limits and deadlines, and the family's envelope around every
 //! answer. Only this module names tiny_http.
 
+pub mod auth;
 pub mod budget;
 pub mod conn_limit;
 pub mod envelope;
@@ -40,6 +41,8 @@ pub struct Config {
     pub head_timeout: Duration,
     /// Bytes of request bodies in flight, parsing included (`limits::DEFAULT_BODY_MEMORY_MIB`).
     pub max_body_memory: usize,
+    /// `--auth` and `--jwt-public-key` (see `auth.rs`); the default checks nothing.
+    pub gate: auth::Gate,
 }
 
 /// A running server.
@@ -60,6 +63,7 @@ struct Shared {
     body_timeout: Duration,
     budget: budget::Budget,
     log: Arc<conn_limit::Throttled>,
+    gate: auth::Gate,
 }
 
 impl Server {
@@ -94,6 +98,7 @@ impl Server {
             body_timeout: config.body_timeout,
             budget: budget::Budget::new(config.max_body_memory),
             log: Arc::clone(&log),
+            gate: config.gate.clone(),
         };
         let from = Arc::clone(&http);
         // One thread per request in progress, and a connection has at most one at a time.
@@ -168,14 +173,27 @@ fn inherit_timeouts(listener: &std::net::TcpListener, timeout: Duration) -> std:
     result
 }
 
-/// One answer: status and body.
+/// One answer: status, body, and its headers: `None` for the usual (`Content-Type:
+/// application/json` and `X-Request-Id`), or exactly these (the refusals of `auth.rs`, and
+/// `with_header`'s). `Connection: close` closes the connection after the answer.
 struct Reply {
     status: u16,
     body: String,
-    /// The request's body was read to its end.
-    body_read: bool,
-    /// A 503 that the client may retry after a second.
-    retry_after: bool,
+    headers: Option<Vec<(&'static str, String)>>,
+}
+
+impl Reply {
+    /// The reply with one more header (after the usual ones).
+    fn with_header(mut self, rid: &str, name: &'static str, value: &str) -> Reply {
+        let headers = self.headers.get_or_insert_with(|| {
+            vec![
+                ("Content-Type", "application/json".to_string()),
+                ("X-Request-Id", rid.to_string()),
+            ]
+        });
+        headers.push((name, value.to_string()));
+        self
+    }
 }
 
 fn shape_for(family: Family, headers: &Headers) -> Shape {
@@ -191,8 +209,7 @@ fn error_reply(status: u16, shape: Shape, e: &CcError, lang: Lang, rid: &str) ->
     Reply {
         status,
         body: envelope::render(shape, false, e.code, &e.render(lang), "null", rid),
-        body_read: true,
-        retry_after: false,
+        headers: None,
     }
 }
 
@@ -217,21 +234,17 @@ fn serve(shared: &Shared, mut req: tiny_http::Request) {
     let deadline = started + shared.body_timeout;
     let reply = handle(shared, lang, &headers, &rid, &mut req, deadline);
     let mut resp = tiny_http::Response::from_string(reply.body).with_status_code(reply.status);
-    if reply.retry_after
-        && let Ok(h) = tiny_http::Header::from_bytes(&b"Retry-After"[..], &b"1"[..])
-    {
-        resp.add_header(h);
-    }
-    if !reply.body_read {
-        // The rest of the body is not read: the next request on this connection could not be
-        // found, so the connection closes after this answer.
-        resp = resp.with_connection_close();
-    }
-    for (k, v) in [
-        ("Content-Type", "application/json"),
-        ("X-Request-Id", rid.as_str()),
-    ] {
-        if let Ok(h) = tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()) {
+    let headers = reply.headers.unwrap_or_else(|| {
+        vec![
+            ("Content-Type", "application/json".to_string()),
+            ("X-Request-Id", rid.clone()),
+        ]
+    });
+    for (k, v) in &headers {
+        if k.eq_ignore_ascii_case("Connection") && v.eq_ignore_ascii_case("close") {
+            // tiny_http drops a `Connection` header; this closes the connection after the answer.
+            resp = resp.with_connection_close();
+        } else if let Ok(h) = tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()) {
             resp.add_header(h);
         }
     }
@@ -262,6 +275,7 @@ fn handle(
             );
             return unread_if_chunked(
                 headers,
+                rid,
                 error_reply(405, shape_for(f, headers), &e, lang, rid),
             );
         }
@@ -269,6 +283,7 @@ fn handle(
             let e = CcError::raw(code::UNKNOWN, format!("no API at {method} {path}"));
             return unread_if_chunked(
                 headers,
+                rid,
                 error_reply(404, shape_for(f, headers), &e, lang, rid),
             );
         }
@@ -279,7 +294,7 @@ fn handle(
             code::HTTP_READ_BODY,
             format!("request body exceeds {MAX_BODY_BYTES} bytes"),
         );
-        unread(error_reply(413, shape, &e, lang, rid))
+        unread(rid, error_reply(413, shape, &e, lang, rid))
     };
     if req.body_length().is_some_and(|n| n > MAX_BODY_BYTES) {
         return too_large();
@@ -305,10 +320,7 @@ fn handle(
                 code::UNKNOWN,
                 "503 Service Unavailable: request bodies in flight fill the memory budget, retry later",
             );
-            Reply {
-                retry_after: true,
-                ..error_reply(503, shape, &e, lang, rid)
-            }
+            error_reply(503, shape, &e, lang, rid).with_header(rid, "Retry-After", "1")
         }
     };
     if let Some(n) = req.body_length()
@@ -318,7 +330,7 @@ fn handle(
         // before it reads, gets the answer and keeps its connection.
         let drained = discard_body(req.as_reader(), deadline);
         let reply = over_budget(r);
-        return if drained { reply } else { unread(reply) };
+        return if drained { reply } else { unread(rid, reply) };
     }
     let known = req.body_length();
     let raw = match read_body(req.as_reader(), deadline, known, |n| held.grow(n, until)) {
@@ -326,29 +338,33 @@ fn handle(
         Err(BodyError::Memory(r)) => {
             let drained = discard_body(req.as_reader(), deadline);
             let reply = over_budget(r);
-            return if drained { reply } else { unread(reply) };
+            return if drained { reply } else { unread(rid, reply) };
         }
         Err(BodyError::TooLarge) => return too_large(),
         Err(BodyError::TimedOut) => {
             crate::log!("cmdb-lite: {rid}: the body did not arrive in time");
             let e = CcError::plain(code::HTTP_READ_BODY);
-            return unread(error_reply(408, shape, &e, lang, rid));
+            return unread(rid, error_reply(408, shape, &e, lang, rid));
         }
         Err(BodyError::Failed(e)) => {
             crate::log!("cmdb-lite: {rid}: reading the body failed: {e}");
             let e = CcError::plain(code::HTTP_READ_BODY);
-            return unread(error_reply(200, shape, &e, lang, rid));
+            return unread(rid, error_reply(200, shape, &e, lang, rid));
         }
     };
 
-    // Native routes need both identity headers, checked before the body is parsed (HTTP 500).
+    // Native routes: the JWT and the app (`auth.rs`), then both identity headers, checked
+    // before the body is parsed (HTTP 500).
     let native_identity = if family == Family::Native {
+        let jwt_user = match auth::native(&shared.gate, headers) {
+            Ok(user) => user,
+            Err(reply) => return reply,
+        };
         let Some(supplier) = headers.first(identity::SUPPLIER) else {
             let e = CcError::with(code::NOT_AUTH_ITEM, "owner_id");
             return error_reply(500, Shape::Native, &e, lang, rid);
         };
-        let Some(user) =
-            identity::jwt_user(headers).or_else(|| headers.first(identity::USER).map(String::from))
+        let Some(user) = jwt_user.or_else(|| headers.first(identity::USER).map(String::from))
         else {
             let e = CcError::with(code::NOT_AUTH_ITEM, "user");
             return error_reply(500, Shape::Native, &e, lang, rid);
@@ -370,10 +386,19 @@ fn handle(
     let (user, supplier) = match native_identity {
         Some(pair) => pair,
         None => {
+            // The ESB's or the gateway's checks (`auth.rs`); a user they vouch for wins.
+            let vouched = match family {
+                Family::Esb => auth::esb(&shared.gate, headers, body.as_ref().ok(), query),
+                _ => auth::gateway(&shared.gate, headers),
+            };
+            let vouched = match vouched {
+                Ok(user) => user,
+                Err(reply) => return reply,
+            };
             let from_body = body.as_ref().ok().and_then(identity::body_user);
-            let user = identity::gateway_user(headers)
+            let user = vouched
+                .or_else(|| identity::gateway_user(headers))
                 .or(from_body)
-                .or_else(|| identity::jwt_user(headers))
                 .or_else(|| headers.first(identity::USER).map(String::from))
                 .unwrap_or_else(|| "admin".to_string());
             let supplier = headers.first(identity::SUPPLIER).unwrap_or("0").to_string();
@@ -387,6 +412,18 @@ fn handle(
         rid: rid.to_string(),
         now_ms: crate::clock::now_ms(),
     };
+    if let Ok(body) = &body {
+        let asker = auth::Asker {
+            family,
+            shape,
+            user: &ctx.user,
+            lang,
+            rid,
+        };
+        if let Err(reply) = auth::permit(&shared.gate, &shared.store, route.op, body, &asker) {
+            return reply;
+        }
+    }
     let result = body.and_then(|body| {
         let input = Input { body, path_id };
         let _permit = shared.permits.acquire();
@@ -402,26 +439,32 @@ fn handle(
         Ok(data) => Reply {
             status: 200,
             body: envelope::render(shape, true, 0, "success", &data.0, rid),
-            body_read: true,
-            retry_after: false,
+            headers: None,
         },
         Err(e) => error_reply(200, shape, &e, lang, rid),
     }
 }
 
-/// A reply sent before the request's body was read to its end.
-fn unread(reply: Reply) -> Reply {
-    Reply {
-        body_read: false,
-        ..reply
+/// A reply sent before the request's body was read to its end: the next request on this
+/// connection could not be found, so the connection closes after the answer.
+fn unread(rid: &str, reply: Reply) -> Reply {
+    match reply.headers {
+        Some(_) => {
+            let mut reply = reply;
+            if let Some(h) = reply.headers.as_mut() {
+                h.push(("Connection", "close".to_string()));
+            }
+            reply
+        }
+        None => reply.with_header(rid, "Connection", "close"),
     }
 }
 
 /// A reply that leaves the body unread: a body of known length is drained by tiny_http (up to
 /// a bound, beyond which it closes the connection), a chunked one is not.
-fn unread_if_chunked(headers: &Headers, reply: Reply) -> Reply {
+fn unread_if_chunked(headers: &Headers, rid: &str, reply: Reply) -> Reply {
     if headers.first(&["Transfer-Encoding"]).is_some() {
-        unread(reply)
+        unread(rid, reply)
     } else {
         reply
     }
