@@ -47,7 +47,10 @@
 
 use crate::error::Lang;
 use crate::http::{Config, Server};
-use crate::limits::{BODY_TIMEOUT_SECS, READ_TIMEOUT_SECS};
+use crate::limits::{
+    BODY_TIMEOUT_SECS, DEFAULT_BODY_MEMORY_MIB, DEFAULT_MAX_CONNECTIONS, HEAD_TIMEOUT_SECS,
+    READ_TIMEOUT_SECS,
+};
 use crate::seed::{self, Seed};
 use crate::store::Store;
 use std::io::{Read, Write};
@@ -102,6 +105,9 @@ impl Builder {
             admin: Some(self.seed.clone()),
             gate: Default::default(),
             floor: None,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            head_timeout: Duration::from_secs(HEAD_TIMEOUT_SECS),
+            max_body_memory: DEFAULT_BODY_MEMORY_MIB * 1024 * 1024,
         };
         let server = Server::start(Arc::clone(&store), &config)?;
         Ok(TestServer {
