@@ -200,7 +200,9 @@ fn serve(s: Serve) -> Result<i32, String> {
     let empty = store.read(|tx| tx.is_empty()).map_err(|e| e.to_string())?;
     if empty {
         match s.seed.as_deref() {
-            Some("none") => {}
+            Some("none") => {
+                dataset::seed_builtins(&store).map_err(|e| format!("seed: {e}"))?;
+            }
             Some(file) => {
                 import_file(&store, Path::new(file), |_| {}).map_err(|e| format!("seed: {e}"))?;
             }

@@ -29,7 +29,7 @@ pub(crate) struct IndexSnapshot {
 }
 
 /// Compares an index as stored with the index the records imply, both ways.
-fn compare<T: Ord + std::fmt::Debug>(
+pub(super) fn compare<T: Ord + std::fmt::Debug>(
     problems: &mut Vec<String>,
     index: &str,
     stored: impl IntoIterator<Item = T>,
@@ -75,7 +75,7 @@ fn storage(e: impl Into<redb::Error>) -> CcError {
 
 /// Every record of a table, in id order. A value that does not decode is reported with its id
 /// and left out, so the other checks still run.
-fn records<T>(
+pub(super) fn records<T>(
     tx: &ReadTx,
     def: TableDefinition<i64, &[u8]>,
     what: &str,
@@ -96,7 +96,14 @@ fn records<T>(
     Ok(out)
 }
 
-fn typed<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+/// Reports a record stored under another id than its own.
+pub(super) fn own(p: &mut Vec<String>, what: &str, key: i64, field: i64) {
+    if key != field {
+        p.push(format!("{what} {key}: stored under another id ({field})"));
+    }
+}
+
+pub(super) fn typed<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     codec::decode(bytes)
 }
 
@@ -118,12 +125,6 @@ fn check_tx(tx: &ReadTx) -> Result<Vec<String>, CcError> {
     let procs: BTreeMap<i64, Map<String, Value>> =
         records(tx, PROCESSES, "process", codec::decode_map, &mut p)?;
 
-    // Each record under its own id.
-    let own = |p: &mut Vec<String>, what: &str, key: i64, field: i64| {
-        if key != field {
-            p.push(format!("{what} {key}: stored under another id ({field})"));
-        }
-    };
     for (&id, b) in &bizs {
         own(&mut p, "business", id, b.bk_biz_id);
     }
@@ -339,6 +340,8 @@ fn check_tx(tx: &ReadTx) -> Result<Vec<String>, CcError> {
             "process {pid}: ({func:?}, {regex:?}) is not unique in service instance {si} (process {holder} has it)"
         )
     });
+
+    super::topology::check(tx, &bizs, &hosts, &modules, &mut p)?;
 
     let idx = tx.index_entries()?;
     compare(&mut p, "idx_proc_by_si", idx.proc_by_si, proc_by_si);

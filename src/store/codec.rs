@@ -9,7 +9,7 @@ use serde_json::{Map, Number, Value};
 use std::collections::BTreeMap;
 
 /// The schema version written in front of every value.
-pub const SCHEMA_VERSION: u8 = 1;
+pub const SCHEMA_VERSION: u8 = 2;
 
 /// Why a stored value could not be read back.
 #[derive(Debug)]

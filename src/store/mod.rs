@@ -20,6 +20,7 @@ pub mod floor;
 mod group;
 pub mod records;
 pub mod tables;
+pub mod topology;
 
 use crate::error::{CcError, code};
 use crate::limits::STORE_READ_ATTEMPTS;
@@ -649,6 +650,7 @@ enum Undo {
     SiTemplate((i64, i64, i64), Option<i64>),
     ProcName(i64, String, Option<i64>),
     ProcFunc(i64, String, String, Option<i64>),
+    HostIp(String, i64, i64, bool),
 }
 
 /// Restores `key` of `table` to `old`.
@@ -677,6 +679,14 @@ impl Undo {
             Undo::SiTemplate(key, old) => restore!(txn, UNIQ_SI_TEMPLATE, key, old),
             Undo::ProcName(si, name, old) => {
                 restore!(txn, UNIQ_PROC_NAME, (si, name.as_str()), old)
+            }
+            Undo::HostIp(ip, cloud, host, was) => {
+                restore!(
+                    txn,
+                    HOST_BY_IP,
+                    (ip.as_str(), cloud, host),
+                    was.then_some(())
+                )
             }
             Undo::ProcFunc(si, func, regex, old) => {
                 restore!(
@@ -1215,15 +1225,6 @@ impl WriteTx {
         Ok(())
     }
 
-    pub fn put_business(&mut self, b: &Business) -> Result<(), CcError> {
-        self.put_rec(BUSINESSES, b.bk_biz_id, b)
-    }
-    pub fn put_host(&mut self, h: &Host) -> Result<(), CcError> {
-        self.put_rec(HOSTS, h.bk_host_id, h)
-    }
-    pub fn put_module(&mut self, m: &Module) -> Result<(), CcError> {
-        self.put_rec(MODULES, m.bk_module_id, m)
-    }
     pub fn put_service_category(&mut self, c: &ServiceCategory) -> Result<(), CcError> {
         self.put_rec(SERVICE_CATEGORIES, c.id, c)
     }
