@@ -107,9 +107,9 @@ impl Batches {
         });
         let mut done: Option<Done> = None;
         let done_ptr: *mut Option<Done> = &mut done;
-        // SAFETY (lifetime): the job is borrowed for this call only, and this function returns
-        // only once the writer is finished with the entry (see `Entry`).
         let job_ptr: *mut (dyn Job + '_) = job;
+        // SAFETY: (lifetime) the job is borrowed for this call only, and this function returns
+        // only once the writer is finished with the entry (see `Entry`).
         let job_ptr: *mut dyn Job = unsafe { std::mem::transmute(job_ptr) };
         let mut q = self
             .shared
