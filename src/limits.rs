@@ -60,6 +60,18 @@ pub const MAX_LIST_HOST_IDS: usize = 1000;
 pub const MAX_LABEL_BYTES: usize = 63;
 /// Bytes of a service-instance name (bk-cmdb `NameFieldMaxLength`).
 pub const MAX_SERVICE_INSTANCE_NAME_BYTES: usize = 256;
+/// Ids of one `find_set_batch` / `find_module_batch` request, host ids of
+/// `find_host_biz_relations`, template and module ids of `find_host_by_service_template`
+/// (`BKMaxInstanceLimit`).
+pub const MAX_BATCH_IDS: usize = 500;
+/// Set ids of one `find_module_with_relation` or `list_biz_hosts` request, and its page size
+/// (500) for the former.
+pub const MAX_RELATION_SET_IDS: usize = 200;
+pub const MAX_RELATION_PAGE: i64 = 500;
+/// Module ids of one `list_biz_hosts` request.
+pub const MAX_LIST_HOSTS_MODULE_IDS: usize = 500;
+/// Page size of `list_biz_hosts_topo` (bk-cmdb `BKMaxInstanceLimit`).
+pub const MAX_HOSTS_TOPO_PAGE: i64 = 500;
 /// `import` prints a progress line on stderr after every so many processes.
 pub const IMPORT_PROGRESS_EVERY: usize = 100_000;
 /// `bench` defaults: seconds each scenario is measured, connections of the concurrent
