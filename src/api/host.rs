@@ -94,8 +94,13 @@ fn host_page(
     page: &Page,
     fields: &[String],
 ) -> Result<(usize, Vec<Map<String, Value>>), CcError> {
-    let sort = page.sort.trim();
-    let by_id = sort.is_empty() || sort.split(':').next() == Some("bk_host_id");
+    let sort = page.sort.as_str();
+    // bk-cmdb's searcher: no sort, `bk_host_id` with any leading `+`/`-`, or one
+    // `bk_host_id:<dir>`.
+    let bare = sort.trim_start_matches(['+', '-']);
+    let by_id = sort.is_empty()
+        || bare == "bk_host_id"
+        || (!bare.contains(',') && bare.starts_with("bk_host_id:"));
     let limit = if page.limit == NO_LIMIT {
         0
     } else {

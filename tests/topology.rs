@@ -1,0 +1,811 @@
+//! Black-box tests of the topology and host reads (spec bk-cmdb-topology.md sections 5-7):
+//! search_business, search_set, search_module, search_biz_inst_topo, get_biz_internal_module,
+//! search_cloud_area, get_mainline_object_topo, find_set_batch, find_module_batch,
+//! find_module_with_relation, find_topo_node_paths, list_biz_hosts (every QueryFilter operator
+//! and refusal), list_biz_hosts_topo, list_hosts_without_biz, find_host_topo_relation,
+//! find_host_biz_relations, get_host_base_info, find_host_by_service_template and
+//! list_process_related_info, en and zh, on the three route families.
+//!
+//! Every server here is seeded with [`seed`]: the resource pool 1 (idle set 2, modules 1-3,
+//! host 17 in its idle module); business 7 "shop" (maintainers "alice,bob", a custom attribute
+//! `team`) with sets 3 "web" (env "1") and 4 "db", idle set 5 (modules 13-15, host 15 idle);
+//! modules 10 "nginx" (hosts 11, 12, 13), 11 "php" (template 5, host 12), 12 "mysql" (host 14);
+//! business 8 "MyShop2" with set 6 "core" and module 16 "api" (host 16); business 9 "lab"
+//! (nothing; its idle set and modules are created on import). Cloud areas 0 and 5 (host 13).
+//! Service instances 30 (module 11, host 12), 31 (module 10, host 11), 32 (module 16, host
+//! 16); processes 40, 41 (instance 31), 42 (30), 43 (32).
+
+mod common;
+use common::lang::{both, call, invalid, json_error};
+use common::*;
+use serde_json::{Value, json};
+
+const T: &str = "2026-01-02T03:04:05.678Z";
+
+fn stamp(mut v: Value) -> Value {
+    let m = v.as_object_mut().unwrap();
+    for k in ["create_time", "last_time", "bk_created_at", "bk_updated_at"] {
+        m.entry(k).or_insert(json!(T));
+    }
+    m.entry("bk_created_by").or_insert(json!("admin"));
+    v
+}
+
+fn module(id: i64, biz: i64, set: i64, name: &str, st: i64, default: i64, hosts: &[i64]) -> Value {
+    stamp(
+        json!({"bk_module_id": id, "bk_biz_id": biz, "bk_set_id": set, "bk_module_name": name,
+        "service_template_id": st, "service_category_id": 2, "default": default, "hosts": hosts}),
+    )
+}
+
+fn set(id: i64, biz: i64, name: &str, default: i64, extra: Value) -> Value {
+    let mut s = json!({"bk_set_id": id, "bk_biz_id": biz, "bk_set_name": name, "default": default});
+    for (k, v) in extra.as_object().unwrap() {
+        s[k] = v.clone();
+    }
+    stamp(s)
+}
+
+fn host(id: i64, inner: &str, cloud: i64, extra: Value) -> Value {
+    let mut h = json!({"bk_host_id": id, "bk_host_innerip": inner, "bk_cloud_id": cloud});
+    for (k, v) in extra.as_object().unwrap() {
+        h[k] = v.clone();
+    }
+    stamp(h)
+}
+
+fn process(pid: i64, biz: i64, si: i64, host: i64, name: &str, port: &str, tpl: i64) -> Value {
+    let demo = demo_dataset();
+    let mut p = demo["processes"][0].clone();
+    p["bk_process_id"] = json!(pid);
+    p["bk_biz_id"] = json!(biz);
+    p["service_instance_id"] = json!(si);
+    p["bk_process_name"] = json!(name);
+    p["bk_func_name"] = json!(name);
+    p["bind_info"][0]["port"] = json!(port);
+    p["relation"] = json!({"bk_biz_id": biz, "bk_process_id": pid, "service_instance_id": si,
+        "process_template_id": tpl, "bk_host_id": host, "bk_supplier_account": "0"});
+    p
+}
+
+fn si(id: i64, biz: i64, module: i64, host: i64, st: i64, name: &str) -> Value {
+    json!({"bk_biz_id": biz, "id": id, "name": name, "labels": null, "service_template_id": st,
+        "bk_host_id": host, "bk_module_id": module, "creator": "admin", "modifier": "admin",
+        "create_time": T, "last_time": T, "bk_supplier_account": "0"})
+}
+
+fn seed() -> Value {
+    json!({
+        "format": "cmdb-lite/1",
+        "supplier_account": "0",
+        "cloud_areas": [
+            stamp(json!({"bk_cloud_id": 0, "bk_cloud_name": "Default Area", "default": 1})),
+            stamp(json!({"bk_cloud_id": 5, "bk_cloud_name": "edge", "bk_region": "sh",
+                "create_time": "2026-02-01T00:00:00.000Z"})),
+        ],
+        "businesses": [
+            stamp(json!({"bk_biz_id": 1, "bk_biz_name": "资源池", "default": 1})),
+            stamp(json!({"bk_biz_id": 7, "bk_biz_name": "shop", "bk_biz_maintainer": "alice,bob",
+                "team": "red"})),
+            stamp(json!({"bk_biz_id": 8, "bk_biz_name": "MyShop2", "life_cycle": "1",
+                "bk_biz_maintainer": "bobby"})),
+            stamp(json!({"bk_biz_id": 9, "bk_biz_name": "lab"})),
+        ],
+        "sets": [
+            set(2, 1, "空闲机池", 1, json!({})),
+            set(3, 7, "web", 0, json!({"bk_set_env": "1"})),
+            set(4, 7, "db", 0, json!({})),
+            set(5, 7, "空闲机池", 1, json!({})),
+            set(6, 8, "core", 0, json!({})),
+        ],
+        "hosts": [
+            host(11, "10.0.0.11", 0, json!({"bk_host_name": "web-11", "bk_cpu": 8,
+                "bk_os_type": "1", "operator": "alice"})),
+            host(12, "10.0.0.12,10.0.0.13", 0, json!({"bk_host_name": "Web-12", "bk_cpu": 4,
+                "bk_os_type": "1"})),
+            host(13, "", 5, json!({"bk_host_innerip_v6": "fd00::13", "bk_host_name": "v6-13",
+                "bk_cpu": 2, "rack": "r1"})),
+            host(14, "10.0.0.14", 0, json!({"bk_host_name": "db-14", "bk_cpu": 16,
+                "bk_os_type": "2", "create_time": "2026-03-01T00:00:00.000Z"})),
+            host(15, "10.0.0.15", 0, json!({"bk_host_name": "idle-15"})),
+            host(16, "10.0.1.16", 0, json!({"bk_host_name": "api-16"})),
+            host(17, "10.0.2.17", 0, json!({"bk_host_name": "pool-17"})),
+        ],
+        "modules": [
+            module(1, 1, 2, "空闲机", 0, 1, &[17]),
+            module(2, 1, 2, "故障机", 0, 2, &[]),
+            module(3, 1, 2, "待回收", 0, 3, &[]),
+            module(10, 7, 3, "nginx", 0, 0, &[11, 12, 13]),
+            module(11, 7, 3, "php", 5, 0, &[12]),
+            module(12, 7, 4, "mysql", 0, 0, &[14]),
+            module(13, 7, 5, "空闲机", 0, 1, &[15]),
+            module(14, 7, 5, "故障机", 0, 2, &[]),
+            module(15, 7, 5, "待回收", 0, 3, &[]),
+            module(16, 8, 6, "api", 0, 0, &[16]),
+        ],
+        "service_categories": [
+            {"id": 1, "name": "Default", "bk_parent_id": 0, "bk_root_id": 1, "bk_biz_id": 0},
+            {"id": 2, "name": "Default", "bk_parent_id": 1, "bk_root_id": 1, "bk_biz_id": 0},
+        ],
+        "service_templates": [
+            {"bk_biz_id": 7, "id": 5, "name": "tpl-php", "service_category_id": 2,
+             "creator": "admin", "modifier": "admin", "create_time": T, "last_time": T,
+             "bk_supplier_account": "0", "host_apply_enabled": false},
+        ],
+        "service_instances": [
+            si(30, 7, 11, 12, 5, "10.0.0.12_php-fpm_9000"),
+            si(31, 7, 10, 11, 0, "10.0.0.11_nginx_80"),
+            si(32, 8, 16, 16, 0, "10.0.1.16_api_8000"),
+        ],
+        "processes": [
+            process(40, 7, 31, 11, "nginx", "80", 0),
+            process(41, 7, 31, 11, "nginx-exporter", "9113", 0),
+            process(42, 7, 30, 12, "php-fpm", "9000", 0),
+            process(43, 8, 32, 16, "api", "8000", 0),
+        ],
+        "sequences": {"business": 9, "set": 6, "module": 16, "host": 17},
+    })
+}
+
+fn server() -> (Server, TempDir) {
+    let td = TempDir::new("topology");
+    let file = td.join("seed.json");
+    std::fs::write(&file, seed().to_string()).unwrap();
+    (
+        Server::start(&["--memory", "--seed", file.to_str().unwrap()]),
+        td,
+    )
+}
+
+fn ok(s: &Server, method: &str, path: &str, body: &Value) -> Value {
+    let r = call(s, method, path, body, false);
+    assert_eq!(r["result"], json!(true), "{method} {path} {body}: {r}");
+    r["data"].clone()
+}
+
+fn ok_zh(s: &Server, method: &str, path: &str, body: &Value) -> Value {
+    let r = call(s, method, path, body, true);
+    assert_eq!(r["result"], json!(true), "{method} {path} {body}: {r}");
+    r["data"].clone()
+}
+
+fn ids(v: &Value, key: &str) -> Vec<i64> {
+    v.as_array()
+        .unwrap_or_else(|| panic!("not an array: {v}"))
+        .iter()
+        .map(|x| x[key].as_i64().unwrap_or_else(|| panic!("no {key} in {x}")))
+        .collect()
+}
+
+/// An ESB call (POST) with the body; the whole answer.
+fn esb(s: &Server, name: &str, body: &Value) -> Value {
+    let r = s.request(
+        "POST",
+        &format!("/api/c/compapi/v2/cc/{name}/"),
+        &[("X-Bkcmdb-Language", "en")],
+        body.to_string().as_bytes(),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.json()
+}
+
+/// A gateway call; the whole answer.
+fn gateway(s: &Server, method: &str, path: &str, body: &Value) -> Value {
+    let r = s.request(
+        method,
+        &format!("/api/bk-cmdb/prod{path}"),
+        &[("X-Bkcmdb-Language", "en")],
+        body.to_string().as_bytes(),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.json()
+}
+
+// ---------------------------------------------------------------------------------------------
+// search_business
+
+const BIZ: &str = "/api/v3/biz/search/0";
+
+#[test]
+fn search_business() {
+    let (s, _td) = server();
+    let d = ok(&s, "POST", BIZ, &json!({}));
+    // The resource pool is never returned; storage order.
+    assert_eq!(d["count"], json!(3));
+    assert_eq!(ids(&d["info"], "bk_biz_id"), [7, 8, 9]);
+    // The whole record: built-in attributes with defaults, the custom one, keys sorted.
+    let shop = &d["info"][0];
+    assert_eq!(
+        shop,
+        &json!({"bk_biz_id": 7, "bk_biz_name": "shop", "bk_biz_maintainer": "alice,bob",
+            "bk_biz_productor": null, "bk_biz_tester": null, "bk_biz_developer": null,
+            "operator": null, "life_cycle": "2", "time_zone": "Asia/Shanghai", "language": "1",
+            "default": 0, "team": "red", "bk_supplier_account": "0", "create_time": T,
+            "last_time": T, "bk_created_at": T, "bk_updated_at": T, "bk_created_by": "admin",
+            "bk_updated_by": null})
+    );
+    let keys: Vec<&String> = shop.as_object().unwrap().keys().collect();
+    let mut sorted = keys.clone();
+    sorted.sort();
+    assert_eq!(keys, sorted, "keys in Go map order");
+
+    let names = |body: Value| ids(&ok(&s, "POST", BIZ, &body)["info"], "bk_biz_id");
+    // A string is a case-insensitive substring match; on user fields a whole member.
+    assert_eq!(names(json!({"condition": {"bk_biz_name": "shop"}})), [7, 8]);
+    assert_eq!(names(json!({"condition": {"bk_biz_name": "SHOP2"}})), [8]);
+    assert_eq!(
+        names(json!({"condition": {"bk_biz_name": "s.op"}})),
+        Vec::<i64>::new()
+    );
+    assert_eq!(
+        names(json!({"condition": {"bk_biz_maintainer": "bob"}})),
+        [7]
+    );
+    assert_eq!(
+        names(json!({"condition": {"bk_biz_maintainer": "bo"}})),
+        Vec::<i64>::new()
+    );
+    assert_eq!(
+        names(json!({"condition": {"bk_biz_maintainer": "bobby,x"}})),
+        Vec::<i64>::new()
+    );
+    assert_eq!(names(json!({"condition": {"bk_biz_id": 8}})), [8]);
+    assert_eq!(
+        names(json!({"condition": {"bk_biz_id": {"$in": [7, 9]}}})),
+        [7, 9]
+    );
+    assert_eq!(
+        names(json!({"condition": {"bk_biz_id": 1}})),
+        Vec::<i64>::new()
+    );
+    assert_eq!(names(json!({"condition": {"team": "RE"}})), [7]);
+    // biz_property_filter replaces the fuzzy matching.
+    let f = |op: &str, v: Value| {
+        json!({"biz_property_filter": {"condition": "AND",
+            "rules": [{"field": "bk_biz_name", "operator": op, "value": v}]}})
+    };
+    assert_eq!(names(f("equal", json!("shop"))), [7]);
+    assert_eq!(names(f("contains", json!("SHOP"))), [7, 8]);
+    assert_eq!(names(f("in", json!(["lab", "shop"]))), [7, 9]);
+    // fields: only those keys, plus `default`.
+    let d = ok(&s, "POST", BIZ, &json!({"fields": ["bk_biz_name"]}));
+    assert_eq!(d["info"][0], json!({"bk_biz_name": "shop", "default": 0}));
+    let d = ok(&s, "POST", BIZ, &json!({"fields": [""]}));
+    assert_eq!(d["info"][0], json!({}));
+    // Paging: no checks, limit 0 = all, sort by any field, count before paging.
+    let page = |p: Value| {
+        ok(
+            &s,
+            "POST",
+            BIZ,
+            &json!({"page": p, "fields": ["bk_biz_id"]}),
+        )
+    };
+    let d = page(json!({"start": 1, "limit": 1}));
+    assert_eq!(
+        (d["count"].clone(), ids(&d["info"], "bk_biz_id")),
+        (json!(3), vec![8])
+    );
+    let d = page(json!({"start": 10, "limit": 5}));
+    assert_eq!(
+        (d["count"].clone(), d["info"].clone()),
+        (json!(3), json!([]))
+    );
+    assert_eq!(
+        ids(&page(json!({"sort": "-bk_biz_id"}))["info"], "bk_biz_id"),
+        [9, 8, 7]
+    );
+    assert_eq!(
+        ids(&page(json!({"sort": "bk_biz_name"}))["info"], "bk_biz_id"),
+        [8, 9, 7]
+    );
+    assert_eq!(
+        ids(&page(json!({"limit": 5000}))["info"], "bk_biz_id"),
+        [7, 8, 9]
+    );
+    // English and Chinese answers are equal (no built-in name is shown).
+    assert_eq!(
+        ok_zh(&s, "POST", BIZ, &json!({})),
+        ok(&s, "POST", BIZ, &json!({}))
+    );
+}
+
+#[test]
+fn search_business_refusals() {
+    let (s, _td) = server();
+    let both_set = json!({"condition": {}, "biz_property_filter":
+        {"condition": "AND", "rules": [{"field": "a", "operator": "exist"}]}});
+    both(
+        &s,
+        "POST",
+        BIZ,
+        &both_set,
+        1199006,
+        "'%s' data parameter verification does not pass",
+        "'%s' 数据参数校验不通过",
+    );
+    let filter = |r: Value| json!({"biz_property_filter": {"condition": "OR", "rules": r}});
+    invalid(
+        &s,
+        "POST",
+        BIZ,
+        &filter(json!([{"field": "a", "operator": "like", "value": 1}])),
+        "biz.property.rules[0].operator",
+    );
+    let many: Vec<Value> = (0..21)
+        .map(|i| json!({"field": "bk_biz_id", "operator": "equal", "value": i}))
+        .collect();
+    invalid(&s, "POST", BIZ, &filter(json!(many)), "biz.property.rules");
+    let big: Vec<i64> = (0..501).collect();
+    invalid(
+        &s,
+        "POST",
+        BIZ,
+        &filter(json!([{"field": "bk_biz_id", "operator": "in", "value": big}])),
+        "biz.property.rules[0].value",
+    );
+    let deep = json!({"biz_property_filter": {"condition": "AND", "rules": [{"condition": "OR",
+        "rules": [{"condition": "AND", "rules": [{"field": "a", "operator": "exist"}]}]}]}});
+    invalid(
+        &s,
+        "POST",
+        BIZ,
+        &deep,
+        "exceed max query condition deepth: 3",
+    );
+    invalid(
+        &s,
+        "POST",
+        BIZ,
+        &json!({"condition": {"bk_biz_id": true}}),
+        "bk_biz_id",
+    );
+    both(
+        &s,
+        "POST",
+        BIZ,
+        &json!({"condition": {"bk_biz_id": {"$eq": "7"}}}),
+        1199006,
+        "'%s' data parameter verification does not pass",
+        "'%s' 数据参数校验不通过",
+    );
+    json_error(&s, "POST", BIZ, &json!({"fields": "bk_biz_id"}));
+    json_error(&s, "POST", BIZ, &json!({"condition": []}));
+    json_error(&s, "POST", BIZ, &json!({"biz_property_filter": {"x": 1}}));
+}
+
+#[test]
+fn search_business_on_every_route_family() {
+    let (s, _td) = server();
+    let body = json!({"fields": ["bk_biz_id"], "condition": {"bk_biz_id": 7}});
+    let native = ok(&s, "POST", BIZ, &body);
+    let g = gateway(&s, "POST", BIZ, &body);
+    assert_eq!(
+        (g["result"].clone(), g["data"].clone()),
+        (json!(true), native.clone())
+    );
+    let e = esb(&s, "search_business", &body);
+    assert_eq!((e["code"].clone(), e["data"].clone()), (json!(0), native));
+}
+
+// ---------------------------------------------------------------------------------------------
+// list_biz_hosts
+
+const HOSTS7: &str = "/api/v3/hosts/app/7/list_hosts";
+
+fn host_ids(s: &Server, body: Value) -> (i64, Vec<i64>) {
+    let d = ok(s, "POST", HOSTS7, &body);
+    (d["count"].as_i64().unwrap(), ids(&d["info"], "bk_host_id"))
+}
+
+fn rule(field: &str, op: &str, value: Value) -> Value {
+    json!({"condition": "AND", "rules": [{"field": field, "operator": op, "value": value}]})
+}
+
+#[test]
+fn list_biz_hosts() {
+    let (s, _td) = server();
+    let page = json!({"start": 0, "limit": 10});
+    let d = ok(&s, "POST", HOSTS7, &json!({"page": page}));
+    // Every host of the business (one per relation), ascending; the whole record.
+    assert_eq!(d["count"], json!(5));
+    assert_eq!(ids(&d["info"], "bk_host_id"), [11, 12, 13, 14, 15]);
+    let h12 = &d["info"][1];
+    assert_eq!(h12["bk_host_innerip"], json!("10.0.0.12,10.0.0.13"));
+    assert_eq!(h12["bk_cpu_architecture"], json!("x86"));
+    assert_eq!(h12["bk_addressing"], json!("static"));
+    assert_eq!(h12["operator"], json!(""));
+    assert_eq!(
+        d["info"][2]["rack"],
+        json!("r1"),
+        "custom attributes are returned"
+    );
+    assert_eq!(d["info"][0]["operator"], json!("alice"));
+    // fields: only those (no bk_host_id added).
+    let d = ok(
+        &s,
+        "POST",
+        HOSTS7,
+        &json!({"page": page, "fields": ["bk_host_name"]}),
+    );
+    assert_eq!(d["info"][0], json!({"bk_host_name": "web-11"}));
+    // Narrowed by sets, modules, set_cond, module_cond.
+    let with = |extra: Value| {
+        let mut b = json!({"page": page, "fields": ["bk_host_id"]});
+        for (k, v) in extra.as_object().unwrap() {
+            b[k] = v.clone();
+        }
+        host_ids(&s, b)
+    };
+    assert_eq!(with(json!({"bk_set_ids": [3]})), (3, vec![11, 12, 13]));
+    assert_eq!(with(json!({"bk_set_ids": [4, 5]})), (2, vec![14, 15]));
+    assert_eq!(
+        with(json!({"bk_set_ids": [6]})),
+        (0, vec![]),
+        "another business's set"
+    );
+    assert_eq!(with(json!({"bk_module_ids": [11]})), (1, vec![12]));
+    assert_eq!(
+        with(json!({"bk_module_ids": [10, 12]})),
+        (4, vec![11, 12, 13, 14])
+    );
+    assert_eq!(with(json!({"bk_module_ids": [16]})), (0, vec![]));
+    assert_eq!(
+        with(json!({"bk_set_ids": [4], "bk_module_ids": [10, 12]})),
+        (1, vec![14])
+    );
+    let cond = |f: &str, op: &str, v: Value| json!([{"field": f, "operator": op, "value": v}]);
+    assert_eq!(
+        with(json!({"set_cond": cond("bk_set_name", "$eq", json!("db"))})),
+        (1, vec![14])
+    );
+    assert_eq!(
+        with(json!({"set_cond": cond("bk_set_name", "$eq", json!("nope"))})),
+        (0, vec![])
+    );
+    assert_eq!(
+        with(json!({"module_cond": cond("bk_module_name", "$in", json!(["php", "mysql"]))})),
+        (2, vec![12, 14])
+    );
+    assert_eq!(
+        with(json!({"module_cond": cond("bk_module_name", "$regex", json!("^ng"))})),
+        (3, vec![11, 12, 13])
+    );
+    // Other businesses: 8 has host 16, 9 none, an unknown one none.
+    let other = |biz: i64| {
+        let d = ok(
+            &s,
+            "POST",
+            &format!("/api/v3/hosts/app/{biz}/list_hosts"),
+            &json!({"page": page, "fields": ["bk_host_id"]}),
+        );
+        (d["count"].as_i64().unwrap(), ids(&d["info"], "bk_host_id"))
+    };
+    assert_eq!(other(8), (1, vec![16]));
+    assert_eq!(other(9), (0, vec![]));
+    assert_eq!(other(99), (0, vec![]));
+    assert_eq!(other(1), (1, vec![17]));
+}
+
+#[test]
+fn list_biz_hosts_paging() {
+    let (s, _td) = server();
+    let p = |page: Value| host_ids(&s, json!({"page": page, "fields": ["bk_host_id"]}));
+    // Without a filter the page is a slice of the ids: count is every host.
+    assert_eq!(p(json!({"start": 1, "limit": 2})), (5, vec![12, 13]));
+    assert_eq!(p(json!({"start": 4, "limit": 2})), (5, vec![15]));
+    assert_eq!(p(json!({"start": 5, "limit": 2})), (5, vec![]));
+    // bk-cmdb: a start past the end answers count 0.
+    assert_eq!(p(json!({"start": 6, "limit": 2})), (0, vec![]));
+    assert_eq!(p(json!({"limit": 1000})), (5, vec![11, 12, 13, 14, 15]));
+    // Sorting by bk_host_id descending reverses within the page only.
+    assert_eq!(
+        p(json!({"start": 0, "limit": 2, "sort": "-bk_host_id"})),
+        (5, vec![12, 11])
+    );
+    assert_eq!(
+        p(json!({"start": 0, "limit": 2, "sort": "bk_host_id:-1"})),
+        (5, vec![12, 11])
+    );
+    // Another sort field sorts every host, then pages.
+    assert_eq!(
+        p(json!({"start": 0, "limit": 2, "sort": "-bk_cpu"})),
+        (5, vec![14, 11])
+    );
+    assert_eq!(
+        p(json!({"start": 0, "limit": 10, "sort": "bk_host_name"})),
+        (5, vec![12, 14, 15, 13, 11])
+    );
+    assert_eq!(
+        p(json!({"start": 0, "limit": 10, "sort": "bk_cpu,-bk_host_id"})),
+        (5, vec![15, 13, 12, 11, 14])
+    );
+    // With a filter: count is of the matching hosts.
+    let d = host_ids(
+        &s,
+        json!({"page": {"start": 1, "limit": 1}, "fields": ["bk_host_id"],
+            "host_property_filter": rule("bk_os_type", "equal", json!("1"))}),
+    );
+    assert_eq!(d, (2, vec![12]));
+}
+
+#[test]
+fn list_biz_hosts_every_filter_operator() {
+    let (s, _td) = server();
+    let f = |filter: Value| {
+        host_ids(
+            &s,
+            json!({"page": {"limit": 100}, "fields": ["bk_host_id"], "host_property_filter": filter}),
+        )
+        .1
+    };
+    let r = |field: &str, op: &str, v: Value| f(rule(field, op, v));
+    let none: Vec<i64> = vec![];
+    assert_eq!(r("bk_host_name", "equal", json!("web-11")), [11]);
+    assert_eq!(r("bk_host_innerip", "equal", json!("10.0.0.13")), [12]);
+    assert_eq!(r("bk_cpu", "not_equal", json!(8)), [12, 13, 14, 15]);
+    assert_eq!(r("bk_host_id", "in", json!([11, 14, 99])), [11, 14]);
+    assert_eq!(r("bk_host_innerip", "in", json!(["10.0.0.12"])), [12]);
+    assert_eq!(r("bk_host_id", "not_in", json!([11, 14])), [12, 13, 15]);
+    assert_eq!(r("bk_cpu", "less", json!(8)), [12, 13]);
+    assert_eq!(r("bk_cpu", "less_or_equal", json!(8)), [11, 12, 13]);
+    assert_eq!(r("bk_cpu", "greater", json!(4)), [11, 14]);
+    assert_eq!(r("bk_cpu", "greater_or_equal", json!(4)), [11, 12, 14]);
+    assert_eq!(
+        r("create_time", "datetime_less", json!("2026-02-01")),
+        [11, 12, 13, 15]
+    );
+    assert_eq!(
+        r(
+            "create_time",
+            "datetime_less_or_equal",
+            json!("2026-03-01 00:00:00")
+        ),
+        [11, 12, 13, 14, 15]
+    );
+    assert_eq!(
+        r("create_time", "datetime_greater", json!("2026-02-01")),
+        [14]
+    );
+    assert_eq!(
+        r(
+            "create_time",
+            "datetime_greater_or_equal",
+            json!("2026-03-02")
+        ),
+        none
+    );
+    assert_eq!(r("bk_host_name", "begins_with", json!("web")), [11]);
+    assert_eq!(
+        r("bk_host_name", "not_begins_with", json!("web")),
+        [12, 13, 14, 15]
+    );
+    assert_eq!(r("bk_host_name", "contains", json!("WEB")), [11, 12]);
+    assert_eq!(r("bk_host_name", "not_contains", json!("eb")), [13, 14, 15]);
+    assert_eq!(
+        r("bk_host_name", "ends_with", json!("1[0-9]")),
+        [11, 12, 13, 14, 15]
+    );
+    assert_eq!(
+        r("bk_host_name", "not_ends_with", json!("-1[1-3]")),
+        [14, 15]
+    );
+    assert_eq!(
+        r("bk_host_innerip", "begins_with", json!("10.0.0.13")),
+        [12]
+    );
+    assert_eq!(r("bk_state", "is_null", Value::Null), [11, 12, 13, 14, 15]);
+    assert_eq!(r("bk_cpu", "is_null", Value::Null), [15]);
+    assert_eq!(r("bk_cpu", "is_not_null", Value::Null), [11, 12, 13, 14]);
+    assert_eq!(r("rack", "exist", Value::Null), [13]);
+    assert_eq!(r("rack", "not_exist", Value::Null), [11, 12, 14, 15]);
+    assert_eq!(r("bk_host_innerip", "is_empty", Value::Null), none);
+    assert_eq!(
+        r("bk_host_innerip", "is_not_empty", Value::Null),
+        [11, 12, 13, 14, 15]
+    );
+    // AND and OR, nested.
+    let or = json!({"condition": "OR", "rules": [
+        {"field": "bk_cpu", "operator": "greater", "value": 10},
+        {"condition": "AND", "rules": [
+            {"field": "bk_os_type", "operator": "equal", "value": "1"},
+            {"field": "bk_cpu", "operator": "less", "value": 5}]}]});
+    assert_eq!(f(or), [12, 14]);
+    let and = json!({"condition": "AND", "rules": [
+        {"field": "bk_os_type", "operator": "equal", "value": "1"},
+        {"field": "bk_host_name", "operator": "contains", "value": "12"}]});
+    assert_eq!(f(and), [12]);
+    // A filter and sets together.
+    let d = host_ids(
+        &s,
+        json!({"page": {"limit": 100}, "fields": ["bk_host_id"], "bk_set_ids": [3],
+            "host_property_filter": rule("bk_cpu", "greater", json!(2))}),
+    );
+    assert_eq!(d, (2, vec![11, 12]));
+}
+
+#[test]
+fn list_biz_hosts_refusals() {
+    let (s, _td) = server();
+    let lim = json!({"limit": 10});
+    let with = |extra: Value| {
+        let mut b = json!({"page": lim});
+        for (k, v) in extra.as_object().unwrap() {
+            b[k] = v.clone();
+        }
+        b
+    };
+    invalid(
+        &s,
+        "POST",
+        HOSTS7,
+        &json!({"page": {"start": -1, "limit": 1}}),
+        "page.start",
+    );
+    invalid(
+        &s,
+        "POST",
+        HOSTS7,
+        &json!({"page": {"limit": -1}}),
+        "page.limit",
+    );
+    invalid(
+        &s,
+        "POST",
+        HOSTS7,
+        &json!({"page": {"limit": 1001}}),
+        "page.limit",
+    );
+    invalid(
+        &s,
+        "POST",
+        HOSTS7,
+        &json!({"page": {"limit": 999999999}}),
+        "page.limit",
+    );
+    invalid(
+        &s,
+        "POST",
+        HOSTS7,
+        &json!({"page": {"limit": 0}}),
+        "page.limit",
+    );
+    invalid(&s, "POST", HOSTS7, &json!({}), "page.limit");
+    let hpf = |f: Value| with(json!({"host_property_filter": f}));
+    invalid(
+        &s,
+        "POST",
+        HOSTS7,
+        &hpf(json!({"field": "a", "operator": "equal", "value": 1})),
+        "host_property_filter.",
+    );
+    invalid(
+        &s,
+        "POST",
+        HOSTS7,
+        &hpf(json!({"condition": "NOT", "rules": []})),
+        "host_property_filter.condition",
+    );
+    invalid(
+        &s,
+        "POST",
+        HOSTS7,
+        &hpf(json!({"condition": "AND", "rules": []})),
+        "host_property_filter.rules",
+    );
+    invalid(
+        &s,
+        "POST",
+        HOSTS7,
+        &hpf(rule("a", "regex", json!("x"))),
+        "host_property_filter.rules[0].operator",
+    );
+    invalid(
+        &s,
+        "POST",
+        HOSTS7,
+        &hpf(rule("_a", "equal", json!("x"))),
+        "host_property_filter.rules[0].field",
+    );
+    for (op, v) in [
+        ("equal", json!(null)),
+        ("not_equal", json!({"a": 1})),
+        ("in", json!("x")),
+        ("not_in", json!([1, "1"])),
+        ("less", json!("1")),
+        ("greater_or_equal", json!(true)),
+        ("datetime_less", json!(20260101)),
+        ("datetime_greater", json!("soon")),
+        ("begins_with", json!("")),
+        ("contains", json!(1)),
+        ("not_ends_with", json!(null)),
+    ] {
+        invalid(
+            &s,
+            "POST",
+            HOSTS7,
+            &hpf(rule("a", op, v)),
+            "host_property_filter.rules[0].value",
+        );
+    }
+    let nested = json!({"condition": "AND", "rules": [
+        {"field": "a", "operator": "exist"},
+        {"condition": "OR", "rules": [{"field": "b", "operator": "bogus"}]}]});
+    invalid(
+        &s,
+        "POST",
+        HOSTS7,
+        &hpf(nested),
+        "host_property_filter.rules[1].rules[0].operator",
+    );
+    let deep = json!({"condition": "AND", "rules": [{"condition": "OR",
+        "rules": [{"condition": "AND", "rules": [{"field": "a", "operator": "exist"}]}]}]});
+    invalid(&s, "POST", HOSTS7, &hpf(deep), "host_property_filter.rules");
+    let sets: Vec<i64> = (1..=201).collect();
+    invalid(
+        &s,
+        "POST",
+        HOSTS7,
+        &with(json!({"bk_set_ids": sets})),
+        "bk_set_ids",
+    );
+    let mods: Vec<i64> = (1..=501).collect();
+    invalid(
+        &s,
+        "POST",
+        HOSTS7,
+        &with(json!({"bk_module_ids": mods})),
+        "bk_module_ids",
+    );
+    for bad in ["x", "0"] {
+        invalid(
+            &s,
+            "POST",
+            &format!("/api/v3/hosts/app/{bad}/list_hosts"),
+            &with(json!({})),
+            "bk_biz_id",
+        );
+    }
+    let cond = json!([{"field": "bk_set_name", "operator": "$eq", "value": "web"}]);
+    invalid(
+        &s,
+        "POST",
+        HOSTS7,
+        &with(json!({"bk_set_ids": [3], "set_cond": cond})),
+        "bk_set_ids and set_cond can't both be set",
+    );
+    invalid(
+        &s,
+        "POST",
+        HOSTS7,
+        &with(json!({"bk_module_ids": [10], "module_cond": cond})),
+        "bk_module_ids and module_cond can't both be set",
+    );
+    // Shapes Go cannot decode.
+    json_error(&s, "POST", HOSTS7, &hpf(json!({"rules": []})));
+    json_error(&s, "POST", HOSTS7, &hpf(json!("AND")));
+    json_error(&s, "POST", HOSTS7, &with(json!({"bk_set_ids": ["3"]})));
+    json_error(&s, "POST", HOSTS7, &with(json!({"fields": "bk_host_id"})));
+}
+
+#[test]
+fn list_biz_hosts_on_every_route_family() {
+    let (s, _td) = server();
+    let body = json!({"page": {"limit": 2}, "fields": ["bk_host_id"]});
+    let native = ok(&s, "POST", HOSTS7, &body);
+    let g = gateway(&s, "POST", HOSTS7, &body);
+    assert_eq!(g["data"], native);
+    let mut eb = body.clone();
+    eb["bk_biz_id"] = json!(7);
+    let e = esb(&s, "list_biz_hosts", &eb);
+    assert_eq!(
+        (e["result"].clone(), e["data"].clone()),
+        (json!(true), native)
+    );
+    let e = esb(&s, "list_biz_hosts", &body);
+    assert_eq!(e["code"], json!(1199006));
+    assert_eq!(
+        e["message"],
+        json!("'bk_biz_id' data parameter verification does not pass")
+    );
+}
