@@ -809,3 +809,548 @@ fn list_biz_hosts_on_every_route_family() {
         json!("'bk_biz_id' data parameter verification does not pass")
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// search_biz_inst_topo, get_biz_internal_module, get_mainline_object_topo
+
+fn node(id: i64, name: &str, obj: &str, obj_name: &str, default: i64, child: Value) -> Value {
+    json!({"bk_inst_id": id, "bk_inst_name": name, "bk_obj_id": obj, "bk_obj_name": obj_name,
+        "default": default, "child": child})
+}
+
+#[test]
+fn search_biz_inst_topo() {
+    let (s, _td) = server();
+    let m = |id: i64, name: &str, d: i64| node(id, name, "module", "Module", d, json!([]));
+    let web = node(
+        3,
+        "web",
+        "set",
+        "Set",
+        0,
+        json!([m(10, "nginx", 0), m(11, "php", 0)]),
+    );
+    let db = node(4, "db", "set", "Set", 0, json!([m(12, "mysql", 0)]));
+    let topo = |q: &str, zh: bool| {
+        let path = format!("/api/v3/find/topoinst/biz/7{q}");
+        if zh {
+            ok_zh(&s, "POST", &path, &Value::Null)
+        } else {
+            ok(&s, "POST", &path, &Value::Null)
+        }
+    };
+    assert_eq!(
+        topo("", false),
+        json!([node(7, "shop", "biz", "Business", 0, json!([web, db]))])
+    );
+    // with_default (any non-empty value): the idle set after the others, names translated.
+    let idle = node(
+        5,
+        "idle pool",
+        "set",
+        "Set",
+        1,
+        json!([
+            m(13, "idle host", 1),
+            m(14, "fault host", 2),
+            m(15, "recycle host", 3)
+        ]),
+    );
+    let all = json!([node(
+        7,
+        "shop",
+        "biz",
+        "Business",
+        0,
+        json!([web, db, idle])
+    )]);
+    assert_eq!(topo("?with_default=1", false), all);
+    assert_eq!(topo("?with_default=0", false), all);
+    assert_eq!(
+        topo("?with_default=", false)[0]["child"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    let zh = topo("?with_default=true", true);
+    assert_eq!(zh[0]["bk_obj_name"], json!("业务"));
+    assert_eq!(zh[0]["child"][2]["bk_inst_name"], json!("空闲机池"));
+    assert_eq!(
+        zh[0]["child"][2]["child"][1]["bk_inst_name"],
+        json!("故障机")
+    );
+    assert_eq!(zh[0]["child"][0]["bk_obj_name"], json!("集群"));
+    // need_sort: built-in nodes first, then by name.
+    let sorted = topo("?with_default=1&need_sort=true", false);
+    let names: Vec<&str> = sorted[0]["child"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["bk_inst_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["idle pool", "db", "web"]);
+    // The resource pool and a business created without sets.
+    let lab = ok(
+        &s,
+        "POST",
+        "/api/v3/find/topoinst/biz/9?with_default=1",
+        &Value::Null,
+    );
+    assert_eq!(lab[0]["child"][0]["bk_inst_name"], json!("idle pool"));
+    assert_eq!(lab[0]["child"][0]["child"].as_array().unwrap().len(), 3);
+    let pool = ok(&s, "POST", "/api/v3/find/topoinst/biz/1", &Value::Null);
+    assert_eq!(pool[0]["bk_inst_name"], json!("resource pool"));
+    assert_eq!(pool[0]["default"], json!(1));
+    // Unknown business: an empty list. Non-numeric: the strconv error.
+    assert_eq!(
+        ok(&s, "POST", "/api/v3/find/topoinst/biz/99", &Value::Null),
+        json!([])
+    );
+    both(
+        &s,
+        "POST",
+        "/api/v3/find/topoinst/biz/x",
+        &Value::Null,
+        1199998,
+        "strconv.ParseInt: parsing \"x\": invalid syntax",
+        "strconv.ParseInt: parsing \"x\": invalid syntax",
+    );
+    // ESB: the business in the body; gateway: as native.
+    let e = esb(&s, "search_biz_inst_topo", &json!({"bk_biz_id": 7}));
+    assert_eq!(e["data"], topo("", false));
+    let g = gateway(
+        &s,
+        "POST",
+        "/api/v3/find/topoinst/biz/7?with_default=1",
+        &Value::Null,
+    );
+    assert_eq!(g["data"], all);
+}
+
+#[test]
+fn get_biz_internal_module() {
+    let (s, _td) = server();
+    let get = |biz: &str, zh: bool| {
+        call(
+            &s,
+            "GET",
+            &format!("/api/v3/topo/internal/0/{biz}"),
+            &Value::Null,
+            zh,
+        )
+    };
+    let m = |id: i64, name: &str, d: i64| {
+        json!({"bk_module_id": id, "bk_module_name": name, "default": d,
+            "host_apply_enabled": false})
+    };
+    assert_eq!(
+        get("7", false),
+        ok_native(
+            json!({"bk_set_id": 5, "bk_set_name": "idle pool", "module": [
+            m(13, "idle host", 1), m(14, "fault host", 2), m(15, "recycle host", 3)]})
+        )
+    );
+    assert_eq!(
+        get("7", true)["data"],
+        json!({"bk_set_id": 5, "bk_set_name": "空闲机池", "module": [
+            m(13, "空闲机", 1), m(14, "故障机", 2), m(15, "待回收", 3)]})
+    );
+    assert_eq!(
+        get("99", false),
+        ok_native(json!({"bk_set_id": 0, "bk_set_name": "", "module": null}))
+    );
+    both(
+        &s,
+        "GET",
+        "/api/v3/topo/internal/0/x",
+        &Value::Null,
+        1101133,
+        "strconv.ParseInt: parsing \"x\": invalid syntax",
+        "strconv.ParseInt: parsing \"x\": invalid syntax",
+    );
+    // ESB: GET with the business in the query string.
+    let r = s.request(
+        "GET",
+        "/api/c/compapi/v2/cc/get_biz_internal_module/?bk_biz_id=7&bk_supplier_account=0",
+        &[("X-Bkcmdb-Language", "en")],
+        b"",
+    );
+    assert_eq!(r.json()["data"], get("7", false)["data"]);
+}
+
+#[test]
+fn get_mainline_object_topo() {
+    let (s, _td) = server();
+    let o = |id: &str, name: &str, next: &str, next_name: &str, pre: &str, pre_name: &str| {
+        json!({"bk_obj_id": id, "bk_obj_name": name, "bk_supplier_account": "0",
+            "bk_next_obj": next, "bk_next_name": next_name, "bk_pre_obj_id": pre,
+            "bk_pre_obj_name": pre_name})
+    };
+    let path = "/api/v3/find/topomodelmainline";
+    assert_eq!(
+        ok(&s, "POST", path, &Value::Null),
+        json!([
+            o("biz", "Business", "set", "Set", "", ""),
+            o("set", "Set", "module", "Module", "biz", "Business"),
+            o("module", "Module", "host", "Host", "set", "Set"),
+            o("host", "Host", "", "", "module", "Module"),
+        ])
+    );
+    assert_eq!(
+        ok_zh(&s, "POST", path, &json!({"ignored": 1}))[3],
+        o("host", "主机", "", "", "module", "模块")
+    );
+    let raw = s.request("POST", path, &NATIVE_EN, b"").body;
+    assert!(raw.contains(r#""data":[{"bk_obj_id":"biz","bk_obj_name":"Business","bk_supplier_account":"0","bk_next_obj":"set""#), "{raw}");
+    assert_eq!(
+        esb(&s, "get_mainline_object_topo", &json!({}))["data"][0]["bk_obj_id"],
+        json!("biz")
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// search_set, search_module, search_cloud_area
+
+#[test]
+fn search_set_and_module() {
+    let (s, _td) = server();
+    let sets = ok(&s, "POST", "/api/v3/set/search/0/7", &json!({}));
+    assert_eq!(sets["count"], json!(3));
+    assert_eq!(ids(&sets["info"], "bk_set_id"), [3, 4, 5]);
+    assert_eq!(
+        sets["info"][0],
+        json!({"bk_set_id": 3, "bk_set_name": "web", "bk_biz_id": 7, "bk_parent_id": 7,
+            "default": 0, "bk_set_desc": "", "bk_set_env": "1", "bk_service_status": "1",
+            "description": "", "bk_capacity": null, "set_template_id": 0, "bk_childid": null,
+            "bk_supplier_account": "0", "create_time": T, "last_time": T, "bk_created_at": T,
+            "bk_updated_at": T, "bk_created_by": "admin", "bk_updated_by": null})
+    );
+    assert_eq!(sets["info"][2]["bk_set_name"], json!("idle pool"));
+    let zh = ok_zh(&s, "POST", "/api/v3/set/search/0/7", &json!({}));
+    assert_eq!(zh["info"][2]["bk_set_name"], json!("空闲机池"));
+    let d = ok(
+        &s,
+        "POST",
+        "/api/v3/set/search/0/7",
+        &json!({"condition": {"bk_set_env": "3"}, "fields": ["bk_set_name"],
+            "page": {"sort": "-bk_set_id"}}),
+    );
+    assert_eq!(
+        d,
+        json!({"count": 2, "info": [{"bk_set_name": "idle pool", "default": 1},
+            {"bk_set_name": "db", "default": 0}]})
+    );
+    let d = ok(
+        &s,
+        "POST",
+        "/api/v3/set/search/0/7",
+        &json!({"filter": rule("bk_set_name", "equal", json!("db")), "fields": ["bk_set_id"]}),
+    );
+    assert_eq!(ids(&d["info"], "bk_set_id"), [4]);
+    let d = ok(
+        &s,
+        "POST",
+        "/api/v3/set/search/0/7",
+        &json!({"page": {"start": 5, "limit": 1}}),
+    );
+    assert_eq!(d, json!({"count": 3, "info": []}));
+    both(
+        &s,
+        "POST",
+        "/api/v3/set/search/0/x",
+        &json!({}),
+        1199009,
+        "'business id' parameters must be integral",
+        "'business id' 参数必须是整型",
+    );
+    both(
+        &s,
+        "POST",
+        "/api/v3/set/search/0/7",
+        &json!({"condition": {}, "filter": rule("a", "exist", Value::Null)}),
+        1199011,
+        "'condition and filter cannot be set at the same time' the parameter is invalid or does not exist",
+        "'condition and filter cannot be set at the same time' 参数无效或不存在",
+    );
+    let e = esb(
+        &s,
+        "search_set",
+        &json!({"bk_biz_id": 7, "fields": ["bk_set_id"]}),
+    );
+    assert_eq!(ids(&e["data"]["info"], "bk_set_id"), [3, 4, 5]);
+
+    // search_module: set 0 in the path = every module of the business.
+    let mods = |path: &str, body: Value| ids(&ok(&s, "POST", path, &body)["info"], "bk_module_id");
+    assert_eq!(
+        mods("/api/v3/module/search/0/7/0", json!({})),
+        [10, 11, 12, 13, 14, 15]
+    );
+    assert_eq!(mods("/api/v3/module/search/0/7/3", json!({})), [10, 11]);
+    assert_eq!(
+        mods("/api/v3/module/search/0/7/3", json!({"bk_set_id": 4})),
+        [12]
+    );
+    assert_eq!(
+        mods(
+            "/api/v3/module/search/0/7/0",
+            json!({"condition": {"service_template_id": 5}})
+        ),
+        [11]
+    );
+    assert_eq!(
+        mods("/api/v3/module/search/0/8/3", json!({})),
+        Vec::<i64>::new()
+    );
+    let d = ok(
+        &s,
+        "POST",
+        "/api/v3/module/search/0/7/5",
+        &json!({"fields": ["bk_module_name"], "page": {"sort": "-default", "limit": 2}}),
+    );
+    assert_eq!(
+        d,
+        json!({"count": 3, "info": [{"bk_module_name": "recycle host", "default": 3},
+            {"bk_module_name": "fault host", "default": 2}]})
+    );
+    let whole = ok(&s, "POST", "/api/v3/module/search/0/7/3", &json!({}));
+    assert_eq!(
+        whole["info"][1],
+        json!({"bk_module_id": 11, "bk_module_name": "php", "bk_biz_id": 7, "bk_set_id": 3,
+            "bk_parent_id": 3, "default": 0, "service_template_id": 5, "service_category_id": 2,
+            "set_template_id": 0, "bk_module_type": "1", "operator": null,
+            "bk_bak_operator": null, "host_apply_enabled": false, "bk_supplier_account": "0",
+            "create_time": T, "last_time": T, "bk_created_at": T, "bk_updated_at": T,
+            "bk_created_by": "admin", "bk_updated_by": null})
+    );
+    for (path, what) in [
+        ("/api/v3/module/search/0/x/3", "bk_biz_id"),
+        ("/api/v3/module/search/0/7/y", "bk_set_id"),
+    ] {
+        both(
+            &s,
+            "POST",
+            path,
+            &json!({}),
+            1199009,
+            &format!("'{what}' parameters must be integral"),
+            &format!("'{what}' 参数必须是整型"),
+        );
+    }
+}
+
+#[test]
+fn search_cloud_area() {
+    let (s, _td) = server();
+    let path = "/api/v3/findmany/cloudarea";
+    let d = ok(&s, "POST", path, &json!({}));
+    // Newest first (create_time descending).
+    assert_eq!(d["count"], json!(2));
+    assert_eq!(ids(&d["info"], "bk_cloud_id"), [5, 0]);
+    assert_eq!(
+        d["info"][0],
+        json!({"bk_cloud_id": 5, "bk_cloud_name": "edge", "bk_status": "1",
+            "bk_status_detail": "", "bk_cloud_vendor": "", "bk_vpc_id": "", "bk_vpc_name": "",
+            "bk_region": "sh", "bk_account_id": 0, "bk_supplier_account": "0", "default": 0,
+            "bk_creator": "admin", "bk_last_editor": "admin",
+            "create_time": "2026-02-01T00:00:00.000Z", "last_time": T, "bk_created_at": T,
+            "bk_updated_at": T, "bk_created_by": "admin"})
+    );
+    let names = |body: Value| ids(&ok(&s, "POST", path, &body)["info"], "bk_cloud_id");
+    assert_eq!(names(json!({"condition": {"bk_cloud_name": "edge"}})), [5]);
+    assert_eq!(
+        names(json!({"condition": {"bk_cloud_name": "ED"}})),
+        Vec::<i64>::new()
+    );
+    assert_eq!(
+        names(json!({"condition": {"bk_cloud_name": "ED"}, "is_fuzzy": true})),
+        [5]
+    );
+    assert_eq!(names(json!({"page": {"sort": "bk_cloud_id"}})), [0, 5]);
+    assert_eq!(names(json!({"page": {"start": 1, "limit": 0}})), [0]);
+    let d = ok(
+        &s,
+        "POST",
+        path,
+        &json!({"fields": ["bk_cloud_name"], "page": {"limit": 999999999}}),
+    );
+    assert_eq!(
+        d["info"],
+        json!([{"bk_cloud_name": "edge"}, {"bk_cloud_name": "Default Area"}])
+    );
+    for page in [json!({"start": -1}), json!({"limit": 1001})] {
+        both(
+            &s,
+            "POST",
+            path,
+            &json!({"page": page}),
+            1199006,
+            "'%s' data parameter verification does not pass",
+            "'%s' 数据参数校验不通过",
+        );
+    }
+    assert_eq!(
+        esb(&s, "search_cloud_area", &json!({}))["data"],
+        ok(&s, "POST", path, &json!({}))
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// find_set_batch, find_module_batch, find_module_with_relation, find_topo_node_paths
+
+#[test]
+fn batch_reads() {
+    let (s, _td) = server();
+    let d = ok(
+        &s,
+        "POST",
+        "/api/v3/findmany/set/bk_biz_id/7",
+        &json!({"bk_ids": [5, 3, 3, 6, 99], "fields": ["bk_set_name"]}),
+    );
+    assert_eq!(
+        d,
+        json!([{"bk_set_name": "web", "default": 0}, {"bk_set_name": "idle pool", "default": 1}])
+    );
+    let d = ok(
+        &s,
+        "POST",
+        "/api/v3/findmany/module/bk_biz_id/7",
+        &json!({"bk_ids": [16, 12, 13], "fields": ["bk_module_id", "bk_module_name"]}),
+    );
+    assert_eq!(
+        d,
+        json!([{"bk_module_id": 12, "bk_module_name": "mysql", "default": 0},
+            {"bk_module_id": 13, "bk_module_name": "idle host", "default": 1}])
+    );
+    for what in ["set", "module"] {
+        let path = format!("/api/v3/findmany/{what}/bk_biz_id/7");
+        let too_many: Vec<i64> = (1..=501).collect();
+        for ids in [json!([]), json!(too_many)] {
+            both(
+                &s,
+                "POST",
+                &path,
+                &json!({"bk_ids": ids, "fields": ["a"]}),
+                1199089,
+                "the length of array bk_ids is wrong, the length must be in range 1~500",
+                "bk_ids数组长度错误，数组长度必须在1~500之间",
+            );
+        }
+        invalid(&s, "POST", &path, &json!({"bk_ids": [1]}), "fields");
+    }
+    both(
+        &s,
+        "POST",
+        "/api/v3/findmany/set/bk_biz_id/x",
+        &json!({"bk_ids": [1], "fields": ["a"]}),
+        1199998,
+        "strconv.ParseInt: parsing \"x\": invalid syntax",
+        "strconv.ParseInt: parsing \"x\": invalid syntax",
+    );
+    invalid(
+        &s,
+        "POST",
+        "/api/v3/findmany/module/bk_biz_id/x",
+        &json!({"bk_ids": [1], "fields": ["a"]}),
+        "bk_biz_id",
+    );
+    let e = esb(
+        &s,
+        "find_module_batch",
+        &json!({"bk_biz_id": 7, "bk_ids": [10], "fields": ["bk_module_name"]}),
+    );
+    assert_eq!(
+        e["data"],
+        json!([{"bk_module_name": "nginx", "default": 0}])
+    );
+
+    // find_module_with_relation.
+    let path = "/api/v3/findmany/module/with_relation/biz/7";
+    let d = ok(
+        &s,
+        "POST",
+        path,
+        &json!({"bk_set_ids": [3, 4], "fields": ["bk_module_id"]}),
+    );
+    assert_eq!(
+        (d["count"].clone(), ids(&d["info"], "bk_module_id")),
+        (json!(3), vec![10, 11, 12])
+    );
+    let d = ok(
+        &s,
+        "POST",
+        path,
+        &json!({"bk_service_template_ids": [5], "fields": ["bk_module_id"], "page": {"limit": 0}}),
+    );
+    assert_eq!(ids(&d["info"], "bk_module_id"), [11]);
+    both(
+        &s,
+        "POST",
+        path,
+        &json!({}),
+        1199010,
+        "'fields' unassigned",
+        "'fields' 未赋值",
+    );
+    let sets: Vec<i64> = (1..=201).collect();
+    both(
+        &s,
+        "POST",
+        path,
+        &json!({"fields": ["a"], "bk_set_ids": sets}),
+        1199015,
+        "Data out of bounds%!(EXTRA string=the number of bk_set_ids)",
+        "'the number of bk_set_ids' 数据越界",
+    );
+    both(
+        &s,
+        "POST",
+        path,
+        &json!({"fields": ["a"], "page": {"limit": 501}}),
+        1199015,
+        "Data out of bounds%!(EXTRA string=page)",
+        "'page' 数据越界",
+    );
+}
+
+#[test]
+fn find_topo_node_paths() {
+    let (s, _td) = server();
+    let path = "/api/v3/cache/find/cache/topo/node_path/biz/7";
+    let d = ok(
+        &s,
+        "POST",
+        path,
+        &json!({"bk_nodes": [{"bk_obj_id": "module", "bk_inst_id": 13},
+            {"bk_obj_id": "set", "bk_inst_id": 4}, {"bk_obj_id": "module", "bk_inst_id": 16}]}),
+    );
+    assert_eq!(
+        d,
+        json!([
+            {"bk_obj_id": "module", "bk_inst_id": 13, "bk_inst_name": "空闲机", "bk_paths": [[
+                {"bk_obj_id": "biz", "bk_inst_id": 7, "bk_inst_name": "shop"},
+                {"bk_obj_id": "set", "bk_inst_id": 5, "bk_inst_name": "空闲机池"}]]},
+            {"bk_obj_id": "set", "bk_inst_id": 4, "bk_inst_name": "db", "bk_paths": [[
+                {"bk_obj_id": "biz", "bk_inst_id": 7, "bk_inst_name": "shop"}]]},
+        ])
+    );
+    let node = |o: &str, id: i64| json!({"bk_nodes": [{"bk_obj_id": o, "bk_inst_id": id}]});
+    for (body, code, text) in [
+        (node("biz", 7), 1199011, "not support biz"),
+        (node("", 7), 1199011, "object or inst id"),
+        (node("set", 0), 1199011, "object or inst id"),
+        (node("rack", 1), 1199011, "object"),
+        (node("host", 11), 1199006, "host"),
+    ] {
+        both(&s, "POST", path, &body, code, text, text);
+    }
+    both(
+        &s,
+        "POST",
+        "/api/v3/cache/find/cache/topo/node_path/biz/0",
+        &node("set", 4),
+        1199011,
+        "'%s' the parameter is invalid or does not exist",
+        "'%s' 参数无效或不存在",
+    );
+}
