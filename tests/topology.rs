@@ -1354,3 +1354,429 @@ fn find_topo_node_paths() {
         "'%s' 参数无效或不存在",
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// list_biz_hosts_topo, list_hosts_without_biz, relations, get_host_base_info
+
+#[test]
+fn list_biz_hosts_topo() {
+    let (s, _td) = server();
+    let path = "/api/v3/hosts/app/7/list_hosts_topo";
+    let d = ok(&s, "POST", path, &json!({"page": {"limit": 2}}));
+    let m = |id: i64, name: &str| json!({"bk_module_id": id, "bk_module_name": name});
+    assert_eq!(
+        d,
+        json!({"count": 5, "info": [
+            {"host": {"bk_host_id": 11}, "topo": [
+                {"bk_set_id": 3, "bk_set_name": "web", "module": [m(10, "nginx")]}]},
+            {"host": {"bk_host_id": 12}, "topo": [
+                {"bk_set_id": 3, "bk_set_name": "web", "module": [m(10, "nginx"), m(11, "php")]}]},
+        ]})
+    );
+    let d = ok(
+        &s,
+        "POST",
+        path,
+        &json!({"page": {"limit": 10}, "fields": ["bk_host_name"],
+            "set_property_filter": rule("bk_set_name", "in", json!(["db", "空闲机池"]))}),
+    );
+    assert_eq!(
+        d["info"],
+        json!([
+            {"host": {"bk_host_id": 14, "bk_host_name": "db-14"}, "topo": [
+                {"bk_set_id": 4, "bk_set_name": "db", "module": [m(12, "mysql")]}]},
+            {"host": {"bk_host_id": 15, "bk_host_name": "idle-15"}, "topo": [
+                {"bk_set_id": 5, "bk_set_name": "idle pool", "module": [m(13, "idle host")]}]},
+        ])
+    );
+    let d = ok(
+        &s,
+        "POST",
+        path,
+        &json!({"page": {"limit": 10},
+            "module_property_filter": rule("bk_module_name", "equal", json!("php")),
+            "host_property_filter": rule("bk_cpu", "greater", json!(1))}),
+    );
+    assert_eq!(d["count"], json!(1));
+    let d = ok(
+        &s,
+        "POST",
+        path,
+        &json!({"page": {"limit": 10},
+            "module_property_filter": rule("bk_module_name", "equal", json!("none"))}),
+    );
+    assert_eq!(d, json!({"count": 0, "info": []}));
+    invalid(
+        &s,
+        "POST",
+        "/api/v3/hosts/app/x/list_hosts_topo",
+        &json!("not json"),
+        "bk_biz_id",
+    );
+    both(
+        &s,
+        "POST",
+        path,
+        &json!({}),
+        1199010,
+        "'page.limit' unassigned",
+        "'page.limit' 未赋值",
+    );
+    both(
+        &s,
+        "POST",
+        path,
+        &json!({"page": {"limit": 501}}),
+        1199035,
+        " page.limit exceed the limit 500",
+        " page.limit 超过限制 500",
+    );
+    for name in [
+        "set_property_filter",
+        "module_property_filter",
+        "host_property_filter",
+    ] {
+        invalid(
+            &s,
+            "POST",
+            path,
+            &json!({"page": {"limit": 1}, name: rule("a", "bogus", json!(1))}),
+            &format!("{name}.rules[0].operator"),
+        );
+        let deep = json!({"condition": "AND", "rules": [{"condition": "OR",
+            "rules": [{"condition": "AND", "rules": [{"field": "a", "operator": "exist"}]}]}]});
+        both(
+            &s,
+            "POST",
+            path,
+            &json!({"page": {"limit": 1}, name: deep}),
+            1199035,
+            &format!(" {name}.rules exceed the limit 3"),
+            &format!(" {name}.rules 超过限制 3"),
+        );
+    }
+    let e = esb(
+        &s,
+        "list_biz_hosts_topo",
+        &json!({"bk_biz_id": 7, "page": {"limit": 2}}),
+    );
+    assert_eq!(e["data"]["count"], json!(5));
+}
+
+#[test]
+fn list_hosts_without_biz() {
+    let (s, _td) = server();
+    let path = "/api/v3/hosts/list_hosts_without_app";
+    let d = ok(
+        &s,
+        "POST",
+        path,
+        &json!({"fields": ["bk_host_id"], "page": {"limit": 3}}),
+    );
+    assert_eq!(
+        (d["count"].clone(), ids(&d["info"], "bk_host_id")),
+        (json!(7), vec![11, 12, 13])
+    );
+    let d = ok(
+        &s,
+        "POST",
+        path,
+        &json!({"fields": ["bk_host_id"], "page": {"limit": 0}}),
+    );
+    assert_eq!(ids(&d["info"], "bk_host_id"), [11, 12, 13, 14, 15, 16, 17]);
+    let d = ok(
+        &s,
+        "POST",
+        path,
+        &json!({"fields": ["bk_host_id"], "page": {"limit": 10, "sort": "-bk_host_id"},
+            "host_property_filter": rule("bk_host_innerip", "begins_with", json!("10.0.[12]"))}),
+    );
+    assert_eq!(ids(&d["info"], "bk_host_id"), [17, 16]);
+    invalid(
+        &s,
+        "POST",
+        path,
+        &json!({"page": {"limit": 1001}}),
+        "page.limit",
+    );
+    invalid(
+        &s,
+        "POST",
+        path,
+        &json!({"page": {"limit": 1}, "host_property_filter": rule("a", "in", json!(1))}),
+        "host_property_filter.rules[0].value",
+    );
+}
+
+#[test]
+fn host_relations() {
+    let (s, _td) = server();
+    let rel = |biz: i64, host: i64, module: i64, set: i64| {
+        json!({"bk_biz_id": biz, "bk_host_id": host, "bk_module_id": module, "bk_set_id": set,
+            "bk_supplier_account": "0"})
+    };
+    let path = "/api/v3/host/topo/relation/read";
+    let d = ok(
+        &s,
+        "POST",
+        path,
+        &json!({"bk_biz_id": 7, "bk_set_ids": [3], "page": {"limit": 10}}),
+    );
+    assert_eq!(
+        d,
+        json!({"count": 4, "data": [rel(7, 11, 10, 3), rel(7, 12, 10, 3), rel(7, 12, 11, 3),
+            rel(7, 13, 10, 3)], "page": {"limit": 10, "start": 0}})
+    );
+    let d = ok(
+        &s,
+        "POST",
+        path,
+        &json!({"bk_host_ids": [12, 16], "page": {"start": 1, "limit": 1, "sort": "x"}}),
+    );
+    assert_eq!(
+        d,
+        json!({"count": 3, "data": [rel(7, 12, 11, 3)],
+            "page": {"limit": 1, "start": 1, "sort": "x"}})
+    );
+    let d = ok(
+        &s,
+        "POST",
+        path,
+        &json!({"bk_module_ids": [12], "page": {"limit": 999999999}}),
+    );
+    assert_eq!(d["data"], json!([rel(7, 14, 12, 4)]));
+    both(
+        &s,
+        "POST",
+        path,
+        &json!({"page": {"limit": 1}}),
+        1199005,
+        "The input is empty",
+        "输入内容为空",
+    );
+    for page in [
+        json!({"limit": 0}),
+        json!({"limit": 1001}),
+        json!({"start": -1, "limit": 1}),
+    ] {
+        both(
+            &s,
+            "POST",
+            path,
+            &json!({"bk_biz_id": 7, "page": page}),
+            1199059,
+            "page limit is exceeded. suggestion 200",
+            "分页查询数量超过限制的最大值, 建议值200",
+        );
+    }
+    let over: Vec<i64> = (1..=501).collect();
+    for (key, n) in [
+        ("bk_set_ids", 200),
+        ("bk_module_ids", 500),
+        ("bk_host_ids", 500),
+    ] {
+        let list: Vec<i64> = over.iter().copied().take(n + 1).collect();
+        both(
+            &s,
+            "POST",
+            path,
+            &json!({key: list, "page": {"limit": 1}}),
+            1199035,
+            &format!(" {key} exceed the limit {n}"),
+            &format!(" {key} 超过限制 {n}"),
+        );
+    }
+
+    // find_host_biz_relations.
+    let path = "/api/v3/hosts/modules/read";
+    let d = ok(&s, "POST", path, &json!({"bk_host_id": [12, 16, 99]}));
+    assert_eq!(
+        d,
+        json!([rel(7, 12, 10, 3), rel(7, 12, 11, 3), rel(8, 16, 16, 6)])
+    );
+    let d = ok(
+        &s,
+        "POST",
+        path,
+        &json!({"bk_biz_id": 8, "bk_host_id": [12, 16]}),
+    );
+    assert_eq!(d, json!([rel(8, 16, 16, 6)]));
+    for hosts in [json!([]), json!((1..=501).collect::<Vec<i64>>())] {
+        both(
+            &s,
+            "POST",
+            path,
+            &json!({"bk_host_id": hosts}),
+            1199089,
+            "the length of array bk_host_id is wrong, the length must be in range 1~500",
+            "bk_host_id数组长度错误，数组长度必须在1~500之间",
+        );
+    }
+    assert_eq!(
+        esb(&s, "find_host_biz_relations", &json!({"bk_host_id": [17]}))["data"],
+        json!([rel(1, 17, 1, 2)])
+    );
+}
+
+#[test]
+fn get_host_base_info() {
+    let (s, _td) = server();
+    let d = call(&s, "GET", "/api/v3/hosts/0/13", &Value::Null, false);
+    let rows = d["data"].as_array().unwrap();
+    assert_eq!(
+        rows[0],
+        json!({"bk_property_id": "bk_host_innerip", "bk_property_name": "Inner IPv4",
+            "bk_property_value": ""})
+    );
+    let find = |rows: &[Value], id: &str| {
+        rows.iter()
+            .find(|r| r["bk_property_id"] == json!(id))
+            .cloned()
+    };
+    assert_eq!(
+        find(rows, "bk_host_innerip_v6").unwrap()["bk_property_value"],
+        json!("fd00::13")
+    );
+    assert_eq!(
+        find(rows, "bk_cloud_id").unwrap()["bk_property_value"],
+        json!(5)
+    );
+    assert_eq!(
+        find(rows, "bk_cpu_architecture").unwrap()["bk_property_value"],
+        json!("x86")
+    );
+    assert_eq!(
+        find(rows, "bk_updated_by").unwrap()["bk_property_value"],
+        Value::Null
+    );
+    assert!(
+        find(rows, "rack").is_none(),
+        "only the attributes of the model"
+    );
+    let zh = call(&s, "GET", "/api/v3/hosts/0/13", &Value::Null, true);
+    assert_eq!(zh["data"][0]["bk_property_name"], json!("内网IPv4"));
+    both(
+        &s,
+        "GET",
+        "/api/v3/hosts/0/99",
+        &Value::Null,
+        1110008,
+        "The host could not be found",
+        "主机找不到",
+    );
+    both(
+        &s,
+        "GET",
+        "/api/v3/hosts/0/x",
+        &Value::Null,
+        1199009,
+        "'bk_host_id' parameters must be integral",
+        "'bk_host_id' 参数必须是整型",
+    );
+    let r = s.request(
+        "GET",
+        "/api/c/compapi/v2/cc/get_host_base_info/?bk_host_id=13",
+        &[("X-Bkcmdb-Language", "en")],
+        b"",
+    );
+    assert_eq!(r.json()["data"], d["data"]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// find_host_by_service_template
+
+#[test]
+fn find_host_by_service_template() {
+    let (s, _td) = server();
+    let path = "/api/v3/findmany/hosts/by_service_templates/biz/7";
+    let body = |extra: Value| {
+        let mut b = json!({"bk_service_template_ids": [5], "fields": ["bk_host_id", "bk_host_name"],
+            "page": {"limit": 10}});
+        for (k, v) in extra.as_object().unwrap() {
+            b[k] = v.clone();
+        }
+        b
+    };
+    assert_eq!(
+        ok(&s, "POST", path, &body(json!({}))),
+        json!({"count": 1, "info": [{"bk_host_id": 12, "bk_host_name": "Web-12"}]})
+    );
+    assert_eq!(
+        ok(&s, "POST", path, &body(json!({"bk_module_ids": [10]}))),
+        json!({"count": 0, "info": null})
+    );
+    assert_eq!(
+        ok(
+            &s,
+            "POST",
+            path,
+            &body(json!({"bk_service_template_ids": [99]}))
+        ),
+        json!({"count": 0, "info": null})
+    );
+    assert_eq!(
+        ok(
+            &s,
+            "POST",
+            path,
+            &body(json!({"page": {"start": 1, "limit": 10}}))
+        ),
+        json!({"count": 1, "info": null})
+    );
+    assert_eq!(
+        ok(
+            &s,
+            "POST",
+            "/api/v3/findmany/hosts/by_service_templates/biz/8",
+            &body(json!({}))
+        ),
+        json!({"count": 0, "info": null})
+    );
+    let over: Vec<i64> = (1..=501).collect();
+    for (extra, key) in [
+        (
+            json!({"bk_service_template_ids": []}),
+            "bk_service_template_ids",
+        ),
+        (
+            json!({"bk_service_template_ids": over}),
+            "bk_service_template_ids",
+        ),
+        (json!({"bk_module_ids": over}), "bk_module_ids"),
+    ] {
+        both(
+            &s,
+            "POST",
+            path,
+            &body(extra),
+            1199089,
+            &format!("the length of array {key} is wrong, the length must be in range 1~500"),
+            &format!("{key}数组长度错误，数组长度必须在1~500之间"),
+        );
+    }
+    invalid(&s, "POST", path, &body(json!({"fields": []})), "fields");
+    for limit in [0, 1001, 999999999] {
+        invalid(
+            &s,
+            "POST",
+            path,
+            &body(json!({"page": {"limit": limit}})),
+            "page.limit",
+        );
+    }
+    for biz in ["x", "0"] {
+        invalid(
+            &s,
+            "POST",
+            &format!("/api/v3/findmany/hosts/by_service_templates/biz/{biz}"),
+            &body(json!({})),
+            "bk_biz_id",
+        );
+    }
+    let mut eb = body(json!({}));
+    eb["bk_biz_id"] = json!(7);
+    assert_eq!(
+        esb(&s, "find_host_by_service_template", &eb)["data"],
+        ok(&s, "POST", path, &body(json!({})))
+    );
+}
