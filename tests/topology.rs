@@ -1780,3 +1780,170 @@ fn find_host_by_service_template() {
         ok(&s, "POST", path, &body(json!({})))
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// list_process_related_info
+
+const PRI: &str = "/api/v3/findmany/proc/process_related_info/biz/7";
+
+fn pids(s: &Server, body: Value) -> (i64, Vec<i64>) {
+    let d = ok(s, "POST", PRI, &body);
+    let list: Vec<i64> = d["info"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["process"]["bk_process_id"].as_i64().unwrap())
+        .collect();
+    (d["count"].as_i64().unwrap(), list)
+}
+
+#[test]
+fn list_process_related_info() {
+    let (s, _td) = server();
+    let d = ok(&s, "POST", PRI, &json!({"fields": ["bk_process_name"], "page": {"limit": 1}}));
+    assert_eq!(
+        d,
+        json!({"count": 3, "info": [{
+            "set": {"bk_set_id": 3, "bk_set_name": "web", "bk_set_env": "1"},
+            "module": {"bk_module_id": 10, "bk_module_name": "nginx"},
+            "host": {"bk_host_id": 11, "bk_cloud_id": 0, "bk_host_innerip": "10.0.0.11",
+                "bk_host_innerip_v6": "", "bk_addressing": "static", "bk_agent_id": ""},
+            "service_instance": {"id": 31, "name": "10.0.0.11_nginx_80"},
+            "process_template": {"id": 0},
+            "process": {"bk_process_id": 40, "bk_process_name": "nginx"}}]})
+    );
+    // Field order is bk-cmdb's struct order.
+    let raw = s
+        .request("POST", PRI, &NATIVE_EN, br#"{"fields":["bk_func_name"],"page":{"limit":1}}"#)
+        .body;
+    assert!(
+        raw.contains(r#""info":[{"set":{"bk_set_id":3,"bk_set_name":"web","bk_set_env":"1"},"module":{"bk_module_id":10,"#),
+        "{raw}"
+    );
+    // No fields: the whole stored process.
+    let d = ok(&s, "POST", PRI, &json!({"page": {"limit": 1}}));
+    assert_eq!(d["info"][0]["process"]["bind_info"][0]["port"], json!("80"));
+    assert_eq!(d["info"][0]["process"]["bk_func_name"], json!("nginx"));
+    // Every filter key, alone and together.
+    let lim = json!({"limit": 10});
+    assert_eq!(pids(&s, json!({"page": lim})), (3, vec![40, 41, 42]));
+    assert_eq!(pids(&s, json!({"page": lim, "set": {"bk_set_ids": [3]}})), (3, vec![40, 41, 42]));
+    assert_eq!(pids(&s, json!({"page": lim, "set": {"bk_set_ids": [4]}})), (0, vec![]));
+    assert_eq!(pids(&s, json!({"page": lim, "set": {"bk_set_ids": [6]}})), (0, vec![]));
+    assert_eq!(pids(&s, json!({"page": lim, "module": {"bk_module_ids": [11]}})), (1, vec![42]));
+    assert_eq!(
+        pids(&s, json!({"page": lim, "set": {"bk_set_ids": [3]}, "module": {"bk_module_ids": [10]}})),
+        (2, vec![40, 41])
+    );
+    assert_eq!(
+        pids(&s, json!({"page": lim, "service_instance": {"ids": [30, 32]}})),
+        (1, vec![42])
+    );
+    assert_eq!(
+        pids(&s, json!({"page": lim, "module": {"bk_module_ids": [10]},
+            "service_instance": {"ids": [30]}})),
+        (0, vec![])
+    );
+    let pf = |f: Value| pids(&s, json!({"page": lim, "process_property_filter": f}));
+    assert_eq!(pf(rule("bk_process_id", "equal", json!(41))), (1, vec![41]));
+    assert_eq!(pf(rule("bk_process_name", "begins_with", json!("nginx"))), (2, vec![40, 41]));
+    assert_eq!(pf(rule("bk_process_name", "in", json!(["php-fpm", "api"]))), (1, vec![42]));
+    // No wildcard: "*" is a literal name.
+    assert_eq!(pf(rule("bk_process_name", "equal", json!("*"))), (0, vec![]));
+    // The old "process" key is ignored.
+    assert_eq!(
+        pids(&s, json!({"page": lim, "process": {"bk_process_names": ["php-fpm"]}})),
+        (3, vec![40, 41, 42])
+    );
+    // Paging and sorting.
+    assert_eq!(pids(&s, json!({"page": {"limit": 999999999}})), (3, vec![40, 41, 42]));
+    assert_eq!(pids(&s, json!({"page": {"start": 2, "limit": 5}})), (3, vec![42]));
+    assert_eq!(pids(&s, json!({"page": {"start": 5, "limit": 5}})), (3, vec![]));
+    assert_eq!(
+        pids(&s, json!({"page": {"limit": 5, "sort": "-bk_process_id"}})),
+        (3, vec![42, 41, 40])
+    );
+    assert_eq!(
+        pids(&s, json!({"page": {"limit": 5, "sort": "bk_process_name"}})),
+        (3, vec![40, 41, 42])
+    );
+    // Another business.
+    let d = ok(
+        &s,
+        "POST",
+        "/api/v3/findmany/proc/process_related_info/biz/8",
+        &json!({"fields": ["bk_process_name"], "page": lim}),
+    );
+    assert_eq!(d["info"][0]["set"], json!({"bk_set_id": 6, "bk_set_name": "core", "bk_set_env": "3"}));
+    assert_eq!(d["info"][0]["process"], json!({"bk_process_id": 43, "bk_process_name": "api"}));
+    // Built-in names in English and Chinese.
+    let e = esb(&s, "list_process_related_info", &json!({"bk_biz_id": 7, "page": lim, "fields": ["bk_process_id"]}));
+    assert_eq!(e["data"]["count"], json!(3));
+}
+
+#[test]
+fn list_process_related_info_refusals() {
+    let (s, _td) = server();
+    both(
+        &s,
+        "POST",
+        "/api/v3/findmany/proc/process_related_info/biz/x",
+        &json!({"page": {"limit": 1}}),
+        1199011,
+        "'bk_biz_id' the parameter is invalid or does not exist",
+        "'bk_biz_id' 参数无效或不存在",
+    );
+    for limit in [0, -1, 1001] {
+        invalid(&s, "POST", PRI, &json!({"page": {"limit": limit}}), "page.limit");
+    }
+    invalid(&s, "POST", PRI, &json!({"page": {"start": -1, "limit": 1}}), "page.limit");
+    let f = |filter: Value| json!({"page": {"limit": 1}, "process_property_filter": filter});
+    for (filter, text) in [
+        (
+            json!({"field": "a", "operator": "equal", "value": 1}),
+            "query filter must be combined rules, host_property_filter.",
+        ),
+        (
+            json!({"condition": "XOR", "rules": [{"field": "a", "operator": "exist"}]}),
+            "unexpected condition: XOR, host_property_filter.condition",
+        ),
+        (
+            json!({"condition": "AND", "rules": []}),
+            "combined rules shouldn't be empty, host_property_filter.rules",
+        ),
+        (
+            rule("a", "like", json!(1)),
+            "unsupported operator: like, host_property_filter.rules[0].operator",
+        ),
+        (
+            rule("a b", "equal", json!(1)),
+            "invalid field: a b, host_property_filter.rules[0].field",
+        ),
+        (
+            rule("a", "contains", json!("")),
+            "value shouldn't be empty, host_property_filter.rules[0].value",
+        ),
+        (
+            rule("a", "in", json!([1, "x"])),
+            "slice element type not unique, types: [numeric string], host_property_filter.rules[0].value",
+        ),
+        (
+            rule("a", "in", json!("x")),
+            "unexpected value type: string, expect array, host_property_filter.rules[0].value",
+        ),
+        (
+            rule("a", "equal", json!([1])),
+            "unknow value type: []interface {} with value: [1], host_property_filter.rules[0].value",
+        ),
+        (
+            json!({"condition": "AND", "rules": [{"condition": "OR", "rules": [
+                {"condition": "AND", "rules": [{"field": "a", "operator": "exist"}]}]}]}),
+            "exceed max query condition deepth: 3, host_property_filter.rules",
+        ),
+    ] {
+        invalid(&s, "POST", PRI, &f(filter), text);
+    }
+    json_error(&s, "POST", PRI, &json!({"set": {"bk_set_ids": "3"}}));
+    json_error(&s, "POST", PRI, &json!({"service_instance": [1]}));
+    json_error(&s, "POST", PRI, &f(json!({"x": 1})));
+}
