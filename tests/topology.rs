@@ -1800,7 +1800,12 @@ fn pids(s: &Server, body: Value) -> (i64, Vec<i64>) {
 #[test]
 fn list_process_related_info() {
     let (s, _td) = server();
-    let d = ok(&s, "POST", PRI, &json!({"fields": ["bk_process_name"], "page": {"limit": 1}}));
+    let d = ok(
+        &s,
+        "POST",
+        PRI,
+        &json!({"fields": ["bk_process_name"], "page": {"limit": 1}}),
+    );
     assert_eq!(
         d,
         json!({"count": 3, "info": [{
@@ -1814,7 +1819,12 @@ fn list_process_related_info() {
     );
     // Field order is bk-cmdb's struct order.
     let raw = s
-        .request("POST", PRI, &NATIVE_EN, br#"{"fields":["bk_func_name"],"page":{"limit":1}}"#)
+        .request(
+            "POST",
+            PRI,
+            &NATIVE_EN,
+            br#"{"fields":["bk_func_name"],"page":{"limit":1}}"#,
+        )
         .body;
     assert!(
         raw.contains(r#""info":[{"set":{"bk_set_id":3,"bk_set_name":"web","bk_set_env":"1"},"module":{"bk_module_id":10,"#),
@@ -1827,38 +1837,80 @@ fn list_process_related_info() {
     // Every filter key, alone and together.
     let lim = json!({"limit": 10});
     assert_eq!(pids(&s, json!({"page": lim})), (3, vec![40, 41, 42]));
-    assert_eq!(pids(&s, json!({"page": lim, "set": {"bk_set_ids": [3]}})), (3, vec![40, 41, 42]));
-    assert_eq!(pids(&s, json!({"page": lim, "set": {"bk_set_ids": [4]}})), (0, vec![]));
-    assert_eq!(pids(&s, json!({"page": lim, "set": {"bk_set_ids": [6]}})), (0, vec![]));
-    assert_eq!(pids(&s, json!({"page": lim, "module": {"bk_module_ids": [11]}})), (1, vec![42]));
     assert_eq!(
-        pids(&s, json!({"page": lim, "set": {"bk_set_ids": [3]}, "module": {"bk_module_ids": [10]}})),
-        (2, vec![40, 41])
+        pids(&s, json!({"page": lim, "set": {"bk_set_ids": [3]}})),
+        (3, vec![40, 41, 42])
     );
     assert_eq!(
-        pids(&s, json!({"page": lim, "service_instance": {"ids": [30, 32]}})),
+        pids(&s, json!({"page": lim, "set": {"bk_set_ids": [4]}})),
+        (0, vec![])
+    );
+    assert_eq!(
+        pids(&s, json!({"page": lim, "set": {"bk_set_ids": [6]}})),
+        (0, vec![])
+    );
+    assert_eq!(
+        pids(&s, json!({"page": lim, "module": {"bk_module_ids": [11]}})),
         (1, vec![42])
     );
     assert_eq!(
-        pids(&s, json!({"page": lim, "module": {"bk_module_ids": [10]},
-            "service_instance": {"ids": [30]}})),
+        pids(
+            &s,
+            json!({"page": lim, "set": {"bk_set_ids": [3]}, "module": {"bk_module_ids": [10]}})
+        ),
+        (2, vec![40, 41])
+    );
+    assert_eq!(
+        pids(
+            &s,
+            json!({"page": lim, "service_instance": {"ids": [30, 32]}})
+        ),
+        (1, vec![42])
+    );
+    assert_eq!(
+        pids(
+            &s,
+            json!({"page": lim, "module": {"bk_module_ids": [10]},
+            "service_instance": {"ids": [30]}})
+        ),
         (0, vec![])
     );
     let pf = |f: Value| pids(&s, json!({"page": lim, "process_property_filter": f}));
     assert_eq!(pf(rule("bk_process_id", "equal", json!(41))), (1, vec![41]));
-    assert_eq!(pf(rule("bk_process_name", "begins_with", json!("nginx"))), (2, vec![40, 41]));
-    assert_eq!(pf(rule("bk_process_name", "in", json!(["php-fpm", "api"]))), (1, vec![42]));
+    assert_eq!(
+        pf(rule("bk_process_name", "begins_with", json!("nginx"))),
+        (2, vec![40, 41])
+    );
+    assert_eq!(
+        pf(rule("bk_process_name", "in", json!(["php-fpm", "api"]))),
+        (1, vec![42])
+    );
     // No wildcard: "*" is a literal name.
-    assert_eq!(pf(rule("bk_process_name", "equal", json!("*"))), (0, vec![]));
+    assert_eq!(
+        pf(rule("bk_process_name", "equal", json!("*"))),
+        (0, vec![])
+    );
     // The old "process" key is ignored.
     assert_eq!(
-        pids(&s, json!({"page": lim, "process": {"bk_process_names": ["php-fpm"]}})),
+        pids(
+            &s,
+            json!({"page": lim, "process": {"bk_process_names": ["php-fpm"]}})
+        ),
         (3, vec![40, 41, 42])
     );
     // Paging and sorting.
-    assert_eq!(pids(&s, json!({"page": {"limit": 999999999}})), (3, vec![40, 41, 42]));
-    assert_eq!(pids(&s, json!({"page": {"start": 2, "limit": 5}})), (3, vec![42]));
-    assert_eq!(pids(&s, json!({"page": {"start": 5, "limit": 5}})), (3, vec![]));
+    assert_eq!(
+        pids(&s, json!({"page": {"limit": 999999999}})),
+        (3, vec![40, 41, 42])
+    );
+    assert_eq!(
+        pids(&s, json!({"page": {"start": 2, "limit": 5}})),
+        (3, vec![42])
+    );
+    assert_eq!(
+        pids(&s, json!({"page": {"start": 5, "limit": 5}})),
+        (3, vec![])
+    );
     assert_eq!(
         pids(&s, json!({"page": {"limit": 5, "sort": "-bk_process_id"}})),
         (3, vec![42, 41, 40])
@@ -1874,10 +1926,20 @@ fn list_process_related_info() {
         "/api/v3/findmany/proc/process_related_info/biz/8",
         &json!({"fields": ["bk_process_name"], "page": lim}),
     );
-    assert_eq!(d["info"][0]["set"], json!({"bk_set_id": 6, "bk_set_name": "core", "bk_set_env": "3"}));
-    assert_eq!(d["info"][0]["process"], json!({"bk_process_id": 43, "bk_process_name": "api"}));
+    assert_eq!(
+        d["info"][0]["set"],
+        json!({"bk_set_id": 6, "bk_set_name": "core", "bk_set_env": "3"})
+    );
+    assert_eq!(
+        d["info"][0]["process"],
+        json!({"bk_process_id": 43, "bk_process_name": "api"})
+    );
     // Built-in names in English and Chinese.
-    let e = esb(&s, "list_process_related_info", &json!({"bk_biz_id": 7, "page": lim, "fields": ["bk_process_id"]}));
+    let e = esb(
+        &s,
+        "list_process_related_info",
+        &json!({"bk_biz_id": 7, "page": lim, "fields": ["bk_process_id"]}),
+    );
     assert_eq!(e["data"]["count"], json!(3));
 }
 
@@ -1894,9 +1956,21 @@ fn list_process_related_info_refusals() {
         "'bk_biz_id' 参数无效或不存在",
     );
     for limit in [0, -1, 1001] {
-        invalid(&s, "POST", PRI, &json!({"page": {"limit": limit}}), "page.limit");
+        invalid(
+            &s,
+            "POST",
+            PRI,
+            &json!({"page": {"limit": limit}}),
+            "page.limit",
+        );
     }
-    invalid(&s, "POST", PRI, &json!({"page": {"start": -1, "limit": 1}}), "page.limit");
+    invalid(
+        &s,
+        "POST",
+        PRI,
+        &json!({"page": {"start": -1, "limit": 1}}),
+        "page.limit",
+    );
     let f = |filter: Value| json!({"page": {"limit": 1}, "process_property_filter": filter});
     for (filter, text) in [
         (
@@ -1946,4 +2020,99 @@ fn list_process_related_info_refusals() {
     json_error(&s, "POST", PRI, &json!({"set": {"bk_set_ids": "3"}}));
     json_error(&s, "POST", PRI, &json!({"service_instance": [1]}));
     json_error(&s, "POST", PRI, &f(json!({"x": 1})));
+}
+
+// ---------------------------------------------------------------------------------------------
+// search_object_attribute
+
+#[test]
+fn search_object_attribute() {
+    let (s, _td) = server();
+    let path = "/api/v3/find/objectattr";
+    let attrs = |body: Value| -> Vec<String> {
+        ok(&s, "POST", path, &body)
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["bk_property_id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    for obj in ["biz", "set", "module", "host", "process"] {
+        let got = attrs(json!({"bk_obj_id": obj}));
+        assert!(got.len() >= 8, "{obj}: {got:?}");
+        for id in ["bk_created_at", "bk_updated_by"] {
+            assert!(got.iter().any(|g| g == id), "{obj} has {id}");
+        }
+    }
+    let set = attrs(json!({"bk_obj_id": "set"}));
+    assert!(set.contains(&"bk_set_env".to_string()));
+    assert!(
+        !set.contains(&"bk_biz_id".to_string()),
+        "system attributes are not served"
+    );
+    // The business condition keeps the global attributes; auth keys and page are no conditions.
+    assert_eq!(
+        attrs(
+            json!({"bk_obj_id": "set", "bk_biz_id": 7, "page": {"limit": 1},
+            "bk_app_code": "app", "bk_username": "u"})
+        ),
+        set
+    );
+    assert_eq!(
+        attrs(json!({"bk_obj_id": "set", "fields": ["x"]})),
+        Vec::<String>::new()
+    );
+    let env = ok(
+        &s,
+        "POST",
+        path,
+        &json!({"bk_obj_id": "set", "bk_property_id": "bk_set_env"}),
+    );
+    let env = &env[0];
+    assert_eq!(env["bk_property_name"], json!("Environment"));
+    assert_eq!(env["bk_property_type"], json!("enum"));
+    assert_eq!(env["default"], json!("3"));
+    assert_eq!(
+        env["option"][2],
+        json!({"id": "3", "name": "Formal", "type": "text", "is_default": true})
+    );
+    let zh = ok_zh(
+        &s,
+        "POST",
+        path,
+        &json!({"bk_obj_id": "set", "bk_property_id": "bk_set_env"}),
+    );
+    assert_eq!(zh[0]["bk_property_name"], json!("环境类型"));
+    assert_eq!(zh[0]["option"][2]["name"], json!("正式"));
+    let raw = s
+        .request(
+            "POST",
+            path,
+            &NATIVE_EN,
+            br#"{"bk_obj_id":"host","bk_property_id":"bk_cpu"}"#,
+        )
+        .body;
+    assert!(
+        raw.contains(r#""data":[{"bk_biz_id":0,"id":"#)
+            && raw.contains(r#""bk_supplier_account":"0","bk_obj_id":"host","bk_property_id":"bk_cpu","bk_property_name":"CPU number","bk_property_group":"default","bk_property_group_name":"Default","#),
+        "{raw}"
+    );
+    let p = ok_zh(
+        &s,
+        "POST",
+        path,
+        &json!({"bk_obj_id": "process", "bk_property_id": "bk_func_name"}),
+    );
+    assert_eq!(p[0]["bk_property_name"], json!("进程名称"));
+    assert_eq!(
+        esb(
+            &s,
+            "search_object_attribute",
+            &json!({"bk_obj_id": "module", "bk_app_code": "x"})
+        )["data"]
+            .as_array()
+            .unwrap()
+            .len(),
+        attrs(json!({"bk_obj_id": "module"})).len()
+    );
 }

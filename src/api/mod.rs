@@ -2,6 +2,7 @@
 //! shape `data`. Nothing here knows HTTP; [`Op`] names an operation and [`call`] runs it.
 
 pub mod host;
+pub mod object_attribute;
 pub mod process_instance;
 pub mod process_related;
 pub mod process_template;
@@ -105,6 +106,7 @@ pub enum Op {
     FindHostByServiceTemplate,
     GetHostBaseInfo,
     ListProcessRelatedInfo,
+    SearchObjectAttribute,
 }
 
 /// Runs `op`.
@@ -152,5 +154,6 @@ pub fn call(op: Op, ctx: &Ctx, store: &Store, input: Input) -> Result<Data, CcEr
         Op::FindHostByServiceTemplate => host::find_host_by_service_template(ctx, store, &input),
         Op::GetHostBaseInfo => host::get_host_base_info(ctx, store, &input),
         Op::ListProcessRelatedInfo => process_related::list(ctx, store, &input),
+        Op::SearchObjectAttribute => object_attribute::search(ctx, store, &input),
     }
 }

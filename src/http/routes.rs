@@ -320,6 +320,13 @@ pub const ROUTES: &[Route] = &[
         esb_name: "list_process_related_info",
         esb_method: "POST",
     },
+    Route {
+        op: Op::SearchObjectAttribute,
+        method: "POST",
+        path: "/api/v3/find/objectattr",
+        esb_name: "search_object_attribute",
+        esb_method: "POST",
+    },
 ];
 
 /// What a path and method resolve to.
