@@ -68,10 +68,12 @@ pub const MODULE_BY_ST: TableDefinition<(i64, i64), ()> = TableDefinition::new("
 /// (bk_host_id, bk_module_id): the modules of a host (a module's own `hosts` the other way).
 pub const MODULE_BY_HOST: TableDefinition<(i64, i64), ()> =
     TableDefinition::new("idx_module_by_host");
-/// (bk_set_id, bk_host_id): hosts in at least one module of the set.
-pub const HOST_BY_SET: TableDefinition<(i64, i64), ()> = TableDefinition::new("idx_host_by_set");
-/// (bk_biz_id, bk_host_id): hosts in at least one module of the business.
-pub const HOST_BY_BIZ: TableDefinition<(i64, i64), ()> = TableDefinition::new("idx_host_by_biz");
+/// (bk_set_id, bk_host_id, bk_module_id): the hosts of a set, one entry per module holding it.
+pub const HOST_BY_SET: TableDefinition<(i64, i64, i64), ()> =
+    TableDefinition::new("idx_host_by_set");
+/// (bk_biz_id, bk_host_id, bk_module_id): the hosts of a business, likewise.
+pub const HOST_BY_BIZ: TableDefinition<(i64, i64, i64), ()> =
+    TableDefinition::new("idx_host_by_biz");
 /// (inner IP, bk_cloud_id, bk_host_id): hosts by each element of their inner IPv4 and IPv6 lists.
 pub const HOST_BY_IP: TableDefinition<(&str, i64, i64), ()> =
     TableDefinition::new("idx_host_by_ip");
