@@ -213,7 +213,7 @@ pub const ROUTES: &[Route] = &[
         method: "POST",
         path: "/api/v3/find/topoinst/biz/{bk_biz_id}",
         esb_name: "search_biz_inst_topo",
-        esb_method: "POST",
+        esb_method: "GET",
     },
     Route {
         op: Op::GetBizInternalModule,
