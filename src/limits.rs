@@ -86,6 +86,11 @@ pub const BENCH_ROUNDS: usize = 3;
 pub const BENCH_SCALE_SMALL: usize = 10_000;
 pub const BENCH_SCALE_LARGE: usize = 1_000_000;
 pub const BENCH_PROCESSES_PER_INSTANCE: usize = 1_000;
+/// `bench` datasets: hosts per host module (the module list_biz_hosts reads), and at least one
+/// host per so many processes (10,000 hosts for 1,000,000 processes), never fewer than one
+/// module's worth.
+pub const BENCH_HOSTS_PER_MODULE: usize = 1_000;
+pub const BENCH_PROCESSES_PER_HOST: usize = 100;
 /// Seconds a graceful shutdown (SIGTERM, SIGINT) waits for the requests in progress.
 pub const SHUTDOWN_GRACE_SECS: u64 = 10;
 /// Times a read runs when the database file fails under it and is reopened (store::Store::read).
