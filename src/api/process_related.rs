@@ -204,13 +204,22 @@ pub fn list(ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError> {
         let window = page::window(sorted, page.start, limit);
         let mut hosts: BTreeMap<i64, HostPart> = BTreeMap::new();
         let mut mods: BTreeMap<i64, (ModulePart, SetPart)> = BTreeMap::new();
+        let mut instances: BTreeMap<i64, Option<crate::store::records::ServiceInstance>> =
+            BTreeMap::new();
         let mut info = Vec::with_capacity(window.len());
         for p in window {
             let pid = p.get("bk_process_id").and_then(Value::as_i64).unwrap_or(0);
             let Some(rel) = tx.relation(pid)? else {
                 continue;
             };
-            let si = tx.service_instance(rel.service_instance_id)?;
+            let si = match instances.get(&rel.service_instance_id) {
+                Some(si) => si.clone(),
+                None => {
+                    let si = tx.service_instance(rel.service_instance_id)?;
+                    instances.insert(rel.service_instance_id, si.clone());
+                    si
+                }
+            };
             let (module, set) = match &si {
                 Some(si) => {
                     if let std::collections::btree_map::Entry::Vacant(e) =
