@@ -101,3 +101,10 @@ pub const MAX_REQUESTS_PER_COMMIT: usize = 128;
 /// Microseconds the group-commit writer waits, at most, for as many requests as its last batch
 /// held before it starts the next batch (`store/group.rs`).
 pub const BATCH_LINGER_MICROS: u64 = 300;
+/// Bytes of a `--auth` file (apps, users and their grants).
+pub const MAX_AUTH_FILE_BYTES: usize = 1024 * 1024;
+/// Characters of an app code and of an app secret, as the API gateway limits them.
+pub const MAX_APP_CODE_CHARS: usize = 32;
+pub const MAX_APP_SECRET_CHARS: usize = 128;
+/// Bytes of an `X-Bkapi-JWT` token that is verified (the gateway's are under 1 KiB).
+pub const MAX_JWT_BYTES: usize = 16 * 1024;
