@@ -771,4 +771,46 @@ mod tests {
         });
         reported(&p, &["host 13", "stored under another id (11)"]);
     }
+
+    #[test]
+    fn topology_indexes_references_and_built_ins() {
+        // A module's host entry missing, a stray host-by-IP entry, a host-by-set entry of a
+        // module that does not hold the host.
+        let p = corrupt(|tx| {
+            tx.open_table(MODULE_BY_HOST)
+                .unwrap()
+                .remove((11, 20))
+                .unwrap();
+            tx.open_table(HOST_BY_IP)
+                .unwrap()
+                .insert(("10.9.9.9", 0, 11), ())
+                .unwrap();
+            tx.open_table(HOST_BY_SET)
+                .unwrap()
+                .insert((3, 12, 21), ())
+                .unwrap();
+        });
+        reported(&p, &["idx_module_by_host", "(11, 20)", "missing"]);
+        reported(&p, &["idx_host_by_ip", "10.9.9.9", "no matching record"]);
+        reported(
+            &p,
+            &["idx_host_by_set", "(3, 12, 21)", "no matching record"],
+        );
+        // A module whose set is gone; no cloud area 0; no resource pool.
+        let p = corrupt(|tx| {
+            tx.open_table(SETS).unwrap().remove(3).unwrap();
+            tx.open_table(CLOUD_AREAS).unwrap().remove(0).unwrap();
+            tx.open_table(BUSINESSES).unwrap().remove(1).unwrap();
+        });
+        reported(&p, &["module 20", "set 3 does not exist"]);
+        reported(&p, &["host 11", "cloud area 0 does not exist"]);
+        reported(&p, &["cloud area 0", "missing"]);
+        reported(&p, &["no resource pool"]);
+        reported(&p, &["set 1", "business 1 does not exist"]);
+        // A sequence below a set id.
+        let p = corrupt(|tx| {
+            tx.open_table(SEQUENCES).unwrap().insert("set", 1).unwrap();
+        });
+        reported(&p, &["sequence set", "below issued id 5"]);
+    }
 }
