@@ -94,7 +94,7 @@ fn unique<T>(items: &[T], what: &str, id: impl Fn(&T) -> i64) -> Result<(), CcEr
 pub fn import(store: &Store, ds: &Dataset) -> Result<usize, String> {
     store
         .write_alone(|tx| {
-            let mut loader = Loader::head(tx, ds)?;
+            let mut loader = Loader::head(tx, ds, topology::Source::copy(ds))?;
             for entry in &ds.processes {
                 loader.process(tx, entry.clone())?;
             }
@@ -128,7 +128,7 @@ pub fn import_file(
     path: &Path,
     mut progress: impl FnMut(usize),
 ) -> Result<usize, FileError> {
-    let head: Dataset<Skipped> =
+    let mut head: Dataset<Skipped> =
         read_json(path, |d| Dataset::deserialize(d)).map_err(FileError::Read)?;
     if head.format != FORMAT {
         return Err(FileError::Read(format!(
@@ -136,9 +136,10 @@ pub fn import_file(
             head.format
         )));
     }
+    let topo = topology::Source::take(&mut head);
     store
         .write_alone(|tx| {
-            let mut loader = Loader::head(tx, &head)?;
+            let mut loader = Loader::head(tx, &head, topo)?;
             let mut failed = None;
             let stream = ProcessStream {
                 each: |map: Map<String, Value>| {
@@ -292,8 +293,12 @@ struct Loader {
 }
 
 impl Loader {
-    fn head<P>(tx: &mut WriteTx, ds: &Dataset<P>) -> Result<Loader, CcError> {
-        let mut topo = topology::Records::from_dataset(ds)?;
+    fn head<P>(
+        tx: &mut WriteTx,
+        ds: &Dataset<P>,
+        topo: topology::Source,
+    ) -> Result<Loader, CcError> {
+        let mut topo = topology::Records::from_source(topo)?;
         unique(&ds.service_categories, "service category", |c| c.id)?;
         unique(&ds.service_templates, "service template", |s| s.id)?;
         unique(&ds.process_templates, "process template", |p| p.id)?;

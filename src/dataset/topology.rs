@@ -45,7 +45,9 @@ pub struct Records {
     bizs: Vec<Business>,
     /// `None`: the file has no `sets`; they are derived from the modules ([`derive_sets`]).
     sets: Option<Vec<Set>>,
-    hosts: Vec<Host>,
+    /// Hosts as the file gives them (without their id), completed when stored.
+    hosts: Vec<(i64, Map<String, Value>)>,
+    host_count: usize,
     modules: Vec<Module>,
     now: String,
     supplier: String,
@@ -56,37 +58,42 @@ impl Records {
         self.clouds.len()
             + self.bizs.len()
             + self.sets.as_ref().map_or(0, Vec::len)
-            + self.hosts.len()
+            + self.host_count
             + self.modules.len()
     }
 
-    pub fn from_dataset<P>(ds: &Dataset<P>) -> Result<Records, CcError> {
+    /// Converts the records of `src`, consuming them one at a time (a large file's hosts are
+    /// held once, not twice).
+    pub fn from_source(src: Source) -> Result<Records, CcError> {
         let st = ImportStamp {
             now: clock::format_ms(clock::now_ms()),
-            supplier: ds.supplier_account.clone(),
+            supplier: src.supplier,
         };
         let stamp = st.stamp();
-        let bizs = each(&ds.businesses, "business", "bk_biz_id", |id, m| {
+        let clouds_derived = src.clouds.is_none();
+        let bizs = each(src.bizs, "business", "bk_biz_id", |id, m| {
             to_business(id, m, &stamp)
         })?;
-        let hosts = each(&ds.hosts, "host", "bk_host_id", |id, m| {
-            to_host(id, m, &stamp)
-        })?;
-        let modules = each(&ds.modules, "module", "bk_module_id", |id, m| {
+        // Hosts are completed one at a time as they are stored (see `load_head`).
+        let hosts = each(src.hosts, "host", "bk_host_id", |id, m| Ok((id, m)))?;
+        let modules = each(src.modules, "module", "bk_module_id", |id, m| {
             to_module(id, m, &stamp)
         })?;
-        let sets = match &ds.sets {
+        let sets = match src.sets {
             Some(sets) => Some(each(sets, "set", "bk_set_id", |id, m| {
                 to_set(id, m, &stamp)
             })?),
             None => None,
         };
-        let clouds = match &ds.cloud_areas {
+        let clouds = match src.clouds {
             Some(c) => each(c, "cloud area", "bk_cloud_id", |id, m| {
                 to_cloud(id, m, &stamp)
             })?,
             None => {
-                let ids: BTreeSet<i64> = hosts.iter().map(|h| h.bk_cloud_id).collect();
+                let ids: BTreeSet<i64> = hosts
+                    .iter()
+                    .map(|(_, h)| h.get("bk_cloud_id").and_then(Value::as_i64).unwrap_or(0))
+                    .collect();
                 ids.into_iter()
                     .map(|id| {
                         let name = if id == 0 {
@@ -107,7 +114,8 @@ impl Records {
             }
         };
         Ok(Records {
-            clouds_derived: ds.cloud_areas.is_none(),
+            clouds_derived,
+            host_count: hosts.len(),
             clouds,
             bizs,
             sets,
@@ -119,9 +127,43 @@ impl Records {
     }
 }
 
+/// The topology keys of a dataset, taken out of it (or copied, for a dataset kept whole).
+pub struct Source {
+    clouds: Option<Vec<Map<String, Value>>>,
+    bizs: Vec<Map<String, Value>>,
+    sets: Option<Vec<Map<String, Value>>>,
+    hosts: Vec<Map<String, Value>>,
+    modules: Vec<Map<String, Value>>,
+    supplier: String,
+}
+
+impl Source {
+    pub fn take<P>(ds: &mut Dataset<P>) -> Source {
+        Source {
+            clouds: ds.cloud_areas.take(),
+            bizs: std::mem::take(&mut ds.businesses),
+            sets: ds.sets.take(),
+            hosts: std::mem::take(&mut ds.hosts),
+            modules: std::mem::take(&mut ds.modules),
+            supplier: ds.supplier_account.clone(),
+        }
+    }
+
+    pub fn copy<P>(ds: &Dataset<P>) -> Source {
+        Source {
+            clouds: ds.cloud_areas.clone(),
+            bizs: ds.businesses.clone(),
+            sets: ds.sets.clone(),
+            hosts: ds.hosts.clone(),
+            modules: ds.modules.clone(),
+            supplier: ds.supplier_account.clone(),
+        }
+    }
+}
+
 /// Converts each record of a key, refusing a duplicate id.
 fn each<T>(
-    items: &[Map<String, Value>],
+    items: Vec<Map<String, Value>>,
     what: &str,
     id_key: &str,
     mut f: impl FnMut(i64, Map<String, Value>) -> Result<T, String>,
@@ -129,8 +171,8 @@ fn each<T>(
     let mut seen = BTreeSet::new();
     let mut out = Vec::with_capacity(items.len());
     let min = if what == "cloud area" { 0 } else { 1 };
-    for (i, item) in items.iter().enumerate() {
-        let id = match item.get(id_key) {
+    for (i, mut map) in items.into_iter().enumerate() {
+        let id = match map.get(id_key) {
             Some(Value::Number(n)) if n.as_i64().is_some() => n.as_i64().unwrap_or(0),
             _ => {
                 return Err(bad(format!(
@@ -145,7 +187,6 @@ fn each<T>(
         if !seen.insert(id) {
             return Err(bad(format!("{what} {id}: duplicate id")));
         }
-        let mut map = item.clone();
         map.remove(id_key);
         out.push(f(id, map).map_err(|e| bad(format!("{what} {id}: {e}")))?);
     }
@@ -418,7 +459,12 @@ pub fn load_head(
         bump(Kind::Set, s.bk_set_id);
     }
     r.sets = Some(sets);
-    for h in &r.hosts {
+    let st = ImportStamp {
+        now: r.now.clone(),
+        supplier: r.supplier.clone(),
+    };
+    for (id, map) in std::mem::take(&mut r.hosts) {
+        let h = to_host(id, map, &st.stamp()).map_err(|e| bad(format!("host {id}: {e}")))?;
         if tx.host(h.bk_host_id)?.is_some() {
             return Err(bad(format!("host {}: already in the store", h.bk_host_id)));
         }
@@ -428,7 +474,7 @@ pub fn load_head(
                 h.bk_host_id, h.bk_cloud_id
             )));
         }
-        tx.put_host(h)?;
+        tx.put_host(&h)?;
         bump(Kind::Host, h.bk_host_id);
     }
     Ok(())
