@@ -9,6 +9,7 @@ pub mod process_template;
 pub mod service_category;
 pub mod service_instance;
 pub mod service_template;
+pub mod template_sync;
 pub mod topology;
 
 use crate::error::{CcError, Lang};
@@ -107,6 +108,12 @@ pub enum Op {
     GetHostBaseInfo,
     ListProcessRelatedInfo,
     SearchObjectAttribute,
+    CreateServiceCategory,
+    UpdateServiceCategory,
+    DeleteServiceCategory,
+    ListServiceTemplateDifference,
+    SyncServiceTemplate,
+    ListServiceTemplateSyncStatus,
 }
 
 /// Runs `op`.
@@ -155,5 +162,11 @@ pub fn call(op: Op, ctx: &Ctx, store: &Store, input: Input) -> Result<Data, CcEr
         Op::GetHostBaseInfo => host::get_host_base_info(ctx, store, &input),
         Op::ListProcessRelatedInfo => process_related::list(ctx, store, &input),
         Op::SearchObjectAttribute => object_attribute::search(ctx, store, &input),
+        Op::CreateServiceCategory => service_category::create(ctx, store, &input),
+        Op::UpdateServiceCategory => service_category::update(ctx, store, &input),
+        Op::DeleteServiceCategory => service_category::delete(ctx, store, &input),
+        Op::ListServiceTemplateDifference => template_sync::difference(ctx, store, &input),
+        Op::SyncServiceTemplate => template_sync::sync(ctx, store, &input),
+        Op::ListServiceTemplateSyncStatus => template_sync::sync_status(ctx, store, &input),
     }
 }
