@@ -615,6 +615,9 @@ def check_find_host_by_service_template(ctx):
         },
         "hosts of the template's modules",
         data,
+    )
+
+
 def check_service_category_writes(ctx):
     cc = ctx.cc(language="en")
     cat = ok(cc.create_service_category({"bk_biz_id": BIZ, "name": "py-cat", "bk_parent_id": 0}))
