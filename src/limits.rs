@@ -118,6 +118,12 @@ pub const MAX_REQUESTS_PER_COMMIT: usize = 128;
 /// Microseconds the group-commit writer waits, at most, for as many requests as its last batch
 /// held before it starts the next batch (`store/group.rs`).
 pub const BATCH_LINGER_MICROS: u64 = 300;
+/// Records the migration of a version-1 store reads at a time before rewriting them
+/// (`store/migrate.rs`): its memory stays that of one chunk whatever the store's size.
+pub const MIGRATION_CHUNK: usize = 1_024;
+/// Free bytes a migration wants beyond the size of the file itself (redb writes the new values
+/// beside the old ones until its commit frees them).
+pub const MIGRATION_SPARE_BYTES: u64 = 16 * 1024 * 1024;
 /// Bytes of a `--auth` file (apps, users and their grants).
 pub const MAX_AUTH_FILE_BYTES: usize = 1024 * 1024;
 /// Characters of an app code and of an app secret, as the API gateway limits them.

@@ -23,6 +23,82 @@ pub struct StoredBusiness {
     pub attrs: Dyn,
 }
 
+/// The layouts of a business, host and module before they carried `default` and `attrs`
+/// (version-1 stores, and version-2 stores of builds before the topology records): still read,
+/// as records with no other attribute (see `typed.rs`).
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+pub struct LegacyBusiness {
+    pub bk_biz_id: i64,
+    pub bk_biz_name: String,
+}
+
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+pub struct LegacyHost {
+    pub bk_host_id: i64,
+    pub bk_host_innerip: String,
+    pub bk_host_outerip: String,
+    pub bk_host_innerip_v6: String,
+    pub bk_host_outerip_v6: String,
+    pub bk_cloud_id: i64,
+}
+
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+pub struct LegacyModule {
+    pub bk_module_id: i64,
+    pub bk_biz_id: i64,
+    pub bk_set_id: i64,
+    pub bk_module_name: String,
+    pub service_template_id: i64,
+    pub service_category_id: i64,
+    pub default: i64,
+    pub hosts: Vec<i64>,
+}
+
+fn no_attrs() -> serde_json::Value {
+    serde_json::Value::Object(serde_json::Map::new())
+}
+
+impl From<LegacyBusiness> for Business {
+    fn from(s: LegacyBusiness) -> Business {
+        Business {
+            bk_biz_id: s.bk_biz_id,
+            bk_biz_name: s.bk_biz_name,
+            default: 0,
+            attrs: no_attrs(),
+        }
+    }
+}
+
+impl From<LegacyHost> for Host {
+    fn from(s: LegacyHost) -> Host {
+        Host {
+            bk_host_id: s.bk_host_id,
+            bk_host_innerip: s.bk_host_innerip,
+            bk_host_outerip: s.bk_host_outerip,
+            bk_host_innerip_v6: s.bk_host_innerip_v6,
+            bk_host_outerip_v6: s.bk_host_outerip_v6,
+            bk_cloud_id: s.bk_cloud_id,
+            attrs: no_attrs(),
+        }
+    }
+}
+
+impl From<LegacyModule> for Module {
+    fn from(s: LegacyModule) -> Module {
+        Module {
+            bk_module_id: s.bk_module_id,
+            bk_biz_id: s.bk_biz_id,
+            bk_set_id: s.bk_set_id,
+            bk_module_name: s.bk_module_name,
+            service_template_id: s.service_template_id,
+            service_category_id: s.service_category_id,
+            default: s.default,
+            hosts: s.hosts,
+            attrs: no_attrs(),
+        }
+    }
+}
+
 #[derive(Debug, PartialEq, Serialize, Deserialize)]
 pub struct StoredSet {
     pub bk_set_id: i64,
@@ -283,7 +359,8 @@ layout!(
 #[cfg(test)]
 mod tests {
     //! Golden bytes: each stored record, encoded, must be exactly the bytes a store of the
-    //! current schema version (2: topology records gained `default` and `attrs`) holds, and must decode back to the same record. A change here
+    //! current schema version (2; topology records with `default` and `attrs`) holds, and must decode back to the same record. Version 1
+    //! held the same bytes behind a version byte of 1, but for processes (`GOLDEN_PROCESS_V1`). A change here
     //! is a change of the file format: it needs a new schema version and a migration.
     use super::super::typed::Record;
     use super::*;
@@ -308,6 +385,31 @@ mod tests {
             attrs: json!({"life_cycle": "2", "team": null}),
         };
         golden(rec, GOLDEN_BUSINESS);
+    }
+
+    #[test]
+    fn legacy_topology_records_still_decode() {
+        // The bytes of a version-2 store written before the topology records.
+        let b = Business::decode(&unhex("02060362697a")).unwrap();
+        assert_eq!(
+            (b.bk_biz_id, b.bk_biz_name.as_str(), b.default),
+            (3, "biz", 0)
+        );
+        assert_eq!(b.attrs, json!({}));
+        let h = Host::decode(&unhex("02160831302e302e302e3100033a3a310001")).unwrap();
+        assert_eq!(
+            (h.bk_host_id, h.bk_host_innerip_v6.as_str(), h.bk_cloud_id),
+            (11, "::1", -1)
+        );
+        let m = Module::decode(&unhex("0228060e016d0a04000216fb5802")).unwrap();
+        assert_eq!((m.bk_module_id, m.hosts.clone()), (20, vec![11, 300]));
+    }
+
+    fn unhex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
     }
 
     #[test]
@@ -467,6 +569,11 @@ mod tests {
                          "enable": true}], "priority": null, "proc_num": 1.5,
                          "bk_big": 18446744073709551615u64});
         let map = map.as_object().cloned().unwrap();
+        let v1: Vec<u8> = (0..GOLDEN_PROCESS_V1.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&GOLDEN_PROCESS_V1[i..i + 2], 16).unwrap())
+            .collect();
+        assert_eq!(crate::store::codec::decode_map_v1(&v1).unwrap(), map);
         golden(map, GOLDEN_PROCESS);
     }
 
@@ -483,5 +590,8 @@ mod tests {
         "02063c0273690101016b01760a162801610162fdf6d0ca9f17030000fd90d3ca9f170300000130";
     const GOLDEN_SERVICE_INSTANCE_BARE: &str = "02063e00000016280000000000";
     const GOLDEN_RELATION: &str = "0206523c0c160130";
-    const GOLDEN_PROCESS: &str = "02080962696e645f696e666f0601070306656e61626c65010102697005093132372e302e302e3104706f72740502383006626b5f62696703fdffffffffffffffff09626b5f62697a5f696402060d626b5f70726f636573735f696402520f626b5f70726f636573735f6e616d65050170087072696f72697479000870726f635f6e756d04000000000000f83f13736572766963655f696e7374616e63655f6964023c";
+    const GOLDEN_PROCESS: &str = "02c681b0020801090306656e61626c650202697006093132372e302e302e3104706f727406023830030603520601700005000000000000f83f033c0106626b5f62696704ffffffffffffffffff01";
+    /// The same process as a version-1 store holds it (key names and all), which the
+    /// migration reads.
+    const GOLDEN_PROCESS_V1: &str = "01080962696e645f696e666f0601070306656e61626c65010102697005093132372e302e302e3104706f72740502383006626b5f62696703fdffffffffffffffff09626b5f62697a5f696402060d626b5f70726f636573735f696402520f626b5f70726f636573735f6e616d65050170087072696f72697479000870726f635f6e756d04000000000000f83f13736572766963655f696e7374616e63655f6964023c";
 }

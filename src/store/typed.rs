@@ -58,13 +58,50 @@ macro_rules! stored {
     };
 }
 
-stored!(Business, StoredBusiness, BUSINESSES, "business", |r| r
-    .bk_biz_id);
-stored!(Host, StoredHost, HOSTS, "host", |r| r.bk_host_id);
+/// A kind whose older layout is still read: the current one first, then `$legacy`.
+macro_rules! stored_or_legacy {
+    ($rec:ident, $layout:ident, $legacy:ident, $table:expr, $what:expr, |$r:ident| $id:expr) => {
+        impl Record for $rec {
+            const TABLE: RecTable = $table;
+            const WHAT: &'static str = $what;
+            fn id(&self) -> i64 {
+                let $r = self;
+                $id
+            }
+            fn encode(&self) -> Vec<u8> {
+                codec::encode(&$layout::from(self))
+            }
+            fn decode(bytes: &[u8]) -> Result<Self, CodecError> {
+                codec::decode::<$layout>(bytes)
+                    .map($rec::from)
+                    .or_else(|e| {
+                        codec::decode::<$legacy>(bytes)
+                            .map($rec::from)
+                            .map_err(|_| e)
+                    })
+            }
+            fn index(&self) -> Vec<IndexKey> {
+                <$rec>::index_keys(self)
+            }
+        }
+    };
+}
+
+stored_or_legacy!(
+    Business,
+    StoredBusiness,
+    LegacyBusiness,
+    BUSINESSES,
+    "business",
+    |r| r.bk_biz_id
+);
+stored_or_legacy!(Host, StoredHost, LegacyHost, HOSTS, "host", |r| r
+    .bk_host_id);
 stored!(Set, StoredSet, SETS, "set", |r| r.bk_set_id);
 stored!(CloudArea, StoredCloudArea, CLOUD_AREAS, "cloud area", |r| r
     .bk_cloud_id);
-stored!(Module, StoredModule, MODULES, "module", |r| r.bk_module_id);
+stored_or_legacy!(Module, StoredModule, LegacyModule, MODULES, "module", |r| r
+    .bk_module_id);
 stored!(
     ServiceCategory,
     StoredServiceCategory,
