@@ -675,3 +675,105 @@ pub fn export<P>(tx: &crate::store::ReadTx, ds: &mut Dataset<P>) -> Result<(), C
     })?;
     Ok(())
 }
+
+/// Brings a store written before the topology records up to date, in one transaction, when it
+/// holds businesses but no cloud area 0 (a store migrated from schema version 1, or written by
+/// an earlier build): every business, host and module is completed with bk-cmdb's defaults and
+/// stored again (which writes its index entries), sets are derived from the modules and cloud
+/// areas from the hosts, as for a file without them, the built-in records are created and the
+/// sequences raised. Returns how many records it wrote (0: nothing to do).
+pub fn upgrade(store: &crate::store::Store) -> Result<usize, String> {
+    store
+        .write_alone(|tx| {
+            if tx.cloud_area(0)?.is_some() || tx.is_empty()? {
+                return Ok(0);
+            }
+            let supplier = tx
+                .setting("supplier_account")?
+                .unwrap_or_else(|| "0".into());
+            let st = ImportStamp {
+                now: clock::format_ms(clock::now_ms()),
+                supplier,
+            };
+            let stamp = st.stamp();
+            let mut written = 0;
+            let mut bizs = Vec::new();
+            tx.each_business(|_, b| {
+                bizs.push(b);
+                Ok(true)
+            })?;
+            for b in bizs {
+                let mut m = b.to_map();
+                m.remove("bk_biz_id");
+                let b = to_business(b.bk_biz_id, m, &stamp).map_err(bad)?;
+                tx.put_business(&b)?;
+                tx.raise_sequence(Kind::Business, b.bk_biz_id)?;
+                written += 1;
+            }
+            let mut hosts = Vec::new();
+            tx.each_host(|_, h| {
+                hosts.push(h);
+                Ok(true)
+            })?;
+            let mut clouds = BTreeSet::new();
+            for h in hosts {
+                let mut m = h.to_map();
+                m.remove("bk_host_id");
+                let h = to_host(h.bk_host_id, m, &stamp).map_err(bad)?;
+                clouds.insert(h.bk_cloud_id);
+                // Deleted first: the legacy record's index entries were never written.
+                tx.delete::<Host>(h.bk_host_id)?;
+                tx.put_host(&h)?;
+                tx.raise_sequence(Kind::Host, h.bk_host_id)?;
+                written += 1;
+            }
+            for id in clouds {
+                if tx.cloud_area(id)?.is_some() {
+                    continue;
+                }
+                let mut m = Map::new();
+                m.insert("default".into(), json!(i64::from(id == 0)));
+                rules::fill(Obj::Cloud, &mut m, &stamp);
+                let name = if id == 0 {
+                    rules::DEFAULT_CLOUD_NAME.to_string()
+                } else {
+                    format!("cloud-area-{id}")
+                };
+                tx.put_cloud_area(&CloudArea {
+                    bk_cloud_id: id,
+                    bk_cloud_name: name,
+                    attrs: Value::Object(m),
+                })?;
+                tx.raise_sequence(Kind::CloudArea, id)?;
+                written += 1;
+            }
+            let mut modules = Vec::new();
+            tx.each_module(|_, m| {
+                modules.push(m);
+                Ok(true)
+            })?;
+            let mut completed = Vec::with_capacity(modules.len());
+            for m in modules {
+                let mut map = m.to_map();
+                map.remove("bk_module_id");
+                let mut c = to_module(m.bk_module_id, map, &stamp).map_err(bad)?;
+                c.hosts = m.hosts;
+                completed.push(c);
+            }
+            for s in derive_sets(tx, &mut completed, &stamp)? {
+                if tx.set(s.bk_set_id)?.is_none() {
+                    tx.put_set(&s)?;
+                    tx.raise_sequence(Kind::Set, s.bk_set_id)?;
+                    written += 1;
+                }
+            }
+            for m in &completed {
+                tx.delete::<Module>(m.bk_module_id)?;
+                tx.put_module(m)?;
+                tx.raise_sequence(Kind::Module, m.bk_module_id)?;
+                written += 1;
+            }
+            Ok(written + ensure_builtins(tx, &st)?)
+        })
+        .map_err(|e| e.render(crate::error::Lang::En))
+}
