@@ -8,8 +8,9 @@ use crate::error::Lang;
 use crate::http::{self, Config};
 use crate::limits::{
     BENCH_CONNECTIONS, BENCH_LIST_SIZE, BENCH_SCALE_LARGE, BENCH_SECS, BENCH_SYNC_INSTANCES,
-    BODY_TIMEOUT_SECS, DEFAULT_CACHE_MIB, DEFAULT_THREADS, MALLOC_ARENAS, MAX_DATASET_BYTES,
-    READ_TIMEOUT_SECS, SHUTDOWN_GRACE_SECS,
+    BODY_TIMEOUT_SECS, DEFAULT_BODY_MEMORY_MIB, DEFAULT_CACHE_MIB, DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_THREADS, HEAD_TIMEOUT_SECS, MALLOC_ARENAS, MAX_DATASET_BYTES, READ_TIMEOUT_SECS,
+    SHUTDOWN_GRACE_SECS,
 };
 use crate::signals;
 use crate::store::{self, Store};
@@ -68,6 +69,17 @@ pub struct Serve {
     /// seconds a request body may take to arrive; later is HTTP 408 (default 120)
     #[argh(option, default = "BODY_TIMEOUT_SECS")]
     pub body_timeout_secs: u64,
+    /// connections open at once (default 1024); at the cap the one idle longest is closed for a
+    /// new one, and when all are busy a new one gets 503
+    #[argh(option, default = "DEFAULT_MAX_CONNECTIONS")]
+    pub max_connections: usize,
+    /// seconds a request head may take to arrive; the connection is closed after (default 10)
+    #[argh(option, default = "HEAD_TIMEOUT_SECS")]
+    pub head_timeout_secs: u64,
+    /// memory for request bodies in flight in MiB, parsing included (default 32); beyond, requests wait
+    /// briefly, then get 503
+    #[argh(option, default = "DEFAULT_BODY_MEMORY_MIB")]
+    pub max_body_memory: usize,
     /// serve the benchmark's floor instead of the API (for `cmdb-lite bench`; no seed)
     #[argh(switch)]
     pub floor: bool,
@@ -268,6 +280,9 @@ fn serve(s: Serve) -> Result<i32, String> {
         language,
         read_timeout: std::time::Duration::from_secs(s.read_timeout_secs.max(1)),
         body_timeout: std::time::Duration::from_secs(s.body_timeout_secs),
+        max_connections: s.max_connections.max(1),
+        head_timeout: std::time::Duration::from_secs(s.head_timeout_secs.max(1)),
+        max_body_memory: s.max_body_memory.max(1).saturating_mul(1024 * 1024),
         floor: if s.floor {
             Some(Arc::new(crate::bench::floor_shape()?))
         } else {

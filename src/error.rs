@@ -37,6 +37,7 @@ pub mod code {
     pub const EXCEED_LIMIT: i64 = 1199035;
     pub const AUTHORIZE_FAILED: i64 = 1199046;
     pub const NOT_HAVE_PERMISSION: i64 = 1199047;
+    pub const GENERATE_RECORD_ID: i64 = 1199058;
     pub const PAGE_LIMIT_EXCEEDED: i64 = 1199059;
     pub const ARRAY_LENGTH_WRONG: i64 = 1199089;
     pub const UNKNOWN: i64 = 1199998;
@@ -122,6 +123,11 @@ const CATALOGUE: &[(i64, &str, &str)] = &[
     ),
     (code::DB_SELECT, "Failed to query data", "查询数据失败"),
     (code::DB_INSERT, "New data failed", "新加数据失败"),
+    (
+        code::GENERATE_RECORD_ID,
+        "generate record id failed",
+        "生成记录ID失败",
+    ),
     (code::NOT_FOUND, "No relevant data found", "未找到相关数据"),
     (
         code::PARAMS_NEED_BOOL,

@@ -166,9 +166,11 @@ impl WriteTx {
             .get(kind.name())
             .map_err(write_err)?
             .map_or(0, |v| v.value());
-        let next = last
-            .checked_add(1)
-            .ok_or_else(|| CcError::raw(code::DB_INSERT, "id sequence exhausted"))?;
+        // bk-cmdb answers a failed NextSequence with 1199058 (CCErrCommGenerateRecordIDFailed).
+        let Some(next) = last.checked_add(1) else {
+            crate::log!("cmdb-lite: the id sequence of {} is exhausted", kind.name());
+            return Err(CcError::plain(code::GENERATE_RECORD_ID));
+        };
         debug_assert!(next > last, "ids increase");
         let old = t
             .insert(kind.name(), next)
@@ -277,9 +279,11 @@ impl WriteTx {
         let first = {
             let mut t = self.txn().open_table(SEQUENCES).map_err(write_err)?;
             let last = t.get(kind).map_err(write_err)?.map_or(0, |v| v.value());
-            let top = last
-                .checked_add(maps.len() as i64)
-                .ok_or_else(|| CcError::raw(code::DB_INSERT, "id sequence exhausted"))?;
+            // As in `next_id`: bk-cmdb's code for a failed id generation.
+            let Some(top) = last.checked_add(maps.len() as i64) else {
+                crate::log!("cmdb-lite: the id sequence of {kind} is exhausted");
+                return Err(CcError::plain(code::GENERATE_RECORD_ID));
+            };
             let old = t.insert(kind, top).map_err(write_err)?.map(|v| v.value());
             drop(t);
             self.log(|| Undo::Seq(kind, old));
