@@ -186,7 +186,17 @@ pub fn main() -> i32 {
 }
 
 fn open(db: &Path, cache_mib: usize) -> Result<Store, String> {
-    Store::open(db, cache_mib.saturating_mul(1024 * 1024)).map_err(|e| e.to_string())
+    let store =
+        Store::open(db, cache_mib.saturating_mul(1024 * 1024)).map_err(|e| e.to_string())?;
+    // A store written before the topology records gains them once (see `dataset::topology`).
+    let n = dataset::topology::upgrade(&store).map_err(|e| format!("{}: {e}", db.display()))?;
+    if n > 0 {
+        eprintln!(
+            "cmdb-lite: {}: completed {n} topology records (sets, cloud areas, built-in records)",
+            db.display()
+        );
+    }
+    Ok(store)
 }
 
 /// Opens a database that must already exist (`export`, `check` never create one).

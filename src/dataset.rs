@@ -17,6 +17,8 @@ use std::fs::File;
 use std::io::BufReader;
 use std::path::Path;
 
+pub mod topology;
+
 pub const FORMAT: &str = "cmdb-lite/1";
 
 fn default_supplier() -> String {
@@ -31,12 +33,18 @@ pub struct Dataset<P = Vec<Map<String, Value>>> {
     pub format: String,
     #[serde(default = "default_supplier")]
     pub supplier_account: String,
+    /// Topology records as bk-cmdb stores them (any attribute kept); `None` when the file has
+    /// no such key (an older file: cloud areas and sets are then derived, see [`topology`]).
     #[serde(default)]
-    pub businesses: Vec<Business>,
+    pub cloud_areas: Option<Vec<Map<String, Value>>>,
     #[serde(default)]
-    pub hosts: Vec<Host>,
+    pub businesses: Vec<Map<String, Value>>,
     #[serde(default)]
-    pub modules: Vec<Module>,
+    pub sets: Option<Vec<Map<String, Value>>>,
+    #[serde(default)]
+    pub hosts: Vec<Map<String, Value>>,
+    #[serde(default)]
+    pub modules: Vec<Map<String, Value>>,
     #[serde(default)]
     pub service_categories: Vec<ServiceCategory>,
     #[serde(default)]
@@ -85,13 +93,19 @@ fn unique<T>(items: &[T], what: &str, id: impl Fn(&T) -> i64) -> Result<(), CcEr
 /// Loads `ds` into `store` in one transaction; returns the number of records written.
 pub fn import(store: &Store, ds: &Dataset) -> Result<usize, String> {
     store
-        .write_alone(|tx| import_in(tx, ds))
+        .write_alone(|tx| {
+            let mut loader = Loader::head(tx, ds, topology::Source::copy(ds))?;
+            for entry in &ds.processes {
+                loader.process(tx, entry.clone())?;
+            }
+            loader.finish(tx, &ds.sequences)
+        })
         .map_err(|e| e.render(Lang::En))
 }
 
 /// Loads `ds` into an open transaction (see [`import`]).
 pub fn import_in(tx: &mut WriteTx, ds: &Dataset) -> Result<usize, CcError> {
-    let mut loader = Loader::head(tx, ds)?;
+    let mut loader = Loader::head(tx, ds, topology::Source::copy(ds))?;
     for entry in &ds.processes {
         loader.process(tx, entry.clone())?;
     }
@@ -103,7 +117,7 @@ pub fn import_in(tx: &mut WriteTx, ds: &Dataset) -> Result<usize, CcError> {
 pub fn import_bytes_in(tx: &mut WriteTx, raw: &[u8]) -> Result<usize, CcError> {
     let not_dataset = |e: serde_json::Error| bad(format!("not a dataset: {e}"));
     let mut de = serde_json::Deserializer::from_slice(raw);
-    let head: Dataset<Skipped> = Dataset::deserialize(&mut de).map_err(not_dataset)?;
+    let mut head: Dataset<Skipped> = Dataset::deserialize(&mut de).map_err(not_dataset)?;
     de.end().map_err(not_dataset)?;
     if head.format != FORMAT {
         return Err(bad(format!(
@@ -111,7 +125,8 @@ pub fn import_bytes_in(tx: &mut WriteTx, raw: &[u8]) -> Result<usize, CcError> {
             head.format
         )));
     }
-    let mut loader = Loader::head(tx, &head)?;
+    let topo = topology::Source::take(&mut head);
+    let mut loader = Loader::head(tx, &head, topo)?;
     let mut failed = None;
     let stream = ProcessStream {
         each: |map: Map<String, Value>| loader.process(tx, map),
@@ -123,30 +138,6 @@ pub fn import_bytes_in(tx: &mut WriteTx, raw: &[u8]) -> Result<usize, CcError> {
     }
     read.map_err(not_dataset)?;
     loader.finish(tx, &head.sequences)
-}
-
-/// Why a dataset file was not imported. Either way the store is left as it was.
-#[derive(Debug)]
-pub enum FileError {
-    /// The file cannot be read, or is not a dataset file.
-    Read(String),
-    /// A record was refused (the first bad one is named).
-    Refused(String),
-}
-
-/// Imports the dataset file at `path` in one transaction, without holding its processes in
-/// memory: a first pass reads everything but the processes (which it only checks to be objects),
-/// a second pass streams the processes into the transaction. `progress` is called with the
-/// number of processes loaded so far after every [`IMPORT_PROGRESS_EVERY`] of them.
-pub fn import_file(
-    store: &Store,
-    path: &Path,
-    mut progress: impl FnMut(usize),
-) -> Result<usize, FileError> {
-    let head = read_head(path)?;
-    store
-        .write_alone(|tx| import_head_in(tx, path, &head, &mut progress))
-        .map_err(|e| FileError::Refused(e.render(Lang::En)))
 }
 
 /// Reads the head of the dataset file at `path` (everything but its processes), checking its
@@ -168,10 +159,11 @@ pub fn read_head(path: &Path) -> Result<Dataset<Skipped>, FileError> {
 pub fn import_head_in(
     tx: &mut WriteTx,
     path: &Path,
-    head: &Dataset<Skipped>,
+    head: &mut Dataset<Skipped>,
     mut progress: impl FnMut(usize),
 ) -> Result<usize, CcError> {
-    let mut loader = Loader::head(tx, head)?;
+    let topo = topology::Source::take(head);
+    let mut loader = Loader::head(tx, head, topo)?;
     let mut failed = None;
     let stream = ProcessStream {
         each: |map: Map<String, Value>| {
@@ -189,6 +181,64 @@ pub fn import_head_in(
     }
     read.map_err(bad)?;
     loader.finish(tx, &head.sequences)
+}
+
+/// Creates the built-in records every store holds (`serve --seed none`).
+pub fn seed_builtins(store: &Store) -> Result<usize, String> {
+    store
+        .write_alone(|tx| topology::ensure_builtins(tx, &topology::import_stamp()))
+        .map_err(|e| e.render(Lang::En))
+}
+
+/// Why a dataset file was not imported. Either way the store is left as it was.
+#[derive(Debug)]
+pub enum FileError {
+    /// The file cannot be read, or is not a dataset file.
+    Read(String),
+    /// A record was refused (the first bad one is named).
+    Refused(String),
+}
+
+/// Imports the dataset file at `path` in one transaction, without holding its processes in
+/// memory: a first pass reads everything but the processes (which it only checks to be objects),
+/// a second pass streams the processes into the transaction. `progress` is called with the
+/// number of processes loaded so far after every [`IMPORT_PROGRESS_EVERY`] of them.
+pub fn import_file(
+    store: &Store,
+    path: &Path,
+    mut progress: impl FnMut(usize),
+) -> Result<usize, FileError> {
+    let mut head: Dataset<Skipped> =
+        read_json(path, |d| Dataset::deserialize(d)).map_err(FileError::Read)?;
+    if head.format != FORMAT {
+        return Err(FileError::Read(format!(
+            "format is {:?}, expected {FORMAT:?}",
+            head.format
+        )));
+    }
+    let topo = topology::Source::take(&mut head);
+    store
+        .write_alone(|tx| {
+            let mut loader = Loader::head(tx, &head, topo)?;
+            let mut failed = None;
+            let stream = ProcessStream {
+                each: |map: Map<String, Value>| {
+                    loader.process(tx, map)?;
+                    if loader.processes % IMPORT_PROGRESS_EVERY == 0 {
+                        progress(loader.processes);
+                    }
+                    Ok(())
+                },
+                failed: &mut failed,
+            };
+            let read = read_json(path, |d| d.deserialize_map(stream));
+            if let Some(e) = failed {
+                return Err(e);
+            }
+            read.map_err(bad)?;
+            loader.finish(tx, &head.sequences)
+        })
+        .map_err(|e| FileError::Refused(e.render(Lang::En)))
 }
 
 /// Deserialises the whole file with `f`, reading it through a buffer; the error is one line.
@@ -323,10 +373,12 @@ struct Loader {
 }
 
 impl Loader {
-    fn head<P>(tx: &mut WriteTx, ds: &Dataset<P>) -> Result<Loader, CcError> {
-        unique(&ds.businesses, "business", |b| b.bk_biz_id)?;
-        unique(&ds.hosts, "host", |h| h.bk_host_id)?;
-        unique(&ds.modules, "module", |m| m.bk_module_id)?;
+    fn head<P>(
+        tx: &mut WriteTx,
+        ds: &Dataset<P>,
+        topo: topology::Source,
+    ) -> Result<Loader, CcError> {
+        let mut topo = topology::Records::from_source(topo)?;
         unique(&ds.service_categories, "service category", |c| c.id)?;
         unique(&ds.service_templates, "service template", |s| s.id)?;
         unique(&ds.process_templates, "process template", |p| p.id)?;
@@ -337,21 +389,7 @@ impl Loader {
             *e = (*e).max(id);
         };
         tx.set_setting("supplier_account", &ds.supplier_account)?;
-        for b in &ds.businesses {
-            if tx.business(b.bk_biz_id)?.is_some() {
-                return Err(bad(format!(
-                    "business {}: already in the store",
-                    b.bk_biz_id
-                )));
-            }
-            tx.put_business(b)?;
-        }
-        for h in &ds.hosts {
-            if tx.host(h.bk_host_id)?.is_some() {
-                return Err(bad(format!("host {}: already in the store", h.bk_host_id)));
-            }
-            tx.put_host(h)?;
-        }
+        topology::load_head(tx, &mut topo, &mut bump)?;
         // Categories may name a parent that comes later in the file: insert all, then check.
         for c in &ds.service_categories {
             if tx.service_category(c.id)?.is_some() {
@@ -405,35 +443,7 @@ impl Loader {
             tx.put_service_template(st)?;
             bump(Kind::ServiceTemplate, st.id);
         }
-        for m in &ds.modules {
-            if tx.module(m.bk_module_id)?.is_some() {
-                return Err(bad(format!(
-                    "module {}: already in the store",
-                    m.bk_module_id
-                )));
-            }
-            if tx.business(m.bk_biz_id)?.is_none() {
-                return Err(bad(format!(
-                    "module {}: business {} does not exist",
-                    m.bk_module_id, m.bk_biz_id
-                )));
-            }
-            if m.service_template_id != 0 && tx.service_template(m.service_template_id)?.is_none() {
-                return Err(bad(format!(
-                    "module {}: service template {} does not exist",
-                    m.bk_module_id, m.service_template_id
-                )));
-            }
-            for h in &m.hosts {
-                if tx.host(*h)?.is_none() {
-                    return Err(bad(format!(
-                        "module {}: host {h} is not in hosts",
-                        m.bk_module_id
-                    )));
-                }
-            }
-            tx.put_module(m)?;
-        }
+        topology::load_modules(tx, &topo, &mut bump)?;
         for pt in &ds.process_templates {
             if tx.process_template(pt.id)?.is_some() {
                 return Err(bad(format!(
@@ -506,9 +516,7 @@ impl Loader {
         }
         Ok(Loader {
             max,
-            head: ds.businesses.len()
-                + ds.hosts.len()
-                + ds.modules.len()
+            head: topo.count()
                 + ds.service_categories.len()
                 + ds.service_templates.len()
                 + ds.process_templates.len()
@@ -618,7 +626,8 @@ impl Loader {
                 tx.raise_sequence(kind, *top)?;
             }
         }
-        Ok(self.head + self.processes)
+        let built = topology::ensure_builtins(tx, &topology::import_stamp())?;
+        Ok(self.head + self.processes + built)
     }
 }
 
@@ -630,7 +639,9 @@ pub fn export(store: &Store) -> Result<Dataset, CcError> {
             supplier_account: tx
                 .setting("supplier_account")?
                 .unwrap_or_else(default_supplier),
+            cloud_areas: Some(Vec::new()),
             businesses: Vec::new(),
+            sets: Some(Vec::new()),
             hosts: Vec::new(),
             modules: Vec::new(),
             service_categories: Vec::new(),
@@ -640,18 +651,7 @@ pub fn export(store: &Store) -> Result<Dataset, CcError> {
             processes: Vec::new(),
             sequences: BTreeMap::new(),
         };
-        tx.scan::<Business>(|_, r| {
-            ds.businesses.push(r);
-            Ok(true)
-        })?;
-        tx.scan::<Host>(|_, r| {
-            ds.hosts.push(r);
-            Ok(true)
-        })?;
-        tx.scan::<Module>(|_, r| {
-            ds.modules.push(r);
-            Ok(true)
-        })?;
+        topology::export(tx, &mut ds)?;
         tx.scan::<ServiceCategory>(|_, r| {
             ds.service_categories.push(r);
             Ok(true)

@@ -205,6 +205,8 @@ impl Fill {
         let mut ds = Dataset {
             format: STRICT_FORMAT.into(),
             supplier_account: self.supplier.clone(),
+            cloud_areas: None,
+            sets: None,
             businesses: Vec::new(),
             hosts: Vec::new(),
             modules: Vec::new(),
@@ -219,17 +221,16 @@ impl Fill {
             let what = format!("businesses[{i}]");
             let id = get_i64(&b, "bk_biz_id").ok_or(format!("{what}: bk_biz_id is required"))?;
             fill(&mut b, "bk_biz_name", format!("biz-{id}"));
-            ds.businesses.push(record(b, &what)?);
+            ds.businesses.push(b);
         }
         for (i, h) in hosts.into_iter().enumerate() {
-            let what = format!("hosts[{i}]");
             if get_i64(&h, "bk_host_id").is_none() {
-                return Err(format!("{what}: bk_host_id is required"));
+                return Err(format!("hosts[{i}]: bk_host_id is required"));
             }
-            ds.hosts.push(record(h, &what)?);
+            ds.hosts.push(h);
         }
         let only_biz = match ds.businesses.as_slice() {
-            [b] => Some(b.bk_biz_id),
+            [b] => get_i64(b, "bk_biz_id"),
             _ => None,
         };
         if categories.is_empty() {
@@ -387,7 +388,8 @@ impl Fill {
             new_instances.push(si);
         }
         for (i, m) in modules.into_iter().enumerate() {
-            ds.modules.push(record(m, &format!("modules[{i}]"))?);
+            let _ = i;
+            ds.modules.push(m);
         }
 
         // Processes: nested ones first (in their instance's order), then the top-level ones.
@@ -474,16 +476,28 @@ impl Fill {
             if !si.contains_key("name") {
                 let id = get_i64(&si, "id").unwrap_or(0);
                 let host_id = get_i64(&si, "bk_host_id").unwrap_or(0);
-                let name = match ds.hosts.iter().find(|h| h.bk_host_id == host_id) {
-                    Some(h) => instance_name(
-                        &HostIps {
-                            inner: &h.bk_host_innerip,
-                            outer: &h.bk_host_outerip,
-                            inner_v6: &h.bk_host_innerip_v6,
-                            outer_v6: &h.bk_host_outerip_v6,
-                        },
-                        first.get(&id),
-                    ),
+                let text =
+                    |h: &Obj, k: &str| h.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+                let name = match ds
+                    .hosts
+                    .iter()
+                    .find(|h| get_i64(h, "bk_host_id") == Some(host_id))
+                {
+                    Some(h) => {
+                        let (inner, outer) =
+                            (text(h, "bk_host_innerip"), text(h, "bk_host_outerip"));
+                        let (inner_v6, outer_v6) =
+                            (text(h, "bk_host_innerip_v6"), text(h, "bk_host_outerip_v6"));
+                        instance_name(
+                            &HostIps {
+                                inner: &inner,
+                                outer: &outer,
+                                inner_v6: &inner_v6,
+                                outer_v6: &outer_v6,
+                            },
+                            first.get(&id),
+                        )
+                    }
                     None => String::new(),
                 };
                 si.insert("name".into(), Value::from(name));

@@ -78,6 +78,18 @@ pub const MAX_LIST_HOST_IDS: usize = 1000;
 pub const MAX_LABEL_BYTES: usize = 63;
 /// Bytes of a service-instance name (bk-cmdb `NameFieldMaxLength`).
 pub const MAX_SERVICE_INSTANCE_NAME_BYTES: usize = 256;
+/// Ids of one `find_set_batch` / `find_module_batch` request, host ids of
+/// `find_host_biz_relations`, template and module ids of `find_host_by_service_template`
+/// (`BKMaxInstanceLimit`).
+pub const MAX_BATCH_IDS: usize = 500;
+/// Set ids of one `find_module_with_relation` or `list_biz_hosts` request, and its page size
+/// (500) for the former.
+pub const MAX_RELATION_SET_IDS: usize = 200;
+pub const MAX_RELATION_PAGE: i64 = 500;
+/// Module ids of one `list_biz_hosts` request.
+pub const MAX_LIST_HOSTS_MODULE_IDS: usize = 500;
+/// Page size of `list_biz_hosts_topo` (bk-cmdb `BKMaxInstanceLimit`).
+pub const MAX_HOSTS_TOPO_PAGE: i64 = 500;
 /// Ids of `service_template_ids` / `bk_module_ids` in one `list_service_template_difference`
 /// (bk-cmdb's `maxIDLen`; its docs say 20, its code 100).
 pub const MAX_SYNC_STATUS_IDS: usize = 100;
@@ -106,6 +118,11 @@ pub const BENCH_ROUNDS: usize = 3;
 pub const BENCH_SCALE_SMALL: usize = 10_000;
 pub const BENCH_SCALE_LARGE: usize = 1_000_000;
 pub const BENCH_PROCESSES_PER_INSTANCE: usize = 1_000;
+/// `bench` datasets: hosts per host module (the module list_biz_hosts reads), and at least one
+/// host per so many processes (10,000 hosts for 1,000,000 processes), never fewer than one
+/// module's worth.
+pub const BENCH_HOSTS_PER_MODULE: usize = 1_000;
+pub const BENCH_PROCESSES_PER_HOST: usize = 100;
 /// `bench`: hosts (so service instances) of the module its template-sync scenario syncs, each
 /// instance with one process per each of the template's 3 process templates.
 pub const BENCH_SYNC_INSTANCES: usize = 1_000;

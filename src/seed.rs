@@ -41,7 +41,10 @@ impl Seed {
     pub fn load_in(&self, tx: &mut WriteTx, now_ms: i64) -> Result<usize, CcError> {
         match self {
             Seed::Demo => load_text_in(tx, dataset::DEMO.as_bytes(), now_ms),
-            Seed::Empty => Ok(0),
+            // The built-in records every store holds.
+            Seed::Empty => {
+                dataset::topology::ensure_builtins(tx, &dataset::topology::import_stamp())
+            }
             Seed::File(path) => load_file_in(tx, path, now_ms, |_| {}),
             Seed::Text(text) => load_text_in(tx, text.as_bytes(), now_ms),
         }
@@ -103,10 +106,10 @@ pub fn load_file_in(
             return load_text_in(tx, &raw, now_ms);
         }
     }
-    let head = dataset::read_head(path).map_err(|e| match e {
+    let mut head = dataset::read_head(path).map_err(|e| match e {
         FileError::Read(m) | FileError::Refused(m) => bad(m),
     })?;
-    dataset::import_head_in(tx, path, &head, progress)
+    dataset::import_head_in(tx, path, &mut head, progress)
 }
 
 /// Seeds (or imports into) `store` from `seed` in one transaction: all or nothing.

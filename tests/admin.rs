@@ -106,7 +106,7 @@ fn reset_goes_back_to_the_seed_on_the_same_port_and_connection() {
     let r = conn.send("POST", "/_cmdb/reset", &[], b"");
     assert_eq!(r.status, 200, "{}", r.body);
     let data = r.json()["data"].clone();
-    assert_eq!(data["records"], json!(18), "{data}");
+    assert_eq!(data["records"], json!(34), "{data}");
     assert!(data["micros"].as_u64().is_some(), "{data}");
     assert!(!names(&s, 7, 30).contains("x"));
     // The seed's sequences again: the same create gets the same id.
@@ -555,8 +555,9 @@ fn fixture() -> Value {
 fn a_lenient_fixture_is_stored_as_bk_cmdb_would_store_it() {
     let s = admin();
     let data = ok(&s, "POST", "/_cmdb/load", &fixture());
-    // business, host, module (made), 2 built-in categories, instance, 2 processes
-    assert_eq!(data["records"], json!(8), "{data}");
+    // business, host, module (made), 2 built-in categories, instance, 2 processes, and the
+    // topology's built-in records (resource pool, idle set and modules, default cloud area)
+    assert_eq!(data["records"], json!(19), "{data}");
     let listed = s.list(3, 9);
     let procs = listed["data"].as_array().unwrap();
     assert_eq!(procs.len(), 2, "{listed}");
@@ -625,7 +626,7 @@ fn the_same_fixture_as_a_strict_dataset_is_refused_naming_the_missing_field() {
     let msg = v["bk_error_msg"].as_str().unwrap();
     assert_eq!(v["bk_error_code"], json!(1199006));
     assert!(
-        msg.starts_with("load: not a dataset: missing field `bk_biz_name`"),
+        msg.starts_with("load: not a dataset: missing field `bk_biz_id`"),
         "{msg}"
     );
     // Refused: the demo is still there.
@@ -740,7 +741,7 @@ fn reset_of_a_large_store_prints_its_time() {
     let t = Instant::now();
     let records = seed::reset(&store, &Seed::Demo).unwrap();
     let reset = t.elapsed();
-    assert_eq!(records, 18);
+    assert_eq!(records, 34);
     let left = store
         .read(|tx| {
             let mut n = 0;

@@ -403,12 +403,13 @@ fn handle(
     let method = req.method().as_str().to_ascii_uppercase();
     let url = req.url().to_string();
     let (path, query) = url.split_once('?').unwrap_or((url.as_str(), ""));
-    let (route, family, path_id) = match routes::resolve(&method, path) {
+    let (route, family, path_id, params) = match routes::resolve(&method, path) {
         Resolved::Found {
             route,
             family,
             path_id,
-        } => (route, family, path_id),
+            params,
+        } => (route, family, path_id, params),
         Resolved::WrongMethod(f) => {
             let e = CcError::raw(
                 code::UNKNOWN,
@@ -591,7 +592,12 @@ fn handle(
         }
     }
     let result = body.and_then(|body| {
-        let input = Input { body, path_id };
+        let input = Input {
+            body,
+            path_id,
+            params,
+            query: query.to_string(),
+        };
         let _permit = shared.permits.acquire();
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             api::call(route.op, &ctx, &shared.store, input)

@@ -35,6 +35,7 @@ pub mod read;
 pub mod records;
 mod reset;
 pub mod tables;
+pub mod topology;
 pub mod typed;
 mod undo;
 pub mod write;

@@ -58,10 +58,50 @@ macro_rules! stored {
     };
 }
 
-stored!(Business, StoredBusiness, BUSINESSES, "business", |r| r
-    .bk_biz_id);
-stored!(Host, StoredHost, HOSTS, "host", |r| r.bk_host_id);
-stored!(Module, StoredModule, MODULES, "module", |r| r.bk_module_id);
+/// A kind whose older layout is still read: the current one first, then `$legacy`.
+macro_rules! stored_or_legacy {
+    ($rec:ident, $layout:ident, $legacy:ident, $table:expr, $what:expr, |$r:ident| $id:expr) => {
+        impl Record for $rec {
+            const TABLE: RecTable = $table;
+            const WHAT: &'static str = $what;
+            fn id(&self) -> i64 {
+                let $r = self;
+                $id
+            }
+            fn encode(&self) -> Vec<u8> {
+                codec::encode(&$layout::from(self))
+            }
+            fn decode(bytes: &[u8]) -> Result<Self, CodecError> {
+                codec::decode::<$layout>(bytes)
+                    .map($rec::from)
+                    .or_else(|e| {
+                        codec::decode::<$legacy>(bytes)
+                            .map($rec::from)
+                            .map_err(|_| e)
+                    })
+            }
+            fn index(&self) -> Vec<IndexKey> {
+                <$rec>::index_keys(self)
+            }
+        }
+    };
+}
+
+stored_or_legacy!(
+    Business,
+    StoredBusiness,
+    LegacyBusiness,
+    BUSINESSES,
+    "business",
+    |r| r.bk_biz_id
+);
+stored_or_legacy!(Host, StoredHost, LegacyHost, HOSTS, "host", |r| r
+    .bk_host_id);
+stored!(Set, StoredSet, SETS, "set", |r| r.bk_set_id);
+stored!(CloudArea, StoredCloudArea, CLOUD_AREAS, "cloud area", |r| r
+    .bk_cloud_id);
+stored_or_legacy!(Module, StoredModule, LegacyModule, MODULES, "module", |r| r
+    .bk_module_id);
 stored!(
     ServiceCategory,
     StoredServiceCategory,
@@ -106,8 +146,40 @@ trait IndexKeys {
 }
 
 impl IndexKeys for Business {}
-impl IndexKeys for Host {}
-impl IndexKeys for Module {}
+impl IndexKeys for CloudArea {}
+
+impl IndexKeys for Set {
+    fn index_keys(&self) -> Vec<IndexKey> {
+        vec![IndexKey::SetByBiz(self.bk_biz_id, self.bk_set_id)]
+    }
+}
+
+impl IndexKeys for Host {
+    fn index_keys(&self) -> Vec<IndexKey> {
+        super::topology::inner_ips(self)
+            .into_iter()
+            .map(|ip| IndexKey::HostByIp(ip, self.bk_cloud_id, self.bk_host_id))
+            .collect()
+    }
+}
+
+impl IndexKeys for Module {
+    fn index_keys(&self) -> Vec<IndexKey> {
+        let id = self.bk_module_id;
+        let mut keys = Vec::with_capacity(3 + 3 * self.hosts.len());
+        keys.push(IndexKey::ModuleBySet(self.bk_set_id, id));
+        keys.push(IndexKey::ModuleByBiz(self.bk_biz_id, id));
+        if self.service_template_id != 0 {
+            keys.push(IndexKey::ModuleBySt(self.service_template_id, id));
+        }
+        for &h in &self.hosts {
+            keys.push(IndexKey::ModuleByHost(h, id));
+            keys.push(IndexKey::HostBySet(self.bk_set_id, h, id));
+            keys.push(IndexKey::HostByBiz(self.bk_biz_id, h, id));
+        }
+        keys
+    }
+}
 impl IndexKeys for ServiceCategory {}
 
 impl IndexKeys for ServiceTemplate {

@@ -12,6 +12,7 @@ use super::{codec_err, write_err};
 use crate::error::{CcError, code};
 use redb::ReadableTable;
 use serde_json::{Map, Value};
+use std::collections::HashSet;
 use std::ops::Deref;
 
 /// A new process prepared before its transaction (on the request's own thread): its map, for
@@ -95,10 +96,13 @@ impl WriteTx {
             Some(bytes) => R::decode(&bytes).map_err(codec_err)?.index(),
             None => Vec::new(),
         };
-        for key in old_keys.iter().filter(|k| !new_keys.contains(k)) {
+        // Sets, not the lists: a module holds three entries per host.
+        let old_set: HashSet<&IndexKey> = old_keys.iter().collect();
+        let new_set: HashSet<&IndexKey> = new_keys.iter().collect();
+        for key in old_keys.iter().filter(|k| !new_set.contains(k)) {
             self.unset_key(key, id)?;
         }
-        for key in new_keys.iter().filter(|k| !old_keys.contains(k)) {
+        for key in new_keys.iter().filter(|k| !old_set.contains(k)) {
             self.set_key(key, id)?;
         }
         Ok(())
