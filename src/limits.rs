@@ -141,6 +141,15 @@ pub const MAX_REQUESTS_PER_COMMIT: usize = 128;
 /// Microseconds the group-commit writer waits, at most, for as many requests as its last batch
 /// held before it starts the next batch (`store/group.rs`).
 pub const BATCH_LINGER_MICROS: u64 = 300;
+/// Hosts one add_host_to_business_idle may add (bk-cmdb's own limit, 1199035 beyond).
+pub const MAX_HOSTS_PER_ADD: usize = 200;
+/// Hosts and modules one transfer may name (1199035 beyond).
+pub const MAX_TRANSFER_HOSTS: usize = 500;
+pub const MAX_TRANSFER_MODULES: usize = 100;
+/// Sets one batch_delete_set may name (1199035 beyond).
+pub const MAX_SETS_PER_DELETE: usize = 200;
+/// Hosts one module may hold: the module's record lists them (1199035 beyond).
+pub const MAX_HOSTS_PER_MODULE: usize = 100_000;
 /// Records the migration of a version-1 store reads at a time before rewriting them
 /// (`store/migrate.rs`): its memory stays that of one chunk whatever the store's size.
 pub const MIGRATION_CHUNK: usize = 1_024;
