@@ -154,6 +154,15 @@ pub const JOURNAL_MAX_BODY_BYTES: usize = 2048;
 pub const MAX_FAULTS: usize = 100;
 /// The longest delay a fault may add to an answer, in milliseconds.
 pub const MAX_FAULT_DELAY_MS: u64 = 60_000;
+/// Hosts one add_host_to_business_idle may add (bk-cmdb's own limit, 1199035 beyond).
+pub const MAX_HOSTS_PER_ADD: usize = 200;
+/// Hosts and modules one transfer may name (1199035 beyond).
+pub const MAX_TRANSFER_HOSTS: usize = 500;
+pub const MAX_TRANSFER_MODULES: usize = 100;
+/// Sets one batch_delete_set may name (1199035 beyond).
+pub const MAX_SETS_PER_DELETE: usize = 200;
+/// Hosts one module may hold: the module's record lists them (1199035 beyond).
+pub const MAX_HOSTS_PER_MODULE: usize = 100_000;
 /// Records the migration of a version-1 store reads at a time before rewriting them
 /// (`store/migrate.rs`): its memory stays that of one chunk whatever the store's size.
 pub const MIGRATION_CHUNK: usize = 1_024;

@@ -16,3 +16,4 @@ pub mod service_template;
 pub mod template_process;
 pub mod template_sync;
 pub mod topology;
+pub mod topology_write;
