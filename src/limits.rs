@@ -84,3 +84,16 @@ pub const MAX_REQUESTS_PER_COMMIT: usize = 128;
 /// Microseconds the group-commit writer waits, at most, for as many requests as its last batch
 /// held before it starts the next batch (`store/group.rs`).
 pub const BATCH_LINGER_MICROS: u64 = 300;
+/// Bytes of a request's path written in its access-log line (longer paths end with `...`).
+pub const MAX_LOGGED_PATH_BYTES: usize = 512;
+/// The online export (`GET /_cmdb/export`) hands its output to the connection in pieces of this
+/// many bytes, with at most `EXPORT_CHUNKS_IN_FLIGHT` of them waiting: its memory is bounded
+/// whatever the store's size.
+pub const EXPORT_CHUNK_BYTES: usize = 64 * 1024;
+pub const EXPORT_CHUNKS_IN_FLIGHT: usize = 4;
+/// Online exports running at once; more are answered with HTTP 503.
+pub const MAX_CONCURRENT_EXPORTS: usize = 2;
+/// redb page cache of the offline commands (`export`, `check`, `compact`), in MiB.
+pub const OFFLINE_CACHE_MIB: usize = 16;
+/// Seconds `export --from` waits for the server on one read or write.
+pub const EXPORT_FROM_TIMEOUT_SECS: u64 = 60;

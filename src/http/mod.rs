@@ -4,6 +4,7 @@
 
 pub mod envelope;
 pub mod identity;
+pub mod ops;
 pub mod pool;
 pub mod routes;
 
@@ -32,6 +33,27 @@ pub struct Config {
     pub read_timeout: Duration,
     /// How long a whole request body may take to arrive (`limits::BODY_TIMEOUT_SECS`).
     pub body_timeout: Duration,
+    /// Starting, ready or stopping (`/readyz`); bk-cmdb's routes answer 503 until ready.
+    pub health: Arc<ops::Health>,
+}
+
+/// A bound listening socket: `serve` binds before it opens the store, so a port in use leaves
+/// nothing created on disk.
+pub struct Bound {
+    listener: std::net::TcpListener,
+    listen: String,
+}
+
+/// Binds `config.listen` with the timeouts and options every connection inherits.
+pub fn bind(config: &Config) -> Result<Bound, String> {
+    let listener = std::net::TcpListener::bind(&config.listen)
+        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    inherit_timeouts(&listener, config.read_timeout)
+        .map_err(|e| format!("cannot set socket timeouts: {e}"))?;
+    Ok(Bound {
+        listener,
+        listen: config.listen.clone(),
+    })
 }
 
 /// A running server.
@@ -50,20 +72,24 @@ struct Shared {
     lang: Lang,
     permits: Permits,
     body_timeout: Duration,
+    health: Arc<ops::Health>,
+    threads: usize,
 }
 
 impl Server {
     /// Binds `config.listen` and starts the threads.
     pub fn start(store: Arc<Store>, config: &Config) -> Result<Server, String> {
-        let listener = std::net::TcpListener::bind(&config.listen)
-            .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
-        inherit_timeouts(&listener, config.read_timeout)
-            .map_err(|e| format!("cannot set socket timeouts: {e}"))?;
+        Server::start_on(bind(config)?, store, config)
+    }
+
+    /// Starts the threads on a socket bound by [`bind`].
+    pub fn start_on(bound: Bound, store: Arc<Store>, config: &Config) -> Result<Server, String> {
+        let Bound { listener, listen } = bound;
         let own = listener
             .try_clone()
-            .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+            .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
         let http = tiny_http::Server::from_listener(listener, None)
-            .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+            .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
         let addr = http
             .server_addr()
             .to_ip()
@@ -74,6 +100,8 @@ impl Server {
             lang: config.language,
             permits: Permits::new(config.threads),
             body_timeout: config.body_timeout,
+            health: Arc::clone(&config.health),
+            threads: config.threads,
         };
         let from = Arc::clone(&http);
         let receivers = Receivers::start(
@@ -185,17 +213,239 @@ fn serve(shared: &Shared, mut req: tiny_http::Request) {
     let rid = identity::request_id(&headers);
     let lang = identity::language(&headers, shared.lang);
     let deadline = started + shared.body_timeout;
-    let reply = handle(shared, lang, &headers, &rid, &mut req, deadline);
+    let method = req.method().as_str().to_ascii_uppercase();
+    let url = req.url().to_string();
+    let path = url.split_once('?').map_or(url.as_str(), |(p, _)| p);
+    if let Some(route) = ops::resolve(path) {
+        return serve_ops(shared, route, req, &rid, &method, path, started);
+    }
+    let reply = if shared.health.serving() {
+        handle(shared, lang, &headers, &rid, &mut req, deadline)
+    } else {
+        starting_reply(&method, path, &headers, lang, &rid)
+    };
+    let (result, code) = outcome_of(reply.status, &reply.body);
+    let bytes = reply.body.len() as u64;
+    let status = reply.status;
     let mut resp = tiny_http::Response::from_string(reply.body).with_status_code(reply.status);
     for (k, v) in [
         ("Content-Type", "application/json"),
         ("X-Request-Id", rid.as_str()),
+        ("Server", SERVER.as_str()),
     ] {
         if let Ok(h) = tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()) {
             resp.add_header(h);
         }
     }
     let _ = req.respond(resp);
+    let (op, family) = match routes::resolve(&method, path) {
+        Resolved::Found { route, family, .. } => (route.esb_name, family_name(family)),
+        Resolved::WrongMethod(f) | Resolved::NotFound(f) => ("none", family_name(f)),
+    };
+    record(&Answered {
+        rid: &rid,
+        method: &method,
+        path,
+        op,
+        family,
+        status,
+        result,
+        code,
+        started,
+        bytes,
+    });
+}
+
+/// `cmdb-lite/<version>`, the `Server` header of every answer.
+static SERVER: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| format!("cmdb-lite/{}", ops::VERSION));
+
+fn family_name(f: Family) -> &'static str {
+    match f {
+        Family::Native => "native",
+        Family::Gateway => "gateway",
+        Family::Esb => "esb",
+    }
+}
+
+/// `result` and the code of an answer: bk-cmdb's code from the envelope (whose first two keys
+/// `envelope::render` always writes as `"result":…,"<code key>":<code>`), else the status.
+fn outcome_of(status: u16, body: &str) -> (bool, i64) {
+    let result = body.starts_with("{\"result\":true");
+    let code = body
+        .get(..80.min(body.len()))
+        .and_then(|head| head.split_once("code\":"))
+        .and_then(|(_, rest)| {
+            let end = rest.find(|c: char| !c.is_ascii_digit() && c != '-')?;
+            rest[..end].parse::<i64>().ok()
+        })
+        .unwrap_or(i64::from(status));
+    (result, code)
+}
+
+/// What one answered request leaves in the access log and the metrics.
+struct Answered<'a> {
+    rid: &'a str,
+    method: &'a str,
+    path: &'a str,
+    op: &'static str,
+    family: &'static str,
+    status: u16,
+    result: bool,
+    code: i64,
+    started: Instant,
+    bytes: u64,
+}
+
+fn record(a: &Answered<'_>) {
+    let elapsed = a.started.elapsed();
+    let outcome = if a.status != 200 {
+        crate::metrics::Outcome::Transport(a.status)
+    } else if a.result {
+        crate::metrics::Outcome::Success
+    } else {
+        crate::metrics::Outcome::Business(a.code)
+    };
+    crate::metrics::request(a.op, a.family, outcome, elapsed.as_secs_f64());
+    crate::log::access(&crate::log::Access {
+        request_id: a.rid,
+        method: a.method,
+        path: a.path,
+        operation: a.op,
+        status: a.status,
+        result: a.result,
+        code: a.code,
+        micros: elapsed.as_micros(),
+        bytes: a.bytes,
+    });
+}
+
+/// bk-cmdb's routes before the store is open and seeded: HTTP 503 in the family's envelope.
+fn starting_reply(method: &str, path: &str, headers: &Headers, lang: Lang, rid: &str) -> Reply {
+    let family = match routes::resolve(method, path) {
+        Resolved::Found { family, .. } => family,
+        Resolved::WrongMethod(f) | Resolved::NotFound(f) => f,
+    };
+    let e = CcError::raw(
+        code::UNKNOWN,
+        "cmdb-lite is starting: the store is not ready yet".to_string(),
+    );
+    error_reply(503, shape_for(family, headers), &e, lang, rid)
+}
+
+/// An operators' route (`ops.rs`), on the request's own thread, without a worker permit.
+fn serve_ops(
+    shared: &Shared,
+    route: ops::Route,
+    req: tiny_http::Request,
+    rid: &str,
+    method: &str,
+    path: &str,
+    started: Instant,
+) {
+    let header = |k: &str, v: &str| tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()).ok();
+    let common = |ctype: &str| {
+        [
+            header("Content-Type", ctype),
+            header("X-Request-Id", rid),
+            header("Server", SERVER.as_str()),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+    };
+    let mut answered = Answered {
+        rid,
+        method,
+        path,
+        op: route.name(),
+        family: "ops",
+        status: 200,
+        result: true,
+        code: 0,
+        started,
+        bytes: 0,
+    };
+    let plain = |status: u16, body: String, ctype: &str| {
+        let mut resp = tiny_http::Response::from_string(body).with_status_code(status);
+        for h in common(ctype) {
+            resp.add_header(h);
+        }
+        resp
+    };
+    if method != "GET" && method != "HEAD" {
+        let body =
+            serde_json::json!({"error": format!("method {method} is not allowed on {path}")})
+                .to_string();
+        answered.status = 405;
+        answered.result = false;
+        answered.code = 405;
+        answered.bytes = body.len() as u64;
+        let _ = req.respond(plain(405, body, "application/json"));
+        return record(&answered);
+    }
+    let (status, body, ctype) = match route {
+        ops::Route::Healthz | ops::Route::Readyz => {
+            let (status, body) = ops::health_answer(route, &shared.health, &shared.store);
+            (status, body, "application/json")
+        }
+        ops::Route::Metrics => (
+            200,
+            ops::metrics_answer(&shared.health, &shared.store, shared.threads),
+            "text/plain; version=0.0.4; charset=utf-8",
+        ),
+        ops::Route::Export => {
+            let slot = if shared.health.serving() {
+                ops::ExportSlot::take()
+            } else {
+                None
+            };
+            match slot.map(|slot| ops::Export::start(Arc::clone(&shared.store), slot)) {
+                Some(Ok((reader, export))) => {
+                    let sent = reader.counter();
+                    let mut headers = common("application/json");
+                    headers.extend(header(
+                        "Content-Disposition",
+                        "attachment; filename=\"cmdb-lite-export.json\"",
+                    ));
+                    let resp = tiny_http::Response::new(
+                        tiny_http::StatusCode(200),
+                        headers,
+                        reader,
+                        None,
+                        None,
+                    );
+                    let _ = req.respond(resp);
+                    answered.bytes = sent.load(std::sync::atomic::Ordering::Relaxed);
+                    if let Err(e) = export.finish() {
+                        crate::log!(warn, "cmdb-lite: {rid}: the export stopped early: {e}");
+                        answered.result = false;
+                        answered.code = code::DB_SELECT;
+                    }
+                    return record(&answered);
+                }
+                Some(Err(e)) => (
+                    503,
+                    serde_json::json!({ "error": e }).to_string(),
+                    "application/json",
+                ),
+                None => (
+                    503,
+                    serde_json::json!({
+                        "error": "not ready, or too many exports running; try again later"
+                    })
+                    .to_string(),
+                    "application/json",
+                ),
+            }
+        }
+    };
+    answered.status = status;
+    answered.result = status == 200;
+    answered.code = if status == 200 { 0 } else { i64::from(status) };
+    answered.bytes = body.len() as u64;
+    let _ = req.respond(plain(status, body, ctype));
+    record(&answered);
 }
 
 fn handle(
@@ -296,6 +546,7 @@ fn handle(
     let result = body.and_then(|body| {
         let input = Input { body, path_id };
         let _permit = shared.permits.acquire();
+        let _in_use = crate::metrics::PermitInUse::new();
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             api::call(route.op, &ctx, &shared.store, input)
         }))

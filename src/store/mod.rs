@@ -14,12 +14,15 @@
 //! transactions in progress end, and reopens the file (see `Store::reopen`); the request that
 //! met the failure gets an error, reads go on, and writes work again once the disk does.
 
+pub mod admin;
 pub mod check;
 pub mod codec;
 pub mod floor;
 mod group;
 pub mod records;
 pub mod tables;
+
+pub use admin::ReadOnly;
 
 use crate::error::{CcError, code};
 use crate::limits::STORE_READ_ATTEMPTS;
@@ -48,6 +51,8 @@ pub enum OpenError {
     UnknownSchema(PathBuf, u8),
     /// Any other failure, with its text.
     Other(PathBuf, String),
+    /// A read-only open met a file that was not closed cleanly (redb must repair it first).
+    NeedsRepair(PathBuf),
 }
 
 impl fmt::Display for OpenError {
@@ -70,6 +75,11 @@ impl fmt::Display for OpenError {
                 codec::SCHEMA_VERSION
             ),
             OpenError::Other(p, why) => write!(f, "cannot open {}: {why}", p.display()),
+            OpenError::NeedsRepair(p) => write!(
+                f,
+                "{} was not closed cleanly (a crash); it was left untouched: `cmdb-lite check --repair` lets redb repair it",
+                p.display()
+            ),
         }
     }
 }
@@ -1034,60 +1044,6 @@ macro_rules! reads {
 
 reads!(ReadTx);
 reads!(WriteTx);
-
-impl ReadTx {
-    /// Visits every entry of every index, for `check`.
-    pub(crate) fn index_entries(&self) -> Result<check::IndexSnapshot, CcError> {
-        let mut snap = check::IndexSnapshot::default();
-        let pairs =
-            |def: redb::TableDefinition<(i64, i64), ()>| -> Result<Vec<(i64, i64)>, CcError> {
-                let t = self.txn.open_table(def).map_err(read_err)?;
-                let mut out = Vec::new();
-                for item in t.iter().map_err(read_err)? {
-                    out.push(item.map_err(read_err)?.0.value());
-                }
-                Ok(out)
-            };
-        snap.proc_by_si = pairs(PROC_BY_SI)?;
-        snap.si_by_module = pairs(SI_BY_MODULE)?;
-        snap.si_by_host = pairs(SI_BY_HOST)?;
-        snap.st_by_biz = pairs(ST_BY_BIZ)?;
-        snap.pt_by_st = pairs(PT_BY_ST)?;
-        {
-            let t = self.txn.open_table(UNIQ_PROC_NAME).map_err(read_err)?;
-            for item in t.iter().map_err(read_err)? {
-                let (k, v) = item.map_err(read_err)?;
-                let (si, name) = k.value();
-                snap.uniq_proc_name.push((si, name.to_string(), v.value()));
-            }
-        }
-        {
-            let t = self.txn.open_table(UNIQ_PROC_FUNC).map_err(read_err)?;
-            for item in t.iter().map_err(read_err)? {
-                let (k, v) = item.map_err(read_err)?;
-                let (si, func, regex) = k.value();
-                snap.uniq_proc_func
-                    .push((si, func.to_string(), regex.to_string(), v.value()));
-            }
-        }
-        {
-            let t = self.txn.open_table(UNIQ_SI_TEMPLATE).map_err(read_err)?;
-            for item in t.iter().map_err(read_err)? {
-                let (k, v) = item.map_err(read_err)?;
-                snap.uniq_si_template.push((k.value(), v.value()));
-            }
-        }
-        {
-            let t = self.txn.open_table(UNIQ_ST_NAME).map_err(read_err)?;
-            for item in t.iter().map_err(read_err)? {
-                let (k, v) = item.map_err(read_err)?;
-                let (biz, name) = k.value();
-                snap.uniq_st_name.push((biz, name.to_string(), v.value()));
-            }
-        }
-        Ok(snap)
-    }
-}
 
 impl WriteTx {
     /// Notes a write to take back if this request fails (group commit only).

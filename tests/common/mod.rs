@@ -123,6 +123,16 @@ impl Server {
         )
     }
 
+    /// Stops the process gracefully (SIGTERM) and waits up to 30 s for it, so its store is
+    /// closed cleanly (the read-only `check` and `export` refuse a crashed file).
+    pub fn stop(mut self) {
+        send_signal(&self.child, 15);
+        if wait_exit(&mut self.child, Duration::from_secs(30)).is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
     /// Kills the process (SIGKILL) and waits for it.
     pub fn kill(mut self) {
         let _ = self.child.kill();
