@@ -864,7 +864,9 @@ impl Server {
             .arg(db)
             .args(["--listen", "127.0.0.1:0"])
             .args(["--threads", &o.threads.to_string()])
-            .args(["--cache-mib", &o.cache_mib.to_string()]);
+            .args(["--cache-mib", &o.cache_mib.to_string()])
+            // No access log on the terminal the figures are printed on.
+            .arg("--quiet");
         if let Some(seed) = seed {
             cmd.arg("--seed").arg(seed);
         }

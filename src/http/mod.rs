@@ -272,12 +272,17 @@ fn family_name(f: Family) -> &'static str {
 /// `envelope::render` always writes as `"result":…,"<code key>":<code>`), else the status.
 fn outcome_of(status: u16, body: &str) -> (bool, i64) {
     let result = body.starts_with("{\"result\":true");
-    let code = body
-        .get(..80.min(body.len()))
-        .and_then(|head| head.split_once("code\":"))
-        .and_then(|(_, rest)| {
-            let end = rest.find(|c: char| !c.is_ascii_digit() && c != '-')?;
-            rest[..end].parse::<i64>().ok()
+    let head = &body.as_bytes()[..body.len().min(64)];
+    let code = head
+        .windows(6)
+        .position(|w| w == b"code\":")
+        .and_then(|at| {
+            let digits: String = head[at + 6..]
+                .iter()
+                .take_while(|b| b.is_ascii_digit() || **b == b'-')
+                .map(|b| char::from(*b))
+                .collect();
+            digits.parse::<i64>().ok()
         })
         .unwrap_or(i64::from(status));
     (result, code)
@@ -656,6 +661,17 @@ fn percent_decode(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn outcome_is_read_from_every_envelope() {
+        for shape in [Shape::Native, Shape::Gateway, Shape::Esb] {
+            let ok = envelope::render(shape, true, 0, "success", "[1]", "r");
+            assert_eq!(outcome_of(200, &ok), (true, 0));
+            let e = envelope::render(shape, false, 1199006, "参数无效", "null", "r");
+            assert_eq!(outcome_of(200, &e), (false, 1199006));
+        }
+        assert_eq!(outcome_of(503, "not json"), (false, 503));
+    }
 
     #[test]
     fn query_coercion() {

@@ -7,18 +7,25 @@ use super::{IO_FAILED, OpenError, ReadTx, Store, read_err, verdict};
 use crate::error::{CcError, code};
 use redb::{Database, ReadOnlyDatabase, ReadableDatabase};
 use std::path::{Path, PathBuf};
-use std::sync::PoisonError;
+use std::sync::TryLockError;
 use std::sync::atomic::Ordering;
 
 impl Store {
     /// True while the store is degraded after an I/O failure (until a write commits again), or
-    /// has no open file at all.
+    /// has no open file at all. Never waits: while the store is held alone (an import, a seed,
+    /// a reopen) only the flag is read.
     pub fn degraded(&self) -> bool {
         if self.degraded.load(Ordering::Acquire) {
             return true;
         }
-        let slot = self.slot.read().unwrap_or_else(PoisonError::into_inner);
-        slot.db.is_none() && !slot.closed
+        match self.slot.try_read() {
+            Ok(slot) => slot.db.is_none() && !slot.closed,
+            Err(TryLockError::Poisoned(p)) => {
+                let slot = p.into_inner();
+                slot.db.is_none() && !slot.closed
+            }
+            Err(TryLockError::WouldBlock) => false,
+        }
     }
 
     /// The database file, `None` for a store in memory.

@@ -50,7 +50,7 @@ pub struct Server {
 }
 
 impl Server {
-    /// `cmdb-lite serve --listen 127.0.0.1:0` plus `args` (8 threads unless `args` say
+    /// `cmdb-lite serve --listen 127.0.0.1:0 --quiet` plus `args` (8 threads unless `args` say
     /// otherwise); waits for the listening line.
     pub fn start(args: &[&str]) -> Server {
         let threads: &[&str] = if args.contains(&"--threads") {
@@ -58,10 +58,17 @@ impl Server {
         } else {
             &["--threads", "8"]
         };
+        // No access log: the child shares the test's stderr. (tests/ops.rs reads the log.)
+        let quiet: &[&str] = if args.contains(&"--log-format") {
+            &[]
+        } else {
+            &["--quiet"]
+        };
         let mut child = Command::new(BIN)
             .arg("serve")
             .args(["--listen", "127.0.0.1:0"])
             .args(threads)
+            .args(quiet)
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
