@@ -594,35 +594,35 @@ pub fn export(store: &Store) -> Result<Dataset, CcError> {
             processes: Vec::new(),
             sequences: BTreeMap::new(),
         };
-        tx.each_business(|_, r| {
+        tx.scan::<Business>(|_, r| {
             ds.businesses.push(r);
             Ok(true)
         })?;
-        tx.each_host(|_, r| {
+        tx.scan::<Host>(|_, r| {
             ds.hosts.push(r);
             Ok(true)
         })?;
-        tx.each_module(|_, r| {
+        tx.scan::<Module>(|_, r| {
             ds.modules.push(r);
             Ok(true)
         })?;
-        tx.each_service_category(|_, r| {
+        tx.scan::<ServiceCategory>(|_, r| {
             ds.service_categories.push(r);
             Ok(true)
         })?;
-        tx.each_service_template(|_, r| {
+        tx.scan::<ServiceTemplate>(|_, r| {
             ds.service_templates.push(r);
             Ok(true)
         })?;
-        tx.each_process_template(|_, r| {
+        tx.scan::<ProcessTemplate>(|_, r| {
             ds.process_templates.push(r);
             Ok(true)
         })?;
-        tx.each_service_instance(|_, r| {
+        tx.scan::<ServiceInstance>(|_, r| {
             ds.service_instances.push(r);
             Ok(true)
         })?;
-        tx.each_process(|pid, mut map| {
+        tx.scan(|pid, mut map: Map<String, Value>| {
             let rel = tx.relation(pid)?.ok_or_else(|| {
                 CcError::raw(code::DB_SELECT, format!("process {pid} has no relation"))
             })?;
@@ -688,10 +688,10 @@ pub fn write(tx: &ReadTx, out: &mut dyn std::io::Write) -> Result<usize, WriteEr
         line.extend_from_slice(b",\n");
         put(&line, &mut failed)?;
         macro_rules! section {
-            ($name:literal, $each:ident) => {{
+            ($name:literal, $kind:ty) => {{
                 put(concat!("\"", $name, "\":[").as_bytes(), &mut failed)?;
                 let mut first = true;
-                tx.$each(|_, r| {
+                tx.scan::<$kind>(|_, r| {
                     line.clear();
                     line.extend_from_slice(if first { b"\n" } else { b",\n" });
                     first = false;
@@ -703,16 +703,16 @@ pub fn write(tx: &ReadTx, out: &mut dyn std::io::Write) -> Result<usize, WriteEr
                 put(b"],\n", &mut failed)?;
             }};
         }
-        section!("businesses", each_business);
-        section!("hosts", each_host);
-        section!("modules", each_module);
-        section!("service_categories", each_service_category);
-        section!("service_templates", each_service_template);
-        section!("process_templates", each_process_template);
-        section!("service_instances", each_service_instance);
+        section!("businesses", Business);
+        section!("hosts", Host);
+        section!("modules", Module);
+        section!("service_categories", ServiceCategory);
+        section!("service_templates", ServiceTemplate);
+        section!("process_templates", ProcessTemplate);
+        section!("service_instances", ServiceInstance);
         put(b"\"processes\":[", &mut failed)?;
         let mut n = 0usize;
-        tx.each_process(|pid, mut map| {
+        tx.scan(|pid, mut map: Map<String, Value>| {
             let rel = tx.relation(pid)?.ok_or_else(|| {
                 CcError::raw(code::DB_SELECT, format!("process {pid} has no relation"))
             })?;

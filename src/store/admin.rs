@@ -3,7 +3,8 @@
 //! read-only open of `export` and `check` (a file in use or one that needs redb's repair is
 //! refused, never changed), and `compact`.
 
-use super::{IO_FAILED, OpenError, ReadTx, Store, read_err, verdict};
+use super::open::{open_db, verdict};
+use super::{IO_FAILED, OpenError, ReadTx, Store, read_err};
 use crate::error::{CcError, code};
 use redb::{Database, ReadOnlyDatabase, ReadableDatabase};
 use std::path::{Path, PathBuf};
@@ -138,7 +139,7 @@ fn open_for_maintenance(path: &Path, cache_bytes: usize) -> Result<Database, Ope
         Err(redb::DatabaseError::RepairAborted) => {}
         Err(e) => return Err(OpenError::NotOurs(p, e.to_string())),
     }
-    let db = super::open_db(path, cache_bytes)?;
+    let db = open_db(path, cache_bytes)?;
     match verdict(&db, path)? {
         Some(Ok(())) => Ok(db),
         Some(Err(e)) => Err(e),

@@ -10,13 +10,11 @@
 //! lookups both ways (each record's entries are looked up in the index; each index entry's
 //! record is looked up and must imply it). Problems are handed to the caller as found.
 
-use super::codec::{self, CodecError};
 use super::records::*;
 use super::tables::*;
-use super::{ProcKey, ReadTx, Store};
+use super::{ProcKey, ReadTx, Record, Store};
 use crate::error::CcError;
 use redb::{ReadableTable, TableDefinition};
-use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -86,31 +84,20 @@ fn storage(e: impl Into<redb::Error>) -> CcError {
     super::read_err(e)
 }
 
-/// Every record of a (small) table, in id order. A value that does not decode is reported with
-/// its id and left out, so the other checks still run.
-fn records<T>(
-    tx: &ReadTx,
-    def: TableDefinition<i64, &[u8]>,
-    what: &str,
-    decode: impl Fn(&[u8]) -> Result<T, CodecError>,
-    p: &mut Sink<'_>,
-) -> Result<BTreeMap<i64, T>, CcError> {
-    let t = tx.txn.open_table(def).map_err(storage)?;
+/// Every record of a (small) kind `R`, in id order. A value that does not decode is reported
+/// with its id and left out, so the other checks still run.
+fn records<R: Record>(tx: &ReadTx, p: &mut Sink<'_>) -> Result<BTreeMap<i64, R>, CcError> {
     let mut out = BTreeMap::new();
-    for item in t.iter().map_err(storage)? {
-        let (k, v) = item.map_err(storage)?;
-        match decode(v.value()) {
+    tx.scan_bytes(R::TABLE, |id, bytes| {
+        match R::decode(bytes) {
             Ok(rec) => {
-                out.insert(k.value(), rec);
+                out.insert(id, rec);
             }
-            Err(e) => p.push(format!("{what} {}: {e}", k.value())),
+            Err(e) => p.push(format!("{} {id}: {e}", R::WHAT)),
         }
-    }
+        Ok(true)
+    })?;
     Ok(out)
-}
-
-fn typed<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
-    codec::decode(bytes)
 }
 
 /// Every key of a (small) pair index.
@@ -127,17 +114,13 @@ fn index_keys(
 }
 
 fn check_tx(tx: &ReadTx, p: &mut Sink<'_>) -> Result<(), CcError> {
-    let bizs: BTreeMap<i64, Business> = records(tx, BUSINESSES, "business", typed, p)?;
-    let hosts: BTreeMap<i64, Host> = records(tx, HOSTS, "host", typed, p)?;
-    let modules: BTreeMap<i64, Module> = records(tx, MODULES, "module", typed, p)?;
-    let cats: BTreeMap<i64, ServiceCategory> =
-        records(tx, SERVICE_CATEGORIES, "service category", typed, p)?;
-    let sts: BTreeMap<i64, ServiceTemplate> =
-        records(tx, SERVICE_TEMPLATES, "service template", typed, p)?;
-    let pts: BTreeMap<i64, ProcessTemplate> =
-        records(tx, PROCESS_TEMPLATES, "process template", typed, p)?;
-    let sis: BTreeMap<i64, ServiceInstance> =
-        records(tx, SERVICE_INSTANCES, "service instance", typed, p)?;
+    let bizs: BTreeMap<i64, Business> = records(tx, p)?;
+    let hosts: BTreeMap<i64, Host> = records(tx, p)?;
+    let modules: BTreeMap<i64, Module> = records(tx, p)?;
+    let cats: BTreeMap<i64, ServiceCategory> = records(tx, p)?;
+    let sts: BTreeMap<i64, ServiceTemplate> = records(tx, p)?;
+    let pts: BTreeMap<i64, ProcessTemplate> = records(tx, p)?;
+    let sis: BTreeMap<i64, ServiceInstance> = records(tx, p)?;
     // Each record under its own id.
     let own = |p: &mut Sink<'_>, what: &str, key: i64, field: i64| {
         if key != field {
@@ -284,13 +267,13 @@ fn check_tx(tx: &ReadTx, p: &mut Sink<'_>) -> Result<(), CcError> {
     let uniq_func = tx.txn.open_table(UNIQ_PROC_FUNC).map_err(storage)?;
     let process_at = |pid: i64| -> Result<Option<Map<String, Value>>, CcError> {
         Ok(match procs.get(pid).map_err(storage)? {
-            Some(v) => codec::decode_map(v.value()).ok(),
+            Some(v) => <Map<String, Value> as Record>::decode(v.value()).ok(),
             None => None,
         })
     };
     let relation_at = |pid: i64| -> Result<Option<Relation>, CcError> {
         Ok(match rels.get(pid).map_err(storage)? {
-            Some(v) => codec::decode(v.value()).ok(),
+            Some(v) => Relation::decode(v.value()).ok(),
             None => None,
         })
     };
@@ -300,7 +283,7 @@ fn check_tx(tx: &ReadTx, p: &mut Sink<'_>) -> Result<(), CcError> {
         let (k, v) = item.map_err(storage)?;
         let pid = k.value();
         top_process = top_process.max(pid);
-        let r: Relation = match codec::decode(v.value()) {
+        let r = match Relation::decode(v.value()) {
             Ok(r) => r,
             Err(e) => {
                 p.push(format!("relation of process {pid}: {e}"));
@@ -344,7 +327,7 @@ fn check_tx(tx: &ReadTx, p: &mut Sink<'_>) -> Result<(), CcError> {
         let (k, v) = item.map_err(storage)?;
         let pid = k.value();
         top_process = top_process.max(pid);
-        let map = match codec::decode_map(v.value()) {
+        let map = match <Map<String, Value> as Record>::decode(v.value()) {
             Ok(map) => map,
             Err(e) => {
                 p.push(format!("process {pid}: {e}"));
@@ -565,22 +548,22 @@ mod tests {
 
     fn process_41(tx: &redb::WriteTransaction) -> Map<String, Value> {
         let t = tx.open_table(PROCESSES).unwrap();
-        codec::decode_map(t.get(41).unwrap().unwrap().value()).unwrap()
+        Record::decode(t.get(41).unwrap().unwrap().value()).unwrap()
     }
 
     fn put_process(tx: &redb::WriteTransaction, pid: i64, map: &Map<String, Value>) {
         let mut t = tx.open_table(PROCESSES).unwrap();
-        t.insert(pid, codec::encode_map(map).as_slice()).unwrap();
+        t.insert(pid, map.encode().as_slice()).unwrap();
     }
 
     fn relation_41(tx: &redb::WriteTransaction) -> Relation {
         let t = tx.open_table(RELATIONS).unwrap();
-        codec::decode(t.get(41).unwrap().unwrap().value()).unwrap()
+        Record::decode(t.get(41).unwrap().unwrap().value()).unwrap()
     }
 
     fn put_relation(tx: &redb::WriteTransaction, pid: i64, r: &Relation) {
         let mut t = tx.open_table(RELATIONS).unwrap();
-        t.insert(pid, codec::encode(r).as_slice()).unwrap();
+        t.insert(pid, r.encode().as_slice()).unwrap();
     }
 
     #[test]
@@ -677,11 +660,11 @@ mod tests {
         let p = corrupt(|tx| {
             let mut si: ServiceInstance = {
                 let t = tx.open_table(SERVICE_INSTANCES).unwrap();
-                codec::decode(t.get(31).unwrap().unwrap().value()).unwrap()
+                Record::decode(t.get(31).unwrap().unwrap().value()).unwrap()
             };
             si.id = 32;
             let mut t = tx.open_table(SERVICE_INSTANCES).unwrap();
-            t.insert(32, codec::encode(&si).as_slice()).unwrap();
+            t.insert(32, si.encode().as_slice()).unwrap();
             tx.open_table(SI_BY_MODULE)
                 .unwrap()
                 .insert((21, 32), ())
@@ -707,11 +690,11 @@ mod tests {
         let p = corrupt(|tx| {
             let mut st: ServiceTemplate = {
                 let t = tx.open_table(SERVICE_TEMPLATES).unwrap();
-                codec::decode(t.get(5).unwrap().unwrap().value()).unwrap()
+                Record::decode(t.get(5).unwrap().unwrap().value()).unwrap()
             };
             st.id = 9;
             let mut t = tx.open_table(SERVICE_TEMPLATES).unwrap();
-            t.insert(9, codec::encode(&st).as_slice()).unwrap();
+            t.insert(9, st.encode().as_slice()).unwrap();
             tx.open_table(ST_BY_BIZ)
                 .unwrap()
                 .insert((7, 9), ())
@@ -848,8 +831,11 @@ mod tests {
         reported(&p, &["process 41", "schema version 9"]);
         let p = corrupt(|tx| {
             let mut t = tx.open_table(SERVICE_INSTANCES).unwrap();
-            t.insert(30, [codec::SCHEMA_VERSION, 0xff, 0xff].as_slice())
-                .unwrap();
+            t.insert(
+                30,
+                [crate::store::codec::SCHEMA_VERSION, 0xff, 0xff].as_slice(),
+            )
+            .unwrap();
         });
         reported(&p, &["service instance 30", "does not decode"]);
         let p = corrupt(|tx| {
