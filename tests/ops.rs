@@ -200,11 +200,17 @@ fn version_on_every_command_and_in_the_server_header() {
         &[("Content-Length", "999999999999")],
         b"",
     );
+    // An answer tiny_http writes itself: a malformed request line.
+    let mut c = Conn::open(&srv.addr);
+    c.write_raw(b"NOT-HTTP\r\n\r\n");
+    let malformed = c.read_response().expect("an answer to a malformed request");
+    assert_eq!(malformed.status, 400, "{malformed:?}");
     for (what, r) in [
         ("success", &ok),
         ("404", &missing),
         ("healthz", &health),
         ("413", &big),
+        ("400 from the HTTP layer", &malformed),
     ] {
         assert_eq!(r.header("Server"), Some(server.as_str()), "{what}: {r:?}");
         assert_eq!(

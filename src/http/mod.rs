@@ -85,6 +85,7 @@ impl Server {
     /// Starts the threads on a socket bound by [`bind`].
     pub fn start_on(bound: Bound, store: Arc<Store>, config: &Config) -> Result<Server, String> {
         let Bound { listener, listen } = bound;
+        tiny_http::set_server_name(SERVER.clone());
         let own = listener
             .try_clone()
             .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
@@ -405,7 +406,10 @@ fn serve_ops(
             } else {
                 None
             };
-            match slot.map(|slot| ops::Export::start(Arc::clone(&shared.store), slot)) {
+            let start = |slot| {
+                ops::Export::start(Arc::clone(&shared.store), Arc::clone(&shared.health), slot)
+            };
+            match slot.map(start) {
                 Some(Ok((reader, export))) => {
                     let sent = reader.counter();
                     let mut headers = common("application/json");

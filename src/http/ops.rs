@@ -13,7 +13,7 @@ use serde_json::json;
 use std::io::{Read, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::time::Instant;
 
 /// The version of this binary, as `--version` and the `Server` header say it.
@@ -213,7 +213,11 @@ pub struct Export {
 }
 
 impl Export {
-    pub fn start(store: Arc<Store>, slot: ExportSlot) -> Result<(ChunkReader, Export), String> {
+    pub fn start(
+        store: Arc<Store>,
+        health: Arc<Health>,
+        slot: ExportSlot,
+    ) -> Result<(ChunkReader, Export), String> {
         let (tx, rx) = sync_channel(EXPORT_CHUNKS_IN_FLIGHT);
         let sent = Arc::new(AtomicU64::new(0));
         let writer = std::thread::Builder::new()
@@ -222,6 +226,7 @@ impl Export {
                 let mut out = ChunkWriter {
                     buf: Vec::with_capacity(EXPORT_CHUNK_BYTES),
                     to: tx,
+                    health,
                 };
                 store
                     .read_once(|tx| Ok(dataset::write(tx, &mut out).map_err(|e| e.to_string())))
@@ -252,10 +257,12 @@ impl Export {
     }
 }
 
-/// The writing half: whole pieces into the channel.
+/// The writing half: whole pieces into the channel. A stop (SIGTERM) ends it at the next piece
+/// that has to wait, so a slow client cannot hold the snapshot (and the store's close) open.
 struct ChunkWriter {
     buf: Vec<u8>,
     to: SyncSender<Vec<u8>>,
+    health: Arc<Health>,
 }
 
 impl ChunkWriter {
@@ -263,10 +270,27 @@ impl ChunkWriter {
         if self.buf.is_empty() {
             return Ok(());
         }
-        let piece = std::mem::replace(&mut self.buf, Vec::with_capacity(EXPORT_CHUNK_BYTES));
-        self.to.send(piece).map_err(|_| {
-            std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client went away")
-        })
+        let mut piece = std::mem::replace(&mut self.buf, Vec::with_capacity(EXPORT_CHUNK_BYTES));
+        let mut wait = std::time::Duration::from_micros(100);
+        loop {
+            match self.to.try_send(piece) {
+                Ok(()) => return Ok(()),
+                Err(TrySendError::Disconnected(_)) => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::BrokenPipe,
+                        "the client went away",
+                    ));
+                }
+                Err(TrySendError::Full(back)) => {
+                    if self.health.state.load(Ordering::Acquire) == STOPPING {
+                        return Err(std::io::Error::other("the server is stopping"));
+                    }
+                    piece = back;
+                    std::thread::sleep(wait);
+                    wait = (wait * 2).min(std::time::Duration::from_millis(10));
+                }
+            }
+        }
     }
 }
 
