@@ -206,7 +206,7 @@ pub fn main() -> i32 {
         Command::Export(e) => export(e),
         Command::Check(c) => check(c),
         Command::Compact(c) => compact(c),
-        Command::Bench(b) => run_bench(b).map_err(Fail::Run),
+        Command::Bench(b) => run_bench(b),
     };
     match result {
         Ok(code) => code,
@@ -474,7 +474,17 @@ fn import(i: Import) -> Result<i32, Fail> {
     Ok(0)
 }
 
-fn run_bench(b: Bench) -> Result<i32, String> {
+fn run_bench(b: Bench) -> Result<i32, Fail> {
+    if !(b.secs > 0.0 && b.secs.is_finite()) {
+        return Err(Fail::Usage(format!(
+            "--secs must be a positive number, not {}",
+            b.secs
+        )));
+    }
+    positive("--connections", b.connections)?;
+    positive("--list-size", b.list_size)?;
+    positive("--cache-mib", b.cache_mib)?;
+    positive("--threads", b.threads)?;
     bench::run(&bench::Options {
         secs: b.secs,
         connections: b.connections,

@@ -853,6 +853,9 @@ fn usage_errors_exit_2_and_create_nothing() {
         vec!["serve", "--db", &dbs, "--log-format", "xml"],
         vec!["serve", "--db", &dbs, "--threads", "many"],
         vec!["import"],
+        vec!["bench", "--connections", "0"],
+        vec!["bench", "--secs", "0"],
+        vec!["bench", "--threads", "0"],
     ] {
         let (code, out, err) = run_cli_within(&args, 10);
         assert_eq!(code, 2, "{args:?}: {out} {err}");
