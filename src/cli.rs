@@ -1,6 +1,7 @@
 //! The command line (product.md section 2): `serve`, `import`, `export`, `check`, and `bench`.
 //! Errors are one readable line on stderr and a non-zero exit code.
 
+use crate::auth;
 use crate::bench;
 use crate::dataset;
 use crate::error::Lang;
@@ -75,6 +76,15 @@ pub struct Serve {
     /// no access log and no info lines on stderr (warnings and errors stay)
     #[argh(switch)]
     pub quiet: bool,
+    /// apps, their secrets and users' permissions (JSON; README "Security"); reloaded on SIGHUP
+    #[argh(option)]
+    pub auth: Option<PathBuf>,
+    /// the API gateway's RSA public key (PEM): X-Bkapi-JWT is then verified and trusted
+    #[argh(option)]
+    pub jwt_public_key: Option<PathBuf>,
+    /// allow a non-loopback --listen without --auth (anyone who can connect may write)
+    #[argh(switch)]
+    pub insecure_listen: bool,
 }
 
 /// Load a dataset file into the store, all or nothing.
@@ -100,6 +110,10 @@ pub struct Export {
     /// a running server to export from instead, as http://HOST:PORT (its GET /_cmdb/export)
     #[argh(option)]
     pub from: Option<String>,
+    /// with --from, to a server under --auth: the X-Bkapi-Authorization header to send, e.g.
+    /// '{"bk_app_code":"ops","bk_app_secret":"..."}'
+    #[argh(option)]
+    pub authorization: Option<String>,
     /// output file (default: standard output)
     #[argh(option)]
     pub out: Option<PathBuf>,
@@ -331,6 +345,29 @@ fn serve(s: Serve) -> Result<i32, Fail> {
         }
         None => Seed::Demo,
     };
+    if s.auth.is_none() && !s.insecure_listen && !is_loopback(&s.listen) {
+        return Err(Fail::Run(format!(
+            "refusing to listen on {}, which is not a loopback address, without --auth FILE \
+             (anyone who can connect could write; --insecure-listen allows it)",
+            s.listen
+        )));
+    }
+    let gate = http::auth::Gate {
+        auth: match &s.auth {
+            Some(path) => Some(Arc::new(auth::Live::new(auth::load(path)?))),
+            None => None,
+        },
+        jwt_key: match &s.jwt_public_key {
+            Some(path) => {
+                let text = std::fs::read(path)
+                    .map_err(|e| format!("--jwt-public-key {}: {e}", path.display()))?;
+                let key = auth::rsa::parse_public_key(&text)
+                    .map_err(|e| format!("--jwt-public-key {}: {e}", path.display()))?;
+                Some(Arc::new(key))
+            }
+            None => None,
+        },
+    };
     crate::log::configure(log_format, s.quiet);
     crate::memory::limit_malloc_arenas(MALLOC_ARENAS);
     // Before any thread starts, so that every thread inherits the blocked signals.
@@ -343,6 +380,7 @@ fn serve(s: Serve) -> Result<i32, Fail> {
         read_timeout: Duration::from_secs(read_timeout),
         body_timeout: Duration::from_secs(body_timeout),
         health: Arc::clone(&health),
+        gate: gate.clone(),
     };
     // A port in use is refused before the store is opened (and its file created).
     let bound = http::bind(&config)?;
@@ -389,7 +427,12 @@ fn serve(s: Serve) -> Result<i32, Fail> {
     if let Err(e) = out_line(&format!("cmdb-lite listening on http://{}", server.addr())) {
         crate::log!(warn, "cmdb-lite: cannot write to standard output: {e}");
     }
-    let signal = shutdown.wait();
+    let signal = loop {
+        match shutdown.wait() {
+            "SIGHUP" => reload(s.auth.as_deref(), gate.auth.as_deref()),
+            other => break other,
+        }
+    };
     health.set_stopping();
     crate::log!("cmdb-lite: {signal}: shutting down");
     let busy = server.shutdown(Duration::from_secs(SHUTDOWN_GRACE_SECS));
@@ -441,6 +484,39 @@ fn seed_if_empty(store: &Store, seed: &Seed) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Whether every address `listen` names is a loopback one (`localhost`, 127.0.0.0/8, ::1).
+fn is_loopback(listen: &str) -> bool {
+    use std::net::ToSocketAddrs;
+    match listen.to_socket_addrs() {
+        Ok(addrs) => {
+            let addrs: Vec<_> = addrs.collect();
+            !addrs.is_empty() && addrs.iter().all(|a| a.ip().is_loopback())
+        }
+        Err(_) => false,
+    }
+}
+
+/// SIGHUP: reads the auth file again and swaps it in whole; requests in progress finish with the
+/// version they started with, and no connection is touched. A file that no longer parses is
+/// refused and the one in force is kept.
+fn reload(path: Option<&Path>, live: Option<&auth::Live>) {
+    let (Some(path), Some(live)) = (path, live) else {
+        crate::log!("cmdb-lite: SIGHUP: no --auth file to reload");
+        return;
+    };
+    match auth::load(path) {
+        Ok(file) => {
+            let (apps, users) = (file.apps.len(), file.users.len());
+            live.replace(file);
+            crate::log!(
+                "cmdb-lite: SIGHUP: reloaded {} ({apps} apps, {users} users)",
+                path.display()
+            );
+        }
+        Err(e) => crate::log!("cmdb-lite: SIGHUP: kept the auth file in force: {e}"),
+    }
 }
 
 fn import(i: Import) -> Result<i32, Fail> {
@@ -505,7 +581,8 @@ fn export(e: Export) -> Result<i32, Fail> {
             let url = url.clone();
             crate::fetch::authority(&url).map_err(Fail::Usage)?;
             write_output(e.out.as_deref(), |out| {
-                crate::fetch::export(&url, out).map(|n| format!("{n} bytes from {url}"))
+                crate::fetch::export(&url, e.authorization.as_deref(), out)
+                    .map(|n| format!("{n} bytes from {url}"))
             })?
         }
         None => {
@@ -547,7 +624,7 @@ fn write_output(
             partial_name.push(name);
             partial_name.push(".partial");
             let partial = path.with_file_name(partial_name);
-            let file = std::fs::File::create(&partial)
+            let file = create_private(&partial)
                 .map_err(|err| format!("cannot write {}: {err}", path.display()))?;
             let mut w = std::io::BufWriter::new(file);
             let result = write(&mut w).and_then(|n| {
@@ -595,6 +672,20 @@ fn existing(db: &Path) -> Result<(), Fail> {
             db.display()
         )))
     }
+}
+
+/// Creates (or truncates) a file readable by its owner only (0600 whatever the umask, also
+/// when it existed): an export holds the whole store.
+fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    Ok(f)
 }
 
 fn check(c: Check) -> Result<i32, Fail> {

@@ -33,8 +33,16 @@ pub fn authority(url: &str) -> Result<&str, String> {
     Ok(host)
 }
 
-/// Downloads the server's export into `out`; returns the bytes written.
-pub fn export(url: &str, out: &mut dyn Write) -> Result<usize, WriteError> {
+/// Downloads the server's export into `out`, sending `authorization` as the
+/// `X-Bkapi-Authorization` header if given; returns the bytes written.
+pub fn export(
+    url: &str,
+    authorization: Option<&str>,
+    out: &mut dyn Write,
+) -> Result<usize, WriteError> {
+    if authorization.is_some_and(|a| a.contains(['\r', '\n'])) {
+        return Err(fail("--authorization must be one line"));
+    }
     let host = authority(url).map_err(fail)?;
     let timeout = Duration::from_secs(EXPORT_FROM_TIMEOUT_SECS);
     let stream = TcpStream::connect(host).map_err(|e| fail(format!("cannot reach {host}: {e}")))?;
@@ -43,9 +51,12 @@ pub fn export(url: &str, out: &mut dyn Write) -> Result<usize, WriteError> {
         .and_then(|()| stream.set_write_timeout(Some(timeout)))
         .map_err(|e| fail(e.to_string()))?;
     let mut w = &stream;
+    let auth = authorization
+        .map(|a| format!("X-Bkapi-Authorization: {a}\r\n"))
+        .unwrap_or_default();
     write!(
         w,
-        "GET /_cmdb/export HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nUser-Agent: cmdb-lite/{}\r\n\r\n",
+        "GET /_cmdb/export HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nUser-Agent: cmdb-lite/{}\r\n{auth}\r\n",
         crate::http::ops::VERSION
     )
     .map_err(|e| fail(format!("cannot send the request to {host}: {e}")))?;

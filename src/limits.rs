@@ -97,3 +97,10 @@ pub const MAX_CONCURRENT_EXPORTS: usize = 2;
 pub const OFFLINE_CACHE_MIB: usize = 16;
 /// Seconds `export --from` waits for the server on one read or write.
 pub const EXPORT_FROM_TIMEOUT_SECS: u64 = 60;
+/// Bytes of a `--auth` file (apps, users and their grants).
+pub const MAX_AUTH_FILE_BYTES: usize = 1024 * 1024;
+/// Characters of an app code and of an app secret, as the API gateway limits them.
+pub const MAX_APP_CODE_CHARS: usize = 32;
+pub const MAX_APP_SECRET_CHARS: usize = 128;
+/// Bytes of an `X-Bkapi-JWT` token that is verified (the gateway's are under 1 KiB).
+pub const MAX_JWT_BYTES: usize = 16 * 1024;

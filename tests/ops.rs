@@ -968,3 +968,63 @@ fn a_closed_stdout_ends_export_quietly() {
     assert_eq!(err, "", "export wrote to stderr on a closed pipe");
     assert!(String::from_utf8_lossy(&head).starts_with("{\"format\":\"cmdb-lite/1\""));
 }
+
+/// Under `serve --auth` the online export (the whole store) asks for an app of the auth file,
+/// refused as on the native routes; health, readiness and metrics stay open.
+#[test]
+fn online_export_under_auth_needs_an_app() {
+    let td = TempDir::new("exportauth");
+    let file = td.join("auth.json");
+    std::fs::write(
+        &file,
+        r#"{"apps": [{"bk_app_code": "ops", "bk_app_secret": "s3cret-ops-42"}],
+            "users": [{"bk_username": "admin", "grants": [{"bk_biz_id": "*", "actions": ["*"]}]}]}"#,
+    )
+    .unwrap();
+    let srv = Server::start(&["--memory", "--auth", s(&file)]);
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        assert_eq!(srv.request("GET", path, &[], b"").status, 200, "{path}");
+    }
+    let refused = srv.request("GET", "/_cmdb/export", &[], b"");
+    assert_ne!(refused.status, 200, "{refused:?}");
+    assert!(!refused.body.contains("cmdb-lite/1"), "{}", refused.body);
+    let url = format!("http://{}", srv.addr);
+    let out = td.join("backup.json");
+    let (code, _, err) = run_cli(&["export", "--from", &url, "--out", s(&out)]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("answered HTTP"), "{err}");
+    assert!(!out.exists());
+    let wrong = r#"{"bk_app_code":"ops","bk_app_secret":"guess"}"#;
+    let (code, _, err) = run_cli(&[
+        "export",
+        "--from",
+        &url,
+        "--authorization",
+        wrong,
+        "--out",
+        s(&out),
+    ]);
+    assert_eq!(code, 1, "{err}");
+    let right = r#"{"bk_app_code":"ops","bk_app_secret":"s3cret-ops-42"}"#;
+    let (code, _, err) = run_cli(&[
+        "export",
+        "--from",
+        &url,
+        "--authorization",
+        right,
+        "--out",
+        s(&out),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let ds: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    assert_eq!(ds["format"], json!("cmdb-lite/1"));
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&out).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the export is readable by others: {mode:o}");
+    // The secret is never logged or echoed into the file.
+    assert!(
+        !std::fs::read_to_string(&out)
+            .unwrap()
+            .contains("s3cret-ops-42")
+    );
+}

@@ -2,6 +2,7 @@
 //! identity from headers, body limits and deadlines, and the family's envelope around every
 //! answer. Only this module names tiny_http.
 
+pub mod auth;
 pub mod envelope;
 pub mod identity;
 pub mod ops;
@@ -35,6 +36,8 @@ pub struct Config {
     pub body_timeout: Duration,
     /// Starting, ready or stopping (`/readyz`); bk-cmdb's routes answer 503 until ready.
     pub health: Arc<ops::Health>,
+    /// `--auth` and `--jwt-public-key` (see `auth.rs`); the default checks nothing.
+    pub gate: auth::Gate,
 }
 
 /// A bound listening socket: `serve` binds before it opens the store, so a port in use leaves
@@ -74,6 +77,7 @@ struct Shared {
     body_timeout: Duration,
     health: Arc<ops::Health>,
     threads: usize,
+    gate: auth::Gate,
 }
 
 impl Server {
@@ -103,6 +107,7 @@ impl Server {
             body_timeout: config.body_timeout,
             health: Arc::clone(&config.health),
             threads: config.threads,
+            gate: config.gate.clone(),
         };
         let from = Arc::clone(&http);
         let receivers = Receivers::start(
@@ -174,10 +179,12 @@ fn inherit_timeouts(listener: &std::net::TcpListener, timeout: Duration) -> std:
     result
 }
 
-/// One answer: status and body.
+/// One answer: status, body, and its headers: `None` for the usual (`Content-Type:
+/// application/json` and `X-Request-Id`), or exactly these (the refusals of `auth.rs`).
 struct Reply {
     status: u16,
     body: String,
+    headers: Option<Vec<(&'static str, String)>>,
 }
 
 fn shape_for(family: Family, headers: &Headers) -> Shape {
@@ -193,6 +200,7 @@ fn error_reply(status: u16, shape: Shape, e: &CcError, lang: Lang, rid: &str) ->
     Reply {
         status,
         body: envelope::render(shape, false, e.code, &e.render(lang), "null", rid),
+        headers: None,
     }
 }
 
@@ -218,7 +226,8 @@ fn serve(shared: &Shared, mut req: tiny_http::Request) {
     let url = req.url().to_string();
     let path = url.split_once('?').map_or(url.as_str(), |(p, _)| p);
     if let Some(route) = ops::resolve(path) {
-        return serve_ops(shared, route, req, &rid, &method, path, started);
+        let at = (method.as_str(), path, started);
+        return serve_ops(shared, route, req, &rid, &headers, at);
     }
     let reply = if shared.health.serving() {
         handle(shared, lang, &headers, &rid, &mut req, deadline)
@@ -229,11 +238,14 @@ fn serve(shared: &Shared, mut req: tiny_http::Request) {
     let bytes = reply.body.len() as u64;
     let status = reply.status;
     let mut resp = tiny_http::Response::from_string(reply.body).with_status_code(reply.status);
-    for (k, v) in [
-        ("Content-Type", "application/json"),
-        ("X-Request-Id", rid.as_str()),
-        ("Server", SERVER.as_str()),
-    ] {
+    let mut headers = reply.headers.unwrap_or_else(|| {
+        vec![
+            ("Content-Type", "application/json".to_string()),
+            ("X-Request-Id", rid.clone()),
+        ]
+    });
+    headers.push(("Server", SERVER.clone()));
+    for (k, v) in &headers {
         if let Ok(h) = tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()) {
             resp.add_header(h);
         }
@@ -345,9 +357,8 @@ fn serve_ops(
     route: ops::Route,
     req: tiny_http::Request,
     rid: &str,
-    method: &str,
-    path: &str,
-    started: Instant,
+    headers: &Headers,
+    (method, path, started): (&str, &str, Instant),
 ) {
     let header = |k: &str, v: &str| tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()).ok();
     let common = |ctype: &str| {
@@ -401,6 +412,28 @@ fn serve_ops(
             "text/plain; version=0.0.4; charset=utf-8",
         ),
         ops::Route::Export => {
+            // The whole store: under `--auth`, only for an app of the auth file (or a valid
+            // gateway JWT), checked and refused as on the native routes.
+            if let Err(refused) = auth::native(&shared.gate, headers) {
+                answered.status = refused.status;
+                answered.result = false;
+                answered.code = outcome_of(refused.status, &refused.body).1;
+                answered.bytes = refused.body.len() as u64;
+                let mut resp =
+                    tiny_http::Response::from_string(refused.body).with_status_code(refused.status);
+                let extra = refused
+                    .headers
+                    .unwrap_or_else(|| vec![("Content-Type", "application/json".to_string())]);
+                for h in extra
+                    .iter()
+                    .filter_map(|(k, v)| header(k, v))
+                    .chain(header("Server", SERVER.as_str()))
+                {
+                    resp.add_header(h);
+                }
+                let _ = req.respond(resp);
+                return record(&answered);
+            }
             let slot = if shared.health.serving() {
                 ops::ExportSlot::take()
             } else {
@@ -510,14 +543,18 @@ fn handle(
         }
     };
 
-    // Native routes need both identity headers, checked before the body is parsed (HTTP 500).
+    // Native routes: the JWT and the app (`auth.rs`), then both identity headers, checked
+    // before the body is parsed (HTTP 500).
     let native_identity = if family == Family::Native {
+        let jwt_user = match auth::native(&shared.gate, headers) {
+            Ok(user) => user,
+            Err(reply) => return reply,
+        };
         let Some(supplier) = headers.first(identity::SUPPLIER) else {
             let e = CcError::with(code::NOT_AUTH_ITEM, "owner_id");
             return error_reply(500, Shape::Native, &e, lang, rid);
         };
-        let Some(user) =
-            identity::jwt_user(headers).or_else(|| headers.first(identity::USER).map(String::from))
+        let Some(user) = jwt_user.or_else(|| headers.first(identity::USER).map(String::from))
         else {
             let e = CcError::with(code::NOT_AUTH_ITEM, "user");
             return error_reply(500, Shape::Native, &e, lang, rid);
@@ -535,10 +572,19 @@ fn handle(
     let (user, supplier) = match native_identity {
         Some(pair) => pair,
         None => {
+            // The ESB's or the gateway's checks (`auth.rs`); a user they vouch for wins.
+            let vouched = match family {
+                Family::Esb => auth::esb(&shared.gate, headers, body.as_ref().ok(), query),
+                _ => auth::gateway(&shared.gate, headers),
+            };
+            let vouched = match vouched {
+                Ok(user) => user,
+                Err(reply) => return reply,
+            };
             let from_body = body.as_ref().ok().and_then(identity::body_user);
-            let user = identity::gateway_user(headers)
+            let user = vouched
+                .or_else(|| identity::gateway_user(headers))
                 .or(from_body)
-                .or_else(|| identity::jwt_user(headers))
                 .or_else(|| headers.first(identity::USER).map(String::from))
                 .unwrap_or_else(|| "admin".to_string());
             let supplier = headers.first(identity::SUPPLIER).unwrap_or("0").to_string();
@@ -552,6 +598,18 @@ fn handle(
         rid: rid.to_string(),
         now_ms: crate::clock::now_ms(),
     };
+    if let Ok(body) = &body {
+        let asker = auth::Asker {
+            family,
+            shape,
+            user: &ctx.user,
+            lang,
+            rid,
+        };
+        if let Err(reply) = auth::permit(&shared.gate, &shared.store, route.op, body, &asker) {
+            return reply;
+        }
+    }
     let result = body.and_then(|body| {
         let input = Input { body, path_id };
         let _permit = shared.permits.acquire();
@@ -568,6 +626,7 @@ fn handle(
         Ok(data) => Reply {
             status: 200,
             body: envelope::render(shape, true, 0, "success", &data.0, rid),
+            headers: None,
         },
         Err(e) => error_reply(200, shape, &e, lang, rid),
     }

@@ -112,6 +112,38 @@ fn codec_err(e: codec::CodecError) -> CcError {
     CcError::storage(code::DB_SELECT, &e)
 }
 
+/// Creates `dir` and its missing parents 0700, whatever the umask (existing ones are left as
+/// they are).
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut missing = vec![dir];
+    while let Some(parent) = missing.last().and_then(|d| d.parent()) {
+        if parent.as_os_str().is_empty() || parent.is_dir() {
+            break;
+        }
+        missing.push(parent);
+    }
+    for d in missing.into_iter().rev() {
+        match std::fs::DirBuilder::new().mode(0o700).create(d) {
+            Ok(()) => {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700))?;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+fn set_mode(f: &std::fs::File, mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    f.set_permissions(std::fs::Permissions::from_mode(mode))
+}
+
 /// Closes a database no one else holds; one still shared (which the slot's locking rules out)
 /// is dropped instead, and redb closes it with its last reference.
 fn close_db(db: Arc<Database>) -> Result<(), String> {
@@ -191,7 +223,23 @@ impl Store {
         if let Some(dir) = path.parent()
             && !dir.as_os_str().is_empty()
         {
-            std::fs::create_dir_all(dir).map_err(|e| OpenError::Other(p.clone(), e.to_string()))?;
+            create_private_dir(dir).map_err(|e| OpenError::Other(p.clone(), e.to_string()))?;
+        }
+        // A new file is created 0600 (whatever the umask) before redb opens it.
+        if std::fs::symlink_metadata(path).is_err() {
+            use std::os::unix::fs::OpenOptionsExt;
+            let created = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path);
+            match created {
+                Ok(f) => {
+                    set_mode(&f, 0o600).map_err(|e| OpenError::Other(p.clone(), e.to_string()))?
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(OpenError::Other(p.clone(), e.to_string())),
+            }
         }
         // A non-empty file must at least carry redb's magic number: refuse early, untouched.
         if let Ok(meta) = std::fs::metadata(path)
