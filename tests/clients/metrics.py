@@ -11,7 +11,12 @@ import urllib.request
 from prometheus_client.parser import text_string_to_metric_families
 
 BASE = sys.argv[1].rstrip("/")
-NATIVE = {"X-Bkcmdb-User": "admin", "X-Bkcmdb-Supplier-Account": "0"}
+# run.sh starts the server with --auth tests/clients/auth.json: every bk-cmdb route needs its app.
+APP = json.dumps({"bk_app_code": "cmdb-lite-ci", "bk_app_secret": "ci-secret-for-tests-only",
+                  "bk_username": "alice"})
+NATIVE = {"X-Bkcmdb-User": "alice", "X-Bkcmdb-Supplier-Account": "0",
+          "X-Bkapi-Authorization": APP}
+ESB = {"X-Bkapi-Authorization": APP}
 
 
 def scrape():
@@ -71,9 +76,10 @@ def main():
         assert v["result"] is True, v
     v = post("/api/c/compapi/v2/cc/create_process_instance/",
              {"bk_biz_id": 7, "service_instance_id": 30,
-              "processes": [{"process_info": {"bk_process_name": "prom", "bk_func_name": "prom"}}]})
+              "processes": [{"process_info": {"bk_process_name": "prom", "bk_func_name": "prom"}}]},
+             ESB)
     assert v["result"] is True, v
-    v = post("/api/c/compapi/v2/cc/list_process_instance/", {"bk_biz_id": 7})
+    v = post("/api/c/compapi/v2/cc/list_process_instance/", {"bk_biz_id": 7}, ESB)
     assert v["result"] is False and v["code"] == 1199006, v
     after = scrape()
 
