@@ -7,9 +7,9 @@ use crate::dataset;
 use crate::error::Lang;
 use crate::http::{self, Config};
 use crate::limits::{
-    BENCH_CONNECTIONS, BENCH_LIST_SIZE, BENCH_SCALE_LARGE, BENCH_SECS, BODY_TIMEOUT_SECS,
-    DEFAULT_CACHE_MIB, DEFAULT_THREADS, MALLOC_ARENAS, MAX_DATASET_BYTES, OFFLINE_CACHE_MIB,
-    READ_TIMEOUT_SECS, SHUTDOWN_GRACE_SECS,
+    BENCH_CONNECTIONS, BENCH_LIST_SIZE, BENCH_SCALE_LARGE, BENCH_SECS, BENCH_SYNC_INSTANCES,
+    BODY_TIMEOUT_SECS, DEFAULT_CACHE_MIB, DEFAULT_THREADS, MALLOC_ARENAS, MAX_DATASET_BYTES,
+    OFFLINE_CACHE_MIB, READ_TIMEOUT_SECS, SHUTDOWN_GRACE_SECS,
 };
 use crate::log::Format;
 use crate::signals;
@@ -160,6 +160,9 @@ pub struct Bench {
     /// processes of the large store of --scale (default 1000000)
     #[argh(option, default = "BENCH_SCALE_LARGE")]
     pub scale_processes: usize,
+    /// service instances of the template-sync scenario, 3 processes each (default 1000)
+    #[argh(option, default = "BENCH_SYNC_INSTANCES")]
+    pub sync_instances: usize,
     /// folder for the temporary files (default: the system's temporary folder)
     #[argh(option)]
     pub dir: Option<PathBuf>,
@@ -567,6 +570,7 @@ fn run_bench(b: Bench) -> Result<i32, Fail> {
         list_size: b.list_size,
         scale: b.scale,
         scale_processes: b.scale_processes,
+        sync_instances: b.sync_instances,
         dir: b.dir,
         cache_mib: b.cache_mib,
         threads: b.threads,

@@ -324,7 +324,7 @@ impl Loader {
             bump(Kind::ServiceCategory, c.id);
         }
         for c in &ds.service_categories {
-            if c.bk_parent_id != 0 && tx.service_category(c.bk_parent_id)?.is_none() {
+            if c.bk_parent_id > 0 && tx.service_category(c.bk_parent_id)?.is_none() {
                 return Err(bad(format!(
                     "service category {}: parent {} does not exist",
                     c.id, c.bk_parent_id

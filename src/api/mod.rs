@@ -6,6 +6,7 @@ pub mod process_template;
 pub mod service_category;
 pub mod service_instance;
 pub mod service_template;
+pub mod template_sync;
 
 use crate::error::{CcError, Lang};
 use crate::store::Store;
@@ -67,6 +68,12 @@ pub enum Op {
     AddLabelForServiceInstance,
     RemoveLabelFromServiceInstance,
     ListServiceCategory,
+    CreateServiceCategory,
+    UpdateServiceCategory,
+    DeleteServiceCategory,
+    ListServiceTemplateDifference,
+    SyncServiceTemplate,
+    ListServiceTemplateSyncStatus,
 }
 
 /// Runs `op`.
@@ -95,5 +102,11 @@ pub fn call(op: Op, ctx: &Ctx, store: &Store, input: Input) -> Result<Data, CcEr
         Op::AddLabelForServiceInstance => service_instance::add_labels(ctx, store, &input),
         Op::RemoveLabelFromServiceInstance => service_instance::remove_labels(ctx, store, &input),
         Op::ListServiceCategory => service_category::list(ctx, store, &input),
+        Op::CreateServiceCategory => service_category::create(ctx, store, &input),
+        Op::UpdateServiceCategory => service_category::update(ctx, store, &input),
+        Op::DeleteServiceCategory => service_category::delete(ctx, store, &input),
+        Op::ListServiceTemplateDifference => template_sync::difference(ctx, store, &input),
+        Op::SyncServiceTemplate => template_sync::sync(ctx, store, &input),
+        Op::ListServiceTemplateSyncStatus => template_sync::sync_status(ctx, store, &input),
     }
 }

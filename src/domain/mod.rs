@@ -8,6 +8,8 @@ pub mod page;
 pub mod process;
 pub mod process_template;
 pub mod process_update;
+pub mod service_category;
 pub mod service_instance;
 pub mod service_template;
 pub mod template_process;
+pub mod template_sync;

@@ -187,6 +187,48 @@ pub const ROUTES: &[Route] = &[
         esb_name: "list_service_category",
         esb_method: "POST",
     },
+    Route {
+        op: Op::CreateServiceCategory,
+        method: "POST",
+        path: "/api/v3/create/proc/service_category",
+        esb_name: "create_service_category",
+        esb_method: "POST",
+    },
+    Route {
+        op: Op::UpdateServiceCategory,
+        method: "PUT",
+        path: "/api/v3/update/proc/service_category",
+        esb_name: "update_service_category",
+        esb_method: "POST",
+    },
+    Route {
+        op: Op::DeleteServiceCategory,
+        method: "DELETE",
+        path: "/api/v3/delete/proc/service_category",
+        esb_name: "delete_service_category",
+        esb_method: "POST",
+    },
+    Route {
+        op: Op::ListServiceTemplateDifference,
+        method: "POST",
+        path: "/api/v3/findmany/proc/service_template/sync_status/biz/{bk_biz_id}",
+        esb_name: "list_service_template_difference",
+        esb_method: "POST",
+    },
+    Route {
+        op: Op::SyncServiceTemplate,
+        method: "PUT",
+        path: "/api/v3/update/proc/service_instance/sync",
+        esb_name: "sync_service_template_to_service_instance",
+        esb_method: "POST",
+    },
+    Route {
+        op: Op::ListServiceTemplateSyncStatus,
+        method: "POST",
+        path: "/api/v3/findmany/proc/service_template_sync_status/bk_biz_id/{bk_biz_id}",
+        esb_name: "list_service_template_sync_status",
+        esb_method: "POST",
+    },
 ];
 
 /// What a path and method resolve to.
