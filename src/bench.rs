@@ -22,6 +22,7 @@ use crate::limits::{
 use crate::store::floor::{Floor, Shape};
 use crate::store::records::Relation;
 use serde_json::{Map, Value, json};
+use std::ffi::OsStr;
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::net::TcpStream;
@@ -481,6 +482,9 @@ struct ScaleSide {
     generate: Duration,
     import: Duration,
     import_hwm_kib: Option<u64>,
+    /// Peak RSS (KiB) and time of the offline `export` and `check` of the imported store.
+    export: (Option<u64>, Duration),
+    check: (Option<u64>, Duration),
     db: PathBuf,
     db_bytes: u64,
 }
@@ -515,6 +519,18 @@ fn scale(o: &Options, tmp: &Temp) -> Result<(), String> {
         let import_hwm_kib = import(&file, &db)?;
         let import = t.elapsed();
         let _ = std::fs::remove_file(&file);
+        // The offline commands on the store just closed: streamed, so bounded memory.
+        eprintln!("bench: cmdb-lite export and check…");
+        let out = tmp.join(&format!("{label}.export.json"));
+        let export = measured_run(&[
+            OsStr::new("export"),
+            OsStr::new("--db"),
+            db.as_os_str(),
+            OsStr::new("--out"),
+            out.as_os_str(),
+        ])?;
+        let _ = std::fs::remove_file(&out);
+        let check = measured_run(&[OsStr::new("check"), OsStr::new("--db"), db.as_os_str()])?;
         sides.push(ScaleSide {
             label: count_label(total),
             layout,
@@ -522,6 +538,8 @@ fn scale(o: &Options, tmp: &Temp) -> Result<(), String> {
             generate,
             import,
             import_hwm_kib,
+            export,
+            check,
             db_bytes: size_of(&db),
             db,
         });
@@ -619,6 +637,22 @@ fn scale(o: &Options, tmp: &Temp) -> Result<(), String> {
         })?;
     }
     let hwms: Vec<Option<u64>> = servers.iter().map(Server::vm_hwm_kib).collect();
+    // The online export (GET /_cmdb/export through `export --from`) of each running server.
+    let mut online = Vec::new();
+    for (side, server) in sides.iter().zip(&servers) {
+        eprintln!("bench: cmdb-lite export --from ({})…", side.label);
+        let out = tmp.join("online.export.json");
+        let url = format!("http://{}", server.addr);
+        let (_, took) = measured_run(&[
+            OsStr::new("export"),
+            OsStr::new("--from"),
+            OsStr::new(&url),
+            OsStr::new("--out"),
+            out.as_os_str(),
+        ])?;
+        let _ = std::fs::remove_file(&out);
+        online.push((took, server.vm_hwm_kib()));
+    }
     drop(servers);
 
     let (s, l) = (&sides[0], &sides[1]);
@@ -666,6 +700,41 @@ fn scale(o: &Options, tmp: &Temp) -> Result<(), String> {
         "import peak RSS MiB",
         kib_mb(s.import_hwm_kib),
         kib_mb(l.import_hwm_kib),
+        "",
+    );
+    line(
+        &mut out,
+        "offline export s",
+        s.export.1.as_secs_f64(),
+        l.export.1.as_secs_f64(),
+        "",
+    );
+    line(
+        &mut out,
+        "offline export peak RSS MiB",
+        kib_mb(s.export.0),
+        kib_mb(l.export.0),
+        "< 64 MiB",
+    );
+    line(
+        &mut out,
+        "check s",
+        s.check.1.as_secs_f64(),
+        l.check.1.as_secs_f64(),
+        "",
+    );
+    line(
+        &mut out,
+        "check peak RSS MiB",
+        kib_mb(s.check.0),
+        kib_mb(l.check.0),
+        "< 64 MiB",
+    );
+    line(
+        &mut out,
+        "online export s (export --from)",
+        online[0].0.as_secs_f64(),
+        online[1].0.as_secs_f64(),
         "",
     );
     line(
@@ -729,6 +798,13 @@ fn scale(o: &Options, tmp: &Temp) -> Result<(), String> {
         kib_mb(hwms[1]),
         "< 64 MiB",
     );
+    line(
+        &mut out,
+        "server peak RSS after online export MiB",
+        kib_mb(online[0].1),
+        kib_mb(online[1].1),
+        "< 64 MiB",
+    );
     print!("{out}");
     Ok(())
 }
@@ -749,24 +825,34 @@ fn size_of(path: &Path) -> u64 {
 
 /// Runs `cmdb-lite import FILE --db DB`; returns its peak RSS, sampled from /proc while it runs.
 fn import(file: &Path, db: &Path) -> Result<Option<u64>, String> {
+    let args = [
+        OsStr::new("import"),
+        file.as_os_str(),
+        OsStr::new("--db"),
+        db.as_os_str(),
+    ];
+    Ok(measured_run(&args)?.0)
+}
+
+/// Runs `cmdb-lite <args>` to completion, sampling its peak RSS (VmHWM) every 5 ms: the peak
+/// RSS in KiB and the time taken.
+fn measured_run(args: &[&OsStr]) -> Result<(Option<u64>, Duration), String> {
+    let t = Instant::now();
     let mut child = Command::new(exe()?)
-        .arg("import")
-        .arg(file)
-        .arg("--db")
-        .arg(db)
+        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
-        .map_err(|e| format!("cannot start the import: {e}"))?;
+        .map_err(|e| format!("cannot start {args:?}: {e}"))?;
     let mut hwm = None;
     loop {
         if let Some(k) = vm_hwm_kib(child.id()) {
             hwm = Some(k);
         }
         match child.try_wait().map_err(|e| e.to_string())? {
-            Some(status) if status.success() => return Ok(hwm),
-            Some(status) => return Err(format!("import failed: {status}")),
+            Some(status) if status.success() => return Ok((hwm, t.elapsed())),
+            Some(status) => return Err(format!("{args:?} failed: {status}")),
             None => std::thread::sleep(Duration::from_millis(5)),
         }
     }
@@ -1225,7 +1311,9 @@ impl Server {
             .arg(db)
             .args(["--listen", "127.0.0.1:0"])
             .args(["--threads", &o.threads.to_string()])
-            .args(["--cache-mib", &o.cache_mib.to_string()]);
+            .args(["--cache-mib", &o.cache_mib.to_string()])
+            // No access log on the terminal the figures are printed on.
+            .arg("--quiet");
         if let Some(seed) = seed {
             cmd.arg("--seed").arg(seed);
         }

@@ -5,7 +5,7 @@
 use crate::error::{CcError, Lang, code};
 use crate::limits::IMPORT_PROGRESS_EVERY;
 use crate::store::records::*;
-use crate::store::{ProcKey, Store, WriteTx};
+use crate::store::{ProcKey, ReadTx, Store, WriteTx};
 use serde::de::{
     DeserializeSeed, Deserializer, Error as _, IgnoredAny, MapAccess, SeqAccess, Visitor,
 };
@@ -684,4 +684,135 @@ pub fn export(store: &Store) -> Result<Dataset, CcError> {
         }
         Ok(ds)
     })
+}
+
+/// Why a streamed export stopped.
+#[derive(Debug)]
+pub enum WriteError {
+    /// Reading the store failed.
+    Store(CcError),
+    /// Writing the output failed (a full disk, a client gone, a closed pipe).
+    Out(std::io::Error),
+}
+
+impl fmt::Display for WriteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WriteError::Store(e) => write!(f, "{}", e.render(Lang::En)),
+            WriteError::Out(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// Writes the snapshot `tx` as a dataset file to `out`, one record per line, as it reads it:
+/// nothing is collected, so memory does not grow with the store (the offline `export` and the
+/// online `GET /_cmdb/export`). The result reads back with [`import_file`]. Returns the number
+/// of processes written.
+pub fn write(tx: &ReadTx, out: &mut dyn std::io::Write) -> Result<usize, WriteError> {
+    let mut failed: Option<std::io::Error> = None;
+    let mut line = Vec::with_capacity(4096);
+    let out = std::cell::RefCell::new(out);
+    // Writes `bytes`, keeping the first output failure; an `Err` stops the scan it is in.
+    let put = |bytes: &[u8], failed: &mut Option<std::io::Error>| -> Result<(), CcError> {
+        match out.borrow_mut().write_all(bytes) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                *failed = Some(e);
+                Err(CcError::raw(code::DB_SELECT, "output failed".to_string()))
+            }
+        }
+    };
+    let result = (|| -> Result<usize, CcError> {
+        let supplier = tx
+            .setting("supplier_account")?
+            .unwrap_or_else(default_supplier);
+        line.clear();
+        line.extend_from_slice(b"{\"format\":");
+        line.extend_from_slice(Value::from(FORMAT).to_string().as_bytes());
+        line.extend_from_slice(b",\"supplier_account\":");
+        line.extend_from_slice(Value::from(supplier).to_string().as_bytes());
+        line.extend_from_slice(b",\n");
+        put(&line, &mut failed)?;
+        macro_rules! section {
+            ($name:literal, $kind:ty) => {{
+                put(concat!("\"", $name, "\":[").as_bytes(), &mut failed)?;
+                let mut first = true;
+                tx.scan::<$kind>(|_, r| {
+                    line.clear();
+                    line.extend_from_slice(if first { b"\n" } else { b",\n" });
+                    first = false;
+                    serde_json::to_writer(&mut line, &r)
+                        .map_err(|e| CcError::raw(code::DB_SELECT, e.to_string()))?;
+                    put(&line, &mut failed)?;
+                    Ok(true)
+                })?;
+                put(b"],\n", &mut failed)?;
+            }};
+        }
+        // The topology records as `topology::export` gives them: maps with every attribute.
+        macro_rules! maps {
+            ($name:literal, $each:ident, $to_map:expr) => {{
+                put(concat!("\"", $name, "\":[").as_bytes(), &mut failed)?;
+                let mut first = true;
+                tx.$each(|_, r| {
+                    line.clear();
+                    line.extend_from_slice(if first { b"\n" } else { b",\n" });
+                    first = false;
+                    serde_json::to_writer(&mut line, &($to_map)(&r))
+                        .map_err(|e| CcError::raw(code::DB_SELECT, e.to_string()))?;
+                    put(&line, &mut failed)?;
+                    Ok(true)
+                })?;
+                put(b"],\n", &mut failed)?;
+            }};
+        }
+        maps!("cloud_areas", each_cloud_area, |c: &CloudArea| c.to_map());
+        maps!("businesses", each_business, |b: &Business| b.to_map());
+        maps!("sets", each_set, |s: &Set| s.to_map());
+        maps!("hosts", each_host, |h: &Host| h.to_map());
+        maps!("modules", each_module, |m: &Module| {
+            let mut map = m.to_map();
+            map.insert("hosts".into(), serde_json::json!(m.hosts));
+            map
+        });
+        section!("service_categories", ServiceCategory);
+        section!("service_templates", ServiceTemplate);
+        section!("process_templates", ProcessTemplate);
+        section!("service_instances", ServiceInstance);
+        put(b"\"processes\":[", &mut failed)?;
+        let mut n = 0usize;
+        tx.scan(|pid, mut map: Map<String, Value>| {
+            let rel = tx.relation(pid)?.ok_or_else(|| {
+                CcError::raw(code::DB_SELECT, format!("process {pid} has no relation"))
+            })?;
+            map.insert(
+                "relation".into(),
+                serde_json::to_value(&rel).unwrap_or(Value::Null),
+            );
+            line.clear();
+            line.extend_from_slice(if n == 0 { b"\n" } else { b",\n" });
+            serde_json::to_writer(&mut line, &map)
+                .map_err(|e| CcError::raw(code::DB_SELECT, e.to_string()))?;
+            put(&line, &mut failed)?;
+            n += 1;
+            Ok(true)
+        })?;
+        put(b"],\n\"sequences\":{", &mut failed)?;
+        for (i, kind) in Kind::ALL.into_iter().enumerate() {
+            let sep = if i == 0 { "" } else { "," };
+            let entry = format!("{sep}\"{}\":{}", kind.name(), tx.sequence(kind)?);
+            put(entry.as_bytes(), &mut failed)?;
+        }
+        put(b"}}\n", &mut failed)?;
+        out.borrow_mut().flush().map_err(|e| {
+            failed = Some(e);
+            CcError::raw(code::DB_SELECT, "output failed".to_string())
+        })?;
+        Ok(n)
+    })();
+    match (result, failed) {
+        (Ok(n), _) => Ok(n),
+        (Err(_), Some(io)) => Err(WriteError::Out(io)),
+        (Err(e), None) => Err(WriteError::Store(e)),
+    }
 }

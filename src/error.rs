@@ -510,7 +510,7 @@ impl CcError {
     /// A failure of the store itself, answered with `code` (1199017 for reads, 1199018 for
     /// writes); the cause goes to the server log, not to the client.
     pub fn storage(code: i64, cause: &dyn fmt::Display) -> CcError {
-        crate::log!("cmdb-lite: storage error: {cause}");
+        crate::log!(error, "cmdb-lite: storage error: {cause}");
         CcError::plain(code)
     }
 

@@ -1,15 +1,22 @@
 //! cmdb-lite: BlueKing CMDB's process-management API over one embedded redb store.
 //! See ARCHITECTURE.md for the map of this crate.
 
-/// Writes one line to the server log (stderr). Unlike `eprintln!`, which panics when stderr
-/// cannot be written (a log file on a full disk, a closed pipe), a failed write is ignored: a
-/// log line must never take a worker down.
+/// Writes one lifecycle line to the server log (stderr) with a timestamp and a level:
+/// `log!("...")` is info, `log!(warn, "...")` and `log!(error, "...")` the others (see
+/// [`log`](mod@log)). Unlike `eprintln!`, which panics when stderr cannot be written (a log file
+/// on a full disk, a closed pipe), a failed write is ignored: a log line must never take a
+/// worker down.
 #[macro_export]
 macro_rules! log {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stderr(), $($arg)*);
-    }};
+    (warn, $($arg:tt)*) => {
+        $crate::log::line($crate::log::Level::Warn, format_args!($($arg)*))
+    };
+    (error, $($arg:tt)*) => {
+        $crate::log::line($crate::log::Level::Error, format_args!($($arg)*))
+    };
+    ($($arg:tt)*) => {
+        $crate::log::line($crate::log::Level::Info, format_args!($($arg)*))
+    };
 }
 
 pub mod api;
@@ -22,11 +29,14 @@ pub mod disk;
 pub mod domain;
 pub mod error;
 pub mod faults;
+pub mod fetch;
 pub mod fixture;
 pub mod http;
 pub mod journal;
 pub mod limits;
+pub mod log;
 pub mod memory;
+pub mod metrics;
 pub mod seed;
 pub mod signals;
 pub mod store;

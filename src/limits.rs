@@ -169,6 +169,19 @@ pub const MIGRATION_CHUNK: usize = 1_024;
 /// Free bytes a migration wants beyond the size of the file itself (redb writes the new values
 /// beside the old ones until its commit frees them).
 pub const MIGRATION_SPARE_BYTES: u64 = 16 * 1024 * 1024;
+/// Bytes of a request's path written in its access-log line (longer paths end with `...`).
+pub const MAX_LOGGED_PATH_BYTES: usize = 512;
+/// The online export (`GET /_cmdb/export`) hands its output to the connection in pieces of this
+/// many bytes, with at most `EXPORT_CHUNKS_IN_FLIGHT` of them waiting: its memory is bounded
+/// whatever the store's size.
+pub const EXPORT_CHUNK_BYTES: usize = 64 * 1024;
+pub const EXPORT_CHUNKS_IN_FLIGHT: usize = 4;
+/// Online exports running at once; more are answered with HTTP 503.
+pub const MAX_CONCURRENT_EXPORTS: usize = 2;
+/// redb page cache of the offline commands (`export`, `check`, `compact`), in MiB.
+pub const OFFLINE_CACHE_MIB: usize = 16;
+/// Seconds `export --from` waits for the server on one read or write.
+pub const EXPORT_FROM_TIMEOUT_SECS: u64 = 60;
 /// Bytes of a `--auth` file (apps, users and their grants).
 pub const MAX_AUTH_FILE_BYTES: usize = 1024 * 1024;
 /// Characters of an app code and of an app secret, as the API gateway limits them.

@@ -108,6 +108,11 @@ impl Builder {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             head_timeout: Duration::from_secs(HEAD_TIMEOUT_SECS),
             max_body_memory: DEFAULT_BODY_MEMORY_MIB * 1024 * 1024,
+            health: {
+                let health = crate::http::ops::Health::new();
+                health.set_ready();
+                Arc::new(health)
+            },
         };
         let server = Server::start(Arc::clone(&store), &config)?;
         Ok(TestServer {

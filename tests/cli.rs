@@ -163,8 +163,8 @@ fn restart_keeps_data_and_never_reuses_ids() {
     assert!(id6 > id5, "id {id6} not above {id5}");
     srv.kill();
 
-    // And the store is consistent.
-    let (code, out, err) = run_within(&["check", "--db", s(&db)], 30);
+    // And the store is consistent (once redb has repaired the crashed file).
+    let (code, out, err) = run_within(&["check", "--repair", "--db", s(&db)], 30);
     assert_eq!(code, 0, "{out}{err}");
 }
 
@@ -517,7 +517,22 @@ fn database_in_use_is_refused_promptly() {
     // The server was not disturbed.
     assert_eq!(ids(&srv.list(7, 30)), [41]);
     srv.kill();
-    // Free again once the server is gone.
+    // Free again once the server is gone. It was killed, so the read-only check reports the
+    // file as crashed and leaves it alone; `check --repair` lets redb repair it first.
+    let before = std::fs::read(&db).unwrap();
+    let (code, _out, err) = run_cli(&["check", "--db", s(&db)]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("not closed cleanly") && err.contains("check --repair"),
+        "{err}"
+    );
+    assert!(
+        std::fs::read(&db).unwrap() == before,
+        "check changed a crashed file"
+    );
+    let (code, out, err) = run_cli(&["check", "--repair", "--db", s(&db)]);
+    assert_eq!(code, 0, "{out} {err}");
+    assert!(err.contains("redb repaired it"), "{err}");
     let (code, out) = check(&db);
     assert_eq!(code, 0, "{out}");
 }
@@ -540,7 +555,7 @@ fn seed_none_starts_empty() {
     let r = srv.create(&json!({"bk_biz_id": 7, "service_instance_id": 30,
         "processes": [{"process_info": {"bk_process_name": "x", "bk_func_name": "x"}}]}));
     assert_eq!(r, err_native(1199019, "No relevant data found"));
-    srv.kill();
+    srv.stop();
     let ds: Value = serde_json::from_str(&export_text(&db)).unwrap();
     // Only what every bk-cmdb holds: the resource pool with its idle set and modules, and
     // cloud area 0.

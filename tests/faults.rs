@@ -353,7 +353,7 @@ fn undecodable_record_is_an_error_not_a_crash() {
         "{other}"
     );
     srv.kill();
-    let (code, out, err) = run_cli(&["check", "--db", s(&db)]);
+    let (code, out, err) = run_cli(&["check", "--repair", "--db", s(&db)]);
     assert_eq!(code, 1, "{out}{err}");
     assert!(
         out.contains("process 41: stored value has schema version 9"),

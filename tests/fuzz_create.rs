@@ -198,7 +198,7 @@ fn create_process_instance_randomized_over_http() {
         cases += 1;
     }
     drop(conn);
-    s.kill();
+    s.stop();
     let (code, out, err) = run_cli(&["check", "--db", db.to_str().unwrap()]);
     assert_eq!(code, 0, "check after {cases} HTTP cases: {out}{err}");
     eprintln!(

@@ -256,7 +256,7 @@ fn start_file() -> (TempDir, Server) {
 /// Stops the server and runs `cmdb-lite check` on its database: it must be clean.
 #[track_caller]
 fn stop_and_check(dir: &TempDir, s: Server) {
-    s.kill();
+    s.stop();
     let db = dir.join("cmdb.redb");
     let (code, out, err) = run_cli(&["check", "--db", db.to_str().unwrap()]);
     assert_eq!(code, 0, "check is not clean:\n{out}{err}");
@@ -1709,7 +1709,7 @@ fn random_creates_updates_and_deletes_agree_with_a_model() {
     assert_eq!(listed_ids, want, "seed {seed}");
     assert!(issued.len() as i64 <= last_id);
 
-    s.kill();
+    s.stop();
     let (code, out, err) = run_cli(&["check", "--db", db.to_str().unwrap()]);
     assert_eq!(code, 0, "seed {seed}: check is not clean:\n{out}{err}");
 }

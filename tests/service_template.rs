@@ -675,7 +675,7 @@ fn update_moves_the_modules_built_from_the_template() {
         &json!({"bk_biz_id": 7, "id": 5, "service_category_id": 2}),
     );
     assert_eq!(r["result"], true, "{r}");
-    s.kill();
+    s.stop();
 
     let (code, out, err) = run_cli(&["export", "--db", db.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");

@@ -8,6 +8,7 @@ pub mod budget;
 pub mod conn_limit;
 pub mod envelope;
 pub mod identity;
+pub mod ops;
 pub mod pool;
 pub mod routes;
 
@@ -46,8 +47,30 @@ pub struct Config {
     pub max_body_memory: usize,
     /// Serve the benchmark's floor instead of the API (`serve --floor`, see [`floor_reply`]).
     pub floor: Option<Arc<crate::store::floor::Shape>>,
+    /// Starting, ready or stopping (`/readyz`); bk-cmdb's routes answer 503 until ready.
+    pub health: Arc<ops::Health>,
     /// `--auth` and `--jwt-public-key` (see `auth.rs`); the default checks nothing.
     pub gate: auth::Gate,
+}
+
+/// A bound listening socket: `serve` binds before it opens the store, so a port in use leaves
+/// nothing created on disk.
+pub struct Bound {
+    listener: std::net::TcpListener,
+    listen: String,
+}
+
+/// Binds `config.listen` with the timeouts and options every connection inherits.
+pub fn bind(config: &Config) -> Result<Bound, String> {
+    let listener = std::net::TcpListener::bind(&config.listen)
+        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    inherit_timeouts(&listener, config.read_timeout)
+        .map_err(|e| format!("cannot set socket timeouts: {e}"))?;
+    conn_limit::check_open_files(config.max_connections)?;
+    Ok(Bound {
+        listener,
+        listen: config.listen.clone(),
+    })
 }
 
 /// A running server.
@@ -71,20 +94,24 @@ struct Shared {
     budget: budget::Budget,
     log: Arc<conn_limit::Throttled>,
     floor: Option<Arc<crate::store::floor::Shape>>,
+    health: Arc<ops::Health>,
+    threads: usize,
     gate: auth::Gate,
 }
 
 impl Server {
     /// Binds `config.listen` and starts the threads.
     pub fn start(store: Arc<Store>, config: &Config) -> Result<Server, String> {
-        let listener = std::net::TcpListener::bind(&config.listen)
-            .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
-        inherit_timeouts(&listener, config.read_timeout)
-            .map_err(|e| format!("cannot set socket timeouts: {e}"))?;
-        conn_limit::check_open_files(config.max_connections)?;
+        Server::start_on(bind(config)?, store, config)
+    }
+
+    /// Starts the threads on a socket bound by [`bind`].
+    pub fn start_on(bound: Bound, store: Arc<Store>, config: &Config) -> Result<Server, String> {
+        let Bound { listener, listen } = bound;
+        tiny_http::set_server_name(SERVER.clone());
         let own = listener
             .try_clone()
-            .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+            .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
         let log = conn_limit::event_log();
         let options = conn_limit::options(
             config.max_connections,
@@ -93,7 +120,7 @@ impl Server {
             Arc::clone(&log),
         );
         let http = tiny_http::Server::from_listener_with(listener, None, options)
-            .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+            .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
         let addr = http
             .server_addr()
             .to_ip()
@@ -108,6 +135,8 @@ impl Server {
             budget: budget::Budget::new(config.max_body_memory),
             log: Arc::clone(&log),
             floor: config.floor.clone(),
+            health: Arc::clone(&config.health),
+            threads: config.threads,
             gate: config.gate.clone(),
         };
         let from = Arc::clone(&http);
@@ -285,12 +314,17 @@ fn serve(shared: &Shared, mut req: tiny_http::Request) {
     let url = req.url().to_string();
     let method = req.method().as_str().to_ascii_uppercase();
     let (path, query) = url.split_once('?').unwrap_or((url.as_str(), ""));
+    if let Some(route) = ops::resolve(path) {
+        let at = (method.as_str(), path, started);
+        return serve_ops(shared, route, req, &rid, &headers, at);
+    }
     let reply = match (&shared.floor, &shared.admin) {
         (Some(shape), _) => floor_reply(shared, shape, &rid, &mut req, deadline),
         (None, Some(a)) if admin::is_admin_path(path) => {
             let reader = req.as_reader();
             admin::handle(a, &shared.store, &method, path, query, reader, deadline)
         }
+        _ if !shared.health.serving() => starting_reply(&method, path, &headers, lang, &rid),
         _ => {
             let mut trace = Trace::default();
             let reply = handle(shared, lang, &headers, &rid, &mut req, deadline, &mut trace);
@@ -318,13 +352,17 @@ fn serve(shared: &Shared, mut req: tiny_http::Request) {
             reply
         }
     };
+    let (result, code) = outcome_of(reply.status, &reply.body);
+    let bytes = reply.body.len() as u64;
+    let status = reply.status;
     let mut resp = tiny_http::Response::from_string(reply.body).with_status_code(reply.status);
-    let headers = reply.headers.unwrap_or_else(|| {
+    let mut headers = reply.headers.unwrap_or_else(|| {
         vec![
             ("Content-Type", "application/json".to_string()),
             ("X-Request-Id", rid.clone()),
         ]
     });
+    headers.push(("Server", SERVER.clone()));
     for (k, v) in &headers {
         if k.eq_ignore_ascii_case("Connection") && v.eq_ignore_ascii_case("close") {
             // tiny_http drops a `Connection` header; this closes the connection after the answer.
@@ -334,6 +372,235 @@ fn serve(shared: &Shared, mut req: tiny_http::Request) {
         }
     }
     let _ = req.respond(resp);
+    let (op, family) = match routes::resolve(&method, path) {
+        Resolved::Found { route, family, .. } => (route.esb_name, family_name(family)),
+        Resolved::WrongMethod(f) | Resolved::NotFound(f) => ("none", family_name(f)),
+    };
+    record(&Answered {
+        rid: &rid,
+        method: &method,
+        path,
+        op,
+        family,
+        status,
+        result,
+        code,
+        started,
+        bytes,
+    });
+}
+
+/// `cmdb-lite/<version>`, the `Server` header of every answer.
+static SERVER: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| format!("cmdb-lite/{}", ops::VERSION));
+
+/// `result` and the code of an answer: bk-cmdb's code from the envelope (whose first two keys
+/// `envelope::render` always writes as `"result":…,"<code key>":<code>`), else the status.
+fn outcome_of(status: u16, body: &str) -> (bool, i64) {
+    let result = body.starts_with("{\"result\":true");
+    let head = &body.as_bytes()[..body.len().min(64)];
+    let code = head
+        .windows(6)
+        .position(|w| w == b"code\":")
+        .and_then(|at| {
+            let digits: String = head[at + 6..]
+                .iter()
+                .take_while(|b| b.is_ascii_digit() || **b == b'-')
+                .map(|b| char::from(*b))
+                .collect();
+            digits.parse::<i64>().ok()
+        })
+        .unwrap_or(i64::from(status));
+    (result, code)
+}
+
+/// What one answered request leaves in the access log and the metrics.
+struct Answered<'a> {
+    rid: &'a str,
+    method: &'a str,
+    path: &'a str,
+    op: &'static str,
+    family: &'static str,
+    status: u16,
+    result: bool,
+    code: i64,
+    started: Instant,
+    bytes: u64,
+}
+
+fn record(a: &Answered<'_>) {
+    let elapsed = a.started.elapsed();
+    let outcome = if a.status != 200 {
+        crate::metrics::Outcome::Transport(a.status)
+    } else if a.result {
+        crate::metrics::Outcome::Success
+    } else {
+        crate::metrics::Outcome::Business(a.code)
+    };
+    crate::metrics::request(a.op, a.family, outcome, elapsed.as_secs_f64());
+    crate::log::access(&crate::log::Access {
+        request_id: a.rid,
+        method: a.method,
+        path: a.path,
+        operation: a.op,
+        status: a.status,
+        result: a.result,
+        code: a.code,
+        micros: elapsed.as_micros(),
+        bytes: a.bytes,
+    });
+}
+
+/// bk-cmdb's routes before the store is open and seeded: HTTP 503 in the family's envelope.
+fn starting_reply(method: &str, path: &str, headers: &Headers, lang: Lang, rid: &str) -> Reply {
+    let family = match routes::resolve(method, path) {
+        Resolved::Found { family, .. } => family,
+        Resolved::WrongMethod(f) | Resolved::NotFound(f) => f,
+    };
+    let e = CcError::raw(
+        code::UNKNOWN,
+        "cmdb-lite is starting: the store is not ready yet".to_string(),
+    );
+    error_reply(503, shape_for(family, headers), &e, lang, rid)
+}
+
+/// An operators' route (`ops.rs`), on the request's own thread, without a worker permit.
+fn serve_ops(
+    shared: &Shared,
+    route: ops::Route,
+    req: tiny_http::Request,
+    rid: &str,
+    headers: &Headers,
+    (method, path, started): (&str, &str, Instant),
+) {
+    let header = |k: &str, v: &str| tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()).ok();
+    let common = |ctype: &str| {
+        [
+            header("Content-Type", ctype),
+            header("X-Request-Id", rid),
+            header("Server", SERVER.as_str()),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+    };
+    let mut answered = Answered {
+        rid,
+        method,
+        path,
+        op: route.name(),
+        family: "ops",
+        status: 200,
+        result: true,
+        code: 0,
+        started,
+        bytes: 0,
+    };
+    let plain = |status: u16, body: String, ctype: &str| {
+        let mut resp = tiny_http::Response::from_string(body).with_status_code(status);
+        for h in common(ctype) {
+            resp.add_header(h);
+        }
+        resp
+    };
+    if method != "GET" && method != "HEAD" {
+        let body =
+            serde_json::json!({"error": format!("method {method} is not allowed on {path}")})
+                .to_string();
+        answered.status = 405;
+        answered.result = false;
+        answered.code = 405;
+        answered.bytes = body.len() as u64;
+        let _ = req.respond(plain(405, body, "application/json"));
+        return record(&answered);
+    }
+    let (status, body, ctype) = match route {
+        ops::Route::Healthz | ops::Route::Readyz => {
+            let (status, body) = ops::health_answer(route, &shared.health, &shared.store);
+            (status, body, "application/json")
+        }
+        ops::Route::Metrics => (
+            200,
+            ops::metrics_answer(&shared.health, &shared.store, shared.threads),
+            "text/plain; version=0.0.4; charset=utf-8",
+        ),
+        ops::Route::Export => {
+            // The whole store: under `--auth`, only for an app of the auth file (or a valid
+            // gateway JWT), checked and refused as on the native routes.
+            if let Err(refused) = auth::native(&shared.gate, headers) {
+                answered.status = refused.status;
+                answered.result = false;
+                answered.code = outcome_of(refused.status, &refused.body).1;
+                answered.bytes = refused.body.len() as u64;
+                let mut resp =
+                    tiny_http::Response::from_string(refused.body).with_status_code(refused.status);
+                let extra = refused
+                    .headers
+                    .unwrap_or_else(|| vec![("Content-Type", "application/json".to_string())]);
+                for h in extra
+                    .iter()
+                    .filter_map(|(k, v)| header(k, v))
+                    .chain(header("Server", SERVER.as_str()))
+                {
+                    resp.add_header(h);
+                }
+                let _ = req.respond(resp);
+                return record(&answered);
+            }
+            let slot = if shared.health.serving() {
+                ops::ExportSlot::take()
+            } else {
+                None
+            };
+            let start = |slot| {
+                ops::Export::start(Arc::clone(&shared.store), Arc::clone(&shared.health), slot)
+            };
+            match slot.map(start) {
+                Some(Ok((reader, export))) => {
+                    let sent = reader.counter();
+                    let mut headers = common("application/json");
+                    headers.extend(header(
+                        "Content-Disposition",
+                        "attachment; filename=\"cmdb-lite-export.json\"",
+                    ));
+                    let resp = tiny_http::Response::new(
+                        tiny_http::StatusCode(200),
+                        headers,
+                        reader,
+                        None,
+                        None,
+                    );
+                    let _ = req.respond(resp);
+                    answered.bytes = sent.load(std::sync::atomic::Ordering::Relaxed);
+                    if let Err(e) = export.finish() {
+                        crate::log!(warn, "cmdb-lite: {rid}: the export stopped early: {e}");
+                        answered.result = false;
+                        answered.code = code::DB_SELECT;
+                    }
+                    return record(&answered);
+                }
+                Some(Err(e)) => (
+                    503,
+                    serde_json::json!({ "error": e }).to_string(),
+                    "application/json",
+                ),
+                None => (
+                    503,
+                    serde_json::json!({
+                        "error": "not ready, or too many exports running; try again later"
+                    })
+                    .to_string(),
+                    "application/json",
+                ),
+            }
+        }
+    };
+    answered.status = status;
+    answered.result = status == 200;
+    answered.code = if status == 200 { 0 } else { i64::from(status) };
+    answered.bytes = body.len() as u64;
+    let _ = req.respond(plain(status, body, ctype));
+    record(&answered);
 }
 
 /// The benchmark's floor (`serve --floor`): `POST /floor/group/{n}` writes `n` records of a
@@ -611,6 +878,7 @@ fn handle(
             query: query.to_string(),
         };
         let _permit = shared.permits.acquire();
+        let _in_use = crate::metrics::PermitInUse::new();
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             api::call(route.op, &ctx, &shared.store, input)
         }))
@@ -781,6 +1049,17 @@ fn percent_decode(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn outcome_is_read_from_every_envelope() {
+        for shape in [Shape::Native, Shape::Gateway, Shape::Esb] {
+            let ok = envelope::render(shape, true, 0, "success", "[1]", "r");
+            assert_eq!(outcome_of(200, &ok), (true, 0));
+            let e = envelope::render(shape, false, 1199006, "参数无效", "null", "r");
+            assert_eq!(outcome_of(200, &e), (false, 1199006));
+        }
+        assert_eq!(outcome_of(503, "not json"), (false, 503));
+    }
 
     #[test]
     fn query_coercion() {

@@ -3,32 +3,35 @@
 //! held once; relations, processes and service instances (and the records they name) must
 //! point at each other; every record must decode and sit under its own id; every sequence must
 //! be at least the largest id it issued. Each problem is one line naming the record.
+//!
+//! Memory is bounded whatever the store's size: the small kinds (businesses, hosts, modules,
+//! categories, templates, service instances) are read into maps, while processes, relations and
+//! their three indexes, which grow with the store, are scanned once each and checked with point
+//! lookups both ways (each record's entries are looked up in the index; each index entry's
+//! record is looked up and must imply it). Problems are handed to the caller as found.
 
 use super::records::*;
 use super::tables::*;
 use super::{ProcKey, ReadTx, Record, Store};
 use crate::error::CcError;
-use redb::ReadableTable;
+use redb::{ReadableTable, TableDefinition};
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
 
-/// Every entry of every index, read in one snapshot.
-#[derive(Default)]
-struct IndexSnapshot {
-    pub proc_by_si: Vec<(i64, i64)>,
-    pub si_by_module: Vec<(i64, i64)>,
-    pub si_by_host: Vec<(i64, i64)>,
-    pub st_by_biz: Vec<(i64, i64)>,
-    pub pt_by_st: Vec<(i64, i64)>,
-    pub uniq_proc_name: Vec<(i64, String, i64)>,
-    pub uniq_proc_func: Vec<(i64, String, String, i64)>,
-    pub uniq_si_template: Vec<((i64, i64, i64), i64)>,
-    pub uniq_st_name: Vec<(i64, String, i64)>,
+/// Where problems go, as they are found.
+pub(super) struct Sink<'a> {
+    report: &'a mut dyn FnMut(&str),
 }
 
-/// Compares an index as stored with the index the records imply, both ways.
+impl Sink<'_> {
+    pub(super) fn push(&mut self, line: String) {
+        (self.report)(&line);
+    }
+}
+
+/// Compares a small index as stored with the index the records imply, both ways.
 pub(super) fn compare<T: Ord + std::fmt::Debug>(
-    problems: &mut Vec<String>,
+    problems: &mut Sink<'_>,
     index: &str,
     stored: impl IntoIterator<Item = T>,
     expected: impl IntoIterator<Item = T>,
@@ -47,7 +50,7 @@ pub(super) fn compare<T: Ord + std::fmt::Debug>(
 
 /// Reports every key held by more than one record: `(key, id)` pairs, `what` names the key.
 fn unique_keys<K: Ord + Clone>(
-    problems: &mut Vec<String>,
+    problems: &mut Sink<'_>,
     pairs: &[(K, i64)],
     describe: impl Fn(&K, i64, i64) -> String,
 ) {
@@ -62,20 +65,30 @@ fn unique_keys<K: Ord + Clone>(
     }
 }
 
-/// Runs every check; an empty list means the store is clean.
+/// Runs every check; an empty list means the store is clean. (For tests: the list holds every
+/// problem; `cmdb-lite check` uses [`each_problem`].)
 pub fn run(store: &Store) -> Result<Vec<String>, CcError> {
-    store.read(check_tx)
+    store.read(|tx| {
+        let mut all = Vec::new();
+        each_problem(tx, &mut |p| all.push(p.to_string()))?;
+        Ok(all)
+    })
+}
+
+/// Runs every check on one snapshot, handing each problem to `report` as it is found.
+pub fn each_problem(tx: &ReadTx, report: &mut dyn FnMut(&str)) -> Result<(), CcError> {
+    check_tx(tx, &mut Sink { report })
 }
 
 fn storage(e: impl Into<redb::Error>) -> CcError {
     super::read_err(e)
 }
 
-/// Every record of kind `R`, in id order. A value that does not decode is reported with its
-/// id and left out, so the other checks still run.
+/// Every record of a (small) kind `R`, in id order. A value that does not decode is reported
+/// with its id and left out, so the other checks still run.
 pub(super) fn records<R: Record>(
     tx: &ReadTx,
-    p: &mut Vec<String>,
+    p: &mut Sink<'_>,
 ) -> Result<BTreeMap<i64, R>, CcError> {
     let mut out = BTreeMap::new();
     tx.scan_bytes(R::TABLE, |id, bytes| {
@@ -91,85 +104,43 @@ pub(super) fn records<R: Record>(
 }
 
 /// Reports a record stored under another id than its own.
-pub(super) fn own(p: &mut Vec<String>, what: &str, key: i64, field: i64) {
+pub(super) fn own(p: &mut Sink<'_>, what: &str, key: i64, field: i64) {
     if key != field {
         p.push(format!("{what} {key}: stored under another id ({field})"));
     }
 }
 
-/// Visits every entry of every index, for `check`.
-fn index_entries(tx: &ReadTx) -> Result<IndexSnapshot, CcError> {
-    let mut snap = IndexSnapshot::default();
-    let pairs = |def: redb::TableDefinition<(i64, i64), ()>| -> Result<Vec<(i64, i64)>, CcError> {
-        let t = tx.txn.open_table(def).map_err(storage)?;
-        let mut out = Vec::new();
-        for item in t.iter().map_err(storage)? {
-            out.push(item.map_err(storage)?.0.value());
-        }
-        Ok(out)
-    };
-    snap.proc_by_si = pairs(PROC_BY_SI)?;
-    snap.si_by_module = pairs(SI_BY_MODULE)?;
-    snap.si_by_host = pairs(SI_BY_HOST)?;
-    snap.st_by_biz = pairs(ST_BY_BIZ)?;
-    snap.pt_by_st = pairs(PT_BY_ST)?;
-    {
-        let t = tx.txn.open_table(UNIQ_PROC_NAME).map_err(storage)?;
-        for item in t.iter().map_err(storage)? {
-            let (k, v) = item.map_err(storage)?;
-            let (si, name) = k.value();
-            snap.uniq_proc_name.push((si, name.to_string(), v.value()));
-        }
+/// Every key of a (small) pair index.
+fn index_keys(
+    tx: &ReadTx,
+    def: TableDefinition<(i64, i64), ()>,
+) -> Result<Vec<(i64, i64)>, CcError> {
+    let t = tx.txn.open_table(def).map_err(storage)?;
+    let mut out = Vec::new();
+    for item in t.iter().map_err(storage)? {
+        out.push(item.map_err(storage)?.0.value());
     }
-    {
-        let t = tx.txn.open_table(UNIQ_PROC_FUNC).map_err(storage)?;
-        for item in t.iter().map_err(storage)? {
-            let (k, v) = item.map_err(storage)?;
-            let (si, func, regex) = k.value();
-            snap.uniq_proc_func
-                .push((si, func.to_string(), regex.to_string(), v.value()));
-        }
-    }
-    {
-        let t = tx.txn.open_table(UNIQ_SI_TEMPLATE).map_err(storage)?;
-        for item in t.iter().map_err(storage)? {
-            let (k, v) = item.map_err(storage)?;
-            snap.uniq_si_template.push((k.value(), v.value()));
-        }
-    }
-    {
-        let t = tx.txn.open_table(UNIQ_ST_NAME).map_err(storage)?;
-        for item in t.iter().map_err(storage)? {
-            let (k, v) = item.map_err(storage)?;
-            let (biz, name) = k.value();
-            snap.uniq_st_name.push((biz, name.to_string(), v.value()));
-        }
-    }
-    Ok(snap)
+    Ok(out)
 }
 
-fn check_tx(tx: &ReadTx) -> Result<Vec<String>, CcError> {
-    let mut p = Vec::new();
-    let bizs: BTreeMap<i64, Business> = records(tx, &mut p)?;
-    let hosts: BTreeMap<i64, Host> = records(tx, &mut p)?;
-    let modules: BTreeMap<i64, Module> = records(tx, &mut p)?;
-    let cats: BTreeMap<i64, ServiceCategory> = records(tx, &mut p)?;
-    let sts: BTreeMap<i64, ServiceTemplate> = records(tx, &mut p)?;
-    let pts: BTreeMap<i64, ProcessTemplate> = records(tx, &mut p)?;
-    let sis: BTreeMap<i64, ServiceInstance> = records(tx, &mut p)?;
-    let rels: BTreeMap<i64, Relation> = records(tx, &mut p)?;
-    let procs: BTreeMap<i64, Map<String, Value>> = records(tx, &mut p)?;
-
+fn check_tx(tx: &ReadTx, p: &mut Sink<'_>) -> Result<(), CcError> {
+    let bizs: BTreeMap<i64, Business> = records(tx, p)?;
+    let hosts: BTreeMap<i64, Host> = records(tx, p)?;
+    let modules: BTreeMap<i64, Module> = records(tx, p)?;
+    let cats: BTreeMap<i64, ServiceCategory> = records(tx, p)?;
+    let sts: BTreeMap<i64, ServiceTemplate> = records(tx, p)?;
+    let pts: BTreeMap<i64, ProcessTemplate> = records(tx, p)?;
+    let sis: BTreeMap<i64, ServiceInstance> = records(tx, p)?;
     // Each record under its own id.
     for (&id, b) in &bizs {
-        own(&mut p, "business", id, b.bk_biz_id);
+        own(p, "business", id, b.bk_biz_id);
     }
     for (&id, h) in &hosts {
-        own(&mut p, "host", id, h.bk_host_id);
+        own(p, "host", id, h.bk_host_id);
     }
 
     for (&id, c) in &cats {
-        own(&mut p, "service category", id, c.id);
+        own(p, "service category", id, c.id);
         if c.bk_biz_id != 0 && !bizs.contains_key(&c.bk_biz_id) {
             p.push(format!(
                 "service category {id}: business {} does not exist",
@@ -186,7 +157,7 @@ fn check_tx(tx: &ReadTx) -> Result<Vec<String>, CcError> {
 
     let (mut st_by_biz, mut st_names) = (Vec::new(), Vec::new());
     for (&id, st) in &sts {
-        own(&mut p, "service template", id, st.id);
+        own(p, "service template", id, st.id);
         if !bizs.contains_key(&st.bk_biz_id) {
             p.push(format!(
                 "service template {id}: business {} does not exist",
@@ -206,14 +177,14 @@ fn check_tx(tx: &ReadTx) -> Result<Vec<String>, CcError> {
         .iter()
         .map(|(biz, name, id)| ((*biz, name.clone()), *id))
         .collect();
-    unique_keys(&mut p, &pairs, |(biz, name), id, holder| {
+    unique_keys(p, &pairs, |(biz, name), id, holder| {
         format!(
             "service template {id}: name {name:?} is not unique in business {biz} (service template {holder} has it)"
         )
     });
 
     for (&id, m) in &modules {
-        own(&mut p, "module", id, m.bk_module_id);
+        own(p, "module", id, m.bk_module_id);
         if !bizs.contains_key(&m.bk_biz_id) {
             p.push(format!(
                 "module {id}: business {} does not exist",
@@ -235,7 +206,7 @@ fn check_tx(tx: &ReadTx) -> Result<Vec<String>, CcError> {
 
     let mut pt_by_st = Vec::new();
     for (&id, pt) in &pts {
-        own(&mut p, "process template", id, pt.id);
+        own(p, "process template", id, pt.id);
         match sts.get(&pt.service_template_id) {
             None => p.push(format!(
                 "process template {id}: service template {} does not exist",
@@ -252,7 +223,7 @@ fn check_tx(tx: &ReadTx) -> Result<Vec<String>, CcError> {
 
     let (mut si_by_module, mut si_by_host, mut si_tpl) = (Vec::new(), Vec::new(), Vec::new());
     for (&id, si) in &sis {
-        own(&mut p, "service instance", id, si.id);
+        own(p, "service instance", id, si.id);
         if !bizs.contains_key(&si.bk_biz_id) {
             p.push(format!(
                 "service instance {id}: business {} does not exist",
@@ -288,13 +259,42 @@ fn check_tx(tx: &ReadTx) -> Result<Vec<String>, CcError> {
             si_tpl.push(((si.bk_module_id, si.bk_host_id, si.service_template_id), id));
         }
     }
-    unique_keys(&mut p, &si_tpl, |(module, host, st), id, holder| {
+    unique_keys(p, &si_tpl, |(module, host, st), id, holder| {
         format!(
             "service instance {id}: a second instance of service template {st} on host {host} in module {module} (service instance {holder} is one)"
         )
     });
 
-    for (&pid, r) in &rels {
+    let procs = tx.txn.open_table(PROCESSES).map_err(storage)?;
+    let rels = tx.txn.open_table(RELATIONS).map_err(storage)?;
+    let by_si = tx.txn.open_table(PROC_BY_SI).map_err(storage)?;
+    let uniq_name = tx.txn.open_table(UNIQ_PROC_NAME).map_err(storage)?;
+    let uniq_func = tx.txn.open_table(UNIQ_PROC_FUNC).map_err(storage)?;
+    let process_at = |pid: i64| -> Result<Option<Map<String, Value>>, CcError> {
+        Ok(match procs.get(pid).map_err(storage)? {
+            Some(v) => <Map<String, Value> as Record>::decode(v.value()).ok(),
+            None => None,
+        })
+    };
+    let relation_at = |pid: i64| -> Result<Option<Relation>, CcError> {
+        Ok(match rels.get(pid).map_err(storage)? {
+            Some(v) => Relation::decode(v.value()).ok(),
+            None => None,
+        })
+    };
+    let mut top_process = 0i64;
+
+    for item in rels.iter().map_err(storage)? {
+        let (k, v) = item.map_err(storage)?;
+        let pid = k.value();
+        top_process = top_process.max(pid);
+        let r = match Relation::decode(v.value()) {
+            Ok(r) => r,
+            Err(e) => {
+                p.push(format!("relation of process {pid}: {e}"));
+                continue;
+            }
+        };
         if r.bk_process_id != pid {
             p.push(format!(
                 "relation of process {pid}: names process {}",
@@ -320,22 +320,32 @@ fn check_tx(tx: &ReadTx) -> Result<Vec<String>, CcError> {
                 r.process_template_id
             ));
         }
-        if !procs.contains_key(&pid) {
+        if procs.get(pid).map_err(storage)?.is_none() {
             p.push(format!(
                 "relation of process {pid}: the process does not exist"
             ));
         }
     }
 
-    let (mut proc_by_si, mut names, mut funcs) = (Vec::new(), Vec::new(), Vec::new());
-    for (&pid, map) in &procs {
+    // Each process, and the index entries it needs (looked up, not collected).
+    for item in procs.iter().map_err(storage)? {
+        let (k, v) = item.map_err(storage)?;
+        let pid = k.value();
+        top_process = top_process.max(pid);
+        let map = match <Map<String, Value> as Record>::decode(v.value()) {
+            Ok(map) => map,
+            Err(e) => {
+                p.push(format!("process {pid}: {e}"));
+                continue;
+            }
+        };
         let int = |k: &str| map.get(k).and_then(Value::as_i64);
         if int("bk_process_id") != Some(pid) {
             p.push(format!(
                 "process {pid}: bk_process_id field differs from its key"
             ));
         }
-        match rels.get(&pid) {
+        match relation_at(pid)? {
             None => p.push(format!("process {pid}: has no relation")),
             Some(r) => {
                 if int("service_instance_id") != Some(r.service_instance_id) {
@@ -348,56 +358,132 @@ fn check_tx(tx: &ReadTx) -> Result<Vec<String>, CcError> {
                         "process {pid}: bk_biz_id differs from its relation"
                     ));
                 }
-                proc_by_si.push((r.service_instance_id, pid));
+                let entry = (r.service_instance_id, pid);
+                if by_si.get(entry).map_err(storage)?.is_none() {
+                    p.push(format!(
+                        "idx_proc_by_si: record needs entry {entry:?}, which is missing"
+                    ));
+                }
             }
         }
-        for key in ProcKey::of(map) {
-            match key {
-                ProcKey::Name { si, name } => names.push((si, name, pid)),
-                ProcKey::Func { si, func, regex } => funcs.push((si, func, regex, pid)),
+        for key in ProcKey::of(&map) {
+            let holder = match &key {
+                ProcKey::Name { si, name } => uniq_name
+                    .get((*si, name.as_str()))
+                    .map_err(storage)?
+                    .map(|v| v.value()),
+                ProcKey::Func { si, func, regex } => uniq_func
+                    .get((*si, func.as_str(), regex.as_str()))
+                    .map_err(storage)?
+                    .map(|v| v.value()),
+            };
+            if holder == Some(pid) {
+                continue;
+            }
+            match &key {
+                ProcKey::Name { si, name } => p.push(format!(
+                    "uniq_proc_name: record needs entry {:?}, which is missing",
+                    (si, name, pid)
+                )),
+                ProcKey::Func { si, func, regex } => p.push(format!(
+                    "uniq_proc_func: record needs entry {:?}, which is missing",
+                    (si, func, regex, pid)
+                )),
+            }
+            // The entry names another process: a second holder of the key if that one has it.
+            let Some(holder) = holder else { continue };
+            if !process_at(holder)?.is_some_and(|m| ProcKey::of(&m).contains(&key)) {
+                continue;
+            }
+            match &key {
+                ProcKey::Name { si, name } => p.push(format!(
+                    "process {pid}: name {name:?} is not unique in service instance {si} (process {holder} has it)"
+                )),
+                ProcKey::Func { si, func, regex } => p.push(format!(
+                    "process {pid}: ({func:?}, {regex:?}) is not unique in service instance {si} (process {holder} has it)"
+                )),
             }
         }
     }
-    let pairs: Vec<_> = names
-        .iter()
-        .map(|(si, name, pid)| ((*si, name.clone()), *pid))
-        .collect();
-    unique_keys(&mut p, &pairs, |(si, name), pid, holder| {
-        format!(
-            "process {pid}: name {name:?} is not unique in service instance {si} (process {holder} has it)"
-        )
-    });
-    let pairs: Vec<_> = funcs
-        .iter()
-        .map(|(si, func, regex, pid)| ((*si, func.clone(), regex.clone()), *pid))
-        .collect();
-    unique_keys(&mut p, &pairs, |(si, func, regex), pid, holder| {
-        format!(
-            "process {pid}: ({func:?}, {regex:?}) is not unique in service instance {si} (process {holder} has it)"
-        )
-    });
 
-    super::topology::check(tx, &bizs, &hosts, &modules, &mut p)?;
+    super::topology::check(tx, &bizs, &hosts, &modules, p)?;
 
-    let idx = index_entries(tx)?;
-    compare(&mut p, "idx_proc_by_si", idx.proc_by_si, proc_by_si);
-    compare(&mut p, "idx_si_by_module", idx.si_by_module, si_by_module);
-    compare(&mut p, "idx_si_by_host", idx.si_by_host, si_by_host);
-    compare(&mut p, "idx_st_by_biz", idx.st_by_biz, st_by_biz);
-    compare(&mut p, "idx_pt_by_st", idx.pt_by_st, pt_by_st);
-    compare(&mut p, "uniq_proc_name", idx.uniq_proc_name, names);
-    compare(&mut p, "uniq_proc_func", idx.uniq_proc_func, funcs);
-    compare(&mut p, "uniq_si_template", idx.uniq_si_template, si_tpl);
-    compare(&mut p, "uniq_st_name", idx.uniq_st_name, st_names);
+    // Each entry of the three process indexes must be implied by its record.
+    for item in by_si.iter().map_err(storage)? {
+        let (si, pid) = item.map_err(storage)?.0.value();
+        let implied = procs.get(pid).map_err(storage)?.is_some()
+            && relation_at(pid)?.is_some_and(|r| r.service_instance_id == si);
+        if !implied {
+            p.push(format!(
+                "idx_proc_by_si: entry {:?} has no matching record",
+                (si, pid)
+            ));
+        }
+    }
+    for item in uniq_name.iter().map_err(storage)? {
+        let (k, v) = item.map_err(storage)?;
+        let ((si, name), pid) = (k.value(), v.value());
+        let key = ProcKey::Name {
+            si,
+            name: name.to_string(),
+        };
+        if !process_at(pid)?.is_some_and(|m| ProcKey::of(&m).contains(&key)) {
+            p.push(format!(
+                "uniq_proc_name: entry {:?} has no matching record",
+                (si, name, pid)
+            ));
+        }
+    }
+    for item in uniq_func.iter().map_err(storage)? {
+        let (k, v) = item.map_err(storage)?;
+        let ((si, func, regex), pid) = (k.value(), v.value());
+        let key = ProcKey::Func {
+            si,
+            func: func.to_string(),
+            regex: regex.to_string(),
+        };
+        if !process_at(pid)?.is_some_and(|m| ProcKey::of(&m).contains(&key)) {
+            p.push(format!(
+                "uniq_proc_func: entry {:?} has no matching record",
+                (si, func, regex, pid)
+            ));
+        }
+    }
+
+    compare(
+        p,
+        "idx_si_by_module",
+        index_keys(tx, SI_BY_MODULE)?,
+        si_by_module,
+    );
+    compare(p, "idx_si_by_host", index_keys(tx, SI_BY_HOST)?, si_by_host);
+    compare(p, "idx_st_by_biz", index_keys(tx, ST_BY_BIZ)?, st_by_biz);
+    compare(p, "idx_pt_by_st", index_keys(tx, PT_BY_ST)?, pt_by_st);
+    {
+        let t = tx.txn.open_table(UNIQ_SI_TEMPLATE).map_err(storage)?;
+        let mut stored = Vec::new();
+        for item in t.iter().map_err(storage)? {
+            let (k, v) = item.map_err(storage)?;
+            stored.push((k.value(), v.value()));
+        }
+        compare(p, "uniq_si_template", stored, si_tpl);
+    }
+    {
+        let t = tx.txn.open_table(UNIQ_ST_NAME).map_err(storage)?;
+        let mut stored = Vec::new();
+        for item in t.iter().map_err(storage)? {
+            let (k, v) = item.map_err(storage)?;
+            let (biz, name) = k.value();
+            stored.push((biz, name.to_string(), v.value()));
+        }
+        compare(p, "uniq_st_name", stored, st_names);
+    }
 
     // Sequences: each at least the largest id of its kind still stored (ids of deleted records
     // are below the sequence by construction, since it never goes down).
     let largest = |ids: Option<i64>| ids.unwrap_or(0);
     let top = [
-        (
-            Kind::Process,
-            largest(procs.keys().chain(rels.keys()).max().copied()),
-        ),
+        (Kind::Process, top_process),
         (Kind::ServiceInstance, largest(sis.keys().max().copied())),
         (Kind::ServiceTemplate, largest(sts.keys().max().copied())),
         (Kind::ProcessTemplate, largest(pts.keys().max().copied())),
@@ -423,7 +509,7 @@ fn check_tx(tx: &ReadTx) -> Result<Vec<String>, CcError> {
             ));
         }
     }
-    Ok(p)
+    Ok(())
 }
 
 #[cfg(test)]

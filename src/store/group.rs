@@ -170,12 +170,17 @@ fn writer(shared: &Shared, run: RunBatch) {
         }
         // A job's own panic is caught inside it; anything else that panics fails the batch
         // rather than the writer, which every waiting request depends on.
+        let started = std::time::Instant::now();
         let (committed, io_failed) =
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&db, jobs)))
                 .unwrap_or_else(|_| {
-                    crate::log!("cmdb-lite: a group commit panicked; its requests fail");
+                    crate::log!(
+                        error,
+                        "cmdb-lite: a group commit panicked; its requests fail"
+                    );
                     (false, false)
                 });
+        crate::metrics::batch(slots.len(), started.elapsed().as_secs_f64());
         // The writer lets go of the database before any request returns (and releases the
         // store's slot), so a reopen finds the database held by the slot alone.
         drop(db);

@@ -22,6 +22,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod check;
 pub mod codec;
 pub mod compact;
@@ -51,6 +52,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard};
 
+pub use admin::ReadOnly;
 pub use keys::ProcKey;
 pub use open::OpenError;
 pub use read::{ReadTx, Tx};

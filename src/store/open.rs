@@ -26,6 +26,8 @@ pub enum OpenError {
     NoRoom(PathBuf, u64, u64),
     /// Any other failure, with its text.
     Other(PathBuf, String),
+    /// A read-only open met a file that was not closed cleanly (redb must repair it first).
+    NeedsRepair(PathBuf),
 }
 
 impl fmt::Display for OpenError {
@@ -61,6 +63,11 @@ impl fmt::Display for OpenError {
                 codec::SCHEMA_VERSION
             ),
             OpenError::Other(p, why) => write!(f, "cannot open {}: {why}", p.display()),
+            OpenError::NeedsRepair(p) => write!(
+                f,
+                "{} was not closed cleanly (a crash); it was left untouched: `cmdb-lite check --repair` lets redb repair it",
+                p.display()
+            ),
         }
     }
 }

@@ -134,12 +134,12 @@ impl WriteTx {
 /// `check`'s part for the topology: recomputes every topology index from the records and
 /// compares both ways; every set's business, module's set (same business) and host's cloud
 /// area must exist.
-pub(crate) fn check(
+pub(super) fn check(
     tx: &ReadTx,
     bizs: &BTreeMap<i64, Business>,
     hosts: &BTreeMap<i64, Host>,
     modules: &BTreeMap<i64, Module>,
-    p: &mut Vec<String>,
+    p: &mut super::check::Sink<'_>,
 ) -> Result<(), CcError> {
     use super::check::{compare, own, records};
     let sets: BTreeMap<i64, Set> = records(tx, p)?;

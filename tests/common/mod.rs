@@ -50,7 +50,7 @@ pub struct Server {
 }
 
 impl Server {
-    /// `cmdb-lite serve --listen 127.0.0.1:0` plus `args` (8 threads unless `args` say
+    /// `cmdb-lite serve --listen 127.0.0.1:0 --quiet` plus `args` (8 threads unless `args` say
     /// otherwise); waits for the listening line.
     pub fn start(args: &[&str]) -> Server {
         let threads: &[&str] = if args.contains(&"--threads") {
@@ -58,10 +58,17 @@ impl Server {
         } else {
             &["--threads", "8"]
         };
+        // No access log: the child shares the test's stderr. (tests/ops.rs reads the log.)
+        let quiet: &[&str] = if args.contains(&"--log-format") {
+            &[]
+        } else {
+            &["--quiet"]
+        };
         let mut child = Command::new(BIN)
             .arg("serve")
             .args(["--listen", "127.0.0.1:0"])
             .args(threads)
+            .args(quiet)
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -121,6 +128,16 @@ impl Server {
             "/api/v3/findmany/proc/process_instance",
             &serde_json::json!({"bk_biz_id": biz, "service_instance_id": si}),
         )
+    }
+
+    /// Stops the process gracefully (SIGTERM) and waits up to 30 s for it, so its store is
+    /// closed cleanly (the read-only `check` and `export` refuse a crashed file).
+    pub fn stop(mut self) {
+        send_signal(&self.child, 15);
+        if wait_exit(&mut self.child, Duration::from_secs(30)).is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 
     /// Kills the process (SIGKILL) and waits for it.

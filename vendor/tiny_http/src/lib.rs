@@ -120,6 +120,18 @@ pub use response::{Response, ResponseBox};
 pub use test::TestRequest;
 
 mod bounds;
+/// cmdb-lite patch 13: the `Server` header of the answers tiny_http writes itself (400, 431, ...)
+/// and of every answer that sets none; `tiny-http (Rust)` until set. Only the first call counts.
+pub fn set_server_name(name: String) {
+    let _ = SERVER_NAME.set(name);
+}
+
+static SERVER_NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+pub(crate) fn server_name() -> &'static str {
+    SERVER_NAME.get().map_or("tiny-http (Rust)", String::as_str)
+}
+
 mod client;
 mod common;
 mod connection;

@@ -366,7 +366,10 @@ where
         if !self.headers.iter().any(|h| h.field.equiv("Server")) {
             self.headers.insert(
                 0,
-                Header::from_bytes(&b"Server"[..], &b"tiny-http (Rust)"[..]).unwrap(),
+                Header::from_bytes(&b"Server"[..], crate::server_name().as_bytes())
+                    .unwrap_or_else(|()| {
+                        Header::from_bytes(&b"Server"[..], &b"tiny-http (Rust)"[..]).unwrap()
+                    }),
             );
         }
 
