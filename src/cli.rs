@@ -8,7 +8,7 @@ use crate::http::{self, Config};
 use crate::limits::{
     BENCH_CONNECTIONS, BENCH_LIST_SIZE, BENCH_SCALE_LARGE, BENCH_SECS, BODY_TIMEOUT_SECS,
     DEFAULT_CACHE_MIB, DEFAULT_THREADS, MALLOC_ARENAS, MAX_DATASET_BYTES, READ_TIMEOUT_SECS,
-    SHUTDOWN_GRACE_SECS,
+    SHUTDOWN_GRACE_SECS, WATCH_TIMEOUT_SECS,
 };
 use crate::signals;
 use crate::store::{self, Store};
@@ -67,6 +67,9 @@ pub struct Serve {
     /// seconds a request body may take to arrive; later is HTTP 408 (default 120)
     #[argh(option, default = "BODY_TIMEOUT_SECS")]
     pub body_timeout_secs: u64,
+    /// seconds a resource_watch with a cursor waits for an event (default 20, as bk-cmdb)
+    #[argh(option, default = "WATCH_TIMEOUT_SECS")]
+    pub watch_timeout_secs: u64,
 }
 
 /// Load a dataset file into the store, all or nothing.
@@ -217,6 +220,7 @@ fn serve(s: Serve) -> Result<i32, String> {
         language,
         read_timeout: std::time::Duration::from_secs(s.read_timeout_secs.max(1)),
         body_timeout: std::time::Duration::from_secs(s.body_timeout_secs),
+        watch_timeout: std::time::Duration::from_secs(s.watch_timeout_secs),
     };
     let store = Arc::new(store);
     let server = http::Server::start(Arc::clone(&store), &config)?;

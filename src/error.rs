@@ -58,6 +58,9 @@ pub mod code {
     pub const DB_UPDATE: i64 = 1199020;
     pub const PROC_BIND_PORT_NOT_SET: i64 = 1107014;
     pub const PROC_BIND_PROTOCOL_NOT_SET: i64 = 1107015;
+    // resource_watch.
+    pub const EVENT_NODE_NOT_EXIST: i64 = 1103007;
+    pub const EVENT_DETAIL_NOT_EXIST: i64 = 1103008;
 }
 
 /// `(code, en template, zh template)`: the catalogue of every code these APIs answer with
@@ -232,6 +235,16 @@ const CATALOGUE: &[(i64, &str, &str)] = &[
         code::PROC_BIND_PROTOCOL_NOT_SET,
         "service instance process bind info protocol is not set correctly, please check and try again",
         "服务实例的进程绑定信息[协议]未正确设置，请检查后重试",
+    ),
+    (
+        code::EVENT_NODE_NOT_EXIST,
+        "Event chain node not exist",
+        "事件节点不存在",
+    ),
+    (
+        code::EVENT_DETAIL_NOT_EXIST,
+        "Event detail not exist",
+        "事件详情不存在",
     ),
 ];
 

@@ -6,6 +6,7 @@ pub mod process_template;
 pub mod service_category;
 pub mod service_instance;
 pub mod service_template;
+pub mod watch;
 
 use crate::error::{CcError, Lang};
 use crate::store::Store;
@@ -67,6 +68,7 @@ pub enum Op {
     AddLabelForServiceInstance,
     RemoveLabelFromServiceInstance,
     ListServiceCategory,
+    ResourceWatch,
 }
 
 /// Runs `op`.
@@ -95,5 +97,14 @@ pub fn call(op: Op, ctx: &Ctx, store: &Store, input: Input) -> Result<Data, CcEr
         Op::AddLabelForServiceInstance => service_instance::add_labels(ctx, store, &input),
         Op::RemoveLabelFromServiceInstance => service_instance::remove_labels(ctx, store, &input),
         Op::ListServiceCategory => service_category::list(ctx, store, &input),
+        // The HTTP edge serves watches itself (`watch::serve`, permits released while waiting);
+        // called here, a watch waits the default time under the caller's permit.
+        Op::ResourceWatch => watch::serve(
+            ctx,
+            store,
+            &input,
+            std::time::Duration::from_secs(crate::limits::WATCH_TIMEOUT_SECS),
+            &|f| f(),
+        ),
     }
 }

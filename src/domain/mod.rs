@@ -11,3 +11,4 @@ pub mod process_update;
 pub mod service_instance;
 pub mod service_template;
 pub mod template_process;
+pub mod watch;

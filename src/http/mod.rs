@@ -32,6 +32,8 @@ pub struct Config {
     pub read_timeout: Duration,
     /// How long a whole request body may take to arrive (`limits::BODY_TIMEOUT_SECS`).
     pub body_timeout: Duration,
+    /// How long a `resource_watch` waits for an event (`limits::WATCH_TIMEOUT_SECS`).
+    pub watch_timeout: Duration,
 }
 
 /// A running server.
@@ -42,6 +44,7 @@ pub struct Server {
     /// A second descriptor of the listening socket (tiny_http owns the first), to stop
     /// accepting with.
     listener: std::net::TcpListener,
+    store: Arc<Store>,
 }
 
 /// What every request's thread shares.
@@ -50,6 +53,7 @@ struct Shared {
     lang: Lang,
     permits: Permits,
     body_timeout: Duration,
+    watch_timeout: Duration,
 }
 
 impl Server {
@@ -70,10 +74,11 @@ impl Server {
             .ok_or_else(|| "listener has no IP address".to_string())?;
         let http = Arc::new(http);
         let shared = Shared {
-            store,
+            store: Arc::clone(&store),
             lang: config.language,
             permits: Permits::new(config.threads),
             body_timeout: config.body_timeout,
+            watch_timeout: config.watch_timeout,
         };
         let from = Arc::clone(&http);
         let receivers = Receivers::start(
@@ -86,6 +91,7 @@ impl Server {
             receivers,
             addr,
             listener: own,
+            store,
         })
     }
 
@@ -106,6 +112,8 @@ impl Server {
     /// `grace` ran out (0 when every one finished).
     pub fn shutdown(self, grace: Duration) -> usize {
         stop_listening(&self.listener);
+        // Waiting watches answer now (nothing new) instead of holding their threads.
+        self.store.bell().stop();
         self.receivers.stop(|| self.http.unblock(), grace)
     }
 }
@@ -293,8 +301,23 @@ fn handle(
         rid: rid.to_string(),
         now_ms: crate::clock::now_ms(),
     };
+    let watch = route.op == api::Op::ResourceWatch;
     let result = body.and_then(|body| {
         let input = Input { body, path_id };
+        if watch {
+            // A watch takes a permit only to read the log, never while it waits.
+            let gate = |f: &mut dyn FnMut()| {
+                let _permit = shared.permits.acquire();
+                f();
+            };
+            return std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                api::watch::serve(&ctx, &shared.store, &input, shared.watch_timeout, &gate)
+            }))
+            .unwrap_or_else(|_| {
+                crate::log!("cmdb-lite: {rid}: handler panicked");
+                Err(CcError::with(code::INTERNAL, "proc"))
+            });
+        }
         let _permit = shared.permits.acquire();
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             api::call(route.op, &ctx, &shared.store, input)
@@ -305,6 +328,10 @@ fn handle(
         })
     });
     match result {
+        Ok(data) if watch && shape == Shape::Native => Reply {
+            status: 200,
+            body: envelope::render_event_success(&data.0),
+        },
         Ok(data) => Reply {
             status: 200,
             body: envelope::render(shape, true, 0, "success", &data.0, rid),

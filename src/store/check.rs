@@ -117,6 +117,11 @@ fn check_tx(tx: &ReadTx) -> Result<Vec<String>, CcError> {
         records(tx, RELATIONS, "relation of process", typed, &mut p)?;
     let procs: BTreeMap<i64, Map<String, Value>> =
         records(tx, PROCESSES, "process", codec::decode_map, &mut p)?;
+    // Every event of the change log decodes, its detail JSON.
+    tx.each_event(|ct, key, e| match e {
+        Ok(e) if serde_json::from_str::<Value>(&e.detail).is_ok() => {}
+        _ => p.push(format!("event {key} of change log {ct}: does not decode")),
+    })?;
 
     // Each record under its own id.
     let own = |p: &mut Vec<String>, what: &str, key: i64, field: i64| {

@@ -14,6 +14,7 @@
 //! transactions in progress end, and reopens the file (see `Store::reopen`); the request that
 //! met the failure gets an error, reads go on, and writes work again once the disk does.
 
+pub mod changelog;
 pub mod check;
 pub mod codec;
 pub mod floor;
@@ -21,6 +22,7 @@ mod group;
 pub mod records;
 pub mod tables;
 
+use crate::domain::watch::EventType;
 use crate::error::{CcError, code};
 use crate::limits::STORE_READ_ATTEMPTS;
 use group::Batches;
@@ -86,6 +88,8 @@ pub struct Store {
     degraded: AtomicBool,
     /// Group commit: the batch write requests are joining (see `group.rs`).
     batches: Batches,
+    /// Wakes the watches waiting for events (`changelog.rs`).
+    bell: changelog::Bell,
 }
 
 struct Slot {
@@ -162,7 +166,11 @@ fn run_batch(db: &Database, jobs: &mut [&mut dyn group::Job]) -> (bool, bool) {
         txn.set_durability(Durability::Immediate)
             .map_err(write_err)
             .ok()?;
-        let mut tx = WriteTx { txn, undo: None };
+        let mut tx = WriteTx {
+            txn,
+            undo: None,
+            events: changelog::TxLog::new(true),
+        };
         let mut dirty = false;
         let mut broken = false;
         for job in jobs.iter_mut() {
@@ -178,6 +186,10 @@ fn run_batch(db: &Database, jobs: &mut [&mut dyn group::Job]) -> (bool, bool) {
             return None;
         }
         if dirty {
+            // Retention, outside every request's undo log.
+            tx.undo = None;
+            let mask = tx.events.tx_mask;
+            tx.trim_logs(mask).ok()?;
             tx.txn.commit().map_err(write_err).ok()
         } else {
             tx.txn.abort().map_err(write_err).ok()
@@ -198,6 +210,7 @@ impl Store {
             file,
             degraded: AtomicBool::new(false),
             batches: Batches::new(run_batch),
+            bell: changelog::Bell::default(),
         }
     }
 
@@ -280,6 +293,9 @@ impl Store {
         );
         create!(PROCESS_TEMPLATES, SERVICE_INSTANCES, PROCESSES, RELATIONS);
         create!(PROC_BY_SI, SI_BY_MODULE, SI_BY_HOST, ST_BY_BIZ, PT_BY_ST);
+        for (_, def) in changelog::LOGS {
+            txn.open_table(*def).map_err(|e| other(&e))?;
+        }
         create!(
             UNIQ_PROC_NAME,
             UNIQ_PROC_FUNC,
@@ -342,7 +358,7 @@ impl Store {
                 &"the database could not be reopened",
             ));
         };
-        let result = self.write_immediate(db, f);
+        let result = self.write_immediate(db, false, f);
         if IO_FAILED.take() {
             self.reopen(&mut slot);
         }
@@ -396,7 +412,7 @@ impl Store {
                 &"the database could not be reopened",
             ));
         };
-        let result = self.write_immediate(db, f);
+        let result = self.write_immediate(db, true, f);
         if IO_FAILED.take() {
             self.reopen(&mut slot);
         } else if result.is_ok() {
@@ -416,6 +432,8 @@ impl Store {
         struct One<F, T> {
             f: Option<F>,
             outcome: Option<std::thread::Result<Result<T, CcError>>>,
+            /// Resources this request wrote events of.
+            mask: u32,
         }
         impl<F, T> group::Job for One<F, T>
         where
@@ -427,10 +445,15 @@ impl Store {
                     return false;
                 };
                 tx.undo = Some(Vec::new());
+                tx.events.job_mask = 0;
                 // Caught here, so a panicking job cannot take the leader (or its batch) down;
                 // raised again on the job's own thread.
                 let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(tx)));
                 let kept = matches!(outcome, Ok(Ok(_)));
+                if kept {
+                    self.mask = tx.events.job_mask;
+                    tx.events.tx_mask |= self.mask;
+                }
                 self.outcome = Some(outcome);
                 kept
             }
@@ -438,6 +461,7 @@ impl Store {
         let mut job = One {
             f: Some(f),
             outcome: None,
+            mask: 0,
         };
         let done = self.batches.run(db, &mut job);
         if done.io_failed {
@@ -458,7 +482,10 @@ impl Store {
                 code::DB_INSERT,
                 &"the group commit did not reach the disk",
             )),
-            Ok(Ok(v)) => Ok(v),
+            Ok(Ok(v)) => {
+                self.bell.ring(job.mask);
+                Ok(v)
+            }
         }
     }
 
@@ -467,15 +494,25 @@ impl Store {
     fn write_immediate<T>(
         &self,
         db: &Database,
+        events: bool,
         f: impl FnOnce(&mut WriteTx) -> Result<T, CcError>,
     ) -> Result<T, CcError> {
         let mut txn = db.begin_write().map_err(write_err)?;
         txn.set_durability(Durability::Immediate)
             .map_err(write_err)?;
-        let mut tx = WriteTx { txn, undo: None };
+        let mut tx = WriteTx {
+            txn,
+            undo: None,
+            events: changelog::TxLog::new(events),
+        };
         match f(&mut tx) {
             Ok(v) => {
+                let mask = tx.events.job_mask;
+                if let Err(e) = tx.trim_logs(mask) {
+                    return Err(Self::abort(tx, e));
+                }
                 tx.txn.commit().map_err(write_err)?;
+                self.bell.ring(mask);
                 Ok(v)
             }
             Err(e) => Err(Self::abort(tx, e)),
@@ -564,6 +601,11 @@ impl Store {
         }
     }
 
+    /// The bell that wakes the watches waiting for events (`changelog::Bell`).
+    pub fn bell(&self) -> &changelog::Bell {
+        &self.bell
+    }
+
     /// Closes the database once the transactions in progress have ended (graceful shutdown).
     /// redb then records its allocator state, so the next open needs no repair. Later
     /// transactions are refused with a storage error.
@@ -628,6 +670,8 @@ pub struct WriteTx {
     /// transaction with others (group commit): a request that fails is rolled back from it
     /// alone. `None` for a transaction of its own, which an abort rolls back.
     undo: Option<Vec<Undo>>,
+    /// The change log's state in this transaction (`changelog.rs`).
+    events: changelog::TxLog,
 }
 
 /// One write to take back: the table, the key and what the key held before (`None`: nothing).
@@ -649,6 +693,8 @@ enum Undo {
     SiTemplate((i64, i64, i64), Option<i64>),
     ProcName(i64, String, Option<i64>),
     ProcFunc(i64, String, String, Option<i64>),
+    /// An appended event (`changelog.rs`): removed.
+    Event(changelog::LogTable, u64),
 }
 
 /// Restores `key` of `table` to `old`.
@@ -686,9 +732,23 @@ impl Undo {
                     old
                 )
             }
+            Undo::Event(def, key) => {
+                txn.open_table(def)?.remove(key)?;
+            }
         }
         Ok(())
     }
+}
+
+/// A host's membership of a module as a host_relation event's detail (bk-cmdb's
+/// `cc_ModuleHostConfig` document).
+#[derive(Serialize)]
+struct HostRelation<'a> {
+    bk_biz_id: i64,
+    bk_host_id: i64,
+    bk_module_id: i64,
+    bk_set_id: i64,
+    bk_supplier_account: &'a str,
 }
 
 /// A uniqueness key of a process (spec 2.6): the text bk-cmdb reports when it is hit.
@@ -1215,14 +1275,75 @@ impl WriteTx {
         Ok(())
     }
 
+    /// Inserts or replaces `rec` under `id` and writes its event (create, or update when it
+    /// replaced a different record; an unchanged record writes none). Returns the replaced
+    /// record.
+    fn put_watched<T: Serialize + DeserializeOwned + PartialEq>(
+        &mut self,
+        def: redb::TableDefinition<'static, i64, &'static [u8]>,
+        cursor_type: u8,
+        id: i64,
+        rec: &T,
+        hide: &[&str],
+    ) -> Result<Option<T>, CcError> {
+        let old: Option<T> = match self.put_bytes(def, id, &codec::encode(rec))? {
+            Some(v) => Some(decode_rec(&v)?),
+            None => None,
+        };
+        let t = match &old {
+            None => EventType::Create,
+            Some(o) if o == rec => return Ok(old),
+            Some(_) => EventType::Update,
+        };
+        let detail = changelog::detail_of(cursor_type, t, id, rec, hide);
+        self.emit(cursor_type, t, id, &detail)?;
+        Ok(old)
+    }
+
     pub fn put_business(&mut self, b: &Business) -> Result<(), CcError> {
-        self.put_rec(BUSINESSES, b.bk_biz_id, b)
+        self.put_watched(BUSINESSES, changelog::BIZ, b.bk_biz_id, b, &[])
+            .map(drop)
     }
     pub fn put_host(&mut self, h: &Host) -> Result<(), CcError> {
-        self.put_rec(HOSTS, h.bk_host_id, h)
+        self.put_watched(HOSTS, changelog::HOST, h.bk_host_id, h, &[])
+            .map(drop)
     }
+    /// Inserts or replaces a module: a module event, and a host_relation event for each host
+    /// that joined (create) or left (delete) it.
     pub fn put_module(&mut self, m: &Module) -> Result<(), CcError> {
-        self.put_rec(MODULES, m.bk_module_id, m)
+        let old = self.put_watched(MODULES, changelog::MODULE, m.bk_module_id, m, &["hosts"])?;
+        let before: &[i64] = old.as_ref().map_or(&[], |o| &o.hosts);
+        let left: Vec<i64> = before
+            .iter()
+            .filter(|h| !m.hosts.contains(h))
+            .copied()
+            .collect();
+        let joined: Vec<i64> = m
+            .hosts
+            .iter()
+            .filter(|h| !before.contains(h))
+            .copied()
+            .collect();
+        if left.is_empty() && joined.is_empty() {
+            return Ok(());
+        }
+        let supplier = self.setting("supplier_account")?.unwrap_or_default();
+        let moved = [(EventType::Delete, old.as_ref().unwrap_or(m), left)];
+        for (t, module, hosts) in moved.into_iter().chain([(EventType::Create, m, joined)]) {
+            for host in hosts {
+                let rel = HostRelation {
+                    bk_biz_id: module.bk_biz_id,
+                    bk_host_id: host,
+                    bk_module_id: module.bk_module_id,
+                    bk_set_id: module.bk_set_id,
+                    bk_supplier_account: &supplier,
+                };
+                let id = (module.bk_module_id << 32) | (host & 0xffff_ffff);
+                let detail = changelog::detail_of(changelog::HOST_RELATION, t, id, &rel, &[]);
+                self.emit(changelog::HOST_RELATION, t, id, &detail)?;
+            }
+        }
+        Ok(())
     }
     pub fn put_service_category(&mut self, c: &ServiceCategory) -> Result<(), CcError> {
         self.put_rec(SERVICE_CATEGORIES, c.id, c)
@@ -1408,24 +1529,58 @@ impl WriteTx {
             Some(v) => Some(codec::decode(&v).map_err(stored)?),
             None => None,
         };
-        if let Some(old) = old_rel
+        if let Some(old) = &old_rel
             && old.service_instance_id != rel.service_instance_id
         {
             self.pair(PROC_BY_SI, old.service_instance_id, pid, false)?;
         }
         self.pair(PROC_BY_SI, rel.service_instance_id, pid, true)?;
-        self.set_proc_keys(map, pid)
+        self.set_proc_keys(map, pid)?;
+        let events = [
+            (
+                changelog::PROCESS,
+                old_map.as_ref() == Some(map),
+                old_map.is_none(),
+            ),
+            (
+                changelog::PROCESS_RELATION,
+                old_rel.as_ref() == Some(rel),
+                old_rel.is_none(),
+            ),
+        ];
+        for (cursor_type, unchanged, new) in events {
+            if unchanged {
+                continue;
+            }
+            let t = if new {
+                EventType::Create
+            } else {
+                EventType::Update
+            };
+            let detail = if cursor_type == changelog::PROCESS {
+                changelog::detail_of(cursor_type, t, pid, map, &[])
+            } else {
+                changelog::detail_of(cursor_type, t, pid, rel, &[])
+            };
+            self.emit(cursor_type, t, pid, &detail)?;
+        }
+        Ok(())
     }
 
     /// Removes a process, its relation and its index entries.
     pub fn delete_process(&mut self, pid: i64) -> Result<(), CcError> {
-        if let Some(old) = self.process(pid)? {
-            self.unset_proc_keys(&old, pid)?;
-            self.del_rec(PROCESSES, pid)?;
-        }
+        let t = EventType::Delete;
         if let Some(rel) = self.relation(pid)? {
             self.pair(PROC_BY_SI, rel.service_instance_id, pid, false)?;
             self.del_rec(RELATIONS, pid)?;
+            let ct = changelog::PROCESS_RELATION;
+            self.emit(ct, t, pid, &changelog::detail_of(ct, t, pid, &rel, &[]))?;
+        }
+        if let Some(old) = self.process(pid)? {
+            self.unset_proc_keys(&old, pid)?;
+            self.del_rec(PROCESSES, pid)?;
+            let ct = changelog::PROCESS;
+            self.emit(ct, t, pid, &changelog::detail_of(ct, t, pid, &old, &[]))?;
         }
         Ok(())
     }

@@ -47,3 +47,14 @@ pub const ST_BY_BIZ: TableDefinition<(i64, i64), ()> = TableDefinition::new("idx
 pub const UNIQ_ST_NAME: TableDefinition<(i64, &str), i64> = TableDefinition::new("uniq_st_name");
 /// (service_template_id, process_template_id).
 pub const PT_BY_ST: TableDefinition<(i64, i64), ()> = TableDefinition::new("idx_pt_by_st");
+
+/// The change log `resource_watch` reads, one table per watched resource (`changelog::LOGS`):
+/// the event's stamp (seconds << 32 | ordinal in that second) → `changelog` bytes.
+pub const EVENTS_HOST: TableDefinition<u64, &[u8]> = TableDefinition::new("events_host");
+pub const EVENTS_HOST_RELATION: TableDefinition<u64, &[u8]> =
+    TableDefinition::new("events_host_relation");
+pub const EVENTS_BIZ: TableDefinition<u64, &[u8]> = TableDefinition::new("events_biz");
+pub const EVENTS_MODULE: TableDefinition<u64, &[u8]> = TableDefinition::new("events_module");
+pub const EVENTS_PROCESS: TableDefinition<u64, &[u8]> = TableDefinition::new("events_process");
+pub const EVENTS_PROCESS_RELATION: TableDefinition<u64, &[u8]> =
+    TableDefinition::new("events_process_instance_relation");
