@@ -60,7 +60,6 @@ pub mod code {
     pub const PROC_BIND_PROTOCOL_NOT_SET: i64 = 1107015;
     // resource_watch.
     pub const EVENT_NODE_NOT_EXIST: i64 = 1103007;
-    pub const EVENT_DETAIL_NOT_EXIST: i64 = 1103008;
 }
 
 /// `(code, en template, zh template)`: the catalogue of every code these APIs answer with
@@ -240,11 +239,6 @@ const CATALOGUE: &[(i64, &str, &str)] = &[
         code::EVENT_NODE_NOT_EXIST,
         "Event chain node not exist",
         "事件节点不存在",
-    ),
-    (
-        code::EVENT_DETAIL_NOT_EXIST,
-        "Event detail not exist",
-        "事件详情不存在",
     ),
 ];
 

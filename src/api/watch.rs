@@ -184,10 +184,10 @@ pub fn serve(
         Start::After(key) => key,
     };
     // bk-cmdb gives up once the clock's whole seconds have moved more than `timeout` past the
-    // start's.
+    // start's (measured from the request's time, on the monotonic clock).
+    let began = Instant::now();
     let end_ms = (now_sec + timeout.as_secs() as i64 + 1) * 1000;
-    let deadline = Instant::now()
-        + Duration::from_millis(end_ms.saturating_sub(crate::clock::now_ms()).max(0) as u64);
+    let deadline = began + Duration::from_millis(end_ms.saturating_sub(ctx.now_ms).max(0) as u64);
     loop {
         let woken = bell.wait(ct, seen, deadline);
         seen = bell.generation(ct);
@@ -200,7 +200,8 @@ pub fn serve(
         }
     }
     // Timed out: the client's cursor back if the window is empty, else the latest event's.
-    let ws = window_start(crate::clock::now_ms().div_euclid(1000));
+    let now_ms = ctx.now_ms + began.elapsed().as_millis() as i64;
+    let ws = window_start(now_ms.div_euclid(1000));
     gated(gate, || {
         store.read(|tx| match tx.last_event(ct)? {
             Some(last) if last.stamp.key() >= ws => Ok(w.nothing(&w.cursor_of(&last))),

@@ -222,6 +222,11 @@ impl WriteTx {
     /// the count, oldest first, keeping the last.
     pub(crate) fn trim_logs(&mut self, mask: u32) -> Result<(), CcError> {
         let cutoff = u64::from(now_sec().saturating_sub(EVENT_WINDOW_SECS)) << 32;
+        self.trim_to(mask, cutoff, MAX_EVENTS_PER_RESOURCE)
+    }
+
+    /// Removes events below `cutoff` and beyond `cap`, keeping the last.
+    fn trim_to(&mut self, mask: u32, cutoff: u64, cap: u64) -> Result<(), CcError> {
         for (t, def) in LOGS {
             if mask & bit(*t) == 0 {
                 continue;
@@ -233,7 +238,7 @@ impl WriteTx {
                     Some((k, _)) => k.value() < cutoff,
                     None => break,
                 };
-                if !old && len <= MAX_EVENTS_PER_RESOURCE {
+                if !old && len <= cap {
                     break;
                 }
                 tbl.pop_first().map_err(write_err)?;
@@ -430,6 +435,161 @@ mod tests {
         assert_eq!(e.detail, "{\"a\":1}");
         assert!(decode(7, &b[..5]).is_err());
         assert!(type_of(&[0, 0]).is_err());
+    }
+
+    use crate::store::Store;
+    use crate::store::records::{Business, Host, Module};
+
+    fn all(store: &Store, ct: u8) -> Vec<Event> {
+        store
+            .read(|tx| tx.events_after(ct, 0, |_| true, usize::MAX))
+            .unwrap()
+    }
+
+    fn module(hosts: Vec<i64>, name: &str) -> Module {
+        Module {
+            bk_module_id: 5,
+            bk_biz_id: 7,
+            bk_set_id: 3,
+            bk_module_name: name.into(),
+            service_template_id: 0,
+            service_category_id: 2,
+            default: 0,
+            hosts,
+        }
+    }
+
+    /// Hosts, businesses and modules (with the host relations a module's host list implies)
+    /// write create and update events; an unchanged record writes none; a seed writes none.
+    #[test]
+    fn every_watched_kind_writes_its_events() {
+        let store = Store::memory().unwrap();
+        store
+            .write_alone(|tx| tx.put_host(&host(1, "10.0.0.1")))
+            .unwrap();
+        assert!(all(&store, HOST).is_empty(), "a seed writes no event");
+        store
+            .write(|tx| {
+                tx.set_setting("supplier_account", "0")?;
+                tx.put_host(&host(1, "10.0.0.2"))?;
+                tx.put_host(&host(2, "10.0.0.3"))?;
+                tx.put_host(&host(2, "10.0.0.3"))?;
+                tx.put_business(&Business {
+                    bk_biz_id: 7,
+                    bk_biz_name: "shop".into(),
+                })?;
+                tx.put_module(&module(vec![1, 2], "m"))
+            })
+            .unwrap();
+        store
+            .write(|tx| tx.put_module(&module(vec![2, 3], "m2")))
+            .unwrap();
+        let types = |ct| -> Vec<(EventType, i64)> {
+            all(&store, ct)
+                .iter()
+                .map(|e| (e.event_type, e.id))
+                .collect()
+        };
+        use EventType::*;
+        assert_eq!(types(HOST), [(Update, 1), (Create, 2)]);
+        assert_eq!(types(BIZ), [(Create, 7)]);
+        assert_eq!(types(MODULE), [(Create, 5), (Update, 5)]);
+        let rel = |h: i64| (5i64 << 32) | h;
+        assert_eq!(
+            types(HOST_RELATION),
+            [
+                (Create, rel(1)),
+                (Create, rel(2)),
+                (Delete, rel(1)),
+                (Create, rel(3))
+            ]
+        );
+        let last = all(&store, HOST_RELATION).pop().unwrap();
+        assert_eq!(
+            last.detail,
+            r#"{"_id":"030000000000000500000003","bk_biz_id":7,"bk_host_id":3,"bk_module_id":5,"bk_set_id":3,"bk_supplier_account":"0"}"#
+        );
+        let m = all(&store, MODULE).pop().unwrap();
+        assert!(!m.detail.contains("hosts"), "{}", m.detail);
+        // Stamps increase in commit order across resources.
+        let mut stamps: Vec<u64> = LOGS
+            .iter()
+            .flat_map(|(ct, _)| all(&store, *ct))
+            .map(|e| e.stamp.key())
+            .collect();
+        let n = stamps.len();
+        stamps.sort_unstable();
+        stamps.dedup();
+        assert_eq!(stamps.len(), n, "every stamp is unique");
+    }
+
+    fn host(id: i64, ip: &str) -> Host {
+        Host {
+            bk_host_id: id,
+            bk_host_innerip: ip.into(),
+            bk_host_outerip: String::new(),
+            bk_host_innerip_v6: String::new(),
+            bk_host_outerip_v6: String::new(),
+            bk_cloud_id: 0,
+        }
+    }
+
+    /// Requests sharing group commits, every other one failing after writing events: exactly
+    /// the successful ones' events remain, in commit order.
+    #[test]
+    fn a_failed_request_in_a_shared_batch_leaves_no_event() {
+        let store = Store::memory().unwrap();
+        std::thread::scope(|s| {
+            for t in 0..6i64 {
+                let store = &store;
+                s.spawn(move || {
+                    for i in 0..40i64 {
+                        let id = t * 1000 + i;
+                        let fail = i % 2 == 1;
+                        let r = store.write(|tx| {
+                            tx.put_host(&host(id, "10.0.0.1"))?;
+                            if fail {
+                                return Err(CcError::plain(code::NOT_FOUND));
+                            }
+                            Ok(())
+                        });
+                        assert_eq!(r.is_err(), fail);
+                    }
+                });
+            }
+        });
+        let evs = all(&store, HOST);
+        assert_eq!(evs.len(), 6 * 20);
+        assert!(evs.iter().all(|e| e.id % 2 == 0));
+        for t in 0..6 {
+            let mine: Vec<i64> = evs
+                .iter()
+                .filter(|e| e.id / 1000 == t)
+                .map(|e| e.id)
+                .collect();
+            let expected: Vec<i64> = (0..40)
+                .filter(|i| i % 2 == 0)
+                .map(|i| t * 1000 + i)
+                .collect();
+            assert_eq!(mine, expected, "thread {t}'s events in its order");
+        }
+    }
+
+    /// Retention removes the oldest events beyond the count and before the cutoff, never the
+    /// last one.
+    #[test]
+    fn trimming_keeps_the_newest_and_the_last() {
+        let store = Store::memory().unwrap();
+        for i in 0..6 {
+            store.write(|tx| tx.put_host(&host(i, "10.0.0.1"))).unwrap();
+        }
+        let ids = |store: &Store| -> Vec<i64> { all(store, HOST).iter().map(|e| e.id).collect() };
+        store.write_alone(|tx| tx.trim_to(bit(HOST), 0, 4)).unwrap();
+        assert_eq!(ids(&store), [2, 3, 4, 5]);
+        store
+            .write_alone(|tx| tx.trim_to(bit(HOST), u64::MAX, 100))
+            .unwrap();
+        assert_eq!(ids(&store), [5]);
     }
 
     #[test]
