@@ -1,6 +1,7 @@
 //! The command line (product.md section 2): `serve`, `import`, `export`, `check`, and `bench`.
 //! Errors are one readable line on stderr and a non-zero exit code.
 
+use crate::auth;
 use crate::bench;
 use crate::dataset;
 use crate::error::Lang;
@@ -70,6 +71,15 @@ pub struct Serve {
     /// seconds a resource_watch with a cursor waits for an event (default 20, as bk-cmdb)
     #[argh(option, default = "WATCH_TIMEOUT_SECS")]
     pub watch_timeout_secs: u64,
+    /// apps, their secrets and users' permissions (JSON; README "Security"); reloaded on SIGHUP
+    #[argh(option)]
+    pub auth: Option<PathBuf>,
+    /// the API gateway's RSA public key (PEM): X-Bkapi-JWT is then verified and trusted
+    #[argh(option)]
+    pub jwt_public_key: Option<PathBuf>,
+    /// allow a non-loopback --listen without --auth (anyone who can connect may write)
+    #[argh(switch)]
+    pub insecure_listen: bool,
 }
 
 /// Load a dataset file into the store, all or nothing.
@@ -195,6 +205,29 @@ fn serve(s: Serve) -> Result<i32, String> {
         "en" => Lang::En,
         other => return Err(format!("--language must be zh or en, not {other:?}")),
     };
+    if s.auth.is_none() && !s.insecure_listen && !is_loopback(&s.listen) {
+        return Err(format!(
+            "refusing to listen on {}, which is not a loopback address, without --auth FILE \
+             (anyone who can connect could write; --insecure-listen allows it)",
+            s.listen
+        ));
+    }
+    let gate = http::auth::Gate {
+        auth: match &s.auth {
+            Some(path) => Some(Arc::new(auth::Live::new(auth::load(path)?))),
+            None => None,
+        },
+        jwt_key: match &s.jwt_public_key {
+            Some(path) => {
+                let text = std::fs::read(path)
+                    .map_err(|e| format!("--jwt-public-key {}: {e}", path.display()))?;
+                let key = auth::rsa::parse_public_key(&text)
+                    .map_err(|e| format!("--jwt-public-key {}: {e}", path.display()))?;
+                Some(Arc::new(key))
+            }
+            None => None,
+        },
+    };
     let store = if s.memory {
         Store::memory().map_err(|e| e.to_string())?
     } else {
@@ -221,11 +254,17 @@ fn serve(s: Serve) -> Result<i32, String> {
         read_timeout: std::time::Duration::from_secs(s.read_timeout_secs.max(1)),
         body_timeout: std::time::Duration::from_secs(s.body_timeout_secs),
         watch_timeout: std::time::Duration::from_secs(s.watch_timeout_secs),
+        gate: gate.clone(),
     };
     let store = Arc::new(store);
     let server = http::Server::start(Arc::clone(&store), &config)?;
     println!("cmdb-lite listening on http://{}", server.addr());
-    let signal = shutdown.wait();
+    let signal = loop {
+        match shutdown.wait() {
+            "SIGHUP" => reload(s.auth.as_deref(), gate.auth.as_deref()),
+            other => break other,
+        }
+    };
     crate::log!("cmdb-lite: {signal}: shutting down");
     let busy = server.shutdown(Duration::from_secs(SHUTDOWN_GRACE_SECS));
     if busy > 0 {
@@ -239,6 +278,39 @@ fn serve(s: Serve) -> Result<i32, String> {
         .map_err(|e| format!("closing the database: {e}"))?;
     crate::log!("cmdb-lite: stopped");
     Ok(0)
+}
+
+/// Whether every address `listen` names is a loopback one (`localhost`, 127.0.0.0/8, ::1).
+fn is_loopback(listen: &str) -> bool {
+    use std::net::ToSocketAddrs;
+    match listen.to_socket_addrs() {
+        Ok(addrs) => {
+            let addrs: Vec<_> = addrs.collect();
+            !addrs.is_empty() && addrs.iter().all(|a| a.ip().is_loopback())
+        }
+        Err(_) => false,
+    }
+}
+
+/// SIGHUP: reads the auth file again and swaps it in whole; requests in progress finish with the
+/// version they started with, and no connection is touched. A file that no longer parses is
+/// refused and the one in force is kept.
+fn reload(path: Option<&Path>, live: Option<&auth::Live>) {
+    let (Some(path), Some(live)) = (path, live) else {
+        crate::log!("cmdb-lite: SIGHUP: no --auth file to reload");
+        return;
+    };
+    match auth::load(path) {
+        Ok(file) => {
+            let (apps, users) = (file.apps.len(), file.users.len());
+            live.replace(file);
+            crate::log!(
+                "cmdb-lite: SIGHUP: reloaded {} ({apps} apps, {users} users)",
+                path.display()
+            );
+        }
+        Err(e) => crate::log!("cmdb-lite: SIGHUP: kept the auth file in force: {e}"),
+    }
 }
 
 fn import(i: Import) -> Result<i32, String> {
@@ -277,11 +349,26 @@ fn export(e: Export) -> Result<i32, String> {
     let ds = dataset::export(&store).map_err(|err| err.to_string())?;
     let text = serde_json::to_string_pretty(&ds).map_err(|err| err.to_string())? + "\n";
     match e.out {
-        Some(path) => std::fs::write(&path, text)
+        Some(path) => write_private(&path, text.as_bytes())
             .map_err(|err| format!("cannot write {}: {err}", path.display()))?,
         None => print!("{text}"),
     }
     Ok(0)
+}
+
+/// Writes a file readable by its owner only (0600 whatever the umask, also when it existed).
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    f.write_all(bytes)?;
+    f.sync_all()
 }
 
 fn check(c: Check) -> Result<i32, String> {

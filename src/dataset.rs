@@ -594,35 +594,35 @@ pub fn export(store: &Store) -> Result<Dataset, CcError> {
             processes: Vec::new(),
             sequences: BTreeMap::new(),
         };
-        tx.each_business(|_, r| {
+        tx.scan::<Business>(|_, r| {
             ds.businesses.push(r);
             Ok(true)
         })?;
-        tx.each_host(|_, r| {
+        tx.scan::<Host>(|_, r| {
             ds.hosts.push(r);
             Ok(true)
         })?;
-        tx.each_module(|_, r| {
+        tx.scan::<Module>(|_, r| {
             ds.modules.push(r);
             Ok(true)
         })?;
-        tx.each_service_category(|_, r| {
+        tx.scan::<ServiceCategory>(|_, r| {
             ds.service_categories.push(r);
             Ok(true)
         })?;
-        tx.each_service_template(|_, r| {
+        tx.scan::<ServiceTemplate>(|_, r| {
             ds.service_templates.push(r);
             Ok(true)
         })?;
-        tx.each_process_template(|_, r| {
+        tx.scan::<ProcessTemplate>(|_, r| {
             ds.process_templates.push(r);
             Ok(true)
         })?;
-        tx.each_service_instance(|_, r| {
+        tx.scan::<ServiceInstance>(|_, r| {
             ds.service_instances.push(r);
             Ok(true)
         })?;
-        tx.each_process(|pid, mut map| {
+        tx.scan(|pid, mut map: Map<String, Value>| {
             let rel = tx.relation(pid)?.ok_or_else(|| {
                 CcError::raw(code::DB_SELECT, format!("process {pid} has no relation"))
             })?;

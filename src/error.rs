@@ -35,6 +35,7 @@ pub mod code {
     pub const PARAMS_NEED_BOOL: i64 = 1199025;
     pub const NOT_AUTH_ITEM: i64 = 1199027;
     pub const EXCEED_LIMIT: i64 = 1199035;
+    pub const AUTHORIZE_FAILED: i64 = 1199046;
     pub const NOT_HAVE_PERMISSION: i64 = 1199047;
     pub const PAGE_LIMIT_EXCEEDED: i64 = 1199059;
     pub const ARRAY_LENGTH_WRONG: i64 = 1199089;
@@ -127,6 +128,11 @@ const CATALOGUE: &[(i64, &str, &str)] = &[
         code::EXCEED_LIMIT,
         " %s exceed the limit %d",
         " %s 超过限制 %d",
+    ),
+    (
+        code::AUTHORIZE_FAILED,
+        "Authorize request failed.",
+        "鉴权失败",
     ),
     (
         code::NOT_HAVE_PERMISSION,

@@ -13,6 +13,7 @@ macro_rules! log {
 }
 
 pub mod api;
+pub mod auth;
 pub mod bench;
 pub mod cli;
 pub mod clock;

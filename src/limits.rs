@@ -100,3 +100,10 @@ pub const WATCH_EVENTS_PER_ANSWER: usize = 200;
 pub const WATCH_TIMEOUT_SECS: u64 = 20;
 /// Milliseconds bk-cmdb's event server sleeps before answering a malformed or refused watch.
 pub const WATCH_ERROR_DELAY_MS: u64 = 500;
+/// Bytes of a `--auth` file (apps, users and their grants).
+pub const MAX_AUTH_FILE_BYTES: usize = 1024 * 1024;
+/// Characters of an app code and of an app secret, as the API gateway limits them.
+pub const MAX_APP_CODE_CHARS: usize = 32;
+pub const MAX_APP_SECRET_CHARS: usize = 128;
+/// Bytes of an `X-Bkapi-JWT` token that is verified (the gateway's are under 1 KiB).
+pub const MAX_JWT_BYTES: usize = 16 * 1024;

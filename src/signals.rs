@@ -1,7 +1,7 @@
 //! Process signals, all in this file: SIGTERM and SIGINT ask `serve` to shut down gracefully,
-//! and SIGXFSZ is ignored.
+//! SIGHUP to reload its `--auth` file, and SIGXFSZ is ignored.
 //!
-//! The two shutdown signals are blocked in the calling thread by [`Shutdown::install`], which
+//! The three signals are blocked in the calling thread by [`Shutdown::install`], which
 //! `serve` calls before it starts any thread: every thread spawned later inherits the mask, so
 //! the signals stay pending until [`Shutdown::wait`] takes one with `sigwait`. No handler ever
 //! runs in signal context, so nothing here has to be async-signal-safe, and a signal that
@@ -16,6 +16,7 @@
 
 use std::os::raw::c_int;
 
+const SIGHUP: c_int = 1;
 const SIGINT: c_int = 2;
 const SIGTERM: c_int = 15;
 /// 25 on Linux (x86-64, aarch64 and the other asm-generic ports) and on the BSDs and macOS.
@@ -49,13 +50,13 @@ pub fn ignore_file_size_limit_signal() {
     }
 }
 
-/// SIGTERM and SIGINT, blocked and waited for.
+/// SIGTERM, SIGINT and SIGHUP, blocked and waited for.
 pub struct Shutdown {
     set: SigSet,
 }
 
 impl Shutdown {
-    /// Blocks SIGTERM and SIGINT in the calling thread and in every thread it starts later.
+    /// Blocks SIGTERM, SIGINT and SIGHUP in the calling thread and in every thread it starts later.
     /// Call it before any thread is spawned.
     pub fn install() -> Result<Shutdown, String> {
         let mut set = SigSet([0; 128]);
@@ -65,6 +66,7 @@ impl Shutdown {
             if sigemptyset(&mut set) != 0
                 || sigaddset(&mut set, SIGTERM) != 0
                 || sigaddset(&mut set, SIGINT) != 0
+                || sigaddset(&mut set, SIGHUP) != 0
             {
                 -1
             } else {
@@ -72,12 +74,12 @@ impl Shutdown {
             }
         };
         if rc != 0 {
-            return Err("cannot block SIGTERM and SIGINT".into());
+            return Err("cannot block SIGTERM, SIGINT and SIGHUP".into());
         }
         Ok(Shutdown { set })
     }
 
-    /// Waits until SIGTERM or SIGINT arrives; returns its name.
+    /// Waits until SIGTERM, SIGINT or SIGHUP arrives; returns its name.
     pub fn wait(&self) -> &'static str {
         loop {
             let mut sig: c_int = 0;
@@ -86,7 +88,8 @@ impl Shutdown {
             match (rc, sig) {
                 (0, SIGTERM) => return "SIGTERM",
                 (0, SIGINT) => return "SIGINT",
-                // Only the two signals of the set can be returned, and sigwait fails only on an
+                (0, SIGHUP) => return "SIGHUP",
+                // Only the signals of the set can be returned, and sigwait fails only on an
                 // invalid set; anything else is retried, unhurried.
                 _ => std::thread::sleep(std::time::Duration::from_millis(100)),
             }

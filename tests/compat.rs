@@ -307,10 +307,13 @@ fn native_with_jwt_gets_gateway_envelope() {
         b64url(br#"{"alg":"RS512","typ":"JWT"}"#),
         b64url(claims.to_string().as_bytes())
     );
-    // The gateway injects the supplier header; the user comes from the JWT claims.
+    // The gateway injects the supplier header. Without `--jwt-public-key` the token is not
+    // verified, so it names nobody: the user comes from the user header (tests/auth.rs checks
+    // signed tokens).
     let headers = [
         ("X-Bkapi-JWT", jwt.as_str()),
         ("X-Bkcmdb-Supplier-Account", "0"),
+        ("X-Bkcmdb-User", "hdruser"),
     ];
     let r = send(&s, "POST", CREATE, &headers, &proc_body(&["jwt1"]));
     assert_eq!(r.status, 200, "{}", r.body);
@@ -319,7 +322,7 @@ fn native_with_jwt_gets_gateway_envelope() {
         r.json(),
         json!({"result": true, "code": 0, "message": "success", "permission": null, "data": [42]})
     );
-    assert_eq!(stored(&s, 42)["bk_created_by"], json!("jwtuser"));
+    assert_eq!(stored(&s, 42)["bk_created_by"], json!("hdruser"));
 
     let r = send(
         &s,

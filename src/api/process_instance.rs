@@ -48,8 +48,39 @@ pub fn create(ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError> 
         ));
     }
     let now = clock::format_ms(ctx.now_ms);
-    let ids = store.write(|tx| create_in_tx(tx, ctx, &now, biz, si_id, &items))?;
+    // Everything that needs no stored data runs here, before the request queues for the
+    // writer: the writer only checks, takes ids and inserts.
+    let prepared = prepare(ctx, &now, biz, si_id, &items);
+    let supplier = ctx.supplier.clone();
+    let ids = store.write(move |tx| create_prepared(tx, &supplier, biz, si_id, prepared))?;
     Ok(Data::of(&ids))
+}
+
+/// The items of a create, prepared without the store (spec 2.2 step 9 and coreservice's
+/// validation): each stamped with the request's fields, validated, filled, and stamped with
+/// what the insert sets but the id. `None` is a null `process_info`.
+pub(crate) type Prepared = Vec<Option<Result<Map<String, Value>, CcError>>>;
+
+/// Prepares `items` for [`create_prepared`]: pure, so it runs on the request's own thread.
+pub(crate) fn prepare(ctx: &Ctx, now: &str, biz: i64, si_id: i64, items: &[Item]) -> Prepared {
+    let fields = ServerFields {
+        biz_id: biz,
+        service_instance_id: si_id,
+        supplier: &ctx.supplier,
+        user: &ctx.user,
+        now,
+    };
+    items
+        .iter()
+        .map(|item| {
+            let mut map = item.clone()?;
+            process::stamp_request_fields(&mut map, &fields);
+            Some(process::validate_create(&mut map).map(|()| {
+                process::stamp_insert_fields(&mut map, 0, &fields);
+                map
+            }))
+        })
+        .collect()
 }
 
 /// The transactional core of `create_process_instance` (spec 2.2 steps 6 to 12) on an open
@@ -65,6 +96,19 @@ pub(crate) fn create_in_tx(
     si_id: i64,
     items: &[Item],
 ) -> Result<Vec<i64>, CcError> {
+    let prepared = prepare(ctx, now, biz, si_id, items);
+    create_prepared(tx, &ctx.supplier, biz, si_id, prepared)
+}
+
+/// [`create_in_tx`] on items [`prepare`]d beforehand: the same checks in the same order (the
+/// service instance, a null item, the business, then item by item), so the same answer.
+pub(crate) fn create_prepared(
+    tx: &mut WriteTx,
+    supplier: &str,
+    biz: i64,
+    si_id: i64,
+    prepared: Prepared,
+) -> Result<Vec<i64>, CcError> {
     let si = tx
         .service_instance(si_id)?
         .ok_or_else(|| CcError::plain(code::NOT_FOUND))?;
@@ -74,22 +118,9 @@ pub(crate) fn create_in_tx(
     if si.service_template_id != 0 {
         return Err(CcError::plain(code::PROC_EDIT_BY_TEMPLATE_FORBIDDEN));
     }
-    let fields = ServerFields {
-        biz_id: biz,
-        service_instance_id: si_id,
-        supplier: &ctx.supplier,
-        user: &ctx.user,
-        now,
-    };
     // Step 9: bk-cmdb writes into each process_info; a null one panics there.
-    let mut maps = Vec::with_capacity(items.len());
-    for item in items {
-        let Some(map) = item else {
-            return Err(CcError::with(code::INTERNAL, "proc"));
-        };
-        let mut map = map.clone();
-        process::stamp_request_fields(&mut map, &fields);
-        maps.push(map);
+    if prepared.iter().any(Option::is_none) {
+        return Err(CcError::with(code::INTERNAL, "proc"));
     }
     // The generic instance path refuses a process of a business that does not exist.
     if tx.business(biz)?.is_none() {
@@ -98,14 +129,18 @@ pub(crate) fn create_in_tx(
     // Step 10: item by item; failures are collected and processing goes on (spec 2.2).
     let mut repeated: Option<CcError> = None;
     let mut exception: Option<CcError> = None;
-    let mut created = Vec::with_capacity(maps.len());
-    for mut map in maps {
-        if let Err(e) = process::validate_create(&mut map) {
-            exception.get_or_insert(e);
-            continue;
-        }
+    let total = prepared.len();
+    let mut created = Vec::with_capacity(total);
+    for item in prepared.into_iter().flatten() {
+        let mut map = match item {
+            Ok(map) => map,
+            Err(e) => {
+                exception.get_or_insert(e);
+                continue;
+            }
+        };
         let pid = tx.next_id(Kind::Process)?;
-        process::stamp_insert_fields(&mut map, pid, &fields);
+        map.insert("bk_process_id".into(), Value::from(pid));
         if let Some(key) = tx.process_key_conflict(&map, pid)? {
             repeated.get_or_insert(CcError::with(code::DUPLICATE_ITEM, key.dup_text()));
             continue;
@@ -116,7 +151,7 @@ pub(crate) fn create_in_tx(
             service_instance_id: si_id,
             process_template_id: 0,
             bk_host_id: si.bk_host_id,
-            bk_supplier_account: ctx.supplier.clone(),
+            bk_supplier_account: supplier.to_string(),
         };
         tx.put_process(pid, &map, &rel)?;
         created.push(pid);
@@ -128,7 +163,7 @@ pub(crate) fn create_in_tx(
     if let Some(e) = exception {
         return Err(process::proc_server_error(e));
     }
-    if created.len() != items.len() {
+    if created.len() != total {
         return Err(CcError::plain(code::PROC_CREATE_PROCESS));
     }
     Ok(created)
@@ -217,7 +252,8 @@ pub fn update(ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError> 
             ],
         ));
     }
-    let ids = store.write(|tx| {
+    let ctx = ctx.clone();
+    let ids = store.write(move |tx| {
         // proc_server prepares its audit record first: every item needs a numeric
         // `bk_process_id`, and the service instances of those in this business are loaded,
         // which fails when there is none.
@@ -233,7 +269,7 @@ pub fn update(ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError> 
         if !in_biz {
             return Err(CcError::with(code::PARAMS_NEED_SET, "service_instance_ids"));
         }
-        update_in_tx(tx, ctx, biz, &items)
+        update_in_tx(tx, &ctx, biz, &items)
     })?;
     Ok(Data::of(&ids))
 }
@@ -358,7 +394,7 @@ pub fn delete(_ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError>
             ],
         ));
     }
-    store.write(|tx| delete_in_tx(tx, biz, &ids))?;
+    store.write(move |tx| delete_in_tx(tx, biz, &ids))?;
     Ok(Data::null())
 }
 

@@ -13,7 +13,7 @@ use crate::error::{Arg, CcError, code};
 use crate::limits::{
     MAX_PROC_TEMPLATE_IDS_PER_LIST, MAX_PROC_TEMPLATES_PER_CREATE, MAX_PROC_TEMPLATES_PER_DELETE,
 };
-use crate::store::records::{Kind, ProcessTemplate};
+use crate::store::records::{Kind, Module, ProcessTemplate};
 use crate::store::{Store, WriteTx};
 use serde::Serialize;
 use serde_json::Value;
@@ -119,7 +119,8 @@ pub fn create(ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError> 
             ],
         ));
     }
-    let ids = store.write(|tx| {
+    let ctx = ctx.clone();
+    let ids = store.write(move |tx| {
         let mut ids = Vec::with_capacity(specs.len());
         for spec in specs {
             let mut prop = spec.ok_or_else(|| CcError::invalid("property"))?;
@@ -201,7 +202,7 @@ pub fn list(_ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError> {
     }
     let found = store.read(|tx| {
         let mut found = Vec::new();
-        tx.each_process_template(|_, pt| {
+        tx.scan::<ProcessTemplate>(|_, pt| {
             if pt.bk_biz_id == biz
                 && (st <= 0 || pt.service_template_id == st)
                 && (ids.is_empty() || ids.contains(&pt.id))
@@ -256,13 +257,15 @@ pub fn update(ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError> 
         return Err(CcError::plain(code::HTTP_INPUT_INVALID));
     }
     listable_business(biz)?;
-    let pt = store.write(|tx| {
+    let ctx = ctx.clone();
+    let raw = raw.clone();
+    let pt = store.write(move |tx| {
         let mut pt = tx
             .process_template(id)?
             .ok_or_else(|| CcError::plain(code::NOT_FOUND))?;
-        let input = ProcessProperty::decode(raw)?;
+        let input = ProcessProperty::decode(&raw)?;
         let mut prop = ProcessProperty::from_stored(&pt.property);
-        prop.update(&input, raw);
+        prop.update(&input, &raw);
         prop.validate().map_err(CcError::invalid)?;
         prop.lock_names();
         pt.modifier = ctx.user.clone();
@@ -299,13 +302,13 @@ pub fn delete(_ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError>
         ));
     }
     listable_business(biz)?;
-    store.write(|tx| {
+    store.write(move |tx| {
         for id in ids {
             let pt = tx
                 .process_template(id)?
                 .ok_or_else(|| CcError::plain(code::PROC_DELETE_TEMPLATE))?;
             let mut modules = Vec::new();
-            tx.each_module(|mid, m| {
+            tx.scan::<Module>(|mid, m| {
                 if m.service_template_id == pt.service_template_id {
                     modules.push(mid);
                 }

@@ -37,7 +37,7 @@ pub fn list(_ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError> {
     let biz = decode::int(obj, "bk_biz_id")?;
     let (found, supplier) = store.read(|tx| {
         let mut found: Vec<ServiceCategory> = Vec::new();
-        tx.each_service_category(|_, c| {
+        tx.scan::<ServiceCategory>(|_, c| {
             if c.bk_biz_id == biz || c.bk_biz_id == 0 {
                 found.push(c);
             }

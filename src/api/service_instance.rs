@@ -105,7 +105,8 @@ pub fn create(ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError> 
         ));
     }
     let now = clock::format_ms(ctx.now_ms);
-    let ids = store.write(|tx| {
+    let ctx = ctx.clone();
+    let ids = store.write(move |tx| {
         // proc_server: the module, its business, its kind, the instances' processes, the hosts.
         let module = tx
             .module(module_id)?
@@ -144,7 +145,7 @@ pub fn create(ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError> 
         // first failure in input order is answered here).
         let mut ids = Vec::with_capacity(instances.len());
         for inst in &instances {
-            ids.push(create_one(tx, ctx, &now, biz, module_id, st_id, inst)?);
+            ids.push(create_one(tx, &ctx, &now, biz, module_id, st_id, inst)?);
         }
         // proc_server: the processes given in the request.
         let mut template_items: Vec<Item> = Vec::new();
@@ -153,14 +154,14 @@ pub fn create(ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError> 
                 continue;
             }
             if st_id == 0 {
-                create_raw_processes(tx, ctx, &now, biz, si_id, inst)?;
+                create_raw_processes(tx, &ctx, &now, biz, si_id, inst)?;
             } else {
                 template_items.extend(template_overrides(tx, biz, si_id, inst)?);
             }
         }
         // bk-cmdb hands them all to `updateProcessInstances`: only unlocked fields change.
         if !template_items.is_empty() {
-            process_instance::update_in_tx(tx, ctx, biz, &template_items)?;
+            process_instance::update_in_tx(tx, &ctx, biz, &template_items)?;
         }
         Ok(ids)
     })?;
@@ -437,7 +438,7 @@ impl Filter {
                     }
                 }
             }
-            None => tx.each_service_instance(|_, si| {
+            None => tx.scan::<ServiceInstance>(|_, si| {
                 if self.keeps(&si) {
                     out.push(si);
                 }
@@ -665,7 +666,7 @@ pub fn delete(_ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError>
             ],
         ));
     }
-    store.write(|tx| {
+    store.write(move |tx| {
         let mut found = 0;
         for id in unique(&ids) {
             if tx
@@ -739,7 +740,7 @@ pub fn add_labels(_ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcEr
             ],
         ));
     }
-    store.write(|tx| {
+    store.write(move |tx| {
         if biz == 0 {
             return Err(CcError::invalid("bk_biz_id"));
         }
@@ -784,7 +785,7 @@ pub fn remove_labels(_ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, C
             ],
         ));
     }
-    store.write(|tx| {
+    store.write(move |tx| {
         for id in label_targets(tx, biz, &ids)? {
             let Some(mut si) = tx.service_instance(id)? else {
                 continue;

@@ -7,7 +7,7 @@ use crate::domain::decode;
 use crate::domain::page::{self, Page, SortValue};
 use crate::domain::service_template::{parse_int, valid_name};
 use crate::error::{CcError, code};
-use crate::store::records::{Kind, ServiceCategory, ServiceTemplate};
+use crate::store::records::{Kind, Module, ServiceCategory, ServiceInstance, ServiceTemplate};
 use crate::store::{Store, WriteTx};
 use regex::RegexBuilder;
 use serde::Serialize;
@@ -21,7 +21,7 @@ fn leaf_category(tx: &WriteTx, id: i64, field: &str) -> Result<ServiceCategory, 
         .service_category(id)?
         .ok_or_else(|| CcError::invalid(field))?;
     let mut leaf = true;
-    tx.each_service_category(|_, c| {
+    tx.scan::<ServiceCategory>(|_, c| {
         leaf = c.bk_parent_id != id;
         Ok(leaf)
     })?;
@@ -38,7 +38,8 @@ pub fn create(ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError> 
     let name = decode::string(obj, "name")?;
     let category = decode::int(obj, "service_category_id")?;
     let host_apply_enabled = decode::boolean(obj, "host_apply_enabled")?;
-    let st = store.write(|tx| {
+    let ctx = ctx.clone();
+    let st = store.write(move |tx| {
         let name = valid_name(&name).ok_or_else(|| CcError::invalid("name"))?;
         if biz == 0 || tx.business(biz)?.is_none() {
             return Err(CcError::invalid("bk_biz_id"));
@@ -80,7 +81,7 @@ pub fn update(_ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError>
     let id = decode::int(obj, "id")?;
     let name = decode::string(obj, "name")?;
     let category = decode::int(obj, "service_category_id")?;
-    let st = store.write(|tx| {
+    let st = store.write(move |tx| {
         let mut st = tx
             .service_template(id)?
             .ok_or_else(|| CcError::plain(code::NOT_FOUND))?;
@@ -95,7 +96,7 @@ pub fn update(_ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError>
             leaf_category(tx, category, "service_category_id")?;
         }
         let mut modules = Vec::new();
-        tx.each_module(|_, m| {
+        tx.scan::<Module>(|_, m| {
             if m.service_template_id == id {
                 modules.push(m);
             }
@@ -119,7 +120,7 @@ pub fn update(_ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError>
             if !modules.is_empty() {
                 let sets: BTreeSet<i64> = modules.iter().map(|m| m.bk_set_id).collect();
                 let mut clash = false;
-                tx.each_module(|_, m| {
+                tx.scan::<Module>(|_, m| {
                     clash = m.bk_biz_id == st.bk_biz_id
                         && m.bk_module_name == name
                         && sets.contains(&m.bk_set_id)
@@ -241,7 +242,7 @@ pub fn list(_ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError> {
         let mut categories = None;
         if category > 0 {
             let mut all = Vec::new();
-            tx.each_service_category(|_, c| {
+            tx.scan::<ServiceCategory>(|_, c| {
                 if c.bk_biz_id == biz || c.bk_biz_id == 0 {
                     all.push(c);
                 }
@@ -263,7 +264,7 @@ pub fn list(_ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError> {
             categories = Some(set);
         }
         let mut found = Vec::new();
-        tx.each_service_template(|_, st| {
+        tx.scan::<ServiceTemplate>(|_, st| {
             let keep = (biz == 0 || st.bk_biz_id == biz)
                 && categories
                     .as_ref()
@@ -295,18 +296,18 @@ pub fn delete(_ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError>
     let obj = decode::body_object(&input.body)?;
     decode::int(obj, "bk_biz_id")?;
     let id = decode::int(obj, "service_template_id")?;
-    store.write(|tx| {
+    store.write(move |tx| {
         let refused = || CcError::plain(code::PROC_DELETE_SERVICE_TEMPLATE);
         if tx.service_template(id)?.is_none() {
             return Err(refused());
         }
         let mut used = false;
-        tx.each_service_instance(|_, si| {
+        tx.scan::<ServiceInstance>(|_, si| {
             used = si.service_template_id == id;
             Ok(!used)
         })?;
         if !used {
-            tx.each_module(|_, m| {
+            tx.scan::<Module>(|_, m| {
                 used = m.service_template_id == id;
                 Ok(!used)
             })?;

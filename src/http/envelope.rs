@@ -16,13 +16,26 @@ fn quote(s: &str) -> String {
 
 /// The body of an answer. `data` is JSON text (`null` on failure).
 pub fn render(shape: Shape, ok: bool, code: i64, message: &str, data: &str, rid: &str) -> String {
+    render_with_permission(shape, ok, code, message, "null", data, rid)
+}
+
+/// [`render`] with a `permission` object (JSON text) instead of `null`.
+pub fn render_with_permission(
+    shape: Shape,
+    ok: bool,
+    code: i64,
+    message: &str,
+    permission: &str,
+    data: &str,
+    rid: &str,
+) -> String {
     let (code_key, msg_key) = match shape {
         Shape::Native => ("bk_error_code", "bk_error_msg"),
         Shape::Gateway | Shape::Esb => ("code", "message"),
     };
     let mut out = String::with_capacity(data.len() + message.len() + 96);
     out.push_str(&format!(
-        "{{\"result\":{ok},\"{code_key}\":{code},\"{msg_key}\":{},\"permission\":null,",
+        "{{\"result\":{ok},\"{code_key}\":{code},\"{msg_key}\":{},\"permission\":{permission},",
         quote(message)
     ));
     if shape == Shape::Esb {
@@ -45,7 +58,7 @@ pub fn render_event_success(data: &str) -> String {
 /// Escapes what bk-cmdb's JSON encoder (json-iterator with `EscapeHTML`) escapes and serde_json
 /// does not: `<`, `>`, `&`, U+2028 and U+2029. They can only occur inside JSON strings, so the
 /// whole text can be rewritten.
-fn go_escape(json: String) -> String {
+pub(super) fn go_escape(json: String) -> String {
     if !json.contains(['<', '>', '&', '\u{2028}', '\u{2029}']) {
         return json;
     }

@@ -1,5 +1,6 @@
 //! Who is asking, from the headers (spec 1.2, product.md section 3): user, supplier account,
-//! language and request id, with bk-cmdb's precedence and legacy header names.
+//! language and request id, with bk-cmdb's precedence and legacy header names. A user named by
+//! an `X-Bkapi-JWT` is believed only once its signature is verified (`auth.rs`).
 
 use crate::error::Lang;
 use serde_json::Value;
@@ -81,44 +82,6 @@ pub fn body_user(body: &Value) -> Option<String> {
         .map(str::to_string)
 }
 
-/// `user.username` from the claims of an `X-Bkapi-JWT` (signature not verified: cmdb-lite runs
-/// without the gateway's key, as bk-cmdb does with jwt disabled).
-pub fn jwt_user(h: &Headers) -> Option<String> {
-    let token = h.first(&["X-Bkapi-JWT"])?;
-    let payload = token.split('.').nth(1)?;
-    let bytes = base64url(payload)?;
-    let v: Value = serde_json::from_slice(&bytes).ok()?;
-    v.get("user")?
-        .get("username")?
-        .as_str()
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-}
-
-fn base64url(s: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for c in s.bytes() {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'-' | b'+' => 62,
-            b'_' | b'/' => 63,
-            b'=' => break,
-            _ => return None,
-        } as u32;
-        acc = (acc << 6) | v;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    Some(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,16 +93,6 @@ mod tests {
         assert_eq!(a.len(), 26);
         assert!(a.starts_with("cc0000"));
         assert_ne!(a, request_id(&h));
-    }
-
-    #[test]
-    fn jwt_claims() {
-        // {"user":{"username":"alice"}}
-        let h = Headers(vec![(
-            "x-bkapi-jwt".into(),
-            "e30.eyJ1c2VyIjp7InVzZXJuYW1lIjoiYWxpY2UifX0.sig".into(),
-        )]);
-        assert_eq!(jwt_user(&h).as_deref(), Some("alice"));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! identity from headers, body limits and deadlines, and the family's envelope around every
 //! answer. Only this module names tiny_http.
 
+pub mod auth;
 pub mod envelope;
 pub mod identity;
 pub mod pool;
@@ -34,6 +35,8 @@ pub struct Config {
     pub body_timeout: Duration,
     /// How long a `resource_watch` waits for an event (`limits::WATCH_TIMEOUT_SECS`).
     pub watch_timeout: Duration,
+    /// `--auth` and `--jwt-public-key` (see `auth.rs`); the default checks nothing.
+    pub gate: auth::Gate,
 }
 
 /// A running server.
@@ -54,6 +57,7 @@ struct Shared {
     permits: Permits,
     body_timeout: Duration,
     watch_timeout: Duration,
+    gate: auth::Gate,
 }
 
 impl Server {
@@ -79,6 +83,7 @@ impl Server {
             permits: Permits::new(config.threads),
             body_timeout: config.body_timeout,
             watch_timeout: config.watch_timeout,
+            gate: config.gate.clone(),
         };
         let from = Arc::clone(&http);
         let receivers = Receivers::start(
@@ -153,10 +158,12 @@ fn inherit_timeouts(listener: &std::net::TcpListener, timeout: Duration) -> std:
     result
 }
 
-/// One answer: status and body.
+/// One answer: status, body, and its headers: `None` for the usual (`Content-Type:
+/// application/json` and `X-Request-Id`), or exactly these (the refusals of `auth.rs`).
 struct Reply {
     status: u16,
     body: String,
+    headers: Option<Vec<(&'static str, String)>>,
 }
 
 fn shape_for(family: Family, headers: &Headers) -> Shape {
@@ -172,6 +179,7 @@ fn error_reply(status: u16, shape: Shape, e: &CcError, lang: Lang, rid: &str) ->
     Reply {
         status,
         body: envelope::render(shape, false, e.code, &e.render(lang), "null", rid),
+        headers: None,
     }
 }
 
@@ -195,10 +203,13 @@ fn serve(shared: &Shared, mut req: tiny_http::Request) {
     let deadline = started + shared.body_timeout;
     let reply = handle(shared, lang, &headers, &rid, &mut req, deadline);
     let mut resp = tiny_http::Response::from_string(reply.body).with_status_code(reply.status);
-    for (k, v) in [
-        ("Content-Type", "application/json"),
-        ("X-Request-Id", rid.as_str()),
-    ] {
+    let headers = reply.headers.unwrap_or_else(|| {
+        vec![
+            ("Content-Type", "application/json".to_string()),
+            ("X-Request-Id", rid.clone()),
+        ]
+    });
+    for (k, v) in &headers {
         if let Ok(h) = tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()) {
             resp.add_header(h);
         }
@@ -259,14 +270,18 @@ fn handle(
         }
     };
 
-    // Native routes need both identity headers, checked before the body is parsed (HTTP 500).
+    // Native routes: the JWT and the app (`auth.rs`), then both identity headers, checked
+    // before the body is parsed (HTTP 500).
     let native_identity = if family == Family::Native {
+        let jwt_user = match auth::native(&shared.gate, headers) {
+            Ok(user) => user,
+            Err(reply) => return reply,
+        };
         let Some(supplier) = headers.first(identity::SUPPLIER) else {
             let e = CcError::with(code::NOT_AUTH_ITEM, "owner_id");
             return error_reply(500, Shape::Native, &e, lang, rid);
         };
-        let Some(user) =
-            identity::jwt_user(headers).or_else(|| headers.first(identity::USER).map(String::from))
+        let Some(user) = jwt_user.or_else(|| headers.first(identity::USER).map(String::from))
         else {
             let e = CcError::with(code::NOT_AUTH_ITEM, "user");
             return error_reply(500, Shape::Native, &e, lang, rid);
@@ -284,10 +299,19 @@ fn handle(
     let (user, supplier) = match native_identity {
         Some(pair) => pair,
         None => {
+            // The ESB's or the gateway's checks (`auth.rs`); a user they vouch for wins.
+            let vouched = match family {
+                Family::Esb => auth::esb(&shared.gate, headers, body.as_ref().ok(), query),
+                _ => auth::gateway(&shared.gate, headers),
+            };
+            let vouched = match vouched {
+                Ok(user) => user,
+                Err(reply) => return reply,
+            };
             let from_body = body.as_ref().ok().and_then(identity::body_user);
-            let user = identity::gateway_user(headers)
+            let user = vouched
+                .or_else(|| identity::gateway_user(headers))
                 .or(from_body)
-                .or_else(|| identity::jwt_user(headers))
                 .or_else(|| headers.first(identity::USER).map(String::from))
                 .unwrap_or_else(|| "admin".to_string());
             let supplier = headers.first(identity::SUPPLIER).unwrap_or("0").to_string();
@@ -302,6 +326,18 @@ fn handle(
         now_ms: crate::clock::now_ms(),
     };
     let watch = route.op == api::Op::ResourceWatch;
+    if let Ok(body) = &body {
+        let asker = auth::Asker {
+            family,
+            shape,
+            user: &ctx.user,
+            lang,
+            rid,
+        };
+        if let Err(reply) = auth::permit(&shared.gate, &shared.store, route.op, body, &asker) {
+            return reply;
+        }
+    }
     let result = body.and_then(|body| {
         let input = Input { body, path_id };
         if watch {
@@ -331,10 +367,12 @@ fn handle(
         Ok(data) if watch && shape == Shape::Native => Reply {
             status: 200,
             body: envelope::render_event_success(&data.0),
+            headers: None,
         },
         Ok(data) => Reply {
             status: 200,
             body: envelope::render(shape, true, 0, "success", &data.0, rid),
+            headers: None,
         },
         Err(e) => error_reply(200, shape, &e, lang, rid),
     }

@@ -18,11 +18,14 @@
 //! durable.
 
 use super::codec::SCHEMA_VERSION;
+use super::records::Module;
 use super::tables::*;
-use super::{ReadTx, Undo, WriteTx, read_err, write_err};
+use super::undo::Undo;
+use super::{ReadTx, WriteTx, read_err, write_err};
 use crate::domain::watch::{EventType, Stamp, oid};
 use crate::error::{CcError, code};
 use crate::limits::{EVENT_WINDOW_SECS, MAX_EVENTS_PER_RESOURCE};
+use redb::TableError;
 use redb::{ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::Serialize;
 use serde_json::Value;
@@ -126,26 +129,27 @@ fn now_sec() -> u32 {
         .map_or(0, |d| d.as_secs().min(u64::from(u32::MAX)) as u32)
 }
 
-/// The JSON of a record as an event's detail: its serialised fields with sorted keys, `drop`
-/// left out, and `_id` (the record's oid) unless it is a delete, as bk-cmdb's change stream
-/// delivers documents and its delete archive strips `_id`.
-pub fn detail_of(
-    cursor_type: u8,
-    t: EventType,
-    id: i64,
-    record: &impl Serialize,
-    drop: &[&str],
-) -> String {
-    let mut v = serde_json::to_value(record).unwrap_or(Value::Null);
-    if let Value::Object(m) = &mut v {
-        for k in drop {
-            m.remove(*k);
-        }
-        if t != EventType::Delete {
-            m.insert("_id".into(), Value::String(oid(cursor_type, id)));
-        }
+/// An event's detail: the record's document (`Record::event_detail`, keys sorted) with `_id`
+/// (the record's oid) unless it is a delete, as bk-cmdb's change stream delivers documents and
+/// its delete archive strips `_id`.
+fn detail_text(cursor_type: u8, t: EventType, id: i64, mut v: Value) -> String {
+    if let Value::Object(m) = &mut v
+        && t != EventType::Delete
+    {
+        m.insert("_id".into(), Value::String(oid(cursor_type, id)));
     }
     serde_json::to_string(&v).unwrap_or_else(|_| "null".into())
+}
+
+/// A host's membership of a module as a host_relation event's detail (bk-cmdb's
+/// `cc_ModuleHostConfig` document).
+#[derive(Serialize)]
+struct HostRelation<'a> {
+    bk_biz_id: i64,
+    bk_host_id: i64,
+    bk_module_id: i64,
+    bk_set_id: i64,
+    bk_supplier_account: &'a str,
 }
 
 /// What a write transaction knows about the log.
@@ -171,13 +175,14 @@ impl TxLog {
 }
 
 impl WriteTx {
-    /// Appends an event for record `id` of resource `cursor_type` (a no-op in a seed or import).
-    pub(crate) fn emit(
+    /// Appends an event for record `id` of resource `cursor_type` with the record's document
+    /// `detail` (a no-op in a seed or import).
+    pub(super) fn emit(
         &mut self,
         cursor_type: u8,
         t: EventType,
         id: i64,
-        detail: &str,
+        detail: Value,
     ) -> Result<(), CcError> {
         if !self.events.enabled {
             return Ok(());
@@ -186,9 +191,10 @@ impl WriteTx {
             return Ok(());
         };
         let key = self.next_stamp()?;
+        let detail = detail_text(cursor_type, t, id, detail);
         {
-            let mut tbl = self.txn.open_table(def).map_err(write_err)?;
-            tbl.insert(key, encode(t, id, detail).as_slice())
+            let mut tbl = self.txn().open_table(def).map_err(write_err)?;
+            tbl.insert(key, encode(t, id, &detail).as_slice())
                 .map_err(write_err)?;
         }
         self.log(|| Undo::Event(def, key));
@@ -204,7 +210,7 @@ impl WriteTx {
             None => {
                 let mut l = 0;
                 for (_, def) in LOGS {
-                    let tbl = self.txn.open_table(*def).map_err(write_err)?;
+                    let tbl = self.txn().open_table(*def).map_err(write_err)?;
                     if let Some((k, _)) = tbl.last().map_err(write_err)? {
                         l = l.max(k.value());
                     }
@@ -215,6 +221,53 @@ impl WriteTx {
         let next = (last + 1).max(u64::from(now_sec()) << 32);
         self.events.last = Some(next);
         Ok(next)
+    }
+
+    /// The host_relation events of a module write: a delete for each host that left it, a
+    /// create for each that joined.
+    pub(super) fn emit_host_relations(
+        &mut self,
+        old: Option<&Module>,
+        new: &Module,
+    ) -> Result<(), CcError> {
+        if !self.events.enabled {
+            return Ok(());
+        }
+        let before: &[i64] = old.map_or(&[], |o| &o.hosts);
+        let left: Vec<i64> = before
+            .iter()
+            .filter(|h| !new.hosts.contains(h))
+            .copied()
+            .collect();
+        let joined: Vec<i64> = new
+            .hosts
+            .iter()
+            .filter(|h| !before.contains(h))
+            .copied()
+            .collect();
+        if left.is_empty() && joined.is_empty() {
+            return Ok(());
+        }
+        let supplier = self.setting("supplier_account")?.unwrap_or_default();
+        let changes = [
+            (EventType::Delete, old.unwrap_or(new), left),
+            (EventType::Create, new, joined),
+        ];
+        for (t, module, hosts) in changes {
+            for host in hosts {
+                let rel = HostRelation {
+                    bk_biz_id: module.bk_biz_id,
+                    bk_host_id: host,
+                    bk_module_id: module.bk_module_id,
+                    bk_set_id: module.bk_set_id,
+                    bk_supplier_account: &supplier,
+                };
+                let id = (module.bk_module_id << 32) | (host & 0xffff_ffff);
+                let detail = serde_json::to_value(&rel).unwrap_or(Value::Null);
+                self.emit(HOST_RELATION, t, id, detail)?;
+            }
+        }
+        Ok(())
     }
 
     /// Retention, on the writer's transaction after a batch's requests (nothing to take back):
@@ -231,7 +284,7 @@ impl WriteTx {
             if mask & bit(*t) == 0 {
                 continue;
             }
-            let mut tbl = self.txn.open_table(*def).map_err(write_err)?;
+            let mut tbl = self.txn().open_table(*def).map_err(write_err)?;
             let mut len = tbl.len().map_err(write_err)?;
             while len > 1 {
                 let old = match tbl.first().map_err(write_err)? {
@@ -255,13 +308,19 @@ pub fn window_start(now_sec: i64) -> u64 {
 }
 
 impl ReadTx {
+    /// A resource's log; `None` if cmdb-lite keeps none for it, or if the store has not
+    /// written one yet (a file laid out before the change log: the first write creates it).
     fn log_table(
         &self,
         cursor_type: u8,
     ) -> Result<Option<redb::ReadOnlyTable<u64, &'static [u8]>>, CcError> {
-        match table(cursor_type) {
-            Some(def) => Ok(Some(self.txn.open_table(def).map_err(read_err)?)),
-            None => Ok(None),
+        let Some(def) = table(cursor_type) else {
+            return Ok(None);
+        };
+        match self.txn.open_table(def) {
+            Ok(t) => Ok(Some(t)),
+            Err(TableError::TableDoesNotExist(_)) => Ok(None),
+            Err(e) => Err(read_err(e)),
         }
     }
 
@@ -546,7 +605,7 @@ mod tests {
                     for i in 0..40i64 {
                         let id = t * 1000 + i;
                         let fail = i % 2 == 1;
-                        let r = store.write(|tx| {
+                        let r = store.write(move |tx| {
                             tx.put_host(&host(id, "10.0.0.1"))?;
                             if fail {
                                 return Err(CcError::plain(code::NOT_FOUND));
@@ -581,7 +640,9 @@ mod tests {
     fn trimming_keeps_the_newest_and_the_last() {
         let store = Store::memory().unwrap();
         for i in 0..6 {
-            store.write(|tx| tx.put_host(&host(i, "10.0.0.1"))).unwrap();
+            store
+                .write(move |tx| tx.put_host(&host(i, "10.0.0.1")))
+                .unwrap();
         }
         let ids = |store: &Store| -> Vec<i64> { all(store, HOST).iter().map(|e| e.id).collect() };
         store.write_alone(|tx| tx.trim_to(bit(HOST), 0, 4)).unwrap();

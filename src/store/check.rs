@@ -4,19 +4,17 @@
 //! point at each other; every record must decode and sit under its own id; every sequence must
 //! be at least the largest id it issued. Each problem is one line naming the record.
 
-use super::codec::{self, CodecError};
 use super::records::*;
 use super::tables::*;
-use super::{ProcKey, ReadTx, Store};
+use super::{ProcKey, ReadTx, Record, Store};
 use crate::error::CcError;
-use redb::{ReadableTable, TableDefinition};
-use serde::de::DeserializeOwned;
+use redb::ReadableTable;
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Every entry of every index, read in one snapshot.
 #[derive(Default)]
-pub(crate) struct IndexSnapshot {
+struct IndexSnapshot {
     pub proc_by_si: Vec<(i64, i64)>,
     pub si_by_module: Vec<(i64, i64)>,
     pub si_by_host: Vec<(i64, i64)>,
@@ -73,50 +71,84 @@ fn storage(e: impl Into<redb::Error>) -> CcError {
     super::read_err(e)
 }
 
-/// Every record of a table, in id order. A value that does not decode is reported with its id
-/// and left out, so the other checks still run.
-fn records<T>(
-    tx: &ReadTx,
-    def: TableDefinition<i64, &[u8]>,
-    what: &str,
-    decode: impl Fn(&[u8]) -> Result<T, CodecError>,
-    p: &mut Vec<String>,
-) -> Result<BTreeMap<i64, T>, CcError> {
-    let t = tx.txn.open_table(def).map_err(storage)?;
+/// Every record of kind `R`, in id order. A value that does not decode is reported with its
+/// id and left out, so the other checks still run.
+fn records<R: Record>(tx: &ReadTx, p: &mut Vec<String>) -> Result<BTreeMap<i64, R>, CcError> {
     let mut out = BTreeMap::new();
-    for item in t.iter().map_err(storage)? {
-        let (k, v) = item.map_err(storage)?;
-        match decode(v.value()) {
+    tx.scan_bytes(R::TABLE, |id, bytes| {
+        match R::decode(bytes) {
             Ok(rec) => {
-                out.insert(k.value(), rec);
+                out.insert(id, rec);
             }
-            Err(e) => p.push(format!("{what} {}: {e}", k.value())),
+            Err(e) => p.push(format!("{} {id}: {e}", R::WHAT)),
         }
-    }
+        Ok(true)
+    })?;
     Ok(out)
 }
 
-fn typed<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
-    codec::decode(bytes)
+/// Visits every entry of every index, for `check`.
+fn index_entries(tx: &ReadTx) -> Result<IndexSnapshot, CcError> {
+    let mut snap = IndexSnapshot::default();
+    let pairs = |def: redb::TableDefinition<(i64, i64), ()>| -> Result<Vec<(i64, i64)>, CcError> {
+        let t = tx.txn.open_table(def).map_err(storage)?;
+        let mut out = Vec::new();
+        for item in t.iter().map_err(storage)? {
+            out.push(item.map_err(storage)?.0.value());
+        }
+        Ok(out)
+    };
+    snap.proc_by_si = pairs(PROC_BY_SI)?;
+    snap.si_by_module = pairs(SI_BY_MODULE)?;
+    snap.si_by_host = pairs(SI_BY_HOST)?;
+    snap.st_by_biz = pairs(ST_BY_BIZ)?;
+    snap.pt_by_st = pairs(PT_BY_ST)?;
+    {
+        let t = tx.txn.open_table(UNIQ_PROC_NAME).map_err(storage)?;
+        for item in t.iter().map_err(storage)? {
+            let (k, v) = item.map_err(storage)?;
+            let (si, name) = k.value();
+            snap.uniq_proc_name.push((si, name.to_string(), v.value()));
+        }
+    }
+    {
+        let t = tx.txn.open_table(UNIQ_PROC_FUNC).map_err(storage)?;
+        for item in t.iter().map_err(storage)? {
+            let (k, v) = item.map_err(storage)?;
+            let (si, func, regex) = k.value();
+            snap.uniq_proc_func
+                .push((si, func.to_string(), regex.to_string(), v.value()));
+        }
+    }
+    {
+        let t = tx.txn.open_table(UNIQ_SI_TEMPLATE).map_err(storage)?;
+        for item in t.iter().map_err(storage)? {
+            let (k, v) = item.map_err(storage)?;
+            snap.uniq_si_template.push((k.value(), v.value()));
+        }
+    }
+    {
+        let t = tx.txn.open_table(UNIQ_ST_NAME).map_err(storage)?;
+        for item in t.iter().map_err(storage)? {
+            let (k, v) = item.map_err(storage)?;
+            let (biz, name) = k.value();
+            snap.uniq_st_name.push((biz, name.to_string(), v.value()));
+        }
+    }
+    Ok(snap)
 }
 
 fn check_tx(tx: &ReadTx) -> Result<Vec<String>, CcError> {
     let mut p = Vec::new();
-    let bizs: BTreeMap<i64, Business> = records(tx, BUSINESSES, "business", typed, &mut p)?;
-    let hosts: BTreeMap<i64, Host> = records(tx, HOSTS, "host", typed, &mut p)?;
-    let modules: BTreeMap<i64, Module> = records(tx, MODULES, "module", typed, &mut p)?;
-    let cats: BTreeMap<i64, ServiceCategory> =
-        records(tx, SERVICE_CATEGORIES, "service category", typed, &mut p)?;
-    let sts: BTreeMap<i64, ServiceTemplate> =
-        records(tx, SERVICE_TEMPLATES, "service template", typed, &mut p)?;
-    let pts: BTreeMap<i64, ProcessTemplate> =
-        records(tx, PROCESS_TEMPLATES, "process template", typed, &mut p)?;
-    let sis: BTreeMap<i64, ServiceInstance> =
-        records(tx, SERVICE_INSTANCES, "service instance", typed, &mut p)?;
-    let rels: BTreeMap<i64, Relation> =
-        records(tx, RELATIONS, "relation of process", typed, &mut p)?;
-    let procs: BTreeMap<i64, Map<String, Value>> =
-        records(tx, PROCESSES, "process", codec::decode_map, &mut p)?;
+    let bizs: BTreeMap<i64, Business> = records(tx, &mut p)?;
+    let hosts: BTreeMap<i64, Host> = records(tx, &mut p)?;
+    let modules: BTreeMap<i64, Module> = records(tx, &mut p)?;
+    let cats: BTreeMap<i64, ServiceCategory> = records(tx, &mut p)?;
+    let sts: BTreeMap<i64, ServiceTemplate> = records(tx, &mut p)?;
+    let pts: BTreeMap<i64, ProcessTemplate> = records(tx, &mut p)?;
+    let sis: BTreeMap<i64, ServiceInstance> = records(tx, &mut p)?;
+    let rels: BTreeMap<i64, Relation> = records(tx, &mut p)?;
+    let procs: BTreeMap<i64, Map<String, Value>> = records(tx, &mut p)?;
     // Every event of the change log decodes, its detail JSON.
     tx.each_event(|ct, key, e| match e {
         Ok(e) if serde_json::from_str::<Value>(&e.detail).is_ok() => {}
@@ -345,7 +377,7 @@ fn check_tx(tx: &ReadTx) -> Result<Vec<String>, CcError> {
         )
     });
 
-    let idx = tx.index_entries()?;
+    let idx = index_entries(tx)?;
     compare(&mut p, "idx_proc_by_si", idx.proc_by_si, proc_by_si);
     compare(&mut p, "idx_si_by_module", idx.si_by_module, si_by_module);
     compare(&mut p, "idx_si_by_host", idx.si_by_host, si_by_host);
@@ -435,22 +467,22 @@ mod tests {
 
     fn process_41(tx: &redb::WriteTransaction) -> Map<String, Value> {
         let t = tx.open_table(PROCESSES).unwrap();
-        codec::decode_map(t.get(41).unwrap().unwrap().value()).unwrap()
+        Record::decode(t.get(41).unwrap().unwrap().value()).unwrap()
     }
 
     fn put_process(tx: &redb::WriteTransaction, pid: i64, map: &Map<String, Value>) {
         let mut t = tx.open_table(PROCESSES).unwrap();
-        t.insert(pid, codec::encode_map(map).as_slice()).unwrap();
+        t.insert(pid, map.encode().as_slice()).unwrap();
     }
 
     fn relation_41(tx: &redb::WriteTransaction) -> Relation {
         let t = tx.open_table(RELATIONS).unwrap();
-        codec::decode(t.get(41).unwrap().unwrap().value()).unwrap()
+        Record::decode(t.get(41).unwrap().unwrap().value()).unwrap()
     }
 
     fn put_relation(tx: &redb::WriteTransaction, pid: i64, r: &Relation) {
         let mut t = tx.open_table(RELATIONS).unwrap();
-        t.insert(pid, codec::encode(r).as_slice()).unwrap();
+        t.insert(pid, r.encode().as_slice()).unwrap();
     }
 
     #[test]
@@ -547,11 +579,11 @@ mod tests {
         let p = corrupt(|tx| {
             let mut si: ServiceInstance = {
                 let t = tx.open_table(SERVICE_INSTANCES).unwrap();
-                codec::decode(t.get(31).unwrap().unwrap().value()).unwrap()
+                Record::decode(t.get(31).unwrap().unwrap().value()).unwrap()
             };
             si.id = 32;
             let mut t = tx.open_table(SERVICE_INSTANCES).unwrap();
-            t.insert(32, codec::encode(&si).as_slice()).unwrap();
+            t.insert(32, si.encode().as_slice()).unwrap();
             tx.open_table(SI_BY_MODULE)
                 .unwrap()
                 .insert((21, 32), ())
@@ -577,11 +609,11 @@ mod tests {
         let p = corrupt(|tx| {
             let mut st: ServiceTemplate = {
                 let t = tx.open_table(SERVICE_TEMPLATES).unwrap();
-                codec::decode(t.get(5).unwrap().unwrap().value()).unwrap()
+                Record::decode(t.get(5).unwrap().unwrap().value()).unwrap()
             };
             st.id = 9;
             let mut t = tx.open_table(SERVICE_TEMPLATES).unwrap();
-            t.insert(9, codec::encode(&st).as_slice()).unwrap();
+            t.insert(9, st.encode().as_slice()).unwrap();
             tx.open_table(ST_BY_BIZ)
                 .unwrap()
                 .insert((7, 9), ())
@@ -718,8 +750,11 @@ mod tests {
         reported(&p, &["process 41", "schema version 9"]);
         let p = corrupt(|tx| {
             let mut t = tx.open_table(SERVICE_INSTANCES).unwrap();
-            t.insert(30, [codec::SCHEMA_VERSION, 0xff, 0xff].as_slice())
-                .unwrap();
+            t.insert(
+                30,
+                [crate::store::codec::SCHEMA_VERSION, 0xff, 0xff].as_slice(),
+            )
+            .unwrap();
         });
         reported(&p, &["service instance 30", "does not decode"]);
         let p = corrupt(|tx| {

@@ -1,19 +1,23 @@
 //! Group commit: the write requests that arrive together share one transaction and one sync.
 //!
-//! One writer thread owns the write transactions. A write request queues its closure as a
-//! [`Job`] and waits. The writer takes every queued job (at most [`MAX_REQUESTS_PER_COMMIT`]),
-//! runs them one after the other on one redb write transaction, rolls back from its undo log
-//! each one that fails (`WriteTx::roll_back`) so the others' writes stay as they were, commits
-//! once with `Durability::Immediate` (one `fdatasync`), and only then marks the jobs done; each
-//! request answers when its job is done. While a batch syncs, the requests that arrive queue for
-//! the next one, so the busier the server, the larger the batches. Requests stay serial (one
-//! job at a time, in queue order), and reads see only committed batches, which are on disk. A
-//! batch that fails to commit fails every request in it.
+//! One writer thread owns the write transactions. A write request queues its job (a closure
+//! that owns everything it uses) with the database and a result slot, and waits on that slot.
+//! The writer takes every queued job (at most [`MAX_REQUESTS_PER_COMMIT`]), runs them one after
+//! the other on one redb write transaction, rolls back from its undo log each one that fails
+//! (`WriteTx::roll_back`) so the others' writes stay as they were, commits once with
+//! `Durability::Immediate` (one `fdatasync`), and only then fills each request's slot; each
+//! request answers when its slot is filled. While a batch syncs, the requests that arrive queue
+//! for the next one, so the busier the server, the larger the batches. Requests stay serial
+//! (one job at a time, in queue order), and reads see only committed batches, which are on
+//! disk. A batch that fails to commit fails every request in it.
 //!
-//! A job runs on the writer thread while its request's thread waits for it: the closure may
-//! borrow from that request's stack, which outlives the job (see [`Entry`]).
+//! No raw pointers and no lifetimes erased: a job is `'static` and `Send`, the database travels as an `Arc`,
+//! and the result comes back over a channel of its own.
 
+use super::WriteTx;
 use crate::limits::{BATCH_LINGER_MICROS, MAX_REQUESTS_PER_COMMIT};
+use redb::Database;
+use std::sync::mpsc::{SyncSender, sync_channel};
 use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -34,30 +38,20 @@ pub struct Done {
     pub io_failed: bool,
 }
 
-/// A request's closure, run by the writer on the batch's transaction.
-pub trait Job: Send {
-    /// Runs the closure; true if its writes are to be kept (it succeeded).
-    fn run(&mut self, tx: &mut super::WriteTx) -> bool;
-}
+/// A request's job, run by the writer on the batch's transaction: true if its writes are to
+/// be kept (it succeeded), false to have them rolled back.
+pub type Work = Box<dyn FnOnce(&mut WriteTx) -> bool + Send>;
 
-/// Runs one batch on `db`: every job in order on one transaction, then the commit. Returns
-/// whether the commit reached the disk and whether the file itself failed.
-pub type RunBatch = fn(&redb::Database, &mut [&mut dyn Job]) -> (bool, bool);
+/// Runs one batch on a database: every job in order on one transaction, then the commit.
+/// Returns whether the commit reached the disk and whether the file itself failed.
+pub type RunBatch = fn(&Database, Vec<Work>) -> (bool, bool);
 
-/// A queued job, pointing into its request's stack frame, which stays alive (waiting) until
-/// `done` is set; the writer uses the pointers only before that point.
+/// A queued job: the database its request holds the store's slot for, and its result slot.
 struct Entry {
-    job: *mut dyn Job,
-    db: *const redb::Database,
-    done: *mut Option<Done>,
+    db: Arc<Database>,
+    work: Work,
+    done: SyncSender<Done>,
 }
-
-// SAFETY: an entry points into a request's stack frame. That frame waits, without touching the
-// job or the database, until the writer has set `done` under the queue lock; only then does it
-// read its job's result and return. The database is the one the request holds the store's slot
-// for (shared), so it stays open meanwhile. `Job: Send`, so running it on the writer's thread
-// is allowed.
-unsafe impl Send for Entry {}
 
 struct Queue {
     entries: Vec<Entry>,
@@ -69,8 +63,6 @@ struct Shared {
     queue: Mutex<Queue>,
     /// The writer waits on it for work.
     work: Condvar,
-    /// Requests wait on it for their job to be done.
-    done: Condvar,
 }
 
 pub struct Batches {
@@ -88,15 +80,14 @@ impl Batches {
                     stop: false,
                 }),
                 work: Condvar::new(),
-                done: Condvar::new(),
             }),
             writer: OnceLock::new(),
             run,
         }
     }
 
-    /// Queues `job` for a batch on `db` and returns once its batch has ended.
-    pub fn run(&self, db: &redb::Database, job: &mut dyn Job) -> Done {
+    /// Queues `work` for a batch on `db` and returns once its batch has ended.
+    pub fn run(&self, db: Arc<Database>, work: Work) -> Done {
         self.writer.get_or_init(|| {
             let shared = Arc::clone(&self.shared);
             let run = self.run;
@@ -105,34 +96,22 @@ impl Batches {
                 .spawn(move || writer(&shared, run))
                 .expect("starting the writer thread");
         });
-        let mut done: Option<Done> = None;
-        let done_ptr: *mut Option<Done> = &mut done;
-        let job_ptr: *mut (dyn Job + '_) = job;
-        // SAFETY: (lifetime) the job is borrowed for this call only, and this function returns
-        // only once the writer is finished with the entry (see `Entry`).
-        let job_ptr: *mut dyn Job = unsafe { std::mem::transmute(job_ptr) };
-        let mut q = self
-            .shared
-            .queue
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        q.entries.push(Entry {
-            job: job_ptr,
-            db,
-            done: done_ptr,
-        });
-        self.shared.work.notify_one();
-        loop {
-            // SAFETY: `done` is written by the writer under the queue lock, held here.
-            if let Some(d) = unsafe { *done_ptr } {
-                return d;
-            }
-            q = self
+        let (done, slot) = sync_channel(1);
+        {
+            let mut q = self
                 .shared
-                .done
-                .wait(q)
+                .queue
+                .lock()
                 .unwrap_or_else(PoisonError::into_inner);
+            q.entries.push(Entry { db, work, done });
         }
+        self.shared.work.notify_one();
+        // The writer drops the sender without sending only if it is gone (it never exits while
+        // the store lives): the request then fails.
+        slot.recv().unwrap_or(Done {
+            stage: Stage::Failed,
+            io_failed: false,
+        })
     }
 }
 
@@ -175,38 +154,39 @@ fn writer(shared: &Shared, run: RunBatch) {
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
         }
-        last = q.entries.len().min(MAX_REQUESTS_PER_COMMIT);
         let take = q.entries.len().min(MAX_REQUESTS_PER_COMMIT);
+        last = take;
         let taken: Vec<Entry> = q.entries.drain(..take).collect();
         drop(q);
         // Every queued request holds the store's slot shared, so all of them name the same
         // open database (a reopen waits for them); one batch may take them all.
-        // SAFETY: see `Entry`.
-        let db = unsafe { &*taken[0].db };
-        let mut jobs: Vec<&mut dyn Job> = taken
-            .iter()
-            // SAFETY: see `Entry`; each job's request is waiting.
-            .map(|e| unsafe { &mut *e.job })
-            .collect();
+        let db = Arc::clone(&taken[0].db);
+        let mut jobs = Vec::with_capacity(taken.len());
+        let mut slots = Vec::with_capacity(taken.len());
+        for e in taken {
+            debug_assert!(Arc::ptr_eq(&e.db, &db), "one batch, one database");
+            jobs.push(e.work);
+            slots.push(e.done);
+        }
         // A job's own panic is caught inside it; anything else that panics fails the batch
         // rather than the writer, which every waiting request depends on.
         let (committed, io_failed) =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(db, &mut jobs)))
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&db, jobs)))
                 .unwrap_or_else(|_| {
                     crate::log!("cmdb-lite: a group commit panicked; its requests fail");
                     (false, false)
                 });
-        drop(jobs);
+        // The writer lets go of the database before any request returns (and releases the
+        // store's slot), so a reopen finds the database held by the slot alone.
+        drop(db);
         let stage = if committed {
             Stage::Committed
         } else {
             Stage::Failed
         };
-        let _q = shared.queue.lock().unwrap_or_else(PoisonError::into_inner);
-        for e in &taken {
-            // SAFETY: see `Entry`; written under the queue lock.
-            unsafe { *e.done = Some(Done { stage, io_failed }) };
+        for slot in slots {
+            // A request that is gone (it cannot be: it waits) just misses its answer.
+            let _ = slot.send(Done { stage, io_failed });
         }
-        shared.done.notify_all();
     }
 }

@@ -2,79 +2,55 @@
 //! secondary indexes, and read and write transactions.
 //!
 //! Callers work through [`Store::read`] and [`Store::write`] with closures over [`ReadTx`] and
-//! [`WriteTx`]. A write closure that returns `Err` aborts its transaction: nothing it wrote
-//! persists. A write closure that returns `Ok` is committed with `Durability::Immediate` before
-//! `write` returns, so an answer built from its result describes data that is on disk.
-//! Every `put_*`/`delete_*` keeps the secondary indexes in the same transaction.
+//! [`WriteTx`]. A write closure that returns `Err` takes back everything it wrote. A write
+//! closure that returns `Ok` is on disk (`Durability::Immediate`) before `write` returns, so an
+//! answer built from its result describes data that is on disk. Every write keeps the
+//! secondary indexes in the same transaction.
 //!
-//! Durability lives in [`Store::write`] alone (one transaction per call, synced before it
-//! returns), so a later group commit changes that one function. An I/O failure (a full disk, a
-//! file-size limit) latches redb's file backend: every later operation answers `PreviousIo` until
-//! the database is closed and opened again. The store notices such a failure, lets the
-//! transactions in progress end, and reopens the file (see `Store::reopen`); the request that
-//! met the failure gets an error, reads go on, and writes work again once the disk does.
+//! The files, as redb splits its own: `open.rs` (verdict on an existing file, open, layout of
+//! a new one), `read.rs` (`Tx`, the reads of both kinds of transaction), `write.rs` (`WriteTx`),
+//! `undo.rs` (the undo log of a request in a shared batch), `keys.rs` (index entries and
+//! uniqueness keys), `typed.rs` (the `Record` trait), `layout.rs` (the stored layouts),
+//! `group.rs` (group commit on the writer thread), and this file: the `Store` itself, its file
+//! lifecycle and its reopen after an I/O failure.
+//!
+//! Durability lives in [`Store::write`] alone. An I/O failure (a full disk, a file-size limit)
+//! latches redb's file backend: every later operation answers `PreviousIo` until the database
+//! is closed and opened again. The store notices such a failure, lets the transactions in
+//! progress end, and reopens the file (see `Store::reopen`); the request that met the failure
+//! gets an error, reads go on, and writes work again once the disk does.
+
+#![forbid(unsafe_code)]
 
 pub mod changelog;
 pub mod check;
 pub mod codec;
 pub mod floor;
 mod group;
+pub mod keys;
+pub mod layout;
+mod open;
+pub mod read;
 pub mod records;
 pub mod tables;
+pub mod typed;
+mod undo;
+pub mod write;
 
-use crate::domain::watch::EventType;
 use crate::error::{CcError, code};
-use crate::limits::STORE_READ_ATTEMPTS;
-use group::Batches;
-use records::*;
-use redb::{Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata};
-use serde::{Serialize, de::DeserializeOwned};
-use serde_json::{Map, Value};
+use crate::limits::{MAX_REQUESTS_PER_COMMIT, STORE_READ_ATTEMPTS};
+use group::{Batches, Work};
+use redb::{Database, Durability, ReadableDatabase};
 use std::cell::Cell;
-use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
-use tables::*;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard};
 
-const MAGIC: &[u8] = b"cmdb-lite";
-
-/// Why a database could not be opened.
-#[derive(Debug)]
-pub enum OpenError {
-    /// Another process holds the file.
-    InUse(PathBuf),
-    /// The file is not a redb database, or a redb database of another program.
-    NotOurs(PathBuf, String),
-    /// The file was written by a newer (or unknown) schema version.
-    UnknownSchema(PathBuf, u8),
-    /// Any other failure, with its text.
-    Other(PathBuf, String),
-}
-
-impl fmt::Display for OpenError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            OpenError::InUse(p) => write!(
-                f,
-                "database is in use: {} is held by another process (stop the other cmdb-lite, or pass another --db)",
-                p.display()
-            ),
-            OpenError::NotOurs(p, why) => write!(
-                f,
-                "{} is not a cmdb-lite database ({why}); it was left untouched",
-                p.display()
-            ),
-            OpenError::UnknownSchema(p, v) => write!(
-                f,
-                "{} has schema version {v}, but this binary knows only version {}; use a newer cmdb-lite",
-                p.display(),
-                codec::SCHEMA_VERSION
-            ),
-            OpenError::Other(p, why) => write!(f, "cannot open {}: {why}", p.display()),
-        }
-    }
-}
+pub use keys::ProcKey;
+pub use open::OpenError;
+pub use read::{ReadTx, Tx};
+pub use typed::Record;
+pub use write::WriteTx;
 
 /// The store: one redb database, reopened in place after an I/O failure.
 pub struct Store {
@@ -93,8 +69,10 @@ pub struct Store {
 }
 
 struct Slot {
-    /// `None` after a reopen failed; the next transaction tries again.
-    db: Option<Database>,
+    /// `None` after a reopen failed; the next transaction tries again. Shared with the writer
+    /// thread while a batch runs on it; only the slot's own reference is left when the slot is
+    /// held alone (every request waiting for a batch holds the slot shared).
+    db: Option<Arc<Database>>,
     /// Bumped by every reopen, so that threads that met the same failure reopen only once.
     generation: u64,
     /// Set by [`Store::close`]: no transaction starts and nothing reopens any more.
@@ -118,13 +96,13 @@ fn note(e: &redb::Error) {
     }
 }
 
-fn read_err(e: impl Into<redb::Error>) -> CcError {
+pub(crate) fn read_err(e: impl Into<redb::Error>) -> CcError {
     let e = e.into();
     note(&e);
     CcError::storage(code::DB_SELECT, &e)
 }
 
-fn write_err(e: impl Into<redb::Error>) -> CcError {
+pub(crate) fn write_err(e: impl Into<redb::Error>) -> CcError {
     let e = e.into();
     note(&e);
     CcError::storage(code::DB_INSERT, &e)
@@ -135,64 +113,99 @@ fn codec_err(e: codec::CodecError) -> CcError {
     CcError::storage(code::DB_SELECT, &e)
 }
 
-/// Opens an existing or new database file read-write. redb repairs a file that was not closed
-/// cleanly (a crash) during this call; that is logged, as it takes time on a large file.
-fn open_db(path: &Path, cache_bytes: usize) -> Result<Database, OpenError> {
-    let p = path.to_path_buf();
-    let announced = Arc::new(AtomicBool::new(false));
-    let shown = path.display().to_string();
-    Database::builder()
-        .set_cache_size(cache_bytes)
-        .set_repair_callback(move |_| {
-            if !announced.swap(true, Ordering::Relaxed) {
-                crate::log!("cmdb-lite: {shown} was not closed cleanly; redb is repairing it");
+/// Creates `dir` and its missing parents 0700, whatever the umask (existing ones are left as
+/// they are).
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut missing = vec![dir];
+    while let Some(parent) = missing.last().and_then(|d| d.parent()) {
+        if parent.as_os_str().is_empty() || parent.is_dir() {
+            break;
+        }
+        missing.push(parent);
+    }
+    for d in missing.into_iter().rev() {
+        match std::fs::DirBuilder::new().mode(0o700).create(d) {
+            Ok(()) => {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700))?;
             }
-        })
-        .create(path)
-        .map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => OpenError::InUse(p),
-            other => OpenError::Other(p, other.to_string()),
-        })
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+fn set_mode(f: &std::fs::File, mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    f.set_permissions(std::fs::Permissions::from_mode(mode))
+}
+
+/// Closes a database no one else holds; one still shared (which the slot's locking rules out)
+/// is dropped instead, and redb closes it with its last reference.
+fn close_db(db: Arc<Database>) -> Result<(), String> {
+    match Arc::try_unwrap(db) {
+        Ok(db) => db.close().map_err(|e| e.to_string()),
+        Err(shared) => {
+            drop(shared);
+            Ok(())
+        }
+    }
 }
 
 /// One group-commit batch (`group.rs`), on the writer thread: every job in order on one write
 /// transaction, each failing one rolled back from its undo log, then one durable commit (or an
 /// abort when nothing is left to write). Returns whether the batch committed and whether the
 /// file itself failed.
-fn run_batch(db: &Database, jobs: &mut [&mut dyn group::Job]) -> (bool, bool) {
+fn run_batch(db: &Database, jobs: Vec<Work>) -> (bool, bool) {
+    debug_assert!(
+        !jobs.is_empty() && jobs.len() <= MAX_REQUESTS_PER_COMMIT,
+        "a batch holds 1 to MAX_REQUESTS_PER_COMMIT requests"
+    );
     IO_FAILED.set(false);
     let committed = (|| {
         let mut txn = db.begin_write().map_err(write_err).ok()?;
         txn.set_durability(Durability::Immediate)
             .map_err(write_err)
             .ok()?;
-        let mut tx = WriteTx {
-            txn,
-            undo: None,
-            events: changelog::TxLog::new(true),
-        };
+        let mut tx = WriteTx::new(txn, None);
         let mut dirty = false;
         let mut broken = false;
-        for job in jobs.iter_mut() {
-            if job.run(&mut tx) {
+        for job in jobs {
+            tx.undo = Some(Vec::new());
+            if job(&mut tx) {
                 dirty = true;
             } else if tx.roll_back().is_err() {
                 broken = true;
+            } else {
+                debug_assert!(
+                    tx.undo.as_ref().is_some_and(Vec::is_empty),
+                    "a rolled-back request leaves nothing in its undo log"
+                );
             }
         }
+        // Retention of the change log, outside every request's undo log.
+        if dirty && !broken && !IO_FAILED.get() {
+            tx.undo = None;
+            let mask = tx.events.tx_mask;
+            if tx.trim_logs(mask).is_err() {
+                broken = true;
+            }
+        }
+        let txn = tx.into_txn();
         // A failure of the file itself leaves the transaction unusable.
         if broken || IO_FAILED.get() {
-            let _ = tx.txn.abort();
+            let _ = txn.abort();
             return None;
         }
         if dirty {
-            // Retention, outside every request's undo log.
-            tx.undo = None;
-            let mask = tx.events.tx_mask;
-            tx.trim_logs(mask).ok()?;
-            tx.txn.commit().map_err(write_err).ok()
+            txn.commit().map_err(write_err).ok()
         } else {
-            tx.txn.abort().map_err(write_err).ok()
+            txn.abort().map_err(write_err).ok()
         }
     })()
     .is_some();
@@ -203,7 +216,7 @@ impl Store {
     fn with(db: Database, file: Option<(PathBuf, usize)>) -> Store {
         Store {
             slot: RwLock::new(Slot {
-                db: Some(db),
+                db: Some(Arc::new(db)),
                 generation: 0,
                 closed: false,
             }),
@@ -220,7 +233,23 @@ impl Store {
         if let Some(dir) = path.parent()
             && !dir.as_os_str().is_empty()
         {
-            std::fs::create_dir_all(dir).map_err(|e| OpenError::Other(p.clone(), e.to_string()))?;
+            create_private_dir(dir).map_err(|e| OpenError::Other(p.clone(), e.to_string()))?;
+        }
+        // A new file is created 0600 (whatever the umask) before redb opens it.
+        if std::fs::symlink_metadata(path).is_err() {
+            use std::os::unix::fs::OpenOptionsExt;
+            let created = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path);
+            match created {
+                Ok(f) => {
+                    set_mode(&f, 0o600).map_err(|e| OpenError::Other(p.clone(), e.to_string()))?
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(OpenError::Other(p.clone(), e.to_string())),
+            }
         }
         // A non-empty file must at least carry redb's magic number: refuse early, untouched.
         if let Ok(meta) = std::fs::metadata(path)
@@ -240,7 +269,7 @@ impl Store {
         if std::fs::metadata(path).is_ok_and(|m| m.len() > 0) {
             match Database::builder().open_read_only(path) {
                 Ok(ro) => {
-                    if let Some(Err(e)) = verdict(&ro, path)? {
+                    if let Some(Err(e)) = open::verdict(&ro, path)? {
                         return Err(e);
                     }
                 }
@@ -248,7 +277,7 @@ impl Store {
                 Err(_) => {}
             }
         }
-        let db = open_db(path, cache_bytes)?;
+        let db = open::open_db(path, cache_bytes)?;
         let store = Store::with(db, Some((p.clone(), cache_bytes)));
         store.init(&p)?;
         Ok(store)
@@ -267,42 +296,12 @@ impl Store {
 
     /// Checks the meta table of an existing store, or lays out a new one.
     fn init(&self, p: &Path) -> Result<(), OpenError> {
-        let other = |e: &dyn fmt::Display| OpenError::Other(p.to_path_buf(), e.to_string());
         let slot = self.slot.read().unwrap_or_else(PoisonError::into_inner);
         let db = slot.db.as_ref().expect("a store is created open");
-        if let Some(verdict) = verdict(db, p)? {
+        if let Some(verdict) = open::verdict(&**db, p)? {
             return verdict;
         }
-        let txn = db.begin_write().map_err(|e| other(&e))?;
-        {
-            let mut meta = txn.open_table(META).map_err(|e| other(&e))?;
-            meta.insert("magic", MAGIC).map_err(|e| other(&e))?;
-            meta.insert("schema_version", [codec::SCHEMA_VERSION].as_slice())
-                .map_err(|e| other(&e))?;
-        }
-        macro_rules! create {
-            ($($t:expr),*) => { $( txn.open_table($t).map_err(|e| other(&e))?; )* };
-        }
-        create!(SEQUENCES, SETTINGS);
-        create!(
-            BUSINESSES,
-            HOSTS,
-            MODULES,
-            SERVICE_CATEGORIES,
-            SERVICE_TEMPLATES
-        );
-        create!(PROCESS_TEMPLATES, SERVICE_INSTANCES, PROCESSES, RELATIONS);
-        create!(PROC_BY_SI, SI_BY_MODULE, SI_BY_HOST, ST_BY_BIZ, PT_BY_ST);
-        for (_, def) in changelog::LOGS {
-            txn.open_table(*def).map_err(|e| other(&e))?;
-        }
-        create!(
-            UNIQ_PROC_NAME,
-            UNIQ_PROC_FUNC,
-            UNIQ_SI_TEMPLATE,
-            UNIQ_ST_NAME
-        );
-        txn.commit().map_err(|e| other(&e))
+        open::lay_out(db, p)
     }
 
     /// Runs `f` on a consistent snapshot. A read that meets a failure of the file (typically
@@ -377,9 +376,9 @@ impl Store {
     /// write then holds the slot alone and commits with `Durability::Immediate`, so a write
     /// that fails again latches the file under no read, and reopens it before any read
     /// resumes. The first write that commits ends that.
-    pub fn write<T: Send>(
+    pub fn write<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut WriteTx) -> Result<T, CcError> + Send,
+        f: impl FnOnce(&mut WriteTx) -> Result<T, CcError> + Send + 'static,
     ) -> Result<T, CcError> {
         IO_FAILED.set(false);
         if !self.degraded.load(Ordering::Acquire) {
@@ -423,67 +422,57 @@ impl Store {
     }
 
     /// Runs `f` as one job of a group commit (`group.rs`): on a batch's transaction, rolled
-    /// back alone if it fails, and answered once its batch is on disk.
-    fn write_grouped<T: Send>(
+    /// back alone if it fails, and answered once its batch is on disk. The job owns everything
+    /// it uses, so it can travel to the writer thread; its outcome comes back in a slot of its
+    /// own.
+    fn write_grouped<T: Send + 'static>(
         &self,
-        db: &Database,
-        f: impl FnOnce(&mut WriteTx) -> Result<T, CcError> + Send,
+        db: &Arc<Database>,
+        f: impl FnOnce(&mut WriteTx) -> Result<T, CcError> + Send + 'static,
     ) -> Result<T, CcError> {
-        struct One<F, T> {
-            f: Option<F>,
-            outcome: Option<std::thread::Result<Result<T, CcError>>>,
-            /// Resources this request wrote events of.
-            mask: u32,
-        }
-        impl<F, T> group::Job for One<F, T>
-        where
-            F: FnOnce(&mut WriteTx) -> Result<T, CcError> + Send,
-            T: Send,
-        {
-            fn run(&mut self, tx: &mut WriteTx) -> bool {
-                let Some(f) = self.f.take() else {
-                    return false;
-                };
-                tx.undo = Some(Vec::new());
-                tx.events.job_mask = 0;
-                // Caught here, so a panicking job cannot take the leader (or its batch) down;
-                // raised again on the job's own thread.
-                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(tx)));
-                let kept = matches!(outcome, Ok(Ok(_)));
-                if kept {
-                    self.mask = tx.events.job_mask;
-                    tx.events.tx_mask |= self.mask;
-                }
-                self.outcome = Some(outcome);
-                kept
+        type Outcome<T> = Option<std::thread::Result<Result<T, CcError>>>;
+        let slot: Arc<Mutex<Outcome<T>>> = Arc::new(Mutex::new(None));
+        let out = Arc::clone(&slot);
+        // The resources this request wrote events of, to ring once its batch is durable.
+        let rang = Arc::new(AtomicU32::new(0));
+        let mask = Arc::clone(&rang);
+        let job: Work = Box::new(move |tx: &mut WriteTx| {
+            tx.events.job_mask = 0;
+            // Caught here, so a panicking job cannot take the writer (or its batch) down;
+            // raised again on the job's own thread.
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(tx)));
+            let kept = matches!(outcome, Ok(Ok(_)));
+            if kept {
+                tx.events.tx_mask |= tx.events.job_mask;
+                mask.store(tx.events.job_mask, Ordering::Release);
             }
-        }
-        let mut job = One {
-            f: Some(f),
-            outcome: None,
-            mask: 0,
-        };
-        let done = self.batches.run(db, &mut job);
+            *out.lock().unwrap_or_else(PoisonError::into_inner) = Some(outcome);
+            kept
+        });
+        let done = self.batches.run(Arc::clone(db), job);
         if done.io_failed {
             // The file failed under this request's batch: have the store reopened.
             IO_FAILED.set(true);
         }
-        let stage = done.stage;
-        let outcome = job.outcome.take().unwrap_or_else(|| {
-            Ok(Err(CcError::storage(
-                code::DB_INSERT,
-                &"the write did not run",
-            )))
-        });
+        let outcome = slot
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+            .unwrap_or_else(|| {
+                Ok(Err(CcError::storage(
+                    code::DB_INSERT,
+                    &"the write did not run",
+                )))
+            });
         match outcome {
             Err(panic) => std::panic::resume_unwind(panic),
             Ok(Err(e)) => Err(e),
-            Ok(Ok(_)) if stage != group::Stage::Committed => Err(CcError::storage(
+            Ok(Ok(_)) if done.stage != group::Stage::Committed => Err(CcError::storage(
                 code::DB_INSERT,
                 &"the group commit did not reach the disk",
             )),
             Ok(Ok(v)) => {
-                self.bell.ring(job.mask);
+                self.bell.ring(rang.load(Ordering::Acquire));
                 Ok(v)
             }
         }
@@ -500,18 +489,15 @@ impl Store {
         let mut txn = db.begin_write().map_err(write_err)?;
         txn.set_durability(Durability::Immediate)
             .map_err(write_err)?;
-        let mut tx = WriteTx {
-            txn,
-            undo: None,
-            events: changelog::TxLog::new(events),
-        };
+        let mut tx = WriteTx::new(txn, None);
+        tx.events = changelog::TxLog::new(events);
         match f(&mut tx) {
             Ok(v) => {
                 let mask = tx.events.job_mask;
                 if let Err(e) = tx.trim_logs(mask) {
                     return Err(Self::abort(tx, e));
                 }
-                tx.txn.commit().map_err(write_err)?;
+                tx.into_txn().commit().map_err(write_err)?;
                 self.bell.ring(mask);
                 Ok(v)
             }
@@ -523,7 +509,7 @@ impl Store {
     fn abort(tx: WriteTx, e: CcError) -> CcError {
         // A failing abort is only noted for the reopen, and logged unless it merely repeats a
         // failure already logged.
-        if let Err(abort) = tx.txn.abort() {
+        if let Err(abort) = tx.into_txn().abort() {
             let abort: redb::Error = abort.into();
             note(&abort);
             if !matches!(abort, redb::Error::PreviousIo) {
@@ -587,15 +573,15 @@ impl Store {
         self.degraded.store(true, Ordering::Release);
         // Closing a latched database fails with the latched error by design; nothing to report.
         if let Some(old) = slot.db.take() {
-            let _ = old.close();
+            let _ = close_db(old);
         }
-        match open_db(path, *cache_bytes) {
+        match open::open_db(path, *cache_bytes) {
             Ok(db) => {
                 crate::log!(
                     "cmdb-lite: reopened {} after an I/O failure",
                     path.display()
                 );
-                slot.db = Some(db);
+                slot.db = Some(Arc::new(db));
             }
             Err(e) => crate::log!("cmdb-lite: {e}; trying again on the next request"),
         }
@@ -610,986 +596,21 @@ impl Store {
     /// redb then records its allocator state, so the next open needs no repair. Later
     /// transactions are refused with a storage error.
     pub fn close(&self) -> Result<(), String> {
+        self.bell.stop();
         let mut slot = self.slot.write().unwrap_or_else(PoisonError::into_inner);
         slot.closed = true;
         match slot.db.take() {
-            Some(db) => db.close().map_err(|e| e.to_string()),
+            Some(db) => close_db(db),
             None => Ok(()),
         }
-    }
-}
-
-/// What an existing database says about itself: `None` if it has no table yet (a new file),
-/// otherwise whether it is a cmdb-lite store of this schema version.
-fn verdict(
-    db: &impl ReadableDatabase,
-    p: &Path,
-) -> Result<Option<Result<(), OpenError>>, OpenError> {
-    let other = |e: &dyn fmt::Display| OpenError::Other(p.to_path_buf(), e.to_string());
-    let not_ours = || OpenError::NotOurs(p.to_path_buf(), "a redb file of another program".into());
-    let rtx = db.begin_read().map_err(|e| other(&e))?;
-    let names: Vec<String> = rtx
-        .list_tables()
-        .map_err(|e| other(&e))?
-        .map(|h| redb::TableHandle::name(&h).to_string())
-        .collect();
-    if names.is_empty() {
-        return Ok(None);
-    }
-    if !names.iter().any(|n| n == "meta") {
-        return Ok(Some(Err(not_ours())));
-    }
-    let meta = rtx.open_table(META).map_err(|e| other(&e))?;
-    let magic_ok = meta
-        .get("magic")
-        .map_err(|e| other(&e))?
-        .is_some_and(|m| m.value() == MAGIC);
-    let version = meta
-        .get("schema_version")
-        .map_err(|e| other(&e))?
-        .and_then(|v| v.value().first().copied())
-        .unwrap_or(0);
-    Ok(Some(if !magic_ok {
-        Err(not_ours())
-    } else if version != codec::SCHEMA_VERSION {
-        Err(OpenError::UnknownSchema(p.to_path_buf(), version))
-    } else {
-        Ok(())
-    }))
-}
-
-/// A read snapshot.
-pub struct ReadTx {
-    txn: redb::ReadTransaction,
-}
-
-/// A write transaction.
-pub struct WriteTx {
-    txn: redb::WriteTransaction,
-    /// What every write of this request replaced, newest last, when the request shares its
-    /// transaction with others (group commit): a request that fails is rolled back from it
-    /// alone. `None` for a transaction of its own, which an abort rolls back.
-    undo: Option<Vec<Undo>>,
-    /// The change log's state in this transaction (`changelog.rs`).
-    events: changelog::TxLog,
-}
-
-/// One write to take back: the table, the key and what the key held before (`None`: nothing).
-enum Undo {
-    Rec(
-        redb::TableDefinition<'static, i64, &'static [u8]>,
-        i64,
-        Option<Vec<u8>>,
-    ),
-    Pair(
-        redb::TableDefinition<'static, (i64, i64), ()>,
-        i64,
-        i64,
-        bool,
-    ),
-    Seq(&'static str, Option<i64>),
-    Setting(String, Option<String>),
-    StName(i64, String, Option<i64>),
-    SiTemplate((i64, i64, i64), Option<i64>),
-    ProcName(i64, String, Option<i64>),
-    ProcFunc(i64, String, String, Option<i64>),
-    /// An appended event (`changelog.rs`): removed.
-    Event(changelog::LogTable, u64),
-}
-
-/// Restores `key` of `table` to `old`.
-macro_rules! restore {
-    ($txn:expr, $def:expr, $key:expr, $old:expr) => {{
-        let mut t = $txn.open_table($def)?;
-        match $old {
-            Some(v) => {
-                t.insert($key, v)?;
-            }
-            None => {
-                t.remove($key)?;
-            }
-        }
-    }};
-}
-
-impl Undo {
-    fn apply(self, txn: &redb::WriteTransaction) -> Result<(), redb::Error> {
-        match self {
-            Undo::Rec(def, id, old) => restore!(txn, def, id, old.as_deref()),
-            Undo::Pair(def, a, b, was) => restore!(txn, def, (a, b), was.then_some(())),
-            Undo::Seq(name, old) => restore!(txn, SEQUENCES, name, old),
-            Undo::Setting(key, old) => restore!(txn, SETTINGS, key.as_str(), old.as_deref()),
-            Undo::StName(biz, name, old) => restore!(txn, UNIQ_ST_NAME, (biz, name.as_str()), old),
-            Undo::SiTemplate(key, old) => restore!(txn, UNIQ_SI_TEMPLATE, key, old),
-            Undo::ProcName(si, name, old) => {
-                restore!(txn, UNIQ_PROC_NAME, (si, name.as_str()), old)
-            }
-            Undo::ProcFunc(si, func, regex, old) => {
-                restore!(
-                    txn,
-                    UNIQ_PROC_FUNC,
-                    (si, func.as_str(), regex.as_str()),
-                    old
-                )
-            }
-            Undo::Event(def, key) => {
-                txn.open_table(def)?.remove(key)?;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// A host's membership of a module as a host_relation event's detail (bk-cmdb's
-/// `cc_ModuleHostConfig` document).
-#[derive(Serialize)]
-struct HostRelation<'a> {
-    bk_biz_id: i64,
-    bk_host_id: i64,
-    bk_module_id: i64,
-    bk_set_id: i64,
-    bk_supplier_account: &'a str,
-}
-
-/// A uniqueness key of a process (spec 2.6): the text bk-cmdb reports when it is hit.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ProcKey {
-    Name {
-        si: i64,
-        name: String,
-    },
-    Func {
-        si: i64,
-        func: String,
-        regex: String,
-    },
-}
-
-/// The two uniqueness keys of a process map, borrowed from it (see [`ProcKey::of`]):
-/// (service instance, name) and (service instance, func, regex), each if it applies.
-type KeyParts<'a> = (Option<(i64, &'a str)>, Option<(i64, &'a str, &'a str)>);
-
-fn key_parts(map: &Map<String, Value>) -> KeyParts<'_> {
-    let Some(si) = map.get("service_instance_id").and_then(Value::as_i64) else {
-        return (None, None);
-    };
-    let s = |k: &str| map.get(k).and_then(Value::as_str);
-    let func = match (s("bk_func_name"), s("bk_start_param_regex")) {
-        (Some(func), Some(regex)) => Some((si, func, regex)),
-        _ => None,
-    };
-    (s("bk_process_name").map(|name| (si, name)), func)
-}
-
-impl ProcKey {
-    /// The keys a process map occupies: each index applies only when its fields are a number
-    /// and strings, as bk-cmdb's partial unique indexes do. Name first, as MongoDB checks them.
-    pub fn of(map: &Map<String, Value>) -> Vec<ProcKey> {
-        let (name, func) = key_parts(map);
-        let mut keys = Vec::with_capacity(2);
-        if let Some((si, name)) = name {
-            keys.push(ProcKey::Name {
-                si,
-                name: name.to_string(),
-            });
-        }
-        if let Some((si, func, regex)) = func {
-            keys.push(ProcKey::Func {
-                si,
-                func: func.to_string(),
-                regex: regex.to_string(),
-            });
-        }
-        keys
-    }
-
-    /// MongoDB's `dup key` rendering, the `%s` of 1199014.
-    pub fn dup_text(&self) -> String {
-        let q = |s: &str| serde_json::to_string(s).unwrap_or_default();
-        match self {
-            ProcKey::Name { si, name } => {
-                format!(" service_instance_id: {si}, bk_process_name: {} ", q(name))
-            }
-            ProcKey::Func { si, func, regex } => format!(
-                " service_instance_id: {si}, bk_func_name: {}, bk_start_param_regex: {} ",
-                q(func),
-                q(regex)
-            ),
-        }
-    }
-}
-
-fn decode_rec<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CcError> {
-    codec::decode(bytes).map_err(codec_err)
-}
-
-/// Reads shared by both transaction kinds.
-macro_rules! reads {
-    ($tx:ty) => {
-        impl $tx {
-            fn get_rec<T: DeserializeOwned>(
-                &self,
-                def: redb::TableDefinition<i64, &[u8]>,
-                id: i64,
-            ) -> Result<Option<T>, CcError> {
-                let t = self.txn.open_table(def).map_err(read_err)?;
-                match t.get(id).map_err(read_err)? {
-                    Some(v) => Ok(Some(decode_rec(v.value())?)),
-                    None => Ok(None),
-                }
-            }
-
-            /// Every record of a table, in id order, given to `f` until it returns `false`.
-            fn scan_rec<T: DeserializeOwned>(
-                &self,
-                def: redb::TableDefinition<i64, &[u8]>,
-                mut f: impl FnMut(i64, T) -> Result<bool, CcError>,
-            ) -> Result<(), CcError> {
-                let t = self.txn.open_table(def).map_err(read_err)?;
-                for item in t.iter().map_err(read_err)? {
-                    let (k, v) = item.map_err(read_err)?;
-                    if !f(k.value(), decode_rec(v.value())?)? {
-                        break;
-                    }
-                }
-                Ok(())
-            }
-
-            /// Second halves of the (a, b) keys of an index whose first half is `a`.
-            fn index_pairs(
-                &self,
-                def: redb::TableDefinition<(i64, i64), ()>,
-                a: i64,
-            ) -> Result<Vec<i64>, CcError> {
-                let t = self.txn.open_table(def).map_err(read_err)?;
-                let mut out = Vec::new();
-                for item in t.range((a, i64::MIN)..=(a, i64::MAX)).map_err(read_err)? {
-                    out.push(item.map_err(read_err)?.0.value().1);
-                }
-                Ok(out)
-            }
-
-            pub fn business(&self, id: i64) -> Result<Option<Business>, CcError> {
-                self.get_rec(BUSINESSES, id)
-            }
-            pub fn host(&self, id: i64) -> Result<Option<Host>, CcError> {
-                self.get_rec(HOSTS, id)
-            }
-            pub fn module(&self, id: i64) -> Result<Option<Module>, CcError> {
-                self.get_rec(MODULES, id)
-            }
-            pub fn service_category(&self, id: i64) -> Result<Option<ServiceCategory>, CcError> {
-                self.get_rec(SERVICE_CATEGORIES, id)
-            }
-            pub fn service_template(&self, id: i64) -> Result<Option<ServiceTemplate>, CcError> {
-                self.get_rec(SERVICE_TEMPLATES, id)
-            }
-            pub fn process_template(&self, id: i64) -> Result<Option<ProcessTemplate>, CcError> {
-                self.get_rec(PROCESS_TEMPLATES, id)
-            }
-            pub fn service_instance(&self, id: i64) -> Result<Option<ServiceInstance>, CcError> {
-                self.get_rec(SERVICE_INSTANCES, id)
-            }
-            pub fn relation(&self, pid: i64) -> Result<Option<Relation>, CcError> {
-                self.get_rec(RELATIONS, pid)
-            }
-            /// The stored process map.
-            pub fn process(&self, pid: i64) -> Result<Option<Map<String, Value>>, CcError> {
-                let t = self.txn.open_table(PROCESSES).map_err(read_err)?;
-                match t.get(pid).map_err(read_err)? {
-                    Some(v) => Ok(Some(codec::decode_map(v.value()).map_err(codec_err)?)),
-                    None => Ok(None),
-                }
-            }
-
-            /// Appends the JSON text of process `pid`'s stored map to `out` (what serialising
-            /// [`Self::process`] gives, written straight from the stored bytes); `false` if
-            /// there is no such process.
-            pub fn write_process_json(&self, pid: i64, out: &mut Vec<u8>) -> Result<bool, CcError> {
-                let t = self.txn.open_table(PROCESSES).map_err(read_err)?;
-                match t.get(pid).map_err(read_err)? {
-                    Some(v) => {
-                        codec::write_map_json(v.value(), out)
-                            .map_err(|e| CcError::storage(code::DB_SELECT, &e))?;
-                        Ok(true)
-                    }
-                    None => Ok(false),
-                }
-            }
-
-            /// True if process `pid` exists (its record is not decoded).
-            pub fn has_process(&self, pid: i64) -> Result<bool, CcError> {
-                let t = self.txn.open_table(PROCESSES).map_err(read_err)?;
-                Ok(t.get(pid).map_err(read_err)?.is_some())
-            }
-
-            /// Process ids of a service instance, ascending (= creation order).
-            pub fn process_ids_of(&self, si: i64) -> Result<Vec<i64>, CcError> {
-                self.index_pairs(PROC_BY_SI, si)
-            }
-            pub fn service_instance_ids_of_module(&self, module: i64) -> Result<Vec<i64>, CcError> {
-                self.index_pairs(SI_BY_MODULE, module)
-            }
-            pub fn service_instance_ids_of_host(&self, host: i64) -> Result<Vec<i64>, CcError> {
-                self.index_pairs(SI_BY_HOST, host)
-            }
-            pub fn service_template_ids_of_biz(&self, biz: i64) -> Result<Vec<i64>, CcError> {
-                self.index_pairs(ST_BY_BIZ, biz)
-            }
-            pub fn process_template_ids_of(&self, st: i64) -> Result<Vec<i64>, CcError> {
-                self.index_pairs(PT_BY_ST, st)
-            }
-            /// The service template named `name` in `biz`.
-            pub fn service_template_named(
-                &self,
-                biz: i64,
-                name: &str,
-            ) -> Result<Option<i64>, CcError> {
-                let t = self.txn.open_table(UNIQ_ST_NAME).map_err(read_err)?;
-                Ok(t.get((biz, name)).map_err(read_err)?.map(|v| v.value()))
-            }
-            /// The template instance of (module, host, template), if any.
-            pub fn template_instance(
-                &self,
-                module: i64,
-                host: i64,
-                st: i64,
-            ) -> Result<Option<i64>, CcError> {
-                let t = self.txn.open_table(UNIQ_SI_TEMPLATE).map_err(read_err)?;
-                Ok(t.get((module, host, st))
-                    .map_err(read_err)?
-                    .map(|v| v.value()))
-            }
-            /// The process holding a uniqueness key, if any.
-            pub fn process_with_key(&self, key: &ProcKey) -> Result<Option<i64>, CcError> {
-                match key {
-                    ProcKey::Name { si, name } => {
-                        let t = self.txn.open_table(UNIQ_PROC_NAME).map_err(read_err)?;
-                        Ok(t.get((*si, name.as_str()))
-                            .map_err(read_err)?
-                            .map(|v| v.value()))
-                    }
-                    ProcKey::Func { si, func, regex } => {
-                        let t = self.txn.open_table(UNIQ_PROC_FUNC).map_err(read_err)?;
-                        Ok(t.get((*si, func.as_str(), regex.as_str()))
-                            .map_err(read_err)?
-                            .map(|v| v.value()))
-                    }
-                }
-            }
-            /// The first key of `map` held by a process other than `pid`.
-            pub fn process_key_conflict(
-                &self,
-                map: &Map<String, Value>,
-                pid: i64,
-            ) -> Result<Option<ProcKey>, CcError> {
-                let (name, func) = key_parts(map);
-                if let Some((si, name)) = name {
-                    let t = self.txn.open_table(UNIQ_PROC_NAME).map_err(read_err)?;
-                    if t.get((si, name))
-                        .map_err(read_err)?
-                        .is_some_and(|owner| owner.value() != pid)
-                    {
-                        let name = name.to_string();
-                        return Ok(Some(ProcKey::Name { si, name }));
-                    }
-                }
-                if let Some((si, func, regex)) = func {
-                    let t = self.txn.open_table(UNIQ_PROC_FUNC).map_err(read_err)?;
-                    if t.get((si, func, regex))
-                        .map_err(read_err)?
-                        .is_some_and(|owner| owner.value() != pid)
-                    {
-                        let (func, regex) = (func.to_string(), regex.to_string());
-                        return Ok(Some(ProcKey::Func { si, func, regex }));
-                    }
-                }
-                Ok(None)
-            }
-
-            /// The last id issued for `kind` (0 if none).
-            pub fn sequence(&self, kind: Kind) -> Result<i64, CcError> {
-                let t = self.txn.open_table(SEQUENCES).map_err(read_err)?;
-                Ok(t.get(kind.name())
-                    .map_err(read_err)?
-                    .map_or(0, |v| v.value()))
-            }
-            /// A store-wide setting.
-            pub fn setting(&self, key: &str) -> Result<Option<String>, CcError> {
-                let t = self.txn.open_table(SETTINGS).map_err(read_err)?;
-                Ok(t.get(key).map_err(read_err)?.map(|v| v.value().to_string()))
-            }
-            /// True if the store holds no business (a fresh store: the seed is loaded into it).
-            pub fn is_empty(&self) -> Result<bool, CcError> {
-                let t = self.txn.open_table(BUSINESSES).map_err(read_err)?;
-                t.is_empty().map_err(read_err)
-            }
-
-            pub fn each_business(
-                &self,
-                f: impl FnMut(i64, Business) -> Result<bool, CcError>,
-            ) -> Result<(), CcError> {
-                self.scan_rec(BUSINESSES, f)
-            }
-            pub fn each_host(
-                &self,
-                f: impl FnMut(i64, Host) -> Result<bool, CcError>,
-            ) -> Result<(), CcError> {
-                self.scan_rec(HOSTS, f)
-            }
-            pub fn each_module(
-                &self,
-                f: impl FnMut(i64, Module) -> Result<bool, CcError>,
-            ) -> Result<(), CcError> {
-                self.scan_rec(MODULES, f)
-            }
-            pub fn each_service_category(
-                &self,
-                f: impl FnMut(i64, ServiceCategory) -> Result<bool, CcError>,
-            ) -> Result<(), CcError> {
-                self.scan_rec(SERVICE_CATEGORIES, f)
-            }
-            pub fn each_service_template(
-                &self,
-                f: impl FnMut(i64, ServiceTemplate) -> Result<bool, CcError>,
-            ) -> Result<(), CcError> {
-                self.scan_rec(SERVICE_TEMPLATES, f)
-            }
-            pub fn each_process_template(
-                &self,
-                f: impl FnMut(i64, ProcessTemplate) -> Result<bool, CcError>,
-            ) -> Result<(), CcError> {
-                self.scan_rec(PROCESS_TEMPLATES, f)
-            }
-            pub fn each_service_instance(
-                &self,
-                f: impl FnMut(i64, ServiceInstance) -> Result<bool, CcError>,
-            ) -> Result<(), CcError> {
-                self.scan_rec(SERVICE_INSTANCES, f)
-            }
-            pub fn each_relation(
-                &self,
-                f: impl FnMut(i64, Relation) -> Result<bool, CcError>,
-            ) -> Result<(), CcError> {
-                self.scan_rec(RELATIONS, f)
-            }
-            /// Every process map, in id order, until `f` returns `false`.
-            pub fn each_process(
-                &self,
-                mut f: impl FnMut(i64, Map<String, Value>) -> Result<bool, CcError>,
-            ) -> Result<(), CcError> {
-                let t = self.txn.open_table(PROCESSES).map_err(read_err)?;
-                for item in t.iter().map_err(read_err)? {
-                    let (k, v) = item.map_err(read_err)?;
-                    let map = codec::decode_map(v.value()).map_err(codec_err)?;
-                    if !f(k.value(), map)? {
-                        break;
-                    }
-                }
-                Ok(())
-            }
-        }
-    };
-}
-
-reads!(ReadTx);
-reads!(WriteTx);
-
-impl ReadTx {
-    /// Visits every entry of every index, for `check`.
-    pub(crate) fn index_entries(&self) -> Result<check::IndexSnapshot, CcError> {
-        let mut snap = check::IndexSnapshot::default();
-        let pairs =
-            |def: redb::TableDefinition<(i64, i64), ()>| -> Result<Vec<(i64, i64)>, CcError> {
-                let t = self.txn.open_table(def).map_err(read_err)?;
-                let mut out = Vec::new();
-                for item in t.iter().map_err(read_err)? {
-                    out.push(item.map_err(read_err)?.0.value());
-                }
-                Ok(out)
-            };
-        snap.proc_by_si = pairs(PROC_BY_SI)?;
-        snap.si_by_module = pairs(SI_BY_MODULE)?;
-        snap.si_by_host = pairs(SI_BY_HOST)?;
-        snap.st_by_biz = pairs(ST_BY_BIZ)?;
-        snap.pt_by_st = pairs(PT_BY_ST)?;
-        {
-            let t = self.txn.open_table(UNIQ_PROC_NAME).map_err(read_err)?;
-            for item in t.iter().map_err(read_err)? {
-                let (k, v) = item.map_err(read_err)?;
-                let (si, name) = k.value();
-                snap.uniq_proc_name.push((si, name.to_string(), v.value()));
-            }
-        }
-        {
-            let t = self.txn.open_table(UNIQ_PROC_FUNC).map_err(read_err)?;
-            for item in t.iter().map_err(read_err)? {
-                let (k, v) = item.map_err(read_err)?;
-                let (si, func, regex) = k.value();
-                snap.uniq_proc_func
-                    .push((si, func.to_string(), regex.to_string(), v.value()));
-            }
-        }
-        {
-            let t = self.txn.open_table(UNIQ_SI_TEMPLATE).map_err(read_err)?;
-            for item in t.iter().map_err(read_err)? {
-                let (k, v) = item.map_err(read_err)?;
-                snap.uniq_si_template.push((k.value(), v.value()));
-            }
-        }
-        {
-            let t = self.txn.open_table(UNIQ_ST_NAME).map_err(read_err)?;
-            for item in t.iter().map_err(read_err)? {
-                let (k, v) = item.map_err(read_err)?;
-                let (biz, name) = k.value();
-                snap.uniq_st_name.push((biz, name.to_string(), v.value()));
-            }
-        }
-        Ok(snap)
-    }
-}
-
-impl WriteTx {
-    /// Notes a write to take back if this request fails (group commit only).
-    fn log(&mut self, undo: impl FnOnce() -> Undo) {
-        if let Some(log) = &mut self.undo {
-            log.push(undo());
-        }
-    }
-
-    /// Takes back every write of this request, newest first.
-    fn roll_back(&mut self) -> Result<(), CcError> {
-        let Some(log) = self.undo.as_mut() else {
-            return Ok(());
-        };
-        while let Some(undo) = log.pop() {
-            undo.apply(&self.txn).map_err(write_err)?;
-        }
-        Ok(())
-    }
-
-    fn put_rec<T: Serialize>(
-        &mut self,
-        def: redb::TableDefinition<'static, i64, &'static [u8]>,
-        id: i64,
-        rec: &T,
-    ) -> Result<(), CcError> {
-        self.put_bytes(def, id, &codec::encode(rec)).map(drop)
-    }
-
-    /// Inserts a record's bytes; returns the bytes it replaced, if any.
-    fn put_bytes(
-        &mut self,
-        def: redb::TableDefinition<'static, i64, &'static [u8]>,
-        id: i64,
-        bytes: &[u8],
-    ) -> Result<Option<Vec<u8>>, CcError> {
-        let old = {
-            let mut t = self.txn.open_table(def).map_err(write_err)?;
-            let old = t.insert(id, bytes).map_err(write_err)?;
-            old.map(|v| v.value().to_vec())
-        };
-        // Copied only for a request in a shared batch (the closure runs only then).
-        self.log(|| Undo::Rec(def, id, old.clone()));
-        Ok(old)
-    }
-
-    fn del_rec(
-        &mut self,
-        def: redb::TableDefinition<'static, i64, &'static [u8]>,
-        id: i64,
-    ) -> Result<(), CcError> {
-        let old = {
-            let mut t = self.txn.open_table(def).map_err(write_err)?;
-            let old = t.remove(id).map_err(write_err)?;
-            old.map(|v| v.value().to_vec())
-        };
-        self.log(|| Undo::Rec(def, id, old));
-        Ok(())
-    }
-
-    fn pair(
-        &mut self,
-        def: redb::TableDefinition<'static, (i64, i64), ()>,
-        a: i64,
-        b: i64,
-        present: bool,
-    ) -> Result<(), CcError> {
-        let was = {
-            let mut t = self.txn.open_table(def).map_err(write_err)?;
-            if present {
-                t.insert((a, b), ()).map_err(write_err)?.is_some()
-            } else {
-                t.remove((a, b)).map_err(write_err)?.is_some()
-            }
-        };
-        self.log(|| Undo::Pair(def, a, b, was));
-        Ok(())
-    }
-
-    /// Issues the next id of `kind`: strictly above every id it issued before.
-    pub fn next_id(&mut self, kind: Kind) -> Result<i64, CcError> {
-        let mut t = self.txn.open_table(SEQUENCES).map_err(write_err)?;
-        let last = t
-            .get(kind.name())
-            .map_err(write_err)?
-            .map_or(0, |v| v.value());
-        let next = last
-            .checked_add(1)
-            .ok_or_else(|| CcError::raw(code::DB_INSERT, "id sequence exhausted"))?;
-        let old = t
-            .insert(kind.name(), next)
-            .map_err(write_err)?
-            .map(|v| v.value());
-        drop(t);
-        self.log(|| Undo::Seq(kind.name(), old));
-        Ok(next)
-    }
-
-    /// Raises the sequence of `kind` to at least `at_least` (import).
-    pub fn raise_sequence(&mut self, kind: Kind, at_least: i64) -> Result<(), CcError> {
-        let mut t = self.txn.open_table(SEQUENCES).map_err(write_err)?;
-        let last = t
-            .get(kind.name())
-            .map_err(write_err)?
-            .map_or(0, |v| v.value());
-        if at_least > last {
-            let old = t
-                .insert(kind.name(), at_least)
-                .map_err(write_err)?
-                .map(|v| v.value());
-            drop(t);
-            self.log(|| Undo::Seq(kind.name(), old));
-        }
-        Ok(())
-    }
-
-    pub fn set_setting(&mut self, key: &str, value: &str) -> Result<(), CcError> {
-        let mut t = self.txn.open_table(SETTINGS).map_err(write_err)?;
-        let old = t
-            .insert(key, value)
-            .map_err(write_err)?
-            .map(|v| v.value().to_string());
-        drop(t);
-        self.log(|| Undo::Setting(key.to_string(), old));
-        Ok(())
-    }
-
-    /// Inserts or replaces `rec` under `id` and writes its event (create, or update when it
-    /// replaced a different record; an unchanged record writes none). Returns the replaced
-    /// record.
-    fn put_watched<T: Serialize + DeserializeOwned + PartialEq>(
-        &mut self,
-        def: redb::TableDefinition<'static, i64, &'static [u8]>,
-        cursor_type: u8,
-        id: i64,
-        rec: &T,
-        hide: &[&str],
-    ) -> Result<Option<T>, CcError> {
-        let old: Option<T> = match self.put_bytes(def, id, &codec::encode(rec))? {
-            Some(v) => Some(decode_rec(&v)?),
-            None => None,
-        };
-        let t = match &old {
-            None => EventType::Create,
-            Some(o) if o == rec => return Ok(old),
-            Some(_) => EventType::Update,
-        };
-        let detail = changelog::detail_of(cursor_type, t, id, rec, hide);
-        self.emit(cursor_type, t, id, &detail)?;
-        Ok(old)
-    }
-
-    pub fn put_business(&mut self, b: &Business) -> Result<(), CcError> {
-        self.put_watched(BUSINESSES, changelog::BIZ, b.bk_biz_id, b, &[])
-            .map(drop)
-    }
-    pub fn put_host(&mut self, h: &Host) -> Result<(), CcError> {
-        self.put_watched(HOSTS, changelog::HOST, h.bk_host_id, h, &[])
-            .map(drop)
-    }
-    /// Inserts or replaces a module: a module event, and a host_relation event for each host
-    /// that joined (create) or left (delete) it.
-    pub fn put_module(&mut self, m: &Module) -> Result<(), CcError> {
-        let old = self.put_watched(MODULES, changelog::MODULE, m.bk_module_id, m, &["hosts"])?;
-        let before: &[i64] = old.as_ref().map_or(&[], |o| &o.hosts);
-        let left: Vec<i64> = before
-            .iter()
-            .filter(|h| !m.hosts.contains(h))
-            .copied()
-            .collect();
-        let joined: Vec<i64> = m
-            .hosts
-            .iter()
-            .filter(|h| !before.contains(h))
-            .copied()
-            .collect();
-        if left.is_empty() && joined.is_empty() {
-            return Ok(());
-        }
-        let supplier = self.setting("supplier_account")?.unwrap_or_default();
-        let moved = [(EventType::Delete, old.as_ref().unwrap_or(m), left)];
-        for (t, module, hosts) in moved.into_iter().chain([(EventType::Create, m, joined)]) {
-            for host in hosts {
-                let rel = HostRelation {
-                    bk_biz_id: module.bk_biz_id,
-                    bk_host_id: host,
-                    bk_module_id: module.bk_module_id,
-                    bk_set_id: module.bk_set_id,
-                    bk_supplier_account: &supplier,
-                };
-                let id = (module.bk_module_id << 32) | (host & 0xffff_ffff);
-                let detail = changelog::detail_of(changelog::HOST_RELATION, t, id, &rel, &[]);
-                self.emit(changelog::HOST_RELATION, t, id, &detail)?;
-            }
-        }
-        Ok(())
-    }
-    pub fn put_service_category(&mut self, c: &ServiceCategory) -> Result<(), CcError> {
-        self.put_rec(SERVICE_CATEGORIES, c.id, c)
-    }
-
-    /// Inserts or replaces a service template and its indexes.
-    pub fn put_service_template(&mut self, st: &ServiceTemplate) -> Result<(), CcError> {
-        if let Some(old) = self.service_template(st.id)? {
-            self.unindex_service_template(&old)?;
-        }
-        self.put_rec(SERVICE_TEMPLATES, st.id, st)?;
-        self.pair(ST_BY_BIZ, st.bk_biz_id, st.id, true)?;
-        let mut t = self.txn.open_table(UNIQ_ST_NAME).map_err(write_err)?;
-        let old = t
-            .insert((st.bk_biz_id, st.name.as_str()), st.id)
-            .map_err(write_err)?
-            .map(|v| v.value());
-        drop(t);
-        self.log(|| Undo::StName(st.bk_biz_id, st.name.clone(), old));
-        Ok(())
-    }
-
-    fn unindex_service_template(&mut self, st: &ServiceTemplate) -> Result<(), CcError> {
-        self.pair(ST_BY_BIZ, st.bk_biz_id, st.id, false)?;
-        let mut t = self.txn.open_table(UNIQ_ST_NAME).map_err(write_err)?;
-        let old = t
-            .remove((st.bk_biz_id, st.name.as_str()))
-            .map_err(write_err)?
-            .map(|v| v.value());
-        drop(t);
-        self.log(|| Undo::StName(st.bk_biz_id, st.name.clone(), old));
-        Ok(())
-    }
-
-    pub fn delete_service_template(&mut self, id: i64) -> Result<(), CcError> {
-        if let Some(old) = self.service_template(id)? {
-            self.unindex_service_template(&old)?;
-            self.del_rec(SERVICE_TEMPLATES, id)?;
-        }
-        Ok(())
-    }
-
-    /// Inserts or replaces a process template and its index.
-    pub fn put_process_template(&mut self, pt: &ProcessTemplate) -> Result<(), CcError> {
-        if let Some(old) = self.process_template(pt.id)? {
-            self.pair(PT_BY_ST, old.service_template_id, old.id, false)?;
-        }
-        self.put_rec(PROCESS_TEMPLATES, pt.id, pt)?;
-        self.pair(PT_BY_ST, pt.service_template_id, pt.id, true)
-    }
-
-    pub fn delete_process_template(&mut self, id: i64) -> Result<(), CcError> {
-        if let Some(old) = self.process_template(id)? {
-            self.pair(PT_BY_ST, old.service_template_id, old.id, false)?;
-            self.del_rec(PROCESS_TEMPLATES, id)?;
-        }
-        Ok(())
-    }
-
-    /// Inserts or replaces a service instance and its indexes.
-    pub fn put_service_instance(&mut self, si: &ServiceInstance) -> Result<(), CcError> {
-        if let Some(old) = self.service_instance(si.id)? {
-            self.unindex_service_instance(&old)?;
-        }
-        self.put_rec(SERVICE_INSTANCES, si.id, si)?;
-        self.pair(SI_BY_MODULE, si.bk_module_id, si.id, true)?;
-        self.pair(SI_BY_HOST, si.bk_host_id, si.id, true)?;
-        if si.service_template_id != 0 {
-            let key = (si.bk_module_id, si.bk_host_id, si.service_template_id);
-            let mut t = self.txn.open_table(UNIQ_SI_TEMPLATE).map_err(write_err)?;
-            let old = t.insert(key, si.id).map_err(write_err)?.map(|v| v.value());
-            drop(t);
-            self.log(|| Undo::SiTemplate(key, old));
-        }
-        Ok(())
-    }
-
-    fn unindex_service_instance(&mut self, si: &ServiceInstance) -> Result<(), CcError> {
-        self.pair(SI_BY_MODULE, si.bk_module_id, si.id, false)?;
-        self.pair(SI_BY_HOST, si.bk_host_id, si.id, false)?;
-        if si.service_template_id != 0 {
-            let mut t = self.txn.open_table(UNIQ_SI_TEMPLATE).map_err(write_err)?;
-            let key = (si.bk_module_id, si.bk_host_id, si.service_template_id);
-            if t.get(key).map_err(write_err)?.map(|v| v.value()) == Some(si.id) {
-                t.remove(key).map_err(write_err)?;
-                drop(t);
-                self.log(|| Undo::SiTemplate(key, Some(si.id)));
-            }
-        }
-        Ok(())
-    }
-
-    /// Removes a service instance record and its indexes (not its processes).
-    pub fn delete_service_instance(&mut self, id: i64) -> Result<(), CcError> {
-        if let Some(old) = self.service_instance(id)? {
-            self.unindex_service_instance(&old)?;
-            self.del_rec(SERVICE_INSTANCES, id)?;
-        }
-        Ok(())
-    }
-
-    /// Removes the uniqueness keys of `map` that are held by `pid`.
-    fn unset_proc_keys(&mut self, map: &Map<String, Value>, pid: i64) -> Result<(), CcError> {
-        let (name, func) = key_parts(map);
-        if let Some((si, name)) = name {
-            let mut t = self.txn.open_table(UNIQ_PROC_NAME).map_err(write_err)?;
-            let held = t
-                .get((si, name))
-                .map_err(write_err)?
-                .is_some_and(|owner| owner.value() == pid);
-            if held {
-                t.remove((si, name)).map_err(write_err)?;
-                drop(t);
-                self.log(|| Undo::ProcName(si, name.to_string(), Some(pid)));
-            }
-        }
-        if let Some((si, func, regex)) = func {
-            let mut t = self.txn.open_table(UNIQ_PROC_FUNC).map_err(write_err)?;
-            let held = t
-                .get((si, func, regex))
-                .map_err(write_err)?
-                .is_some_and(|owner| owner.value() == pid);
-            if held {
-                t.remove((si, func, regex)).map_err(write_err)?;
-                drop(t);
-                self.log(|| Undo::ProcFunc(si, func.to_string(), regex.to_string(), Some(pid)));
-            }
-        }
-        Ok(())
-    }
-
-    /// Gives the uniqueness keys of `map` to `pid`; a key held by another process is refused
-    /// (the caller's error aborts the transaction, so the overwritten entry is not kept).
-    fn set_proc_keys(&mut self, map: &Map<String, Value>, pid: i64) -> Result<(), CcError> {
-        let held = || CcError::raw(code::DB_INSERT, "uniqueness key already held");
-        let (name, func) = key_parts(map);
-        if let Some((si, name)) = name {
-            let mut t = self.txn.open_table(UNIQ_PROC_NAME).map_err(write_err)?;
-            let old = t
-                .insert((si, name), pid)
-                .map_err(write_err)?
-                .map(|v| v.value());
-            drop(t);
-            self.log(|| Undo::ProcName(si, name.to_string(), old));
-            if old.is_some_and(|owner| owner != pid) {
-                return Err(held());
-            }
-        }
-        if let Some((si, func, regex)) = func {
-            let mut t = self.txn.open_table(UNIQ_PROC_FUNC).map_err(write_err)?;
-            let old = t
-                .insert((si, func, regex), pid)
-                .map_err(write_err)?
-                .map(|v| v.value());
-            drop(t);
-            self.log(|| Undo::ProcFunc(si, func.to_string(), regex.to_string(), old));
-            if old.is_some_and(|owner| owner != pid) {
-                return Err(held());
-            }
-        }
-        Ok(())
-    }
-
-    /// Inserts or replaces a process and its relation, with every index. The caller has checked
-    /// [`WriteTx::process_key_conflict`]; a conflict here is a bug and is refused. A new process
-    /// costs one insert per table: the replaced record and relation, if any, come back from
-    /// those inserts.
-    pub fn put_process(
-        &mut self,
-        pid: i64,
-        map: &Map<String, Value>,
-        rel: &Relation,
-    ) -> Result<(), CcError> {
-        let stored = |e: codec::CodecError| CcError::storage(code::DB_SELECT, &e);
-        let old_map = match self.put_bytes(PROCESSES, pid, &codec::encode_map(map))? {
-            Some(v) => Some(codec::decode_map(&v).map_err(stored)?),
-            None => None,
-        };
-        if let Some(old) = &old_map {
-            self.unset_proc_keys(old, pid)?;
-        }
-        let old_rel: Option<Relation> = match self.put_bytes(RELATIONS, pid, &codec::encode(rel))? {
-            Some(v) => Some(codec::decode(&v).map_err(stored)?),
-            None => None,
-        };
-        if let Some(old) = &old_rel
-            && old.service_instance_id != rel.service_instance_id
-        {
-            self.pair(PROC_BY_SI, old.service_instance_id, pid, false)?;
-        }
-        self.pair(PROC_BY_SI, rel.service_instance_id, pid, true)?;
-        self.set_proc_keys(map, pid)?;
-        let events = [
-            (
-                changelog::PROCESS,
-                old_map.as_ref() == Some(map),
-                old_map.is_none(),
-            ),
-            (
-                changelog::PROCESS_RELATION,
-                old_rel.as_ref() == Some(rel),
-                old_rel.is_none(),
-            ),
-        ];
-        for (cursor_type, unchanged, new) in events {
-            if unchanged {
-                continue;
-            }
-            let t = if new {
-                EventType::Create
-            } else {
-                EventType::Update
-            };
-            let detail = if cursor_type == changelog::PROCESS {
-                changelog::detail_of(cursor_type, t, pid, map, &[])
-            } else {
-                changelog::detail_of(cursor_type, t, pid, rel, &[])
-            };
-            self.emit(cursor_type, t, pid, &detail)?;
-        }
-        Ok(())
-    }
-
-    /// Removes a process, its relation and its index entries.
-    pub fn delete_process(&mut self, pid: i64) -> Result<(), CcError> {
-        let t = EventType::Delete;
-        if let Some(rel) = self.relation(pid)? {
-            self.pair(PROC_BY_SI, rel.service_instance_id, pid, false)?;
-            self.del_rec(RELATIONS, pid)?;
-            let ct = changelog::PROCESS_RELATION;
-            self.emit(ct, t, pid, &changelog::detail_of(ct, t, pid, &rel, &[]))?;
-        }
-        if let Some(old) = self.process(pid)? {
-            self.unset_proc_keys(&old, pid)?;
-            self.del_rec(PROCESSES, pid)?;
-            let ct = changelog::PROCESS;
-            self.emit(ct, t, pid, &changelog::detail_of(ct, t, pid, &old, &[]))?;
-        }
-        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use records::{Kind, Relation};
+    use serde_json::{Map, Value, json};
 
     fn proc_map(si: i64, name: &str) -> Map<String, Value> {
         let v = json!({"service_instance_id": si, "bk_process_name": name, "bk_func_name": name,
@@ -1670,7 +691,7 @@ mod tests {
                 s.spawn(move || {
                     for i in 0..50i64 {
                         let fail = (t + i) % 2 == 0;
-                        let r = store.write(|tx| {
+                        let r = store.write(move |tx| {
                             let pid = tx.next_id(Kind::Process)? + 1;
                             tx.put_process(
                                 pid,

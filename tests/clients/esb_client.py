@@ -6,7 +6,8 @@ calls the ESB component routes `/api/c/compapi{bk_api_ver}/cc/<name>/`, sends th
 bodies, and would follow a redirect as a GET without body. So every check below goes through
 `client.cc.<operation>(data)` exactly as an application would, then inspects the JSON answer.
 
-Usage: python esb_client.py http://127.0.0.1:PORT   (a server started with `serve --memory`:
+Usage: python esb_client.py http://127.0.0.1:PORT   (a server started with `serve --memory
+--auth tests/clients/auth.json`:
 the built-in demo dataset, business 7, raw service instance 30 on host 11, process 41).
 
 Adding an operation: write one small function `def check_<what>(ctx):` and append it to CHECKS.
@@ -20,7 +21,7 @@ import traceback
 from bkapi_component.open.client import Client
 
 APP_CODE = "cmdb-lite-ci"
-APP_SECRET = "not-checked"
+APP_SECRET = "ci-secret-for-tests-only"  # tests/clients/auth.json
 USERNAME = "alice"
 
 # The demo dataset (data/demo.json).

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the real-client checks: a virtualenv with BlueKing's Python client (requirements.txt),
-# a cmdb-lite server on a free loopback port with an in-memory store, every script of this folder
-# against it. Exits non-zero if any script fails or the server cannot be started.
+# a cmdb-lite server on a free loopback port with an in-memory store and `--auth auth.json`, every
+# script of this folder against it. Exits non-zero if any script fails or the server cannot be started.
 #
 #   tests/clients/run.sh [path/to/cmdb-lite]     (default: target/debug/cmdb-lite, built if absent)
 #
@@ -35,9 +35,10 @@ stop_server() {
 }
 trap 'stop_server; rm -f "$out"' EXIT
 
-# Starts a fresh server (demo dataset, in memory) and sets $addr.
+# Starts a fresh server (demo dataset, in memory, the apps and users of auth.json) and sets
+# $addr.
 start_server() {
-  "$bin" serve --memory --listen 127.0.0.1:0 >"$out" 2>&1 &
+  "$bin" serve --memory --listen 127.0.0.1:0 --auth tests/clients/auth.json >"$out" 2>&1 &
   server=$!
   addr=
   for _ in $(seq 1 100); do

@@ -1,0 +1,274 @@
+//! [`WriteTx`]: the writes of a transaction. Every write keeps the indexes of what it writes in
+//! the same transaction and, for a request sharing its transaction with others (group commit),
+//! notes what it replaced in the request's undo log (`undo.rs`).
+
+use super::changelog::TxLog;
+use super::keys::{Held, IndexKey};
+use super::read::Tx;
+use super::records::*;
+use super::tables::*;
+use super::typed::{RecTable, Record};
+use super::undo::Undo;
+use super::{codec_err, write_err};
+use crate::domain::watch::EventType;
+use crate::error::{CcError, code};
+use redb::ReadableTable;
+use serde_json::{Map, Value};
+use std::ops::Deref;
+
+/// A write transaction. Reads (`Tx`) work on it through `Deref` and see its writes.
+pub struct WriteTx {
+    pub(super) tx: Tx<redb::WriteTransaction>,
+    /// What every write of this request replaced, newest last, when the request shares its
+    /// transaction with others (group commit): a request that fails is rolled back from it
+    /// alone. `None` for a transaction of its own, which an abort rolls back.
+    pub(super) undo: Option<Vec<Undo>>,
+    /// The change log's state in this transaction (`changelog.rs`).
+    pub(super) events: TxLog,
+}
+
+impl Deref for WriteTx {
+    type Target = Tx<redb::WriteTransaction>;
+    fn deref(&self) -> &Self::Target {
+        &self.tx
+    }
+}
+
+impl WriteTx {
+    pub(super) fn new(txn: redb::WriteTransaction, undo: Option<Vec<Undo>>) -> WriteTx {
+        WriteTx {
+            tx: Tx { txn },
+            undo,
+            events: TxLog::new(true),
+        }
+    }
+
+    pub(super) fn txn(&self) -> &redb::WriteTransaction {
+        &self.tx.txn
+    }
+
+    pub(super) fn into_txn(self) -> redb::WriteTransaction {
+        self.tx.txn
+    }
+
+    /// Notes a write to take back if this request fails (group commit only).
+    pub(super) fn log(&mut self, undo: impl FnOnce() -> Undo) {
+        if let Some(log) = &mut self.undo {
+            log.push(undo());
+        }
+    }
+
+    /// Takes back every write of this request, newest first; the log is empty afterwards.
+    pub(super) fn roll_back(&mut self) -> Result<(), CcError> {
+        let Some(mut log) = self.undo.take() else {
+            return Ok(());
+        };
+        while let Some(undo) = log.pop() {
+            undo.apply(self.txn()).map_err(write_err)?;
+        }
+        debug_assert!(log.is_empty(), "the undo log is empty after a rollback");
+        self.undo = Some(log);
+        Ok(())
+    }
+
+    /// Inserts or replaces a record and its index entries: the entries only the old record
+    /// held go, the ones only the new record holds come. A unique key another record holds is
+    /// refused (the caller checks uniqueness first; its error takes the request back).
+    pub fn put<R: Record>(&mut self, rec: &R) -> Result<(), CcError> {
+        self.put_at(rec.id(), rec)
+    }
+
+    fn put_at<R: Record>(&mut self, id: i64, rec: &R) -> Result<(), CcError> {
+        let bytes = rec.encode();
+        let old = self.put_bytes(R::TABLE, id, &bytes)?;
+        // A watched kind's change log: created, or updated unless nothing changed.
+        if let Some(ct) = R::LOG {
+            let t = match &old {
+                None => Some(EventType::Create),
+                Some(before) if *before == bytes => None,
+                Some(_) => Some(EventType::Update),
+            };
+            if let Some(t) = t {
+                self.emit(ct, t, id, rec.event_detail())?;
+            }
+        }
+        let new_keys = rec.index();
+        let old_keys = match old {
+            Some(bytes) => R::decode(&bytes).map_err(codec_err)?.index(),
+            None => Vec::new(),
+        };
+        for key in old_keys.iter().filter(|k| !new_keys.contains(k)) {
+            self.unset_key(key, id)?;
+        }
+        for key in new_keys.iter().filter(|k| !old_keys.contains(k)) {
+            self.set_key(key, id)?;
+        }
+        Ok(())
+    }
+
+    /// Removes the record of kind `R` under `id` and its index entries (nothing if absent).
+    pub fn delete<R: Record>(&mut self, id: i64) -> Result<(), CcError> {
+        let old = {
+            let mut t = self.txn().open_table(R::TABLE).map_err(write_err)?;
+            let old = t.remove(id).map_err(write_err)?;
+            old.map(|v| v.value().to_vec())
+        };
+        let Some(bytes) = old else {
+            return Ok(());
+        };
+        let old = R::decode(&bytes).map_err(codec_err)?;
+        self.log(|| Undo::Rec(R::TABLE, id, Some(bytes)));
+        for key in &old.index() {
+            self.unset_key(key, id)?;
+        }
+        if let Some(ct) = R::LOG {
+            self.emit(ct, EventType::Delete, id, old.event_detail())?;
+        }
+        Ok(())
+    }
+
+    fn set_key(&mut self, key: &IndexKey, id: i64) -> Result<(), CcError> {
+        let held = key.insert(self.txn(), id).map_err(write_err)?;
+        self.log(|| Undo::Key(key.clone(), held));
+        if matches!(held, Held::By(owner) if owner != id) {
+            return Err(IndexKey::held_error());
+        }
+        Ok(())
+    }
+
+    fn unset_key(&mut self, key: &IndexKey, id: i64) -> Result<(), CcError> {
+        if let Some(held) = key.remove(self.txn(), id).map_err(write_err)? {
+            self.log(|| Undo::Key(key.clone(), held));
+        }
+        Ok(())
+    }
+
+    /// Inserts a record's bytes; returns the bytes it replaced, if any.
+    fn put_bytes(
+        &mut self,
+        def: RecTable,
+        id: i64,
+        bytes: &[u8],
+    ) -> Result<Option<Vec<u8>>, CcError> {
+        let old = {
+            let mut t = self.txn().open_table(def).map_err(write_err)?;
+            let old = t.insert(id, bytes).map_err(write_err)?;
+            old.map(|v| v.value().to_vec())
+        };
+        // Copied only for a request in a shared batch (the closure runs only then).
+        self.log(|| Undo::Rec(def, id, old.clone()));
+        Ok(old)
+    }
+
+    /// Issues the next id of `kind`: strictly above every id it issued before.
+    pub fn next_id(&mut self, kind: Kind) -> Result<i64, CcError> {
+        let mut t = self.txn().open_table(SEQUENCES).map_err(write_err)?;
+        let last = t
+            .get(kind.name())
+            .map_err(write_err)?
+            .map_or(0, |v| v.value());
+        let next = last
+            .checked_add(1)
+            .ok_or_else(|| CcError::raw(code::DB_INSERT, "id sequence exhausted"))?;
+        debug_assert!(next > last, "ids increase");
+        let old = t
+            .insert(kind.name(), next)
+            .map_err(write_err)?
+            .map(|v| v.value());
+        drop(t);
+        self.log(|| Undo::Seq(kind.name(), old));
+        Ok(next)
+    }
+
+    /// Raises the sequence of `kind` to at least `at_least` (import).
+    pub fn raise_sequence(&mut self, kind: Kind, at_least: i64) -> Result<(), CcError> {
+        let mut t = self.txn().open_table(SEQUENCES).map_err(write_err)?;
+        let last = t
+            .get(kind.name())
+            .map_err(write_err)?
+            .map_or(0, |v| v.value());
+        if at_least > last {
+            let old = t
+                .insert(kind.name(), at_least)
+                .map_err(write_err)?
+                .map(|v| v.value());
+            drop(t);
+            self.log(|| Undo::Seq(kind.name(), old));
+        }
+        Ok(())
+    }
+
+    pub fn set_setting(&mut self, key: &str, value: &str) -> Result<(), CcError> {
+        let mut t = self.txn().open_table(SETTINGS).map_err(write_err)?;
+        let old = t
+            .insert(key, value)
+            .map_err(write_err)?
+            .map(|v| v.value().to_string());
+        drop(t);
+        self.log(|| Undo::Setting(key.to_string(), old));
+        Ok(())
+    }
+
+    pub fn put_business(&mut self, b: &Business) -> Result<(), CcError> {
+        self.put(b)
+    }
+    pub fn put_host(&mut self, h: &Host) -> Result<(), CcError> {
+        self.put(h)
+    }
+    /// Inserts or replaces a module; the hosts that join or leave it write host_relation
+    /// events.
+    pub fn put_module(&mut self, m: &Module) -> Result<(), CcError> {
+        let old = if self.events.enabled {
+            self.get::<Module>(m.bk_module_id)?
+        } else {
+            None
+        };
+        self.put(m)?;
+        self.emit_host_relations(old.as_ref(), m)
+    }
+    pub fn put_service_category(&mut self, c: &ServiceCategory) -> Result<(), CcError> {
+        self.put(c)
+    }
+    /// Inserts or replaces a service template and its indexes.
+    pub fn put_service_template(&mut self, st: &ServiceTemplate) -> Result<(), CcError> {
+        self.put(st)
+    }
+    pub fn delete_service_template(&mut self, id: i64) -> Result<(), CcError> {
+        self.delete::<ServiceTemplate>(id)
+    }
+    /// Inserts or replaces a process template and its index.
+    pub fn put_process_template(&mut self, pt: &ProcessTemplate) -> Result<(), CcError> {
+        self.put(pt)
+    }
+    pub fn delete_process_template(&mut self, id: i64) -> Result<(), CcError> {
+        self.delete::<ProcessTemplate>(id)
+    }
+    /// Inserts or replaces a service instance and its indexes.
+    pub fn put_service_instance(&mut self, si: &ServiceInstance) -> Result<(), CcError> {
+        self.put(si)
+    }
+    /// Removes a service instance record and its indexes (not its processes).
+    pub fn delete_service_instance(&mut self, id: i64) -> Result<(), CcError> {
+        self.delete::<ServiceInstance>(id)
+    }
+
+    /// Inserts or replaces a process and its relation, with every index. The caller has checked
+    /// [`Tx::process_key_conflict`]; a conflict here is a bug and is refused. A new process
+    /// costs one insert per table: the replaced record and relation, if any, come back from
+    /// those inserts.
+    pub fn put_process(
+        &mut self,
+        pid: i64,
+        map: &Map<String, Value>,
+        rel: &Relation,
+    ) -> Result<(), CcError> {
+        self.put_at(pid, map)?;
+        self.put_at(pid, rel)
+    }
+
+    /// Removes a process, its relation and its index entries.
+    pub fn delete_process(&mut self, pid: i64) -> Result<(), CcError> {
+        self.delete::<Map<String, Value>>(pid)?;
+        self.delete::<Relation>(pid)
+    }
+}
