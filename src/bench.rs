@@ -46,11 +46,17 @@ pub struct Options {
     pub cache_mib: usize,
     /// The server's `--threads`.
     pub threads: usize,
+    /// Idle `resource_watch` long polls of the watchers comparison.
+    pub watchers: usize,
 }
 
 const BIZ: i64 = 1;
 const CREATE_PATH: &str = "/api/v3/create/proc/process_instance";
 const LIST_PATH: &str = "/api/v3/findmany/proc/process_instance";
+const WATCH_HOSTS_PATH: &str = "/api/v3/event/watch/resource/host";
+/// A watch of hosts from the start of the window (bk-cmdb's `NoEventCursor`): nothing writes
+/// hosts, so it waits its whole long poll.
+const WATCH_HOSTS_BODY: &str = r#"{"bk_cursor":"MQ0xDTVlYTZkM2YzOTRjMWY1ZDk4NmU5YmQ4Ng1ub0V2ZW50DTENMQ0=","bk_fields":["bk_host_id"]}"#;
 
 /// Runs the benchmark and prints its table on standard output.
 pub fn run(o: &Options) -> Result<(), String> {
@@ -180,6 +186,7 @@ fn throughput(o: &Options, tmp: &Temp) -> Result<(), String> {
         m,
         ratio: None,
     });
+    let watch_rows = idle_watchers(o, &server.addr, &targets[..1], slice, warm)?;
     let hwm = server.vm_hwm_kib();
     drop(server);
 
@@ -187,8 +194,112 @@ fn throughput(o: &Options, tmp: &Temp) -> Result<(), String> {
     println!(
         "×floor: requests per second ÷ the floor's commits per second with as many processes per commit, measured in slices alternating with the scenario's"
     );
+    print!("{}", table(&watch_rows));
+    println!(
+        "×floor here: requests per second with the watchers waiting ÷ without, in alternating slices"
+    );
     println!("server peak RSS (VmHWM): {}", mib(hwm));
     Ok(())
+}
+
+/// Creates (1 connection, 1 process per request) without and with `o.watchers` idle
+/// `resource_watch` long polls waiting on connections of their own, in alternating slices.
+fn idle_watchers(
+    o: &Options,
+    addr: &str,
+    target: &[i64],
+    slice: Duration,
+    warm: Duration,
+) -> Result<Vec<Row>, String> {
+    eprintln!(
+        "bench: create_process_instance without and with {} idle watchers…",
+        o.watchers
+    );
+    let spec = CreateSpec {
+        addr,
+        targets: target,
+        per_req: 1,
+    };
+    create_load(&spec, "iw", warm)?;
+    let (mut without, mut with) = (Measured::default(), Measured::default());
+    for round in 0..BENCH_ROUNDS {
+        without.absorb(create_load(&spec, &format!("i{round}"), slice)?);
+        let watchers = Watchers::start(addr, o.watchers)?;
+        with.absorb(create_load(&spec, &format!("j{round}"), slice)?);
+        drop(watchers);
+    }
+    let ratio = with.per_sec() / without.per_sec();
+    Ok(vec![
+        Row {
+            name: "create, no watcher".into(),
+            conns: 1,
+            per_req: Some(1),
+            m: without,
+            ratio: Some(1.0),
+        },
+        Row {
+            name: format!("create, {} idle watchers", o.watchers),
+            conns: 1,
+            per_req: Some(1),
+            m: with,
+            ratio: Some(ratio),
+        },
+    ])
+}
+
+/// `resource_watch` long polls of hosts, each on its own connection, re-sent when answered,
+/// until dropped (their sockets are shut, which ends their threads).
+struct Watchers {
+    sockets: Vec<TcpStream>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Watchers {
+    fn start(addr: &str, n: usize) -> Result<Watchers, String> {
+        let mut w = Watchers {
+            sockets: Vec::with_capacity(n),
+            threads: Vec::with_capacity(n),
+        };
+        let started = std::sync::Arc::new(Barrier::new(n + 1));
+        for _ in 0..n {
+            let mut client = Client::connect(addr)?;
+            let socket = client
+                .stream
+                .get_ref()
+                .try_clone()
+                .map_err(|e| e.to_string())?;
+            w.sockets.push(socket);
+            let started = std::sync::Arc::clone(&started);
+            w.threads.push(std::thread::spawn(move || {
+                // Sent before the barrier, so every watch is on its way when creates start.
+                let mut first = Some(client.send(WATCH_HOSTS_PATH, WATCH_HOSTS_BODY.as_bytes()));
+                started.wait();
+                loop {
+                    let sent = first.take().unwrap_or_else(|| {
+                        client.send(WATCH_HOSTS_PATH, WATCH_HOSTS_BODY.as_bytes())
+                    });
+                    if sent.is_err() || client.read_answer().is_err() {
+                        break;
+                    }
+                }
+            }));
+        }
+        started.wait();
+        // Let the server take them in (reading, a permit for the first read, then the wait).
+        std::thread::sleep(Duration::from_millis(200));
+        Ok(w)
+    }
+}
+
+impl Drop for Watchers {
+    fn drop(&mut self) {
+        for s in &self.sockets {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
 }
 
 /// One line of the table.
@@ -945,6 +1056,12 @@ impl Client {
 
     /// POSTs `body` as a native-route request of user admin; returns the answer's body.
     fn post(&mut self, path: &str, body: &[u8]) -> Result<&[u8], String> {
+        self.send(path, body)?;
+        self.read_answer()
+    }
+
+    /// Sends the request of [`Client::post`] without reading its answer.
+    fn send(&mut self, path: &str, body: &[u8]) -> Result<(), String> {
         self.request.clear();
         let _ = write!(
             self.request,
@@ -957,8 +1074,7 @@ impl Client {
         self.stream
             .get_mut()
             .write_all(&self.request)
-            .map_err(|e| format!("send: {e}"))?;
-        self.read_answer()
+            .map_err(|e| format!("send: {e}"))
     }
 
     fn read_line(&mut self) -> Result<&str, String> {

@@ -7,9 +7,9 @@ use crate::dataset;
 use crate::error::Lang;
 use crate::http::{self, Config};
 use crate::limits::{
-    BENCH_CONNECTIONS, BENCH_LIST_SIZE, BENCH_SCALE_LARGE, BENCH_SECS, BODY_TIMEOUT_SECS,
-    DEFAULT_CACHE_MIB, DEFAULT_THREADS, MALLOC_ARENAS, MAX_DATASET_BYTES, READ_TIMEOUT_SECS,
-    SHUTDOWN_GRACE_SECS, WATCH_TIMEOUT_SECS,
+    BENCH_CONNECTIONS, BENCH_IDLE_WATCHERS, BENCH_LIST_SIZE, BENCH_SCALE_LARGE, BENCH_SECS,
+    BODY_TIMEOUT_SECS, DEFAULT_CACHE_MIB, DEFAULT_THREADS, MALLOC_ARENAS, MAX_DATASET_BYTES,
+    READ_TIMEOUT_SECS, SHUTDOWN_GRACE_SECS, WATCH_TIMEOUT_SECS,
 };
 use crate::signals;
 use crate::store::{self, Store};
@@ -143,6 +143,9 @@ pub struct Bench {
     /// the server's HTTP worker threads (default 16)
     #[argh(option, default = "DEFAULT_THREADS")]
     pub threads: usize,
+    /// idle resource_watch long polls beside the creates of the watchers comparison (default 100)
+    #[argh(option, default = "BENCH_IDLE_WATCHERS")]
+    pub watchers: usize,
 }
 
 /// Runs the command line; returns the process exit code.
@@ -340,6 +343,7 @@ fn run_bench(b: Bench) -> Result<i32, String> {
         dir: b.dir,
         cache_mib: b.cache_mib,
         threads: b.threads,
+        watchers: b.watchers,
     })?;
     Ok(0)
 }

@@ -67,6 +67,9 @@ pub const IMPORT_PROGRESS_EVERY: usize = 100_000;
 pub const BENCH_SECS: f64 = 3.0;
 pub const BENCH_CONNECTIONS: usize = 8;
 pub const BENCH_LIST_SIZE: usize = 100;
+/// `bench`: `resource_watch` long polls waiting (on hosts, which nothing changes) beside the
+/// creates of the idle-watchers comparison.
+pub const BENCH_IDLE_WATCHERS: usize = 100;
 /// `bench`: the slices a measurement is cut into, alternating with what it is compared with.
 pub const BENCH_ROUNDS: usize = 3;
 /// `bench --scale`: processes of the small and (default) large store, processes per service

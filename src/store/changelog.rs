@@ -30,7 +30,7 @@ use redb::{ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::Serialize;
 use serde_json::Value;
 use std::sync::{Condvar, Mutex, PoisonError};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 pub type LogTable = TableDefinition<'static, u64, &'static [u8]>;
 
@@ -405,10 +405,12 @@ impl ReadTx {
     }
 }
 
-/// Wakes the watches waiting for new events of a resource.
+/// Wakes the watches waiting for new events of a resource. One condition variable per
+/// resource, so a commit wakes only the watches of the resources it wrote: a hundred watches of
+/// hosts sleep through every process create.
 pub struct Bell {
     state: Mutex<BellState>,
-    rung: Condvar,
+    rung: [Condvar; 32],
 }
 
 struct BellState {
@@ -425,7 +427,7 @@ impl Default for Bell {
                 generations: [0; 32],
                 stopping: false,
             }),
-            rung: Condvar::new(),
+            rung: [const { Condvar::new() }; 32],
         }
     }
 }
@@ -440,9 +442,9 @@ impl Bell {
         for i in 0..32 {
             if mask & (1 << i) != 0 {
                 s.generations[i] += 1;
+                self.rung[i].notify_all();
             }
         }
-        self.rung.notify_all();
     }
 
     /// The resource's generation now: read it before looking at the log, then wait for it to
@@ -465,9 +467,8 @@ impl Bell {
             if s.stopping || left.is_zero() {
                 return false;
             }
-            s = self
-                .rung
-                .wait_timeout(s, left.min(Duration::from_secs(1)))
+            s = self.rung[i]
+                .wait_timeout(s, left)
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
         }
@@ -477,7 +478,9 @@ impl Bell {
     pub fn stop(&self) {
         let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         s.stopping = true;
-        self.rung.notify_all();
+        for c in &self.rung {
+            c.notify_all();
+        }
     }
 }
 
@@ -658,12 +661,20 @@ mod tests {
         let bell = Bell::default();
         let g = bell.generation(PROCESS);
         bell.ring(bit(HOST));
-        let soon = Instant::now() + Duration::from_millis(20);
+        let soon = Instant::now() + std::time::Duration::from_millis(20);
         assert!(!bell.wait(PROCESS, g, soon));
         bell.ring(bit(PROCESS));
-        assert!(bell.wait(PROCESS, g, Instant::now() + Duration::from_secs(60)));
+        assert!(bell.wait(
+            PROCESS,
+            g,
+            Instant::now() + std::time::Duration::from_secs(60)
+        ));
         bell.stop();
         let g = bell.generation(PROCESS);
-        assert!(!bell.wait(PROCESS, g, Instant::now() + Duration::from_secs(60)));
+        assert!(!bell.wait(
+            PROCESS,
+            g,
+            Instant::now() + std::time::Duration::from_secs(60)
+        ));
     }
 }
