@@ -40,6 +40,8 @@ pub struct Options {
     pub scale: bool,
     /// Processes of the large store of the scale comparison.
     pub scale_processes: usize,
+    /// Service instances of the template-sync scenario.
+    pub sync_instances: usize,
     /// Where the temporary folder goes (default: the system's).
     pub dir: Option<PathBuf>,
     /// The server's `--cache-mib`.
@@ -60,8 +62,15 @@ const WATCH_HOSTS_BODY: &str = r#"{"bk_cursor":"MQ0xDTVlYTZkM2YzOTRjMWY1ZDk4NmU5
 
 /// Runs the benchmark and prints its table on standard output.
 pub fn run(o: &Options) -> Result<(), String> {
-    if o.connections == 0 || o.list_size == 0 || o.secs.is_nan() || o.secs <= 0.0 {
-        return Err("--secs, --connections and --list-size must be positive".into());
+    if o.connections == 0
+        || o.list_size == 0
+        || o.sync_instances == 0
+        || o.secs.is_nan()
+        || o.secs <= 0.0
+    {
+        return Err(
+            "--secs, --connections, --list-size and --sync-instances must be positive".into(),
+        );
     }
     let tmp = Temp::new(o.dir.as_deref())?;
     println!("{}", machine_line(o, tmp.path()));
@@ -199,6 +208,185 @@ fn throughput(o: &Options, tmp: &Temp) -> Result<(), String> {
         "×floor here: requests per second with the watchers waiting ÷ without, in alternating slices"
     );
     println!("server peak RSS (VmHWM): {}", mib(hwm));
+    template_sync(o, tmp, &now)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The template sync
+// ---------------------------------------------------------------------------------------------
+
+const ESB: &str = "/api/c/compapi/v2/cc/";
+
+/// The process templates of the sync scenario: every field locked, start_cmd `version`.
+fn sync_template_spec(k: usize, version: &str) -> Value {
+    let locked = |v: Value| json!({"value": v, "as_default_value": true});
+    json!({"spec": {
+        "bk_process_name": locked(json!(format!("svc-{k}"))),
+        "bk_func_name": locked(json!(format!("svc-{k}"))),
+        "start_cmd": locked(json!(version)),
+        "user": locked(json!("app")),
+        "bind_info": {"as_default_value": true, "value": [{"row_id": 1,
+            "ip": locked(json!("1")), "port": locked(json!(format!("{}", 8000 + k))),
+            "protocol": locked(json!("1")), "enable": locked(json!(true))}]}}})
+}
+
+/// One ESB call (POST) that must succeed; its duration.
+fn esb_call(client: &mut Client, name: &str, body: &Value) -> Result<Duration, String> {
+    let t = Instant::now();
+    let answer = client.post(&format!("{ESB}{name}/"), body.to_string().as_bytes())?;
+    let took = t.elapsed();
+    expect_ok(answer)?;
+    Ok(took)
+}
+
+/// Whether module 1 needs a sync (`list_service_template_difference`).
+fn needs_sync(client: &mut Client) -> Result<bool, String> {
+    let body = json!({"bk_biz_id": BIZ, "bk_module_ids": [1]}).to_string();
+    let answer = client.post(
+        &format!("{ESB}list_service_template_difference/"),
+        body.as_bytes(),
+    )?;
+    let v: Value = serde_json::from_slice(answer).map_err(|e| e.to_string())?;
+    v["data"]["modules"][0]["need_sync"]
+        .as_bool()
+        .ok_or_else(|| format!("unexpected difference answer: {v}"))
+}
+
+/// `sync_service_template_to_service_instance` of one module of `--sync-instances` hosts and a
+/// template of 3 process templates: the first sync creates the instances and their processes,
+/// later ones change a locked field of every process, a last one finds nothing to do. Each is
+/// one request and one transaction; the client waits for all of it. Compared with the floor's
+/// commit of as many process records in one transaction, alternating round by round.
+fn template_sync(o: &Options, tmp: &Temp, now: &str) -> Result<(), String> {
+    const TEMPLATES: usize = 3;
+    let n = o.sync_instances;
+    let procs = n * TEMPLATES;
+    eprintln!("bench: template sync across {n} instances ({procs} processes) and the floor…");
+    let hosts: Vec<i64> = (1..=n as i64).collect();
+    let seed = json!({
+        "format": crate::dataset::FORMAT,
+        "supplier_account": "0",
+        "businesses": [{"bk_biz_id": BIZ, "bk_biz_name": "bench"}],
+        "hosts": hosts.iter().map(|&h| json!({"bk_host_id": h,
+            "bk_host_innerip": format!("10.{}.{}.{}", h >> 16 & 255, h >> 8 & 255, h & 255)}))
+            .collect::<Vec<_>>(),
+        "modules": [{"bk_module_id": 1, "bk_biz_id": BIZ, "bk_set_id": 1,
+            "bk_module_name": "bench-tpl", "service_template_id": 1, "service_category_id": 2,
+            "hosts": hosts}],
+        "service_categories": [
+            {"id": 1, "name": "Default", "bk_root_id": 1},
+            {"id": 2, "name": "Default", "bk_parent_id": 1, "bk_root_id": 1}],
+        "service_templates": [{"bk_biz_id": BIZ, "id": 1, "name": "bench-tpl",
+            "service_category_id": 2, "creator": "admin", "modifier": "admin",
+            "create_time": now, "last_time": now, "bk_supplier_account": "0"}],
+    });
+    let seed_file = tmp.join("sync-seed.json");
+    std::fs::write(&seed_file, seed.to_string())
+        .map_err(|e| format!("cannot write {}: {e}", seed_file.display()))?;
+    let server = Server::start(&tmp.join("sync.redb"), Some(&seed_file), o)?;
+    let mut client = Client::connect(&server.addr)?;
+    let specs: Vec<Value> = (0..TEMPLATES)
+        .map(|k| sync_template_spec(k, "v0"))
+        .collect();
+    esb_call(
+        &mut client,
+        "batch_create_proc_template",
+        &json!({"bk_biz_id": BIZ, "service_template_id": 1, "processes": specs}),
+    )?;
+    let sync = json!({"bk_biz_id": BIZ, "service_template_id": 1, "bk_module_ids": [1]});
+    let sample = stored_process("floor", 1, 1, now)?;
+    let floor = Floor::create(
+        &tmp.join("sync-floor.redb"),
+        o.cache_mib << 20,
+        &sample,
+        &relation(1, 1, 1),
+    )?;
+    let mut floor_ms = Vec::new();
+    let mut floor_commit = || -> Result<(), String> {
+        let run = floor.run(procs, Duration::MAX, 1)?;
+        floor_ms.push(run.elapsed.as_secs_f64() * 1e3);
+        Ok(())
+    };
+    floor_commit()?;
+    let create = esb_call(
+        &mut client,
+        "sync_service_template_to_service_instance",
+        &sync,
+    )?;
+    if needs_sync(&mut client)? {
+        return Err("module 1 still differs from its template after a sync".into());
+    }
+    let mut changes = Vec::new();
+    for round in 1..=BENCH_ROUNDS {
+        floor_commit()?;
+        for pt in 1..=TEMPLATES {
+            let spec = sync_template_spec(pt - 1, &format!("v{round}"));
+            esb_call(
+                &mut client,
+                "update_proc_template",
+                &json!({"bk_biz_id": BIZ, "process_template_id": pt,
+                        "process_property": spec["spec"]}),
+            )?;
+        }
+        if !needs_sync(&mut client)? {
+            return Err("a changed template does not differ from its instances".into());
+        }
+        changes.push(esb_call(
+            &mut client,
+            "sync_service_template_to_service_instance",
+            &sync,
+        )?);
+        if needs_sync(&mut client)? {
+            return Err("module 1 still differs from its template after a sync".into());
+        }
+    }
+    let t = Instant::now();
+    needs_sync(&mut client)?;
+    let difference = t.elapsed();
+    let nothing = esb_call(
+        &mut client,
+        "sync_service_template_to_service_instance",
+        &sync,
+    )?;
+    let hwm = server.vm_hwm_kib();
+    drop(server);
+
+    floor_ms.sort_by(f64::total_cmp);
+    let floor_med = floor_ms[floor_ms.len() / 2];
+    changes.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    println!(
+        "template sync: 1 module, {n} hosts, {TEMPLATES} process templates (each sync is one request and one transaction: the client waits for all of it)"
+    );
+    println!("{:<52} {:>10} {:>8}", "scenario", "ms", "×floor");
+    let row = |name: String, v: f64| {
+        println!("{name:<52} {v:>10.1} {:>8.2}", v / floor_med);
+    };
+    row(
+        format!("floor: one raw redb commit of {procs} processes"),
+        floor_med,
+    );
+    row(
+        format!("sync creating {n} instances, {procs} processes"),
+        ms(create),
+    );
+    row(
+        format!("sync changing {procs} processes (median of {BENCH_ROUNDS})"),
+        ms(changes[changes.len() / 2]),
+    );
+    row(
+        format!("sync changing {procs} processes (slowest)"),
+        ms(changes[changes.len() - 1]),
+    );
+    row("sync finding nothing to change".into(), ms(nothing));
+    row(
+        format!("list_service_template_difference ({n} instances)"),
+        ms(difference),
+    );
+    println!(
+        "×floor: the request's time ÷ the median floor commit, measured alternating with the syncs"
+    );
+    println!("sync server peak RSS (VmHWM): {}", mib(hwm));
     Ok(())
 }
 

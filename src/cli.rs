@@ -8,8 +8,8 @@ use crate::error::Lang;
 use crate::http::{self, Config};
 use crate::limits::{
     BENCH_CONNECTIONS, BENCH_IDLE_WATCHERS, BENCH_LIST_SIZE, BENCH_SCALE_LARGE, BENCH_SECS,
-    BODY_TIMEOUT_SECS, DEFAULT_CACHE_MIB, DEFAULT_THREADS, MALLOC_ARENAS, MAX_DATASET_BYTES,
-    READ_TIMEOUT_SECS, SHUTDOWN_GRACE_SECS, WATCH_TIMEOUT_SECS,
+    BENCH_SYNC_INSTANCES, BODY_TIMEOUT_SECS, DEFAULT_CACHE_MIB, DEFAULT_THREADS, MALLOC_ARENAS,
+    MAX_DATASET_BYTES, READ_TIMEOUT_SECS, SHUTDOWN_GRACE_SECS, WATCH_TIMEOUT_SECS,
 };
 use crate::signals;
 use crate::store::{self, Store};
@@ -134,6 +134,9 @@ pub struct Bench {
     /// processes of the large store of --scale (default 1000000)
     #[argh(option, default = "BENCH_SCALE_LARGE")]
     pub scale_processes: usize,
+    /// service instances of the template-sync scenario, 3 processes each (default 1000)
+    #[argh(option, default = "BENCH_SYNC_INSTANCES")]
+    pub sync_instances: usize,
     /// folder for the temporary files (default: the system's temporary folder)
     #[argh(option)]
     pub dir: Option<PathBuf>,
@@ -340,6 +343,7 @@ fn run_bench(b: Bench) -> Result<i32, String> {
         list_size: b.list_size,
         scale: b.scale,
         scale_processes: b.scale_processes,
+        sync_instances: b.sync_instances,
         dir: b.dir,
         cache_mib: b.cache_mib,
         threads: b.threads,

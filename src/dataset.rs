@@ -86,6 +86,8 @@ fn unique<T>(items: &[T], what: &str, id: impl Fn(&T) -> i64) -> Result<(), CcEr
 pub fn import(store: &Store, ds: &Dataset) -> Result<usize, String> {
     store
         .write_alone(|tx| {
+            // A dataset is the store's starting point, not a change: no events.
+            tx.without_events();
             let mut loader = Loader::head(tx, ds)?;
             for entry in &ds.processes {
                 loader.process(tx, entry.clone())?;
@@ -123,6 +125,7 @@ pub fn import_file(
     }
     store
         .write_alone(|tx| {
+            tx.without_events();
             let mut loader = Loader::head(tx, &head)?;
             let mut failed = None;
             let stream = ProcessStream {
@@ -324,7 +327,7 @@ impl Loader {
             bump(Kind::ServiceCategory, c.id);
         }
         for c in &ds.service_categories {
-            if c.bk_parent_id != 0 && tx.service_category(c.bk_parent_id)?.is_none() {
+            if c.bk_parent_id > 0 && tx.service_category(c.bk_parent_id)?.is_none() {
                 return Err(bad(format!(
                     "service category {}: parent {} does not exist",
                     c.id, c.bk_parent_id

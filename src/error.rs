@@ -59,6 +59,13 @@ pub mod code {
     pub const DB_UPDATE: i64 = 1199020;
     pub const PROC_BIND_PORT_NOT_SET: i64 = 1107014;
     pub const PROC_BIND_PROTOCOL_NOT_SET: i64 = 1107015;
+    // Template sync and service categories.
+    pub const SYNC_BY_TEMPLATE_FAILED: i64 = 1108045;
+    pub const CATEGORY_NAME_DUPLICATED: i64 = 1113017;
+    pub const MODULE_TEMPLATE_MISMATCH: i64 = 1113018;
+    pub const BUILT_IN_FORBIDDEN: i64 = 1199054;
+    pub const HAS_CHILD_NODE: i64 = 1199055;
+    pub const REFERENCED_RECORD: i64 = 1199056;
     // resource_watch.
     pub const EVENT_NODE_NOT_EXIST: i64 = 1103007;
 }
@@ -240,6 +247,37 @@ const CATALOGUE: &[(i64, &str, &str)] = &[
         code::PROC_BIND_PROTOCOL_NOT_SET,
         "service instance process bind info protocol is not set correctly, please check and try again",
         "服务实例的进程绑定信息[协议]未正确设置，请检查后重试",
+    ),
+    // Template sync and service categories.
+    (
+        code::SYNC_BY_TEMPLATE_FAILED,
+        "sync service instance by template failed",
+        "通过服务模版同步服务实例失败",
+    ),
+    (
+        code::CATEGORY_NAME_DUPLICATED,
+        "service caetgory name [%s] duplicated",
+        "服务分类名称【%s】重复",
+    ),
+    (
+        code::MODULE_TEMPLATE_MISMATCH,
+        "module and service instance template not coincide",
+        "模块与服务实例模板不一致",
+    ),
+    (
+        code::BUILT_IN_FORBIDDEN,
+        "operate built-in object forbidden",
+        "内置结点，禁止删除",
+    ),
+    (
+        code::HAS_CHILD_NODE,
+        "forbidden remove item with child node",
+        "禁止父结点记录",
+    ),
+    (
+        code::REFERENCED_RECORD,
+        "remove referenced record forbidden",
+        "禁止删除被引用记录",
     ),
     (
         code::EVENT_NODE_NOT_EXIST,

@@ -60,6 +60,20 @@ pub const MAX_LIST_HOST_IDS: usize = 1000;
 pub const MAX_LABEL_BYTES: usize = 63;
 /// Bytes of a service-instance name (bk-cmdb `NameFieldMaxLength`).
 pub const MAX_SERVICE_INSTANCE_NAME_BYTES: usize = 256;
+/// Ids of `service_template_ids` / `bk_module_ids` in one `list_service_template_difference`
+/// (bk-cmdb's `maxIDLen`; its docs say 20, its code 100).
+pub const MAX_SYNC_STATUS_IDS: usize = 100;
+/// Modules in one `sync_service_template_to_service_instance` or
+/// `list_service_template_sync_status` (bk-cmdb has no limit: one sync is one transaction
+/// here, so its size is bounded).
+pub const MAX_SYNC_MODULES: usize = 1000;
+/// A template sync that writes more processes than this (hosts × process templates) runs in a
+/// write transaction holding the store alone instead of joining a group commit, whose undo log
+/// would copy every process it changes (about 1.2 KiB each): reads and writes wait for it, and
+/// memory stays bounded by redb's cache whatever the module's size.
+pub const MAX_SYNC_GROUPED_PROCESSES: usize = 5_000;
+/// Characters (runes) of a service-category name (bk-cmdb `ServiceCategory.Validate`).
+pub const MAX_CATEGORY_NAME_RUNES: usize = 128;
 /// `import` prints a progress line on stderr after every so many processes.
 pub const IMPORT_PROGRESS_EVERY: usize = 100_000;
 /// `bench` defaults: seconds each scenario is measured, connections of the concurrent
@@ -77,6 +91,9 @@ pub const BENCH_ROUNDS: usize = 3;
 pub const BENCH_SCALE_SMALL: usize = 10_000;
 pub const BENCH_SCALE_LARGE: usize = 1_000_000;
 pub const BENCH_PROCESSES_PER_INSTANCE: usize = 1_000;
+/// `bench`: hosts (so service instances) of the module its template-sync scenario syncs, each
+/// instance with one process per each of the template's 3 process templates.
+pub const BENCH_SYNC_INSTANCES: usize = 1_000;
 /// Seconds a graceful shutdown (SIGTERM, SIGINT) waits for the requests in progress.
 pub const SHUTDOWN_GRACE_SECS: u64 = 10;
 /// Times a read runs when the database file fails under it and is reopened (store::Store::read).

@@ -19,7 +19,6 @@ const GET: &str = "/api/v3/find/proc/service_template/";
 const LIST: &str = "/api/v3/findmany/proc/service_template";
 const DELETE: &str = "/api/v3/delete/proc/service_template";
 const PT_CREATE: &str = "/api/v3/createmany/proc/proc_template";
-const PT_DELETE: &str = "/api/v3/deletemany/proc/proc_template";
 
 /// The time of every record of the demo dataset.
 const DEMO_TIME: &str = "2026-01-02T03:04:05.678Z";
@@ -1102,32 +1101,39 @@ fn delete_is_refused_while_anything_uses_the_template() {
     refused(json!({"bk_biz_id": 7, "service_template_id": 999}));
     refused(json!({"bk_biz_id": 7}));
     refused(json!({}));
-    // Still having a process template (cmdb-lite: bk-cmdb would leave it orphaned).
+    // Still having process templates (and nothing else): success, as bk-cmdb, and its process
+    // templates go with it (bk-cmdb would leave them pointing at a template that is gone).
     let id = create_ok(&s, 7, "with-proc", 2);
     let r = call(
         &s,
         "POST",
         PT_CREATE,
-        &json!({"bk_biz_id": 7, "service_template_id": id, "processes": [{"spec": {
-            "bk_process_name": {"value": "p"}, "bk_func_name": {"value": "p"}}}]}),
+        &json!({"bk_biz_id": 7, "service_template_id": id, "processes": [
+            {"spec": {"bk_process_name": {"value": "p"}, "bk_func_name": {"value": "p"}}},
+            {"spec": {"bk_process_name": {"value": "q"}, "bk_func_name": {"value": "q"}}}]}),
         false,
     );
-    let pt = r["data"][0].as_i64().unwrap_or_else(|| panic!("{r}"));
-    refused(json!({"bk_biz_id": 7, "service_template_id": id}));
-    assert_eq!(get(&s, &id.to_string())["data"]["id"], id);
-    // Without it, the template goes.
-    let r = call(
-        &s,
-        "DELETE",
-        PT_DELETE,
-        &json!({"bk_biz_id": 7, "process_templates": [pt]}),
-        false,
-    );
-    assert_eq!(r, ok_native(Value::Null));
+    let pts: Vec<i64> = r["data"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{r}"))
+        .iter()
+        .filter_map(Value::as_i64)
+        .collect();
+    assert_eq!(pts.len(), 2, "{r}");
     assert_eq!(
         delete(&s, &json!({"bk_biz_id": 7, "service_template_id": id})),
         ok_native(Value::Null)
     );
+    for pt in pts {
+        let r = call(
+            &s,
+            "POST",
+            &format!("/api/v3/find/proc/proc_template/id/{pt}"),
+            &json!({"bk_biz_id": 7}),
+            false,
+        );
+        assert_eq!(r["bk_error_code"], 1199019, "{r}");
+    }
     both(
         &s,
         "GET",

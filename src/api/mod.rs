@@ -6,6 +6,7 @@ pub mod process_template;
 pub mod service_category;
 pub mod service_instance;
 pub mod service_template;
+pub mod template_sync;
 pub mod watch;
 
 use crate::error::{CcError, Lang};
@@ -69,6 +70,12 @@ pub enum Op {
     RemoveLabelFromServiceInstance,
     ListServiceCategory,
     ResourceWatch,
+    CreateServiceCategory,
+    UpdateServiceCategory,
+    DeleteServiceCategory,
+    ListServiceTemplateDifference,
+    SyncServiceTemplate,
+    ListServiceTemplateSyncStatus,
 }
 
 /// Runs `op`.
@@ -106,5 +113,11 @@ pub fn call(op: Op, ctx: &Ctx, store: &Store, input: Input) -> Result<Data, CcEr
             std::time::Duration::from_secs(crate::limits::WATCH_TIMEOUT_SECS),
             &|f| f(),
         ),
+        Op::CreateServiceCategory => service_category::create(ctx, store, &input),
+        Op::UpdateServiceCategory => service_category::update(ctx, store, &input),
+        Op::DeleteServiceCategory => service_category::delete(ctx, store, &input),
+        Op::ListServiceTemplateDifference => template_sync::difference(ctx, store, &input),
+        Op::SyncServiceTemplate => template_sync::sync(ctx, store, &input),
+        Op::ListServiceTemplateSyncStatus => template_sync::sync_status(ctx, store, &input),
     }
 }

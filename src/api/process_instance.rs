@@ -437,7 +437,7 @@ pub fn delete_in_tx(tx: &mut WriteTx, biz: i64, ids: &[i64]) -> Result<(), CcErr
 /// The business of `list_process_detail_by_ids`: the `{bk_biz_id}` path segment on the native
 /// and gateway routes, the body's `bk_biz_id` on the ESB route (the ESB fills the path from
 /// it). Not an integer → 1199011 'bk_biz_id' (Go's `strconv.ParseInt` on the segment).
-fn detail_biz(input: &Input) -> Result<i64, CcError> {
+pub(super) fn detail_biz(input: &Input) -> Result<i64, CcError> {
     let bad = || CcError::with(code::PARAMS_IS_INVALID, "bk_biz_id");
     match &input.path_id {
         Some(segment) => segment.parse::<i64>().map_err(|_| bad()),

@@ -25,7 +25,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
 
-fn host_ips(h: &Host) -> HostIps<'_> {
+pub(super) fn host_ips(h: &Host) -> HostIps<'_> {
     HostIps {
         inner: &h.bk_host_innerip,
         outer: &h.bk_host_outerip,
@@ -166,6 +166,25 @@ pub fn create(ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError> 
         Ok(ids)
     })?;
     Ok(Data::of(&ids))
+}
+
+/// A template instance on `host` as a sync's first step makes it (spec 2.3 step 1): through
+/// the same path as `create_service_instance`, with a generated name and no process given.
+pub(super) fn create_for_sync(
+    tx: &mut WriteTx,
+    ctx: &Ctx,
+    now: &str,
+    biz: i64,
+    module_id: i64,
+    st_id: i64,
+    host: i64,
+) -> Result<i64, CcError> {
+    let inst = NewInstance {
+        host,
+        name: String::new(),
+        processes: Vec::new(),
+    };
+    create_one(tx, ctx, now, biz, module_id, st_id, &inst)
 }
 
 /// coreservice `CreateServiceInstance`: checks, the record, the template's processes, the name.

@@ -290,8 +290,8 @@ pub fn list(_ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError> {
 }
 
 /// `delete_service_template`: refused with 1108030 while the template is missing or still used
-/// by a module or a service instance (bk-cmdb), or still has process templates (cmdb-lite:
-/// bk-cmdb would leave them orphaned).
+/// by a module or a service instance (bk-cmdb). Its process templates are deleted with it:
+/// bk-cmdb answers the same success but leaves them behind, pointing at a template that is gone.
 pub fn delete(_ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError> {
     let obj = decode::body_object(&input.body)?;
     decode::int(obj, "bk_biz_id")?;
@@ -312,8 +312,11 @@ pub fn delete(_ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError>
                 Ok(!used)
             })?;
         }
-        if used || !tx.process_template_ids_of(id)?.is_empty() {
+        if used {
             return Err(refused());
+        }
+        for pt in tx.process_template_ids_of(id)? {
+            tx.delete_process_template(pt)?;
         }
         tx.delete_service_template(id)
     })?;

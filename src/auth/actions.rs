@@ -96,6 +96,28 @@ pub const NEEDS: &[Need] = &[
         action: "edit_biz_service_template",
         on: On::ProcTemplates,
     },
+    // bk-cmdb's parser: `syncServiceInstanceAccordingToServiceTemplate` is a
+    // ProcessServiceInstance Update.
+    Need {
+        op: Op::SyncServiceTemplate,
+        action: "edit_biz_service_instance",
+        on: On::Biz,
+    },
+    Need {
+        op: Op::CreateServiceCategory,
+        action: "create_biz_service_category",
+        on: On::Biz,
+    },
+    Need {
+        op: Op::UpdateServiceCategory,
+        action: "edit_biz_service_category",
+        on: On::Biz,
+    },
+    Need {
+        op: Op::DeleteServiceCategory,
+        action: "delete_biz_service_category",
+        on: On::Biz,
+    },
 ];
 
 /// Every IAM action id an auth file may grant, with its (always Chinese) name

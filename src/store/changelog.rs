@@ -2,7 +2,7 @@
 //! record, written by the same `put_*`/`delete_*` that change the record, in its transaction.
 //! An event therefore exists if and only if its change committed, in commit order; a request
 //! rolled back inside a shared group commit takes its events back with its other writes (the
-//! undo log). Seeds and imports (`Store::write_alone`) write none.
+//! undo log). Seeds and imports (`WriteTx::without_events`) write none.
 //!
 //! Each watched resource has a table (`LOGS`) keyed by the event's [`Stamp`]: bk-cmdb's oplog
 //! time, the second and the ordinal of the change within it, strictly increasing across the
@@ -200,6 +200,12 @@ impl WriteTx {
         self.log(|| Undo::Event(def, key));
         self.events.job_mask |= bit(cursor_type);
         Ok(())
+    }
+
+    /// This transaction writes no events: a seed or an import is the store's starting point,
+    /// not a change anyone watches.
+    pub fn without_events(&mut self) {
+        self.events.enabled = false;
     }
 
     /// The next stamp: the clock's second with ordinal 0, or one past the last stamp issued,
@@ -527,7 +533,10 @@ mod tests {
     fn every_watched_kind_writes_its_events() {
         let store = Store::memory().unwrap();
         store
-            .write_alone(|tx| tx.put_host(&host(1, "10.0.0.1")))
+            .write_alone(|tx| {
+                tx.without_events();
+                tx.put_host(&host(1, "10.0.0.1"))
+            })
             .unwrap();
         assert!(all(&store, HOST).is_empty(), "a seed writes no event");
         store

@@ -176,7 +176,7 @@ fn check_tx(tx: &ReadTx) -> Result<Vec<String>, CcError> {
                 c.bk_biz_id
             ));
         }
-        if c.bk_parent_id != 0 && !cats.contains_key(&c.bk_parent_id) {
+        if c.bk_parent_id > 0 && !cats.contains_key(&c.bk_parent_id) {
             p.push(format!(
                 "service category {id}: parent {} does not exist",
                 c.bk_parent_id

@@ -357,7 +357,7 @@ impl Store {
                 &"the database could not be reopened",
             ));
         };
-        let result = self.write_immediate(db, false, f);
+        let result = self.write_immediate(db, f);
         if IO_FAILED.take() {
             self.reopen(&mut slot);
         }
@@ -411,7 +411,7 @@ impl Store {
                 &"the database could not be reopened",
             ));
         };
-        let result = self.write_immediate(db, true, f);
+        let result = self.write_immediate(db, f);
         if IO_FAILED.take() {
             self.reopen(&mut slot);
         } else if result.is_ok() {
@@ -483,14 +483,12 @@ impl Store {
     fn write_immediate<T>(
         &self,
         db: &Database,
-        events: bool,
         f: impl FnOnce(&mut WriteTx) -> Result<T, CcError>,
     ) -> Result<T, CcError> {
         let mut txn = db.begin_write().map_err(write_err)?;
         txn.set_durability(Durability::Immediate)
             .map_err(write_err)?;
         let mut tx = WriteTx::new(txn, None);
-        tx.events = changelog::TxLog::new(events);
         match f(&mut tx) {
             Ok(v) => {
                 let mask = tx.events.job_mask;

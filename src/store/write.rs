@@ -229,6 +229,9 @@ impl WriteTx {
     pub fn put_service_category(&mut self, c: &ServiceCategory) -> Result<(), CcError> {
         self.put(c)
     }
+    pub fn delete_service_category(&mut self, id: i64) -> Result<(), CcError> {
+        self.delete::<ServiceCategory>(id)
+    }
     /// Inserts or replaces a service template and its indexes.
     pub fn put_service_template(&mut self, st: &ServiceTemplate) -> Result<(), CcError> {
         self.put(st)

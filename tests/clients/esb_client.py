@@ -18,7 +18,8 @@ Each check gets a `Ctx`: `ctx.cc()` is the `cc` group of a client as an applicat
 import sys
 import traceback
 
-from bkapi_component.open.client import Client
+from bkapi_client_core.esb import Operation, bind_property
+from bkapi_component.open.client import CcGroup, Client
 
 APP_CODE = "cmdb-lite-ci"
 APP_SECRET = "ci-secret-for-tests-only"  # tests/clients/auth.json
@@ -35,6 +36,34 @@ ENVELOPE_KEYS = ["result", "code", "message", "permission", "request_id", "data"
 
 class CheckFailed(Exception):
     pass
+
+
+class CcWithHidden(CcGroup):
+    """bk-cmdb's hidden cc components (`is_hidden` in its cc.yaml), which the published client
+    does not list: bound exactly as the client binds its own operations."""
+
+    list_service_template_difference = bind_property(
+        Operation,
+        name="list_service_template_difference",
+        method="POST",
+        path="/api/c/compapi{bk_api_ver}/cc/list_service_template_difference/",
+    )
+    sync_service_template_to_service_instance = bind_property(
+        Operation,
+        name="sync_service_template_to_service_instance",
+        method="POST",
+        path="/api/c/compapi{bk_api_ver}/cc/sync_service_template_to_service_instance/",
+    )
+    list_service_template_sync_status = bind_property(
+        Operation,
+        name="list_service_template_sync_status",
+        method="POST",
+        path="/api/c/compapi{bk_api_ver}/cc/list_service_template_sync_status/",
+    )
+
+
+class ClientWithHidden(Client):
+    cc = bind_property(CcWithHidden, name="cc")
 
 
 def expect(cond, what, answer=None):
@@ -60,6 +89,14 @@ class Ctx:
 
     def cc(self, bk_api_ver="v2", language=None):
         return self.client(bk_api_ver, language).cc
+
+    def cc_hidden(self, language=None):
+        """The `cc` group with the hidden components bound as well."""
+        client = ClientWithHidden(endpoint=self.endpoint, bk_api_ver="v2", language=language)
+        client.update_bkapi_authorization(
+            bk_app_code=APP_CODE, bk_app_secret=APP_SECRET, bk_username=USERNAME
+        )
+        return client.cc
 
 
 def ok(answer):
@@ -315,16 +352,15 @@ def check_process_template_lifecycle(ctx):
         1113019,
         "process name [py-proc] unique validation failed",
     )
-    # A template with process templates cannot be deleted; without them it can.
-    fails(
-        cc.delete_service_template({"bk_biz_id": BIZ, "service_template_id": st}),
-        1108030,
-        "delete service template failed",
-    )
-    expect(ok(cc.delete_proc_template({"bk_biz_id": BIZ, "process_templates": ids})) is None, "deleted")
+    # A template used by nothing but its process templates is deleted, and they with it.
     expect(
         ok(cc.delete_service_template({"bk_biz_id": BIZ, "service_template_id": st})) is None,
         "template deleted",
+    )
+    fails(
+        cc.get_proc_template({"bk_biz_id": BIZ, "process_template_id": ids[0]}),
+        1199019,
+        "No relevant data found",
     )
 
 
@@ -442,6 +478,80 @@ def check_process_lifecycle(ctx):
     expect(data == [], "its processes are gone", data)
 
 
+def check_service_category_writes(ctx):
+    cc = ctx.cc(language="en")
+    cat = ok(cc.create_service_category({"bk_biz_id": BIZ, "name": "py-cat", "bk_parent_id": 0}))
+    expect(cat["name"] == "py-cat" and cat["bk_root_id"] == cat["id"], "created root", cat)
+    child = ok(cc.create_service_category({"bk_biz_id": BIZ, "name": "py-leaf", "bk_parent_id": cat["id"]}))
+    expect(child["bk_root_id"] == cat["id"], "child under it", child)
+    fails(
+        cc.create_service_category({"bk_biz_id": BIZ, "name": "py-leaf", "bk_parent_id": 1}),
+        1113017,
+        "service caetgory name [py-leaf] duplicated",
+    )
+    renamed = ok(cc.update_service_category({"id": child["id"], "name": "py-leaf-2"}))
+    expect(renamed["name"] == "py-leaf-2", "renamed", renamed)
+    fails(
+        cc.delete_service_category({"id": cat["id"]}),
+        1199055,
+        "forbidden remove item with child node",
+    )
+    expect(ok(cc.delete_service_category({"id": child["id"]})) is None, "child deleted")
+    expect(ok(cc.delete_service_category({"id": cat["id"]})) is None, "root deleted")
+
+
+def check_template_sync(ctx):
+    """difference -> sync -> difference, as GSEKit-style callers do before a release."""
+    cc = ctx.cc_hidden(language="en")
+    # Module 22 is named after its template once the template takes the module's name.
+    ok(cc.update_service_template({"bk_biz_id": BIZ, "id": 9, "name": "web-app"}))
+    diff = {"bk_biz_id": BIZ, "bk_module_ids": [22]}
+    status = {"bk_biz_id": BIZ, "service_template_id": 9, "bk_module_ids": [22]}
+    sync = {"bk_biz_id": BIZ, "service_template_id": 9, "bk_module_ids": [22]}
+
+    def need():
+        d = ok(cc.list_service_template_difference(diff))
+        expect(d["service_templates"] is None and len(d["modules"]) == 1, "module view", d)
+        return d["modules"][0]["need_sync"]
+
+    # Hosts 11 and 12 have no instance of the template: a sync would create them.
+    expect(need() is True, "needs a sync")
+    st = ok(cc.list_service_template_sync_status(status))
+    expect([(s["bk_inst_id"], s["status"]) for s in st] == [(22, "need_sync")], "status", st)
+    expect(ok(cc.sync_service_template_to_service_instance(sync)) is None, "sync answers null")
+    expect(need() is False, "in sync")
+    st = ok(cc.list_service_template_sync_status(status))
+    expect([(s["bk_inst_id"], s["status"]) for s in st] == [(22, "finished")], "finished", st)
+    listed = ok(cc.list_service_instance({"bk_biz_id": BIZ, "bk_module_id": 22, "page": {"limit": 10}}))
+    expect(sorted(i["bk_host_id"] for i in listed["info"]) == [11, 12], "one instance per host", listed)
+    # A locked field of nginx changes: a difference until the next sync.
+    ok(
+        cc.update_proc_template(
+            {
+                "bk_biz_id": BIZ,
+                "process_template_id": 10,
+                "process_property": {"work_path": {"value": "/opt/nginx", "as_default_value": True}},
+            }
+        )
+    )
+    expect(need() is True, "a locked field differs")
+    expect(ok(cc.sync_service_template_to_service_instance(sync)) is None, "sync answers null")
+    expect(need() is False, "in sync again")
+    detail = ok(cc.list_service_instance_detail({"bk_biz_id": BIZ, "bk_module_id": 22, "page": {"limit": 10}}))
+    paths = [
+        p["process"]["work_path"]
+        for inst in detail["info"]
+        for p in inst["process_instances"]
+        if p["process"]["bk_process_name"] == "nginx"
+    ]
+    expect(paths == ["/opt/nginx", "/opt/nginx"], "instances follow the template", detail)
+    fails(
+        cc.sync_service_template_to_service_instance({"bk_biz_id": BIZ, "service_template_id": 9}),
+        1199010,
+        "'bk_module_ids' unassigned",
+    )
+
+
 NO_EVENT_CURSOR = "MQ0xDTVlYTZkM2YzOTRjMWY1ZDk4NmU5YmQ4Ng1ub0V2ZW50DTENMQ0="
 
 
@@ -507,6 +617,8 @@ CHECKS = [
     check_service_instance_labels,
     check_list_service_category,
     check_process_lifecycle,
+    check_service_category_writes,
+    check_template_sync,
     check_resource_watch_follows_changes,
 ]
 
