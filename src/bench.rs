@@ -1,9 +1,10 @@
-//! `cmdb-lite bench`: throughput and latency of the real server, measured against the disk's
-//! floor in the same run (ARCHITECTURE.md, "Benchmark").
+//! `cmdb-lite bench`: throughput and latency of the real server, measured against two floors
+//! in the same run (README, "Benchmark").
 //!
-//! The floor is a raw redb durable commit loop with the records of a process create
-//! (`store::floor`). The server is this very binary, started as a child process on a file
-//! database in a temporary folder, seeded with a generated dataset, and driven over plain-TCP
+//! The floors are this binary's `serve --floor` (`store::floor`): the same HTTP stack writing
+//! only a process create's records, in the group commit or each request with a sync of its own.
+//! The server is this very binary too, started as a child process on a file database in a
+//! temporary folder, seeded with a generated dataset; both are driven over plain-TCP
 //! keep-alive HTTP/1.1 connections. Every figure that is compared is measured in the same run:
 //! the machine may be busy, so ratios count, absolute numbers do not.
 //!
@@ -17,7 +18,7 @@ use crate::domain::process::{self, ServerFields};
 use crate::limits::{
     BENCH_PROCESSES_PER_INSTANCE, BENCH_ROUNDS, BENCH_SCALE_SMALL, MAX_PROCESSES_PER_REQUEST,
 };
-use crate::store::floor::{Floor, FloorRun};
+use crate::store::floor::{Floor, Shape};
 use crate::store::records::Relation;
 use serde_json::{Map, Value, json};
 use std::fmt::Write as _;
@@ -54,6 +55,7 @@ pub struct Options {
 
 const BIZ: i64 = 1;
 const CREATE_PATH: &str = "/api/v3/create/proc/process_instance";
+const ESB_CREATE_PATH: &str = "/api/c/compapi/v2/cc/create_process_instance/";
 const LIST_PATH: &str = "/api/v3/findmany/proc/process_instance";
 const WATCH_HOSTS_PATH: &str = "/api/v3/event/watch/resource/host";
 /// A watch of hosts from the start of the window (bk-cmdb's `NoEventCursor`): nothing writes
@@ -116,74 +118,93 @@ fn throughput(o: &Options, tmp: &Temp) -> Result<(), String> {
     let warm = time.min(Duration::from_millis(500)) / 2;
     let now = clock::format_ms(clock::now_ms());
 
-    // The floor, in its own file next to the server's.
-    let sample = stored_process("floor", 1, 1, &now)?;
-    let rel = relation(1, 1, 1);
-    let floor = Floor::create(&tmp.join("floor.redb"), o.cache_mib << 20, &sample, &rel)?;
-    floor.run(1, warm, u64::MAX)?;
-
-    // The server: instance 1 holds `list_size` processes, 2.. are empty create targets.
+    // The server: instance 1 holds `list_size` processes, 2.. are empty create targets (one per
+    // connection, and one more that every connection of the ESB scenarios shares).
     let layout = Layout {
         populated: 1,
         per_instance: o.list_size,
-        empty: o.connections,
+        empty: o.connections + 1,
     };
     let seed = tmp.join("seed.json");
     layout.write(&seed, &now)?;
-    let server = Server::start(&tmp.join("bench.redb"), Some(&seed), o)?;
+    let server = Server::start(&tmp.join("bench.redb"), Some(&seed), o, false)?;
+    // The floors: `serve --floor` on a file of its own, the same HTTP stack and group commit.
+    let floor = Server::start(&tmp.join("floor.redb"), None, o, true)?;
     let targets: Vec<i64> = layout.empty_ids().collect();
+    let shared = targets[o.connections];
 
-    // Each create scenario alternates with the floor of its shape, slice by slice, so that both
-    // see the same machine; its ratio compares the two.
-    let mut floors = [Measured::default(), Measured::default()];
+    // Each create scenario alternates, slice by slice, with both floors of its shape (as many
+    // connections, as many processes per request), so that all three see the same machine.
+    let n = MAX_PROCESSES_PER_REQUEST;
+    let c = o.connections;
+    let scenarios = [
+        ("create_process_instance", 1, 1, false),
+        ("create_process_instance", c, 1, false),
+        ("create_process_instance", 1, n, false),
+        ("create_process_instance", c, n, false),
+        ("create (ESB, one instance)", c, 1, true),
+        ("create (ESB, one instance)", c, n, true),
+    ];
     let mut rows = Vec::new();
-    for (n, (conns, per_req)) in [
-        (1, 1),
-        (o.connections, 1),
-        (1, MAX_PROCESSES_PER_REQUEST),
-        (o.connections, MAX_PROCESSES_PER_REQUEST),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        eprintln!(
-            "bench: create_process_instance, {conns} connection(s), {per_req} per request, and the floor…"
-        );
-        let spec = CreateSpec {
-            addr: &server.addr,
-            targets: &targets[..conns],
+    for (k, (name, conns, per_req, esb)) in scenarios.into_iter().enumerate() {
+        eprintln!("bench: {name}, {conns} connection(s), {per_req} per request, and the floors…");
+        let to: Vec<i64> = if esb {
+            vec![shared; conns]
+        } else {
+            targets[..conns].to_vec()
+        };
+        let group_path = format!("/floor/group/{per_req}");
+        let alone_path = format!("/floor/alone/{per_req}");
+        let spec = |addr, path| CreateSpec {
+            addr,
+            path,
+            targets: &to,
             per_req,
         };
-        create_load(&spec, &format!("w{n}"), warm)?;
-        let mut paired = Measured::default();
-        let mut m = Measured::default();
-        for round in 0..BENCH_ROUNDS {
-            paired.absorb(Measured::of_floor(floor.run(per_req, slice, u64::MAX)?));
-            m.absorb(create_load(&spec, &format!("b{n}r{round}"), slice)?);
+        let api = spec(
+            &server.addr,
+            if esb { ESB_CREATE_PATH } else { CREATE_PATH },
+        );
+        let group = spec(&floor.addr, &group_path);
+        let alone = spec(&floor.addr, &alone_path);
+        for (s, tag) in [(&api, "w"), (&group, "wg"), (&alone, "wa")] {
+            create_load(s, &format!("{tag}{k}"), warm)?;
         }
-        let ratio = m.per_sec() / paired.per_sec();
-        floors[usize::from(per_req != 1)].absorb(paired);
+        let (mut m, mut mg, mut ma) = Default::default();
+        for round in 0..BENCH_ROUNDS {
+            Measured::absorb(
+                &mut mg,
+                create_load(&group, &format!("g{k}r{round}"), slice)?,
+            );
+            Measured::absorb(&mut m, create_load(&api, &format!("b{k}r{round}"), slice)?);
+            Measured::absorb(
+                &mut ma,
+                create_load(&alone, &format!("a{k}r{round}"), slice)?,
+            );
+        }
+        let (g, a) = (mg.per_sec(), ma.per_sec());
+        let ratios = |x: &Measured| (x.per_sec() / g, x.per_sec() / a);
         rows.push(Row {
-            name: "create_process_instance".into(),
+            name: name.into(),
             conns,
             per_req: Some(per_req),
+            ratios: Some(ratios(&m)),
             m,
-            ratio: Some(ratio),
         });
+        for (label, x) in [
+            ("  floor: group commit", mg),
+            ("  floor: fsync per request", ma),
+        ] {
+            rows.push(Row {
+                name: label.into(),
+                conns,
+                per_req: Some(per_req),
+                ratios: Some(ratios(&x)),
+                m: x,
+            });
+        }
     }
     drop(floor);
-    for (i, per_commit) in [1, MAX_PROCESSES_PER_REQUEST].into_iter().enumerate() {
-        rows.insert(
-            i,
-            Row {
-                name: "floor: raw redb commit".into(),
-                conns: 1,
-                per_req: Some(per_commit),
-                m: std::mem::take(&mut floors[i]),
-                ratio: Some(1.0),
-            },
-        );
-    }
     eprintln!("bench: list_process_instance of {} processes…", o.list_size);
     check_list(&server.addr, 1, o.list_size)?;
     list_load(&server.addr, &[1], warm)?;
@@ -193,7 +214,7 @@ fn throughput(o: &Options, tmp: &Temp) -> Result<(), String> {
         conns: 1,
         per_req: None,
         m,
-        ratio: None,
+        ratios: None,
     });
     let watch_rows = idle_watchers(o, &server.addr, &targets[..1], slice, warm)?;
     let hwm = server.vm_hwm_kib();
@@ -201,11 +222,11 @@ fn throughput(o: &Options, tmp: &Temp) -> Result<(), String> {
 
     print!("{}", table(&rows));
     println!(
-        "×floor: requests per second ÷ the floor's commits per second with as many processes per commit, measured in slices alternating with the scenario's"
+        "×group, ×fsync: requests per second ÷ those of the floor with as many connections and processes per request over the same HTTP stack (`serve --floor`), writing only the records: in one group commit with the others (×group), or each request in a transaction and sync of its own (×fsync); measured in slices alternating with the scenario's"
     );
-    print!("{}", table(&watch_rows));
+    print!("{watch_rows}");
     println!(
-        "×floor here: requests per second with the watchers waiting ÷ without, in alternating slices"
+        "×none: requests per second with the watchers waiting ÷ without, in alternating slices"
     );
     println!("server peak RSS (VmHWM): {}", mib(hwm));
     template_sync(o, tmp, &now)
@@ -283,7 +304,7 @@ fn template_sync(o: &Options, tmp: &Temp, now: &str) -> Result<(), String> {
     let seed_file = tmp.join("sync-seed.json");
     std::fs::write(&seed_file, seed.to_string())
         .map_err(|e| format!("cannot write {}: {e}", seed_file.display()))?;
-    let server = Server::start(&tmp.join("sync.redb"), Some(&seed_file), o)?;
+    let server = Server::start(&tmp.join("sync.redb"), Some(&seed_file), o, false)?;
     let mut client = Client::connect(&server.addr)?;
     let specs: Vec<Value> = (0..TEMPLATES)
         .map(|k| sync_template_spec(k, "v0"))
@@ -398,13 +419,14 @@ fn idle_watchers(
     target: &[i64],
     slice: Duration,
     warm: Duration,
-) -> Result<Vec<Row>, String> {
+) -> Result<String, String> {
     eprintln!(
         "bench: create_process_instance without and with {} idle watchers…",
         o.watchers
     );
     let spec = CreateSpec {
         addr,
+        path: CREATE_PATH,
         targets: target,
         per_req: 1,
     };
@@ -418,23 +440,28 @@ fn idle_watchers(
         with.absorb(create_load(&spec, &format!("j{round}"), slice)?);
         drop(watchers);
     }
-    let ratio = with.per_sec() / without.per_sec();
-    Ok(vec![
-        Row {
-            name: "create, no watcher".into(),
-            conns: 1,
-            per_req: Some(1),
-            m: without,
-            ratio: Some(1.0),
-        },
-        Row {
-            name: format!("create, {} idle watchers", o.watchers),
-            conns: 1,
-            per_req: Some(1),
-            m: with,
-            ratio: Some(ratio),
-        },
-    ])
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<34} {:>5} {:>9} {:>9} {:>9} {:>8} {:>8} {:>7}",
+        "scenario", "conns", "procs/req", "requests", "req/s", "p50 µs", "p99 µs", "×none"
+    );
+    let watching = format!("create, {} idle watchers", o.watchers);
+    for (name, m) in [("create, no watcher", &without), (watching.as_str(), &with)] {
+        let _ = writeln!(
+            out,
+            "{:<34} {:>5} {:>9} {:>9} {:>9.0} {:>8} {:>8} {:>7.2}",
+            name,
+            1,
+            1,
+            m.requests,
+            m.per_sec(),
+            m.percentile(0.50),
+            m.percentile(0.99),
+            m.per_sec() / without.per_sec()
+        );
+    }
+    Ok(out)
 }
 
 /// `resource_watch` long polls of hosts, each on its own connection, re-sent when answered,
@@ -492,20 +519,31 @@ impl Drop for Watchers {
     }
 }
 
+/// The shape of the floor's records: a process as create stores the bench's process, and its
+/// relation (`serve --floor`).
+pub(crate) fn floor_shape() -> Result<Shape, String> {
+    let now = clock::format_ms(clock::now_ms());
+    Ok(Shape::new(
+        &stored_process("floor", 1, 1, &now)?,
+        &relation(1, 1, 1),
+    ))
+}
+
 /// One line of the table.
 struct Row {
     name: String,
     conns: usize,
     per_req: Option<usize>,
     m: Measured,
-    ratio: Option<f64>,
+    /// Requests per second ÷ the group-commit floor's and the fsync-per-request floor's.
+    ratios: Option<(f64, f64)>,
 }
 
 fn table(rows: &[Row]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<34} {:>5} {:>9} {:>9} {:>9} {:>10} {:>8} {:>8} {:>7}",
+        "{:<34} {:>5} {:>9} {:>9} {:>9} {:>10} {:>8} {:>8} {:>7} {:>7}",
         "scenario",
         "conns",
         "procs/req",
@@ -514,17 +552,20 @@ fn table(rows: &[Row]) -> String {
         "records/s",
         "p50 µs",
         "p99 µs",
-        "×floor"
+        "×group",
+        "×fsync"
     );
     for r in rows {
         let per_req = r.per_req.map_or("-".into(), |n| n.to_string());
         let records = r
             .per_req
             .map_or("-".into(), |n| format!("{:.0}", r.m.per_sec() * n as f64));
-        let ratio = r.ratio.map_or("-".into(), |x| format!("{x:.2}"));
+        let (group, alone) = r.ratios.map_or(("-".into(), "-".into()), |(g, a)| {
+            (format!("{g:.2}"), format!("{a:.2}"))
+        });
         let _ = writeln!(
             out,
-            "{:<34} {:>5} {:>9} {:>9} {:>9.0} {:>10} {:>8} {:>8} {:>7}",
+            "{:<34} {:>5} {:>9} {:>9} {:>9.0} {:>10} {:>8} {:>8} {:>7} {:>7}",
             r.name,
             r.conns,
             per_req,
@@ -533,7 +574,8 @@ fn table(rows: &[Row]) -> String {
             records,
             r.m.percentile(0.50),
             r.m.percentile(0.99),
-            ratio
+            group,
+            alone
         );
     }
     out
@@ -602,7 +644,7 @@ fn scale(o: &Options, tmp: &Temp) -> Result<(), String> {
     let mut startups = Vec::new();
     for side in &sides {
         let t = Instant::now();
-        let server = Server::start(&side.db, None, o)?;
+        let server = Server::start(&side.db, None, o, false)?;
         let mut client = Client::connect(&server.addr)?;
         let body = list_body(side.layout.populated as i64 + 1);
         let answer = client.post(LIST_PATH, body.as_bytes())?;
@@ -626,6 +668,7 @@ fn scale(o: &Options, tmp: &Temp) -> Result<(), String> {
             let targets: Vec<i64> = side.layout.empty_ids().collect();
             let spec = CreateSpec {
                 addr: &server.addr,
+                path: CREATE_PATH,
                 targets: &targets[..1],
                 per_req: 1,
             };
@@ -638,6 +681,7 @@ fn scale(o: &Options, tmp: &Temp) -> Result<(), String> {
         let targets: Vec<i64> = side.layout.empty_ids().collect();
         let spec = CreateSpec {
             addr: &server.addr,
+            path: CREATE_PATH,
             targets: &targets,
             per_req: MAX_PROCESSES_PER_REQUEST,
         };
@@ -713,6 +757,16 @@ fn scale(o: &Options, tmp: &Temp) -> Result<(), String> {
         mb(s.db_bytes),
         mb(l.db_bytes),
         "",
+    );
+    let per_process = |side: &ScaleSide| {
+        side.db_bytes as f64 / (side.layout.populated * side.layout.per_instance).max(1) as f64
+    };
+    line(
+        &mut out,
+        "database bytes per process",
+        per_process(s),
+        per_process(l),
+        "≤ 400 at 1M",
     );
     line(
         &mut out,
@@ -827,14 +881,6 @@ impl Measured {
         v[rank - 1]
     }
 
-    fn of_floor(f: FloorRun) -> Measured {
-        Measured {
-            requests: f.commits,
-            elapsed: f.elapsed,
-            latencies_us: f.latencies_us,
-        }
-    }
-
     fn absorb(&mut self, other: Measured) {
         self.requests += other.requests;
         self.elapsed += other.elapsed;
@@ -844,6 +890,8 @@ impl Measured {
 
 struct CreateSpec<'a> {
     addr: &'a str,
+    /// The create route (native or ESB) or a floor's.
+    path: &'a str,
     /// One service instance per connection.
     targets: &'a [i64],
     per_req: usize,
@@ -871,7 +919,7 @@ fn create_load(spec: &CreateSpec, tag: &str, time: Duration) -> Result<Measured,
                         create_body(&mut body, si, spec.per_req, &format!("{tag}-{c}-{seq}"));
                         seq += 1;
                         let t = Instant::now();
-                        let answer = client.post(CREATE_PATH, body.as_bytes())?;
+                        let answer = client.post(spec.path, body.as_bytes())?;
                         let us = t.elapsed().as_micros();
                         expect_ok(answer)?;
                         lat.push(u32::try_from(us).unwrap_or(u32::MAX));
@@ -1158,7 +1206,8 @@ struct Server {
 }
 
 impl Server {
-    fn start(db: &Path, seed: Option<&Path>, o: &Options) -> Result<Server, String> {
+    /// Starts `serve` on `db` (with `seed`), or `serve --floor` if `floor`.
+    fn start(db: &Path, seed: Option<&Path>, o: &Options, floor: bool) -> Result<Server, String> {
         let mut cmd = Command::new(exe()?);
         cmd.arg("serve")
             .arg("--db")
@@ -1168,6 +1217,9 @@ impl Server {
             .args(["--cache-mib", &o.cache_mib.to_string()]);
         if let Some(seed) = seed {
             cmd.arg("--seed").arg(seed);
+        }
+        if floor {
+            cmd.arg("--floor");
         }
         let mut child = cmd
             .stdin(Stdio::null())

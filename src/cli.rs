@@ -71,6 +71,9 @@ pub struct Serve {
     /// seconds a resource_watch with a cursor waits for an event (default 20, as bk-cmdb)
     #[argh(option, default = "WATCH_TIMEOUT_SECS")]
     pub watch_timeout_secs: u64,
+    /// serve the benchmark's floor instead of the API (for `cmdb-lite bench`; no seed)
+    #[argh(switch)]
+    pub floor: bool,
     /// apps, their secrets and users' permissions (JSON; README "Security"); reloaded on SIGHUP
     #[argh(option)]
     pub auth: Option<PathBuf>,
@@ -240,7 +243,7 @@ fn serve(s: Serve) -> Result<i32, String> {
         open(&s.db, s.cache_mib)?
     };
     let empty = store.read(|tx| tx.is_empty()).map_err(|e| e.to_string())?;
-    if empty {
+    if empty && !s.floor {
         match s.seed.as_deref() {
             Some("none") => {}
             Some(file) => {
@@ -260,6 +263,11 @@ fn serve(s: Serve) -> Result<i32, String> {
         read_timeout: std::time::Duration::from_secs(s.read_timeout_secs.max(1)),
         body_timeout: std::time::Duration::from_secs(s.body_timeout_secs),
         watch_timeout: std::time::Duration::from_secs(s.watch_timeout_secs),
+        floor: if s.floor {
+            Some(Arc::new(crate::bench::floor_shape()?))
+        } else {
+            None
+        },
         gate: gate.clone(),
     };
     let store = Arc::new(store);
@@ -380,7 +388,11 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 fn check(c: Check) -> Result<i32, String> {
-    let store = open_existing(&c.db)?;
+    if !c.db.exists() {
+        return Err(format!("no database at {} (pass --db)", c.db.display()));
+    }
+    let cache = DEFAULT_CACHE_MIB.saturating_mul(1024 * 1024);
+    let store = Store::open_current(&c.db, cache).map_err(|e| e.to_string())?;
     let problems = store::check::run(&store).map_err(|e| e.to_string())?;
     if problems.is_empty() {
         println!("cmdb-lite: {} is clean", c.db.display());

@@ -18,6 +18,7 @@ pub mod bench;
 pub mod cli;
 pub mod clock;
 pub mod dataset;
+pub mod disk;
 pub mod domain;
 pub mod error;
 pub mod http;

@@ -120,6 +120,12 @@ pub const WATCH_EVENTS_PER_ANSWER: usize = 200;
 pub const WATCH_TIMEOUT_SECS: u64 = 20;
 /// Milliseconds bk-cmdb's event server sleeps before answering a malformed or refused watch.
 pub const WATCH_ERROR_DELAY_MS: u64 = 500;
+/// Records the migration of a version-1 store reads at a time before rewriting them
+/// (`store/migrate.rs`): its memory stays that of one chunk whatever the store's size.
+pub const MIGRATION_CHUNK: usize = 1_024;
+/// Free bytes a migration wants beyond the size of the file itself (redb writes the new values
+/// beside the old ones until its commit frees them).
+pub const MIGRATION_SPARE_BYTES: u64 = 16 * 1024 * 1024;
 /// Bytes of a `--auth` file (apps, users and their grants).
 pub const MAX_AUTH_FILE_BYTES: usize = 1024 * 1024;
 /// Characters of an app code and of an app secret, as the API gateway limits them.

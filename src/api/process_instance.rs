@@ -6,8 +6,8 @@ use crate::domain::decode;
 use crate::domain::process::{self, ServerFields};
 use crate::error::{Arg, CcError, code};
 use crate::limits::MAX_PROCESSES_PER_REQUEST;
-use crate::store::records::{Kind, Relation};
-use crate::store::{Store, WriteTx};
+use crate::store::records::Relation;
+use crate::store::{NewProcess, Store, WriteTx};
 use serde_json::{Map, Value};
 
 /// One decoded item of `processes`; `None` is a null or missing `process_info`.
@@ -50,19 +50,19 @@ pub fn create(ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError> 
     let now = clock::format_ms(ctx.now_ms);
     // Everything that needs no stored data runs here, before the request queues for the
     // writer: the writer only checks, takes ids and inserts.
-    let prepared = prepare(ctx, &now, biz, si_id, &items);
+    let prepared = prepare(ctx, &now, biz, si_id, items);
     let supplier = ctx.supplier.clone();
     let ids = store.write(move |tx| create_prepared(tx, &supplier, biz, si_id, prepared))?;
     Ok(Data::of(&ids))
 }
 
 /// The items of a create, prepared without the store (spec 2.2 step 9 and coreservice's
-/// validation): each stamped with the request's fields, validated, filled, and stamped with
-/// what the insert sets but the id. `None` is a null `process_info`.
-pub(crate) type Prepared = Vec<Option<Result<Map<String, Value>, CcError>>>;
+/// validation): each stamped with the request's fields, validated, filled, stamped with what
+/// the insert sets but the id, and encoded. `None` is a null `process_info`.
+pub(crate) type Prepared = Vec<Option<Result<NewProcess, CcError>>>;
 
 /// Prepares `items` for [`create_prepared`]: pure, so it runs on the request's own thread.
-pub(crate) fn prepare(ctx: &Ctx, now: &str, biz: i64, si_id: i64, items: &[Item]) -> Prepared {
+pub(crate) fn prepare(ctx: &Ctx, now: &str, biz: i64, si_id: i64, items: Vec<Item>) -> Prepared {
     let fields = ServerFields {
         biz_id: biz,
         service_instance_id: si_id,
@@ -71,13 +71,13 @@ pub(crate) fn prepare(ctx: &Ctx, now: &str, biz: i64, si_id: i64, items: &[Item]
         now,
     };
     items
-        .iter()
+        .into_iter()
         .map(|item| {
-            let mut map = item.clone()?;
+            let mut map = item?;
             process::stamp_request_fields(&mut map, &fields);
             Some(process::validate_create(&mut map).map(|()| {
                 process::stamp_insert_fields(&mut map, 0, &fields);
-                map
+                NewProcess::new(map)
             }))
         })
         .collect()
@@ -96,7 +96,7 @@ pub(crate) fn create_in_tx(
     si_id: i64,
     items: &[Item],
 ) -> Result<Vec<i64>, CcError> {
-    let prepared = prepare(ctx, now, biz, si_id, items);
+    let prepared = prepare(ctx, now, biz, si_id, items.to_vec());
     create_prepared(tx, &ctx.supplier, biz, si_id, prepared)
 }
 
@@ -126,35 +126,37 @@ pub(crate) fn create_prepared(
     if tx.business(biz)?.is_none() {
         return Err(CcError::raw(code::HTTP_DO_REQUEST, "http request failed"));
     }
-    // Step 10: item by item; failures are collected and processing goes on (spec 2.2).
-    let mut repeated: Option<CcError> = None;
+    // Step 10: item by item; failures are collected and processing goes on (spec 2.2). An
+    // item that failed validation takes no id; the others take theirs in order, and one whose
+    // uniqueness key is held is not inserted.
     let mut exception: Option<CcError> = None;
     let total = prepared.len();
-    let mut created = Vec::with_capacity(total);
+    let mut maps = Vec::with_capacity(total);
     for item in prepared.into_iter().flatten() {
-        let mut map = match item {
-            Ok(map) => map,
+        match item {
+            Ok(map) => maps.push(map),
             Err(e) => {
                 exception.get_or_insert(e);
-                continue;
             }
-        };
-        let pid = tx.next_id(Kind::Process)?;
-        map.insert("bk_process_id".into(), Value::from(pid));
-        if let Some(key) = tx.process_key_conflict(&map, pid)? {
-            repeated.get_or_insert(CcError::with(code::DUPLICATE_ITEM, key.dup_text()));
-            continue;
         }
-        let rel = Relation {
-            bk_biz_id: biz,
-            bk_process_id: pid,
-            service_instance_id: si_id,
-            process_template_id: 0,
-            bk_host_id: si.bk_host_id,
-            bk_supplier_account: supplier.to_string(),
-        };
-        tx.put_process(pid, &map, &rel)?;
-        created.push(pid);
+    }
+    let rel = Relation {
+        bk_biz_id: biz,
+        bk_process_id: 0,
+        service_instance_id: si_id,
+        process_template_id: 0,
+        bk_host_id: si.bk_host_id,
+        bk_supplier_account: supplier.to_string(),
+    };
+    let mut repeated: Option<CcError> = None;
+    let mut created = Vec::with_capacity(maps.len());
+    for result in tx.insert_processes(maps, &rel)? {
+        match result {
+            Ok(pid) => created.push(pid),
+            Err(key) => {
+                repeated.get_or_insert(CcError::with(code::DUPLICATE_ITEM, key.dup_text()));
+            }
+        }
     }
     // Step 11: a duplicate wins over a validation failure.
     if let Some(e) = repeated {

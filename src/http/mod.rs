@@ -35,6 +35,8 @@ pub struct Config {
     pub body_timeout: Duration,
     /// How long a `resource_watch` waits for an event (`limits::WATCH_TIMEOUT_SECS`).
     pub watch_timeout: Duration,
+    /// Serve the benchmark's floor instead of the API (`serve --floor`, see [`floor_reply`]).
+    pub floor: Option<Arc<crate::store::floor::Shape>>,
     /// `--auth` and `--jwt-public-key` (see `auth.rs`); the default checks nothing.
     pub gate: auth::Gate,
 }
@@ -57,6 +59,7 @@ struct Shared {
     permits: Permits,
     body_timeout: Duration,
     watch_timeout: Duration,
+    floor: Option<Arc<crate::store::floor::Shape>>,
     gate: auth::Gate,
 }
 
@@ -83,6 +86,7 @@ impl Server {
             permits: Permits::new(config.threads),
             body_timeout: config.body_timeout,
             watch_timeout: config.watch_timeout,
+            floor: config.floor.clone(),
             gate: config.gate.clone(),
         };
         let from = Arc::clone(&http);
@@ -201,7 +205,10 @@ fn serve(shared: &Shared, mut req: tiny_http::Request) {
     let rid = identity::request_id(&headers);
     let lang = identity::language(&headers, shared.lang);
     let deadline = started + shared.body_timeout;
-    let reply = handle(shared, lang, &headers, &rid, &mut req, deadline);
+    let reply = match &shared.floor {
+        Some(shape) => floor_reply(shared, shape, &rid, &mut req, deadline),
+        None => handle(shared, lang, &headers, &rid, &mut req, deadline),
+    };
     let mut resp = tiny_http::Response::from_string(reply.body).with_status_code(reply.status);
     let headers = reply.headers.unwrap_or_else(|| {
         vec![
@@ -215,6 +222,59 @@ fn serve(shared: &Shared, mut req: tiny_http::Request) {
         }
     }
     let _ = req.respond(resp);
+}
+
+/// The benchmark's floor (`serve --floor`): `POST /floor/group/{n}` writes `n` records of a
+/// process create's shape as one job of the group commit, `POST /floor/alone/{n}` in a
+/// transaction of its own with its own sync; either way the body is read as the API reads it
+/// (and not parsed), and the answer is a native success envelope with the new ids.
+fn floor_reply(
+    shared: &Shared,
+    shape: &Arc<crate::store::floor::Shape>,
+    rid: &str,
+    req: &mut tiny_http::Request,
+    deadline: Instant,
+) -> Reply {
+    let url = req.url().to_string();
+    let (alone, n) = match url.strip_prefix("/floor/").and_then(|r| r.split_once('/')) {
+        Some(("group", n)) => (false, n.parse::<usize>().ok()),
+        Some(("alone", n)) => (true, n.parse::<usize>().ok()),
+        _ => (false, None),
+    };
+    let Some(n) = n.filter(|n| (1..=crate::limits::MAX_PROCESSES_PER_REQUEST).contains(n)) else {
+        let e = CcError::raw(code::UNKNOWN, format!("no floor at {url}"));
+        return error_reply(404, Shape::Native, &e, Lang::En, rid);
+    };
+    if let Err(e) = read_body(req.as_reader(), deadline) {
+        let e = CcError::raw(code::HTTP_READ_BODY, format!("{e:?}"));
+        return error_reply(200, Shape::Native, &e, Lang::En, rid);
+    }
+    let _permit = shared.permits.acquire();
+    let result = if alone {
+        shared
+            .store
+            .write_alone(|tx| crate::store::floor::insert(tx, shape, 1, n))
+    } else {
+        let shape = Arc::clone(shape);
+        shared
+            .store
+            .write(move |tx| crate::store::floor::insert(tx, &shape, 1, n))
+    };
+    match result {
+        Ok(ids) => Reply {
+            status: 200,
+            headers: None,
+            body: envelope::render(
+                Shape::Native,
+                true,
+                0,
+                "success",
+                &serde_json::to_string(&ids).unwrap_or_default(),
+                rid,
+            ),
+        },
+        Err(e) => error_reply(200, Shape::Native, &e, Lang::En, rid),
+    }
 }
 
 fn handle(
@@ -378,6 +438,7 @@ fn handle(
     }
 }
 
+#[derive(Debug)]
 enum BodyError {
     /// More than `MAX_BODY_BYTES`.
     TooLarge,

@@ -8,8 +8,12 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use serde_json::{Map, Number, Value};
 use std::collections::BTreeMap;
 
-/// The schema version written in front of every value.
-pub const SCHEMA_VERSION: u8 = 1;
+/// The schema version written in front of every value. Version 2 stores processes in the
+/// compact encoding (`compact.rs`); the other records are as in version 1.
+pub const SCHEMA_VERSION: u8 = 2;
+
+/// The previous version, which a store is migrated from when it is opened (`migrate.rs`).
+pub const V1: u8 = 1;
 
 /// Why a stored value could not be read back.
 #[derive(Debug)]
@@ -108,133 +112,58 @@ impl Dyn {
     }
 }
 
-/// Encodes a JSON object (a stored process map): the bytes of `encode(&BTreeMap<String, Dyn>)`,
-/// written straight from the JSON values without building that map.
+/// Encodes a stored process map (`compact.rs`).
 pub fn encode_map(map: &Map<String, Value>) -> Vec<u8> {
-    encode(&AsDynMap(map))
+    super::compact::encode(SCHEMA_VERSION, map)
 }
 
-/// A JSON object serialised as the `BTreeMap<String, Dyn>` it converts to (serde_json's `Map`
-/// iterates in key order, as a `BTreeMap` does).
-struct AsDynMap<'a>(&'a Map<String, Value>);
-
-/// A JSON value serialised as the [`Dyn`] that [`Dyn::from_json`] makes of it.
-struct AsDyn<'a>(&'a Value);
-
-impl Serialize for AsDynMap<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_map(self.0.iter().map(|(k, v)| (k, AsDyn(v))))
-    }
+/// Encodes a stored process map whose id is not known yet (see `compact::Split`).
+pub fn encode_map_split(map: &Map<String, Value>) -> super::compact::Split {
+    super::compact::encode_split(SCHEMA_VERSION, map)
 }
 
-impl Serialize for AsDyn<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        // The variant indexes and names of `Dyn`, in its declaration order.
-        match self.0 {
-            Value::Null => s.serialize_unit_variant("Dyn", 0, "Null"),
-            Value::Bool(b) => s.serialize_newtype_variant("Dyn", 1, "Bool", b),
-            Value::Number(n) => {
-                if let Some(i) = n.as_i64() {
-                    s.serialize_newtype_variant("Dyn", 2, "I64", &i)
-                } else if let Some(u) = n.as_u64() {
-                    s.serialize_newtype_variant("Dyn", 3, "U64", &u)
-                } else {
-                    s.serialize_newtype_variant("Dyn", 4, "F64", &n.as_f64().unwrap_or(0.0))
-                }
-            }
-            Value::String(t) => s.serialize_newtype_variant("Dyn", 5, "Str", t),
-            Value::Array(a) => s.serialize_newtype_variant("Dyn", 6, "Arr", &AsDynSeq(a)),
-            Value::Object(o) => s.serialize_newtype_variant("Dyn", 7, "Obj", &AsDynMap(o)),
-        }
-    }
-}
-
-struct AsDynSeq<'a>(&'a [Value]);
-
-impl Serialize for AsDynSeq<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(self.0.iter().map(AsDyn))
-    }
-}
-
-/// Decodes a JSON object written by [`encode_map`].
+/// Decodes a stored process map written by [`encode_map`].
 pub fn decode_map(bytes: &[u8]) -> Result<Map<String, Value>, CodecError> {
-    let m: BTreeMap<String, Dyn> = decode(bytes)?;
-    Ok(m.into_iter().map(|(k, v)| (k, v.to_json())).collect())
+    super::compact::decode(body(bytes)?)
 }
 
-/// A stored JSON value read in place, its strings borrowed from the encoded bytes: the same
-/// variants as [`Dyn`], in the same order, so it decodes exactly what `Dyn` encodes.
-#[derive(Deserialize)]
-enum DynRef<'a> {
-    Null,
-    Bool(bool),
-    I64(i64),
-    U64(u64),
-    F64(f64),
-    Str(&'a str),
-    Arr(#[serde(borrow)] Vec<DynRef<'a>>),
-    Obj(#[serde(borrow)] Entries<'a>),
-}
-
-/// The entries of an encoded map (a `BTreeMap`, so in key order), kept in that order.
-struct Entries<'a>(Vec<(&'a str, DynRef<'a>)>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for Entries<'a> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
-            type Value = Entries<'a>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a map")
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut map: A,
-            ) -> Result<Entries<'a>, A::Error> {
-                let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(0));
-                while let Some(entry) = map.next_entry::<&'de str, DynRef<'de>>()? {
-                    entries.push(entry);
-                }
-                Ok(Entries(entries))
-            }
-        }
-        d.deserialize_map(V(std::marker::PhantomData))
-    }
-}
-
-impl Serialize for DynRef<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self {
-            DynRef::Null => s.serialize_unit(),
-            DynRef::Bool(b) => s.serialize_bool(*b),
-            DynRef::I64(i) => s.serialize_i64(*i),
-            DynRef::U64(u) => s.serialize_u64(*u),
-            // serde_json writes a non-finite number as null, as `Dyn::to_json` turns it into.
-            DynRef::F64(f) => s.serialize_f64(*f),
-            DynRef::Str(t) => s.serialize_str(t),
-            DynRef::Arr(a) => s.collect_seq(a),
-            DynRef::Obj(e) => e.serialize(s),
-        }
-    }
-}
-
-impl Serialize for Entries<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
-    }
-}
-
-/// Appends the JSON text of a map written by [`encode_map`] to `out`, straight from its bytes:
-/// the text serialising [`decode_map`]'s result gives, without building that map.
+/// Appends the JSON text of a process written by [`encode_map`] to `out`, straight from its
+/// bytes: the text serialising [`decode_map`]'s result gives, without building that map.
 pub fn write_map_json(bytes: &[u8], out: &mut Vec<u8>) -> Result<(), CodecError> {
+    super::compact::write_json(body(bytes)?, out)
+}
+
+/// The bytes after the version byte, which must be the current version.
+fn body(bytes: &[u8]) -> Result<&[u8], CodecError> {
     let (&version, body) = bytes.split_first().ok_or(CodecError::Empty)?;
     if version != SCHEMA_VERSION {
         return Err(CodecError::UnknownVersion(version));
     }
-    let (entries, _): (Entries, usize) = bincode::serde::borrow_decode_from_slice(body, config())
+    Ok(body)
+}
+
+/// Decodes a process map of a version-1 store: `V1 ++ bincode(BTreeMap<String, Dyn>)`.
+pub fn decode_map_v1(bytes: &[u8]) -> Result<Map<String, Value>, CodecError> {
+    let (&version, body) = bytes.split_first().ok_or(CodecError::Empty)?;
+    if version != V1 {
+        return Err(CodecError::UnknownVersion(version));
+    }
+    let (m, _): (BTreeMap<String, Dyn>, usize) = bincode::serde::decode_from_slice(body, config())
         .map_err(|e| CodecError::Bincode(e.to_string()))?;
-    serde_json::to_writer(out, &entries).map_err(|e| CodecError::Bincode(e.to_string()))
+    Ok(m.into_iter().map(|(k, v)| (k, v.to_json())).collect())
+}
+
+/// A record of a version-1 store in version 2: the records other than processes keep their
+/// bytes and take the new version byte.
+pub fn struct_v1_to_v2(bytes: &[u8]) -> Result<Vec<u8>, CodecError> {
+    let (&version, body) = bytes.split_first().ok_or(CodecError::Empty)?;
+    if version != V1 {
+        return Err(CodecError::UnknownVersion(version));
+    }
+    let mut out = Vec::with_capacity(bytes.len());
+    out.push(SCHEMA_VERSION);
+    out.extend_from_slice(body);
+    Ok(out)
 }
 
 /// serde helpers for a JSON value stored inside a record (process-template properties).
@@ -298,36 +227,20 @@ mod tests {
     }
 
     #[test]
-    fn encode_map_writes_the_bytes_of_the_dyn_map() {
+    fn a_version_1_map_decodes() {
         let v = json!({"a": null, "b": true, "c": -3, "d": 18446744073709551615u64, "e": 1.5,
-                       "f": "x", "g": [1, {"h": "i", "a": [null, false, 2.5, "s"]}], "": {},
-                       "z": {"y": {"x": []}}, "n": -9223372036854775808i64});
+                       "f": "x", "g": [1, {"h": "i", "a": [null, false, 2.5, "s"]}], "": {}});
         let map = v.as_object().unwrap().clone();
         let via_dyn: BTreeMap<String, Dyn> = map
             .iter()
             .map(|(k, v)| (k.clone(), Dyn::from_json(v)))
             .collect();
-        assert_eq!(encode_map(&map), encode(&via_dyn));
-    }
-
-    #[test]
-    fn map_json_is_the_decoded_map_serialised() {
-        let v = json!({"a": null, "b": true, "c": -3, "d": 18446744073709551615u64, "e": 1.5,
-                       "f": "x\"<\u{2028}", "g": [1, {"h": "i", "a": []}], "": {}, "z": 1e300});
-        let map = v.as_object().unwrap().clone();
-        let bytes = encode_map(&map);
-        let mut out = b"[".to_vec();
-        write_map_json(&bytes, &mut out).unwrap();
-        let want = format!(
-            "[{}",
-            serde_json::to_string(&decode_map(&bytes).unwrap()).unwrap()
-        );
-        assert_eq!(String::from_utf8(out).unwrap(), want);
-        let mut bad = bytes.clone();
-        bad[0] = 9;
+        let mut v1 = vec![V1];
+        v1.extend(bincode::serde::encode_to_vec(&via_dyn, config()).unwrap());
+        assert_eq!(decode_map_v1(&v1).unwrap(), map);
         assert!(matches!(
-            write_map_json(&bad, &mut Vec::new()),
-            Err(CodecError::UnknownVersion(9))
+            decode_map(&v1),
+            Err(CodecError::UnknownVersion(1))
         ));
     }
 
@@ -340,5 +253,11 @@ mod tests {
             Err(CodecError::UnknownVersion(9))
         ));
         assert!(matches!(decode::<i64>(&[]), Err(CodecError::Empty)));
+        let mut map = encode_map(&Map::new());
+        map[0] = 9;
+        assert!(matches!(
+            write_map_json(&map, &mut Vec::new()),
+            Err(CodecError::UnknownVersion(9))
+        ));
     }
 }

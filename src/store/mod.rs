@@ -25,10 +25,12 @@
 pub mod changelog;
 pub mod check;
 pub mod codec;
+pub mod compact;
 pub mod floor;
 mod group;
 pub mod keys;
 pub mod layout;
+mod migrate;
 mod open;
 pub mod read;
 pub mod records;
@@ -50,7 +52,7 @@ pub use keys::ProcKey;
 pub use open::OpenError;
 pub use read::{ReadTx, Tx};
 pub use typed::Record;
-pub use write::WriteTx;
+pub use write::{NewProcess, WriteTx};
 
 /// The store: one redb database, reopened in place after an I/O failure.
 pub struct Store {
@@ -227,8 +229,19 @@ impl Store {
         }
     }
 
-    /// Opens (creating if absent, with its folder) the database file at `path`.
+    /// Opens (creating if absent, with its folder) the database file at `path`, migrating a
+    /// store of an older schema version in place (`migrate.rs`).
     pub fn open(path: &Path, cache_bytes: usize) -> Result<Store, OpenError> {
+        Store::open_as(path, cache_bytes, true)
+    }
+
+    /// Opens an existing store of the current schema version only: an older one is refused
+    /// (`OpenError::Migratable`), untouched (`check`).
+    pub fn open_current(path: &Path, cache_bytes: usize) -> Result<Store, OpenError> {
+        Store::open_as(path, cache_bytes, false)
+    }
+
+    fn open_as(path: &Path, cache_bytes: usize, migrate: bool) -> Result<Store, OpenError> {
         let p = path.to_path_buf();
         if let Some(dir) = path.parent()
             && !dir.as_os_str().is_empty()
@@ -268,18 +281,18 @@ impl Store {
         // refused by the read-only open and checked again after the repairing open below.
         if std::fs::metadata(path).is_ok_and(|m| m.len() > 0) {
             match Database::builder().open_read_only(path) {
-                Ok(ro) => {
-                    if let Some(Err(e)) = open::verdict(&ro, path)? {
-                        return Err(e);
-                    }
-                }
+                Ok(ro) => match open::verdict(&ro, path)? {
+                    Some(Err(OpenError::Migratable(..))) if migrate => {}
+                    Some(Err(e)) => return Err(e),
+                    _ => {}
+                },
                 Err(redb::DatabaseError::DatabaseAlreadyOpen) => return Err(OpenError::InUse(p)),
                 Err(_) => {}
             }
         }
         let db = open::open_db(path, cache_bytes)?;
         let store = Store::with(db, Some((p.clone(), cache_bytes)));
-        store.init(&p)?;
+        store.init(&p, migrate)?;
         Ok(store)
     }
 
@@ -290,18 +303,22 @@ impl Store {
             .create_with_backend(redb::backends::InMemoryBackend::new())
             .map_err(|e| OpenError::Other(p.clone(), e.to_string()))?;
         let store = Store::with(db, None);
-        store.init(&p)?;
+        store.init(&p, false)?;
         Ok(store)
     }
 
-    /// Checks the meta table of an existing store, or lays out a new one.
-    fn init(&self, p: &Path) -> Result<(), OpenError> {
+    /// Checks the meta table of an existing store (migrating an older one if `migrate`), or
+    /// lays out a new one.
+    fn init(&self, p: &Path, migrate: bool) -> Result<(), OpenError> {
         let slot = self.slot.read().unwrap_or_else(PoisonError::into_inner);
         let db = slot.db.as_ref().expect("a store is created open");
-        if let Some(verdict) = open::verdict(&**db, p)? {
-            return verdict;
+        match open::verdict(&**db, p)? {
+            Some(Err(OpenError::Migratable(..))) if migrate => {
+                migrate::run(db, self.file.as_ref().map(|(path, _)| path.as_path()))
+            }
+            Some(verdict) => verdict,
+            None => open::lay_out(db, p),
         }
-        open::lay_out(db, p)
     }
 
     /// Runs `f` on a consistent snapshot. A read that meets a failure of the file (typically
@@ -669,6 +686,49 @@ mod tests {
                 };
                 assert_eq!(tx.process_with_key(&func)?, Some(1));
                 assert_eq!(tx.relation(1)?.map(|r| r.service_instance_id), Some(11));
+                Ok(())
+            })
+            .unwrap();
+    }
+
+    /// `insert_processes` takes ids in order, refuses a key held by a stored process or by an
+    /// earlier process of the same call, and a failing request takes all of it back.
+    #[test]
+    fn insert_processes_checks_keys_and_rolls_back_whole() {
+        let store = Store::memory().unwrap();
+        store
+            .write(move |tx| tx.put_process(1, &proc_map(10, "a"), &rel(1, 10)))
+            .unwrap();
+        store
+            .write(move |tx| tx.raise_sequence(Kind::Process, 1))
+            .unwrap();
+        let results = store
+            .write(move |tx| {
+                let maps = [proc_map(10, "b"), proc_map(10, "a"), proc_map(10, "b")];
+                tx.insert_processes(maps.into_iter().map(NewProcess::new).collect(), &rel(0, 10))
+            })
+            .unwrap();
+        let name = |n: &str| ProcKey::Name {
+            si: 10,
+            name: n.into(),
+        };
+        assert_eq!(results, vec![Ok(2), Err(name("a")), Err(name("b"))]);
+        let failed = store.write(move |tx| {
+            let maps = [proc_map(10, "c"), proc_map(11, "d")];
+            tx.insert_processes(maps.into_iter().map(NewProcess::new).collect(), &rel(0, 10))?;
+            Err::<(), _>(CcError::plain(code::NOT_FOUND))
+        });
+        assert!(failed.is_err());
+        store
+            .read(|tx| {
+                assert_eq!(tx.process_ids_of(10)?, [1, 2]);
+                assert_eq!(tx.sequence(Kind::Process)?, 4);
+                assert_eq!(owner(tx, 10, "b"), Some(2));
+                assert_eq!(owner(tx, 10, "c"), None);
+                assert!(!tx.has_process(5)? && tx.relation(5)?.is_none());
+                let p2 = tx.process(2)?.expect("process 2");
+                assert_eq!(p2["bk_process_id"], 2);
+                assert_eq!(tx.relation(2)?.map(|r| r.bk_process_id), Some(2));
                 Ok(())
             })
             .unwrap();

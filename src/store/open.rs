@@ -20,6 +20,10 @@ pub enum OpenError {
     NotOurs(PathBuf, String),
     /// The file was written by a newer (or unknown) schema version.
     UnknownSchema(PathBuf, u8),
+    /// The file has an older schema version this binary migrates (`check` does not).
+    Migratable(PathBuf, u8),
+    /// A migration needs this many free bytes on the file's disk, which has only these.
+    NoRoom(PathBuf, u64, u64),
     /// Any other failure, with its text.
     Other(PathBuf, String),
 }
@@ -40,6 +44,19 @@ impl fmt::Display for OpenError {
             OpenError::UnknownSchema(p, v) => write!(
                 f,
                 "{} has schema version {v}, but this binary knows only version {}; use a newer cmdb-lite",
+                p.display(),
+                codec::SCHEMA_VERSION
+            ),
+            OpenError::Migratable(p, v) => write!(
+                f,
+                "{} has schema version {v}; `serve`, `import` and `export` migrate it to version {} in place, `check` accepts only version {}",
+                p.display(),
+                codec::SCHEMA_VERSION,
+                codec::SCHEMA_VERSION
+            ),
+            OpenError::NoRoom(p, need, free) => write!(
+                f,
+                "{} needs migrating to schema version {}, which needs {need} free bytes on its disk, and there are {free}; it was left untouched",
                 p.display(),
                 codec::SCHEMA_VERSION
             ),
@@ -100,6 +117,8 @@ pub(super) fn verdict(
         .unwrap_or(0);
     Ok(Some(if !magic_ok {
         Err(not_ours())
+    } else if version == codec::V1 {
+        Err(OpenError::Migratable(p.to_path_buf(), version))
     } else if version != codec::SCHEMA_VERSION {
         Err(OpenError::UnknownSchema(p.to_path_buf(), version))
     } else {

@@ -2,8 +2,8 @@
 //! the same transaction and, for a request sharing its transaction with others (group commit),
 //! notes what it replaced in the request's undo log (`undo.rs`).
 
-use super::changelog::TxLog;
-use super::keys::{Held, IndexKey};
+use super::changelog::{self, TxLog};
+use super::keys::{Held, IndexKey, ProcKey, key_parts};
 use super::read::Tx;
 use super::records::*;
 use super::tables::*;
@@ -15,6 +15,21 @@ use crate::error::{CcError, code};
 use redb::ReadableTable;
 use serde_json::{Map, Value};
 use std::ops::Deref;
+
+/// A new process prepared before its transaction (on the request's own thread): its map, for
+/// its uniqueness keys, and its encoding but for the id, which only the transaction gives.
+#[derive(Clone, Debug)]
+pub struct NewProcess {
+    map: Map<String, Value>,
+    bytes: super::compact::Split,
+}
+
+impl NewProcess {
+    pub fn new(map: Map<String, Value>) -> NewProcess {
+        let bytes = super::codec::encode_map_split(&map);
+        NewProcess { map, bytes }
+    }
+}
 
 /// A write transaction. Reads (`Tx`) work on it through `Deref` and see its writes.
 pub struct WriteTx {
@@ -269,9 +284,156 @@ impl WriteTx {
         self.put_at(pid, rel)
     }
 
+    /// Inserts new processes in order, each under the next id of the process sequence (its
+    /// `bk_process_id`), with a copy of `rel` naming it: what [`WriteTx::put_process`] does for each after a
+    /// [`Tx::process_key_conflict`] check, with every table opened once for all of them. A
+    /// process one of whose uniqueness keys is held (by a stored process or an earlier one of
+    /// `maps`) takes its id but is not inserted: its result is that key.
+    pub fn insert_processes(
+        &mut self,
+        maps: Vec<NewProcess>,
+        rel: &Relation,
+    ) -> Result<Vec<Result<i64, ProcKey>>, CcError> {
+        if maps.is_empty() {
+            return Ok(Vec::new());
+        }
+        let kind = Kind::Process.name();
+        let first = {
+            let mut t = self.txn().open_table(SEQUENCES).map_err(write_err)?;
+            let last = t.get(kind).map_err(write_err)?.map_or(0, |v| v.value());
+            let top = last
+                .checked_add(maps.len() as i64)
+                .ok_or_else(|| CcError::raw(code::DB_INSERT, "id sequence exhausted"))?;
+            let old = t.insert(kind, top).map_err(write_err)?.map(|v| v.value());
+            drop(t);
+            self.log(|| Undo::Seq(kind, old));
+            last + 1
+        };
+        // Each write is noted before it is made (a write that fails midway may have happened)
+        // and its note corrected once it tells what it replaced, so that a failure anywhere
+        // leaves an undo log that takes back exactly what this call wrote.
+        let mut undo = Vec::new();
+        let mut results = Vec::with_capacity(maps.len());
+        // The processes inserted, for their events (moved, not copied).
+        let mut inserted = self.events.enabled.then(Vec::new);
+        let outcome = insert_new(
+            self.txn(),
+            first,
+            maps,
+            rel,
+            &mut undo,
+            &mut results,
+            inserted.as_mut(),
+        );
+        if let Some(log) = &mut self.undo {
+            log.extend(undo);
+        }
+        outcome?;
+        for (pid, mut map) in inserted.unwrap_or_default() {
+            map.insert("bk_process_id".into(), Value::from(pid));
+            self.emit(
+                changelog::PROCESS,
+                EventType::Create,
+                pid,
+                Value::Object(map),
+            )?;
+            let mut r = rel.clone();
+            r.bk_process_id = pid;
+            let detail = r.event_detail();
+            self.emit(changelog::PROCESS_RELATION, EventType::Create, pid, detail)?;
+        }
+        Ok(results)
+    }
+
     /// Removes a process, its relation and its index entries.
     pub fn delete_process(&mut self, pid: i64) -> Result<(), CcError> {
         self.delete::<Map<String, Value>>(pid)?;
         self.delete::<Relation>(pid)
+    }
+}
+
+/// The writes of [`WriteTx::insert_processes`], noting each in `undo` as it goes.
+fn insert_new(
+    txn: &redb::WriteTransaction,
+    first: i64,
+    maps: Vec<NewProcess>,
+    rel: &Relation,
+    undo: &mut Vec<Undo>,
+    results: &mut Vec<Result<i64, ProcKey>>,
+    mut inserted: Option<&mut Vec<(i64, Map<String, Value>)>>,
+) -> Result<(), CcError> {
+    let mut procs = txn.open_table(PROCESSES).map_err(write_err)?;
+    let mut rels = txn.open_table(RELATIONS).map_err(write_err)?;
+    let mut by_si = txn.open_table(PROC_BY_SI).map_err(write_err)?;
+    let mut names = txn.open_table(UNIQ_PROC_NAME).map_err(write_err)?;
+    let mut funcs = txn.open_table(UNIQ_PROC_FUNC).map_err(write_err)?;
+    let mut rel = rel.clone();
+    let si = rel.service_instance_id;
+    let fresh = || CcError::raw(code::DB_INSERT, "a new process id is in use");
+    for (pid, new) in (first..).zip(maps) {
+        let (name, func) = key_parts(&new.map);
+        let held =
+            |owner: Option<redb::AccessGuard<'_, i64>>| owner.is_some_and(|o| o.value() != pid);
+        if let Some((si, name)) = name
+            && held(names.get((si, name)).map_err(write_err)?)
+        {
+            let name = name.to_string();
+            results.push(Err(ProcKey::Name { si, name }));
+            continue;
+        }
+        if let Some((si, func, regex)) = func
+            && held(funcs.get((si, func, regex)).map_err(write_err)?)
+        {
+            let (func, regex) = (func.to_string(), regex.to_string());
+            results.push(Err(ProcKey::Func { si, func, regex }));
+            continue;
+        }
+        undo.push(Undo::Rec(PROCESSES, pid, None));
+        let old = procs
+            .insert(pid, new.bytes.with_id(pid).as_slice())
+            .map_err(write_err)?;
+        if let Some(old) = old {
+            replace_last(undo, Undo::Rec(PROCESSES, pid, Some(old.value().to_vec())));
+            return Err(fresh());
+        }
+        rel.bk_process_id = pid;
+        undo.push(Undo::Rec(RELATIONS, pid, None));
+        let old = rels
+            .insert(pid, rel.encode().as_slice())
+            .map_err(write_err)?;
+        if let Some(old) = old {
+            replace_last(undo, Undo::Rec(RELATIONS, pid, Some(old.value().to_vec())));
+            return Err(fresh());
+        }
+        undo.push(Undo::Key(IndexKey::ProcBySi(si, pid), Held::Absent));
+        if by_si.insert((si, pid), ()).map_err(write_err)?.is_some() {
+            replace_last(undo, Undo::Key(IndexKey::ProcBySi(si, pid), Held::Present));
+        }
+        if let Some((si, name)) = name {
+            let key = IndexKey::ProcName(si, name.into());
+            undo.push(Undo::Key(key.clone(), Held::Absent));
+            if let Some(old) = names.insert((si, name), pid).map_err(write_err)? {
+                replace_last(undo, Undo::Key(key, Held::By(old.value())));
+            }
+        }
+        if let Some((si, func, regex)) = func {
+            let key = IndexKey::ProcFunc(si, func.into(), regex.into());
+            undo.push(Undo::Key(key.clone(), Held::Absent));
+            if let Some(old) = funcs.insert((si, func, regex), pid).map_err(write_err)? {
+                replace_last(undo, Undo::Key(key, Held::By(old.value())));
+            }
+        }
+        results.push(Ok(pid));
+        if let Some(list) = inserted.as_deref_mut() {
+            list.push((pid, new.map));
+        }
+    }
+    Ok(())
+}
+
+/// Corrects the note of the write just made, once it tells what it replaced.
+fn replace_last(undo: &mut [Undo], with: Undo) {
+    if let Some(last) = undo.last_mut() {
+        *last = with;
     }
 }

@@ -1,0 +1,115 @@
+//! Schema version 2 and the in-place migration of a version-1 store. `tests/fixtures/v1.redb`
+//! was written by the version-1 binary (`import` of `tests/fixtures/v1.json`: the demo dataset
+//! and a process with unknown keys, odd numbers and times that are not in `clock`'s form), and
+//! `tests/fixtures/v1-export.json` is what that binary exported from it.
+
+mod common;
+
+use common::{BIN, SIGKILL, TempDir, run_cli, send_signal, wait_exit};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn fixture(dir: &TempDir) -> PathBuf {
+    let db = dir.join("cmdb.redb");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v1.redb");
+    std::fs::copy(&src, &db).expect("copy the version-1 fixture");
+    db
+}
+
+fn v1_export() -> String {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v1-export.json");
+    std::fs::read_to_string(p).expect("the version-1 export")
+}
+
+fn export(db: &Path, dir: &TempDir) -> (String, String) {
+    let out = dir.join("export.json");
+    let (code, _, err) = run_cli(&[
+        "export",
+        "--db",
+        db.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "export failed: {err}");
+    (std::fs::read_to_string(out).unwrap(), err)
+}
+
+/// `check` accepts only the current version: on a version-1 store it names the version and,
+/// on a store closed cleanly (`untouched`), changes nothing (after a crash, redb's repair runs
+/// first).
+fn assert_check_refuses_v1(db: &Path, untouched: bool) {
+    let before = std::fs::read(db).unwrap();
+    let (code, out, err) = run_cli(&["check", "--db", db.to_str().unwrap()]);
+    assert_eq!(code, 1, "check on a version-1 store: {out} {err}");
+    assert!(
+        err.contains("has schema version 1") && err.contains("`check` accepts only version 2"),
+        "{err}"
+    );
+    if untouched {
+        assert!(
+            std::fs::read(db).unwrap() == before,
+            "check touched the file"
+        );
+    }
+}
+
+#[test]
+fn a_version_1_store_migrates_in_place_and_exports_the_same_dataset() {
+    let dir = TempDir::new("migrate");
+    let db = fixture(&dir);
+    assert_check_refuses_v1(&db, true);
+    let (exported, err) = export(&db, &dir);
+    assert!(
+        err.contains("has schema version 1; migrating it to version 2 in one transaction"),
+        "{err}"
+    );
+    assert!(
+        err.contains("migrated") && err.contains("to version 2"),
+        "{err}"
+    );
+    assert_eq!(
+        exported,
+        v1_export(),
+        "the migrated store exports another dataset"
+    );
+    // Migrated once: the next open says nothing of it, and check finds the store clean.
+    let (again, err) = export(&db, &dir);
+    assert!(!err.contains("migrat"), "{err}");
+    assert_eq!(again, exported);
+    let (code, out, err) = run_cli(&["check", "--db", db.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out} {err}");
+    assert!(out.contains("is clean"), "{out}");
+}
+
+#[test]
+fn a_migration_killed_midway_leaves_the_version_1_store_usable() {
+    let dir = TempDir::new("migrate-kill");
+    let db = fixture(&dir);
+    let mut child = Command::new(BIN)
+        .args(["export", "--db", db.to_str().unwrap(), "--out"])
+        .arg(dir.join("never.json"))
+        .env("CMDB_MIGRATE_STALL_MS", "60000")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn cmdb-lite");
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let halfway = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .any(|l| l.contains("migration halfway"));
+    assert!(halfway, "the migration never reached its halfway point");
+    send_signal(&child, SIGKILL);
+    assert!(wait_exit(&mut child, Duration::from_secs(30)).is_some());
+    // Still a version-1 store, whole: check names version 1, and opening it migrates it and
+    // exports what version 1 exported.
+    assert_check_refuses_v1(&db, false);
+    let (exported, err) = export(&db, &dir);
+    assert!(err.contains("migrated"), "{err}");
+    assert_eq!(exported, v1_export());
+    let (code, out, err) = run_cli(&["check", "--db", db.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out} {err}");
+}
