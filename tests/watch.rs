@@ -213,6 +213,33 @@ fn process_events_follow_create_update_and_delete() {
     );
 }
 
+/// Deleting a process template leaves its processes as raw ones: their relations are updated
+/// (`process_template_id` 0), the processes themselves not.
+#[test]
+fn relations_follow_a_deleted_process_template() {
+    let s = server(1);
+    let r = s.native_method(
+        "DELETE",
+        "/api/v3/deletemany/proc/proc_template",
+        &json!({"bk_biz_id": 7, "process_templates": [6]}),
+    );
+    assert_eq!(r["result"], true, "{r}");
+    let (watched, evs) = events(&watch(
+        &s,
+        "process_instance_relation",
+        &json!({"bk_cursor": NO_EVENT}),
+    ));
+    assert!(watched);
+    assert_eq!(evs.len(), 1, "{evs:?}");
+    assert_eq!(evs[0]["bk_event_type"], "update");
+    assert_eq!(evs[0]["bk_detail"]["bk_process_id"], 40);
+    assert_eq!(evs[0]["bk_detail"]["process_template_id"], 0);
+    assert_eq!(
+        watch(&s, "process", &json!({"bk_cursor": NO_EVENT})),
+        nothing("process", NO_EVENT)
+    );
+}
+
 #[test]
 fn a_failed_request_writes_no_event() {
     let s = server(1);
