@@ -16,7 +16,8 @@
 use crate::clock;
 use crate::domain::process::{self, ServerFields};
 use crate::limits::{
-    BENCH_PROCESSES_PER_INSTANCE, BENCH_ROUNDS, BENCH_SCALE_SMALL, MAX_PROCESSES_PER_REQUEST,
+    BENCH_HOSTS_PER_MODULE, BENCH_PROCESSES_PER_HOST, BENCH_PROCESSES_PER_INSTANCE, BENCH_ROUNDS,
+    BENCH_SCALE_SMALL, MAX_PROCESSES_PER_REQUEST,
 };
 use crate::store::floor::{Floor, Shape};
 use crate::store::records::Relation;
@@ -61,6 +62,13 @@ const WATCH_HOSTS_PATH: &str = "/api/v3/event/watch/resource/host";
 /// A watch of hosts from the start of the window (bk-cmdb's `NoEventCursor`): nothing writes
 /// hosts, so it waits its whole long poll.
 const WATCH_HOSTS_BODY: &str = r#"{"bk_cursor":"MQ0xDTVlYTZkM2YzOTRjMWY1ZDk4NmU5YmQ4Ng1ub0V2ZW50DTENMQ0=","bk_fields":["bk_host_id"]}"#;
+/// The topology reads of `--scale`, and the module ids of the generated datasets: module 1
+/// holds the hosts of the empty service instances, module `SI_MODULE_BASE + si` the one host of
+/// populated instance `si`, module `HOST_MODULE_BASE + k` the `k`-th thousand hosts.
+const HOSTS_PATH: &str = "/api/v3/hosts/app/1/list_hosts";
+const RELATED_PATH: &str = "/api/v3/findmany/proc/process_related_info/biz/1";
+const SI_MODULE_BASE: i64 = 1_000_000;
+const HOST_MODULE_BASE: i64 = 2_000_000;
 
 /// Runs the benchmark and prints its table on standard output.
 pub fn run(o: &Options) -> Result<(), String> {
@@ -654,6 +662,20 @@ fn scale(o: &Options, tmp: &Temp) -> Result<(), String> {
     }
     for (side, server) in sides.iter().zip(&servers) {
         check_list(&server.addr, 1, side.layout.per_instance)?;
+        let module = side.layout.scattered_host_modules(0)[0];
+        check_count(
+            &server.addr,
+            HOSTS_PATH,
+            &hosts_body(module),
+            BENCH_HOSTS_PER_MODULE,
+        )?;
+        let related = related_body(SI_MODULE_BASE + 1);
+        check_count(
+            &server.addr,
+            RELATED_PATH,
+            &related,
+            side.layout.per_instance,
+        )?;
     }
 
     // Alternating slices: create (1 connection, 1 process per request), list (one service
@@ -662,6 +684,8 @@ fn scale(o: &Options, tmp: &Temp) -> Result<(), String> {
     let slice = Duration::from_secs_f64(o.secs) / BENCH_ROUNDS as u32;
     let mut creates = vec![Measured::default(); sides.len()];
     let mut lists = vec![Measured::default(); sides.len()];
+    let mut host_lists = vec![Measured::default(); sides.len()];
+    let mut related = vec![Measured::default(); sides.len()];
     for round in 0..BENCH_ROUNDS {
         eprintln!("bench: round {} of {BENCH_ROUNDS}…", round + 1);
         for (i, (side, server)) in sides.iter().zip(&servers).enumerate() {
@@ -675,6 +699,18 @@ fn scale(o: &Options, tmp: &Temp) -> Result<(), String> {
             creates[i].absorb(create_load(&spec, &format!("c{round}"), slice)?);
             let order = side.layout.scattered_populated(round);
             lists[i].absorb(list_load(&server.addr, &order, slice)?);
+            let bodies: Vec<String> = side
+                .layout
+                .scattered_host_modules(round)
+                .into_iter()
+                .map(hosts_body)
+                .collect();
+            host_lists[i].absorb(post_load(&server.addr, HOSTS_PATH, &bodies, slice)?);
+            let bodies: Vec<String> = order
+                .iter()
+                .map(|&si| related_body(SI_MODULE_BASE + si))
+                .collect();
+            related[i].absorb(post_load(&server.addr, RELATED_PATH, &bodies, slice)?);
         }
     }
     for (side, server) in sides.iter().zip(&servers) {
@@ -778,6 +814,8 @@ fn scale(o: &Options, tmp: &Temp) -> Result<(), String> {
     for (name, m) in [
         ("create p50 µs (1 conn, 1 proc/req)", &creates),
         ("list p50 µs (1 instance, 1,000 procs)", &lists),
+        ("list_biz_hosts p50 µs (module, 1,000 hosts)", &host_lists),
+        ("process_related p50 µs (module, 1,000 procs)", &related),
     ] {
         line(
             &mut out,
@@ -965,6 +1003,59 @@ fn list_load(addr: &str, order: &[i64], time: Duration) -> Result<Measured, Stri
     Ok(m)
 }
 
+/// Posts `bodies` to `path`, round-robin, on one connection for `time`.
+fn post_load(
+    addr: &str,
+    path: &str,
+    bodies: &[String],
+    time: Duration,
+) -> Result<Measured, String> {
+    let mut client = Client::connect(addr)?;
+    let start = Instant::now();
+    let mut m = Measured::default();
+    let mut i = 0;
+    while start.elapsed() < time {
+        let t = Instant::now();
+        let answer = client.post(path, bodies[i % bodies.len()].as_bytes())?;
+        let us = t.elapsed().as_micros();
+        expect_ok(answer)?;
+        m.latencies_us.push(u32::try_from(us).unwrap_or(u32::MAX));
+        i += 1;
+    }
+    m.requests = m.latencies_us.len() as u64;
+    m.elapsed = start.elapsed();
+    Ok(m)
+}
+
+/// list_biz_hosts of one host module: every host of it, as GSEKit and bk-monitor ask.
+fn hosts_body(module: i64) -> String {
+    json!({"bk_module_ids": [module], "page": {"start": 0, "limit": BENCH_HOSTS_PER_MODULE},
+        "fields": ["bk_host_id", "bk_host_innerip", "bk_cloud_id", "bk_host_name"]})
+    .to_string()
+}
+
+/// list_process_related_info of one module of one service instance: every process of it.
+fn related_body(module: i64) -> String {
+    json!({"module": {"bk_module_ids": [module]}, "page": {"start": 0, "limit": 1000},
+        "fields": ["bk_process_id", "bk_process_name", "bk_func_name"]})
+    .to_string()
+}
+
+/// `path` with `body` answers `count` (the dataset is what the bench thinks it is).
+fn check_count(addr: &str, path: &str, body: &str, count: usize) -> Result<(), String> {
+    let mut client = Client::connect(addr)?;
+    let answer = client.post(path, body.as_bytes())?;
+    let v: Value = serde_json::from_slice(answer).map_err(|e| format!("{path} answer: {e}"))?;
+    let got = v["data"]["count"].as_u64().unwrap_or(0) as usize;
+    let info = v["data"]["info"].as_array().map_or(0, Vec::len);
+    if got != count || info != count {
+        return Err(format!(
+            "{path} {body}: count {got} and {info} items, expected {count}"
+        ));
+    }
+    Ok(())
+}
+
 /// The list of instance `si` holds `n` processes (the dataset is what the bench thinks it is).
 fn check_list(addr: &str, si: i64, n: usize) -> Result<(), String> {
     let mut client = Client::connect(addr)?;
@@ -1035,6 +1126,24 @@ impl Layout {
         self.populated + self.empty
     }
 
+    /// Hosts: every instance's, and at least one per `BENCH_PROCESSES_PER_HOST` processes, in
+    /// whole host modules.
+    fn hosts(&self) -> usize {
+        let n = self
+            .instances()
+            .max(self.populated * self.per_instance / BENCH_PROCESSES_PER_HOST)
+            .max(BENCH_HOSTS_PER_MODULE);
+        n.div_ceil(BENCH_HOSTS_PER_MODULE) * BENCH_HOSTS_PER_MODULE
+    }
+
+    /// The host modules, in a scattered order that differs per `round`.
+    fn scattered_host_modules(&self, round: usize) -> Vec<i64> {
+        let n = self.hosts() / BENCH_HOSTS_PER_MODULE;
+        (0..n)
+            .map(|i| HOST_MODULE_BASE + ((i * 7 + round) % n) as i64)
+            .collect()
+    }
+
     fn empty_ids(&self) -> impl Iterator<Item = i64> + use<> {
         let first = self.populated as i64 + 1;
         first..first + self.empty as i64
@@ -1056,22 +1165,43 @@ impl Layout {
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
         let mut w = BufWriter::with_capacity(1 << 20, file);
         let io = |e: std::io::Error| format!("cannot write {}: {e}", path.display());
-        let hosts: Vec<i64> = (1..=self.instances() as i64).collect();
+        let hosts: Vec<i64> = (1..=self.hosts() as i64).collect();
+        let instances: Vec<i64> = (1..=self.instances() as i64).collect();
+        let populated = self.populated as i64;
+        let mut modules = vec![json!({"bk_module_id": 1, "bk_biz_id": BIZ, "bk_set_id": 1,
+            "bk_module_name": "bench", "service_category_id": 2,
+            "hosts": &instances[self.populated..]})];
+        for si in 1..=populated {
+            modules.push(
+                json!({"bk_module_id": SI_MODULE_BASE + si, "bk_biz_id": BIZ,
+                "bk_set_id": 1, "bk_module_name": format!("si-{si}"), "service_category_id": 2,
+                "hosts": [si]}),
+            );
+        }
+        for (k, chunk) in hosts.chunks(BENCH_HOSTS_PER_MODULE).enumerate() {
+            modules.push(
+                json!({"bk_module_id": HOST_MODULE_BASE + k as i64, "bk_biz_id": BIZ,
+                "bk_set_id": 1, "bk_module_name": format!("hosts-{k}"),
+                "service_category_id": 2, "hosts": chunk}),
+            );
+        }
         let head = json!({
             "format": crate::dataset::FORMAT,
             "supplier_account": "0",
             "businesses": [{"bk_biz_id": BIZ, "bk_biz_name": "bench"}],
             "hosts": hosts.iter().map(|&h| json!({"bk_host_id": h,
-                "bk_host_innerip": format!("10.{}.{}.{}", h >> 16 & 255, h >> 8 & 255, h & 255)}))
+                "bk_host_innerip": format!("10.{}.{}.{}", h >> 16 & 255, h >> 8 & 255, h & 255),
+                "bk_host_name": format!("bench-{h}"), "bk_os_type": "1", "bk_cpu": 8}))
                 .collect::<Vec<_>>(),
-            "modules": [{"bk_module_id": 1, "bk_biz_id": BIZ, "bk_set_id": 1,
-                "bk_module_name": "bench", "service_category_id": 2, "hosts": hosts}],
+            "modules": modules,
             "service_categories": [
                 {"id": 1, "name": "Default", "bk_root_id": 1},
                 {"id": 2, "name": "Default", "bk_parent_id": 1, "bk_root_id": 1}],
-            "service_instances": hosts.iter().map(|&si| json!({"bk_biz_id": BIZ, "id": si,
+            "service_instances": instances.iter().map(|&si| json!({"bk_biz_id": BIZ, "id": si,
                 "name": format!("bench-{si}"), "labels": null, "service_template_id": 0,
-                "bk_host_id": si, "bk_module_id": 1, "creator": "admin", "modifier": "admin",
+                "bk_host_id": si,
+                "bk_module_id": if si <= populated { SI_MODULE_BASE + si } else { 1 },
+                "creator": "admin", "modifier": "admin",
                 "create_time": now, "last_time": now, "bk_supplier_account": "0"}))
                 .collect::<Vec<_>>(),
         });

@@ -8,8 +8,9 @@ use crate::error::Lang;
 use crate::http::{self, Config};
 use crate::limits::{
     BENCH_CONNECTIONS, BENCH_IDLE_WATCHERS, BENCH_LIST_SIZE, BENCH_SCALE_LARGE, BENCH_SECS,
-    BENCH_SYNC_INSTANCES, BODY_TIMEOUT_SECS, DEFAULT_CACHE_MIB, DEFAULT_THREADS, MALLOC_ARENAS,
-    MAX_DATASET_BYTES, READ_TIMEOUT_SECS, SHUTDOWN_GRACE_SECS, WATCH_TIMEOUT_SECS,
+    BENCH_SYNC_INSTANCES, BODY_TIMEOUT_SECS, DEFAULT_BODY_MEMORY_MIB, DEFAULT_CACHE_MIB,
+    DEFAULT_MAX_CONNECTIONS, DEFAULT_THREADS, HEAD_TIMEOUT_SECS, MALLOC_ARENAS, MAX_DATASET_BYTES,
+    READ_TIMEOUT_SECS, SHUTDOWN_GRACE_SECS, WATCH_TIMEOUT_SECS,
 };
 use crate::signals;
 use crate::store::{self, Store};
@@ -71,6 +72,17 @@ pub struct Serve {
     /// seconds a resource_watch with a cursor waits for an event (default 20, as bk-cmdb)
     #[argh(option, default = "WATCH_TIMEOUT_SECS")]
     pub watch_timeout_secs: u64,
+    /// connections open at once (default 1024); at the cap the one idle longest is closed for a
+    /// new one, and when all are busy a new one gets 503
+    #[argh(option, default = "DEFAULT_MAX_CONNECTIONS")]
+    pub max_connections: usize,
+    /// seconds a request head may take to arrive; the connection is closed after (default 10)
+    #[argh(option, default = "HEAD_TIMEOUT_SECS")]
+    pub head_timeout_secs: u64,
+    /// memory for request bodies in flight in MiB, parsing included (default 32); beyond, requests wait
+    /// briefly, then get 503
+    #[argh(option, default = "DEFAULT_BODY_MEMORY_MIB")]
+    pub max_body_memory: usize,
     /// serve the benchmark's floor instead of the API (for `cmdb-lite bench`; no seed)
     #[argh(switch)]
     pub floor: bool,
@@ -176,7 +188,17 @@ pub fn main() -> i32 {
 }
 
 fn open(db: &Path, cache_mib: usize) -> Result<Store, String> {
-    Store::open(db, cache_mib.saturating_mul(1024 * 1024)).map_err(|e| e.to_string())
+    let store =
+        Store::open(db, cache_mib.saturating_mul(1024 * 1024)).map_err(|e| e.to_string())?;
+    // A store written before the topology records gains them once (see `dataset::topology`).
+    let n = dataset::topology::upgrade(&store).map_err(|e| format!("{}: {e}", db.display()))?;
+    if n > 0 {
+        eprintln!(
+            "cmdb-lite: {}: completed {n} topology records (sets, cloud areas, built-in records)",
+            db.display()
+        );
+    }
+    Ok(store)
 }
 
 /// Opens a database that must already exist (`export`, `check` never create one).
@@ -245,7 +267,9 @@ fn serve(s: Serve) -> Result<i32, String> {
     let empty = store.read(|tx| tx.is_empty()).map_err(|e| e.to_string())?;
     if empty && !s.floor {
         match s.seed.as_deref() {
-            Some("none") => {}
+            Some("none") => {
+                dataset::seed_builtins(&store).map_err(|e| format!("seed: {e}"))?;
+            }
             Some(file) => {
                 import_file(&store, Path::new(file), |_| {}).map_err(|e| format!("seed: {e}"))?;
             }
@@ -263,6 +287,9 @@ fn serve(s: Serve) -> Result<i32, String> {
         read_timeout: std::time::Duration::from_secs(s.read_timeout_secs.max(1)),
         body_timeout: std::time::Duration::from_secs(s.body_timeout_secs),
         watch_timeout: std::time::Duration::from_secs(s.watch_timeout_secs),
+        max_connections: s.max_connections.max(1),
+        head_timeout: std::time::Duration::from_secs(s.head_timeout_secs.max(1)),
+        max_body_memory: s.max_body_memory.max(1).saturating_mul(1024 * 1024),
         floor: if s.floor {
             Some(Arc::new(crate::bench::floor_shape()?))
         } else {

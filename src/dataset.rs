@@ -17,6 +17,8 @@ use std::fs::File;
 use std::io::BufReader;
 use std::path::Path;
 
+pub mod topology;
+
 pub const FORMAT: &str = "cmdb-lite/1";
 
 fn default_supplier() -> String {
@@ -31,12 +33,18 @@ pub struct Dataset<P = Vec<Map<String, Value>>> {
     pub format: String,
     #[serde(default = "default_supplier")]
     pub supplier_account: String,
+    /// Topology records as bk-cmdb stores them (any attribute kept); `None` when the file has
+    /// no such key (an older file: cloud areas and sets are then derived, see [`topology`]).
     #[serde(default)]
-    pub businesses: Vec<Business>,
+    pub cloud_areas: Option<Vec<Map<String, Value>>>,
     #[serde(default)]
-    pub hosts: Vec<Host>,
+    pub businesses: Vec<Map<String, Value>>,
     #[serde(default)]
-    pub modules: Vec<Module>,
+    pub sets: Option<Vec<Map<String, Value>>>,
+    #[serde(default)]
+    pub hosts: Vec<Map<String, Value>>,
+    #[serde(default)]
+    pub modules: Vec<Map<String, Value>>,
     #[serde(default)]
     pub service_categories: Vec<ServiceCategory>,
     #[serde(default)]
@@ -88,12 +96,19 @@ pub fn import(store: &Store, ds: &Dataset) -> Result<usize, String> {
         .write_alone(|tx| {
             // A dataset is the store's starting point, not a change: no events.
             tx.without_events();
-            let mut loader = Loader::head(tx, ds)?;
+            let mut loader = Loader::head(tx, ds, topology::Source::copy(ds))?;
             for entry in &ds.processes {
                 loader.process(tx, entry.clone())?;
             }
             loader.finish(tx, &ds.sequences)
         })
+        .map_err(|e| e.render(Lang::En))
+}
+
+/// Creates the built-in records every store holds (`serve --seed none`).
+pub fn seed_builtins(store: &Store) -> Result<usize, String> {
+    store
+        .write_alone(|tx| topology::ensure_builtins(tx, &topology::import_stamp()))
         .map_err(|e| e.render(Lang::En))
 }
 
@@ -115,7 +130,7 @@ pub fn import_file(
     path: &Path,
     mut progress: impl FnMut(usize),
 ) -> Result<usize, FileError> {
-    let head: Dataset<Skipped> =
+    let mut head: Dataset<Skipped> =
         read_json(path, |d| Dataset::deserialize(d)).map_err(FileError::Read)?;
     if head.format != FORMAT {
         return Err(FileError::Read(format!(
@@ -123,10 +138,11 @@ pub fn import_file(
             head.format
         )));
     }
+    let topo = topology::Source::take(&mut head);
     store
         .write_alone(|tx| {
             tx.without_events();
-            let mut loader = Loader::head(tx, &head)?;
+            let mut loader = Loader::head(tx, &head, topo)?;
             let mut failed = None;
             let stream = ProcessStream {
                 each: |map: Map<String, Value>| {
@@ -280,10 +296,12 @@ struct Loader {
 }
 
 impl Loader {
-    fn head<P>(tx: &mut WriteTx, ds: &Dataset<P>) -> Result<Loader, CcError> {
-        unique(&ds.businesses, "business", |b| b.bk_biz_id)?;
-        unique(&ds.hosts, "host", |h| h.bk_host_id)?;
-        unique(&ds.modules, "module", |m| m.bk_module_id)?;
+    fn head<P>(
+        tx: &mut WriteTx,
+        ds: &Dataset<P>,
+        topo: topology::Source,
+    ) -> Result<Loader, CcError> {
+        let mut topo = topology::Records::from_source(topo)?;
         unique(&ds.service_categories, "service category", |c| c.id)?;
         unique(&ds.service_templates, "service template", |s| s.id)?;
         unique(&ds.process_templates, "process template", |p| p.id)?;
@@ -294,21 +312,7 @@ impl Loader {
             *e = (*e).max(id);
         };
         tx.set_setting("supplier_account", &ds.supplier_account)?;
-        for b in &ds.businesses {
-            if tx.business(b.bk_biz_id)?.is_some() {
-                return Err(bad(format!(
-                    "business {}: already in the store",
-                    b.bk_biz_id
-                )));
-            }
-            tx.put_business(b)?;
-        }
-        for h in &ds.hosts {
-            if tx.host(h.bk_host_id)?.is_some() {
-                return Err(bad(format!("host {}: already in the store", h.bk_host_id)));
-            }
-            tx.put_host(h)?;
-        }
+        topology::load_head(tx, &mut topo, &mut bump)?;
         // Categories may name a parent that comes later in the file: insert all, then check.
         for c in &ds.service_categories {
             if tx.service_category(c.id)?.is_some() {
@@ -362,35 +366,7 @@ impl Loader {
             tx.put_service_template(st)?;
             bump(Kind::ServiceTemplate, st.id);
         }
-        for m in &ds.modules {
-            if tx.module(m.bk_module_id)?.is_some() {
-                return Err(bad(format!(
-                    "module {}: already in the store",
-                    m.bk_module_id
-                )));
-            }
-            if tx.business(m.bk_biz_id)?.is_none() {
-                return Err(bad(format!(
-                    "module {}: business {} does not exist",
-                    m.bk_module_id, m.bk_biz_id
-                )));
-            }
-            if m.service_template_id != 0 && tx.service_template(m.service_template_id)?.is_none() {
-                return Err(bad(format!(
-                    "module {}: service template {} does not exist",
-                    m.bk_module_id, m.service_template_id
-                )));
-            }
-            for h in &m.hosts {
-                if tx.host(*h)?.is_none() {
-                    return Err(bad(format!(
-                        "module {}: host {h} is not in hosts",
-                        m.bk_module_id
-                    )));
-                }
-            }
-            tx.put_module(m)?;
-        }
+        topology::load_modules(tx, &topo, &mut bump)?;
         for pt in &ds.process_templates {
             if tx.process_template(pt.id)?.is_some() {
                 return Err(bad(format!(
@@ -463,9 +439,7 @@ impl Loader {
         }
         Ok(Loader {
             max,
-            head: ds.businesses.len()
-                + ds.hosts.len()
-                + ds.modules.len()
+            head: topo.count()
                 + ds.service_categories.len()
                 + ds.service_templates.len()
                 + ds.process_templates.len()
@@ -575,7 +549,8 @@ impl Loader {
                 tx.raise_sequence(kind, *top)?;
             }
         }
-        Ok(self.head + self.processes)
+        let built = topology::ensure_builtins(tx, &topology::import_stamp())?;
+        Ok(self.head + self.processes + built)
     }
 }
 
@@ -587,7 +562,9 @@ pub fn export(store: &Store) -> Result<Dataset, CcError> {
             supplier_account: tx
                 .setting("supplier_account")?
                 .unwrap_or_else(default_supplier),
+            cloud_areas: Some(Vec::new()),
             businesses: Vec::new(),
+            sets: Some(Vec::new()),
             hosts: Vec::new(),
             modules: Vec::new(),
             service_categories: Vec::new(),
@@ -597,18 +574,7 @@ pub fn export(store: &Store) -> Result<Dataset, CcError> {
             processes: Vec::new(),
             sequences: BTreeMap::new(),
         };
-        tx.scan::<Business>(|_, r| {
-            ds.businesses.push(r);
-            Ok(true)
-        })?;
-        tx.scan::<Host>(|_, r| {
-            ds.hosts.push(r);
-            Ok(true)
-        })?;
-        tx.scan::<Module>(|_, r| {
-            ds.modules.push(r);
-            Ok(true)
-        })?;
+        topology::export(tx, &mut ds)?;
         tx.scan::<ServiceCategory>(|_, r| {
             ds.service_categories.push(r);
             Ok(true)

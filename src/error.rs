@@ -37,6 +37,7 @@ pub mod code {
     pub const EXCEED_LIMIT: i64 = 1199035;
     pub const AUTHORIZE_FAILED: i64 = 1199046;
     pub const NOT_HAVE_PERMISSION: i64 = 1199047;
+    pub const GENERATE_RECORD_ID: i64 = 1199058;
     pub const PAGE_LIMIT_EXCEEDED: i64 = 1199059;
     pub const ARRAY_LENGTH_WRONG: i64 = 1199089;
     pub const UNKNOWN: i64 = 1199998;
@@ -59,6 +60,10 @@ pub mod code {
     pub const DB_UPDATE: i64 = 1199020;
     pub const PROC_BIND_PORT_NOT_SET: i64 = 1107014;
     pub const PROC_BIND_PROTOCOL_NOT_SET: i64 = 1107015;
+    pub const TOPO_GET_APP_FAILED: i64 = 1101133;
+    pub const HOST_QUERY_FAILED: i64 = 1110001;
+    pub const HOST_NOT_FOUND: i64 = 1110008;
+    pub const INPUT_EMPTY: i64 = 1199005;
     // Template sync and service categories.
     pub const SYNC_BY_TEMPLATE_FAILED: i64 = 1108045;
     pub const CATEGORY_NAME_DUPLICATED: i64 = 1113017;
@@ -120,6 +125,11 @@ const CATALOGUE: &[(i64, &str, &str)] = &[
     ),
     (code::DB_SELECT, "Failed to query data", "查询数据失败"),
     (code::DB_INSERT, "New data failed", "新加数据失败"),
+    (
+        code::GENERATE_RECORD_ID,
+        "generate record id failed",
+        "生成记录ID失败",
+    ),
     (code::NOT_FOUND, "No relevant data found", "未找到相关数据"),
     (
         code::PARAMS_NEED_BOOL,
@@ -239,6 +249,18 @@ const CATALOGUE: &[(i64, &str, &str)] = &[
     ),
     (code::DB_UPDATE, "Failed to update data", "更新数据失败"),
     (
+        code::TOPO_GET_APP_FAILED,
+        "Query service failure",
+        "查询业务失败",
+    ),
+    (code::HOST_QUERY_FAILED, "Query Host Failed", "查询主机失败"),
+    (
+        code::HOST_NOT_FOUND,
+        "The host could not be found",
+        "主机找不到",
+    ),
+    (code::INPUT_EMPTY, "The input is empty", "输入内容为空"),
+    (
         code::PROC_BIND_PORT_NOT_SET,
         "service instance process bind info port is not set correctly, please check and try again",
         "服务实例的进程绑定信息[端口]未正确设置，请检查后重试",
@@ -314,6 +336,9 @@ enum Message {
     /// Another error's text under this code (bk-cmdb's `errors.New(code, err.Error())` of a
     /// localised error): rendered in the request's language.
     Recoded(Box<CcError>),
+    /// The catalogue template itself, `%s` left as is (bk-cmdb's `RespErrorCodeOnly` and
+    /// `CCError(code)` of a template that takes arguments).
+    Bare,
 }
 
 /// A bk-cmdb error: a code and what its message is made of.
@@ -340,6 +365,14 @@ impl CcError {
     /// The code's template with one string argument.
     pub fn with(code: i64, arg: impl Into<String>) -> CcError {
         CcError::new(code, vec![Arg::Str(arg.into())])
+    }
+
+    /// The code's template unformatted (`'%s' data parameter verification does not pass`).
+    pub fn bare(code: i64) -> CcError {
+        CcError {
+            code,
+            message: Message::Bare,
+        }
     }
 
     /// A verbatim message, identical in every language.
@@ -385,6 +418,9 @@ impl CcError {
         match &self.message {
             Message::Raw(text) => text.clone(),
             Message::Recoded(inner) => inner.render(lang),
+            Message::Bare => template(self.code, lang)
+                .map(String::from)
+                .unwrap_or_else(|| format!("Unknown error code: {}", self.code)),
             Message::Template(args) => {
                 let rendered: Vec<Rendered> = args
                     .iter()

@@ -17,6 +17,24 @@ pub const READ_TIMEOUT_SECS: u64 = 30;
 /// Seconds a whole request body may take to arrive after its headers; a body still incomplete
 /// then is answered with HTTP 408 (`serve --body-timeout-secs`).
 pub const BODY_TIMEOUT_SECS: u64 = 120;
+/// Default connections open at once (`serve --max-connections`): at the cap the connection idle
+/// longest is closed for a new one, and when all have a request in progress a new one gets 503.
+/// Each costs a descriptor and at most two threads (see ARCHITECTURE, "Bounds").
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// Open files `serve` keeps for itself beyond its connections (store, listener, log, signals),
+/// checked against `RLIMIT_NOFILE` at start.
+pub const FDS_RESERVED: usize = 64;
+/// Seconds a request head may take: from the connection's accept for its first request, from
+/// its first byte for later ones; beyond, the connection is closed (`serve --head-timeout-secs`).
+pub const HEAD_TIMEOUT_SECS: u64 = 10;
+/// Default memory budget of request bodies in flight, in MiB (`serve --max-body-memory`): a body's
+/// bytes and then what parsing them costs (`http/budget.rs`) are held from it until the answer.
+/// It holds one body of the largest size (`MAX_BODY_BYTES`) with room to parse it.
+pub const DEFAULT_BODY_MEMORY_MIB: usize = 32;
+/// Milliseconds a request waits for room in the body budget before its 503.
+pub const BODY_MEMORY_WAIT_MILLIS: u64 = 2000;
+/// Seconds between two log lines of the same refusal cause (the others are counted).
+pub const REFUSAL_LOG_INTERVAL_SECS: u64 = 10;
 /// Bytes read from a request body at a time.
 pub const BODY_READ_CHUNK_BYTES: usize = 64 * 1024;
 /// Default number of requests worked on at once (`serve --threads`).
@@ -60,6 +78,18 @@ pub const MAX_LIST_HOST_IDS: usize = 1000;
 pub const MAX_LABEL_BYTES: usize = 63;
 /// Bytes of a service-instance name (bk-cmdb `NameFieldMaxLength`).
 pub const MAX_SERVICE_INSTANCE_NAME_BYTES: usize = 256;
+/// Ids of one `find_set_batch` / `find_module_batch` request, host ids of
+/// `find_host_biz_relations`, template and module ids of `find_host_by_service_template`
+/// (`BKMaxInstanceLimit`).
+pub const MAX_BATCH_IDS: usize = 500;
+/// Set ids of one `find_module_with_relation` or `list_biz_hosts` request, and its page size
+/// (500) for the former.
+pub const MAX_RELATION_SET_IDS: usize = 200;
+pub const MAX_RELATION_PAGE: i64 = 500;
+/// Module ids of one `list_biz_hosts` request.
+pub const MAX_LIST_HOSTS_MODULE_IDS: usize = 500;
+/// Page size of `list_biz_hosts_topo` (bk-cmdb `BKMaxInstanceLimit`).
+pub const MAX_HOSTS_TOPO_PAGE: i64 = 500;
 /// Ids of `service_template_ids` / `bk_module_ids` in one `list_service_template_difference`
 /// (bk-cmdb's `maxIDLen`; its docs say 20, its code 100).
 pub const MAX_SYNC_STATUS_IDS: usize = 100;
@@ -91,6 +121,11 @@ pub const BENCH_ROUNDS: usize = 3;
 pub const BENCH_SCALE_SMALL: usize = 10_000;
 pub const BENCH_SCALE_LARGE: usize = 1_000_000;
 pub const BENCH_PROCESSES_PER_INSTANCE: usize = 1_000;
+/// `bench` datasets: hosts per host module (the module list_biz_hosts reads), and at least one
+/// host per so many processes (10,000 hosts for 1,000,000 processes), never fewer than one
+/// module's worth.
+pub const BENCH_HOSTS_PER_MODULE: usize = 1_000;
+pub const BENCH_PROCESSES_PER_HOST: usize = 100;
 /// `bench`: hosts (so service instances) of the module its template-sync scenario syncs, each
 /// instance with one process per each of the template's 3 process templates.
 pub const BENCH_SYNC_INSTANCES: usize = 1_000;
@@ -98,6 +133,11 @@ pub const BENCH_SYNC_INSTANCES: usize = 1_000;
 pub const SHUTDOWN_GRACE_SECS: u64 = 10;
 /// Times a read runs when the database file fails under it and is reopened (store::Store::read).
 pub const STORE_READ_ATTEMPTS: usize = 3;
+/// After the file failed (a full disk): milliseconds before the first write may try it again,
+/// and the most between two tries (each failed try doubles the wait). Writes in between are
+/// refused at once with 1199018, so readers lose the store only for one reopen per try.
+pub const WRITE_PROBE_FIRST_MILLIS: u64 = 250;
+pub const WRITE_PROBE_MAX_MILLIS: u64 = 4000;
 /// Write requests one group commit may hold (`store/group.rs`): a cap on how long a request
 /// waits for the batch it joined.
 pub const MAX_REQUESTS_PER_COMMIT: usize = 128;

@@ -192,10 +192,35 @@ fn import_export_round_trip() {
     let got: Value = serde_json::from_slice(&t1).unwrap();
     assert_eq!(got["format"], json!("cmdb-lite/1"));
     assert_eq!(got["supplier_account"], ex["supplier_account"]);
+    // Topology records come back with every built-in attribute filled and the built-in records
+    // (resource pool, idle sets and modules, cloud area 0) added: each field of the example is
+    // kept as given.
     for (key, id) in [
         ("businesses", "bk_biz_id"),
+        ("sets", "bk_set_id"),
         ("hosts", "bk_host_id"),
         ("modules", "bk_module_id"),
+        ("cloud_areas", "bk_cloud_id"),
+    ] {
+        let got = by_id(&got[key], id);
+        if ex[key].is_null() {
+            continue;
+        }
+        for (rid, rec) in by_id(&ex[key], id) {
+            for (field, value) in rec.as_object().unwrap() {
+                assert_eq!(&got[&rid][field], value, "{key} {rid} {field}");
+            }
+        }
+    }
+    let pool: Vec<&Value> = got["businesses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b["default"] == json!(1))
+        .collect();
+    assert_eq!(pool.len(), 1, "one resource pool");
+    assert_eq!(pool[0]["bk_biz_name"], json!("资源池"));
+    for (key, id) in [
         ("service_categories", "id"),
         ("service_templates", "id"),
         ("process_templates", "id"),
@@ -517,7 +542,28 @@ fn seed_none_starts_empty() {
     assert_eq!(r, err_native(1199019, "No relevant data found"));
     srv.kill();
     let ds: Value = serde_json::from_str(&export_text(&db)).unwrap();
-    assert_eq!(ds["businesses"], json!([]));
+    // Only what every bk-cmdb holds: the resource pool with its idle set and modules, and
+    // cloud area 0.
+    let names = |key: &str, field: &str| -> Vec<Value> {
+        ds[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r[field].clone())
+            .collect()
+    };
+    assert_eq!(names("businesses", "bk_biz_name"), [json!("资源池")]);
+    assert_eq!(names("businesses", "bk_biz_id"), [json!(1)]);
+    assert_eq!(names("sets", "bk_set_name"), [json!("空闲机池")]);
+    assert_eq!(
+        names("modules", "bk_module_name"),
+        [json!("空闲机"), json!("故障机"), json!("待回收")]
+    );
+    assert_eq!(names("modules", "default"), [json!(1), json!(2), json!(3)]);
+    assert_eq!(
+        names("cloud_areas", "bk_cloud_name"),
+        [json!("Default Area")]
+    );
     assert_eq!(ds["processes"], json!([]));
 }
 

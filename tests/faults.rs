@@ -127,10 +127,22 @@ fn write_failure_is_answered_and_survived() {
     assert_eq!(v, err_native(1199018, "New data failed"));
     assert_eq!(names(&srv).len(), now.len());
 
-    // Space returns: writes work again.
+    // Space returns: writes work again once the store tries the file again (a few seconds at
+    // most: while it failed, only one write per interval tried it).
     prlimit(pid, "--fsize=unlimited:");
-    let v = srv.create(&batch("after", 100));
-    assert_eq!(v["result"], json!(true), "{v}");
+    let started = std::time::Instant::now();
+    loop {
+        let v = srv.create(&batch("after", 100));
+        if v["result"] == json!(true) {
+            break;
+        }
+        assert_eq!(v, err_native(1199018, "New data failed"));
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "writes never resumed"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     written.extend((0..100).map(|i| format!("after-{i}")));
     let now = names(&srv);
     for n in &written {
@@ -223,7 +235,14 @@ fn concurrent_load_through_write_failures() {
     std::thread::sleep(Duration::from_millis(400));
     let during = sent.lock().unwrap().len();
     prlimit(pid, "--fsize=unlimited:");
-    std::thread::sleep(Duration::from_millis(400));
+    // Writes resume within the store's probe interval (at most a few seconds).
+    let lifted = std::time::Instant::now();
+    while !sent.lock().unwrap()[during..].iter().any(|(_, ok)| *ok)
+        && lifted.elapsed() < Duration::from_secs(20)
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(200));
     stop.store(true, Ordering::Relaxed);
     for h in handles {
         h.join().expect("a client thread failed");

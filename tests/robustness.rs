@@ -649,13 +649,31 @@ fn still_accepting_after_a_quiet_read_timeout() {
 
 #[test]
 fn running_out_of_file_descriptors_is_survived() {
-    // A server allowed 64 descriptors, and 80 clients holding connections open: accepting fails
-    // with EMFILE for a while. Once they go, a normal client is served.
+    // A server allowed 100 descriptors: it refuses to start with more connections than that
+    // allows, and with 30 it holds them while 80 clients try to connect (the others are refused
+    // with 503). Once they go, a normal client is served.
     use std::io::BufRead;
+    let out = std::process::Command::new("bash")
+        .args([
+            "-c",
+            r#"ulimit -n 100 && exec "$0" serve --memory --listen 127.0.0.1:0 --max-connections 1000"#,
+            BIN,
+        ])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains(
+            "--max-connections 1000 needs 1064 open files, but the limit (ulimit -n) is 100"
+        ),
+        "{err}"
+    );
     let mut child = std::process::Command::new("bash")
         .args([
             "-c",
-            r#"ulimit -n 64 && exec "$0" serve --memory --listen 127.0.0.1:0 --threads 2"#,
+            r#"ulimit -n 100 && exec "$0" serve --memory --listen 127.0.0.1:0 --threads 2 --max-connections 30"#,
             BIN,
         ])
         .stdout(std::process::Stdio::piped())

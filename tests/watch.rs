@@ -547,6 +547,8 @@ fn serve_at(store: &Store, now_ms: i64, body: Value) -> Result<Value, String> {
     let input = Input {
         body,
         path_id: Some("process".into()),
+        params: vec![("bk_resource", "process".into())],
+        query: String::new(),
     };
     watch::serve(&ctx(now_ms), store, &input, Duration::from_secs(0), &|f| {
         f()
@@ -571,6 +573,8 @@ fn the_six_hour_window() {
             body: json!({"bk_biz_id": 7, "service_instance_id": 30,
                 "processes": [{"process_info": {"bk_process_name": name, "bk_func_name": name}}]}),
             path_id: None,
+            params: Vec::new(),
+            query: String::new(),
         };
         cmdb_lite::api::call(
             cmdb_lite::api::Op::CreateProcessInstance,

@@ -1,12 +1,16 @@
 //! One file per resource: decode the request, call the domain, run the store transaction,
 //! shape `data`. Nothing here knows HTTP; [`Op`] names an operation and [`call`] runs it.
 
+pub mod host;
+pub mod object_attribute;
 pub mod process_instance;
+pub mod process_related;
 pub mod process_template;
 pub mod service_category;
 pub mod service_instance;
 pub mod service_template;
 pub mod template_sync;
+pub mod topology;
 pub mod watch;
 
 use crate::error::{CcError, Lang};
@@ -29,6 +33,22 @@ pub struct Ctx {
 pub struct Input {
     pub body: Value,
     pub path_id: Option<String>,
+    /// Every path parameter of a native or gateway route: (name, value), in path order.
+    pub params: Vec<(&'static str, String)>,
+    /// The raw query string (without `?`).
+    pub query: String,
+}
+
+impl Input {
+    /// A body alone (no path parameters, no query).
+    pub fn body(body: Value) -> Input {
+        Input {
+            body,
+            path_id: None,
+            params: Vec::new(),
+            query: String::new(),
+        }
+    }
 }
 
 /// The `data` of a success answer, already serialised (struct fields keep their order).
@@ -70,6 +90,26 @@ pub enum Op {
     RemoveLabelFromServiceInstance,
     ListServiceCategory,
     ResourceWatch,
+    SearchBusiness,
+    SearchSet,
+    SearchModule,
+    SearchBizInstTopo,
+    GetBizInternalModule,
+    SearchCloudArea,
+    GetMainlineObjectTopo,
+    FindSetBatch,
+    FindModuleBatch,
+    FindModuleWithRelation,
+    FindTopoNodePaths,
+    ListBizHosts,
+    ListHostsWithoutBiz,
+    ListBizHostsTopo,
+    FindHostTopoRelation,
+    FindHostBizRelations,
+    FindHostByServiceTemplate,
+    GetHostBaseInfo,
+    ListProcessRelatedInfo,
+    SearchObjectAttribute,
     CreateServiceCategory,
     UpdateServiceCategory,
     DeleteServiceCategory,
@@ -113,6 +153,26 @@ pub fn call(op: Op, ctx: &Ctx, store: &Store, input: Input) -> Result<Data, CcEr
             std::time::Duration::from_secs(crate::limits::WATCH_TIMEOUT_SECS),
             &|f| f(),
         ),
+        Op::SearchBusiness => topology::search_business(ctx, store, &input),
+        Op::SearchSet => topology::search_set(ctx, store, &input),
+        Op::SearchModule => topology::search_module(ctx, store, &input),
+        Op::SearchBizInstTopo => topology::search_biz_inst_topo(ctx, store, &input),
+        Op::GetBizInternalModule => topology::get_biz_internal_module(ctx, store, &input),
+        Op::SearchCloudArea => topology::search_cloud_area(ctx, store, &input),
+        Op::GetMainlineObjectTopo => topology::get_mainline_object_topo(ctx, store, &input),
+        Op::FindSetBatch => topology::find_set_batch(ctx, store, &input),
+        Op::FindModuleBatch => topology::find_module_batch(ctx, store, &input),
+        Op::FindModuleWithRelation => topology::find_module_with_relation(ctx, store, &input),
+        Op::FindTopoNodePaths => topology::find_topo_node_paths(ctx, store, &input),
+        Op::ListBizHosts => host::list_biz_hosts(ctx, store, &input),
+        Op::ListHostsWithoutBiz => host::list_hosts_without_biz(ctx, store, &input),
+        Op::ListBizHostsTopo => host::list_biz_hosts_topo(ctx, store, &input),
+        Op::FindHostTopoRelation => host::find_host_topo_relation(ctx, store, &input),
+        Op::FindHostBizRelations => host::find_host_biz_relations(ctx, store, &input),
+        Op::FindHostByServiceTemplate => host::find_host_by_service_template(ctx, store, &input),
+        Op::GetHostBaseInfo => host::get_host_base_info(ctx, store, &input),
+        Op::ListProcessRelatedInfo => process_related::list(ctx, store, &input),
+        Op::SearchObjectAttribute => object_attribute::search(ctx, store, &input),
         Op::CreateServiceCategory => service_category::create(ctx, store, &input),
         Op::UpdateServiceCategory => service_category::update(ctx, store, &input),
         Op::DeleteServiceCategory => service_category::delete(ctx, store, &input),

@@ -3,14 +3,17 @@
 //! lets an update change. Time and ids come in as arguments.
 
 pub mod bind_info;
+pub mod condition;
 pub mod decode;
 pub mod page;
 pub mod process;
 pub mod process_template;
 pub mod process_update;
+pub mod query_filter;
 pub mod service_category;
 pub mod service_instance;
 pub mod service_template;
 pub mod template_process;
 pub mod template_sync;
+pub mod topology;
 pub mod watch;

@@ -3,6 +3,8 @@
 //! answer. Only this module names tiny_http.
 
 pub mod auth;
+pub mod budget;
+pub mod conn_limit;
 pub mod envelope;
 pub mod identity;
 pub mod pool;
@@ -35,6 +37,12 @@ pub struct Config {
     pub body_timeout: Duration,
     /// How long a `resource_watch` waits for an event (`limits::WATCH_TIMEOUT_SECS`).
     pub watch_timeout: Duration,
+    /// Connections open at once (`limits::DEFAULT_MAX_CONNECTIONS`).
+    pub max_connections: usize,
+    /// How long a request head may take (`limits::HEAD_TIMEOUT_SECS`).
+    pub head_timeout: Duration,
+    /// Bytes of request bodies in flight, parsing included (`limits::DEFAULT_BODY_MEMORY_MIB`).
+    pub max_body_memory: usize,
     /// Serve the benchmark's floor instead of the API (`serve --floor`, see [`floor_reply`]).
     pub floor: Option<Arc<crate::store::floor::Shape>>,
     /// `--auth` and `--jwt-public-key` (see `auth.rs`); the default checks nothing.
@@ -59,6 +67,8 @@ struct Shared {
     permits: Permits,
     body_timeout: Duration,
     watch_timeout: Duration,
+    budget: budget::Budget,
+    log: Arc<conn_limit::Throttled>,
     floor: Option<Arc<crate::store::floor::Shape>>,
     gate: auth::Gate,
 }
@@ -70,10 +80,18 @@ impl Server {
             .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
         inherit_timeouts(&listener, config.read_timeout)
             .map_err(|e| format!("cannot set socket timeouts: {e}"))?;
+        conn_limit::check_open_files(config.max_connections)?;
         let own = listener
             .try_clone()
             .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
-        let http = tiny_http::Server::from_listener(listener, None)
+        let log = conn_limit::event_log();
+        let options = conn_limit::options(
+            config.max_connections,
+            config.head_timeout,
+            config.language,
+            Arc::clone(&log),
+        );
+        let http = tiny_http::Server::from_listener_with(listener, None, options)
             .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
         let addr = http
             .server_addr()
@@ -86,12 +104,17 @@ impl Server {
             permits: Permits::new(config.threads),
             body_timeout: config.body_timeout,
             watch_timeout: config.watch_timeout,
+            budget: budget::Budget::new(config.max_body_memory),
+            log: Arc::clone(&log),
             floor: config.floor.clone(),
             gate: config.gate.clone(),
         };
         let from = Arc::clone(&http);
+        // One thread per request in progress, and a connection has at most one at a time.
         let receivers = Receivers::start(
             config.threads,
+            config.max_connections.max(1) + config.threads,
+            log,
             move || from.recv().ok(),
             move |req| serve(&shared, req),
         )?;
@@ -163,11 +186,26 @@ fn inherit_timeouts(listener: &std::net::TcpListener, timeout: Duration) -> std:
 }
 
 /// One answer: status, body, and its headers: `None` for the usual (`Content-Type:
-/// application/json` and `X-Request-Id`), or exactly these (the refusals of `auth.rs`).
+/// application/json` and `X-Request-Id`), or exactly these (the refusals of `auth.rs`, and
+/// `with_header`'s). `Connection: close` closes the connection after the answer.
 struct Reply {
     status: u16,
     body: String,
     headers: Option<Vec<(&'static str, String)>>,
+}
+
+impl Reply {
+    /// The reply with one more header (after the usual ones).
+    fn with_header(mut self, rid: &str, name: &'static str, value: &str) -> Reply {
+        let headers = self.headers.get_or_insert_with(|| {
+            vec![
+                ("Content-Type", "application/json".to_string()),
+                ("X-Request-Id", rid.to_string()),
+            ]
+        });
+        headers.push((name, value.to_string()));
+        self
+    }
 }
 
 fn shape_for(family: Family, headers: &Headers) -> Shape {
@@ -200,6 +238,7 @@ fn serve(shared: &Shared, mut req: tiny_http::Request) {
                     h.value.as_str().to_string(),
                 )
             })
+            .chain(req.non_ascii_headers().iter().cloned())
             .collect(),
     );
     let rid = identity::request_id(&headers);
@@ -217,7 +256,10 @@ fn serve(shared: &Shared, mut req: tiny_http::Request) {
         ]
     });
     for (k, v) in &headers {
-        if let Ok(h) = tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()) {
+        if k.eq_ignore_ascii_case("Connection") && v.eq_ignore_ascii_case("close") {
+            // tiny_http drops a `Connection` header; this closes the connection after the answer.
+            resp = resp.with_connection_close();
+        } else if let Ok(h) = tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()) {
             resp.add_header(h);
         }
     }
@@ -245,7 +287,9 @@ fn floor_reply(
         let e = CcError::raw(code::UNKNOWN, format!("no floor at {url}"));
         return error_reply(404, Shape::Native, &e, Lang::En, rid);
     };
-    if let Err(e) = read_body(req.as_reader(), deadline) {
+    // The benchmark's floor (`serve --floor`) takes small bodies outside the memory budget.
+    let known = req.body_length();
+    if let Err(e) = read_body(req.as_reader(), deadline, known, |_| Ok(())) {
         let e = CcError::raw(code::HTTP_READ_BODY, format!("{e:?}"));
         return error_reply(200, Shape::Native, &e, Lang::En, rid);
     }
@@ -288,22 +332,31 @@ fn handle(
     let method = req.method().as_str().to_ascii_uppercase();
     let url = req.url().to_string();
     let (path, query) = url.split_once('?').unwrap_or((url.as_str(), ""));
-    let (route, family, path_id) = match routes::resolve(&method, path) {
+    let (route, family, path_id, params) = match routes::resolve(&method, path) {
         Resolved::Found {
             route,
             family,
             path_id,
-        } => (route, family, path_id),
+            params,
+        } => (route, family, path_id, params),
         Resolved::WrongMethod(f) => {
             let e = CcError::raw(
                 code::UNKNOWN,
                 format!("method {method} is not allowed on {path}"),
             );
-            return error_reply(405, shape_for(f, headers), &e, lang, rid);
+            return unread_if_chunked(
+                headers,
+                rid,
+                error_reply(405, shape_for(f, headers), &e, lang, rid),
+            );
         }
         Resolved::NotFound(f) => {
             let e = CcError::raw(code::UNKNOWN, format!("no API at {method} {path}"));
-            return error_reply(404, shape_for(f, headers), &e, lang, rid);
+            return unread_if_chunked(
+                headers,
+                rid,
+                error_reply(404, shape_for(f, headers), &e, lang, rid),
+            );
         }
     };
     let shape = shape_for(family, headers);
@@ -312,21 +365,62 @@ fn handle(
             code::HTTP_READ_BODY,
             format!("request body exceeds {MAX_BODY_BYTES} bytes"),
         );
-        error_reply(413, shape, &e, lang, rid)
+        unread(rid, error_reply(413, shape, &e, lang, rid))
     };
     if req.body_length().is_some_and(|n| n > MAX_BODY_BYTES) {
         return too_large();
     }
-    let raw = match read_body(req.as_reader(), deadline) {
+    // The body's bytes, then its parse, are held from the memory budget until the answer.
+    let until = Instant::now() + budget::wait();
+    let mut held = shared.budget.none();
+    let over_budget = |r: budget::Refused| match r {
+        budget::Refused::Never => {
+            let total = shared.budget.total();
+            let e = CcError::raw(
+                code::HTTP_READ_BODY,
+                format!("request body needs more than {total} bytes of memory (--max-body-memory)"),
+            );
+            error_reply(413, shape, &e, lang, rid)
+        }
+        budget::Refused::Busy => {
+            shared.log.log(
+                "refused a request (503): request bodies in flight fill the memory budget",
+                &format!(" (--max-body-memory {} MiB)", shared.budget.total() >> 20),
+            );
+            let e = CcError::raw(
+                code::UNKNOWN,
+                "503 Service Unavailable: request bodies in flight fill the memory budget, retry later",
+            );
+            error_reply(503, shape, &e, lang, rid).with_header(rid, "Retry-After", "1")
+        }
+    };
+    if let Some(n) = req.body_length()
+        && let Err(r) = held.grow(n, until)
+    {
+        // Read and thrown away (no memory kept), so that the client, which may be sending it
+        // before it reads, gets the answer and keeps its connection.
+        let drained = discard_body(req.as_reader(), deadline);
+        let reply = over_budget(r);
+        return if drained { reply } else { unread(rid, reply) };
+    }
+    let known = req.body_length();
+    let raw = match read_body(req.as_reader(), deadline, known, |n| held.grow(n, until)) {
         Ok(raw) => raw,
+        Err(BodyError::Memory(r)) => {
+            let drained = discard_body(req.as_reader(), deadline);
+            let reply = over_budget(r);
+            return if drained { reply } else { unread(rid, reply) };
+        }
         Err(BodyError::TooLarge) => return too_large(),
         Err(BodyError::TimedOut) => {
             crate::log!("cmdb-lite: {rid}: the body did not arrive in time");
-            return error_reply(408, shape, &CcError::plain(code::HTTP_READ_BODY), lang, rid);
+            let e = CcError::plain(code::HTTP_READ_BODY);
+            return unread(rid, error_reply(408, shape, &e, lang, rid));
         }
         Err(BodyError::Failed(e)) => {
             crate::log!("cmdb-lite: {rid}: reading the body failed: {e}");
-            return error_reply(200, shape, &CcError::plain(code::HTTP_READ_BODY), lang, rid);
+            let e = CcError::plain(code::HTTP_READ_BODY);
+            return unread(rid, error_reply(200, shape, &e, lang, rid));
         }
     };
 
@@ -351,7 +445,11 @@ fn handle(
         None
     };
 
+    if let Err(r) = held.grow(budget::parse_cost(&raw), until) {
+        return over_budget(r);
+    }
     let mut body = parse_body(&raw);
+    drop(raw);
     if family == Family::Esb && (method == "GET" || route.esb_method == "GET") && !query.is_empty()
     {
         body = body.map(|b| merge_query(b, query));
@@ -399,7 +497,12 @@ fn handle(
         }
     }
     let result = body.and_then(|body| {
-        let input = Input { body, path_id };
+        let input = Input {
+            body,
+            path_id,
+            params,
+            query: query.to_string(),
+        };
         if watch {
             // A watch takes a permit only to read the log, never while it waits.
             let gate = |f: &mut dyn FnMut()| {
@@ -438,19 +541,54 @@ fn handle(
     }
 }
 
+/// A reply sent before the request's body was read to its end: the next request on this
+/// connection could not be found, so the connection closes after the answer.
+fn unread(rid: &str, reply: Reply) -> Reply {
+    match reply.headers {
+        Some(_) => {
+            let mut reply = reply;
+            if let Some(h) = reply.headers.as_mut() {
+                h.push(("Connection", "close".to_string()));
+            }
+            reply
+        }
+        None => reply.with_header(rid, "Connection", "close"),
+    }
+}
+
+/// A reply that leaves the body unread: a body of known length is drained by tiny_http (up to
+/// a bound, beyond which it closes the connection), a chunked one is not.
+fn unread_if_chunked(headers: &Headers, rid: &str, reply: Reply) -> Reply {
+    if headers.first(&["Transfer-Encoding"]).is_some() {
+        unread(rid, reply)
+    } else {
+        reply
+    }
+}
+
 #[derive(Debug)]
 enum BodyError {
     /// More than `MAX_BODY_BYTES`.
     TooLarge,
     /// A read waited longer than the read timeout, or the deadline passed.
     TimedOut,
+    /// The memory budget refused the bytes read.
+    Memory(budget::Refused),
     Failed(std::io::Error),
 }
 
 /// Reads a whole body of at most `MAX_BODY_BYTES`, giving up once `deadline` has passed. Each
 /// read waits at most the socket's read timeout, so this returns by `deadline` plus that.
-fn read_body(r: &mut dyn Read, deadline: Instant) -> Result<Vec<u8>, BodyError> {
-    let mut raw = Vec::new();
+/// `known` is the body's declared length, already held from the budget; otherwise (chunked)
+/// `hold` is asked for the buffer's room, 1 MiB at a time, before it grows.
+fn read_body(
+    r: &mut dyn Read,
+    deadline: Instant,
+    known: Option<usize>,
+    mut hold: impl FnMut(usize) -> Result<(), budget::Refused>,
+) -> Result<Vec<u8>, BodyError> {
+    const STEP: usize = 1 << 20;
+    let mut raw = Vec::with_capacity(known.unwrap_or(0));
     let mut buf = vec![0u8; BODY_READ_CHUNK_BYTES];
     loop {
         if Instant::now() > deadline {
@@ -459,7 +597,16 @@ fn read_body(r: &mut dyn Read, deadline: Instant) -> Result<Vec<u8>, BodyError> 
         match r.read(&mut buf) {
             Ok(0) => return Ok(raw),
             Ok(n) if raw.len() + n > MAX_BODY_BYTES => return Err(BodyError::TooLarge),
-            Ok(n) => raw.extend_from_slice(&buf[..n]),
+            Ok(n) => {
+                if raw.capacity() < raw.len() + n {
+                    let more = STEP.max(raw.len() + n - raw.capacity());
+                    if known.is_none() {
+                        hold(more).map_err(BodyError::Memory)?;
+                    }
+                    raw.reserve_exact(raw.capacity() + more - raw.len());
+                }
+                raw.extend_from_slice(&buf[..n]);
+            }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e)
                 if matches!(
@@ -472,6 +619,21 @@ fn read_body(r: &mut dyn Read, deadline: Instant) -> Result<Vec<u8>, BodyError> 
             Err(e) => return Err(BodyError::Failed(e)),
         }
     }
+}
+
+/// Reads the rest of a body (at most `MAX_BODY_BYTES`) and throws it away; true if it ended.
+fn discard_body(r: &mut dyn Read, deadline: Instant) -> bool {
+    let mut buf = vec![0u8; BODY_READ_CHUNK_BYTES];
+    let mut seen = 0usize;
+    while Instant::now() <= deadline && seen <= MAX_BODY_BYTES {
+        match r.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(n) => seen += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return false,
+        }
+    }
+    false
 }
 
 /// The JSON body: empty (or blank) is `null`; anything not JSON is 1199000. (Public for the

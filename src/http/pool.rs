@@ -57,6 +57,9 @@ struct Shared<T> {
     idle: AtomicUsize,
     /// Idle threads kept; a thread finding this many idle when it is done exits.
     keep_idle: usize,
+    /// Threads alive at most: at the bound, items wait for a thread to come back.
+    max: usize,
+    log: Arc<super::conn_limit::Throttled>,
     live: Mutex<usize>,
     all_done: Condvar,
     stopping: AtomicBool,
@@ -69,9 +72,11 @@ pub struct Receivers<T: Send + 'static> {
 
 impl<T: Send + 'static> Receivers<T> {
     /// Starts `keep_idle` threads calling `recv` (which returns `None` to stop one thread) and
-    /// `serve` on each item.
+    /// `serve` on each item; never more than `max` threads at once.
     pub fn start(
         keep_idle: usize,
+        max: usize,
+        log: Arc<super::conn_limit::Throttled>,
         recv: impl Fn() -> Option<T> + Send + Sync + 'static,
         serve: impl Fn(T) + Send + Sync + 'static,
     ) -> Result<Receivers<T>, String> {
@@ -80,6 +85,8 @@ impl<T: Send + 'static> Receivers<T> {
             serve: Box::new(serve),
             idle: AtomicUsize::new(0),
             keep_idle: keep_idle.max(1),
+            max: max.max(keep_idle.max(1)),
+            log,
             live: Mutex::new(0),
             all_done: Condvar::new(),
             stopping: AtomicBool::new(false),
@@ -137,10 +144,16 @@ impl<T: Send + 'static> Receivers<T> {
     }
 }
 
-/// Starts one more thread, counted idle from now on.
-fn spawn<T: Send + 'static>(shared: &Arc<Shared<T>>) -> std::io::Result<()> {
+/// Starts one more thread, counted idle from now on (unless `max` are alive: then `Ok(false)`).
+fn spawn<T: Send + 'static>(shared: &Arc<Shared<T>>) -> std::io::Result<bool> {
+    {
+        let mut live = shared.live.lock().unwrap_or_else(|e| e.into_inner());
+        if *live >= shared.max {
+            return Ok(false);
+        }
+        *live += 1;
+    }
     shared.idle.fetch_add(1, Ordering::SeqCst);
-    *shared.live.lock().unwrap_or_else(|e| e.into_inner()) += 1;
     let mine = Arc::clone(shared);
     let spawned = std::thread::Builder::new()
         .name("http".into())
@@ -149,7 +162,7 @@ fn spawn<T: Send + 'static>(shared: &Arc<Shared<T>>) -> std::io::Result<()> {
         shared.idle.fetch_sub(1, Ordering::SeqCst);
         finished(shared);
     }
-    spawned.map(drop)
+    spawned.map(|_| true)
 }
 
 fn finished<T>(shared: &Shared<T>) {
@@ -172,7 +185,10 @@ fn run<T: Send + 'static>(shared: &Arc<Shared<T>>) {
             && let Err(e) = spawn(shared)
         {
             // This thread goes back to waiting when it is done; until then new items queue.
-            crate::log!("cmdb-lite: cannot start an HTTP thread: {e}");
+            shared.log.log(
+                "cannot start a thread for the next request (it waits for one)",
+                &format!(": {e}"),
+            );
         }
         let serve = std::panic::AssertUnwindSafe(|| (shared.serve)(item));
         if std::panic::catch_unwind(serve).is_err() {
@@ -213,6 +229,10 @@ mod tests {
         let r2 = Arc::clone(&release);
         let pool = Receivers::start(
             2,
+            1000,
+            Arc::new(crate::http::conn_limit::Throttled::new(
+                Duration::from_secs(1),
+            )),
             move || rx.lock().unwrap().recv().ok(),
             move |i| {
                 started_tx.lock().unwrap().send(i).unwrap();

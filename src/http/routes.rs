@@ -188,6 +188,146 @@ pub const ROUTES: &[Route] = &[
         esb_method: "POST",
     },
     Route {
+        op: Op::SearchBusiness,
+        method: "POST",
+        path: "/api/v3/biz/search/{bk_supplier_account}",
+        esb_name: "search_business",
+        esb_method: "POST",
+    },
+    Route {
+        op: Op::SearchSet,
+        method: "POST",
+        path: "/api/v3/set/search/{bk_supplier_account}/{bk_biz_id}",
+        esb_name: "search_set",
+        esb_method: "POST",
+    },
+    Route {
+        op: Op::SearchModule,
+        method: "POST",
+        path: "/api/v3/module/search/{bk_supplier_account}/{bk_biz_id}/{bk_set_id}",
+        esb_name: "search_module",
+        esb_method: "POST",
+    },
+    Route {
+        op: Op::SearchBizInstTopo,
+        method: "POST",
+        path: "/api/v3/find/topoinst/biz/{bk_biz_id}",
+        esb_name: "search_biz_inst_topo",
+        esb_method: "GET",
+    },
+    Route {
+        op: Op::GetBizInternalModule,
+        method: "GET",
+        path: "/api/v3/topo/internal/{bk_supplier_account}/{bk_biz_id}",
+        esb_name: "get_biz_internal_module",
+        esb_method: "GET",
+    },
+    Route {
+        op: Op::SearchCloudArea,
+        method: "POST",
+        path: "/api/v3/findmany/cloudarea",
+        esb_name: "search_cloud_area",
+        esb_method: "POST",
+    },
+    Route {
+        op: Op::GetMainlineObjectTopo,
+        method: "POST",
+        path: "/api/v3/find/topomodelmainline",
+        esb_name: "get_mainline_object_topo",
+        esb_method: "POST",
+    },
+    Route {
+        op: Op::FindSetBatch,
+        method: "POST",
+        path: "/api/v3/findmany/set/bk_biz_id/{bk_biz_id}",
+        esb_name: "find_set_batch",
+        esb_method: "POST",
+    },
+    Route {
+        op: Op::FindModuleBatch,
+        method: "POST",
+        path: "/api/v3/findmany/module/bk_biz_id/{bk_biz_id}",
+        esb_name: "find_module_batch",
+        esb_method: "POST",
+    },
+    Route {
+        op: Op::FindModuleWithRelation,
+        method: "POST",
+        path: "/api/v3/findmany/module/with_relation/biz/{bk_biz_id}",
+        esb_name: "find_module_with_relation",
+        esb_method: "POST",
+    },
+    Route {
+        op: Op::FindTopoNodePaths,
+        method: "POST",
+        path: "/api/v3/cache/find/cache/topo/node_path/biz/{bk_biz_id}",
+        esb_name: "find_topo_node_paths",
+        esb_method: "POST",
+    },
+    Route {
+        op: Op::ListBizHosts,
+        method: "POST",
+        path: "/api/v3/hosts/app/{bk_biz_id}/list_hosts",
+        esb_name: "list_biz_hosts",
+        esb_method: "POST",
+    },
+    Route {
+        op: Op::ListBizHostsTopo,
+        method: "POST",
+        path: "/api/v3/hosts/app/{bk_biz_id}/list_hosts_topo",
+        esb_name: "list_biz_hosts_topo",
+        esb_method: "POST",
+    },
+    Route {
+        op: Op::ListHostsWithoutBiz,
+        method: "POST",
+        path: "/api/v3/hosts/list_hosts_without_app",
+        esb_name: "list_hosts_without_biz",
+        esb_method: "POST",
+    },
+    Route {
+        op: Op::FindHostTopoRelation,
+        method: "POST",
+        path: "/api/v3/host/topo/relation/read",
+        esb_name: "find_host_topo_relation",
+        esb_method: "POST",
+    },
+    Route {
+        op: Op::FindHostBizRelations,
+        method: "POST",
+        path: "/api/v3/hosts/modules/read",
+        esb_name: "find_host_biz_relations",
+        esb_method: "POST",
+    },
+    Route {
+        op: Op::FindHostByServiceTemplate,
+        method: "POST",
+        path: "/api/v3/findmany/hosts/by_service_templates/biz/{bk_biz_id}",
+        esb_name: "find_host_by_service_template",
+        esb_method: "POST",
+    },
+    Route {
+        op: Op::GetHostBaseInfo,
+        method: "GET",
+        path: "/api/v3/hosts/{bk_supplier_account}/{bk_host_id}",
+        esb_name: "get_host_base_info",
+        esb_method: "GET",
+    },
+    Route {
+        op: Op::ListProcessRelatedInfo,
+        method: "POST",
+        path: "/api/v3/findmany/proc/process_related_info/biz/{bk_biz_id}",
+        esb_name: "list_process_related_info",
+        esb_method: "POST",
+    },
+    Route {
+        op: Op::SearchObjectAttribute,
+        method: "POST",
+        path: "/api/v3/find/objectattr",
+        esb_name: "search_object_attribute",
+        esb_method: "POST",
+    },
+    Route {
         op: Op::CreateServiceCategory,
         method: "POST",
         path: "/api/v3/create/proc/service_category",
@@ -243,7 +383,10 @@ pub enum Resolved {
     Found {
         route: &'static Route,
         family: Family,
+        /// The last path parameter's value (routes with one parameter).
         path_id: Option<String>,
+        /// Every path parameter: (name, value), in path order.
+        params: Vec<(&'static str, String)>,
     },
     /// The path exists, not with this method.
     WrongMethod(Family),
@@ -261,19 +404,19 @@ pub fn family_of(path: &str) -> Family {
     }
 }
 
-fn match_template(template: &str, path: &str) -> Option<Option<String>> {
+fn match_template(template: &'static str, path: &str) -> Option<Vec<(&'static str, String)>> {
     let mut t = template.split('/');
     let mut p = path.split('/');
-    let mut id = None;
+    let mut params = Vec::new();
     loop {
         match (t.next(), p.next()) {
-            (None, None) => return Some(id),
+            (None, None) => return Some(params),
             (Some(ts), Some(ps)) => {
                 if ts.starts_with('{') {
                     if ps.is_empty() {
                         return None;
                     }
-                    id = Some(ps.to_string());
+                    params.push((ts.trim_matches(|c| c == '{' || c == '}'), ps.to_string()));
                 } else if ts != ps {
                     return None;
                 }
@@ -301,12 +444,13 @@ pub fn resolve(method: &str, path: &str) -> Resolved {
     let mut path_exists = false;
     if let Some(native) = native {
         for r in ROUTES {
-            if let Some(id) = match_template(r.path, native) {
+            if let Some(params) = match_template(r.path, native) {
                 if r.method == method {
                     return Resolved::Found {
                         route: r,
                         family,
-                        path_id: id,
+                        path_id: params.last().map(|(_, v)| v.clone()),
+                        params,
                     };
                 }
                 path_exists = true;
@@ -324,6 +468,7 @@ pub fn resolve(method: &str, path: &str) -> Resolved {
                     route: r,
                     family,
                     path_id: None,
+                    params: Vec::new(),
                 };
             }
             path_exists = true;

@@ -40,17 +40,21 @@ pub const LOGS: &[(u8, LogTable)] = &[
     (2, EVENTS_HOST),
     (3, EVENTS_HOST_RELATION),
     (4, EVENTS_BIZ),
+    (5, EVENTS_SET),
     (6, EVENTS_MODULE),
     (9, EVENTS_PROCESS),
     (10, EVENTS_PROCESS_RELATION),
+    (16, EVENTS_PLAT),
 ];
 
 pub const HOST: u8 = 2;
 pub const HOST_RELATION: u8 = 3;
 pub const BIZ: u8 = 4;
+pub const SET: u8 = 5;
 pub const MODULE: u8 = 6;
 pub const PROCESS: u8 = 9;
 pub const PROCESS_RELATION: u8 = 10;
+pub const PLAT: u8 = 16;
 
 fn table(cursor_type: u8) -> Option<LogTable> {
     LOGS.iter()
@@ -524,6 +528,7 @@ mod tests {
             service_category_id: 2,
             default: 0,
             hosts,
+            attrs: serde_json::json!({}),
         }
     }
 
@@ -548,6 +553,8 @@ mod tests {
                 tx.put_business(&Business {
                     bk_biz_id: 7,
                     bk_biz_name: "shop".into(),
+                    default: 0,
+                    attrs: serde_json::json!({}),
                 })?;
                 tx.put_module(&module(vec![1, 2], "m"))
             })
@@ -602,6 +609,7 @@ mod tests {
             bk_host_innerip_v6: String::new(),
             bk_host_outerip_v6: String::new(),
             bk_cloud_id: 0,
+            attrs: serde_json::json!({}),
         }
     }
 

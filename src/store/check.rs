@@ -27,7 +27,7 @@ struct IndexSnapshot {
 }
 
 /// Compares an index as stored with the index the records imply, both ways.
-fn compare<T: Ord + std::fmt::Debug>(
+pub(super) fn compare<T: Ord + std::fmt::Debug>(
     problems: &mut Vec<String>,
     index: &str,
     stored: impl IntoIterator<Item = T>,
@@ -73,7 +73,10 @@ fn storage(e: impl Into<redb::Error>) -> CcError {
 
 /// Every record of kind `R`, in id order. A value that does not decode is reported with its
 /// id and left out, so the other checks still run.
-fn records<R: Record>(tx: &ReadTx, p: &mut Vec<String>) -> Result<BTreeMap<i64, R>, CcError> {
+pub(super) fn records<R: Record>(
+    tx: &ReadTx,
+    p: &mut Vec<String>,
+) -> Result<BTreeMap<i64, R>, CcError> {
     let mut out = BTreeMap::new();
     tx.scan_bytes(R::TABLE, |id, bytes| {
         match R::decode(bytes) {
@@ -85,6 +88,13 @@ fn records<R: Record>(tx: &ReadTx, p: &mut Vec<String>) -> Result<BTreeMap<i64, 
         Ok(true)
     })?;
     Ok(out)
+}
+
+/// Reports a record stored under another id than its own.
+pub(super) fn own(p: &mut Vec<String>, what: &str, key: i64, field: i64) {
+    if key != field {
+        p.push(format!("{what} {key}: stored under another id ({field})"));
+    }
 }
 
 /// Visits every entry of every index, for `check`.
@@ -156,11 +166,6 @@ fn check_tx(tx: &ReadTx) -> Result<Vec<String>, CcError> {
     })?;
 
     // Each record under its own id.
-    let own = |p: &mut Vec<String>, what: &str, key: i64, field: i64| {
-        if key != field {
-            p.push(format!("{what} {key}: stored under another id ({field})"));
-        }
-    };
     for (&id, b) in &bizs {
         own(&mut p, "business", id, b.bk_biz_id);
     }
@@ -376,6 +381,8 @@ fn check_tx(tx: &ReadTx) -> Result<Vec<String>, CcError> {
             "process {pid}: ({func:?}, {regex:?}) is not unique in service instance {si} (process {holder} has it)"
         )
     });
+
+    super::topology::check(tx, &bizs, &hosts, &modules, &mut p)?;
 
     let idx = index_entries(tx)?;
     compare(&mut p, "idx_proc_by_si", idx.proc_by_si, proc_by_si);
@@ -768,5 +775,47 @@ mod tests {
                 .unwrap();
         });
         reported(&p, &["host 13", "stored under another id (11)"]);
+    }
+
+    #[test]
+    fn topology_indexes_references_and_built_ins() {
+        // A module's host entry missing, a stray host-by-IP entry, a host-by-set entry of a
+        // module that does not hold the host.
+        let p = corrupt(|tx| {
+            tx.open_table(MODULE_BY_HOST)
+                .unwrap()
+                .remove((11, 20))
+                .unwrap();
+            tx.open_table(HOST_BY_IP)
+                .unwrap()
+                .insert(("10.9.9.9", 0, 11), ())
+                .unwrap();
+            tx.open_table(HOST_BY_SET)
+                .unwrap()
+                .insert((3, 12, 21), ())
+                .unwrap();
+        });
+        reported(&p, &["idx_module_by_host", "(11, 20)", "missing"]);
+        reported(&p, &["idx_host_by_ip", "10.9.9.9", "no matching record"]);
+        reported(
+            &p,
+            &["idx_host_by_set", "(3, 12, 21)", "no matching record"],
+        );
+        // A module whose set is gone; no cloud area 0; no resource pool.
+        let p = corrupt(|tx| {
+            tx.open_table(SETS).unwrap().remove(3).unwrap();
+            tx.open_table(CLOUD_AREAS).unwrap().remove(0).unwrap();
+            tx.open_table(BUSINESSES).unwrap().remove(1).unwrap();
+        });
+        reported(&p, &["module 20", "set 3 does not exist"]);
+        reported(&p, &["host 11", "cloud area 0 does not exist"]);
+        reported(&p, &["cloud area 0", "missing"]);
+        reported(&p, &["no resource pool"]);
+        reported(&p, &["set 1", "business 1 does not exist"]);
+        // A sequence below a set id.
+        let p = corrupt(|tx| {
+            tx.open_table(SEQUENCES).unwrap().insert("set", 1).unwrap();
+        });
+        reported(&p, &["sequence set", "below issued id 5"]);
     }
 }

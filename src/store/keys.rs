@@ -13,7 +13,7 @@ use redb::{ReadableTable, TableDefinition, WriteTransaction};
 use serde_json::{Map, Value};
 
 /// One entry a record holds in an index table.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum IndexKey {
     /// (service instance, process), of a relation.
     ProcBySi(i64, i64),
@@ -33,6 +33,19 @@ pub enum IndexKey {
     SiTemplate(i64, i64, i64),
     /// Unique (business, name) of a service template.
     StName(i64, String),
+    /// (business, set), of a set.
+    SetByBiz(i64, i64),
+    /// (set, module), (business, module), (service template, module), (host, module): of a
+    /// module.
+    ModuleBySet(i64, i64),
+    ModuleByBiz(i64, i64),
+    ModuleBySt(i64, i64),
+    ModuleByHost(i64, i64),
+    /// (set, host, module) and (business, host, module): a module's hosts.
+    HostBySet(i64, i64, i64),
+    HostByBiz(i64, i64, i64),
+    /// (inner IP, cloud area, host): each inner IPv4/IPv6 address of a host.
+    HostByIp(String, i64, i64),
 }
 
 /// What an index key held before a write, so that the write can be taken back.
@@ -48,6 +61,16 @@ pub enum Held {
 /// The table and the key of an entry, by the shape of its table.
 enum Shape<'a> {
     Pair(TableDefinition<'static, (i64, i64), ()>, (i64, i64)),
+    /// A pair index with a three-part key.
+    Pair3(
+        TableDefinition<'static, (i64, i64, i64), ()>,
+        (i64, i64, i64),
+    ),
+    /// A pair index keyed by a text and two ids.
+    PairText(
+        TableDefinition<'static, (&'static str, i64, i64), ()>,
+        (&'a str, i64, i64),
+    ),
     Str(
         TableDefinition<'static, (i64, &'static str), i64>,
         (i64, &'a str),
@@ -66,7 +89,9 @@ enum Shape<'a> {
 macro_rules! unique {
     ($shape:expr, $txn:expr, |$t:ident, $k:ident| $body:expr) => {
         match $shape {
-            Shape::Pair(..) => unreachable!("a pair index is not unique"),
+            Shape::Pair(..) | Shape::Pair3(..) | Shape::PairText(..) => {
+                unreachable!("a pair index is not unique")
+            }
             Shape::Str(def, $k) => {
                 let mut $t = $txn.open_table(def)?;
                 $body
@@ -96,19 +121,34 @@ impl IndexKey {
             ProcFunc(si, func, regex) => Shape::Str2(UNIQ_PROC_FUNC, (*si, func, regex)),
             SiTemplate(m, h, st) => Shape::Int3(UNIQ_SI_TEMPLATE, (*m, *h, *st)),
             StName(biz, name) => Shape::Str(UNIQ_ST_NAME, (*biz, name)),
+            SetByBiz(a, b) => Shape::Pair(SET_BY_BIZ, (*a, *b)),
+            ModuleBySet(a, b) => Shape::Pair(MODULE_BY_SET, (*a, *b)),
+            ModuleByBiz(a, b) => Shape::Pair(MODULE_BY_BIZ, (*a, *b)),
+            ModuleBySt(a, b) => Shape::Pair(MODULE_BY_ST, (*a, *b)),
+            ModuleByHost(a, b) => Shape::Pair(MODULE_BY_HOST, (*a, *b)),
+            HostBySet(a, b, c) => Shape::Pair3(HOST_BY_SET, (*a, *b, *c)),
+            HostByBiz(a, b, c) => Shape::Pair3(HOST_BY_BIZ, (*a, *b, *c)),
+            HostByIp(ip, cloud, host) => Shape::PairText(HOST_BY_IP, (ip, *cloud, *host)),
         }
     }
 
     /// True for a unique key (held by one id), false for a pair index's entry.
     pub fn is_unique(&self) -> bool {
-        !matches!(self.shape(), Shape::Pair(..))
+        !matches!(
+            self.shape(),
+            Shape::Pair(..) | Shape::Pair3(..) | Shape::PairText(..)
+        )
     }
 
     /// Adds the entry for record `id`; returns what the key held before.
     pub(super) fn insert(&self, txn: &WriteTransaction, id: i64) -> Result<Held, redb::Error> {
-        if let Shape::Pair(def, k) = self.shape() {
-            let mut t = txn.open_table(def)?;
-            let was = t.insert(k, ())?.is_some();
+        let was = match self.shape() {
+            Shape::Pair(def, k) => Some(txn.open_table(def)?.insert(k, ())?.is_some()),
+            Shape::Pair3(def, k) => Some(txn.open_table(def)?.insert(k, ())?.is_some()),
+            Shape::PairText(def, k) => Some(txn.open_table(def)?.insert(k, ())?.is_some()),
+            _ => None,
+        };
+        if let Some(was) = was {
             return Ok(if was { Held::Present } else { Held::Absent });
         }
         unique!(self.shape(), txn, |t, k| {
@@ -124,9 +164,14 @@ impl IndexKey {
         txn: &WriteTransaction,
         id: i64,
     ) -> Result<Option<Held>, redb::Error> {
-        if let Shape::Pair(def, k) = self.shape() {
-            let mut t = txn.open_table(def)?;
-            return Ok(t.remove(k)?.is_some().then_some(Held::Present));
+        let removed = match self.shape() {
+            Shape::Pair(def, k) => Some(txn.open_table(def)?.remove(k)?.is_some()),
+            Shape::Pair3(def, k) => Some(txn.open_table(def)?.remove(k)?.is_some()),
+            Shape::PairText(def, k) => Some(txn.open_table(def)?.remove(k)?.is_some()),
+            _ => None,
+        };
+        if let Some(removed) = removed {
+            return Ok(removed.then_some(Held::Present));
         }
         unique!(self.shape(), txn, |t, k| {
             if t.get(k)?.is_some_and(|v| v.value() == id) {
@@ -140,13 +185,21 @@ impl IndexKey {
 
     /// Puts back what the key held before a write.
     pub(super) fn restore(&self, txn: &WriteTransaction, held: Held) -> Result<(), redb::Error> {
-        if let Shape::Pair(def, k) = self.shape() {
-            let mut t = txn.open_table(def)?;
-            match held {
-                Held::Absent => t.remove(k)?,
-                _ => t.insert(k, ())?,
-            };
-            return Ok(());
+        macro_rules! pair {
+            ($def:expr, $k:expr) => {{
+                let mut t = txn.open_table($def)?;
+                match held {
+                    Held::Absent => t.remove($k)?,
+                    _ => t.insert($k, ())?,
+                };
+                return Ok(());
+            }};
+        }
+        match self.shape() {
+            Shape::Pair(def, k) => pair!(def, k),
+            Shape::Pair3(def, k) => pair!(def, k),
+            Shape::PairText(def, k) => pair!(def, k),
+            _ => {}
         }
         unique!(self.shape(), txn, |t, k| {
             match held {

@@ -5,7 +5,7 @@
 //! silently misread every existing store. The record types of `records.rs` (the dataset file
 //! and the API answers) may change freely; these may not, except with a new
 //! `codec::SCHEMA_VERSION` and a migration. The golden-bytes tests at the end pin each layout
-//! to the bytes a version-1 store holds.
+//! to the bytes a store of the current schema version holds.
 //!
 //! Times are milliseconds; a process template's `property` is a [`Dyn`] (a JSON value bincode
 //! can carry).
@@ -19,6 +19,101 @@ use std::collections::BTreeMap;
 pub struct StoredBusiness {
     pub bk_biz_id: i64,
     pub bk_biz_name: String,
+    pub default: i64,
+    pub attrs: Dyn,
+}
+
+/// The layouts of a business, host and module before they carried `default` and `attrs`
+/// (version-1 stores, and version-2 stores of builds before the topology records): still read,
+/// as records with no other attribute (see `typed.rs`).
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+pub struct LegacyBusiness {
+    pub bk_biz_id: i64,
+    pub bk_biz_name: String,
+}
+
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+pub struct LegacyHost {
+    pub bk_host_id: i64,
+    pub bk_host_innerip: String,
+    pub bk_host_outerip: String,
+    pub bk_host_innerip_v6: String,
+    pub bk_host_outerip_v6: String,
+    pub bk_cloud_id: i64,
+}
+
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+pub struct LegacyModule {
+    pub bk_module_id: i64,
+    pub bk_biz_id: i64,
+    pub bk_set_id: i64,
+    pub bk_module_name: String,
+    pub service_template_id: i64,
+    pub service_category_id: i64,
+    pub default: i64,
+    pub hosts: Vec<i64>,
+}
+
+fn no_attrs() -> serde_json::Value {
+    serde_json::Value::Object(serde_json::Map::new())
+}
+
+impl From<LegacyBusiness> for Business {
+    fn from(s: LegacyBusiness) -> Business {
+        Business {
+            bk_biz_id: s.bk_biz_id,
+            bk_biz_name: s.bk_biz_name,
+            default: 0,
+            attrs: no_attrs(),
+        }
+    }
+}
+
+impl From<LegacyHost> for Host {
+    fn from(s: LegacyHost) -> Host {
+        Host {
+            bk_host_id: s.bk_host_id,
+            bk_host_innerip: s.bk_host_innerip,
+            bk_host_outerip: s.bk_host_outerip,
+            bk_host_innerip_v6: s.bk_host_innerip_v6,
+            bk_host_outerip_v6: s.bk_host_outerip_v6,
+            bk_cloud_id: s.bk_cloud_id,
+            attrs: no_attrs(),
+        }
+    }
+}
+
+impl From<LegacyModule> for Module {
+    fn from(s: LegacyModule) -> Module {
+        Module {
+            bk_module_id: s.bk_module_id,
+            bk_biz_id: s.bk_biz_id,
+            bk_set_id: s.bk_set_id,
+            bk_module_name: s.bk_module_name,
+            service_template_id: s.service_template_id,
+            service_category_id: s.service_category_id,
+            default: s.default,
+            hosts: s.hosts,
+            attrs: no_attrs(),
+        }
+    }
+}
+
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+pub struct StoredSet {
+    pub bk_set_id: i64,
+    pub bk_biz_id: i64,
+    pub bk_set_name: String,
+    pub bk_parent_id: i64,
+    pub default: i64,
+    pub attrs: Dyn,
+}
+
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+pub struct StoredCloudArea {
+    pub bk_cloud_id: i64,
+    pub bk_cloud_name: String,
+    pub attrs: Dyn,
 }
 
 #[derive(Debug, PartialEq, Serialize, Deserialize)]
@@ -29,6 +124,7 @@ pub struct StoredHost {
     pub bk_host_innerip_v6: String,
     pub bk_host_outerip_v6: String,
     pub bk_cloud_id: i64,
+    pub attrs: Dyn,
 }
 
 #[derive(Debug, PartialEq, Serialize, Deserialize)]
@@ -41,6 +137,7 @@ pub struct StoredModule {
     pub service_category_id: i64,
     pub default: i64,
     pub hosts: Vec<i64>,
+    pub attrs: Dyn,
 }
 
 #[derive(Debug, PartialEq, Serialize, Deserialize)]
@@ -134,8 +231,32 @@ layout!(
     Business,
     StoredBusiness {
         bk_biz_id,
-        bk_biz_name
-    }
+        bk_biz_name,
+        default,
+    },
+    attrs: Dyn::from_json,
+    |d: Dyn| d.to_json()
+);
+layout!(
+    Set,
+    StoredSet {
+        bk_set_id,
+        bk_biz_id,
+        bk_set_name,
+        bk_parent_id,
+        default,
+    },
+    attrs: Dyn::from_json,
+    |d: Dyn| d.to_json()
+);
+layout!(
+    CloudArea,
+    StoredCloudArea {
+        bk_cloud_id,
+        bk_cloud_name,
+    },
+    attrs: Dyn::from_json,
+    |d: Dyn| d.to_json()
 );
 layout!(
     Host,
@@ -146,7 +267,9 @@ layout!(
         bk_host_innerip_v6,
         bk_host_outerip_v6,
         bk_cloud_id,
-    }
+    },
+    attrs: Dyn::from_json,
+    |d: Dyn| d.to_json()
 );
 layout!(
     Module,
@@ -159,7 +282,9 @@ layout!(
         service_category_id,
         default,
         hosts,
-    }
+    },
+    attrs: Dyn::from_json,
+    |d: Dyn| d.to_json()
 );
 layout!(
     ServiceCategory,
@@ -234,7 +359,7 @@ layout!(
 #[cfg(test)]
 mod tests {
     //! Golden bytes: each stored record, encoded, must be exactly the bytes a store of the
-    //! current schema version (2) holds, and must decode back to the same record. Version 1
+    //! current schema version (2; topology records with `default` and `attrs`) holds, and must decode back to the same record. Version 1
     //! held the same bytes behind a version byte of 1, but for processes (`GOLDEN_PROCESS_V1`). A change here
     //! is a change of the file format: it needs a new schema version and a migration.
     use super::super::typed::Record;
@@ -256,8 +381,58 @@ mod tests {
         let rec = Business {
             bk_biz_id: 3,
             bk_biz_name: "biz".into(),
+            default: 1,
+            attrs: json!({"life_cycle": "2", "team": null}),
         };
         golden(rec, GOLDEN_BUSINESS);
+    }
+
+    #[test]
+    fn legacy_topology_records_still_decode() {
+        // The bytes of a version-2 store written before the topology records.
+        let b = Business::decode(&unhex("02060362697a")).unwrap();
+        assert_eq!(
+            (b.bk_biz_id, b.bk_biz_name.as_str(), b.default),
+            (3, "biz", 0)
+        );
+        assert_eq!(b.attrs, json!({}));
+        let h = Host::decode(&unhex("02160831302e302e302e3100033a3a310001")).unwrap();
+        assert_eq!(
+            (h.bk_host_id, h.bk_host_innerip_v6.as_str(), h.bk_cloud_id),
+            (11, "::1", -1)
+        );
+        let m = Module::decode(&unhex("0228060e016d0a04000216fb5802")).unwrap();
+        assert_eq!((m.bk_module_id, m.hosts.clone()), (20, vec![11, 300]));
+    }
+
+    fn unhex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn set() {
+        let rec = Set {
+            bk_set_id: 4,
+            bk_biz_id: 3,
+            bk_set_name: "s".into(),
+            bk_parent_id: 3,
+            default: 0,
+            attrs: json!({"bk_capacity": 10}),
+        };
+        golden(rec, GOLDEN_SET);
+    }
+
+    #[test]
+    fn cloud_area() {
+        let rec = CloudArea {
+            bk_cloud_id: 0,
+            bk_cloud_name: "c".into(),
+            attrs: json!({}),
+        };
+        golden(rec, GOLDEN_CLOUD_AREA);
     }
 
     #[test]
@@ -269,6 +444,7 @@ mod tests {
             bk_host_innerip_v6: "::1".into(),
             bk_host_outerip_v6: "".into(),
             bk_cloud_id: -1,
+            attrs: json!({"bk_cpu": 8}),
         };
         golden(rec, GOLDEN_HOST);
     }
@@ -284,6 +460,7 @@ mod tests {
             service_category_id: 2,
             default: 0,
             hosts: vec![11, 300],
+            attrs: json!({"operator": ""}),
         };
         golden(rec, GOLDEN_MODULE);
     }
@@ -400,9 +577,11 @@ mod tests {
         golden(map, GOLDEN_PROCESS);
     }
 
-    const GOLDEN_BUSINESS: &str = "02060362697a";
-    const GOLDEN_HOST: &str = "02160831302e302e302e3100033a3a310001";
-    const GOLDEN_MODULE: &str = "0228060e016d0a04000216fb5802";
+    const GOLDEN_BUSINESS: &str = "02060362697a0207020a6c6966655f6379636c65050132047465616d00";
+    const GOLDEN_SET: &str = "0208060173060007010b626b5f63617061636974790214";
+    const GOLDEN_CLOUD_AREA: &str = "020001630700";
+    const GOLDEN_HOST: &str = "02160831302e302e302e3100033a3a310001070106626b5f6370750210";
+    const GOLDEN_MODULE: &str = "0228060e016d0a04000216fb58020701086f70657261746f720500";
     const GOLDEN_SERVICE_CATEGORY: &str = "02040163020200";
     const GOLDEN_SERVICE_TEMPLATE: &str =
         "02060a0273740401610162fdf6d0ca9f17030000fd90d3ca9f17030000013001";

@@ -35,12 +35,15 @@ mod open;
 pub mod read;
 pub mod records;
 pub mod tables;
+pub mod topology;
 pub mod typed;
 mod undo;
 pub mod write;
 
 use crate::error::{CcError, code};
-use crate::limits::{MAX_REQUESTS_PER_COMMIT, STORE_READ_ATTEMPTS};
+use crate::limits::{
+    MAX_REQUESTS_PER_COMMIT, STORE_READ_ATTEMPTS, WRITE_PROBE_FIRST_MILLIS, WRITE_PROBE_MAX_MILLIS,
+};
 use group::{Batches, Work};
 use redb::{Database, Durability, ReadableDatabase};
 use std::cell::Cell;
@@ -64,6 +67,10 @@ pub struct Store {
     file: Option<(PathBuf, usize)>,
     /// Set by a reopen, cleared by the next write that commits: writes hold the slot alone.
     degraded: AtomicBool,
+    /// While degraded: when the next write may try the file again (one at a time, each failure
+    /// doubling the wait), and that wait. The writes before it are refused at once, so that a
+    /// full disk costs readers one reopen per probe, not one per write.
+    probe: Mutex<(std::time::Instant, std::time::Duration)>,
     /// Group commit: the batch write requests are joining (see `group.rs`).
     batches: Batches,
     /// Wakes the watches waiting for events (`changelog.rs`).
@@ -224,6 +231,7 @@ impl Store {
             }),
             file,
             degraded: AtomicBool::new(false),
+            probe: Mutex::new((std::time::Instant::now(), std::time::Duration::ZERO)),
             batches: Batches::new(run_batch),
             bell: changelog::Bell::default(),
         }
@@ -392,7 +400,8 @@ impl Store {
     /// time beside any number of reads). After an I/O failure the store is *degraded*: each
     /// write then holds the slot alone and commits with `Durability::Immediate`, so a write
     /// that fails again latches the file under no read, and reopens it before any read
-    /// resumes. The first write that commits ends that.
+    /// resumes; and only one write per probe interval tries the file (`probe`), the others
+    /// being refused at once. The first write that commits ends that.
     pub fn write<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut WriteTx) -> Result<T, CcError> + Send + 'static,
@@ -414,6 +423,18 @@ impl Store {
                 }
                 return result;
             }
+        }
+        // Degraded: only one write per probe interval tries the file; the others are refused
+        // without touching it (the readers keep the slot).
+        {
+            let mut probe = self.probe.lock().unwrap_or_else(PoisonError::into_inner);
+            let now = std::time::Instant::now();
+            if now < probe.0 {
+                return Err(CcError::plain(code::DB_INSERT));
+            }
+            let max = std::time::Duration::from_millis(WRITE_PROBE_MAX_MILLIS);
+            probe.1 = (probe.1 * 2).min(max);
+            probe.0 = now + probe.1;
         }
         let mut slot = self.slot.write().unwrap_or_else(PoisonError::into_inner);
         if slot.closed {
@@ -585,7 +606,12 @@ impl Store {
             return;
         }
         slot.generation += 1;
-        self.degraded.store(true, Ordering::Release);
+        if !self.degraded.swap(true, Ordering::AcqRel) {
+            // Newly degraded: the first write may try the file again after the first wait.
+            let first = std::time::Duration::from_millis(WRITE_PROBE_FIRST_MILLIS);
+            *self.probe.lock().unwrap_or_else(PoisonError::into_inner) =
+                (std::time::Instant::now() + first, first / 2);
+        }
         // Closing a latched database fails with the latched error by design; nothing to report.
         if let Some(old) = slot.db.take() {
             let _ = close_db(old);

@@ -148,6 +148,14 @@ pub(super) fn lay_out(db: &Database, p: &Path) -> Result<(), OpenError> {
         SERVICE_TEMPLATES
     );
     create!(PROCESS_TEMPLATES, SERVICE_INSTANCES, PROCESSES, RELATIONS);
+    create!(SETS, CLOUD_AREAS, SET_BY_BIZ, MODULE_BY_SET, MODULE_BY_BIZ);
+    create!(
+        MODULE_BY_ST,
+        MODULE_BY_HOST,
+        HOST_BY_SET,
+        HOST_BY_BIZ,
+        HOST_BY_IP
+    );
     create!(PROC_BY_SI, SI_BY_MODULE, SI_BY_HOST, ST_BY_BIZ, PT_BY_ST);
     create!(
         UNIQ_PROC_NAME,

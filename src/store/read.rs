@@ -93,7 +93,7 @@ impl<T: Snapshot> Tx<T> {
     }
 
     /// Second halves of the (a, b) keys of an index whose first half is `a`.
-    fn index_pairs(
+    pub(super) fn index_pairs(
         &self,
         def: TableDefinition<(i64, i64), ()>,
         a: i64,

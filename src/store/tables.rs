@@ -54,7 +54,38 @@ pub const EVENTS_HOST: TableDefinition<u64, &[u8]> = TableDefinition::new("event
 pub const EVENTS_HOST_RELATION: TableDefinition<u64, &[u8]> =
     TableDefinition::new("events_host_relation");
 pub const EVENTS_BIZ: TableDefinition<u64, &[u8]> = TableDefinition::new("events_biz");
+pub const EVENTS_SET: TableDefinition<u64, &[u8]> = TableDefinition::new("events_set");
+pub const EVENTS_PLAT: TableDefinition<u64, &[u8]> = TableDefinition::new("events_plat");
 pub const EVENTS_MODULE: TableDefinition<u64, &[u8]> = TableDefinition::new("events_module");
 pub const EVENTS_PROCESS: TableDefinition<u64, &[u8]> = TableDefinition::new("events_process");
 pub const EVENTS_PROCESS_RELATION: TableDefinition<u64, &[u8]> =
     TableDefinition::new("events_process_instance_relation");
+// Topology (businesses, sets, modules, hosts, cloud areas) and its indexes; maintained by
+// `WriteTx::put_set`/`put_module`/`put_host` in `store/topology.rs`.
+
+/// `bk_set_id` → set.
+pub const SETS: TableDefinition<i64, &[u8]> = TableDefinition::new("sets");
+/// `bk_cloud_id` → cloud area.
+pub const CLOUD_AREAS: TableDefinition<i64, &[u8]> = TableDefinition::new("cloud_areas");
+/// (bk_biz_id, bk_set_id): sets of a business.
+pub const SET_BY_BIZ: TableDefinition<(i64, i64), ()> = TableDefinition::new("idx_set_by_biz");
+/// (bk_set_id, bk_module_id): modules of a set.
+pub const MODULE_BY_SET: TableDefinition<(i64, i64), ()> =
+    TableDefinition::new("idx_module_by_set");
+/// (bk_biz_id, bk_module_id): modules of a business.
+pub const MODULE_BY_BIZ: TableDefinition<(i64, i64), ()> =
+    TableDefinition::new("idx_module_by_biz");
+/// (service_template_id, bk_module_id): modules built from a service template.
+pub const MODULE_BY_ST: TableDefinition<(i64, i64), ()> = TableDefinition::new("idx_module_by_st");
+/// (bk_host_id, bk_module_id): the modules of a host (a module's own `hosts` the other way).
+pub const MODULE_BY_HOST: TableDefinition<(i64, i64), ()> =
+    TableDefinition::new("idx_module_by_host");
+/// (bk_set_id, bk_host_id, bk_module_id): the hosts of a set, one entry per module holding it.
+pub const HOST_BY_SET: TableDefinition<(i64, i64, i64), ()> =
+    TableDefinition::new("idx_host_by_set");
+/// (bk_biz_id, bk_host_id, bk_module_id): the hosts of a business, likewise.
+pub const HOST_BY_BIZ: TableDefinition<(i64, i64, i64), ()> =
+    TableDefinition::new("idx_host_by_biz");
+/// (inner IP, bk_cloud_id, bk_host_id): hosts by each element of their inner IPv4 and IPv6 lists.
+pub const HOST_BY_IP: TableDefinition<(&str, i64, i64), ()> =
+    TableDefinition::new("idx_host_by_ip");

@@ -42,12 +42,18 @@ pub trait Record: Sized {
     }
 }
 
-/// The event detail of a watched kind: its JSON without `hide`.
+/// The event detail of a watched kind: its JSON without `hide`, its other attributes (`attrs`)
+/// beside its built-in fields, as one bk-cmdb document holds them.
 fn detail_without(rec: &impl serde::Serialize, hide: &[&str]) -> Value {
     let mut v = serde_json::to_value(rec).unwrap_or(Value::Null);
     if let Value::Object(m) = &mut v {
         for k in hide {
             m.remove(*k);
+        }
+        if let Some(Value::Object(attrs)) = m.remove("attrs") {
+            for (k, a) in attrs {
+                m.entry(k).or_insert(a);
+            }
         }
     }
     v
@@ -86,11 +92,51 @@ macro_rules! stored {
     };
 }
 
-// The watched kinds name their change log (`changelog::LOGS`); a module's host list is not a
-// field of bk-cmdb's module (its host relations have a log of their own).
-stored!(Business, StoredBusiness, BUSINESSES, "business", |r| r.bk_biz_id, log changelog::BIZ, hide &[]);
-stored!(Host, StoredHost, HOSTS, "host", |r| r.bk_host_id, log changelog::HOST, hide &[]);
-stored!(Module, StoredModule, MODULES, "module", |r| r.bk_module_id, log changelog::MODULE, hide &["hosts"]);
+/// A kind whose older layout is still read: the current one first, then `$legacy`.
+macro_rules! stored_or_legacy {
+    ($rec:ident, $layout:ident, $legacy:ident, $table:expr, $what:expr, |$r:ident| $id:expr, log $log:expr, hide $hide:expr) => {
+        impl Record for $rec {
+            const TABLE: RecTable = $table;
+            const WHAT: &'static str = $what;
+            fn id(&self) -> i64 {
+                let $r = self;
+                $id
+            }
+            fn encode(&self) -> Vec<u8> {
+                codec::encode(&$layout::from(self))
+            }
+            fn decode(bytes: &[u8]) -> Result<Self, CodecError> {
+                codec::decode::<$layout>(bytes)
+                    .map($rec::from)
+                    .or_else(|e| {
+                        codec::decode::<$legacy>(bytes)
+                            .map($rec::from)
+                            .map_err(|_| e)
+                    })
+            }
+            fn index(&self) -> Vec<IndexKey> {
+                <$rec>::index_keys(self)
+            }
+            const LOG: Option<u8> = Some($log);
+            fn event_detail(&self) -> Value {
+                detail_without(self, $hide)
+            }
+        }
+    };
+}
+
+// The watched kinds name their change log (`changelog::LOGS`) and the fields their events leave
+// out: a module's host list is not a field of bk-cmdb's module (its host relations have a log
+// of their own).
+stored_or_legacy!(Business, StoredBusiness, LegacyBusiness, BUSINESSES, "business", |r| r.bk_biz_id,
+    log changelog::BIZ, hide &[]);
+stored_or_legacy!(Host, StoredHost, LegacyHost, HOSTS, "host", |r| r.bk_host_id,
+    log changelog::HOST, hide &[]);
+stored!(Set, StoredSet, SETS, "set", |r| r.bk_set_id, log changelog::SET, hide &[]);
+stored!(CloudArea, StoredCloudArea, CLOUD_AREAS, "cloud area", |r| r.bk_cloud_id,
+    log changelog::PLAT, hide &[]);
+stored_or_legacy!(Module, StoredModule, LegacyModule, MODULES, "module", |r| r.bk_module_id,
+    log changelog::MODULE, hide &["hosts"]);
 stored!(
     ServiceCategory,
     StoredServiceCategory,
@@ -137,8 +183,40 @@ trait IndexKeys {
 }
 
 impl IndexKeys for Business {}
-impl IndexKeys for Host {}
-impl IndexKeys for Module {}
+impl IndexKeys for CloudArea {}
+
+impl IndexKeys for Set {
+    fn index_keys(&self) -> Vec<IndexKey> {
+        vec![IndexKey::SetByBiz(self.bk_biz_id, self.bk_set_id)]
+    }
+}
+
+impl IndexKeys for Host {
+    fn index_keys(&self) -> Vec<IndexKey> {
+        super::topology::inner_ips(self)
+            .into_iter()
+            .map(|ip| IndexKey::HostByIp(ip, self.bk_cloud_id, self.bk_host_id))
+            .collect()
+    }
+}
+
+impl IndexKeys for Module {
+    fn index_keys(&self) -> Vec<IndexKey> {
+        let id = self.bk_module_id;
+        let mut keys = Vec::with_capacity(3 + 3 * self.hosts.len());
+        keys.push(IndexKey::ModuleBySet(self.bk_set_id, id));
+        keys.push(IndexKey::ModuleByBiz(self.bk_biz_id, id));
+        if self.service_template_id != 0 {
+            keys.push(IndexKey::ModuleBySt(self.service_template_id, id));
+        }
+        for &h in &self.hosts {
+            keys.push(IndexKey::ModuleByHost(h, id));
+            keys.push(IndexKey::HostBySet(self.bk_set_id, h, id));
+            keys.push(IndexKey::HostByBiz(self.bk_biz_id, h, id));
+        }
+        keys
+    }
+}
 impl IndexKeys for ServiceCategory {}
 
 impl IndexKeys for ServiceTemplate {

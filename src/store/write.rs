@@ -14,6 +14,7 @@ use crate::domain::watch::EventType;
 use crate::error::{CcError, code};
 use redb::ReadableTable;
 use serde_json::{Map, Value};
+use std::collections::HashSet;
 use std::ops::Deref;
 
 /// A new process prepared before its transaction (on the request's own thread): its map, for
@@ -112,10 +113,13 @@ impl WriteTx {
             Some(bytes) => R::decode(&bytes).map_err(codec_err)?.index(),
             None => Vec::new(),
         };
-        for key in old_keys.iter().filter(|k| !new_keys.contains(k)) {
+        // Sets, not the lists: a module holds three entries per host.
+        let old_set: HashSet<&IndexKey> = old_keys.iter().collect();
+        let new_set: HashSet<&IndexKey> = new_keys.iter().collect();
+        for key in old_keys.iter().filter(|k| !new_set.contains(k)) {
             self.unset_key(key, id)?;
         }
-        for key in new_keys.iter().filter(|k| !old_keys.contains(k)) {
+        for key in new_keys.iter().filter(|k| !old_set.contains(k)) {
             self.set_key(key, id)?;
         }
         Ok(())
@@ -182,9 +186,11 @@ impl WriteTx {
             .get(kind.name())
             .map_err(write_err)?
             .map_or(0, |v| v.value());
-        let next = last
-            .checked_add(1)
-            .ok_or_else(|| CcError::raw(code::DB_INSERT, "id sequence exhausted"))?;
+        // bk-cmdb answers a failed NextSequence with 1199058 (CCErrCommGenerateRecordIDFailed).
+        let Some(next) = last.checked_add(1) else {
+            crate::log!("cmdb-lite: the id sequence of {} is exhausted", kind.name());
+            return Err(CcError::plain(code::GENERATE_RECORD_ID));
+        };
         debug_assert!(next > last, "ids increase");
         let old = t
             .insert(kind.name(), next)
@@ -301,9 +307,11 @@ impl WriteTx {
         let first = {
             let mut t = self.txn().open_table(SEQUENCES).map_err(write_err)?;
             let last = t.get(kind).map_err(write_err)?.map_or(0, |v| v.value());
-            let top = last
-                .checked_add(maps.len() as i64)
-                .ok_or_else(|| CcError::raw(code::DB_INSERT, "id sequence exhausted"))?;
+            // As in `next_id`: bk-cmdb's code for a failed id generation.
+            let Some(top) = last.checked_add(maps.len() as i64) else {
+                crate::log!("cmdb-lite: the id sequence of {kind} is exhausted");
+                return Err(CcError::plain(code::GENERATE_RECORD_ID));
+            };
             let old = t.insert(kind, top).map_err(write_err)?.map(|v| v.value());
             drop(t);
             self.log(|| Undo::Seq(kind, old));

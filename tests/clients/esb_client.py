@@ -54,6 +54,12 @@ class CcWithHidden(CcGroup):
         method="POST",
         path="/api/c/compapi{bk_api_ver}/cc/sync_service_template_to_service_instance/",
     )
+    list_process_related_info = bind_property(
+        Operation,
+        name="list_process_related_info",
+        method="POST",
+        path="/api/c/compapi{bk_api_ver}/cc/list_process_related_info/",
+    )
     list_service_template_sync_status = bind_property(
         Operation,
         name="list_service_template_sync_status",
@@ -478,6 +484,140 @@ def check_process_lifecycle(ctx):
     expect(data == [], "its processes are gone", data)
 
 
+def check_search_business(ctx):
+    cc = ctx.cc()
+    data = ok(cc.search_business({"fields": ["bk_biz_id", "bk_biz_name"]}))
+    # The resource pool (business 1) is never listed; `default` comes with `fields`.
+    expect(data["count"] == 2, "two businesses", data)
+    expect(
+        data["info"]
+        == [
+            {"bk_biz_id": 7, "bk_biz_name": "shop", "default": 0},
+            {"bk_biz_id": 8, "bk_biz_name": "lab", "default": 0},
+        ],
+        "businesses",
+        data,
+    )
+    # A string condition is a case-insensitive substring match.
+    data = ok(cc.search_business({"condition": {"bk_biz_name": "SHO"}, "fields": ["bk_biz_id"]}))
+    expect(data == {"count": 1, "info": [{"bk_biz_id": 7, "default": 0}]}, "fuzzy name", data)
+    whole = ok(cc.search_business({"condition": {"bk_biz_id": 7}}))["info"][0]
+    expect(whole["cost_center"] == "CC-1024", "custom attribute returned", whole)
+    expect(whole["life_cycle"] == "2" and whole["time_zone"] == "Asia/Shanghai", "built-ins", whole)
+
+
+def check_list_biz_hosts(ctx):
+    cc = ctx.cc(language="en")
+    data = ok(
+        cc.list_biz_hosts(
+            {
+                "bk_biz_id": BIZ,
+                "page": {"start": 0, "limit": 10},
+                "fields": ["bk_host_id", "bk_host_innerip"],
+            }
+        )
+    )
+    expect(
+        data
+        == {
+            "count": 2,
+            "info": [
+                {"bk_host_id": 11, "bk_host_innerip": "192.168.10.11"},
+                {"bk_host_id": 12, "bk_host_innerip": "192.168.10.12"},
+            ],
+        },
+        "hosts of the business",
+        data,
+    )
+    rule = {"field": "bk_cpu", "operator": "greater", "value": 4}
+    data = ok(
+        cc.list_biz_hosts(
+            {
+                "bk_biz_id": BIZ,
+                "page": {"limit": 10},
+                "fields": ["bk_host_id"],
+                "host_property_filter": {"condition": "AND", "rules": [rule]},
+            }
+        )
+    )
+    expect(data == {"count": 1, "info": [{"bk_host_id": 11}]}, "filtered", data)
+    fails(
+        cc.list_biz_hosts({"bk_biz_id": BIZ, "page": {"limit": 0}}),
+        1199006,
+        "'page.limit' data parameter verification does not pass",
+    )
+
+
+def check_search_biz_inst_topo(ctx):
+    # The client calls it with GET, the business in the query string.
+    data = ok(ctx.cc(language="en").search_biz_inst_topo({"bk_biz_id": BIZ, "with_default": 1}))
+    biz = data[0]
+    expect((biz["bk_inst_id"], biz["bk_obj_id"], biz["bk_inst_name"]) == (BIZ, "biz", "shop"), "root", data)
+    sets = [(s["bk_inst_name"], s["default"]) for s in biz["child"]]
+    expect(sets == [("web", 0), ("idle pool", 1)], "sets, idle pool last, translated", data)
+    modules = [m["bk_inst_id"] for m in biz["child"][0]["child"]]
+    expect(modules == [20, 21, 22], "modules of set web", data)
+    expect(biz["child"][0]["child"][0]["child"] == [], "leaves", data)
+
+
+def check_list_process_related_info(ctx):
+    cc = ctx.cc_hidden()
+    data = ok(
+        cc.list_process_related_info(
+            {
+                "bk_biz_id": BIZ,
+                "module": {"bk_module_ids": [21]},
+                "fields": ["bk_process_name"],
+                "page": {"start": 0, "limit": 10},
+            }
+        )
+    )
+    expect(data["count"] == 1, "one process in module 21", data)
+    item = data["info"][0]
+    expect(list(item) == ["set", "module", "host", "service_instance", "process_template", "process"], "keys", item)
+    expect(item["set"] == {"bk_set_id": 3, "bk_set_name": "web", "bk_set_env": "3"}, "set", item)
+    expect(item["module"] == {"bk_module_id": 21, "bk_module_name": "web-tpl"}, "module", item)
+    expect(item["host"]["bk_host_id"] == HOST and item["host"]["bk_host_innerip"] == "192.168.10.11", "host", item)
+    expect(item["process"] == {"bk_process_id": 40, "bk_process_name": "envoy"}, "process", item)
+    # GSEKit's five-segment expressions: "*" is left out by the caller, a name becomes a rule.
+    rule = {"field": "bk_process_name", "operator": "equal", "value": "envoy"}
+    data = ok(
+        cc.list_process_related_info(
+            {
+                "bk_biz_id": BIZ,
+                "process_property_filter": {"condition": "AND", "rules": [rule]},
+                "page": {"limit": 10},
+            }
+        )
+    )
+    expect([i["process"]["bk_process_id"] for i in data["info"]] == [40], "by name", data)
+
+
+def check_find_host_by_service_template(ctx):
+    data = ok(
+        ctx.cc().find_host_by_service_template(
+            {
+                "bk_biz_id": BIZ,
+                "bk_service_template_ids": [9],
+                "fields": ["bk_host_id", "bk_host_name"],
+                "page": {"start": 0, "limit": 10},
+            }
+        )
+    )
+    expect(
+        data
+        == {
+            "count": 2,
+            "info": [
+                {"bk_host_id": 11, "bk_host_name": "shop-web-11"},
+                {"bk_host_id": 12, "bk_host_name": "shop-web-12"},
+            ],
+        },
+        "hosts of the template's modules",
+        data,
+    )
+
+
 def check_service_category_writes(ctx):
     cc = ctx.cc(language="en")
     cat = ok(cc.create_service_category({"bk_biz_id": BIZ, "name": "py-cat", "bk_parent_id": 0}))
@@ -616,6 +756,11 @@ CHECKS = [
     check_service_instance_from_template,
     check_service_instance_labels,
     check_list_service_category,
+    check_search_business,
+    check_list_biz_hosts,
+    check_search_biz_inst_topo,
+    check_list_process_related_info,
+    check_find_host_by_service_template,
     check_process_lifecycle,
     check_service_category_writes,
     check_template_sync,

@@ -506,10 +506,7 @@ pub fn drive(
         } else {
             Op::CreateProcessInstance
         };
-        let input = Input {
-            body: parsed,
-            path_id: None,
-        };
+        let input = Input::body(parsed);
         let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             api::call(op, &ctx, store, input)
         }))

@@ -34,6 +34,11 @@ pub struct ClientConnection {
 
     // true if the connection goes through SSL
     secure: bool,
+
+    // cmdb-lite patch: this connection in the server's registry (requests in progress, head
+    // deadline, eviction), and the path of the request being read (for error answers).
+    registration: crate::bounds::Registration,
+    path: Option<String>,
 }
 
 /// cmdb-lite patch: the most bytes a request line and its headers may take together: Go's
@@ -49,6 +54,9 @@ enum ReadError {
     HeadersTooLarge,
     WrongRequestLine,
     WrongHeader(HTTPVersion),
+    /// cmdb-lite patch: a control character (other than tab) in a header value, as Go's
+    /// net/http refuses ("invalid header value").
+    InvalidHeaderValue(HTTPVersion),
     /// the client sent an unrecognized `Expect` header
     ExpectationFailed(HTTPVersion),
     ReadIoError(IoError),
@@ -56,9 +64,10 @@ enum ReadError {
 
 impl ClientConnection {
     /// Creates a new `ClientConnection` that takes ownership of the `TcpStream`.
-    pub fn new(
+    pub(crate) fn new(
         write_socket: RefinedTcpStream,
         mut read_socket: RefinedTcpStream,
+        registration: crate::bounds::Registration,
     ) -> ClientConnection {
         let remote_addr = read_socket.peer_addr();
         let secure = read_socket.secure();
@@ -73,6 +82,8 @@ impl ClientConnection {
             next_header_source: first_header,
             no_more_requests: false,
             secure,
+            registration,
+            path: None,
         }
     }
 
@@ -85,7 +96,11 @@ impl ClientConnection {
     ///
     /// Reads until `CRLF` is reached. The next read will start
     ///  at the first byte of the new line.
-    fn read_next_line(&mut self, budget: &mut usize) -> Result<AsciiString, ReadError> {
+    ///
+    /// cmdb-lite patch: the line's bytes, ASCII or not (Go's net/http accepts any byte other
+    /// than a control character in a header value; upstream closed the connection without an
+    /// answer), and `first` tells the registry when a head's first byte has arrived.
+    fn read_next_line(&mut self, budget: &mut usize, first: bool) -> Result<Vec<u8>, ReadError> {
         let mut buf = Vec::new();
         let mut prev_byte_was_cr = false;
 
@@ -101,6 +116,17 @@ impl ClientConnection {
                     )))
                 }
             };
+            if first && buf.is_empty() && !prev_byte_was_cr {
+                if self.registration.0.is_closed() {
+                    // The last answer closed the connection (`Connection: close`, an abandoned
+                    // drain, eviction): what follows is not read as a request.
+                    return Err(ReadError::ReadIoError(IoError::new(
+                        ErrorKind::ConnectionAborted,
+                        "connection closed",
+                    )));
+                }
+                self.registration.0.head_started();
+            }
             if *budget == 0 {
                 return Err(ReadError::HeadersTooLarge);
             }
@@ -108,12 +134,7 @@ impl ClientConnection {
 
             if byte == b'\n' && prev_byte_was_cr {
                 buf.pop(); // removing the '\r'
-                return AsciiString::from_ascii(buf).map_err(|_| {
-                    ReadError::ReadIoError(IoError::new(
-                        ErrorKind::InvalidInput,
-                        "Header is not in ASCII",
-                    ))
-                });
+                return Ok(buf);
             }
 
             prev_byte_was_cr = byte == b'\r';
@@ -126,37 +147,73 @@ impl ClientConnection {
     /// Blocks until the header has been read.
     fn read(&mut self) -> Result<Request, ReadError> {
         let mut budget = MAX_HEADER_BYTES;
-        let (method, path, version, headers) = {
+        self.path = None;
+        let (method, path, version, headers, non_ascii) = {
             // reading the request line
             let (method, path, version) = {
-                let line = self.read_next_line(&mut budget)?;
-
-                parse_request_line(
-                    line.as_str().trim(), // TODO: remove this conversion
-                )?
+                let line = self.read_next_line(&mut budget, true)?;
+                if line.iter().any(|&b| b < 0x20 || b == 0x7f) {
+                    return Err(ReadError::WrongRequestLine);
+                }
+                let line = String::from_utf8_lossy(&line);
+                let parsed = parse_request_line(line.trim());
+                if let Some(path) = line.split(' ').nth(1) {
+                    self.path = Some(path.to_string());
+                }
+                parsed?
             };
 
             // getting all headers
+            let mut non_ascii = Vec::new();
             let headers = {
                 let mut headers = Vec::new();
+                let mut bad_value = false;
                 loop {
-                    let line = self.read_next_line(&mut budget)?;
+                    let line = self.read_next_line(&mut budget, false)?;
 
                     if line.is_empty() {
                         break;
                     };
-                    headers.push(match FromStr::from_str(line.as_str().trim()) {
+                    let Some(colon) = line.iter().position(|&b| b == b':') else {
+                        return Err(ReadError::WrongHeader(version));
+                    };
+                    if line[colon + 1..]
+                        .iter()
+                        .any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f)
+                    {
+                        // Read on to the end of the head, then answer 400.
+                        bad_value = true;
+                        continue;
+                    }
+                    if !line.is_ascii() {
+                        let name = &line[..colon];
+                        if !name.is_ascii() || name.is_empty() {
+                            return Err(ReadError::WrongHeader(version));
+                        }
+                        let value = String::from_utf8_lossy(&line[colon + 1..]);
+                        non_ascii.push((
+                            String::from_utf8_lossy(name).trim().to_string(),
+                            value.trim().to_string(),
+                        ));
+                        continue;
+                    }
+                    let line = String::from_utf8_lossy(&line);
+                    headers.push(match FromStr::from_str(line.trim()) {
                         // TODO: remove this conversion
                         Ok(h) => h,
                         _ => return Err(ReadError::WrongHeader(version)),
                     });
                 }
+                if bad_value {
+                    return Err(ReadError::InvalidHeaderValue(version));
+                }
 
                 headers
             };
 
-            (method, path, version, headers)
+            (method, path, version, headers, non_ascii)
         };
+        self.registration.0.head_done();
 
         // building the writer for the request
         let writer = self.sink.next().unwrap();
@@ -172,9 +229,13 @@ impl ClientConnection {
             path,
             version.clone(),
             headers,
-            *self.remote_addr.as_ref().unwrap(),
+            self.remote_addr.as_ref().ok().copied().flatten(),
             data_source,
             writer,
+            non_ascii,
+            Some(crate::bounds::InProgress(std::sync::Arc::clone(
+                &self.registration.0,
+            ))),
         )
         .map_err(|e| {
             use crate::request;
@@ -208,45 +269,29 @@ impl Iterator for ClientConnection {
         loop {
             let rq = match self.read() {
                 Err(ReadError::HeadersTooLarge) => {
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(431));
-                    response
-                        .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
-                        .ok();
+                    self.answer_error(431, HTTPVersion(1, 1));
                     return None; // the rest of the headers is not read: close
                 }
                 Err(ReadError::WrongRequestLine) => {
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(400));
-                    response
-                        .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
-                        .ok();
+                    self.answer_error(400, HTTPVersion(1, 1));
                     return None; // we don't know where the next request would start,
                                  // se we have to close
                 }
 
-                Err(ReadError::WrongHeader(ver)) => {
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(400));
-                    response.raw_print(writer, ver, &[], false, None).ok();
+                Err(ReadError::WrongHeader(ver)) | Err(ReadError::InvalidHeaderValue(ver)) => {
+                    self.answer_error(400, ver);
                     return None; // we don't know where the next request would start,
                                  // se we have to close
                 }
 
                 Err(ReadError::ReadIoError(ref err)) if err.kind() == ErrorKind::TimedOut => {
                     // request timeout
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(408));
-                    response
-                        .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
-                        .ok();
+                    self.answer_error(408, HTTPVersion(1, 1));
                     return None; // closing the connection
                 }
 
                 Err(ReadError::ExpectationFailed(ver)) => {
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(417));
-                    response.raw_print(writer, ver, &[], true, None).ok();
+                    self.answer_error(417, ver);
                     return None; // TODO: should be recoverable, but needs handling in case of body
                 }
 
@@ -279,7 +324,9 @@ impl Iterator for ClientConnection {
 
             match lowercase {
                 Some(ref val) if val.contains("close") => self.no_more_requests = true,
-                Some(ref val) if val.contains("upgrade") => self.no_more_requests = true,
+                // cmdb-lite patch: `Connection: upgrade` is ignored, as Go's net/http does for
+                // a handler that does not take the connection over (upstream handed the request
+                // the raw socket as its body, which never ended).
                 Some(ref val)
                     if !val.contains("keep-alive") && *rq.http_version() == HTTPVersion(1, 0) =>
                 {
@@ -292,6 +339,23 @@ impl Iterator for ClientConnection {
             // returning the request
             return Some(rq);
         }
+    }
+}
+
+impl ClientConnection {
+    /// cmdb-lite patch: an error answer tiny_http writes itself, with the body the embedder
+    /// renders for the status and path (the JSON envelope).
+    fn answer_error(&mut self, status: u16, version: HTTPVersion) {
+        use crate::{Header, Response, StatusCode};
+        let body = self.registration.0.error_body(status, self.path.as_deref());
+        let writer = self.sink.next().unwrap();
+        let mut response = Response::from_data(body)
+            .with_status_code(StatusCode(status))
+            .with_connection_close();
+        if let Ok(h) = Header::from_bytes(&b"Content-Type"[..], &b"application/json"[..]) {
+            response.add_header(h);
+        }
+        response.raw_print(writer, version, &[], false, None).ok();
     }
 }
 

@@ -112,12 +112,14 @@ use client::ClientConnection;
 use connection::Connection;
 use util::MessagesQueue;
 
+pub use bounds::{Event, Options};
 pub use common::{HTTPVersion, Header, HeaderField, Method, StatusCode};
 pub use connection::{ConfigListenAddr, ListenAddr, Listener};
 pub use request::{ReadWrite, Request};
 pub use response::{Response, ResponseBox};
 pub use test::TestRequest;
 
+mod bounds;
 mod client;
 mod common;
 mod connection;
@@ -245,6 +247,15 @@ impl Server {
         listener: L,
         ssl_config: Option<SslConfig>,
     ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
+        Self::from_listener_with(listener, ssl_config, Options::default())
+    }
+
+    /// cmdb-lite patch: `from_listener` with connection bounds (see `bounds::Options`).
+    pub fn from_listener_with<L: Into<Listener>>(
+        listener: L,
+        ssl_config: Option<SslConfig>,
+        options: Options,
+    ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
         let listener = listener.into();
         // building the "close" variable
         let close_trigger = Arc::new(AtomicBool::new(false));
@@ -285,88 +296,107 @@ impl Server {
         // and ClientConnection objects are pushed in the messages queue
         let messages = MessagesQueue::with_capacity(8);
 
+        // cmdb-lite patch: connections are registered (bounded, idle ones evicted at the cap,
+        // heads under a deadline) and every failure to start a thread refuses one client only.
+        let registry = bounds::Registry::start(options.clone())?;
+        let tasks_pool = util::TaskPool::new(options.thread_stack_bytes)?;
+
         let inside_close_trigger = close_trigger.clone();
         let inside_messages = messages.clone();
-        thread::spawn(move || {
-            // a tasks pool is used to dispatch the connections into threads
-            let tasks_pool = util::TaskPool::new();
-
+        thread::Builder::new()
+            .name("http-accept".into())
+            .spawn(move || {
             log::debug!("Running accept thread");
+            // cmdb-lite patch: after an accept error, wait as Go's net/http does: 5 ms, doubling
+            // up to 1 s, back to none after a success.
+            let mut backoff = Duration::ZERO;
             while !inside_close_trigger.load(Relaxed) {
-                let new_client = match server.accept() {
+                let sock = match server.accept() {
                     Ok((sock, _)) => {
-                        use util::RefinedTcpStream;
-                        let (read_closable, write_closable) = match ssl {
-                            // cmdb-lite patch: a failed dup() drops this client, not the server.
-                            None => match RefinedTcpStream::try_new(sock) {
-                                Ok(pair) => pair,
-                                Err(e) => {
-                                    log::error!("Error accepting new client: {}", e);
-                                    thread::sleep(std::time::Duration::from_millis(20));
-                                    continue;
-                                }
-                            },
-                            #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-                            Some(ref ssl) => {
-                                // trying to apply SSL over the connection
-                                // if an error occurs, we just close the socket and resume listening
-                                let sock = match ssl.accept(sock) {
-                                    Ok(s) => s,
-                                    Err(_) => continue,
-                                };
-
-                                RefinedTcpStream::new(sock)
-                            }
-                            #[cfg(not(any(feature = "ssl-openssl", feature = "ssl-rustls")))]
-                            Some(ref _ssl) => unreachable!(),
-                        };
-
-                        Ok(ClientConnection::new(write_closable, read_closable))
+                        backoff = Duration::ZERO;
+                        sock
                     }
-                    Err(e) => Err(e),
-                };
-
-                match new_client {
-                    Ok(client) => {
-                        let messages = inside_messages.clone();
-                        let mut client = Some(client);
-                        tasks_pool.spawn(Box::new(move || {
-                            if let Some(client) = client.take() {
-                                // Synchronization is needed for HTTPS requests to avoid a deadlock
-                                if client.secure() {
-                                    let (sender, receiver) = mpsc::channel();
-                                    for rq in client {
-                                        messages.push(rq.with_notify_sender(sender.clone()).into());
-                                        receiver.recv().unwrap();
-                                    }
-                                } else {
-                                    for rq in client {
-                                        messages.push(rq.into());
-                                    }
-                                }
-                            }
-                        }));
-                    }
-
                     Err(e) => {
-                        // cmdb-lite patch: an accept error is not the end of the server. Upstream
-                        // stopped accepting for good on any error: on the accept timeout that a
-                        // listener with SO_RCVTIMEO reports after that long without a new client,
-                        // and on EMFILE when too many connections are open. Wait a little (the
-                        // pending client stays in the backlog) and accept again.
-                        log::error!("Error accepting new client: {}", e);
                         match e.kind() {
+                            // The listener's SO_RCVTIMEO ran out with no new client, or a
+                            // client went away before it was accepted: not a failure.
                             std::io::ErrorKind::WouldBlock
                             | std::io::ErrorKind::TimedOut
                             | std::io::ErrorKind::Interrupted
                             | std::io::ErrorKind::ConnectionAborted => {}
-                            _ => thread::sleep(std::time::Duration::from_millis(20)),
+                            // EINVAL: the listening socket was shut down (graceful stop).
+                            std::io::ErrorKind::InvalidInput => break,
+                            _ => {
+                                backoff = if backoff.is_zero() {
+                                    Duration::from_millis(5)
+                                } else {
+                                    (backoff * 2).min(Duration::from_secs(1))
+                                };
+                                (options.events)(bounds::Event::AcceptFailed(&e, backoff));
+                                thread::sleep(backoff);
+                            }
+                        }
+                        continue;
+                    }
+                };
+                if ssl.is_some() {
+                    // Not used by cmdb-lite (no TLS feature); kept from upstream's signature.
+                    continue;
+                }
+                let registration = match registry.admit(sock) {
+                    bounds::Admission::Admitted(r) => r,
+                    bounds::Admission::Refused(sock) => {
+                        registry.refuse(Arc::new(sock));
+                        continue;
+                    }
+                };
+                let conn = Arc::clone(registration.0.conn());
+                let registration_entry = Arc::clone(&registration.0);
+                let messages = inside_messages.clone();
+                let mut registration = Some(registration);
+                let task = Box::new(move || {
+                    if let Some(registration) = registration.take() {
+                        let (read_closable, write_closable) =
+                            util::RefinedTcpStream::shared(Arc::clone(registration.0.conn()));
+                        let client =
+                            ClientConnection::new(write_closable, read_closable, registration);
+                        for rq in client {
+                            messages.push(rq.into());
+                        }
+                    }
+                });
+                let entry = Arc::clone(&registration_entry);
+                drop(registration_entry);
+                let Err((e, task)) = tasks_pool.spawn(task) else {
+                    continue;
+                };
+                // No thread could start (a thread or memory limit): close the connection idle
+                // longest and give its thread, once free, this connection; if none is idle, or
+                // no thread comes free in time, this client is refused, not the server.
+                (options.events)(bounds::Event::NoThread(&e));
+                let mut error = e;
+                let mut task = Some(task);
+                if registry.evict_idlest(&entry) {
+                    for _ in 0..40 {
+                        thread::sleep(Duration::from_millis(5));
+                        let Some(t) = task.take() else { break };
+                        if let Err((e, back)) = tasks_pool.spawn(t) {
+                            error = e;
+                            task = Some(back);
                         }
                     }
                 }
+                if task.is_some() {
+                    // The task (with the registration) is dropped unrun: the connection is
+                    // answered 503 by the warden.
+                    (options.events)(bounds::Event::RefusedNoThread(&error));
+                    drop(task);
+                    drop(entry);
+                    registry.refuse(conn);
+                }
             }
             log::debug!("Terminating accept thread");
-        });
+        })?;
 
         // result
         Ok(Server {

@@ -74,6 +74,13 @@ pub struct Request {
 
     // If Some, a message must be sent after responding
     notify_when_responded: Option<Sender<()>>,
+
+    // cmdb-lite patch: headers whose value is not ASCII (name, value as UTF-8, lossy).
+    non_ascii_headers: Vec<(String, String)>,
+
+    // cmdb-lite patch: the connection's count of requests in progress, decreased on drop (the
+    // last field, so after the answer and the drain of an unread body).
+    in_progress: Option<crate::bounds::InProgress>,
 }
 
 struct NotifyOnDrop<R> {
@@ -135,6 +142,8 @@ pub fn new_request<R, W>(
     remote_addr: Option<SocketAddr>,
     mut source_data: R,
     writer: W,
+    non_ascii_headers: Vec<(String, String)>,
+    in_progress: Option<crate::bounds::InProgress>,
 ) -> Result<Request, RequestCreationError>
 where
     R: Read + Send + 'static,
@@ -171,23 +180,10 @@ where
         }
     };
 
-    // true if the client sent a `Connection: upgrade` header
-    let connection_upgrade = {
-        match headers
-            .iter()
-            .find(|h: &&Header| h.field.equiv("Connection"))
-            .map(|h| h.value.as_str())
-        {
-            Some(v) if v.to_ascii_lowercase().contains("upgrade") => true,
-            _ => false,
-        }
-    };
-
-    // we wrap `source_data` around a reading whose nature depends on the transfer-encoding and
-    // content-length headers
-    let reader = if connection_upgrade {
-        // if we have a `Connection: upgrade`, always keeping the whole reader
-        Box::new(source_data) as Box<dyn Read + Send + 'static>
+    // cmdb-lite patch: `Connection: upgrade` is ignored (upstream gave such a request the raw
+    // socket as its body, which never ended); the body is framed as any other.
+    let reader = if false {
+        Box::new(io::empty()) as Box<dyn Read + Send + 'static>
     } else if let Some(content_length) = content_length {
         if content_length == 0 {
             Box::new(io::empty()) as Box<dyn Read + Send + 'static>
@@ -213,6 +209,10 @@ where
             Box::new(Cursor::new(buffer)) as Box<dyn Read + Send + 'static>
         } else {
             let (data_reader, _) = EqualReader::new(source_data, content_length); // TODO:
+            let data_reader = match &in_progress {
+                Some(p) => data_reader.with_control(std::sync::Arc::clone(&p.0) as _),
+                None => data_reader,
+            };
             Box::new(FusedReader::new(data_reader)) as Box<dyn Read + Send + 'static>
         }
     } else if transfer_encoding.is_some() {
@@ -238,6 +238,8 @@ where
         body_length: content_length,
         must_send_continue: expects_continue,
         notify_when_responded: None,
+        non_ascii_headers,
+        in_progress,
     })
 }
 
@@ -440,7 +442,31 @@ impl Request {
         res
     }
 
+    /// cmdb-lite patch: headers whose value is not ASCII, as (name, value) pairs; `headers()`
+    /// has the others.
+    pub fn non_ascii_headers(&self) -> &[(String, String)] {
+        &self.non_ascii_headers
+    }
+
     fn respond_impl<R>(&mut self, response: Response<R>) -> Result<(), IoError>
+    where
+        R: Read,
+    {
+        // cmdb-lite patch: an answer with `Connection: close` closes the connection after it
+        // (upstream decided from the request alone).
+        let close = response.headers().iter().any(|h| {
+            h.field.equiv("Connection") && h.value.as_str().eq_ignore_ascii_case("close")
+        });
+        let result = self.respond_unclosed(response);
+        if close {
+            if let Some(p) = &self.in_progress {
+                p.0.close_after_reply();
+            }
+        }
+        result
+    }
+
+    fn respond_unclosed<R>(&mut self, response: Response<R>) -> Result<(), IoError>
     where
         R: Read,
     {

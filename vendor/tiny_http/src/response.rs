@@ -247,6 +247,15 @@ where
     }
 
     /// Adds a header to the list.
+    /// cmdb-lite patch: the answer says `Connection: close`, and the connection is closed after
+    /// it (`add_header` ignores a `Connection` header).
+    pub fn with_connection_close(mut self) -> Self {
+        if let Ok(h) = Header::from_bytes(&b"Connection"[..], &b"close"[..]) {
+            self.headers.push(h);
+        }
+        self
+    }
+
     /// Does all the checks.
     pub fn add_header<H>(&mut self, header: H)
     where

@@ -7,7 +7,8 @@ use crate::connection::Connection;
 use crate::ssl::SslStream;
 
 pub(crate) enum Stream {
-    Http(Connection),
+    // cmdb-lite patch: shared, so that a connection costs one descriptor (upstream dup'ed it).
+    Http(std::sync::Arc<Connection>),
     #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
     Https(SslStream),
 }
@@ -15,7 +16,7 @@ pub(crate) enum Stream {
 impl Clone for Stream {
     fn clone(&self) -> Self {
         match self {
-            Stream::Http(tcp_stream) => Stream::Http(tcp_stream.try_clone().unwrap()),
+            Stream::Http(tcp_stream) => Stream::Http(std::sync::Arc::clone(tcp_stream)),
             #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
             Stream::Https(ssl_stream) => Stream::Https(ssl_stream.clone()),
         }
@@ -24,7 +25,7 @@ impl Clone for Stream {
 
 impl From<Connection> for Stream {
     fn from(tcp_stream: Connection) -> Self {
-        Stream::Http(tcp_stream)
+        Stream::Http(std::sync::Arc::new(tcp_stream))
     }
 }
 
@@ -39,7 +40,11 @@ impl Stream {
 
     fn peer_addr(&mut self) -> IoResult<Option<SocketAddr>> {
         match self {
-            Stream::Http(tcp_stream) => tcp_stream.peer_addr(),
+            Stream::Http(tcp_stream) => match &**tcp_stream {
+                Connection::Tcp(s) => s.peer_addr().map(Some),
+                #[cfg(unix)]
+                Connection::Unix(_) => Ok(None),
+            },
             #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
             Stream::Https(ssl_stream) => ssl_stream.peer_addr(),
         }
@@ -57,7 +62,7 @@ impl Stream {
 impl Read for Stream {
     fn read(&mut self, buf: &mut [u8]) -> IoResult<usize> {
         match self {
-            Stream::Http(tcp_stream) => tcp_stream.read(buf),
+            Stream::Http(tcp_stream) => tcp_stream.read_shared(buf),
             #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
             Stream::Https(ssl_stream) => ssl_stream.read(buf),
         }
@@ -67,7 +72,7 @@ impl Read for Stream {
 impl Write for Stream {
     fn write(&mut self, buf: &[u8]) -> IoResult<usize> {
         match self {
-            Stream::Http(tcp_stream) => tcp_stream.write(buf),
+            Stream::Http(tcp_stream) => tcp_stream.write_shared(buf),
             #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
             Stream::Https(ssl_stream) => ssl_stream.write(buf),
         }
@@ -75,7 +80,7 @@ impl Write for Stream {
 
     fn flush(&mut self) -> IoResult<()> {
         match self {
-            Stream::Http(tcp_stream) => tcp_stream.flush(),
+            Stream::Http(_) => Ok(()),
             #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
             Stream::Https(ssl_stream) => ssl_stream.flush(),
         }
@@ -114,24 +119,24 @@ impl RefinedTcpStream {
 
     /// cmdb-lite patch: `new` for a plain TCP connection, without its panic when the descriptor
     /// cannot be duplicated (EMFILE: too many open files), which killed the accept thread.
-    pub(crate) fn try_new(
-        stream: crate::connection::Connection,
-    ) -> IoResult<(RefinedTcpStream, RefinedTcpStream)> {
-        let read = stream.try_clone()?;
+    /// cmdb-lite patch: the reading and writing halves of one shared socket (upstream's `new`
+    /// duplicated the descriptor, with `unwrap()`: `EMFILE` there panicked the accept thread).
+    pub(crate) fn shared(
+        stream: std::sync::Arc<Connection>,
+    ) -> (RefinedTcpStream, RefinedTcpStream) {
         let read = RefinedTcpStream {
-            stream: Stream::from(read),
+            stream: Stream::Http(std::sync::Arc::clone(&stream)),
             close_read: true,
             close_write: false,
         };
         let write = RefinedTcpStream {
-            stream: Stream::from(stream),
+            stream: Stream::Http(stream),
             close_read: false,
             close_write: true,
         };
-        Ok((read, write))
+        (read, write)
     }
 
-    /// Returns true if this struct wraps around a secure connection.
     #[inline]
     pub(crate) fn secure(&self) -> bool {
         self.stream.secure()

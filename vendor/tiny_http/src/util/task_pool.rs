@@ -13,6 +13,9 @@ pub struct TaskPool {
 }
 
 struct Sharing {
+    // cmdb-lite patch: the stack of each thread.
+    stack_bytes: usize,
+
     // list of the tasks to be done by worker threads
     todo: Mutex<VecDeque<Box<dyn FnMut() + Send>>>,
 
@@ -47,9 +50,11 @@ impl<'a> Drop for Registration<'a> {
 }
 
 impl TaskPool {
-    pub fn new() -> TaskPool {
+    /// cmdb-lite patch: threads of `stack_bytes`; an error if the first threads cannot start.
+    pub fn new(stack_bytes: usize) -> std::io::Result<TaskPool> {
         let pool = TaskPool {
             sharing: Arc::new(Sharing {
+                stack_bytes,
                 todo: Mutex::new(VecDeque::new()),
                 condvar: Condvar::new(),
                 active_tasks: AtomicUsize::new(0),
@@ -58,33 +63,54 @@ impl TaskPool {
         };
 
         for _ in 0..MIN_THREADS {
-            pool.add_thread(None)
+            pool.add_thread(None).map_err(|(e, _)| e)?;
         }
 
-        pool
+        Ok(pool)
     }
 
     /// Executes a function in a thread.
     /// If no thread is available, spawns a new one.
-    pub fn spawn(&self, code: Box<dyn FnMut() + Send>) {
-        let mut queue = self.sharing.todo.lock().unwrap();
+    ///
+    /// cmdb-lite patch: when no thread can be started, the task is given back with the error
+    /// (upstream panicked, on the accept thread and holding the queue's lock, which then stayed
+    /// poisoned: every connection thread panicked in turn and the server stopped accepting).
+    pub fn spawn(
+        &self,
+        code: Box<dyn FnMut() + Send>,
+    ) -> Result<(), (std::io::Error, Box<dyn FnMut() + Send>)> {
+        let mut queue = self.sharing.todo.lock().unwrap_or_else(|e| e.into_inner());
 
         // cmdb-lite patch: queue the task only if an idle thread is left for it. A woken thread
         // still counts as waiting until it has taken a task, so upstream's `waiting == 0` test
         // let several tasks share one waiter when connections arrived together; the extra tasks
         // (keep-alive connections) then stayed queued until some other connection closed.
         if self.sharing.waiting_tasks.load(Ordering::Acquire) <= queue.len() {
-            self.add_thread(Some(code));
+            drop(queue);
+            self.add_thread(Some(code))
+                .map_err(|(e, code)| (e, code.unwrap_or_else(|| Box::new(|| {}))))
         } else {
             queue.push_back(code);
             self.sharing.condvar.notify_one();
+            Ok(())
         }
     }
 
-    fn add_thread(&self, initial_fn: Option<Box<dyn FnMut() + Send>>) {
+    #[allow(clippy::type_complexity)]
+    fn add_thread(
+        &self,
+        initial_fn: Option<Box<dyn FnMut() + Send>>,
+    ) -> Result<(), (std::io::Error, Option<Box<dyn FnMut() + Send>>)> {
         let sharing = self.sharing.clone();
+        // The task comes back if the thread cannot start.
+        let slot = Arc::new(Mutex::new(initial_fn));
+        let mine = Arc::clone(&slot);
 
-        thread::spawn(move || {
+        let spawned = thread::Builder::new()
+            .stack_size(self.sharing.stack_bytes)
+            .spawn(move || {
+            let initial_fn = mine.lock().unwrap_or_else(|e| e.into_inner()).take();
+            drop(mine);
             let sharing = sharing;
             let _active_guard = Registration::new(&sharing.active_tasks);
 
@@ -94,7 +120,7 @@ impl TaskPool {
 
             loop {
                 let mut task: Box<dyn FnMut() + Send> = {
-                    let mut todo = sharing.todo.lock().unwrap();
+                    let mut todo = sharing.todo.lock().unwrap_or_else(|e| e.into_inner());
 
                     let task;
                     loop {
@@ -106,13 +132,16 @@ impl TaskPool {
 
                         let received =
                             if sharing.active_tasks.load(Ordering::Acquire) <= MIN_THREADS {
-                                todo = sharing.condvar.wait(todo).unwrap();
+                                todo = sharing
+                                    .condvar
+                                    .wait(todo)
+                                    .unwrap_or_else(|e| e.into_inner());
                                 true
                             } else {
                                 let (new_lock, waitres) = sharing
                                     .condvar
                                     .wait_timeout(todo, Duration::from_millis(5000))
-                                    .unwrap();
+                                    .unwrap_or_else(|e| e.into_inner());
                                 todo = new_lock;
                                 !waitres.timed_out()
                             };
@@ -128,6 +157,13 @@ impl TaskPool {
                 task();
             }
         });
+        match spawned {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let task = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+                Err((e, task))
+            }
+        }
     }
 }
 
