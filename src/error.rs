@@ -64,6 +64,23 @@ pub mod code {
     pub const HOST_QUERY_FAILED: i64 = 1110001;
     pub const HOST_NOT_FOUND: i64 = 1110008;
     pub const INPUT_EMPTY: i64 = 1199005;
+    pub const VAL_EXCEED_MAX: i64 = 1199073;
+    pub const MODIFY_FIELD_FORBIDDEN: i64 = 1199083;
+    pub const AT_LEAST_ONE_SET: i64 = 1199091;
+    pub const TOPO_HAS_HOST: i64 = 1101030;
+    pub const TOPO_QUERY_BIZ_FAILED: i64 = 1101033;
+    pub const TOPO_MODULE_NOT_FOUND: i64 = 1101080;
+    pub const TOPO_UPDATE_TEMPLATE_CATEGORY: i64 = 1101090;
+    pub const TOPO_UPDATE_TEMPLATE_NAME: i64 = 1101091;
+    pub const TOPO_SET_TEMPLATE_MODULES: i64 = 1101097;
+    pub const TOPO_BUILT_IN_READ_ONLY: i64 = 1101098;
+    pub const TOPO_SET_NAME_EXISTS: i64 = 1101108;
+    pub const CATEGORY_TEMPLATE_MISMATCH: i64 = 1108036;
+    pub const HOST_ADD_TO_MODULE: i64 = 1110030;
+    pub const HOST_NOT_BELONG_BIZ: i64 = 1113002;
+    pub const MULTIPLE_MODULES_WITH_INNER: i64 = 1113005;
+    pub const BIZ_NOT_EXIST: i64 = 1113006;
+    pub const TRANSFER_TO_DEFAULT_WRONG_METHOD: i64 = 1113013;
     // Template sync and service categories.
     pub const SYNC_BY_TEMPLATE_FAILED: i64 = 1108045;
     pub const CATEGORY_NAME_DUPLICATED: i64 = 1113017;
@@ -260,6 +277,92 @@ const CATALOGUE: &[(i64, &str, &str)] = &[
         "主机找不到",
     ),
     (code::INPUT_EMPTY, "The input is empty", "输入内容为空"),
+    // Topology and host writes.
+    (
+        code::VAL_EXCEED_MAX,
+        "%s field exceeds maximum value %s",
+        "字段%s超过最大值%d",
+    ),
+    (
+        code::MODIFY_FIELD_FORBIDDEN,
+        "modify field %s forbidden",
+        "禁止修改字段: %s",
+    ),
+    (
+        code::AT_LEAST_ONE_SET,
+        "at least one of %s and %s must be set",
+        "至少设置[%s]和[%s]中的一个值",
+    ),
+    (
+        code::TOPO_HAS_HOST,
+        "Having hosts under the target, deleting forbidden",
+        "目标包含主机, 不允许删除",
+    ),
+    (
+        code::TOPO_QUERY_BIZ_FAILED,
+        "query business failed",
+        "查询业务失败",
+    ),
+    (
+        code::TOPO_MODULE_NOT_FOUND,
+        "topo module not found",
+        "拓扑模块没找到",
+    ),
+    (
+        code::TOPO_UPDATE_TEMPLATE_CATEGORY,
+        "update service category on module create by template forbidden",
+        "禁止修改由模板创建模块的服务分类",
+    ),
+    (
+        code::TOPO_UPDATE_TEMPLATE_NAME,
+        "update name field on module create by template forbidden",
+        "禁止修改由模板创建模块的名称",
+    ),
+    (
+        code::TOPO_SET_TEMPLATE_MODULES,
+        "forbidden add/remove module on set initialized by set template",
+        "集群由集群模板创建，禁止添加/删除模块",
+    ),
+    (
+        code::TOPO_BUILT_IN_READ_ONLY,
+        "forbidden remove or update built in set or module",
+        "禁止删除或更新内置集群/模块",
+    ),
+    (
+        code::TOPO_SET_NAME_EXISTS,
+        "the same set name exist",
+        "已经存在同名的集群",
+    ),
+    (
+        code::CATEGORY_TEMPLATE_MISMATCH,
+        "service category and template not conincide",
+        "服务分类与服务模板不一致",
+    ),
+    (
+        code::HOST_ADD_TO_MODULE,
+        "Failed to add host to module, error:%s",
+        "添加主机到模块失败, error:%s",
+    ),
+    (
+        code::HOST_NOT_BELONG_BIZ,
+        "hostID [%#v] does not belong of  businessID [%d]",
+        "主机ID[%#v]不属于业务ID[%#v]",
+    ),
+    (
+        code::MULTIPLE_MODULES_WITH_INNER,
+        "translate host to multiple module not contain inner module",
+        "将主机转移为多个模块不包含内置模块",
+    ),
+    (
+        code::BIZ_NOT_EXIST,
+        "Business [%#v] does not exist",
+        "业务[%#v]不存在",
+    ),
+    (
+        code::TRANSFER_TO_DEFAULT_WRONG_METHOD,
+        "transfer host to default module use the wrong method",
+        "转移主机到默认模块调用了错误接口",
+    ),
     (
         code::PROC_BIND_PORT_NOT_SET,
         "service instance process bind info port is not set correctly, please check and try again",
@@ -396,6 +499,11 @@ impl CcError {
         CcError::with(code::PARAMS_INVALID, what)
     }
 
+    /// 1199011: `'%s' the parameter is invalid or does not exist`.
+    pub fn invalid_param(what: impl Into<String>) -> CcError {
+        CcError::with(code::PARAMS_IS_INVALID, what)
+    }
+
     /// Re-wrap `inner` in `code`'s template, as bk-cmdb's `CCErrorf(code, inner.Error())` does.
     pub fn wrap(code: i64, inner: CcError) -> CcError {
         CcError::new(code, vec![Arg::Err(Box::new(inner))])
@@ -501,6 +609,10 @@ fn sprintf(template: &str, args: &[Rendered]) -> String {
                     ('s' | 'v', Rendered::Str(s)) if !sharp => out.push_str(s),
                     ('v', Rendered::Str(s)) => out.push_str(&format!("{s:?}")),
                     ('s' | 'v' | 'd', Rendered::Int(i)) => out.push_str(&i.to_string()),
+                    ('v', Rendered::Ints(list)) if sharp => {
+                        let items: Vec<String> = list.iter().map(i64::to_string).collect();
+                        out.push_str(&format!("[]int64{{{}}}", items.join(", ")));
+                    }
                     (v, Rendered::Ints(list)) => out.push_str(&ints(v, list)),
                     ('d', Rendered::Str(s)) => out.push_str(&format!("%!d(string={s})")),
                     (v, Rendered::Str(s)) => out.push_str(&format!("%!{v}(string={s})")),

@@ -160,6 +160,15 @@ pub const WATCH_EVENTS_PER_ANSWER: usize = 200;
 pub const WATCH_TIMEOUT_SECS: u64 = 20;
 /// Milliseconds bk-cmdb's event server sleeps before answering a malformed or refused watch.
 pub const WATCH_ERROR_DELAY_MS: u64 = 500;
+/// Hosts one add_host_to_business_idle may add (bk-cmdb's own limit, 1199035 beyond).
+pub const MAX_HOSTS_PER_ADD: usize = 200;
+/// Hosts and modules one transfer may name (1199035 beyond).
+pub const MAX_TRANSFER_HOSTS: usize = 500;
+pub const MAX_TRANSFER_MODULES: usize = 100;
+/// Sets one batch_delete_set may name (1199035 beyond).
+pub const MAX_SETS_PER_DELETE: usize = 200;
+/// Hosts one module may hold: the module's record lists them (1199035 beyond).
+pub const MAX_HOSTS_PER_MODULE: usize = 100_000;
 /// Records the migration of a version-1 store reads at a time before rewriting them
 /// (`store/migrate.rs`): its memory stays that of one chunk whatever the store's size.
 pub const MIGRATION_CHUNK: usize = 1_024;

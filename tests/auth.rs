@@ -1205,3 +1205,45 @@ fn auth_overhead_figures() {
         );
     }
 }
+
+#[test]
+fn topology_and_host_writes_need_their_actions() {
+    let dir = TempDir::new("auth-topo");
+    let s = start(&dir, &[]);
+    let biz = |action: &str, name: &str| permission(action, name, "biz", "业务", "7", "shop");
+    let transfer = json!({"bk_biz_id": 7, "bk_host_id": [11], "bk_module_id": [20]});
+    assert_denied(
+        &s,
+        "bob",
+        "POST",
+        "/api/v3/hosts/modules",
+        "transfer_host_module",
+        &transfer,
+        &biz("edit_biz_host", "业务主机编辑"),
+    );
+    // create_set names its business in the path only: the action is checked on it.
+    let header = app_header("bob");
+    let h = [
+        ("X-Bkcmdb-User", "bob"),
+        ("X-Bkcmdb-Supplier-Account", "0"),
+        ("X-Bkcmdb-Language", "en"),
+        ("X-Bkapi-Authorization", header.as_str()),
+    ];
+    let r = send(
+        &s,
+        "POST",
+        "/api/v3/set/7",
+        &h,
+        &json!({"bk_set_name": "x", "bk_parent_id": 7}),
+    );
+    assert_eq!(
+        r.json(),
+        json!({"result": false, "bk_error_code": 9900403, "bk_error_msg": "Do not have access permission.",
+               "permission": biz("create_biz_topology", "业务拓扑新建")})
+    );
+    let r = send(&s, "DELETE", "/api/v3/module/7/3/20", &h, &Value::Null);
+    assert_eq!(
+        r.json()["permission"],
+        biz("delete_biz_topology", "业务拓扑删除")
+    );
+}

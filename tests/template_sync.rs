@@ -33,6 +33,8 @@ fn dataset() -> Value {
             m["hosts"] = json!([11, 12, 13]);
         }
     }
+    // The dataset's host sequence covers the host added here.
+    ds["sequences"]["host"] = json!(13);
     ds
 }
 

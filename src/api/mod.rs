@@ -2,6 +2,7 @@
 //! shape `data`. Nothing here knows HTTP; [`Op`] names an operation and [`call`] runs it.
 
 pub mod host;
+pub mod host_write;
 pub mod object_attribute;
 pub mod process_instance;
 pub mod process_related;
@@ -11,6 +12,7 @@ pub mod service_instance;
 pub mod service_template;
 pub mod template_sync;
 pub mod topology;
+pub mod topology_write;
 pub mod watch;
 
 use crate::error::{CcError, Lang};
@@ -110,6 +112,16 @@ pub enum Op {
     GetHostBaseInfo,
     ListProcessRelatedInfo,
     SearchObjectAttribute,
+    CreateSet,
+    UpdateSet,
+    DeleteSet,
+    BatchDeleteSet,
+    CreateModule,
+    UpdateModule,
+    DeleteModule,
+    AddHostToBusinessIdle,
+    TransferHostModule,
+    TransferHostToIdlemodule,
     CreateServiceCategory,
     UpdateServiceCategory,
     DeleteServiceCategory,
@@ -173,6 +185,16 @@ pub fn call(op: Op, ctx: &Ctx, store: &Store, input: Input) -> Result<Data, CcEr
         Op::GetHostBaseInfo => host::get_host_base_info(ctx, store, &input),
         Op::ListProcessRelatedInfo => process_related::list(ctx, store, &input),
         Op::SearchObjectAttribute => object_attribute::search(ctx, store, &input),
+        Op::CreateSet => topology_write::create_set(ctx, store, &input),
+        Op::UpdateSet => topology_write::update_set(ctx, store, &input),
+        Op::DeleteSet => topology_write::delete_sets(ctx, store, &input, false),
+        Op::BatchDeleteSet => topology_write::delete_sets(ctx, store, &input, true),
+        Op::CreateModule => topology_write::create_module(ctx, store, &input),
+        Op::UpdateModule => topology_write::update_module(ctx, store, &input),
+        Op::DeleteModule => topology_write::delete_module(ctx, store, &input),
+        Op::AddHostToBusinessIdle => host_write::add_host_to_business_idle(ctx, store, &input),
+        Op::TransferHostModule => host_write::transfer_host_module(ctx, store, &input),
+        Op::TransferHostToIdlemodule => host_write::transfer_host_to_idlemodule(ctx, store, &input),
         Op::CreateServiceCategory => service_category::create(ctx, store, &input),
         Op::UpdateServiceCategory => service_category::update(ctx, store, &input),
         Op::DeleteServiceCategory => service_category::delete(ctx, store, &input),

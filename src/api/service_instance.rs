@@ -258,6 +258,66 @@ fn create_one(
     Ok(id)
 }
 
+/// coreservice `AutoCreateServiceInstanceModuleHost` for one host entering a template module
+/// (spec topology 9.4): the instance and the processes of every process template, named as
+/// `create_service_instance` names them. A template with no process template creates nothing;
+/// a process the host cannot get (bk-cmdb logs the failure and goes on) skips the instance,
+/// checked before anything is written. Returns the new instance's id, if any.
+pub(crate) fn auto_create(
+    tx: &mut WriteTx,
+    ctx: &Ctx,
+    now: &str,
+    biz: i64,
+    module_id: i64,
+    st_id: i64,
+    host: &Host,
+) -> Result<Option<i64>, CcError> {
+    let mut templates = Vec::new();
+    for pt_id in tx.process_template_ids_of(st_id)? {
+        if let Some(pt) = tx.process_template(pt_id)?
+            && pt.bk_biz_id == biz
+        {
+            templates.push(pt);
+        }
+    }
+    if templates.is_empty() {
+        return Ok(None);
+    }
+    let ips = host_ips(host);
+    for pt in &templates {
+        let Ok(b) = si_rules::instantiate(&pt.property, biz, 0, &ctx.supplier, now, &ips) else {
+            return Ok(None);
+        };
+        let mut map = b.map;
+        if process::validate_create(&mut map).is_err() {
+            return Ok(None);
+        }
+    }
+    let id = tx.next_id(Kind::ServiceInstance)?;
+    let mut si = ServiceInstance {
+        bk_biz_id: biz,
+        id,
+        name: String::new(),
+        labels: None,
+        service_template_id: st_id,
+        bk_host_id: host.bk_host_id,
+        bk_module_id: module_id,
+        creator: ctx.user.clone(),
+        modifier: ctx.user.clone(),
+        create_time: ctx.now_ms,
+        last_time: ctx.now_ms,
+        bk_supplier_account: ctx.supplier.clone(),
+    };
+    tx.put_service_instance(&si)?;
+    let first = create_template_processes(tx, ctx, now, &si, host)?;
+    let name = si_rules::instance_name(&ips, Some(&first));
+    if !name.is_empty() {
+        si.name = name;
+        tx.put_service_instance(&si)?;
+    }
+    Ok(Some(id))
+}
+
 /// coreservice `createSvcInstProcesses`: one process per process template of the instance's
 /// service template in its business, in template id order. Building a process can fail with
 /// 1199006 (a bind row without port or protocol, an unknown bind-IP code); validating or

@@ -118,6 +118,58 @@ pub const NEEDS: &[Need] = &[
         action: "delete_biz_service_category",
         on: On::Biz,
     },
+    // Topology writes (the business of the path) and host writes (`parser/topology.go`,
+    // `parser/host.go`: a business's mainline instances, its hosts).
+    Need {
+        op: Op::CreateSet,
+        action: "create_biz_topology",
+        on: On::Biz,
+    },
+    Need {
+        op: Op::UpdateSet,
+        action: "edit_biz_topology",
+        on: On::Biz,
+    },
+    Need {
+        op: Op::DeleteSet,
+        action: "delete_biz_topology",
+        on: On::Biz,
+    },
+    Need {
+        op: Op::BatchDeleteSet,
+        action: "delete_biz_topology",
+        on: On::Biz,
+    },
+    Need {
+        op: Op::CreateModule,
+        action: "create_biz_topology",
+        on: On::Biz,
+    },
+    Need {
+        op: Op::UpdateModule,
+        action: "edit_biz_topology",
+        on: On::Biz,
+    },
+    Need {
+        op: Op::DeleteModule,
+        action: "delete_biz_topology",
+        on: On::Biz,
+    },
+    Need {
+        op: Op::AddHostToBusinessIdle,
+        action: "edit_biz_host",
+        on: On::Biz,
+    },
+    Need {
+        op: Op::TransferHostModule,
+        action: "edit_biz_host",
+        on: On::Biz,
+    },
+    Need {
+        op: Op::TransferHostToIdlemodule,
+        action: "edit_biz_host",
+        on: On::Biz,
+    },
 ];
 
 /// Every IAM action id an auth file may grant, with its (always Chinese) name
@@ -132,6 +184,10 @@ pub const ACTIONS: &[(&str, &str)] = &[
     ("create_biz_service_category", "服务分类新建"),
     ("edit_biz_service_category", "服务分类编辑"),
     ("delete_biz_service_category", "服务分类删除"),
+    ("create_biz_topology", "业务拓扑新建"),
+    ("edit_biz_topology", "业务拓扑编辑"),
+    ("delete_biz_topology", "业务拓扑删除"),
+    ("edit_biz_host", "业务主机编辑"),
 ];
 
 /// IAM resource types and their names (`src/ac/iam/initial_resources.go`).

@@ -16,4 +16,5 @@ pub mod service_template;
 pub mod template_process;
 pub mod template_sync;
 pub mod topology;
+pub mod topology_write;
 pub mod watch;

@@ -492,6 +492,18 @@ fn handle(
             lang,
             rid,
         };
+        // A business in the path (the topology writes) is the one the action is checked on.
+        let path_biz = params.iter().find(|(n, _)| *n == "bk_biz_id");
+        let with_path_biz = match (path_biz, body) {
+            (Some((_, biz)), Value::Object(m)) if !m.contains_key("bk_biz_id") => {
+                let mut m = m.clone();
+                m.insert("bk_biz_id".into(), Value::String(biz.clone()));
+                Some(Value::Object(m))
+            }
+            (Some((_, biz)), Value::Null) => Some(serde_json::json!({ "bk_biz_id": biz })),
+            _ => None,
+        };
+        let body = with_path_biz.as_ref().unwrap_or(body);
         if let Err(reply) = auth::permit(&shared.gate, &shared.store, route.op, body, &asker) {
             return reply;
         }

@@ -692,6 +692,115 @@ def check_template_sync(ctx):
     )
 
 
+def check_single_node_topology(ctx):
+    """A single-node install's steps: a set, a raw module and a template module, hosts added to
+    the business and transferred; the template module's instances appear by themselves."""
+    cc = ctx.cc(language="en")
+    s = ok(cc.create_set({"bk_biz_id": BIZ, "data": {"bk_set_name": "py-node", "bk_parent_id": BIZ}}))
+    expect(s["bk_set_name"] == "py-node" and s["default"] == 0, "set created", s)
+    set_id = s["bk_set_id"]
+    fails(
+        cc.create_set({"bk_biz_id": BIZ, "data": {"bk_set_name": "py-node", "bk_parent_id": BIZ}}),
+        1101108,
+        "the same set name exist",
+    )
+    st = ok(cc.create_service_template({"bk_biz_id": BIZ, "name": "py-agent", "service_category_id": 2}))
+    spec = {
+        "bk_process_name": {"value": "py-agent", "as_default_value": True},
+        "bk_func_name": {"value": "py-agent", "as_default_value": True},
+        "bind_info": {
+            "value": [
+                {
+                    "ip": {"value": "1"},
+                    "port": {"value": "48001"},
+                    "protocol": {"value": "1"},
+                    "enable": {"value": True},
+                }
+            ]
+        },
+    }
+    ok(cc.batch_create_proc_template({"bk_biz_id": BIZ, "service_template_id": st["id"], "processes": [{"spec": spec}]}))
+    tpl = ok(
+        cc.create_module(
+            {"bk_biz_id": BIZ, "bk_set_id": set_id, "data": {"service_template_id": st["id"], "bk_parent_id": set_id}}
+        )
+    )
+    expect(tpl["bk_module_name"] == "py-agent", "named after the template", tpl)
+    raw = ok(
+        cc.create_module(
+            {"bk_biz_id": BIZ, "bk_set_id": set_id, "data": {"bk_module_name": "py-raw", "bk_parent_id": set_id}}
+        )
+    )
+    hosts = [
+        {"bk_host_innerip": "10.77.0.%d" % i, "bk_cloud_id": 0, "bk_addressing": "static"} for i in (1, 2)
+    ]
+    added = ok(cc.add_host_to_business_idle({"bk_biz_id": BIZ, "bk_host_list": hosts}))
+    ids = added["bk_host_ids"]
+    expect(len(ids) == 2, "two hosts", added)
+    fails(
+        cc.add_host_to_business_idle({"bk_biz_id": BIZ, "bk_host_list": hosts[:1]}),
+        1199014,
+        'duplicated instances exist, fields [ bk_host_innerip: "10.77.0.1", bk_cloud_id: 0 ] duplicated',
+    )
+    body = {"bk_biz_id": BIZ, "bk_host_id": ids, "bk_module_id": [tpl["bk_module_id"]], "is_increment": False}
+    expect(ok(cc.transfer_host_module(body)) is None, "transferred")
+    detail = ok(
+        cc.list_service_instance_detail(
+            {"bk_biz_id": BIZ, "bk_module_id": tpl["bk_module_id"], "page": {"start": 0, "limit": 10}}
+        )
+    )
+    names = [si["name"] for si in detail["info"]]
+    expect(names == ["10.77.0.1_py-agent_48001", "10.77.0.2_py-agent_48001"], "instances made", detail)
+    # The first host also enters the raw module; an instance there takes two processes.
+    body = {"bk_biz_id": BIZ, "bk_host_id": ids[:1], "bk_module_id": [raw["bk_module_id"]], "is_increment": True}
+    expect(ok(cc.transfer_host_module(body)) is None, "added to the raw module")
+    si = ok(
+        cc.create_service_instance(
+            {
+                "bk_biz_id": BIZ,
+                "bk_module_id": raw["bk_module_id"],
+                "instances": [
+                    {
+                        "bk_host_id": ids[0],
+                        "processes": [{"process_info": {"bk_process_name": "py-exp", "bk_func_name": "py-exp"}}],
+                    }
+                ],
+            }
+        )
+    )
+    ok(
+        cc.create_process_instance(
+            {
+                "bk_biz_id": BIZ,
+                "service_instance_id": si[0],
+                "processes": [{"process_info": {"bk_process_name": "py-log", "bk_func_name": "py-log"}}],
+            }
+        )
+    )
+    procs = ok(cc.list_process_instance({"bk_biz_id": BIZ, "service_instance_id": si[0]}))
+    names = sorted(p["property"]["bk_process_name"] for p in procs)
+    expect(names == ["py-exp", "py-log"], "raw instance processes", procs)
+    # The second host moves to the raw module and loses its instance there.
+    body = {"bk_biz_id": BIZ, "bk_host_id": ids[1:], "bk_module_id": [raw["bk_module_id"]], "is_increment": False}
+    expect(ok(cc.transfer_host_module(body)) is None, "moved")
+    detail = ok(
+        cc.list_service_instance_detail(
+            {"bk_biz_id": BIZ, "bk_module_id": tpl["bk_module_id"], "page": {"start": 0, "limit": 10}}
+        )
+    )
+    expect(detail["count"] == 1, "one instance left", detail)
+    fails(
+        cc.delete_set({"bk_biz_id": BIZ, "bk_set_id": set_id}),
+        1101030,
+        "Having hosts under the target, deleting forbidden",
+    )
+    expect(ok(cc.transfer_host_to_idlemodule({"bk_biz_id": BIZ, "bk_host_id": ids})) is None, "to idle")
+    procs = ok(cc.list_process_instance({"bk_biz_id": BIZ, "service_instance_id": si[0]}))
+    expect(procs == [], "the raw instance went with the host", procs)
+    expect(ok(cc.delete_module({"bk_biz_id": BIZ, "bk_set_id": set_id, "bk_module_id": raw["bk_module_id"]})) is None, "module deleted")
+    expect(ok(cc.batch_delete_set({"bk_biz_id": BIZ, "delete": {"inst_ids": [set_id]}})) is None, "set deleted")
+
+
 NO_EVENT_CURSOR = "MQ0xDTVlYTZkM2YzOTRjMWY1ZDk4NmU5YmQ4Ng1ub0V2ZW50DTENMQ0="
 
 
@@ -764,6 +873,7 @@ CHECKS = [
     check_process_lifecycle,
     check_service_category_writes,
     check_template_sync,
+    check_single_node_topology,
     check_resource_watch_follows_changes,
 ]
 

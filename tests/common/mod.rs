@@ -430,3 +430,25 @@ pub fn demo_dataset() -> Value {
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/data/demo.json")).unwrap();
     serde_json::from_str(&text).unwrap()
 }
+
+/// The dataset a fresh install starts from: business 2 (as bk-cmdb's "蓝鲸") and the built-in
+/// service categories; every store adds the resource pool and the idle sets and modules.
+pub const FRESH_INSTALL: &str = r#"{"format": "cmdb-lite/1",
+ "businesses": [{"bk_biz_id": 2, "bk_biz_name": "蓝鲸"}],
+ "service_categories": [
+  {"id": 1, "name": "Default", "bk_parent_id": 0, "bk_root_id": 1, "bk_biz_id": 0},
+  {"id": 2, "name": "Default", "bk_parent_id": 1, "bk_root_id": 1, "bk_biz_id": 0}]}"#;
+
+/// A server on a new database seeded with [`FRESH_INSTALL`]; the database's path.
+pub fn fresh_install(td: &TempDir) -> (Server, PathBuf) {
+    let seed = td.join("fresh.json");
+    std::fs::write(&seed, FRESH_INSTALL).unwrap();
+    let db = td.join("cmdb.redb");
+    let s = Server::start(&[
+        "--db",
+        db.to_str().unwrap(),
+        "--seed",
+        seed.to_str().unwrap(),
+    ]);
+    (s, db)
+}
