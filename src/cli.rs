@@ -12,6 +12,7 @@ use crate::limits::{
     DEFAULT_MAX_CONNECTIONS, DEFAULT_THREADS, HEAD_TIMEOUT_SECS, MALLOC_ARENAS, MAX_DATASET_BYTES,
     READ_TIMEOUT_SECS, SHUTDOWN_GRACE_SECS, WATCH_TIMEOUT_SECS,
 };
+use crate::seed;
 use crate::signals;
 use crate::store::{self, Store};
 use argh::FromArgs;
@@ -72,6 +73,9 @@ pub struct Serve {
     /// seconds a resource_watch with a cursor waits for an event (default 20, as bk-cmdb)
     #[argh(option, default = "WATCH_TIMEOUT_SECS")]
     pub watch_timeout_secs: u64,
+    /// serve the test-double routes under /_cmdb/ (reset, load, requests, faults)
+    #[argh(switch)]
+    pub admin: bool,
     /// connections open at once (default 1024); at the cap the one idle longest is closed for a
     /// new one, and when all are busy a new one gets 503
     #[argh(option, default = "DEFAULT_MAX_CONNECTIONS")]
@@ -243,6 +247,14 @@ fn serve(s: Serve) -> Result<i32, String> {
             s.listen
         ));
     }
+    // The admin routes answer anyone without credentials (they are a test double's).
+    if s.admin && !s.insecure_listen && !is_loopback(&s.listen) {
+        return Err(format!(
+            "refusing --admin on {}, which is not a loopback address: anyone who can connect \
+             could reset or replace the store (--insecure-listen allows it)",
+            s.listen
+        ));
+    }
     let gate = http::auth::Gate {
         auth: match &s.auth {
             Some(path) => Some(Arc::new(auth::Live::new(auth::load(path)?))),
@@ -265,20 +277,9 @@ fn serve(s: Serve) -> Result<i32, String> {
         open(&s.db, s.cache_mib)?
     };
     let empty = store.read(|tx| tx.is_empty()).map_err(|e| e.to_string())?;
+    let seed = seed::Seed::from_arg(s.seed.as_deref());
     if empty && !s.floor {
-        match s.seed.as_deref() {
-            Some("none") => {
-                dataset::seed_builtins(&store).map_err(|e| format!("seed: {e}"))?;
-            }
-            Some(file) => {
-                import_file(&store, Path::new(file), |_| {}).map_err(|e| format!("seed: {e}"))?;
-            }
-            None => {
-                let ds =
-                    dataset::parse(dataset::DEMO).map_err(|e| format!("built-in demo: {e}"))?;
-                dataset::import(&store, &ds).map_err(|e| format!("seed: {e}"))?;
-            }
-        }
+        seed::seed(&store, &seed).map_err(|e| format!("seed: {e}"))?;
     }
     let config = Config {
         listen: s.listen,
@@ -287,6 +288,7 @@ fn serve(s: Serve) -> Result<i32, String> {
         read_timeout: std::time::Duration::from_secs(s.read_timeout_secs.max(1)),
         body_timeout: std::time::Duration::from_secs(s.body_timeout_secs),
         watch_timeout: std::time::Duration::from_secs(s.watch_timeout_secs),
+        admin: s.admin.then_some(seed),
         max_connections: s.max_connections.max(1),
         head_timeout: std::time::Duration::from_secs(s.head_timeout_secs.max(1)),
         max_body_memory: s.max_body_memory.max(1).saturating_mul(1024 * 1024),

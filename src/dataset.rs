@@ -105,6 +105,86 @@ pub fn import(store: &Store, ds: &Dataset) -> Result<usize, String> {
         .map_err(|e| e.render(Lang::En))
 }
 
+/// Loads `ds` into an open transaction (see [`import`]).
+pub fn import_in(tx: &mut WriteTx, ds: &Dataset) -> Result<usize, CcError> {
+    let mut loader = Loader::head(tx, ds, topology::Source::copy(ds))?;
+    for entry in &ds.processes {
+        loader.process(tx, entry.clone())?;
+    }
+    loader.finish(tx, &ds.sequences)
+}
+
+/// Loads the dataset text `raw` into an open transaction without building its processes all
+/// at once: the head is read first, then the processes are streamed, as [`import_file`] does.
+pub fn import_bytes_in(tx: &mut WriteTx, raw: &[u8]) -> Result<usize, CcError> {
+    let not_dataset = |e: serde_json::Error| bad(format!("not a dataset: {e}"));
+    let mut de = serde_json::Deserializer::from_slice(raw);
+    let mut head: Dataset<Skipped> = Dataset::deserialize(&mut de).map_err(not_dataset)?;
+    de.end().map_err(not_dataset)?;
+    if head.format != FORMAT {
+        return Err(bad(format!(
+            "format is {:?}, expected {FORMAT:?}",
+            head.format
+        )));
+    }
+    let topo = topology::Source::take(&mut head);
+    let mut loader = Loader::head(tx, &head, topo)?;
+    let mut failed = None;
+    let stream = ProcessStream {
+        each: |map: Map<String, Value>| loader.process(tx, map),
+        failed: &mut failed,
+    };
+    let read = serde_json::Deserializer::from_slice(raw).deserialize_map(stream);
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    read.map_err(not_dataset)?;
+    loader.finish(tx, &head.sequences)
+}
+
+/// Reads the head of the dataset file at `path` (everything but its processes), checking its
+/// format: the first pass of [`import_file`].
+pub fn read_head(path: &Path) -> Result<Dataset<Skipped>, FileError> {
+    let head: Dataset<Skipped> =
+        read_json(path, |d| Dataset::deserialize(d)).map_err(FileError::Read)?;
+    if head.format != FORMAT {
+        return Err(FileError::Read(format!(
+            "format is {:?}, expected {FORMAT:?}",
+            head.format
+        )));
+    }
+    Ok(head)
+}
+
+/// The second pass of [`import_file`], on an open transaction: the head's records, then the
+/// processes streamed from the file.
+pub fn import_head_in(
+    tx: &mut WriteTx,
+    path: &Path,
+    head: &mut Dataset<Skipped>,
+    mut progress: impl FnMut(usize),
+) -> Result<usize, CcError> {
+    let topo = topology::Source::take(head);
+    let mut loader = Loader::head(tx, head, topo)?;
+    let mut failed = None;
+    let stream = ProcessStream {
+        each: |map: Map<String, Value>| {
+            loader.process(tx, map)?;
+            if loader.processes % IMPORT_PROGRESS_EVERY == 0 {
+                progress(loader.processes);
+            }
+            Ok(())
+        },
+        failed: &mut failed,
+    };
+    let read = read_json(path, |d| d.deserialize_map(stream));
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    read.map_err(bad)?;
+    loader.finish(tx, &head.sequences)
+}
+
 /// Creates the built-in records every store holds (`serve --seed none`).
 pub fn seed_builtins(store: &Store) -> Result<usize, String> {
     store

@@ -160,6 +160,19 @@ pub const WATCH_EVENTS_PER_ANSWER: usize = 200;
 pub const WATCH_TIMEOUT_SECS: u64 = 20;
 /// Milliseconds bk-cmdb's event server sleeps before answering a malformed or refused watch.
 pub const WATCH_ERROR_DELAY_MS: u64 = 500;
+/// Bytes of a lenient fixture (`cmdb-lite/fixture-1`), which is read whole into memory;
+/// larger datasets are strict and streamed.
+pub const MAX_FIXTURE_BYTES: usize = 2 * 1024 * 1024;
+/// Requests the journal of `serve --admin` keeps (`GET /_cmdb/requests`); the oldest go first.
+pub const JOURNAL_MAX_ENTRIES: usize = 1000;
+/// Bytes of a request body (and of a path) the journal keeps; the rest is cut, and the entry
+/// says so. With `JOURNAL_MAX_ENTRIES`, the journal holds at most about 4 MiB, and its JSON
+/// (control characters escaped six-fold at worst) about 25 MiB while it is answered.
+pub const JOURNAL_MAX_BODY_BYTES: usize = 2048;
+/// Fault rules active at once (`POST /_cmdb/faults`).
+pub const MAX_FAULTS: usize = 100;
+/// The longest delay a fault may add to an answer, in milliseconds.
+pub const MAX_FAULT_DELAY_MS: u64 = 60_000;
 /// Hosts one add_host_to_business_idle may add (bk-cmdb's own limit, 1199035 beyond).
 pub const MAX_HOSTS_PER_ADD: usize = 200;
 /// Hosts and modules one transfer may name (1199035 beyond).

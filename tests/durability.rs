@@ -826,6 +826,124 @@ fn new_ids_exceed_every_issued_id() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Reset and load (`serve --admin`)
+// ---------------------------------------------------------------------------------------------
+
+fn admin_post(srv: &Server, path: &str, body: &[u8]) {
+    let r = srv.request("POST", path, &[], body);
+    assert_eq!(r.status, 200, "{path}: {}", r.body);
+}
+
+fn process_names(srv: &Server) -> BTreeSet<String> {
+    let v = srv.list(BIZ, 30);
+    v["data"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{v}"))
+        .iter()
+        .map(|p| {
+            p["property"]["bk_process_name"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect()
+}
+
+/// A load or a reset that was acknowledged survives SIGKILL whole; writes acknowledged after a
+/// reset survive it, and writes before it stay gone.
+#[test]
+fn an_acknowledged_reset_or_load_survives_a_crash() {
+    let dir = TempDir::new("admin-crash");
+    let db = dir.join("cmdb.redb");
+    let admin = |db: &Path| Server::start(&["--db", s(db), "--admin"]);
+
+    // Load, then SIGKILL at once: the loaded dataset is what the restart finds.
+    let srv = admin(&db);
+    create_one(&srv, "before-load");
+    let mut ds = demo_dataset();
+    ds["processes"][1]["bk_process_name"] = json!("loaded-billing");
+    admin_post(&srv, "/_cmdb/load", ds.to_string().as_bytes());
+    srv.kill();
+    let srv = admin(&db);
+    let names = process_names(&srv);
+    assert!(names.contains("loaded-billing"), "{names:?}");
+    assert!(
+        !names.iter().any(|n| n.starts_with("before-load")),
+        "{names:?}"
+    );
+
+    // Writers on four connections; a reset in the middle; SIGKILL while they still write.
+    let stop = Arc::new(AtomicBool::new(false));
+    let reset_end: Arc<Mutex<Option<Instant>>> = Arc::new(Mutex::new(None));
+    let acked = Arc::new(Mutex::new(Vec::<(String, Instant)>::new()));
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let (addr, stop, acked) = (srv.addr.clone(), stop.clone(), acked.clone());
+            std::thread::spawn(move || {
+                let Some(mut conn) = Conn::try_open(&addr) else {
+                    return;
+                };
+                let mut i = 0;
+                while !stop.load(Ordering::SeqCst) {
+                    let name = format!("w{t}-{i}");
+                    let body = json!({"bk_biz_id": BIZ, "service_instance_id": 30, "processes": [
+                        {"process_info": {"bk_process_name": name, "bk_func_name": name}}]});
+                    let start = Instant::now();
+                    let Some(r) =
+                        conn.try_send("POST", CREATE, &NATIVE_EN, body.to_string().as_bytes())
+                    else {
+                        return;
+                    };
+                    if r.json()["result"] == json!(true) {
+                        acked.lock().unwrap().push((name, start));
+                    }
+                    i += 1;
+                }
+            })
+        })
+        .collect();
+    while acked.lock().unwrap().len() < 20 {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    admin_post(&srv, "/_cmdb/reset", b"");
+    *reset_end.lock().unwrap() = Some(Instant::now());
+    let after = |acked: &Arc<Mutex<Vec<(String, Instant)>>>| {
+        let end = reset_end.lock().unwrap().unwrap();
+        acked
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, start)| *start > end)
+            .count()
+    };
+    while after(&acked) < 20 {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    srv.kill();
+    stop.store(true, Ordering::SeqCst);
+    for t in threads {
+        t.join().unwrap();
+    }
+    check_clean(&db);
+    let srv = admin(&db);
+    let names = process_names(&srv);
+    assert!(
+        names.contains("billing"),
+        "the reset's seed is back: {names:?}"
+    );
+    assert!(!names.contains("loaded-billing"), "{names:?}");
+    let end = reset_end.lock().unwrap().unwrap();
+    for (name, start) in acked.lock().unwrap().iter() {
+        if *start > end {
+            assert!(
+                names.contains(name),
+                "{name} was acknowledged after the reset, then lost"
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Crashes during template syncs
 // ---------------------------------------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 //! identity from headers, body limits and deadlines, and the family's envelope around every
 //! answer. Only this module names tiny_http.
 
+pub mod admin;
 pub mod auth;
 pub mod budget;
 pub mod conn_limit;
@@ -37,6 +38,8 @@ pub struct Config {
     pub body_timeout: Duration,
     /// How long a `resource_watch` waits for an event (`limits::WATCH_TIMEOUT_SECS`).
     pub watch_timeout: Duration,
+    /// `serve --admin`: the test-double routes (`admin.rs`), resetting to this seed.
+    pub admin: Option<crate::seed::Seed>,
     /// Connections open at once (`limits::DEFAULT_MAX_CONNECTIONS`).
     pub max_connections: usize,
     /// How long a request head may take (`limits::HEAD_TIMEOUT_SECS`).
@@ -67,6 +70,8 @@ struct Shared {
     permits: Permits,
     body_timeout: Duration,
     watch_timeout: Duration,
+    /// The state of the admin routes, with `--admin` only.
+    admin: Option<admin::Admin>,
     budget: budget::Budget,
     log: Arc<conn_limit::Throttled>,
     floor: Option<Arc<crate::store::floor::Shape>>,
@@ -104,6 +109,7 @@ impl Server {
             permits: Permits::new(config.threads),
             body_timeout: config.body_timeout,
             watch_timeout: config.watch_timeout,
+            admin: config.admin.clone().map(admin::Admin::new),
             budget: budget::Budget::new(config.max_body_memory),
             log: Arc::clone(&log),
             floor: config.floor.clone(),
@@ -188,10 +194,50 @@ fn inherit_timeouts(listener: &std::net::TcpListener, timeout: Duration) -> std:
 /// One answer: status, body, and its headers: `None` for the usual (`Content-Type:
 /// application/json` and `X-Request-Id`), or exactly these (the refusals of `auth.rs`, and
 /// `with_header`'s). `Connection: close` closes the connection after the answer.
+/// Status 0: drop the connection without an answer (a fault of `/_cmdb/faults`).
 struct Reply {
     status: u16,
     body: String,
     headers: Option<Vec<(&'static str, String)>>,
+}
+
+/// The code an answer carries (for the journal): the first `"bk_error_code"` or `"code"` of
+/// its head, where every envelope (ours, and the ESB's and gateway's refusals) puts it; 0 if
+/// none.
+fn reply_code(body: &str) -> i64 {
+    let head = &body.as_bytes()[..body.len().min(256)];
+    let head = String::from_utf8_lossy(head);
+    ["\"bk_error_code\":", "\"code\":"]
+        .iter()
+        .filter_map(|key| head.find(key).map(|at| at + key.len()))
+        .min()
+        .and_then(|at| {
+            let digits: String = head[at..]
+                .trim_start()
+                .chars()
+                .take_while(|c| c.is_ascii_digit() || *c == '-')
+                .collect();
+            digits.parse().ok()
+        })
+        .unwrap_or(0)
+}
+
+fn family_name(f: Family) -> &'static str {
+    match f {
+        Family::Native => "native",
+        Family::Gateway => "gateway",
+        Family::Esb => "esb",
+    }
+}
+
+/// What the journal notes of a call besides its answer.
+#[derive(Default)]
+struct Trace {
+    operation: Option<&'static str>,
+    /// The body's first `JOURNAL_MAX_BODY_BYTES` (with `--admin` only) and its length.
+    body: Vec<u8>,
+    body_len: usize,
+    fault: bool,
 }
 
 impl Reply {
@@ -244,9 +290,41 @@ fn serve(shared: &Shared, mut req: tiny_http::Request) {
     let rid = identity::request_id(&headers);
     let lang = identity::language(&headers, shared.lang);
     let deadline = started + shared.body_timeout;
-    let reply = match &shared.floor {
-        Some(shape) => floor_reply(shared, shape, &rid, &mut req, deadline),
-        None => handle(shared, lang, &headers, &rid, &mut req, deadline),
+    let url = req.url().to_string();
+    let method = req.method().as_str().to_ascii_uppercase();
+    let (path, query) = url.split_once('?').unwrap_or((url.as_str(), ""));
+    let reply = match (&shared.floor, &shared.admin) {
+        (Some(shape), _) => floor_reply(shared, shape, &rid, &mut req, deadline),
+        (None, Some(a)) if admin::is_admin_path(path) => {
+            let reader = req.as_reader();
+            admin::handle(a, &shared.store, &method, path, query, reader, deadline)
+        }
+        _ => {
+            let mut trace = Trace::default();
+            let reply = handle(shared, lang, &headers, &rid, &mut req, deadline, &mut trace);
+            if let Some(a) = &shared.admin {
+                let body = &trace.body;
+                let mut entry = crate::journal::Entry::new(
+                    crate::clock::format_ms(crate::clock::now_ms()),
+                    &rid,
+                    family_name(routes::family_of(path)),
+                    trace.operation,
+                    &method,
+                    &url,
+                    body,
+                    reply.status,
+                    reply_code(&reply.body),
+                    trace.fault,
+                );
+                entry.truncated |= trace.body_len > body.len();
+                a.journal.push(entry);
+            }
+            if reply.status == 0 {
+                req.drop_connection();
+                return;
+            }
+            reply
+        }
     };
     let mut resp = tiny_http::Response::from_string(reply.body).with_status_code(reply.status);
     let headers = reply.headers.unwrap_or_else(|| {
@@ -328,6 +406,7 @@ fn handle(
     rid: &str,
     req: &mut tiny_http::Request,
     deadline: Instant,
+    trace: &mut Trace,
 ) -> Reply {
     let method = req.method().as_str().to_ascii_uppercase();
     let url = req.url().to_string();
@@ -360,6 +439,7 @@ fn handle(
         }
     };
     let shape = shape_for(family, headers);
+    trace.operation = Some(route.esb_name);
     let too_large = || {
         let e = CcError::raw(
             code::HTTP_READ_BODY,
@@ -423,6 +503,30 @@ fn handle(
             return unread(rid, error_reply(200, shape, &e, lang, rid));
         }
     };
+    if let Some(admin) = &shared.admin {
+        trace.body_len = raw.len();
+        trace.body = raw[..raw.len().min(crate::limits::JOURNAL_MAX_BODY_BYTES)].to_vec();
+        if let Some(action) = admin.faults.take(route.esb_name) {
+            trace.fault = true;
+            if action.delay_ms > 0 {
+                std::thread::sleep(Duration::from_millis(action.delay_ms));
+            }
+            if action.drop {
+                return Reply {
+                    status: 0,
+                    body: String::new(),
+                    headers: None,
+                };
+            }
+            if let Some((status, code, message)) = action.answer {
+                let e = match message {
+                    Some(m) => CcError::raw(code, m),
+                    None => CcError::plain(code),
+                };
+                return error_reply(status, shape, &e, lang, rid);
+            }
+        }
+    }
 
     // Native routes: the JWT and the app (`auth.rs`), then both identity headers, checked
     // before the body is parsed (HTTP 500).

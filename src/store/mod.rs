@@ -34,6 +34,7 @@ mod migrate;
 mod open;
 pub mod read;
 pub mod records;
+mod reset;
 pub mod tables;
 pub mod topology;
 pub mod typed;

@@ -7,16 +7,24 @@ bodies, and would follow a redirect as a GET without body. So every check below 
 `client.cc.<operation>(data)` exactly as an application would, then inspects the JSON answer.
 
 Usage: python esb_client.py http://127.0.0.1:PORT   (a server started with `serve --memory
---auth tests/clients/auth.json`:
-the built-in demo dataset, business 7, raw service instance 30 on host 11, process 41).
+--admin --auth tests/clients/auth.json`: the built-in demo dataset, business 7, raw service instance
+30 on host 11, process 41).
+
+Between checks the script uses the test-double routes as an application's test suite would
+(README "Using it in your tests"): `POST /_cmdb/reset` where a check needs the seed,
+`DELETE /_cmdb/requests` before each check, and after it `GET /_cmdb/requests`, which must list
+the ESB calls the check made (real operations, HTTP 200); `POST /_cmdb/faults` for an error the
+application must survive.
 
 Adding an operation: write one small function `def check_<what>(ctx):` and append it to CHECKS.
 Each check gets a `Ctx`: `ctx.cc()` is the `cc` group of a client as an application builds it;
 `ctx.state` carries ids from one check to the next (checks run in table order).
 """
 
+import json
 import sys
 import traceback
+import urllib.request
 
 from bkapi_client_core.esb import Operation, bind_property
 from bkapi_component.open.client import CcGroup, Client
@@ -95,6 +103,15 @@ class Ctx:
 
     def cc(self, bk_api_ver="v2", language=None):
         return self.client(bk_api_ver, language).cc
+
+    def admin(self, method, path, body=None):
+        """A call of the test-double routes (`serve --admin`); returns `data`."""
+        raw = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.endpoint + path, data=raw, method=method)
+        with urllib.request.urlopen(req, timeout=60) as response:
+            answer = json.loads(response.read())
+        expect(answer["result"] is True, "%s %s" % (method, path), answer)
+        return answer["data"]
 
     def cc_hidden(self, language=None):
         """The `cc` group with the hidden components bound as well."""
@@ -801,6 +818,48 @@ def check_single_node_topology(ctx):
     expect(ok(cc.batch_delete_set({"bk_biz_id": BIZ, "delete": {"inst_ids": [set_id]}})) is None, "set deleted")
 
 
+def check_reset_goes_back_to_the_seed(ctx):
+    # Whatever the checks above created, a reset brings back the demo dataset, ids included.
+    ctx.admin("POST", "/_cmdb/reset")
+    data = ok(
+        ctx.cc().list_process_instance(
+            {"bk_biz_id": BIZ, "service_instance_id": RAW_SERVICE_INSTANCE}
+        )
+    )
+    expect(sorted(processes_of(data)) == [DEMO_PROCESS], "only the demo's process", data)
+    ids = ok(
+        ctx.cc().create_process_instance(
+            {
+                "bk_biz_id": BIZ,
+                "service_instance_id": RAW_SERVICE_INSTANCE,
+                "processes": [{"process_info": {"bk_process_name": "py-again", "bk_func_name": "again"}}],
+            }
+        )
+    )
+    expect(ids == [ctx.state["created"][0]], "the first id after the seed again", ids)
+
+
+def check_injected_fault_then_recovery(ctx):
+    # The next create fails as bk-cmdb would answer a duplicate; the one after it works.
+    ctx.admin(
+        "POST",
+        "/_cmdb/faults",
+        {"operation": "create_process_instance", "times": 1, "code": 1199014, "message": "dup"},
+    )
+    body = {
+        "bk_biz_id": BIZ,
+        "service_instance_id": RAW_SERVICE_INSTANCE,
+        "processes": [{"process_info": {"bk_process_name": "py-flaky", "bk_func_name": "flaky"}}],
+    }
+    fails(ctx.cc().create_process_instance(body), 1199014, "dup")
+    ids = ok(ctx.cc().create_process_instance(body))
+    expect(len(ids) == 1, "created on the second try", ids)
+    expect(ctx.admin("GET", "/_cmdb/faults")["count"] == 0, "the fault is used up")
+    journal = ctx.admin("GET", "/_cmdb/requests?operation=create_process_instance")["info"]
+    seen = [(e["bk_error_code"], e["fault"]) for e in journal]
+    expect(seen == [(1199014, True), (0, False)], "the journal shows the fault", journal)
+
+
 NO_EVENT_CURSOR = "MQ0xDTVlYTZkM2YzOTRjMWY1ZDk4NmU5YmQ4Ng1ub0V2ZW50DTENMQ0="
 
 
@@ -874,8 +933,30 @@ CHECKS = [
     check_service_category_writes,
     check_template_sync,
     check_single_node_topology,
+    check_reset_goes_back_to_the_seed,
+    check_injected_fault_then_recovery,
     check_resource_watch_follows_changes,
 ]
+
+# Checks that start from the seed: the store is reset before them.
+RESET_BEFORE = {check_create_process_instance}
+
+
+def check_journal(ctx):
+    """The journal of the check just run: its ESB calls, each a real operation."""
+    journal = ctx.admin("GET", "/_cmdb/requests")
+    entries = journal["info"]
+    expect(journal["count"] == len(entries) >= 1, "the check's calls are journaled", journal)
+    for e in entries:
+        expect(e["family"] == "esb", "an ESB call", e)
+        expect(e["operation"] and e["path"].startswith("/api/c/compapi/"), "a real operation", e)
+        expect(e["status"] == 200, "HTTP 200", e)
+        # A GET (get_service_template) carries its parameters in the query string.
+        if e["method"] == "GET":
+            expect("?" in e["path"], "parameters in the query", e)
+        else:
+            expect(isinstance(json.loads(e["body"]), dict), "a JSON object body", e)
+    return [e["operation"] for e in entries]
 
 
 def main(argv):
@@ -887,14 +968,18 @@ def main(argv):
     for check in CHECKS:
         name = check.__name__[len("check_"):]
         try:
+            if check in RESET_BEFORE:
+                ctx.admin("POST", "/_cmdb/reset")
+            ctx.admin("DELETE", "/_cmdb/requests")
             check(ctx)
+            calls = check_journal(ctx)
         except Exception as e:  # any exception is a failed check, the client's own included
             failed.append(name)
             print("client check %s ... FAILED: %s: %s" % (name, type(e).__name__, e))
             traceback.print_exc(file=sys.stdout)
         else:
             passed += 1
-            print("client check %s ... ok" % name)
+            print("client check %s ... ok (%d calls journaled)" % (name, len(calls)))
     # The same closing line as cargo test, so the CI total counts these checks.
     print(
         "test result: %s. %d passed; %d failed; (bkapi-component-open client checks)"

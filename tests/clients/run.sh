@@ -35,10 +35,10 @@ stop_server() {
 }
 trap 'stop_server; rm -f "$out"' EXIT
 
-# Starts a fresh server (demo dataset, in memory, the apps and users of auth.json) and sets
-# $addr.
+# Starts a fresh server (demo dataset, in memory, the apps and users of auth.json, admin routes
+# on) and sets $addr.
 start_server() {
-  "$bin" serve --memory --listen 127.0.0.1:0 --auth tests/clients/auth.json >"$out" 2>&1 &
+  "$bin" serve --memory --admin --listen 127.0.0.1:0 --auth tests/clients/auth.json >"$out" 2>&1 &
   server=$!
   addr=
   for _ in $(seq 1 100); do

@@ -35,6 +35,9 @@ pub struct ClientConnection {
     // true if the connection goes through SSL
     secure: bool,
 
+    // cmdb-lite patch: a descriptor of the connection each request can shut it down with
+    // (`Request::drop_connection`).
+    closer: Option<std::sync::Arc<crate::connection::Connection>>,
     // cmdb-lite patch: this connection in the server's registry (requests in progress, head
     // deadline, eviction), and the path of the request being read (for error answers).
     registration: crate::bounds::Registration,
@@ -71,6 +74,7 @@ impl ClientConnection {
     ) -> ClientConnection {
         let remote_addr = read_socket.peer_addr();
         let secure = read_socket.secure();
+        let closer = read_socket.closer();
 
         let mut source = SequentialReaderBuilder::new(BufReader::with_capacity(1024, read_socket));
         let first_header = source.next().unwrap();
@@ -82,6 +86,7 @@ impl ClientConnection {
             next_header_source: first_header,
             no_more_requests: false,
             secure,
+            closer,
             registration,
             path: None,
         }
@@ -248,7 +253,7 @@ impl ClientConnection {
         })?;
 
         // return the request
-        Ok(request)
+        Ok(request.with_closer(self.closer.clone()))
     }
 }
 

@@ -75,6 +75,8 @@ pub struct Request {
     // If Some, a message must be sent after responding
     notify_when_responded: Option<Sender<()>>,
 
+    // cmdb-lite patch: shuts the connection down for `drop_connection`.
+    closer: Option<std::sync::Arc<crate::connection::Connection>>,
     // cmdb-lite patch: headers whose value is not ASCII (name, value as UTF-8, lossy).
     non_ascii_headers: Vec<(String, String)>,
 
@@ -238,6 +240,7 @@ where
         body_length: content_length,
         must_send_continue: expects_continue,
         notify_when_responded: None,
+        closer: None,
         non_ascii_headers,
         in_progress,
     })
@@ -493,6 +496,30 @@ impl Request {
             ErrorKind::ConnectionReset => Ok(()),
             _ => Err(err),
         })
+    }
+
+    pub(crate) fn with_closer(
+        mut self,
+        closer: Option<std::sync::Arc<crate::connection::Connection>>,
+    ) -> Self {
+        self.closer = closer;
+        self
+    }
+
+    /// cmdb-lite patch: closes the connection without answering this request (a test
+    /// double's dropped connection): the client sees the connection end, no response. Where
+    /// the connection cannot be shut down (TLS, no descriptor to spare), it answers an empty
+    /// 500, as a request dropped without an answer does.
+    pub fn drop_connection(mut self) {
+        if let Some(closer) = self.closer.take() {
+            if closer.shutdown(std::net::Shutdown::Both).is_ok() {
+                // Nothing is written: the writer goes without a response.
+                self.response_writer = None;
+                if let Some(sender) = self.notify_when_responded.take() {
+                    sender.send(()).unwrap();
+                }
+            }
+        }
     }
 
     pub(crate) fn with_notify_sender(mut self, sender: Sender<()>) -> Self {

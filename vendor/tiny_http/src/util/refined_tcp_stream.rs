@@ -145,6 +145,16 @@ impl RefinedTcpStream {
     pub(crate) fn peer_addr(&mut self) -> IoResult<Option<SocketAddr>> {
         self.stream.peer_addr()
     }
+
+    /// cmdb-lite patch: the shared socket of a plain connection, to shut it down with
+    /// (`Request::drop_connection`); `None` for TLS.
+    pub(crate) fn closer(&self) -> Option<std::sync::Arc<Connection>> {
+        match &self.stream {
+            Stream::Http(c) => Some(std::sync::Arc::clone(c)),
+            #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
+            Stream::Https(_) => None,
+        }
+    }
 }
 
 impl Drop for RefinedTcpStream {
