@@ -930,12 +930,13 @@ CHECKS = [
     check_list_process_related_info,
     check_find_host_by_service_template,
     check_process_lifecycle,
+    # Before any check resets the store (a reset replaces the change log with the store).
+    check_resource_watch_follows_changes,
     check_service_category_writes,
     check_template_sync,
     check_single_node_topology,
     check_reset_goes_back_to_the_seed,
     check_injected_fault_then_recovery,
-    check_resource_watch_follows_changes,
 ]
 
 # Checks that start from the seed: the store is reset before them.
