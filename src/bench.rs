@@ -51,12 +51,18 @@ pub struct Options {
     pub cache_mib: usize,
     /// The server's `--threads`.
     pub threads: usize,
+    /// Idle `resource_watch` long polls of the watchers comparison.
+    pub watchers: usize,
 }
 
 const BIZ: i64 = 1;
 const CREATE_PATH: &str = "/api/v3/create/proc/process_instance";
 const ESB_CREATE_PATH: &str = "/api/c/compapi/v2/cc/create_process_instance/";
 const LIST_PATH: &str = "/api/v3/findmany/proc/process_instance";
+const WATCH_HOSTS_PATH: &str = "/api/v3/event/watch/resource/host";
+/// A watch of hosts from the start of the window (bk-cmdb's `NoEventCursor`): nothing writes
+/// hosts, so it waits its whole long poll.
+const WATCH_HOSTS_BODY: &str = r#"{"bk_cursor":"MQ0xDTVlYTZkM2YzOTRjMWY1ZDk4NmU5YmQ4Ng1ub0V2ZW50DTENMQ0=","bk_fields":["bk_host_id"]}"#;
 /// The topology reads of `--scale`, and the module ids of the generated datasets: module 1
 /// holds the hosts of the empty service instances, module `SI_MODULE_BASE + si` the one host of
 /// populated instance `si`, module `HOST_MODULE_BASE + k` the `k`-th thousand hosts.
@@ -219,12 +225,17 @@ fn throughput(o: &Options, tmp: &Temp) -> Result<(), String> {
         m,
         ratios: None,
     });
+    let watch_rows = idle_watchers(o, &server.addr, &targets[..1], slice, warm)?;
     let hwm = server.vm_hwm_kib();
     drop(server);
 
     print!("{}", table(&rows));
     println!(
         "×group, ×fsync: requests per second ÷ those of the floor with as many connections and processes per request over the same HTTP stack (`serve --floor`), writing only the records: in one group commit with the others (×group), or each request in a transaction and sync of its own (×fsync); measured in slices alternating with the scenario's"
+    );
+    print!("{watch_rows}");
+    println!(
+        "×none: requests per second with the watchers waiting ÷ without, in alternating slices"
     );
     println!("server peak RSS (VmHWM): {}", mib(hwm));
     template_sync(o, tmp, &now)
@@ -407,6 +418,114 @@ fn template_sync(o: &Options, tmp: &Temp, now: &str) -> Result<(), String> {
     );
     println!("sync server peak RSS (VmHWM): {}", mib(hwm));
     Ok(())
+}
+
+/// Creates (1 connection, 1 process per request) without and with `o.watchers` idle
+/// `resource_watch` long polls waiting on connections of their own, in alternating slices.
+fn idle_watchers(
+    o: &Options,
+    addr: &str,
+    target: &[i64],
+    slice: Duration,
+    warm: Duration,
+) -> Result<String, String> {
+    eprintln!(
+        "bench: create_process_instance without and with {} idle watchers…",
+        o.watchers
+    );
+    let spec = CreateSpec {
+        addr,
+        path: CREATE_PATH,
+        targets: target,
+        per_req: 1,
+    };
+    create_load(&spec, "iw", warm)?;
+    let (mut without, mut with) = (Measured::default(), Measured::default());
+    // Twice the rounds of the other scenarios: the two sides differ by little, and a busy
+    // machine varies a lot from one slice to the next.
+    for round in 0..2 * BENCH_ROUNDS {
+        without.absorb(create_load(&spec, &format!("i{round}"), slice)?);
+        let watchers = Watchers::start(addr, o.watchers)?;
+        with.absorb(create_load(&spec, &format!("j{round}"), slice)?);
+        drop(watchers);
+    }
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<34} {:>5} {:>9} {:>9} {:>9} {:>8} {:>8} {:>7}",
+        "scenario", "conns", "procs/req", "requests", "req/s", "p50 µs", "p99 µs", "×none"
+    );
+    let watching = format!("create, {} idle watchers", o.watchers);
+    for (name, m) in [("create, no watcher", &without), (watching.as_str(), &with)] {
+        let _ = writeln!(
+            out,
+            "{:<34} {:>5} {:>9} {:>9} {:>9.0} {:>8} {:>8} {:>7.2}",
+            name,
+            1,
+            1,
+            m.requests,
+            m.per_sec(),
+            m.percentile(0.50),
+            m.percentile(0.99),
+            m.per_sec() / without.per_sec()
+        );
+    }
+    Ok(out)
+}
+
+/// `resource_watch` long polls of hosts, each on its own connection, re-sent when answered,
+/// until dropped (their sockets are shut, which ends their threads).
+struct Watchers {
+    sockets: Vec<TcpStream>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Watchers {
+    fn start(addr: &str, n: usize) -> Result<Watchers, String> {
+        let mut w = Watchers {
+            sockets: Vec::with_capacity(n),
+            threads: Vec::with_capacity(n),
+        };
+        let started = std::sync::Arc::new(Barrier::new(n + 1));
+        for _ in 0..n {
+            let mut client = Client::connect(addr)?;
+            let socket = client
+                .stream
+                .get_ref()
+                .try_clone()
+                .map_err(|e| e.to_string())?;
+            w.sockets.push(socket);
+            let started = std::sync::Arc::clone(&started);
+            w.threads.push(std::thread::spawn(move || {
+                // Sent before the barrier, so every watch is on its way when creates start.
+                let mut first = Some(client.send(WATCH_HOSTS_PATH, WATCH_HOSTS_BODY.as_bytes()));
+                started.wait();
+                loop {
+                    let sent = first.take().unwrap_or_else(|| {
+                        client.send(WATCH_HOSTS_PATH, WATCH_HOSTS_BODY.as_bytes())
+                    });
+                    if sent.is_err() || client.read_answer().is_err() {
+                        break;
+                    }
+                }
+            }));
+        }
+        started.wait();
+        // Let the server take them in (reading, a permit for the first read, then the wait).
+        std::thread::sleep(Duration::from_millis(500));
+        Ok(w)
+    }
+}
+
+impl Drop for Watchers {
+    fn drop(&mut self) {
+        for s in &self.sockets {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
 }
 
 /// The shape of the floor's records: a process as create stores the bench's process, and its
@@ -1397,6 +1516,12 @@ impl Client {
 
     /// POSTs `body` as a native-route request of user admin; returns the answer's body.
     fn post(&mut self, path: &str, body: &[u8]) -> Result<&[u8], String> {
+        self.send(path, body)?;
+        self.read_answer()
+    }
+
+    /// Sends the request of [`Client::post`] without reading its answer.
+    fn send(&mut self, path: &str, body: &[u8]) -> Result<(), String> {
         self.request.clear();
         let _ = write!(
             self.request,
@@ -1409,8 +1534,7 @@ impl Client {
         self.stream
             .get_mut()
             .write_all(&self.request)
-            .map_err(|e| format!("send: {e}"))?;
-        self.read_answer()
+            .map_err(|e| format!("send: {e}"))
     }
 
     fn read_line(&mut self) -> Result<&str, String> {

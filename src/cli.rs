@@ -7,10 +7,10 @@ use crate::dataset;
 use crate::error::Lang;
 use crate::http::{self, Config};
 use crate::limits::{
-    BENCH_CONNECTIONS, BENCH_LIST_SIZE, BENCH_SCALE_LARGE, BENCH_SECS, BENCH_SYNC_INSTANCES,
-    BODY_TIMEOUT_SECS, DEFAULT_BODY_MEMORY_MIB, DEFAULT_CACHE_MIB, DEFAULT_MAX_CONNECTIONS,
-    DEFAULT_THREADS, HEAD_TIMEOUT_SECS, MALLOC_ARENAS, MAX_DATASET_BYTES, OFFLINE_CACHE_MIB,
-    READ_TIMEOUT_SECS, SHUTDOWN_GRACE_SECS,
+    BENCH_CONNECTIONS, BENCH_IDLE_WATCHERS, BENCH_LIST_SIZE, BENCH_SCALE_LARGE, BENCH_SECS,
+    BENCH_SYNC_INSTANCES, BODY_TIMEOUT_SECS, DEFAULT_BODY_MEMORY_MIB, DEFAULT_CACHE_MIB,
+    DEFAULT_MAX_CONNECTIONS, DEFAULT_THREADS, HEAD_TIMEOUT_SECS, MALLOC_ARENAS, MAX_DATASET_BYTES,
+    OFFLINE_CACHE_MIB, READ_TIMEOUT_SECS, SHUTDOWN_GRACE_SECS, WATCH_TIMEOUT_SECS,
 };
 use crate::log::Format;
 use crate::seed;
@@ -72,6 +72,9 @@ pub struct Serve {
     /// seconds a request body may take to arrive; later is HTTP 408 (default 120)
     #[argh(option, default = "BODY_TIMEOUT_SECS")]
     pub body_timeout_secs: u64,
+    /// seconds a resource_watch with a cursor waits for an event (default 20, as bk-cmdb)
+    #[argh(option, default = "WATCH_TIMEOUT_SECS")]
+    pub watch_timeout_secs: u64,
     /// serve the test-double routes under /_cmdb/ (reset, load, requests, faults)
     #[argh(switch)]
     pub admin: bool,
@@ -191,6 +194,9 @@ pub struct Bench {
     /// the server's HTTP worker threads (default 16)
     #[argh(option, default = "DEFAULT_THREADS")]
     pub threads: usize,
+    /// idle resource_watch long polls beside the creates of the watchers comparison (default 100)
+    #[argh(option, default = "BENCH_IDLE_WATCHERS")]
+    pub watchers: usize,
 }
 
 /// Why a command failed: a usage error (exit 2, as Rust's and most Unix tools) or a failure
@@ -417,6 +423,7 @@ fn serve(s: Serve) -> Result<i32, Fail> {
         language,
         read_timeout: Duration::from_secs(read_timeout),
         body_timeout: Duration::from_secs(body_timeout),
+        watch_timeout: Duration::from_secs(s.watch_timeout_secs),
         health: Arc::clone(&health),
         admin: s.admin.then(|| seed.clone()),
         max_connections,
@@ -612,6 +619,7 @@ fn run_bench(b: Bench) -> Result<i32, Fail> {
         dir: b.dir,
         cache_mib: b.cache_mib,
         threads: b.threads,
+        watchers: b.watchers,
     })?;
     Ok(0)
 }

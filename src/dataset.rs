@@ -94,6 +94,8 @@ fn unique<T>(items: &[T], what: &str, id: impl Fn(&T) -> i64) -> Result<(), CcEr
 pub fn import(store: &Store, ds: &Dataset) -> Result<usize, String> {
     store
         .write_alone(|tx| {
+            // A dataset is the store's starting point, not a change: no events.
+            tx.without_events();
             let mut loader = Loader::head(tx, ds, topology::Source::copy(ds))?;
             for entry in &ds.processes {
                 loader.process(tx, entry.clone())?;
@@ -219,6 +221,7 @@ pub fn import_file(
     let topo = topology::Source::take(&mut head);
     store
         .write_alone(|tx| {
+            tx.without_events();
             let mut loader = Loader::head(tx, &head, topo)?;
             let mut failed = None;
             let stream = ProcessStream {

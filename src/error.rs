@@ -88,6 +88,8 @@ pub mod code {
     pub const BUILT_IN_FORBIDDEN: i64 = 1199054;
     pub const HAS_CHILD_NODE: i64 = 1199055;
     pub const REFERENCED_RECORD: i64 = 1199056;
+    // resource_watch.
+    pub const EVENT_NODE_NOT_EXIST: i64 = 1103007;
 }
 
 /// `(code, en template, zh template)`: the catalogue of every code these APIs answer with
@@ -401,6 +403,11 @@ const CATALOGUE: &[(i64, &str, &str)] = &[
         code::REFERENCED_RECORD,
         "remove referenced record forbidden",
         "禁止删除被引用记录",
+    ),
+    (
+        code::EVENT_NODE_NOT_EXIST,
+        "Event chain node not exist",
+        "事件节点不存在",
     ),
 ];
 

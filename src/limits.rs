@@ -111,6 +111,9 @@ pub const IMPORT_PROGRESS_EVERY: usize = 100_000;
 pub const BENCH_SECS: f64 = 3.0;
 pub const BENCH_CONNECTIONS: usize = 8;
 pub const BENCH_LIST_SIZE: usize = 100;
+/// `bench`: `resource_watch` long polls waiting (on hosts, which nothing changes) beside the
+/// creates of the idle-watchers comparison.
+pub const BENCH_IDLE_WATCHERS: usize = 100;
 /// `bench`: the slices a measurement is cut into, alternating with what it is compared with.
 pub const BENCH_ROUNDS: usize = 3;
 /// `bench --scale`: processes of the small and (default) large store, processes per service
@@ -141,6 +144,22 @@ pub const MAX_REQUESTS_PER_COMMIT: usize = 128;
 /// Microseconds the group-commit writer waits, at most, for as many requests as its last batch
 /// held before it starts the next batch (`store/group.rs`).
 pub const BATCH_LINGER_MICROS: u64 = 300;
+/// Seconds of change log `resource_watch` answers from (bk-cmdb's `ttlSeconds`, 6 hours); older
+/// events are not answered and are removed by the next write of their resource.
+pub const EVENT_WINDOW_SECS: u32 = 6 * 60 * 60;
+/// Events kept per watched resource; beyond it the oldest go first. A process event is
+/// 0.5-1 KiB on disk (its whole record), so a full log of processes costs about 100 MiB and a
+/// full log of every resource at most 300 MiB.
+pub const MAX_EVENTS_PER_RESOURCE: u64 = 100_000;
+/// Events in one `resource_watch` answer after the first (bk-cmdb's `eventStep`, 200; an
+/// answer holds at most 201).
+pub const WATCH_EVENTS_PER_ANSWER: usize = 200;
+/// Seconds a `resource_watch` with a cursor waits for an event before answering that nothing
+/// happened (bk-cmdb's `timeoutWatchLoopSeconds`, 20: it answers once the clock's whole
+/// seconds have moved past it, 20-21 s) (`serve --watch-timeout-secs`).
+pub const WATCH_TIMEOUT_SECS: u64 = 20;
+/// Milliseconds bk-cmdb's event server sleeps before answering a malformed or refused watch.
+pub const WATCH_ERROR_DELAY_MS: u64 = 500;
 /// Bytes of a lenient fixture (`cmdb-lite/fixture-1`), which is read whole into memory;
 /// larger datasets are strict and streamed.
 pub const MAX_FIXTURE_BYTES: usize = 2 * 1024 * 1024;

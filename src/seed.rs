@@ -39,6 +39,8 @@ impl Seed {
 
     /// Loads the seed into an open transaction; returns the number of records.
     pub fn load_in(&self, tx: &mut WriteTx, now_ms: i64) -> Result<usize, CcError> {
+        // A seed is the store's starting point, not a change anyone watches: no events.
+        tx.without_events();
         match self {
             Seed::Demo => load_text_in(tx, dataset::DEMO.as_bytes(), now_ms),
             // The built-in records every store holds.
@@ -70,6 +72,7 @@ fn is_fixture(raw: &[u8]) -> bool {
 
 /// Loads a dataset or fixture given as text into an open transaction.
 pub fn load_text_in(tx: &mut WriteTx, raw: &[u8], now_ms: i64) -> Result<usize, CcError> {
+    tx.without_events();
     if !is_fixture(raw) {
         return dataset::import_bytes_in(tx, raw);
     }

@@ -102,6 +102,7 @@ impl Builder {
             language: self.language,
             read_timeout: Duration::from_secs(READ_TIMEOUT_SECS),
             body_timeout: Duration::from_secs(BODY_TIMEOUT_SECS),
+            watch_timeout: Duration::from_secs(crate::limits::WATCH_TIMEOUT_SECS),
             admin: Some(self.seed.clone()),
             gate: Default::default(),
             floor: None,

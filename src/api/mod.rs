@@ -13,6 +13,7 @@ pub mod service_template;
 pub mod template_sync;
 pub mod topology;
 pub mod topology_write;
+pub mod watch;
 
 use crate::error::{CcError, Lang};
 use crate::store::Store;
@@ -90,6 +91,7 @@ pub enum Op {
     AddLabelForServiceInstance,
     RemoveLabelFromServiceInstance,
     ListServiceCategory,
+    ResourceWatch,
     SearchBusiness,
     SearchSet,
     SearchModule,
@@ -154,6 +156,15 @@ pub fn call(op: Op, ctx: &Ctx, store: &Store, input: Input) -> Result<Data, CcEr
         Op::AddLabelForServiceInstance => service_instance::add_labels(ctx, store, &input),
         Op::RemoveLabelFromServiceInstance => service_instance::remove_labels(ctx, store, &input),
         Op::ListServiceCategory => service_category::list(ctx, store, &input),
+        // The HTTP edge serves watches itself (`watch::serve`, permits released while waiting);
+        // called here, a watch waits the default time under the caller's permit.
+        Op::ResourceWatch => watch::serve(
+            ctx,
+            store,
+            &input,
+            std::time::Duration::from_secs(crate::limits::WATCH_TIMEOUT_SECS),
+            &|f| f(),
+        ),
         Op::SearchBusiness => topology::search_business(ctx, store, &input),
         Op::SearchSet => topology::search_set(ctx, store, &input),
         Op::SearchModule => topology::search_module(ctx, store, &input),

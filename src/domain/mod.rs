@@ -17,3 +17,4 @@ pub mod template_process;
 pub mod template_sync;
 pub mod topology;
 pub mod topology_write;
+pub mod watch;

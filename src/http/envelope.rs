@@ -47,6 +47,14 @@ pub fn render_with_permission(
     go_escape(out)
 }
 
+/// A `resource_watch` success in the native shape: bk-cmdb's event server writes it by string
+/// concatenation (`RespString`), with spaces after `:` and `,` and no `permission` key.
+pub fn render_event_success(data: &str) -> String {
+    go_escape(format!(
+        "{{\"result\": true, \"bk_error_code\": 0, \"bk_error_msg\": \"success\", \"data\": {data}}}"
+    ))
+}
+
 /// Escapes what bk-cmdb's JSON encoder (json-iterator with `EscapeHTML`) escapes and serde_json
 /// does not: `<`, `>`, `&`, U+2028 and U+2029. They can only occur inside JSON strings, so the
 /// whole text can be rewritten.

@@ -37,6 +37,8 @@ pub struct Config {
     pub read_timeout: Duration,
     /// How long a whole request body may take to arrive (`limits::BODY_TIMEOUT_SECS`).
     pub body_timeout: Duration,
+    /// How long a `resource_watch` waits for an event (`limits::WATCH_TIMEOUT_SECS`).
+    pub watch_timeout: Duration,
     /// `serve --admin`: the test-double routes (`admin.rs`), resetting to this seed.
     pub admin: Option<crate::seed::Seed>,
     /// Connections open at once (`limits::DEFAULT_MAX_CONNECTIONS`).
@@ -81,6 +83,7 @@ pub struct Server {
     /// A second descriptor of the listening socket (tiny_http owns the first), to stop
     /// accepting with.
     listener: std::net::TcpListener,
+    store: Arc<Store>,
 }
 
 /// What every request's thread shares.
@@ -89,6 +92,7 @@ struct Shared {
     lang: Lang,
     permits: Permits,
     body_timeout: Duration,
+    watch_timeout: Duration,
     /// The state of the admin routes, with `--admin` only.
     admin: Option<admin::Admin>,
     budget: budget::Budget,
@@ -127,10 +131,11 @@ impl Server {
             .ok_or_else(|| "listener has no IP address".to_string())?;
         let http = Arc::new(http);
         let shared = Shared {
-            store,
+            store: Arc::clone(&store),
             lang: config.language,
             permits: Permits::new(config.threads),
             body_timeout: config.body_timeout,
+            watch_timeout: config.watch_timeout,
             admin: config.admin.clone().map(admin::Admin::new),
             budget: budget::Budget::new(config.max_body_memory),
             log: Arc::clone(&log),
@@ -153,6 +158,7 @@ impl Server {
             receivers,
             addr,
             listener: own,
+            store,
         })
     }
 
@@ -173,6 +179,8 @@ impl Server {
     /// `grace` ran out (0 when every one finished).
     pub fn shutdown(self, grace: Duration) -> usize {
         stop_listening(&self.listener);
+        // Waiting watches answer now (nothing new) instead of holding their threads.
+        self.store.bell().stop();
         self.receivers.stop(|| self.http.unblock(), grace)
     }
 }
@@ -846,6 +854,7 @@ fn handle(
         rid: rid.to_string(),
         now_ms: crate::clock::now_ms(),
     };
+    let watch = route.op == api::Op::ResourceWatch;
     if let Ok(body) = &body {
         let asker = auth::Asker {
             family,
@@ -877,6 +886,20 @@ fn handle(
             params,
             query: query.to_string(),
         };
+        if watch {
+            // A watch takes a permit only to read the log, never while it waits.
+            let gate = |f: &mut dyn FnMut()| {
+                let _permit = shared.permits.acquire();
+                f();
+            };
+            return std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                api::watch::serve(&ctx, &shared.store, &input, shared.watch_timeout, &gate)
+            }))
+            .unwrap_or_else(|_| {
+                crate::log!("cmdb-lite: {rid}: handler panicked");
+                Err(CcError::with(code::INTERNAL, "proc"))
+            });
+        }
         let _permit = shared.permits.acquire();
         let _in_use = crate::metrics::PermitInUse::new();
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -888,6 +911,11 @@ fn handle(
         })
     });
     match result {
+        Ok(data) if watch && shape == Shape::Native => Reply {
+            status: 200,
+            body: envelope::render_event_success(&data.0),
+            headers: None,
+        },
         Ok(data) => Reply {
             status: 200,
             body: envelope::render(shape, true, 0, "success", &data.0, rid),

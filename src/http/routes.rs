@@ -440,6 +440,13 @@ pub const ROUTES: &[Route] = &[
         esb_name: "list_service_template_sync_status",
         esb_method: "POST",
     },
+    Route {
+        op: Op::ResourceWatch,
+        method: "POST",
+        path: "/api/v3/event/watch/resource/{bk_resource}",
+        esb_name: "resource_watch",
+        esb_method: "POST",
+    },
 ];
 
 /// What a path and method resolve to.

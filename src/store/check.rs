@@ -131,6 +131,12 @@ fn check_tx(tx: &ReadTx, p: &mut Sink<'_>) -> Result<(), CcError> {
     let sts: BTreeMap<i64, ServiceTemplate> = records(tx, p)?;
     let pts: BTreeMap<i64, ProcessTemplate> = records(tx, p)?;
     let sis: BTreeMap<i64, ServiceInstance> = records(tx, p)?;
+    // Every event of the change log decodes, its detail JSON.
+    tx.each_event(|ct, key, e| match e {
+        Ok(e) if serde_json::from_str::<Value>(&e.detail).is_ok() => {}
+        _ => p.push(format!("event {key} of change log {ct}: does not decode")),
+    })?;
+
     // Each record under its own id.
     for (&id, b) in &bizs {
         own(p, "business", id, b.bk_biz_id);

@@ -23,6 +23,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod changelog;
 pub mod check;
 pub mod codec;
 pub mod compact;
@@ -49,7 +50,7 @@ use group::{Batches, Work};
 use redb::{Database, Durability, ReadableDatabase};
 use std::cell::Cell;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard};
 
 pub use admin::ReadOnly;
@@ -75,6 +76,8 @@ pub struct Store {
     probe: Mutex<(std::time::Instant, std::time::Duration)>,
     /// Group commit: the batch write requests are joining (see `group.rs`).
     batches: Batches,
+    /// Wakes the watches waiting for events (`changelog.rs`).
+    bell: changelog::Bell,
 }
 
 struct Slot {
@@ -197,6 +200,14 @@ fn run_batch(db: &Database, jobs: Vec<Work>) -> (bool, bool) {
                 );
             }
         }
+        // Retention of the change log, outside every request's undo log.
+        if dirty && !broken && !IO_FAILED.get() {
+            tx.undo = None;
+            let mask = tx.events.tx_mask;
+            if tx.trim_logs(mask).is_err() {
+                broken = true;
+            }
+        }
         let txn = tx.into_txn();
         // A failure of the file itself leaves the transaction unusable.
         if broken || IO_FAILED.get() {
@@ -225,6 +236,7 @@ impl Store {
             degraded: AtomicBool::new(false),
             probe: Mutex::new((std::time::Instant::now(), std::time::Duration::ZERO)),
             batches: Batches::new(run_batch),
+            bell: changelog::Bell::default(),
         }
     }
 
@@ -462,11 +474,19 @@ impl Store {
         type Outcome<T> = Option<std::thread::Result<Result<T, CcError>>>;
         let slot: Arc<Mutex<Outcome<T>>> = Arc::new(Mutex::new(None));
         let out = Arc::clone(&slot);
+        // The resources this request wrote events of, to ring once its batch is durable.
+        let rang = Arc::new(AtomicU32::new(0));
+        let mask = Arc::clone(&rang);
         let job: Work = Box::new(move |tx: &mut WriteTx| {
+            tx.events.job_mask = 0;
             // Caught here, so a panicking job cannot take the writer (or its batch) down;
             // raised again on the job's own thread.
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(tx)));
             let kept = matches!(outcome, Ok(Ok(_)));
+            if kept {
+                tx.events.tx_mask |= tx.events.job_mask;
+                mask.store(tx.events.job_mask, Ordering::Release);
+            }
             *out.lock().unwrap_or_else(PoisonError::into_inner) = Some(outcome);
             kept
         });
@@ -492,7 +512,10 @@ impl Store {
                 code::DB_INSERT,
                 &"the group commit did not reach the disk",
             )),
-            Ok(Ok(v)) => Ok(v),
+            Ok(Ok(v)) => {
+                self.bell.ring(rang.load(Ordering::Acquire));
+                Ok(v)
+            }
         }
     }
 
@@ -509,7 +532,12 @@ impl Store {
         let mut tx = WriteTx::new(txn, None);
         match f(&mut tx) {
             Ok(v) => {
+                let mask = tx.events.job_mask;
+                if let Err(e) = tx.trim_logs(mask) {
+                    return Err(Self::abort(tx, e));
+                }
                 tx.into_txn().commit().map_err(write_err)?;
+                self.bell.ring(mask);
                 Ok(v)
             }
             Err(e) => Err(Self::abort(tx, e)),
@@ -603,10 +631,16 @@ impl Store {
         }
     }
 
+    /// The bell that wakes the watches waiting for events (`changelog::Bell`).
+    pub fn bell(&self) -> &changelog::Bell {
+        &self.bell
+    }
+
     /// Closes the database once the transactions in progress have ended (graceful shutdown).
     /// redb then records its allocator state, so the next open needs no repair. Later
     /// transactions are refused with a storage error.
     pub fn close(&self) -> Result<(), String> {
+        self.bell.stop();
         let mut slot = self.slot.write().unwrap_or_else(PoisonError::into_inner);
         slot.closed = true;
         match slot.db.take() {

@@ -170,5 +170,8 @@ pub(super) fn lay_out(db: &Database, p: &Path) -> Result<(), OpenError> {
         UNIQ_SI_TEMPLATE,
         UNIQ_ST_NAME
     );
+    for (_, def) in super::changelog::LOGS {
+        txn.open_table(*def).map_err(|e| other(&e))?;
+    }
     txn.commit().map_err(|e| other(&e))
 }

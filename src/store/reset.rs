@@ -38,6 +38,9 @@ fn fill<T>(
     txn.set_durability(Durability::Immediate)
         .map_err(write_err)?;
     let mut tx = WriteTx::new(txn, None);
+    // The store's new starting point, not a change anyone watches: no events (the old log goes
+    // with the old store).
+    tx.without_events();
     match f(&mut tx) {
         Ok(v) => {
             tx.into_txn().commit().map_err(write_err)?;

@@ -48,6 +48,18 @@ pub const UNIQ_ST_NAME: TableDefinition<(i64, &str), i64> = TableDefinition::new
 /// (service_template_id, process_template_id).
 pub const PT_BY_ST: TableDefinition<(i64, i64), ()> = TableDefinition::new("idx_pt_by_st");
 
+/// The change log `resource_watch` reads, one table per watched resource (`changelog::LOGS`):
+/// the event's stamp (seconds << 32 | ordinal in that second) → `changelog` bytes.
+pub const EVENTS_HOST: TableDefinition<u64, &[u8]> = TableDefinition::new("events_host");
+pub const EVENTS_HOST_RELATION: TableDefinition<u64, &[u8]> =
+    TableDefinition::new("events_host_relation");
+pub const EVENTS_BIZ: TableDefinition<u64, &[u8]> = TableDefinition::new("events_biz");
+pub const EVENTS_SET: TableDefinition<u64, &[u8]> = TableDefinition::new("events_set");
+pub const EVENTS_PLAT: TableDefinition<u64, &[u8]> = TableDefinition::new("events_plat");
+pub const EVENTS_MODULE: TableDefinition<u64, &[u8]> = TableDefinition::new("events_module");
+pub const EVENTS_PROCESS: TableDefinition<u64, &[u8]> = TableDefinition::new("events_process");
+pub const EVENTS_PROCESS_RELATION: TableDefinition<u64, &[u8]> =
+    TableDefinition::new("events_process_instance_relation");
 // Topology (businesses, sets, modules, hosts, cloud areas) and its indexes; maintained by
 // `WriteTx::put_set`/`put_module`/`put_host` in `store/topology.rs`.
 

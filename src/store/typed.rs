@@ -7,6 +7,7 @@
 //! golden-bytes test), its table in `tables.rs` (and in `open.rs`'s list of tables), its index
 //! tables and [`IndexKey`] variants in `keys.rs`, and an `impl Record` here.
 
+use super::changelog;
 use super::codec::{self, CodecError};
 use super::keys::{IndexKey, ProcKey};
 use super::layout::*;
@@ -33,11 +34,40 @@ pub trait Record: Sized {
     fn index(&self) -> Vec<IndexKey> {
         Vec::new()
     }
+    /// The change log its writes append to (a cursor number of `changelog::LOGS`), if any.
+    const LOG: Option<u8> = None;
+    /// The record as its events show it (bk-cmdb's document, keys sorted).
+    fn event_detail(&self) -> Value {
+        Value::Null
+    }
+}
+
+/// The event detail of a watched kind: its JSON without `hide`, its other attributes (`attrs`)
+/// beside its built-in fields, as one bk-cmdb document holds them.
+fn detail_without(rec: &impl serde::Serialize, hide: &[&str]) -> Value {
+    let mut v = serde_json::to_value(rec).unwrap_or(Value::Null);
+    if let Value::Object(m) = &mut v {
+        for k in hide {
+            m.remove(*k);
+        }
+        if let Some(Value::Object(attrs)) = m.remove("attrs") {
+            for (k, a) in attrs {
+                m.entry(k).or_insert(a);
+            }
+        }
+    }
+    v
 }
 
 /// A kind stored through a layout type of `layout.rs`.
 macro_rules! stored {
     ($rec:ident, $layout:ident, $table:expr, $what:expr, |$r:ident| $id:expr) => {
+        stored!($rec, $layout, $table, $what, |$r| $id, None, &[]);
+    };
+    ($rec:ident, $layout:ident, $table:expr, $what:expr, |$r:ident| $id:expr, log $log:expr, hide $hide:expr) => {
+        stored!($rec, $layout, $table, $what, |$r| $id, Some($log), $hide);
+    };
+    ($rec:ident, $layout:ident, $table:expr, $what:expr, |$r:ident| $id:expr, $log:expr, $hide:expr) => {
         impl Record for $rec {
             const TABLE: RecTable = $table;
             const WHAT: &'static str = $what;
@@ -54,13 +84,17 @@ macro_rules! stored {
             fn index(&self) -> Vec<IndexKey> {
                 <$rec>::index_keys(self)
             }
+            const LOG: Option<u8> = $log;
+            fn event_detail(&self) -> Value {
+                detail_without(self, $hide)
+            }
         }
     };
 }
 
 /// A kind whose older layout is still read: the current one first, then `$legacy`.
 macro_rules! stored_or_legacy {
-    ($rec:ident, $layout:ident, $legacy:ident, $table:expr, $what:expr, |$r:ident| $id:expr) => {
+    ($rec:ident, $layout:ident, $legacy:ident, $table:expr, $what:expr, |$r:ident| $id:expr, log $log:expr, hide $hide:expr) => {
         impl Record for $rec {
             const TABLE: RecTable = $table;
             const WHAT: &'static str = $what;
@@ -83,25 +117,26 @@ macro_rules! stored_or_legacy {
             fn index(&self) -> Vec<IndexKey> {
                 <$rec>::index_keys(self)
             }
+            const LOG: Option<u8> = Some($log);
+            fn event_detail(&self) -> Value {
+                detail_without(self, $hide)
+            }
         }
     };
 }
 
-stored_or_legacy!(
-    Business,
-    StoredBusiness,
-    LegacyBusiness,
-    BUSINESSES,
-    "business",
-    |r| r.bk_biz_id
-);
-stored_or_legacy!(Host, StoredHost, LegacyHost, HOSTS, "host", |r| r
-    .bk_host_id);
-stored!(Set, StoredSet, SETS, "set", |r| r.bk_set_id);
-stored!(CloudArea, StoredCloudArea, CLOUD_AREAS, "cloud area", |r| r
-    .bk_cloud_id);
-stored_or_legacy!(Module, StoredModule, LegacyModule, MODULES, "module", |r| r
-    .bk_module_id);
+// The watched kinds name their change log (`changelog::LOGS`) and the fields their events leave
+// out: a module's host list is not a field of bk-cmdb's module (its host relations have a log
+// of their own).
+stored_or_legacy!(Business, StoredBusiness, LegacyBusiness, BUSINESSES, "business", |r| r.bk_biz_id,
+    log changelog::BIZ, hide &[]);
+stored_or_legacy!(Host, StoredHost, LegacyHost, HOSTS, "host", |r| r.bk_host_id,
+    log changelog::HOST, hide &[]);
+stored!(Set, StoredSet, SETS, "set", |r| r.bk_set_id, log changelog::SET, hide &[]);
+stored!(CloudArea, StoredCloudArea, CLOUD_AREAS, "cloud area", |r| r.bk_cloud_id,
+    log changelog::PLAT, hide &[]);
+stored_or_legacy!(Module, StoredModule, LegacyModule, MODULES, "module", |r| r.bk_module_id,
+    log changelog::MODULE, hide &["hosts"]);
 stored!(
     ServiceCategory,
     StoredServiceCategory,
@@ -135,7 +170,9 @@ stored!(
     StoredRelation,
     RELATIONS,
     "relation of process",
-    |r| r.bk_process_id
+    |r| r.bk_process_id,
+    log changelog::PROCESS_RELATION,
+    hide &[]
 );
 
 /// The index entries of each kind (none for most).
@@ -240,5 +277,9 @@ impl Record for Map<String, Value> {
     }
     fn index(&self) -> Vec<IndexKey> {
         ProcKey::of(self).iter().map(ProcKey::index_key).collect()
+    }
+    const LOG: Option<u8> = Some(changelog::PROCESS);
+    fn event_detail(&self) -> Value {
+        Value::Object(self.clone())
     }
 }

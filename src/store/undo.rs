@@ -16,6 +16,8 @@ pub enum Undo {
     Seq(&'static str, Option<i64>),
     /// A setting's value before.
     Setting(String, Option<String>),
+    /// An event appended to a change log (`changelog.rs`): removed.
+    Event(super::changelog::LogTable, u64),
 }
 
 impl Undo {
@@ -36,6 +38,9 @@ impl Undo {
                     Some(v) => t.insert(name, v)?,
                     None => t.remove(name)?,
                 };
+            }
+            Undo::Event(def, key) => {
+                txn.open_table(def)?.remove(key)?;
             }
             Undo::Setting(key, old) => {
                 let mut t = txn.open_table(SETTINGS)?;

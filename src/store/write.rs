@@ -2,6 +2,7 @@
 //! the same transaction and, for a request sharing its transaction with others (group commit),
 //! notes what it replaced in the request's undo log (`undo.rs`).
 
+use super::changelog::{self, TxLog};
 use super::keys::{Held, IndexKey, ProcKey, key_parts};
 use super::read::Tx;
 use super::records::*;
@@ -9,6 +10,7 @@ use super::tables::*;
 use super::typed::{RecTable, Record};
 use super::undo::Undo;
 use super::{codec_err, write_err};
+use crate::domain::watch::EventType;
 use crate::error::{CcError, code};
 use redb::ReadableTable;
 use serde_json::{Map, Value};
@@ -37,6 +39,8 @@ pub struct WriteTx {
     /// transaction with others (group commit): a request that fails is rolled back from it
     /// alone. `None` for a transaction of its own, which an abort rolls back.
     pub(super) undo: Option<Vec<Undo>>,
+    /// The change log's state in this transaction (`changelog.rs`).
+    pub(super) events: TxLog,
 }
 
 impl Deref for WriteTx {
@@ -51,6 +55,7 @@ impl WriteTx {
         WriteTx {
             tx: Tx { txn },
             undo,
+            events: TxLog::new(true),
         }
     }
 
@@ -63,7 +68,7 @@ impl WriteTx {
     }
 
     /// Notes a write to take back if this request fails (group commit only).
-    fn log(&mut self, undo: impl FnOnce() -> Undo) {
+    pub(super) fn log(&mut self, undo: impl FnOnce() -> Undo) {
         if let Some(log) = &mut self.undo {
             log.push(undo());
         }
@@ -90,7 +95,19 @@ impl WriteTx {
     }
 
     fn put_at<R: Record>(&mut self, id: i64, rec: &R) -> Result<(), CcError> {
-        let old = self.put_bytes(R::TABLE, id, &rec.encode())?;
+        let bytes = rec.encode();
+        let old = self.put_bytes(R::TABLE, id, &bytes)?;
+        // A watched kind's change log: created, or updated unless nothing changed.
+        if let Some(ct) = R::LOG {
+            let t = match &old {
+                None => Some(EventType::Create),
+                Some(before) if *before == bytes => None,
+                Some(_) => Some(EventType::Update),
+            };
+            if let Some(t) = t {
+                self.emit(ct, t, id, rec.event_detail())?;
+            }
+        }
         let new_keys = rec.index();
         let old_keys = match old {
             Some(bytes) => R::decode(&bytes).map_err(codec_err)?.index(),
@@ -118,10 +135,13 @@ impl WriteTx {
         let Some(bytes) = old else {
             return Ok(());
         };
-        let keys = R::decode(&bytes).map_err(codec_err)?.index();
+        let old = R::decode(&bytes).map_err(codec_err)?;
         self.log(|| Undo::Rec(R::TABLE, id, Some(bytes)));
-        for key in &keys {
+        for key in &old.index() {
             self.unset_key(key, id)?;
+        }
+        if let Some(ct) = R::LOG {
+            self.emit(ct, EventType::Delete, id, old.event_detail())?;
         }
         Ok(())
     }
@@ -216,8 +236,16 @@ impl WriteTx {
     pub fn put_host(&mut self, h: &Host) -> Result<(), CcError> {
         self.put(h)
     }
+    /// Inserts or replaces a module; the hosts that join or leave it write host_relation
+    /// events.
     pub fn put_module(&mut self, m: &Module) -> Result<(), CcError> {
-        self.put(m)
+        let old = if self.events.enabled {
+            self.get::<Module>(m.bk_module_id)?
+        } else {
+            None
+        };
+        self.put(m)?;
+        self.emit_host_relations(old.as_ref(), m)
     }
     pub fn put_service_category(&mut self, c: &ServiceCategory) -> Result<(), CcError> {
         self.put(c)
@@ -294,11 +322,35 @@ impl WriteTx {
         // leaves an undo log that takes back exactly what this call wrote.
         let mut undo = Vec::new();
         let mut results = Vec::with_capacity(maps.len());
-        let outcome = insert_new(self.txn(), first, maps, rel, &mut undo, &mut results);
+        // The processes inserted, for their events (moved, not copied).
+        let mut inserted = self.events.enabled.then(Vec::new);
+        let outcome = insert_new(
+            self.txn(),
+            first,
+            maps,
+            rel,
+            &mut undo,
+            &mut results,
+            inserted.as_mut(),
+        );
         if let Some(log) = &mut self.undo {
             log.extend(undo);
         }
-        outcome.map(|()| results)
+        outcome?;
+        for (pid, mut map) in inserted.unwrap_or_default() {
+            map.insert("bk_process_id".into(), Value::from(pid));
+            self.emit(
+                changelog::PROCESS,
+                EventType::Create,
+                pid,
+                Value::Object(map),
+            )?;
+            let mut r = rel.clone();
+            r.bk_process_id = pid;
+            let detail = r.event_detail();
+            self.emit(changelog::PROCESS_RELATION, EventType::Create, pid, detail)?;
+        }
+        Ok(results)
     }
 
     /// Removes a process, its relation and its index entries.
@@ -316,6 +368,7 @@ fn insert_new(
     rel: &Relation,
     undo: &mut Vec<Undo>,
     results: &mut Vec<Result<i64, ProcKey>>,
+    mut inserted: Option<&mut Vec<(i64, Map<String, Value>)>>,
 ) -> Result<(), CcError> {
     let mut procs = txn.open_table(PROCESSES).map_err(write_err)?;
     let mut rels = txn.open_table(RELATIONS).map_err(write_err)?;
@@ -379,6 +432,9 @@ fn insert_new(
             }
         }
         results.push(Ok(pid));
+        if let Some(list) = inserted.as_deref_mut() {
+            list.push((pid, new.map));
+        }
     }
     Ok(())
 }

@@ -860,7 +860,57 @@ def check_injected_fault_then_recovery(ctx):
     expect(seen == [(1199014, True), (0, False)], "the journal shows the fault", journal)
 
 
+NO_EVENT_CURSOR = "MQ0xDTVlYTZkM2YzOTRjMWY1ZDk4NmU5YmQ4Ng1ub0V2ZW50DTENMQ0="
+
+
+def check_resource_watch_from_now(ctx):
+    # A fresh server has no event yet: bk-cmdb's NoEventCursor, to resume from.
+    data = ok(ctx.cc().resource_watch({"bk_resource": "process"}))
+    expect(data["bk_watched"] is False, "nothing watched yet", data)
+    expect(
+        data["bk_events"]
+        == [{"bk_cursor": NO_EVENT_CURSOR, "bk_resource": "process", "bk_event_type": "", "bk_detail": None}],
+        "one empty event with NoEventCursor",
+        data,
+    )
+    ctx.state["cursor"] = data["bk_events"][-1]["bk_cursor"]
+
+
+def check_resource_watch_follows_changes(ctx):
+    # The process worker was created, renamed and deleted by the checks above: follow the stream
+    # from the first cursor, as GSEKit does, until its delete.
+    _, worker_id = ctx.state["created"]
+    cursor, seen = ctx.state["cursor"], []
+    with ctx.client() as client:
+        for _ in range(50):
+            data = ok(
+                client.cc.resource_watch(
+                    {"bk_resource": "process", "bk_cursor": cursor,
+                     "bk_fields": ["bk_process_id", "bk_process_name"]}
+                )
+            )
+            expect(data["bk_watched"] is True, "events after the cursor", data)
+            for e in data["bk_events"]:
+                expect(e["bk_resource"] == "process", "resource", e)
+                if e["bk_detail"]["bk_process_id"] == worker_id:
+                    seen.append((e["bk_event_type"], e["bk_detail"]["bk_process_name"]))
+            cursor = data["bk_events"][-1]["bk_cursor"]
+            if seen and seen[-1][0] == "delete":
+                break
+    expect(
+        seen == [("create", "py-worker"), ("update", "py-worker-2"), ("delete", "py-worker-2")],
+        "create, update and delete of the worker, each as it left the record",
+        seen,
+    )
+    fails(
+        ctx.cc(language="en").resource_watch({"bk_resource": "process", "bk_cursor": "not-a-cursor"}),
+        1103007,
+        "Event chain node not exist",
+    )
+
+
 CHECKS = [
+    check_resource_watch_from_now,
     check_create_process_instance,
     check_list_process_instance,
     check_create_process_instance_business_error,
@@ -880,6 +930,8 @@ CHECKS = [
     check_list_process_related_info,
     check_find_host_by_service_template,
     check_process_lifecycle,
+    # Before any check resets the store (a reset replaces the change log with the store).
+    check_resource_watch_follows_changes,
     check_service_category_writes,
     check_template_sync,
     check_single_node_topology,

@@ -1,0 +1,697 @@
+//! The change log that `resource_watch` reads: one event per committed change of a watched
+//! record, written by the same `put_*`/`delete_*` that change the record, in its transaction.
+//! An event therefore exists if and only if its change committed, in commit order; a request
+//! rolled back inside a shared group commit takes its events back with its other writes (the
+//! undo log). Seeds and imports (`WriteTx::without_events`) write none.
+//!
+//! Each watched resource has a table (`LOGS`) keyed by the event's [`Stamp`]: bk-cmdb's oplog
+//! time, the second and the ordinal of the change within it, strictly increasing across the
+//! whole store (never below the last stamp written, whatever the clock does). A value is
+//! `[SCHEMA_VERSION, event type, record id (8 bytes, little-endian)] ++ detail JSON`.
+//!
+//! Retention (`trim`, run by the writer on each batch's transaction after its requests): events
+//! older than `EVENT_WINDOW_SECS` and beyond `MAX_EVENTS_PER_RESOURCE` are removed, oldest
+//! first, but never a resource's last event: it is bk-cmdb's watch token, after which a client
+//! holding its cursor resumes however old it is.
+//!
+//! [`Bell`] wakes the watches waiting for a resource once a commit that wrote its events is
+//! durable.
+
+use super::codec::SCHEMA_VERSION;
+use super::records::Module;
+use super::tables::*;
+use super::undo::Undo;
+use super::{ReadTx, WriteTx, read_err, write_err};
+use crate::domain::watch::{EventType, Stamp, oid};
+use crate::error::{CcError, code};
+use crate::limits::{EVENT_WINDOW_SECS, MAX_EVENTS_PER_RESOURCE};
+use redb::TableError;
+use redb::{ReadableTable, ReadableTableMetadata, TableDefinition};
+use serde::Serialize;
+use serde_json::Value;
+use std::sync::{Condvar, Mutex, PoisonError};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+pub type LogTable = TableDefinition<'static, u64, &'static [u8]>;
+
+/// The resources cmdb-lite writes events for: cursor number (`domain::watch::RESOURCES`) and
+/// table. Adding a kind is a line here and an `emit` in its `put_*`/`delete_*`.
+pub const LOGS: &[(u8, LogTable)] = &[
+    (2, EVENTS_HOST),
+    (3, EVENTS_HOST_RELATION),
+    (4, EVENTS_BIZ),
+    (5, EVENTS_SET),
+    (6, EVENTS_MODULE),
+    (9, EVENTS_PROCESS),
+    (10, EVENTS_PROCESS_RELATION),
+    (16, EVENTS_PLAT),
+];
+
+pub const HOST: u8 = 2;
+pub const HOST_RELATION: u8 = 3;
+pub const BIZ: u8 = 4;
+pub const SET: u8 = 5;
+pub const MODULE: u8 = 6;
+pub const PROCESS: u8 = 9;
+pub const PROCESS_RELATION: u8 = 10;
+pub const PLAT: u8 = 16;
+
+fn table(cursor_type: u8) -> Option<LogTable> {
+    LOGS.iter()
+        .find(|(t, _)| *t == cursor_type)
+        .map(|(_, def)| *def)
+}
+
+/// True if cmdb-lite writes events for this cursor number.
+pub fn is_logged(cursor_type: u8) -> bool {
+    table(cursor_type).is_some()
+}
+
+/// The bit of a resource in a mask of resources with new events.
+fn bit(cursor_type: u8) -> u32 {
+    1u32 << (cursor_type % 32)
+}
+
+/// One stored event.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Event {
+    pub stamp: Stamp,
+    pub event_type: EventType,
+    /// The record's id (for a host relation: module << 32 | host).
+    pub id: i64,
+    /// The record after the change (before it, for a delete), JSON with sorted keys.
+    pub detail: String,
+}
+
+const HEAD: usize = 10;
+
+fn encode(t: EventType, id: i64, detail: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEAD + detail.len());
+    out.push(SCHEMA_VERSION);
+    out.push(t.code());
+    out.extend_from_slice(&id.to_le_bytes());
+    out.extend_from_slice(detail.as_bytes());
+    out
+}
+
+fn bad(what: &str) -> CcError {
+    CcError::storage(code::DB_SELECT, &format!("a stored event {what}"))
+}
+
+/// The type of a stored event, from its first bytes alone.
+fn type_of(bytes: &[u8]) -> Result<EventType, CcError> {
+    if bytes.first() != Some(&SCHEMA_VERSION) {
+        return Err(bad("has another schema version"));
+    }
+    bytes
+        .get(1)
+        .and_then(|&c| EventType::from_code(c))
+        .ok_or_else(|| bad("has an unknown type"))
+}
+
+fn decode(key: u64, bytes: &[u8]) -> Result<Event, CcError> {
+    let event_type = type_of(bytes)?;
+    let id = bytes
+        .get(2..HEAD)
+        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+        .map(i64::from_le_bytes)
+        .ok_or_else(|| bad("is cut short"))?;
+    let detail = std::str::from_utf8(&bytes[HEAD..])
+        .map_err(|_| bad("is not UTF-8"))?
+        .to_string();
+    Ok(Event {
+        stamp: Stamp::from_key(key),
+        event_type,
+        id,
+        detail,
+    })
+}
+
+fn now_sec() -> u32 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs().min(u64::from(u32::MAX)) as u32)
+}
+
+/// An event's detail: the record's document (`Record::event_detail`, keys sorted) with `_id`
+/// (the record's oid) unless it is a delete, as bk-cmdb's change stream delivers documents and
+/// its delete archive strips `_id`.
+fn detail_text(cursor_type: u8, t: EventType, id: i64, mut v: Value) -> String {
+    if let Value::Object(m) = &mut v
+        && t != EventType::Delete
+    {
+        m.insert("_id".into(), Value::String(oid(cursor_type, id)));
+    }
+    serde_json::to_string(&v).unwrap_or_else(|_| "null".into())
+}
+
+/// A host's membership of a module as a host_relation event's detail (bk-cmdb's
+/// `cc_ModuleHostConfig` document).
+#[derive(Serialize)]
+struct HostRelation<'a> {
+    bk_biz_id: i64,
+    bk_host_id: i64,
+    bk_module_id: i64,
+    bk_set_id: i64,
+    bk_supplier_account: &'a str,
+}
+
+/// What a write transaction knows about the log.
+#[derive(Default)]
+pub struct TxLog {
+    /// False for seeds and imports: they write no events.
+    pub enabled: bool,
+    /// The last stamp issued in this transaction (`None`: not read from the tables yet).
+    last: Option<u64>,
+    /// Resources with events from the request running now, and from the whole transaction's
+    /// kept requests.
+    pub job_mask: u32,
+    pub tx_mask: u32,
+}
+
+impl TxLog {
+    pub fn new(enabled: bool) -> TxLog {
+        TxLog {
+            enabled,
+            ..TxLog::default()
+        }
+    }
+}
+
+impl WriteTx {
+    /// Appends an event for record `id` of resource `cursor_type` with the record's document
+    /// `detail` (a no-op in a seed or import).
+    pub(super) fn emit(
+        &mut self,
+        cursor_type: u8,
+        t: EventType,
+        id: i64,
+        detail: Value,
+    ) -> Result<(), CcError> {
+        if !self.events.enabled {
+            return Ok(());
+        }
+        let Some(def) = table(cursor_type) else {
+            return Ok(());
+        };
+        let key = self.next_stamp()?;
+        let detail = detail_text(cursor_type, t, id, detail);
+        {
+            let mut tbl = self.txn().open_table(def).map_err(write_err)?;
+            tbl.insert(key, encode(t, id, &detail).as_slice())
+                .map_err(write_err)?;
+        }
+        self.log(|| Undo::Event(def, key));
+        self.events.job_mask |= bit(cursor_type);
+        Ok(())
+    }
+
+    /// This transaction writes no events: a seed or an import is the store's starting point,
+    /// not a change anyone watches.
+    pub fn without_events(&mut self) {
+        self.events.enabled = false;
+    }
+
+    /// The next stamp: the clock's second with ordinal 0, or one past the last stamp issued,
+    /// whichever is later (strictly increasing across restarts and a clock set back).
+    fn next_stamp(&mut self) -> Result<u64, CcError> {
+        let last = match self.events.last {
+            Some(l) => l,
+            None => {
+                let mut l = 0;
+                for (_, def) in LOGS {
+                    let tbl = self.txn().open_table(*def).map_err(write_err)?;
+                    if let Some((k, _)) = tbl.last().map_err(write_err)? {
+                        l = l.max(k.value());
+                    }
+                }
+                l
+            }
+        };
+        let next = (last + 1).max(u64::from(now_sec()) << 32);
+        self.events.last = Some(next);
+        Ok(next)
+    }
+
+    /// The host_relation events of a module write: a delete for each host that left it, a
+    /// create for each that joined.
+    pub(super) fn emit_host_relations(
+        &mut self,
+        old: Option<&Module>,
+        new: &Module,
+    ) -> Result<(), CcError> {
+        if !self.events.enabled {
+            return Ok(());
+        }
+        let before: &[i64] = old.map_or(&[], |o| &o.hosts);
+        let left: Vec<i64> = before
+            .iter()
+            .filter(|h| !new.hosts.contains(h))
+            .copied()
+            .collect();
+        let joined: Vec<i64> = new
+            .hosts
+            .iter()
+            .filter(|h| !before.contains(h))
+            .copied()
+            .collect();
+        if left.is_empty() && joined.is_empty() {
+            return Ok(());
+        }
+        let supplier = self.setting("supplier_account")?.unwrap_or_default();
+        let changes = [
+            (EventType::Delete, old.unwrap_or(new), left),
+            (EventType::Create, new, joined),
+        ];
+        for (t, module, hosts) in changes {
+            for host in hosts {
+                let rel = HostRelation {
+                    bk_biz_id: module.bk_biz_id,
+                    bk_host_id: host,
+                    bk_module_id: module.bk_module_id,
+                    bk_set_id: module.bk_set_id,
+                    bk_supplier_account: &supplier,
+                };
+                let id = (module.bk_module_id << 32) | (host & 0xffff_ffff);
+                let detail = serde_json::to_value(&rel).unwrap_or(Value::Null);
+                self.emit(HOST_RELATION, t, id, detail)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Retention, on the writer's transaction after a batch's requests (nothing to take back):
+    /// for each resource in `mask`, removes the events older than the window and those beyond
+    /// the count, oldest first, keeping the last.
+    pub(crate) fn trim_logs(&mut self, mask: u32) -> Result<(), CcError> {
+        let cutoff = u64::from(now_sec().saturating_sub(EVENT_WINDOW_SECS)) << 32;
+        self.trim_to(mask, cutoff, MAX_EVENTS_PER_RESOURCE)
+    }
+
+    /// Removes events below `cutoff` and beyond `cap`, keeping the last.
+    fn trim_to(&mut self, mask: u32, cutoff: u64, cap: u64) -> Result<(), CcError> {
+        for (t, def) in LOGS {
+            if mask & bit(*t) == 0 {
+                continue;
+            }
+            let mut tbl = self.txn().open_table(*def).map_err(write_err)?;
+            let mut len = tbl.len().map_err(write_err)?;
+            while len > 1 {
+                let old = match tbl.first().map_err(write_err)? {
+                    Some((k, _)) => k.value() < cutoff,
+                    None => break,
+                };
+                if !old && len <= cap {
+                    break;
+                }
+                tbl.pop_first().map_err(write_err)?;
+                len -= 1;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The first key of the window (events older than it are not answered).
+pub fn window_start(now_sec: i64) -> u64 {
+    (now_sec.saturating_sub(i64::from(EVENT_WINDOW_SECS)).max(0) as u64) << 32
+}
+
+impl ReadTx {
+    /// A resource's log; `None` if cmdb-lite keeps none for it, or if the store has not
+    /// written one yet (a file laid out before the change log: the first write creates it).
+    fn log_table(
+        &self,
+        cursor_type: u8,
+    ) -> Result<Option<redb::ReadOnlyTable<u64, &'static [u8]>>, CcError> {
+        let Some(def) = table(cursor_type) else {
+            return Ok(None);
+        };
+        match self.txn.open_table(def) {
+            Ok(t) => Ok(Some(t)),
+            Err(TableError::TableDoesNotExist(_)) => Ok(None),
+            Err(e) => Err(read_err(e)),
+        }
+    }
+
+    /// The event at `stamp`, if it is still kept.
+    pub fn event_at(&self, cursor_type: u8, stamp: Stamp) -> Result<Option<Event>, CcError> {
+        let Some(t) = self.log_table(cursor_type)? else {
+            return Ok(None);
+        };
+        match t.get(stamp.key()).map_err(read_err)? {
+            Some(v) => Ok(Some(decode(stamp.key(), v.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The resource's last event, in the window or not (the watch token).
+    pub fn last_event(&self, cursor_type: u8) -> Result<Option<Event>, CcError> {
+        let Some(t) = self.log_table(cursor_type)? else {
+            return Ok(None);
+        };
+        match t.last().map_err(read_err)? {
+            Some((k, v)) => Ok(Some(decode(k.value(), v.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The first event with a key of at least `from`.
+    pub fn first_event_from(&self, cursor_type: u8, from: u64) -> Result<Option<Event>, CcError> {
+        let Some(t) = self.log_table(cursor_type)? else {
+            return Ok(None);
+        };
+        match t.range(from..).map_err(read_err)?.next() {
+            Some(item) => {
+                let (k, v) = item.map_err(read_err)?;
+                Ok(Some(decode(k.value(), v.value())?))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Up to `limit` events with keys above `after` whose type passes `keep`, in order.
+    pub fn events_after(
+        &self,
+        cursor_type: u8,
+        after: u64,
+        keep: impl Fn(EventType) -> bool,
+        limit: usize,
+    ) -> Result<Vec<Event>, CcError> {
+        let mut out = Vec::new();
+        let Some(t) = self.log_table(cursor_type)? else {
+            return Ok(out);
+        };
+        let Some(from) = after.checked_add(1) else {
+            return Ok(out);
+        };
+        for item in t.range(from..).map_err(read_err)? {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, v) = item.map_err(read_err)?;
+            if keep(type_of(v.value())?) {
+                out.push(decode(k.value(), v.value())?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every event of every resource, for `check`: (cursor number, key, decodes).
+    pub(crate) fn each_event(
+        &self,
+        mut f: impl FnMut(u8, u64, Result<Event, CcError>),
+    ) -> Result<(), CcError> {
+        for (ct, _) in LOGS {
+            let Some(t) = self.log_table(*ct)? else {
+                continue;
+            };
+            for item in t.iter().map_err(read_err)? {
+                let (k, v) = item.map_err(read_err)?;
+                f(*ct, k.value(), decode(k.value(), v.value()));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Wakes the watches waiting for new events of a resource. One condition variable per
+/// resource, so a commit wakes only the watches of the resources it wrote: a hundred watches of
+/// hosts sleep through every process create.
+pub struct Bell {
+    state: Mutex<BellState>,
+    rung: [Condvar; 32],
+}
+
+struct BellState {
+    /// Per resource bit: how many commits wrote its events.
+    generations: [u64; 32],
+    /// Set at shutdown: every wait returns at once.
+    stopping: bool,
+}
+
+impl Default for Bell {
+    fn default() -> Self {
+        Bell {
+            state: Mutex::new(BellState {
+                generations: [0; 32],
+                stopping: false,
+            }),
+            rung: [const { Condvar::new() }; 32],
+        }
+    }
+}
+
+impl Bell {
+    /// After a durable commit that wrote events of the resources in `mask`.
+    pub fn ring(&self, mask: u32) {
+        if mask == 0 {
+            return;
+        }
+        let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        for i in 0..32 {
+            if mask & (1 << i) != 0 {
+                s.generations[i] += 1;
+                self.rung[i].notify_all();
+            }
+        }
+    }
+
+    /// The resource's generation now: read it before looking at the log, then wait for it to
+    /// change.
+    pub fn generation(&self, cursor_type: u8) -> u64 {
+        let s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        s.generations[(cursor_type % 32) as usize]
+    }
+
+    /// Waits until the resource's generation differs from `seen` (true), or until `deadline`
+    /// or shutdown (false).
+    pub fn wait(&self, cursor_type: u8, seen: u64, deadline: Instant) -> bool {
+        let i = (cursor_type % 32) as usize;
+        let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            if s.generations[i] != seen {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if s.stopping || left.is_zero() {
+                return false;
+            }
+            s = self.rung[i]
+                .wait_timeout(s, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+
+    /// Shutdown: every waiting watch answers now, and later ones do not wait.
+    pub fn stop(&self) {
+        let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        s.stopping = true;
+        for c in &self.rung {
+            c.notify_all();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_round_trip() {
+        let b = encode(EventType::Delete, -5, "{\"a\":1}");
+        let e = decode(7, &b).unwrap();
+        assert_eq!(e.event_type, EventType::Delete);
+        assert_eq!(e.id, -5);
+        assert_eq!(e.detail, "{\"a\":1}");
+        assert!(decode(7, &b[..5]).is_err());
+        assert!(type_of(&[0, 0]).is_err());
+    }
+
+    use crate::store::Store;
+    use crate::store::records::{Business, Host, Module};
+
+    fn all(store: &Store, ct: u8) -> Vec<Event> {
+        store
+            .read(|tx| tx.events_after(ct, 0, |_| true, usize::MAX))
+            .unwrap()
+    }
+
+    fn module(hosts: Vec<i64>, name: &str) -> Module {
+        Module {
+            bk_module_id: 5,
+            bk_biz_id: 7,
+            bk_set_id: 3,
+            bk_module_name: name.into(),
+            service_template_id: 0,
+            service_category_id: 2,
+            default: 0,
+            hosts,
+            attrs: serde_json::json!({}),
+        }
+    }
+
+    /// Hosts, businesses and modules (with the host relations a module's host list implies)
+    /// write create and update events; an unchanged record writes none; a seed writes none.
+    #[test]
+    fn every_watched_kind_writes_its_events() {
+        let store = Store::memory().unwrap();
+        store
+            .write_alone(|tx| {
+                tx.without_events();
+                tx.put_host(&host(1, "10.0.0.1"))
+            })
+            .unwrap();
+        assert!(all(&store, HOST).is_empty(), "a seed writes no event");
+        store
+            .write(|tx| {
+                tx.set_setting("supplier_account", "0")?;
+                tx.put_host(&host(1, "10.0.0.2"))?;
+                tx.put_host(&host(2, "10.0.0.3"))?;
+                tx.put_host(&host(2, "10.0.0.3"))?;
+                tx.put_business(&Business {
+                    bk_biz_id: 7,
+                    bk_biz_name: "shop".into(),
+                    default: 0,
+                    attrs: serde_json::json!({}),
+                })?;
+                tx.put_module(&module(vec![1, 2], "m"))
+            })
+            .unwrap();
+        store
+            .write(|tx| tx.put_module(&module(vec![2, 3], "m2")))
+            .unwrap();
+        let types = |ct| -> Vec<(EventType, i64)> {
+            all(&store, ct)
+                .iter()
+                .map(|e| (e.event_type, e.id))
+                .collect()
+        };
+        use EventType::*;
+        assert_eq!(types(HOST), [(Update, 1), (Create, 2)]);
+        assert_eq!(types(BIZ), [(Create, 7)]);
+        assert_eq!(types(MODULE), [(Create, 5), (Update, 5)]);
+        let rel = |h: i64| (5i64 << 32) | h;
+        assert_eq!(
+            types(HOST_RELATION),
+            [
+                (Create, rel(1)),
+                (Create, rel(2)),
+                (Delete, rel(1)),
+                (Create, rel(3))
+            ]
+        );
+        let last = all(&store, HOST_RELATION).pop().unwrap();
+        assert_eq!(
+            last.detail,
+            r#"{"_id":"030000000000000500000003","bk_biz_id":7,"bk_host_id":3,"bk_module_id":5,"bk_set_id":3,"bk_supplier_account":"0"}"#
+        );
+        let m = all(&store, MODULE).pop().unwrap();
+        assert!(!m.detail.contains("hosts"), "{}", m.detail);
+        // Stamps increase in commit order across resources.
+        let mut stamps: Vec<u64> = LOGS
+            .iter()
+            .flat_map(|(ct, _)| all(&store, *ct))
+            .map(|e| e.stamp.key())
+            .collect();
+        let n = stamps.len();
+        stamps.sort_unstable();
+        stamps.dedup();
+        assert_eq!(stamps.len(), n, "every stamp is unique");
+    }
+
+    fn host(id: i64, ip: &str) -> Host {
+        Host {
+            bk_host_id: id,
+            bk_host_innerip: ip.into(),
+            bk_host_outerip: String::new(),
+            bk_host_innerip_v6: String::new(),
+            bk_host_outerip_v6: String::new(),
+            bk_cloud_id: 0,
+            attrs: serde_json::json!({}),
+        }
+    }
+
+    /// Requests sharing group commits, every other one failing after writing events: exactly
+    /// the successful ones' events remain, in commit order.
+    #[test]
+    fn a_failed_request_in_a_shared_batch_leaves_no_event() {
+        let store = Store::memory().unwrap();
+        std::thread::scope(|s| {
+            for t in 0..6i64 {
+                let store = &store;
+                s.spawn(move || {
+                    for i in 0..40i64 {
+                        let id = t * 1000 + i;
+                        let fail = i % 2 == 1;
+                        let r = store.write(move |tx| {
+                            tx.put_host(&host(id, "10.0.0.1"))?;
+                            if fail {
+                                return Err(CcError::plain(code::NOT_FOUND));
+                            }
+                            Ok(())
+                        });
+                        assert_eq!(r.is_err(), fail);
+                    }
+                });
+            }
+        });
+        let evs = all(&store, HOST);
+        assert_eq!(evs.len(), 6 * 20);
+        assert!(evs.iter().all(|e| e.id % 2 == 0));
+        for t in 0..6 {
+            let mine: Vec<i64> = evs
+                .iter()
+                .filter(|e| e.id / 1000 == t)
+                .map(|e| e.id)
+                .collect();
+            let expected: Vec<i64> = (0..40)
+                .filter(|i| i % 2 == 0)
+                .map(|i| t * 1000 + i)
+                .collect();
+            assert_eq!(mine, expected, "thread {t}'s events in its order");
+        }
+    }
+
+    /// Retention removes the oldest events beyond the count and before the cutoff, never the
+    /// last one.
+    #[test]
+    fn trimming_keeps_the_newest_and_the_last() {
+        let store = Store::memory().unwrap();
+        for i in 0..6 {
+            store
+                .write(move |tx| tx.put_host(&host(i, "10.0.0.1")))
+                .unwrap();
+        }
+        let ids = |store: &Store| -> Vec<i64> { all(store, HOST).iter().map(|e| e.id).collect() };
+        store.write_alone(|tx| tx.trim_to(bit(HOST), 0, 4)).unwrap();
+        assert_eq!(ids(&store), [2, 3, 4, 5]);
+        store
+            .write_alone(|tx| tx.trim_to(bit(HOST), u64::MAX, 100))
+            .unwrap();
+        assert_eq!(ids(&store), [5]);
+    }
+
+    #[test]
+    fn a_bell_wakes_only_its_resource() {
+        let bell = Bell::default();
+        let g = bell.generation(PROCESS);
+        bell.ring(bit(HOST));
+        let soon = Instant::now() + std::time::Duration::from_millis(20);
+        assert!(!bell.wait(PROCESS, g, soon));
+        bell.ring(bit(PROCESS));
+        assert!(bell.wait(
+            PROCESS,
+            g,
+            Instant::now() + std::time::Duration::from_secs(60)
+        ));
+        bell.stop();
+        let g = bell.generation(PROCESS);
+        assert!(!bell.wait(
+            PROCESS,
+            g,
+            Instant::now() + std::time::Duration::from_secs(60)
+        ));
+    }
+}
