@@ -605,33 +605,29 @@ fn batch_ids(obj: &Map<String, Value>) -> Result<Vec<i64>, CcError> {
 /// `find_set_batch` (spec topology 5.9): a bare array, ids of other businesses left out.
 pub fn find_set_batch(ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError> {
     let biz = parse_int(&arg(input, "bk_biz_id")).map_err(|e| CcError::raw(code::UNKNOWN, e))?;
-    let obj = body(input)?;
-    let ids = batch_ids(&obj)?;
-    let fields = decode::string_array(&obj, "fields")?;
-    if fields.is_empty() {
-        return Err(CcError::invalid("fields"));
-    }
-    let mut ids = ids;
-    ids.sort_unstable();
-    let out = store.read(|tx| {
-        let mut out = Vec::new();
-        for &id in &ids {
-            if let Some(s) = tx.set(id)?
-                && s.bk_biz_id == biz
-            {
-                let mut m = s.to_map();
-                rules::translate(Obj::Set, &mut m, ctx.lang);
-                out.push(project(m, &fields, true));
-            }
-        }
-        Ok(out)
-    })?;
-    Ok(Data::of(&out))
+    batch_read(ctx, store, input, biz, Obj::Set, |tx, id| {
+        Ok(tx.set(id)?.map(|s| (s.bk_biz_id, s.to_map())))
+    })
 }
 
 /// `find_module_batch` (spec topology 5.9).
 pub fn find_module_batch(ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError> {
     let biz = parse_int(&arg(input, "bk_biz_id")).map_err(|_| CcError::invalid("bk_biz_id"))?;
+    batch_read(ctx, store, input, biz, Obj::Module, |tx, id| {
+        Ok(tx.module(id)?.map(|m| (m.bk_biz_id, m.to_map())))
+    })
+}
+
+/// The two batch reads: `bk_ids` (sorted) and a non-empty `fields`; each record of business
+/// `biz` that `get` finds is translated and projected, in id order.
+fn batch_read(
+    ctx: &Ctx,
+    store: &Store,
+    input: &Input,
+    biz: i64,
+    obj_kind: Obj,
+    get: impl Fn(&crate::store::ReadTx, i64) -> Result<Option<(i64, Map<String, Value>)>, CcError>,
+) -> Result<Data, CcError> {
     let obj = body(input)?;
     let mut ids = batch_ids(&obj)?;
     let fields = decode::string_array(&obj, "fields")?;
@@ -642,11 +638,10 @@ pub fn find_module_batch(ctx: &Ctx, store: &Store, input: &Input) -> Result<Data
     let out = store.read(|tx| {
         let mut out = Vec::new();
         for &id in &ids {
-            if let Some(m) = tx.module(id)?
-                && m.bk_biz_id == biz
+            if let Some((of_biz, mut map)) = get(tx, id)?
+                && of_biz == biz
             {
-                let mut map = m.to_map();
-                rules::translate(Obj::Module, &mut map, ctx.lang);
+                rules::translate(obj_kind, &mut map, ctx.lang);
                 out.push(project(map, &fields, true));
             }
         }
