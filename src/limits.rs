@@ -190,6 +190,11 @@ pub const MIGRATION_CHUNK: usize = 1_024;
 pub const MIGRATION_SPARE_BYTES: u64 = 16 * 1024 * 1024;
 /// Bytes of a request's path written in its access-log line (longer paths end with `...`).
 pub const MAX_LOGGED_PATH_BYTES: usize = 512;
+/// A streamed list answer (`http/stream.rs`) is rendered into a buffer of about this many
+/// bytes at a time (plus the one piece that crosses it: an instance's own fields or one
+/// process), refilled only once the socket has taken it: what a slow reader of a large list
+/// holds. An answer that ends within the first buffer is sent whole, with its `Content-Length`.
+pub const STREAM_CHUNK_BYTES: usize = 64 * 1024;
 /// The online export (`GET /_cmdb/export`) hands its output to the connection in pieces of this
 /// many bytes, with at most `EXPORT_CHUNKS_IN_FLIGHT` of them waiting: its memory is bounded
 /// whatever the store's size.

@@ -752,6 +752,12 @@ fn thirty_two_large_bodies_at_once_stay_within_the_body_budget() {
 
 /// The demo dataset plus `instances` raw service instances of 1,000 processes each.
 fn large_dataset(path: &std::path::Path, instances: usize) {
+    dataset_of(path, instances, 1000, "")
+}
+
+/// The demo dataset plus `instances` raw service instances of `per` processes each, whose
+/// eight long-text fields (commands, paths) hold `filler` when it is not empty.
+fn dataset_of(path: &std::path::Path, instances: usize, per: usize, filler: &str) {
     let mut ds = demo_dataset();
     let now = "2026-01-02T03:04:05.678Z";
     let mut sis = ds["service_instances"].as_array().unwrap().clone();
@@ -766,7 +772,7 @@ fn large_dataset(path: &std::path::Path, instances: usize) {
     ds["service_instances"] = Value::Array(sis);
     let first_pid = 1_000_000i64;
     ds["sequences"]["service_instance"] = json!(1000 + instances as i64);
-    ds["sequences"]["process"] = json!(first_pid + (instances * 1000) as i64);
+    ds["sequences"]["process"] = json!(first_pid + (instances * per) as i64);
     // The processes are written one per line after the rest, as `import` streams them.
     let demo_processes = ds["processes"].as_array().unwrap().clone();
     ds["processes"] = json!([]);
@@ -787,20 +793,32 @@ fn large_dataset(path: &std::path::Path, instances: usize) {
     }
     for k in 0..instances {
         let si = 1000 + k as i64;
-        for i in 0..1000 {
-            let pid = first_pid + (k * 1000 + i) as i64;
+        for i in 0..per {
+            let pid = first_pid + (k * per + i) as i64;
             let name = format!("p{i}");
-            put(
-                &mut out,
-                &json!({"bk_process_id": pid, "bk_biz_id": 7, "bk_supplier_account": "0",
+            let mut p = json!({"bk_process_id": pid, "bk_biz_id": 7, "bk_supplier_account": "0",
                     "service_instance_id": si, "bk_process_name": name, "bk_func_name": name,
                     "bind_info": [{"enable": true, "ip": "127.0.0.1", "port": format!("{}", 1000 + i),
                                    "protocol": "1"}],
                     "create_time": now, "last_time": now, "bk_created_at": now, "bk_updated_at": now,
                     "bk_created_by": "admin", "bk_updated_by": null,
                     "relation": {"bk_biz_id": 7, "bk_process_id": pid, "service_instance_id": si,
-                                 "process_template_id": 0, "bk_host_id": 11, "bk_supplier_account": "0"}}),
-            );
+                                 "process_template_id": 0, "bk_host_id": 11, "bk_supplier_account": "0"}});
+            if !filler.is_empty() {
+                for f in [
+                    "bk_start_param_regex",
+                    "work_path",
+                    "start_cmd",
+                    "stop_cmd",
+                    "restart_cmd",
+                    "face_stop_cmd",
+                    "reload_cmd",
+                    "pid_file",
+                ] {
+                    p[f] = json!(filler);
+                }
+            }
+            put(&mut out, &p);
         }
     }
     write!(out, "]{tail}").unwrap();
@@ -925,4 +943,280 @@ fn reads_go_on_while_the_disk_is_full_on_a_large_store() {
     // One reopen per probe (first after 250 ms, then doubling up to 4 s): at most 6 in 10 s,
     // where a reopen per failed write made hundreds.
     assert!(reopens <= 8, "{reopens} reopens for {failed} failed writes");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Large list answers, streamed
+// ---------------------------------------------------------------------------------------------
+
+const DETAIL: &str = "/api/v3/findmany/proc/service_instance/details";
+
+/// Sends `body` on a new connection as HTTP/1.1, waits `wait`, then reads the answer
+/// `step` bytes at a time with a pause between reads; returns the body (chunks joined) and
+/// the status line.
+fn slow_read(addr: &str, path: &str, body: &str, wait: Duration, step: usize) -> (String, Vec<u8>) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    let mut req = format!(
+        "POST {path} HTTP/1.1\r\nHost: test\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in NATIVE_EN {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("Connection: close\r\n\r\n");
+    req.push_str(body);
+    s.write_all(req.as_bytes()).unwrap();
+    std::thread::sleep(wait);
+    let mut raw = Vec::new();
+    let mut buf = vec![0u8; step];
+    loop {
+        let n = s.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        raw.extend_from_slice(&buf[..n]);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    split_response(&raw)
+}
+
+/// The status line and the body (de-chunked if chunked) of one raw response.
+fn split_response(raw: &[u8]) -> (String, Vec<u8>) {
+    let at = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a head");
+    let head = String::from_utf8_lossy(&raw[..at]).to_string();
+    let mut rest = &raw[at + 4..];
+    let status = head.lines().next().unwrap().to_string();
+    if !head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        return (status, rest.to_vec());
+    }
+    let mut body = Vec::new();
+    loop {
+        let eol = rest
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .expect("a chunk size");
+        let size = usize::from_str_radix(std::str::from_utf8(&rest[..eol]).unwrap(), 16).unwrap();
+        rest = &rest[eol + 2..];
+        if size == 0 {
+            break;
+        }
+        body.extend_from_slice(&rest[..size]);
+        assert_eq!(&rest[size..size + 2], b"\r\n", "a chunk ends with CRLF");
+        rest = &rest[size + 2..];
+    }
+    (status, body)
+}
+
+#[test]
+fn sixty_four_slow_readers_of_large_lists_stay_within_the_formula() {
+    // 64 clients at once, each asking for a list of 400 processes whose eight long-text
+    // fields are full (2,000 bytes each: a 6.4 MiB answer), half as `list_process_instance`,
+    // half as `list_service_instance_detail`, and reading it slowly (nothing for 2 s, then
+    // 64 KiB at a time). Built whole, the answers waiting for their readers took hundreds of
+    // MiB together. Streamed, the server's peak RSS stays within ARCHITECTURE's formula:
+    // floor + redb cache + per connection its buffers and one stream buffer.
+    const KIB: u64 = 1024;
+    let (instances, per) = (4, 400);
+    let dir = TempDir::new("slow-readers");
+    let file = dir.join("large.json");
+    let db = dir.join("cmdb.redb");
+    dataset_of(&file, instances, per, &"x".repeat(2000));
+    let (code, out, err) = run_cli_within(
+        &[
+            "import",
+            file.to_str().unwrap(),
+            "--db",
+            db.to_str().unwrap(),
+        ],
+        900,
+    );
+    assert_eq!(code, 0, "import: {out}{err}");
+    let _ = std::fs::remove_file(&file);
+    let cache_mib = 16u64;
+    let s = Logged::start_file(&db, &["--threads", "4", "--cache-mib", "16"]);
+    served_within(s.addr(), Duration::from_secs(30));
+    let floor_kb = s.status("VmHWM");
+    let started = Instant::now();
+    let clients: Vec<_> = (0..64)
+        .map(|i| {
+            let addr = s.addr().to_string();
+            std::thread::spawn(move || {
+                let si = 1000 + (i % instances) as i64;
+                let (path, body) = if i % 2 == 0 {
+                    let body = json!({"bk_biz_id": 7, "service_instance_ids": [si],
+                        "page": {"start": 0, "limit": 1000}});
+                    (DETAIL, body)
+                } else {
+                    (LIST, json!({"bk_biz_id": 7, "service_instance_id": si}))
+                };
+                let wait = Duration::from_secs(2);
+                let (status, body) = slow_read(&addr, path, &body.to_string(), wait, 64 * 1024);
+                (i, status, body)
+            })
+        })
+        .collect();
+    let mut bytes = 0;
+    for t in clients {
+        let (i, status, body) = t.join().unwrap();
+        assert!(status.contains(" 200 "), "{status}");
+        bytes += body.len();
+        let v: Value = serde_json::from_slice(&body)
+            .unwrap_or_else(|e| panic!("client {i}: not JSON ({e}), {} bytes", body.len()));
+        assert_eq!(v["result"], true, "client {i}");
+        let processes = if i % 2 == 0 {
+            assert_eq!(v["data"]["count"], 1, "client {i}");
+            v["data"]["info"][0]["process_instances"].clone()
+        } else {
+            v["data"].clone()
+        };
+        let processes = processes.as_array().unwrap().clone();
+        assert_eq!(processes.len(), per, "client {i}");
+        let last = &processes[per - 1];
+        let fields = if i % 2 == 0 {
+            &last["process"]
+        } else {
+            &last["property"]
+        };
+        assert_eq!(
+            fields["reload_cmd"].as_str().unwrap().len(),
+            2000,
+            "client {i}"
+        );
+    }
+    let took = started.elapsed();
+    let hwm_kb = s.status("VmHWM");
+    // The formula of ARCHITECTURE "Bounds" for this run: floor + cache + 64 connections with a
+    // request in progress (their buffers and stacks, 256 KiB) + 64 stream buffers (64 KiB and
+    // one piece: a process, here 17 KiB) + 8 MiB for the allocator's slack.
+    let bound_kb = floor_kb + cache_mib * 1024 + 64 * 256 + 64 * (64 + 17) + 8 * 1024;
+    println!(
+        "64 slow readers of large lists: {} MiB read in {took:?}; VmHWM {} MiB (floor {} MiB, \
+         bound floor + {cache_mib} MiB cache + 64 x 256 KiB + 64 x 81 KiB + 8 MiB = {} MiB), \
+         VmRSS after {} MiB",
+        bytes as u64 / KIB / 1024,
+        hwm_kb / 1024,
+        floor_kb / 1024,
+        bound_kb / 1024,
+        s.status("VmRSS") / 1024
+    );
+    assert!(hwm_kb <= bound_kb, "peak {hwm_kb} kB over {bound_kb} kB");
+    served_within(s.addr(), Duration::from_secs(10));
+}
+
+/// One exchange on a new connection as HTTP/`version` (1.0 or 1.1, closing after it): the
+/// status line, the head and the body (de-chunked).
+fn exchange(
+    addr: &str,
+    version: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (String, Vec<u8>) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut req = format!(
+        "POST {path} HTTP/{version}\r\nHost: test\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    s.write_all(req.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let at = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a head");
+    let head = String::from_utf8_lossy(&raw[..at]).to_string();
+    (head, split_response(&raw).1)
+}
+
+#[test]
+fn a_streamed_list_is_byte_for_byte_the_list_built_whole() {
+    // An HTTP/1.0 client gets its answer built whole (tiny_http would buffer a body of
+    // unknown length for it anyway), an HTTP/1.1 client gets it streamed in chunks: the bytes
+    // are the same, for both lists, in the native and the ESB envelopes, with the characters
+    // Go escapes (`<`, `>`, `&`, U+2028) in the data and in the ESB's request id.
+    let s = Server::memory();
+    let weird = format!("<a&b>\u{2028}{}", "x".repeat(1990));
+    for k in 0..2 {
+        let processes: Vec<Value> = (0..60)
+            .map(|i| {
+                json!({"process_info": {"bk_process_name": format!("p{k}-{i}<&>"),
+                    "bk_func_name": format!("f{k}-{i}"), "start_cmd": weird, "stop_cmd": weird}})
+            })
+            .collect();
+        let r = s.native(
+            "/api/v3/create/proc/process_instance",
+            &json!({"bk_biz_id": 7, "service_instance_id": 30, "processes": processes}),
+        );
+        assert_eq!(r["result"], true, "{r}");
+    }
+    let esb_auth = r#""bk_app_code":"app","bk_app_secret":"secret","bk_username":"admin""#;
+    let cases = [
+        (
+            LIST,
+            r#"{"bk_biz_id":7,"service_instance_id":30}"#.to_string(),
+            121,
+        ),
+        (
+            DETAIL,
+            r#"{"bk_biz_id":7,"page":{"start":0,"limit":1000}}"#.to_string(),
+            0,
+        ),
+        (
+            "/api/c/compapi/v2/cc/list_process_instance/",
+            format!(r#"{{{esb_auth},"bk_biz_id":7,"service_instance_id":30}}"#),
+            121,
+        ),
+        (
+            "/api/c/compapi/v2/cc/list_service_instance_detail/",
+            format!(r#"{{{esb_auth},"bk_biz_id":7,"page":{{"start":0,"limit":1000}}}}"#),
+            0,
+        ),
+    ];
+    let mut headers = NATIVE_EN.to_vec();
+    headers.push(("X-Request-Id", "rid<&>0123456789"));
+    for (path, body, n) in &cases {
+        let (head10, whole) = exchange(s.addr.as_str(), "1.0", path, &headers, body);
+        let (head11, streamed) = exchange(s.addr.as_str(), "1.1", path, &headers, body);
+        assert!(
+            head10.contains(" 200 ") && head11.contains(" 200 "),
+            "{head10}\n{head11}"
+        );
+        assert!(!head10.to_ascii_lowercase().contains("chunked"), "{head10}");
+        assert!(
+            head11
+                .to_ascii_lowercase()
+                .contains("transfer-encoding: chunked"),
+            "{head11}"
+        );
+        assert!(whole.len() > 240 * 1024, "{path}: {} bytes", whole.len());
+        assert!(
+            whole == streamed,
+            "{path}: the streamed answer differs ({} bytes whole, {} streamed)",
+            whole.len(),
+            streamed.len()
+        );
+        let text = String::from_utf8(streamed).unwrap();
+        assert!(
+            text.contains(r"\u003ca\u0026b\u003e\u2028"),
+            "{path}: not escaped as Go does"
+        );
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["result"], true, "{path}");
+        if *n > 0 {
+            assert_eq!(v["data"].as_array().unwrap().len(), *n, "{path}");
+        }
+    }
 }

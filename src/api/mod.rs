@@ -10,6 +10,7 @@ pub mod process_template;
 pub mod service_category;
 pub mod service_instance;
 pub mod service_template;
+pub mod streamed;
 pub mod template_sync;
 pub mod topology;
 pub mod topology_write;

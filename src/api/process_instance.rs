@@ -7,7 +7,7 @@ use crate::domain::process::{self, ServerFields};
 use crate::error::{Arg, CcError, code};
 use crate::limits::MAX_PROCESSES_PER_REQUEST;
 use crate::store::records::Relation;
-use crate::store::{NewProcess, Store, WriteTx};
+use crate::store::{NewProcess, ReadTx, Store, WriteTx};
 use serde_json::{Map, Value};
 
 /// One decoded item of `processes`; `None` is a null or missing `process_info`.
@@ -175,39 +175,61 @@ pub(crate) fn create_prepared(
 /// `{"property": …, "relation": …}`. The answer is written straight from the stored bytes (no
 /// process map is built), so the work and memory are those of the answer alone.
 pub fn list(_ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError> {
+    super::streamed::call_whole(super::Op::ListProcessInstance, store, input)
+}
+
+/// `list_process_instance`'s request, decoded and checked; run on a snapshot, it lists the
+/// instance's processes of the business, one piece each (`streamed.rs`).
+pub(super) fn list_query(input: &Input) -> Result<super::streamed::Query, CcError> {
     let obj = decode::body_object(&input.body)?;
     let biz = decode::int(obj, "bk_biz_id")?;
     let si = decode::int(obj, "service_instance_id")?;
     if si == 0 {
         return Err(CcError::invalid("service_instance_id"));
     }
-    let json = store.read(|tx| {
-        let mut out = b"[".to_vec();
-        for pid in tx.process_ids_of(si)? {
+    Ok(Box::new(move |tx: &ReadTx| {
+        Ok(super::streamed::Listed {
+            head: b"[".to_vec(),
+            pieces: Box::new(Listing {
+                biz,
+                pids: tx.process_ids_of(si)?.into_iter(),
+                first: true,
+            }),
+            tail: "]",
+        })
+    }))
+}
+
+/// The pieces of `list_process_instance`: one `{"property":…,"relation":…}` each.
+struct Listing {
+    biz: i64,
+    pids: std::vec::IntoIter<i64>,
+    first: bool,
+}
+
+impl super::streamed::Pieces for Listing {
+    fn next(&mut self, tx: &ReadTx, out: &mut Vec<u8>) -> Result<bool, CcError> {
+        for pid in self.pids.by_ref() {
             let Some(relation) = tx.relation(pid)? else {
                 continue;
             };
-            if relation.bk_biz_id != biz {
+            if relation.bk_biz_id != self.biz {
                 continue;
             }
-            if out.len() > 1 {
+            if !std::mem::take(&mut self.first) {
                 out.push(b',');
             }
             out.extend_from_slice(b"{\"property\":");
-            if !tx.write_process_json(pid, &mut out)? {
+            if !tx.write_process_json(pid, out)? {
                 out.extend_from_slice(b"null");
             }
             out.extend_from_slice(b",\"relation\":");
             out.extend_from_slice(Data::of(&relation).0.as_bytes());
             out.push(b'}');
+            return Ok(true);
         }
-        out.push(b']');
-        Ok(out)
-    })?;
-    // Only serde_json wrote into `out`, and it writes UTF-8.
-    String::from_utf8(json)
-        .map(Data)
-        .map_err(|_| CcError::raw(code::DB_SELECT, "stored text is not UTF-8"))
+        Ok(false)
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -656,15 +656,14 @@ struct ProcessInstanceNg {
     relation: Relation,
 }
 
-#[derive(Serialize)]
-struct Detail {
-    #[serde(flatten)]
-    instance: ServiceInstance,
-    process_instances: Option<Vec<ProcessInstanceNg>>,
+/// `list_service_instance_detail`: spec 4.4 (built whole; `http` streams it instead).
+pub fn list_detail(_ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError> {
+    super::streamed::call_whole(super::Op::ListServiceInstanceDetail, store, input)
 }
 
-/// `list_service_instance_detail`: spec 4.4.
-pub fn list_detail(_ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError> {
+/// `list_service_instance_detail`'s request, decoded and checked; run on a snapshot, it lists
+/// the page (`streamed.rs`).
+pub(super) fn detail_query(input: &Input) -> Result<super::streamed::Query, CcError> {
     let obj = decode::body_object(&input.body)?;
     let biz = decode::int(obj, "bk_biz_id")?;
     let module = decode::int(obj, "bk_module_id")?;
@@ -702,29 +701,67 @@ pub fn list_detail(_ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcE
         ..Filter::default()
     };
     let keys = page::parse_sort(&page.sort)?;
-    let (count, info) = store.read(|tx| {
+    Ok(Box::new(move |tx: &ReadTx| {
         let found = filter.find(tx)?;
         let count = found.len();
-        let mut info = Vec::new();
-        for si in page::window(page::sort(found, &keys, sort_value), page.start, page.limit) {
-            let mut procs = Vec::new();
-            for pid in tx.process_ids_of(si.id)? {
-                let (Some(relation), Some(map)) = (tx.relation(pid)?, tx.process(pid)?) else {
-                    continue;
-                };
-                procs.push(ProcessInstanceNg {
-                    process: si_rules::process_out(&map)?,
-                    relation,
-                });
+        let items = page::window(page::sort(found, &keys, sort_value), page.start, page.limit);
+        Ok(super::streamed::Listed {
+            head: format!("{{\"count\":{count},\"info\":[").into_bytes(),
+            pieces: Box::new(Details {
+                items: items.into_iter(),
+                open: None,
+                first: true,
+            }),
+            tail: "]}",
+        })
+    }))
+}
+
+/// The pieces of `list_service_instance_detail`: each instance's own fields, then each of its
+/// processes, then the end of its `process_instances` (`null` when it has none).
+struct Details {
+    items: std::vec::IntoIter<ServiceInstance>,
+    /// The instance being written: its process ids still to write, and whether one was.
+    open: Option<(std::vec::IntoIter<i64>, bool)>,
+    first: bool,
+}
+
+impl super::streamed::Pieces for Details {
+    fn next(&mut self, tx: &ReadTx, out: &mut Vec<u8>) -> Result<bool, CcError> {
+        let Some((pids, any)) = &mut self.open else {
+            let Some(si) = self.items.next() else {
+                return Ok(false);
+            };
+            if !std::mem::take(&mut self.first) {
+                out.push(b',');
             }
-            info.push(Detail {
-                instance: si,
-                process_instances: (!procs.is_empty()).then_some(procs),
+            // `Detail` flattens the instance: its fields, then `process_instances`.
+            let fields = Data::of(&si).0;
+            out.extend_from_slice(fields.strip_suffix('}').unwrap_or(&fields).as_bytes());
+            out.extend_from_slice(b",\"process_instances\":");
+            self.open = Some((tx.process_ids_of(si.id)?.into_iter(), false));
+            return Ok(true);
+        };
+        for pid in pids.by_ref() {
+            let (Some(relation), Some(map)) = (tx.relation(pid)?, tx.process(pid)?) else {
+                continue;
+            };
+            let piece = ProcessInstanceNg {
+                process: si_rules::process_out(&map)?,
+                relation,
+            };
+            out.push(if std::mem::replace(any, true) {
+                b','
+            } else {
+                b'['
             });
+            out.extend_from_slice(Data::of(&piece).0.as_bytes());
+            return Ok(true);
         }
-        Ok((count, info))
-    })?;
-    Ok(Data::of(&Listing { count, info }))
+        out.extend_from_slice(if *any { b"]}" } else { b"null}" });
+        self.open = None;
+        Ok(true)
+    }
 }
 
 /// `delete_service_instance`: every id must be an instance of the business (1199006, repeats
@@ -879,4 +916,44 @@ pub fn remove_labels(_ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, C
         Ok(())
     })?;
     Ok(Data::null())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An item of `list_service_instance_detail` as one value: what [`Details`] writes in pieces.
+    #[derive(Serialize)]
+    struct Detail {
+        #[serde(flatten)]
+        instance: ServiceInstance,
+        process_instances: Option<Vec<ProcessInstanceNg>>,
+    }
+
+    /// The pieces `Details` writes for an instance are the text of the whole item.
+    #[test]
+    fn a_detail_in_pieces_is_the_detail_whole() {
+        let instance = ServiceInstance {
+            bk_biz_id: 3,
+            id: 7,
+            name: "a<b>&c".into(),
+            labels: Some(BTreeMap::from([("k".into(), "v".into())])),
+            service_template_id: 0,
+            bk_host_id: 9,
+            bk_module_id: 11,
+            creator: "admin".into(),
+            modifier: "admin".into(),
+            create_time: 1_700_000_000_123,
+            last_time: 1_700_000_000_456,
+            bk_supplier_account: "0".into(),
+        };
+        let fields = Data::of(&instance).0;
+        let head = fields.strip_suffix('}').unwrap_or(&fields);
+        let whole = Data::of(&Detail {
+            instance,
+            process_instances: None,
+        })
+        .0;
+        assert_eq!(format!("{head},\"process_instances\":null}}"), whole);
+    }
 }

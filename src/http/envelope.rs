@@ -29,22 +29,35 @@ pub fn render_with_permission(
     data: &str,
     rid: &str,
 ) -> String {
+    let mut out = head(shape, ok, code, message, permission, rid);
+    out.reserve(data.len() + 1);
+    out.push_str(data);
+    out.push('}');
+    go_escape(out)
+}
+
+/// An envelope up to `"data":` (not yet escaped with [`go_escape`]); `data` and `}` follow.
+pub fn head(
+    shape: Shape,
+    ok: bool,
+    code: i64,
+    message: &str,
+    permission: &str,
+    rid: &str,
+) -> String {
     let (code_key, msg_key) = match shape {
         Shape::Native => ("bk_error_code", "bk_error_msg"),
         Shape::Gateway | Shape::Esb => ("code", "message"),
     };
-    let mut out = String::with_capacity(data.len() + message.len() + 96);
-    out.push_str(&format!(
+    let mut out = format!(
         "{{\"result\":{ok},\"{code_key}\":{code},\"{msg_key}\":{},\"permission\":{permission},",
         quote(message)
-    ));
+    );
     if shape == Shape::Esb {
         out.push_str(&format!("\"request_id\":{},", quote(rid)));
     }
     out.push_str("\"data\":");
-    out.push_str(data);
-    out.push('}');
-    go_escape(out)
+    out
 }
 
 /// A `resource_watch` success in the native shape: bk-cmdb's event server writes it by string

@@ -11,10 +11,11 @@ pub mod identity;
 pub mod ops;
 pub mod pool;
 pub mod routes;
+mod stream;
 
 use crate::api::{self, Ctx, Input};
 use crate::error::{CcError, Lang, code};
-use crate::limits::{BODY_READ_CHUNK_BYTES, MAX_BODY_BYTES};
+use crate::limits::{BODY_READ_CHUNK_BYTES, MAX_BODY_BYTES, STREAM_CHUNK_BYTES};
 use crate::store::Store;
 use envelope::Shape;
 use identity::Headers;
@@ -267,6 +268,9 @@ struct Trace {
     body: Vec<u8>,
     body_len: usize,
     fault: bool,
+    /// A list answer to stream (`stream.rs`): the reply's body is then the envelope up to
+    /// `"data":`, and `data` follows from this.
+    streamed: Option<api::streamed::Streamed>,
 }
 
 impl Reply {
@@ -326,6 +330,7 @@ fn serve(shared: &Shared, mut req: tiny_http::Request) {
         let at = (method.as_str(), path, started);
         return serve_ops(shared, route, req, &rid, &headers, at);
     }
+    let mut streamed = None;
     let reply = match (&shared.floor, &shared.admin) {
         (Some(shape), _) => floor_reply(shared, shape, &rid, &mut req, deadline),
         (None, Some(a)) if admin::is_admin_path(path) => {
@@ -357,29 +362,61 @@ fn serve(shared: &Shared, mut req: tiny_http::Request) {
                 req.drop_connection();
                 return;
             }
+            streamed = trace.streamed.take();
             reply
         }
     };
-    let (result, code) = outcome_of(reply.status, &reply.body);
-    let bytes = reply.body.len() as u64;
-    let status = reply.status;
-    let mut resp = tiny_http::Response::from_string(reply.body).with_status_code(reply.status);
-    let mut headers = reply.headers.unwrap_or_else(|| {
+    let (mut result, mut code) = outcome_of(reply.status, &reply.body);
+    let mut status = reply.status;
+    let mut body = reply.body;
+    let mut out_headers = reply.headers.unwrap_or_else(|| {
         vec![
             ("Content-Type", "application/json".to_string()),
             ("X-Request-Id", rid.clone()),
         ]
     });
-    headers.push(("Server", SERVER.clone()));
-    for (k, v) in &headers {
-        if k.eq_ignore_ascii_case("Connection") && v.eq_ignore_ascii_case("close") {
-            // tiny_http drops a `Connection` header; this closes the connection after the answer.
-            resp = resp.with_connection_close();
-        } else if let Ok(h) = tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()) {
-            resp.add_header(h);
+    out_headers.push(("Server", SERVER.clone()));
+    let mut stream = streamed.map(|s| stream::Body::new(body.clone(), s, &shared.permits, &rid));
+    if let Some(s) = &mut stream {
+        // An answer that ends within the first buffer goes whole, with its `Content-Length`
+        // (as every answer did); a failure before any byte is sent is an error envelope.
+        match s.fill(STREAM_CHUNK_BYTES) {
+            Ok(true) => {
+                body = stream
+                    .take()
+                    .and_then(stream::Body::whole)
+                    .unwrap_or_default()
+            }
+            Ok(false) => {}
+            Err(e) => {
+                stream = None;
+                let shape = shape_for(routes::family_of(path), &headers);
+                let refused = error_reply(200, shape, &e, lang, &rid);
+                (result, code) = outcome_of(refused.status, &refused.body);
+                status = refused.status;
+                body = refused.body;
+            }
         }
     }
-    let _ = req.respond(resp);
+    let mut bytes = body.len() as u64;
+    let (answered, sent) = match stream {
+        Some(s) => {
+            let sent = s.counter();
+            let resp = tiny_http::Response::new(status.into(), Vec::new(), s, None, None);
+            (req.respond(with_headers(resp, &out_headers)), Some(sent))
+        }
+        None => {
+            let resp = tiny_http::Response::from_string(body).with_status_code(status);
+            (req.respond(with_headers(resp, &out_headers)), None)
+        }
+    };
+    if let Some(sent) = sent {
+        bytes = sent.get();
+        if answered.is_err() {
+            result = false;
+            code = code::DB_SELECT;
+        }
+    }
     let (op, family) = match routes::resolve(&method, path) {
         Resolved::Found { route, family, .. } => (route.esb_name, family_name(family)),
         Resolved::WrongMethod(f) | Resolved::NotFound(f) => ("none", family_name(f)),
@@ -396,6 +433,22 @@ fn serve(shared: &Shared, mut req: tiny_http::Request) {
         started,
         bytes,
     });
+}
+
+/// `resp` with `headers`; `Connection: close` closes the connection after the answer.
+fn with_headers<R: Read>(
+    mut resp: tiny_http::Response<R>,
+    headers: &[(&'static str, String)],
+) -> tiny_http::Response<R> {
+    for (k, v) in headers {
+        if k.eq_ignore_ascii_case("Connection") && v.eq_ignore_ascii_case("close") {
+            // tiny_http drops a `Connection` header; this closes the connection after the answer.
+            resp = resp.with_connection_close();
+        } else if let Ok(h) = tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()) {
+            resp.add_header(h);
+        }
+    }
+    resp
 }
 
 /// `cmdb-lite/<version>`, the `Server` header of every answer.
@@ -855,6 +908,9 @@ fn handle(
         now_ms: crate::clock::now_ms(),
     };
     let watch = route.op == api::Op::ResourceWatch;
+    // tiny_http sends a body of unknown length chunked, except to an HTTP/1.0 client or one
+    // that asks for another transfer coding (`TE`), for which it would buffer it whole.
+    let streams = *req.http_version() >= (1, 1) && headers.first(&["TE"]).is_none();
     if let Ok(body) = &body {
         let asker = auth::Asker {
             family,
@@ -903,6 +959,16 @@ fn handle(
         let _permit = shared.permits.acquire();
         let _in_use = crate::metrics::PermitInUse::new();
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            if streams {
+                match api::streamed::call(route.op, &ctx, &shared.store, &input) {
+                    Some(Ok(s)) => {
+                        trace.streamed = Some(s);
+                        return Ok(api::Data::null());
+                    }
+                    Some(Err(e)) => return Err(e),
+                    None => {}
+                }
+            }
             api::call(route.op, &ctx, &shared.store, input)
         }))
         .unwrap_or_else(|_| {
@@ -911,6 +977,11 @@ fn handle(
         })
     });
     match result {
+        Ok(_) if trace.streamed.is_some() => Reply {
+            status: 200,
+            body: envelope::head(shape, true, 0, "success", "null", rid),
+            headers: None,
+        },
         Ok(data) if watch && shape == Shape::Native => Reply {
             status: 200,
             body: envelope::render_event_success(&data.0),

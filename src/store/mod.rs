@@ -30,6 +30,7 @@ pub mod compact;
 pub mod floor;
 mod group;
 pub mod keys;
+mod lasting;
 pub mod layout;
 mod migrate;
 mod open;
@@ -55,6 +56,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard};
 
 pub use admin::ReadOnly;
 pub use keys::ProcKey;
+pub use lasting::Lasting;
 pub use open::OpenError;
 pub use read::{ReadTx, Tx};
 pub use typed::Record;
@@ -78,6 +80,8 @@ pub struct Store {
     batches: Batches,
     /// Wakes the watches waiting for events (`changelog.rs`).
     bell: changelog::Bell,
+    /// The snapshots of streamed answers (`lasting.rs`), which a reopen or a close ends first.
+    lasting: lasting::Census,
 }
 
 struct Slot {
@@ -237,6 +241,7 @@ impl Store {
             probe: Mutex::new((std::time::Instant::now(), std::time::Duration::ZERO)),
             batches: Batches::new(run_batch),
             bell: changelog::Bell::default(),
+            lasting: lasting::Census::default(),
         }
     }
 
@@ -615,6 +620,7 @@ impl Store {
             *self.probe.lock().unwrap_or_else(PoisonError::into_inner) =
                 (std::time::Instant::now() + first, first / 2);
         }
+        self.lasting.drain();
         // Closing a latched database fails with the latched error by design; nothing to report.
         if let Some(old) = slot.db.take() {
             let _ = close_db(old);
@@ -643,6 +649,7 @@ impl Store {
         self.bell.stop();
         let mut slot = self.slot.write().unwrap_or_else(PoisonError::into_inner);
         slot.closed = true;
+        self.lasting.drain();
         match slot.db.take() {
             Some(db) => close_db(db),
             None => Ok(()),

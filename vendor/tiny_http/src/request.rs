@@ -461,7 +461,10 @@ impl Request {
             h.field.equiv("Connection") && h.value.as_str().eq_ignore_ascii_case("close")
         });
         let result = self.respond_unclosed(response);
-        if close {
+        // cmdb-lite patch: a body that failed part-way leaves the client mid-answer (a chunked
+        // body without its last chunk); the connection closes so that it cannot take what
+        // follows for the rest of this answer (upstream kept it open).
+        if close || result.is_err() {
             if let Some(p) = &self.in_progress {
                 p.0.close_after_reply();
             }
