@@ -34,6 +34,7 @@ mod lasting;
 pub mod layout;
 mod migrate;
 mod open;
+pub mod push_map;
 pub mod read;
 pub mod records;
 mod reset;
