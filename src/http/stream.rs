@@ -4,8 +4,8 @@
 //! one buffer of `STREAM_CHUNK_BYTES` (plus the piece that crosses it), never the answer.
 //! Each refill takes one of the `--threads` permits, as rendering the answer whole did.
 //!
-//! A failure after the head was sent (a read of the snapshot failing, or a reopen of the
-//! store asking the snapshot to end) can no longer become an error envelope: the body ends
+//! A failure after the head was sent (a read of the snapshot failing, or the store reopened
+//! or closed under it, which ends its snapshot) can no longer become an error envelope: the body ends
 //! with an I/O error, tiny_http then closes the connection without the last chunk, and the
 //! client sees an incomplete answer, never a complete wrong one.
 
@@ -70,12 +70,6 @@ impl<'a> Body<'a> {
         let _permit = self.permits.acquire();
         let Streamed { snapshot, listed } = &mut self.streamed;
         while self.buf.len() - self.pos < want {
-            if snapshot.wanted() {
-                return Err(crate::error::CcError::storage(
-                    crate::error::code::DB_SELECT,
-                    &"the store is being reopened",
-                ));
-            }
             self.scratch.clear();
             if !listed.pieces.next(snapshot.tx(), &mut self.scratch)? {
                 self.buf.extend_from_slice(self.tail.as_bytes());

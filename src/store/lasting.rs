@@ -1,41 +1,16 @@
 //! A read snapshot that outlives the call that took it: a streamed list answer renders its
-//! items from it while the client reads (`api::stream`), after its permit is given back.
+//! items from it while the client reads (`api::streamed`), after its permit is given back.
 //!
-//! It does not hold the store's slot (a slow reader would then hold every reopen, and every
-//! request queued behind one); it holds the database handle and is counted instead. A reopen
-//! or a close asks the lasting snapshots to end ([`Lasting::wanted`]), waits for them (each
-//! ends at its next piece, or when the client's socket times out), and only then closes the
-//! file: the database is never closed under a transaction.
+//! It holds redb's read transaction, not the store's slot, so a slow reader never holds a
+//! reopen (nor every request queued behind one). A reopen or a close does not wait for it:
+//! redb's `Database::close` releases the file at once, and a read transaction still alive then
+//! reads `DatabaseClosed` (what it already holds in memory may still be returned), so a streamed
+//! answer whose snapshot is gone ends at its next piece that needs the file.
 
 use super::{IO_FAILED, ReadTx, Store, read_err};
 use crate::error::{CcError, code};
 use redb::ReadableDatabase;
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, PoisonError};
-
-/// The count of lasting snapshots alive, and the flag that asks them to end.
-#[derive(Default)]
-pub(super) struct Census {
-    alive: std::sync::Mutex<usize>,
-    ended: std::sync::Condvar,
-    wanted: std::sync::atomic::AtomicBool,
-}
-
-impl Census {
-    /// Asks the lasting snapshots to end and waits until none is left; the caller holds the
-    /// slot alone, so no new one starts meanwhile.
-    pub(super) fn drain(&self) {
-        self.wanted.store(true, Ordering::Release);
-        let mut alive = self.alive.lock().unwrap_or_else(PoisonError::into_inner);
-        while *alive > 0 {
-            alive = self
-                .ended
-                .wait(alive)
-                .unwrap_or_else(PoisonError::into_inner);
-        }
-        self.wanted.store(false, Ordering::Release);
-    }
-}
+use std::sync::Arc;
 
 /// A read transaction of its own, with the store it came from.
 pub struct Lasting {
@@ -51,27 +26,12 @@ impl Lasting {
             .as_ref()
             .expect("the transaction lives as long as the snapshot")
     }
-
-    /// True once a reopen or a close waits for this snapshot to end.
-    pub fn wanted(&self) -> bool {
-        self.store.lasting.wanted.load(Ordering::Acquire)
-    }
-
-    /// Whether a read on this snapshot met a failure of the file (on this thread).
-    pub fn failed(&self) -> bool {
-        IO_FAILED.get()
-    }
 }
 
 impl Drop for Lasting {
     fn drop(&mut self) {
         drop(self.tx.take());
-        {
-            let census = &self.store.lasting;
-            let mut alive = census.alive.lock().unwrap_or_else(PoisonError::into_inner);
-            *alive -= 1;
-            census.ended.notify_all();
-        }
+        // A read of this snapshot met a failure of the file: reopen it, unless that was done.
         if IO_FAILED.take() {
             self.store.recover(self.generation);
         }
@@ -94,17 +54,10 @@ impl Store {
                     .db
                     .as_ref()
                     .expect("open_slot returns an open database");
-                let taken = db.begin_read().map_err(read_err).map(|txn| {
-                    *self
-                        .lasting
-                        .alive
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner) += 1;
-                    Lasting {
-                        tx: Some(ReadTx { txn }),
-                        store: Arc::clone(self),
-                        generation: slot.generation,
-                    }
+                let taken = db.begin_read().map_err(read_err).map(|txn| Lasting {
+                    tx: Some(ReadTx { txn }),
+                    store: Arc::clone(self),
+                    generation: slot.generation,
                 });
                 (taken, slot.generation)
             };

@@ -81,8 +81,6 @@ pub struct Store {
     batches: Batches,
     /// Wakes the watches waiting for events (`changelog.rs`).
     bell: changelog::Bell,
-    /// The snapshots of streamed answers (`lasting.rs`), which a reopen or a close ends first.
-    lasting: lasting::Census,
 }
 
 struct Slot {
@@ -242,7 +240,6 @@ impl Store {
             probe: Mutex::new((std::time::Instant::now(), std::time::Duration::ZERO)),
             batches: Batches::new(run_batch),
             bell: changelog::Bell::default(),
-            lasting: lasting::Census::default(),
         }
     }
 
@@ -621,7 +618,6 @@ impl Store {
             *self.probe.lock().unwrap_or_else(PoisonError::into_inner) =
                 (std::time::Instant::now() + first, first / 2);
         }
-        self.lasting.drain();
         // Closing a latched database fails with the latched error by design; nothing to report.
         if let Some(old) = slot.db.take() {
             let _ = close_db(old);
@@ -650,7 +646,6 @@ impl Store {
         self.bell.stop();
         let mut slot = self.slot.write().unwrap_or_else(PoisonError::into_inner);
         slot.closed = true;
-        self.lasting.drain();
         match slot.db.take() {
             Some(db) => close_db(db),
             None => Ok(()),
