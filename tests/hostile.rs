@@ -828,12 +828,11 @@ fn dataset_of(path: &std::path::Path, instances: usize, per: usize, filler: &str
 #[test]
 fn reads_go_on_while_the_disk_is_full_on_a_large_store() {
     // A store of CMDB_FULL_DISK_INSTANCES × 1,000 processes (20,000 by default, for CI's time;
-    // `CMDB_FULL_DISK_INSTANCES=200` for 200,000, which fails today: in a debug build the
-    // repair after a reopen takes longer than the clients' 30 s timeout, see ARCHITECTURE's
-    // "Known limits") under a file-size limit
-    // equal to its size, with 4 clients writing and failing: reads keep answering, and the file
-    // is reopened (which holds readers back for its repair) once per probe interval, not once
-    // per failed write.
+    // `CMDB_FULL_DISK_INSTANCES=200` for 200,000) under a file-size limit equal to its size,
+    // with 4 clients writing and failing: reads keep answering, and the file is reopened (which
+    // holds readers back while it opens: it loads the allocator state the last commit recorded,
+    // no repair) once per probe interval, not once per failed write. In a debug build redb's
+    // debug assertions walk every page during that open (see ARCHITECTURE's "Known limits").
     let instances: usize = std::env::var("CMDB_FULL_DISK_INSTANCES")
         .ok()
         .and_then(|v| v.parse().ok())
