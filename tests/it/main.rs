@@ -22,6 +22,7 @@ mod ops;
 mod process_instance;
 mod process_lifecycle;
 mod process_template;
+mod push;
 mod readme;
 mod robustness;
 mod service_category;
