@@ -193,6 +193,7 @@ pub(super) fn list_query(input: &Input) -> Result<super::streamed::Query, CcErro
                 first: true,
             }),
             tail: "]",
+            ended: false,
         })
     }))
 }

@@ -707,6 +707,7 @@ pub(super) fn detail_query(input: &Input) -> Result<super::streamed::Query, CcEr
                 first: true,
             }),
             tail: "]}",
+            ended: false,
         })
     }))
 }

@@ -7,6 +7,7 @@
 
 use super::{Ctx, Data, Input, Op};
 use crate::error::CcError;
+use crate::limits::STREAM_CHUNK_BYTES;
 use crate::store::{Lasting, ReadTx, Store};
 use std::sync::Arc;
 
@@ -16,11 +17,14 @@ pub trait Pieces {
     fn next(&mut self, tx: &ReadTx, out: &mut Vec<u8>) -> Result<bool, CcError>;
 }
 
-/// `data` as its head (`{"count":3,"info":[`), its pieces and its tail (`]}`).
+/// `data` as its head (`{"count":3,"info":[`, then the pieces already rendered), the pieces
+/// still to render, and its tail (`]}`).
 pub struct Listed {
     pub head: Vec<u8>,
     pub pieces: Box<dyn Pieces>,
     pub tail: &'static str,
+    /// True once `pieces` has nothing left: `head` then `tail` is the whole of `data`.
+    pub ended: bool,
 }
 
 /// A list answer and the snapshot its pieces are read from.
@@ -53,9 +57,22 @@ pub fn call(
         Ok(run) => run,
         Err(e) => return Some(Err(e)),
     };
+    // The first buffer is rendered with the query, where a failure of the file (a write
+    // failing beside it) runs the whole read again on the reopened file, as `Store::read` does:
+    // an answer that fits in it is never cut.
+    let first = |tx: &ReadTx| {
+        let mut listed = run(tx)?;
+        while listed.head.len() < STREAM_CHUNK_BYTES {
+            if !listed.pieces.next(tx, &mut listed.head)? {
+                listed.ended = true;
+                break;
+            }
+        }
+        Ok(listed)
+    };
     Some(
         store
-            .lasting(|tx| run(tx))
+            .lasting(first)
             .map(|(snapshot, listed)| Streamed { snapshot, listed }),
     )
 }
@@ -66,6 +83,7 @@ pub fn whole(tx: &ReadTx, listed: Listed) -> Result<Data, CcError> {
         head,
         mut pieces,
         tail,
+        ..
     } = listed;
     let mut out = head;
     while pieces.next(tx, &mut out)? {}

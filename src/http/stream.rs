@@ -43,13 +43,18 @@ impl<'a> Body<'a> {
     ) -> Self {
         let mut buf = go_escape(envelope).into_bytes();
         buf.extend_from_slice(&escape(std::mem::take(&mut streamed.listed.head)));
+        let done = streamed.listed.ended;
+        if done {
+            buf.extend_from_slice(streamed.listed.tail.as_bytes());
+            buf.push(b'}');
+        }
         Body {
             tail: streamed.listed.tail,
             streamed,
             buf,
             pos: 0,
             scratch: Vec::new(),
-            done: false,
+            done,
             permits,
             rid,
             sent: Rc::new(Cell::new(0)),
