@@ -634,6 +634,13 @@ impl Store {
             }
             Err(e) => crate::log!("cmdb-lite: {e}; trying again on the next request"),
         }
+        // The readers get the store for a whole probe interval after the open, however long the
+        // open took: the next write to try the file waits until then.
+        let mut probe = self.probe.lock().unwrap_or_else(PoisonError::into_inner);
+        let wait = probe
+            .1
+            .max(std::time::Duration::from_millis(WRITE_PROBE_FIRST_MILLIS));
+        probe.0 = probe.0.max(std::time::Instant::now() + wait);
     }
 
     /// The bell that wakes the watches waiting for events (`changelog::Bell`).
