@@ -52,7 +52,7 @@ use group::{Batches, Work};
 use redb::{Database, Durability, ReadableDatabase};
 use std::cell::Cell;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard};
 
 pub use admin::ReadOnly;
@@ -77,6 +77,9 @@ pub struct Store {
     /// doubling the wait), and that wait. The writes before it are refused at once, so that a
     /// full disk costs readers one reopen per probe, not one per write.
     probe: Mutex<(std::time::Instant, std::time::Duration)>,
+    /// Counts the reopens: a write that was let through the probe but waited for the store
+    /// while another reopen ran is refused, so the readers get the interval.
+    reopens: AtomicU64,
     /// Group commit: the batch write requests are joining (see `group.rs`).
     batches: Batches,
     /// Wakes the watches waiting for events (`changelog.rs`).
@@ -239,6 +242,7 @@ impl Store {
             file,
             degraded: AtomicBool::new(false),
             probe: Mutex::new((std::time::Instant::now(), std::time::Duration::ZERO)),
+            reopens: AtomicU64::new(0),
             batches: Batches::new(run_batch),
             bell: changelog::Bell::default(),
         }
@@ -433,6 +437,7 @@ impl Store {
         }
         // Degraded: only one write per probe interval tries the file; the others are refused
         // without touching it (the readers keep the slot).
+        let reopens = self.reopens.load(Ordering::Acquire);
         {
             let mut probe = self.probe.lock().unwrap_or_else(PoisonError::into_inner);
             let now = std::time::Instant::now();
@@ -446,6 +451,11 @@ impl Store {
         let mut slot = self.slot.write().unwrap_or_else(PoisonError::into_inner);
         if slot.closed {
             return Err(CcError::storage(code::DB_INSERT, &"the database is closed"));
+        }
+        if self.reopens.load(Ordering::Acquire) != reopens {
+            // Another try failed and reopened the file while this one waited: the readers get
+            // their interval first.
+            return Err(CcError::plain(code::DB_INSERT));
         }
         if slot.db.is_none() {
             self.reopen(&mut slot);
@@ -614,6 +624,7 @@ impl Store {
             return;
         }
         slot.generation += 1;
+        self.reopens.fetch_add(1, Ordering::AcqRel);
         if !self.degraded.swap(true, Ordering::AcqRel) {
             // Newly degraded: the first write may try the file again after the first wait.
             let first = std::time::Duration::from_millis(WRITE_PROBE_FIRST_MILLIS);
