@@ -53,6 +53,11 @@ pub fn call(
     store: &Arc<Store>,
     input: &Input,
 ) -> Option<Result<Streamed, CcError>> {
+    // While writes fail, each try latches the file under any snapshot in use: a streamed answer
+    // would be cut, a whole one is run again on the reopened file.
+    if store.degraded() {
+        return None;
+    }
     let run = match query(op, input)? {
         Ok(run) => run,
         Err(e) => return Some(Err(e)),
