@@ -65,7 +65,7 @@ fn raw_process(n: usize) -> Value {
     json!({"process_info": {"bk_process_name": format!("p{n:04}"), "bk_func_name": "worker",
         "bk_start_param_regex": format!("--id={n}"), "user": "ops",
         "work_path": format!("/srv/{}", n % 7), "proc_num": 1,
-        "bind_info": [{"ip": "127.0.0.1", "port": format!("{}", 10000 + n), "protocol": "1",
+        "bind_info": [{"ip": "127.0.0.1", "port": format!("{}", 10000 + n % 50000), "protocol": "1",
             "enable": true}]}})
 }
 
