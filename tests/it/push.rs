@@ -533,6 +533,7 @@ fn push_then_follow_changes() {
 
 #[test]
 fn a_push_killed_at_20_points_resumes_without_duplicates() {
+    let _alone = serial();
     let td = TempDir::new("push-kill");
     let db = td.join("source.redb");
     let (want, _) = source(&td, &db);
