@@ -5,14 +5,16 @@
 //! `label/label.go`).
 
 use super::process_instance::{self, Item};
-use super::service_template::Listing;
-use super::{Ctx, Data, Input};
+use super::process_lifecycle;
+use super::{Ctx, Data, Input, Listing};
 use crate::clock;
+use crate::domain::bound_process::HostIps;
 use crate::domain::decode;
 use crate::domain::page::{self, Page, SortValue};
 use crate::domain::process::{self, ServerFields};
-use crate::domain::service_instance::{self as si_rules, FirstProcess, Selector};
-use crate::domain::template_process::HostIps;
+use crate::domain::service_instance::{
+    self as si_rules, Candidate, Filter, FirstProcess, Selector,
+};
 use crate::error::{Arg, CcError, code};
 use crate::limits::{
     MAX_IDS_PER_DELETE, MAX_LABEL_ADD_INSTANCES, MAX_LIST_HOST_IDS,
@@ -20,7 +22,6 @@ use crate::limits::{
 };
 use crate::store::records::{Host, Kind, Relation, ServiceInstance};
 use crate::store::{ReadTx, Store, WriteTx};
-use regex::Regex;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -158,7 +159,7 @@ pub fn create(ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError> 
         }
         // bk-cmdb hands them all to `updateProcessInstances`: only unlocked fields change.
         if !template_items.is_empty() {
-            process_instance::update_in_tx(tx, &ctx, biz, &template_items)?;
+            process_lifecycle::update_in_tx(tx, &ctx, biz, &template_items)?;
         }
         Ok(ids)
     })?;
@@ -463,66 +464,51 @@ fn template_overrides(
     Ok(items)
 }
 
-/// What the list APIs filter on.
-#[derive(Default)]
-struct Filter {
-    biz: i64,
-    /// `Some` for `list_service_instance` and `_by_host`: only this supplier's instances.
-    supplier: Option<String>,
-    module: Option<i64>,
-    hosts: Vec<i64>,
-    ids: Option<Vec<i64>>,
-    name: Option<Regex>,
-    selectors: Vec<si_rules::Checked>,
+/// The fields of a stored instance that a [`Filter`] looks at.
+fn candidate(si: &ServiceInstance) -> Candidate<'_> {
+    Candidate {
+        biz: si.bk_biz_id,
+        supplier: &si.bk_supplier_account,
+        module: si.bk_module_id,
+        host: si.bk_host_id,
+        id: si.id,
+        name: &si.name,
+        labels: si.labels.as_ref(),
+    }
 }
 
-impl Filter {
-    fn keeps(&self, si: &ServiceInstance) -> bool {
-        si.bk_biz_id == self.biz
-            && self
-                .supplier
-                .as_ref()
-                .is_none_or(|s| &si.bk_supplier_account == s)
-            && self.module.is_none_or(|m| si.bk_module_id == m)
-            && (self.hosts.is_empty() || self.hosts.contains(&si.bk_host_id))
-            && self.ids.as_ref().is_none_or(|ids| ids.contains(&si.id))
-            && self.name.as_ref().is_none_or(|re| re.is_match(&si.name))
-            && si_rules::selectors_match(&self.selectors, si.labels.as_ref())
-    }
-
-    /// The matching instances in storage (id) order, read through the narrowest index.
-    fn find(&self, tx: &ReadTx) -> Result<Vec<ServiceInstance>, CcError> {
-        let candidates: Option<BTreeSet<i64>> = if let Some(m) = self.module {
-            Some(tx.service_instance_ids_of_module(m)?.into_iter().collect())
-        } else if !self.hosts.is_empty() {
-            let mut set = BTreeSet::new();
-            for h in &self.hosts {
-                set.extend(tx.service_instance_ids_of_host(*h)?);
-            }
-            Some(set)
-        } else {
-            self.ids.as_ref().map(|ids| ids.iter().copied().collect())
-        };
-        let mut out = Vec::new();
-        match candidates {
-            Some(ids) => {
-                for id in ids {
-                    if let Some(si) = tx.service_instance(id)?
-                        && self.keeps(&si)
-                    {
-                        out.push(si);
-                    }
-                }
-            }
-            None => tx.scan::<ServiceInstance>(|_, si| {
-                if self.keeps(&si) {
+/// The instances `filter` keeps, in storage (id) order, read through the narrowest index.
+fn find(filter: &Filter, tx: &ReadTx) -> Result<Vec<ServiceInstance>, CcError> {
+    let candidates: Option<BTreeSet<i64>> = if let Some(m) = filter.module {
+        Some(tx.service_instance_ids_of_module(m)?.into_iter().collect())
+    } else if !filter.hosts.is_empty() {
+        let mut set = BTreeSet::new();
+        for h in &filter.hosts {
+            set.extend(tx.service_instance_ids_of_host(*h)?);
+        }
+        Some(set)
+    } else {
+        filter.ids.as_ref().map(|ids| ids.iter().copied().collect())
+    };
+    let mut out = Vec::new();
+    match candidates {
+        Some(ids) => {
+            for id in ids {
+                if let Some(si) = tx.service_instance(id)?
+                    && filter.keeps(&candidate(&si))
+                {
                     out.push(si);
                 }
-                Ok(true)
-            })?,
+            }
         }
-        Ok(out)
+        None => tx.scan::<ServiceInstance>(|_, si| {
+            if filter.keeps(&candidate(&si)) {
+                out.push(si);
+            }
+            Ok(true)
+        })?,
     }
+    Ok(out)
 }
 
 /// `selectors`: `[{key, operator, values}]` as Go decodes `selector.Selectors`.
@@ -553,13 +539,6 @@ fn search_key(obj: &Map<String, Value>) -> Result<Option<String>, CcError> {
     }
 }
 
-/// The `name` filter of a search key: bk-cmdb hands `.*<key>.*` to MongoDB as a regular
-/// expression, unescaped; a pattern that does not compile fails the query (1199017).
-fn name_regex(key: Option<&str>) -> Result<Option<Regex>, CcError> {
-    key.map(|k| Regex::new(&format!(".*{k}.*")).map_err(|_| CcError::plain(code::DB_SELECT)))
-        .transpose()
-}
-
 /// A service instance's value for a sort field: its JSON, with its times as dates.
 fn sort_value(si: &ServiceInstance, field: &str) -> SortValue {
     match field {
@@ -583,12 +562,12 @@ fn list_instances(
         return Err(CcError::invalid("bk_biz_id"));
     }
     filter.selectors = si_rules::check_selectors(selectors)?;
-    filter.name = name_regex(search)?;
+    filter.name = si_rules::name_regex(search)?;
     let keys = page::parse_sort(&page.sort)?;
     if page.start < 0 {
         return Err(CcError::plain(code::DB_SELECT));
     }
-    let found = store.read(|tx| filter.find(tx))?;
+    let found = store.read(|tx| find(&filter, tx))?;
     let count = found.len();
     let info = page::window(page::sort(found, &keys, sort_value), page.start, page.limit);
     Ok(Data::of(&Listing { count, info }))
@@ -697,7 +676,7 @@ pub fn list_detail(_ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcE
     };
     let keys = page::parse_sort(&page.sort)?;
     let (count, info) = store.read(|tx| {
-        let found = filter.find(tx)?;
+        let found = find(&filter, tx)?;
         let count = found.len();
         let mut info = Vec::new();
         for si in page::window(page::sort(found, &keys, sort_value), page.start, page.limit) {

@@ -8,7 +8,7 @@
 //! whole sync runs in one write transaction before the answer (still `data: null`), so a client
 //! never sees a half-synced module, and the sync status reports it finished.
 
-use super::process_instance::detail_biz;
+use super::process_lifecycle::detail_biz;
 use super::service_instance::{create_for_sync, host_ips};
 use super::{Ctx, Data, Input};
 use crate::clock;
