@@ -21,10 +21,7 @@ mod server;
 use crate::client::Client;
 use crate::clock;
 use crate::domain::process::{self, ServerFields};
-use crate::limits::{
-    BENCH_HOSTS_PER_MODULE, BENCH_PROCESSES_PER_HOST, BENCH_PROCESSES_PER_INSTANCE, BENCH_ROUNDS,
-    BENCH_SCALE_SMALL, MAX_PROCESSES_PER_REQUEST,
-};
+use crate::limits::MAX_PROCESSES_PER_REQUEST;
 use crate::store::floor::{Floor, Shape};
 use crate::store::records::Relation;
 use dataset::*;
@@ -40,6 +37,30 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
+
+/// `bench` defaults: seconds each scenario is measured, connections of the concurrent
+/// scenarios, processes in the service instance the list scenario reads.
+pub const BENCH_SECS: f64 = 3.0;
+pub const BENCH_CONNECTIONS: usize = 8;
+pub const BENCH_LIST_SIZE: usize = 100;
+/// `bench`: `resource_watch` long polls waiting (on hosts, which nothing changes) beside the
+/// creates of the idle-watchers comparison.
+pub const BENCH_IDLE_WATCHERS: usize = 100;
+/// `bench`: the slices a measurement is cut into, alternating with what it is compared with.
+pub const BENCH_ROUNDS: usize = 3;
+/// `bench --scale`: processes of the small and (default) large store, processes per service
+/// instance in both.
+pub const BENCH_SCALE_SMALL: usize = 10_000;
+pub const BENCH_SCALE_LARGE: usize = 1_000_000;
+pub const BENCH_PROCESSES_PER_INSTANCE: usize = 1_000;
+/// `bench` datasets: hosts per host module (the module list_biz_hosts reads), and at least one
+/// host per so many processes (10,000 hosts for 1,000,000 processes), never fewer than one
+/// module's worth.
+pub const BENCH_HOSTS_PER_MODULE: usize = 1_000;
+pub const BENCH_PROCESSES_PER_HOST: usize = 100;
+/// `bench`: hosts (so service instances) of the module its template-sync scenario syncs, each
+/// instance with one process per each of the template's 3 process templates.
+pub const BENCH_SYNC_INSTANCES: usize = 1_000;
 
 /// What to run (the `bench` command's flags).
 pub struct Options {
