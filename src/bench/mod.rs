@@ -24,6 +24,7 @@ use crate::domain::process::{self, ServerFields};
 use crate::limits::MAX_PROCESSES_PER_REQUEST;
 use crate::store::floor::{Floor, Shape};
 use crate::store::records::Relation;
+use crate::tempdir::TempDir;
 use dataset::*;
 use report::*;
 use scale::*;
@@ -114,7 +115,10 @@ pub fn run(o: &Options) -> Result<(), String> {
             "--secs, --connections, --list-size and --sync-instances must be positive".into(),
         );
     }
-    let tmp = Temp::new(o.dir.as_deref())?;
+    let tmp = match &o.dir {
+        Some(base) => TempDir::new_in(base, "bench")?,
+        None => TempDir::new("bench")?,
+    };
     println!("{}", machine_line(o, tmp.path()));
     println!("load average before: {}", load_average());
     if o.scale {
@@ -152,7 +156,7 @@ fn load_average() -> String {
 // The throughput table
 // ---------------------------------------------------------------------------------------------
 
-fn throughput(o: &Options, tmp: &Temp) -> Result<(), String> {
+fn throughput(o: &Options, tmp: &TempDir) -> Result<(), String> {
     let time = Duration::from_secs_f64(o.secs);
     let slice = time / BENCH_ROUNDS as u32;
     let warm = time.min(Duration::from_millis(500)) / 2;
@@ -318,7 +322,7 @@ fn needs_sync(client: &mut Client) -> Result<bool, String> {
 /// later ones change a locked field of every process, a last one finds nothing to do. Each is
 /// one request and one transaction; the client waits for all of it. Compared with the floor's
 /// commit of as many process records in one transaction, alternating round by round.
-fn template_sync(o: &Options, tmp: &Temp, now: &str) -> Result<(), String> {
+fn template_sync(o: &Options, tmp: &TempDir, now: &str) -> Result<(), String> {
     const TEMPLATES: usize = 3;
     let n = o.sync_instances;
     let procs = n * TEMPLATES;

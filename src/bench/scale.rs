@@ -18,7 +18,7 @@ pub(super) struct ScaleSide {
     pub(super) db_bytes: u64,
 }
 
-pub(super) fn scale(o: &Options, tmp: &Temp) -> Result<(), String> {
+pub(super) fn scale(o: &Options, tmp: &TempDir) -> Result<(), String> {
     let per = BENCH_PROCESSES_PER_INSTANCE;
     if o.scale_processes < 10 * per || !o.scale_processes.is_multiple_of(per) {
         return Err(format!(

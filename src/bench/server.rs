@@ -83,28 +83,3 @@ pub(super) fn vm_hwm_kib(pid: u32) -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
 }
-
-/// A temporary folder, removed on drop.
-pub(super) struct Temp(PathBuf);
-
-impl Temp {
-    pub(super) fn new(base: Option<&Path>) -> Result<Temp, String> {
-        let base = base.map_or_else(std::env::temp_dir, Path::to_path_buf);
-        let p = base.join(format!("cmdb-lite-bench-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).map_err(|e| format!("cannot create {}: {e}", p.display()))?;
-        Ok(Temp(p))
-    }
-    pub(super) fn path(&self) -> &Path {
-        &self.0
-    }
-    pub(super) fn join(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for Temp {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
