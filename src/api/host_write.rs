@@ -204,15 +204,12 @@ pub fn add_host_to_business_idle(ctx: &Ctx, store: &Store, input: &Input) -> Res
     let obj = decode::body_object(&input.body)?;
     let biz = decode::int(obj, "bk_biz_id")?;
     let list = decode::array(obj, "bk_host_list")?.to_vec();
-    if list.is_empty() {
-        return Err(CcError::with(code::PARAMS_NEED_SET, "bk_host_list"));
-    }
-    if list.len() > MAX_HOSTS_PER_ADD {
-        return Err(CcError::exceed_limit(
-            "bk_host_list",
-            MAX_HOSTS_PER_ADD as i64,
-        ));
-    }
+    super::one_to_max(
+        list.len(),
+        "bk_host_list",
+        "bk_host_list",
+        MAX_HOSTS_PER_ADD,
+    )?;
     if biz == 0 {
         return Err(CcError::with(code::PARAMS_NEED_SET, "bk_biz_id"));
     }

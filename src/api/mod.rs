@@ -68,6 +68,18 @@ pub(crate) fn path_id(input: &Input, key: &str) -> Result<String, CcError> {
     })
 }
 
+/// The size of a request's list as bk-cmdb checks it: none is 1199010 naming `field`, more
+/// than `max` is 1199035 naming `what`.
+pub(crate) fn one_to_max(n: usize, field: &str, what: &str, max: usize) -> Result<(), CcError> {
+    if n == 0 {
+        return Err(CcError::with(crate::error::code::PARAMS_NEED_SET, field));
+    }
+    if n > max {
+        return Err(CcError::exceed_limit(what, max as i64));
+    }
+    Ok(())
+}
+
 /// `{count, info}`, the `data` of the list APIs (`info` is a list, or `None` where bk-cmdb
 /// answers a nil slice as null).
 #[derive(Serialize)]

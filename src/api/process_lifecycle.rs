@@ -178,15 +178,12 @@ pub fn delete(_ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError>
     let obj = decode::body_object(&input.body)?;
     let biz = decode::int(obj, "bk_biz_id")?;
     let ids = decode::int_array(obj, "process_instance_ids")?;
-    if ids.is_empty() {
-        return Err(CcError::with(code::PARAMS_NEED_SET, "bk_process_id"));
-    }
-    if ids.len() > MAX_IDS_PER_DELETE {
-        return Err(CcError::exceed_limit(
-            "delete process instance",
-            MAX_IDS_PER_DELETE as i64,
-        ));
-    }
+    super::one_to_max(
+        ids.len(),
+        "bk_process_id",
+        "delete process instance",
+        MAX_IDS_PER_DELETE,
+    )?;
     store.write(move |tx| delete_in_tx(tx, biz, &ids))?;
     Ok(Data::null())
 }

@@ -285,15 +285,12 @@ pub fn delete(_ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError>
     let obj = decode::body_object(&input.body)?;
     let biz = decode::int(obj, "bk_biz_id")?;
     let ids = decode::int_array(obj, "process_templates")?;
-    if ids.is_empty() {
-        return Err(CcError::with(code::PARAMS_NEED_SET, "process_templates"));
-    }
-    if ids.len() > MAX_PROC_TEMPLATES_PER_DELETE {
-        return Err(CcError::exceed_limit(
-            "delete process template",
-            MAX_PROC_TEMPLATES_PER_DELETE as i64,
-        ));
-    }
+    super::one_to_max(
+        ids.len(),
+        "process_templates",
+        "delete process template",
+        MAX_PROC_TEMPLATES_PER_DELETE,
+    )?;
     listable_business(biz)?;
     store.write(move |tx| {
         for id in ids {

@@ -93,15 +93,12 @@ pub fn create(ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError> 
     let biz = decode::int(obj, "bk_biz_id")?;
     let module_id = decode::int(obj, "bk_module_id")?;
     let instances = decode_instances(obj)?;
-    if instances.is_empty() {
-        return Err(CcError::with(code::PARAMS_NEED_SET, "service_instance_ids"));
-    }
-    if instances.len() > MAX_SERVICE_INSTANCES_PER_CREATE {
-        return Err(CcError::exceed_limit(
-            "create service instances",
-            MAX_SERVICE_INSTANCES_PER_CREATE as i64,
-        ));
-    }
+    super::one_to_max(
+        instances.len(),
+        "service_instance_ids",
+        "create service instances",
+        MAX_SERVICE_INSTANCES_PER_CREATE,
+    )?;
     let now = clock::format_ms(ctx.now_ms);
     let ctx = ctx.clone();
     let ids = store.write(move |tx| {
@@ -706,15 +703,12 @@ pub fn delete(_ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError>
     let obj = decode::body_object(&input.body)?;
     let biz = decode::int(obj, "bk_biz_id")?;
     let ids = decode::int_array(obj, "service_instance_ids")?;
-    if ids.is_empty() {
-        return Err(CcError::with(code::PARAMS_NEED_SET, "service_instance_ids"));
-    }
-    if ids.len() > MAX_IDS_PER_DELETE {
-        return Err(CcError::exceed_limit(
-            "delete service instance",
-            MAX_IDS_PER_DELETE as i64,
-        ));
-    }
+    super::one_to_max(
+        ids.len(),
+        "service_instance_ids",
+        "delete service instance",
+        MAX_IDS_PER_DELETE,
+    )?;
     store.write(move |tx| {
         let mut found = 0;
         for id in unique(&ids) {
@@ -777,15 +771,12 @@ pub fn add_labels(_ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcEr
     let biz = decode::int(obj, "bk_biz_id")?;
     let ids = decode::int_array(obj, "instance_ids")?;
     let labels = decode_labels(obj)?;
-    if ids.is_empty() {
-        return Err(CcError::with(code::PARAMS_NEED_SET, "instanceIDs"));
-    }
-    if ids.len() > MAX_LABEL_ADD_INSTANCES {
-        return Err(CcError::exceed_limit(
-            "add labels",
-            MAX_LABEL_ADD_INSTANCES as i64,
-        ));
-    }
+    super::one_to_max(
+        ids.len(),
+        "instanceIDs",
+        "add labels",
+        MAX_LABEL_ADD_INSTANCES,
+    )?;
     store.write(move |tx| {
         if biz == 0 {
             return Err(CcError::invalid("bk_biz_id"));
@@ -819,15 +810,12 @@ pub fn remove_labels(_ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, C
     let biz = decode::int(obj, "bk_biz_id")?;
     let ids = decode::int_array(obj, "instance_ids")?;
     let keys = decode::string_array(obj, "keys")?;
-    if ids.is_empty() {
-        return Err(CcError::with(code::PARAMS_NEED_SET, "InstanceIDs"));
-    }
-    if ids.len() > MAX_IDS_PER_DELETE {
-        return Err(CcError::exceed_limit(
-            "remove labels",
-            MAX_IDS_PER_DELETE as i64,
-        ));
-    }
+    super::one_to_max(
+        ids.len(),
+        "InstanceIDs",
+        "remove labels",
+        MAX_IDS_PER_DELETE,
+    )?;
     store.write(move |tx| {
         for id in label_targets(tx, biz, &ids)? {
             let Some(mut si) = tx.service_instance(id)? else {
