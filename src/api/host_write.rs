@@ -4,7 +4,7 @@
 //! the host's service instance and the template's processes in the same transaction
 //! (`service_instance::auto_create`); a host leaving a module loses its instances there.
 
-use super::service_instance::auto_create;
+use super::service_instance::{InModule, auto_create};
 use super::{Ctx, Data, Input};
 use crate::clock;
 use crate::domain::decode;
@@ -418,7 +418,14 @@ pub fn transfer_host_module(ctx: &Ctx, store: &Store, input: &Input) -> Result<D
                         .template_instance(m.bk_module_id, h.bk_host_id, st)?
                         .is_none()
                     {
-                        auto_create(tx, &ctx, &now, biz, m.bk_module_id, st, h)?;
+                        let at = InModule {
+                            ctx: &ctx,
+                            now: &now,
+                            biz,
+                            module_id: m.bk_module_id,
+                            st_id: st,
+                        };
+                        auto_create(tx, &at, h)?;
                     }
                 }
             }

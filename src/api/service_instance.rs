@@ -138,9 +138,16 @@ pub fn create(ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError> 
         }
         // coreservice: one instance after the other (bk-cmdb runs up to ten at once; the
         // first failure in input order is answered here).
+        let at = InModule {
+            ctx: &ctx,
+            now: &now,
+            biz,
+            module_id,
+            st_id,
+        };
         let mut ids = Vec::with_capacity(instances.len());
         for inst in &instances {
-            ids.push(create_one(tx, &ctx, &now, biz, module_id, st_id, inst)?);
+            ids.push(create_one(tx, &at, inst)?);
         }
         // proc_server: the processes given in the request.
         let mut template_items: Vec<Item> = Vec::new();
@@ -163,35 +170,37 @@ pub fn create(ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError> 
     Ok(Data::of(&ids))
 }
 
+/// Where service instances are made: a module of a business (and its service template, 0 for
+/// none), by the request `ctx` at its time `now`.
+#[derive(Clone, Copy)]
+pub(crate) struct InModule<'a> {
+    pub ctx: &'a Ctx,
+    pub now: &'a str,
+    pub biz: i64,
+    pub module_id: i64,
+    pub st_id: i64,
+}
+
 /// A template instance on `host` as a sync's first step makes it (spec 2.3 step 1): through
 /// the same path as `create_service_instance`, with a generated name and no process given.
-pub(super) fn create_for_sync(
-    tx: &mut WriteTx,
-    ctx: &Ctx,
-    now: &str,
-    biz: i64,
-    module_id: i64,
-    st_id: i64,
-    host: i64,
-) -> Result<i64, CcError> {
+pub(super) fn create_for_sync(tx: &mut WriteTx, at: &InModule, host: i64) -> Result<i64, CcError> {
     let inst = NewInstance {
         host,
         name: String::new(),
         processes: Vec::new(),
     };
-    create_one(tx, ctx, now, biz, module_id, st_id, &inst)
+    create_one(tx, at, &inst)
 }
 
 /// coreservice `CreateServiceInstance`: checks, the record, the template's processes, the name.
-fn create_one(
-    tx: &mut WriteTx,
-    ctx: &Ctx,
-    now: &str,
-    biz: i64,
-    module_id: i64,
-    st_id: i64,
-    inst: &NewInstance,
-) -> Result<i64, CcError> {
+fn create_one(tx: &mut WriteTx, at: &InModule, inst: &NewInstance) -> Result<i64, CcError> {
+    let &InModule {
+        ctx,
+        now,
+        biz,
+        module_id,
+        st_id,
+    } = at;
     if inst.name.len() > MAX_SERVICE_INSTANCE_NAME_BYTES {
         return Err(CcError::invalid("name"));
     }
@@ -260,13 +269,16 @@ fn create_one(
 /// checked before anything is written. Returns the new instance's id, if any.
 pub(crate) fn auto_create(
     tx: &mut WriteTx,
-    ctx: &Ctx,
-    now: &str,
-    biz: i64,
-    module_id: i64,
-    st_id: i64,
+    at: &InModule,
     host: &Host,
 ) -> Result<Option<i64>, CcError> {
+    let &InModule {
+        ctx,
+        now,
+        biz,
+        module_id,
+        st_id,
+    } = at;
     let mut templates = Vec::new();
     for pt_id in tx.process_template_ids_of(st_id)? {
         if let Some(pt) = tx.process_template(pt_id)?
