@@ -555,7 +555,10 @@ fn a_push_killed_at_20_points_resumes_without_duplicates() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(20);
     let (mut killed, mut finished) = (0, 0);
-    let mut progress = Vec::new();
+    let mut progress: Vec<usize> = Vec::new();
+    // Kills that found the target where the one before left it: each such stall lengthens the
+    // next run by 150 ms, so that on a loaded machine the runs still get further.
+    let mut stalled = 0;
     for i in 0..cycles {
         let mut child = std::process::Command::new(BIN)
             .args(["push", "--db", db.to_str().unwrap(), "--to", &to])
@@ -565,7 +568,7 @@ fn a_push_killed_at_20_points_resumes_without_duplicates() {
             .unwrap();
         // A run spends its first ~200 ms starting and reading (debug build); 150-350 ms each
         // lets each resumed run get a little further, so the kills fall all along the push.
-        let delay = 150 + (i * 37) % 201;
+        let delay = 150 + (i * 37) % 201 + stalled * 150;
         std::thread::sleep(std::time::Duration::from_millis(delay));
         if child.try_wait().unwrap().is_none() {
             send_signal(&child, SIGKILL);
@@ -574,7 +577,13 @@ fn a_push_killed_at_20_points_resumes_without_duplicates() {
             finished += 1;
         }
         let _ = child.wait();
-        progress.push(process_count(&snapshot(&t, DST_BIZ, &tb)));
+        let now = process_count(&snapshot(&t, DST_BIZ, &tb));
+        stalled = if progress.last() == Some(&now) {
+            stalled + 1
+        } else {
+            0
+        };
+        progress.push(now);
     }
     println!(
         "{cycles} cycles: {killed} pushes killed mid-way, {finished} had finished; processes \
