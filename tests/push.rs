@@ -545,6 +545,7 @@ fn a_push_killed_at_20_points_resumes_without_duplicates() {
         .unwrap_or(20);
     let (mut killed, mut finished) = (0, 0);
     let mut progress = Vec::new();
+    let mut base = 150;
     for i in 0..cycles {
         let mut child = std::process::Command::new(BIN)
             .args(["push", "--db", db.to_str().unwrap(), "--to", &to])
@@ -554,7 +555,9 @@ fn a_push_killed_at_20_points_resumes_without_duplicates() {
             .unwrap();
         // A run spends its first ~200 ms starting and reading (debug build); 150-350 ms each
         // lets each resumed run get a little further, so the kills fall all along the push.
-        let delay = 150 + (i * 37) % 201;
+        // A busy machine may be slower: a run that left the target as it was makes the next
+        // ones wait longer.
+        let delay = base + (i * 37) % 201;
         std::thread::sleep(std::time::Duration::from_millis(delay));
         if child.try_wait().unwrap().is_none() {
             send_signal(&child, SIGKILL);
@@ -563,7 +566,11 @@ fn a_push_killed_at_20_points_resumes_without_duplicates() {
             finished += 1;
         }
         let _ = child.wait();
-        progress.push(process_count(&snapshot(&t, DST_BIZ, &tb)));
+        let now = process_count(&snapshot(&t, DST_BIZ, &tb));
+        if progress.last().copied().unwrap_or(0) == now && now < 1000 {
+            base = (base + 100).min(5000);
+        }
+        progress.push(now);
     }
     println!(
         "{cycles} cycles: {killed} pushes killed mid-way, {finished} had finished; processes \
@@ -698,7 +705,7 @@ fn push_rate_and_calls_per_process() {
     let t = seeded(&td, &tdb, &[(5, "other"), (9, "shop")]);
     flat(&t, 9, true);
     let started = Instant::now();
-    let (code, out, err) = push(&db, &t, &[]);
+    let (code, out, err, peak_kib) = push_sampling_peak(&db, &t);
     let took = started.elapsed();
     assert_eq!(code, 0, "{out}{err}");
     let calls: f64 = out
@@ -722,12 +729,76 @@ fn push_rate_and_calls_per_process() {
         summary_line(&out, "processes").contains(&format!("created {}", n - n.div_ceil(100))),
         "{out}"
     );
+    if let Some(kib) = peak_kib {
+        println!("push peak RSS (VmHWM): {:.1} MiB", kib as f64 / 1024.0);
+        // Every command stays within 64 MiB whatever the store's size.
+        assert!(kib < 64 * 1024, "push peaked at {kib} KiB");
+    }
     let started = Instant::now();
-    let (code, out, err) = push(&db, &t, &[]);
+    let (code, out, err, peak_kib) = push_sampling_peak(&db, &t);
     assert_eq!(code, 0, "{out}{err}");
-    println!(
-        "a second push (nothing to send): {:.2} s, {}",
-        started.elapsed().as_secs_f64(),
-        out.lines().last().unwrap()
+    assert!(
+        summary_line(&out, "processes").contains("created 0, updated 0, deleted 0"),
+        "{out}"
     );
+    println!(
+        "a second push (nothing to send): {:.2} s, {}, peak RSS {:.1} MiB",
+        started.elapsed().as_secs_f64(),
+        out.lines().last().unwrap(),
+        peak_kib.unwrap_or(0) as f64 / 1024.0
+    );
+}
+
+/// `push` of `db` into `target`, its peak resident set (VmHWM, KiB) sampled from /proc while
+/// it runs (`None` where /proc has no such line).
+fn push_sampling_peak(db: &std::path::Path, target: &Server) -> (i32, String, String, Option<u64>) {
+    use std::io::Read as _;
+    let to = format!("http://{}", target.addr);
+    let mut child = std::process::Command::new(BIN)
+        .args(["push", "--db", db.to_str().unwrap(), "--to", &to])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let t_out = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut peak = None;
+    let deadline = Instant::now() + std::time::Duration::from_secs(1800);
+    let status = loop {
+        // Read before reaping: the kernel's figure is the process's whole-life peak.
+        if let Ok(text) = std::fs::read_to_string(&status_file)
+            && let Some(kib) = text
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        {
+            peak = Some(peak.map_or(kib, |p: u64| p.max(kib)));
+        }
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "push did not finish within 30 min"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    (
+        status.code().unwrap_or(-1),
+        t_out.join().unwrap(),
+        t_err.join().unwrap(),
+        peak,
+    )
 }
