@@ -6,9 +6,8 @@
 //! deletions follow; a push killed at 20 points and resumed ends as an uninterrupted one; a
 //! host missing on the target is reported and nothing depending on it is written.
 
-mod common;
-use common::lang::call;
-use common::*;
+use crate::common::lang::call;
+use crate::common::*;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 use std::time::Instant;

@@ -15,9 +15,8 @@
 //! Service instances 30 (module 11, host 12), 31 (module 10, host 11), 32 (module 16, host
 //! 16); processes 40, 41 (instance 31), 42 (30), 43 (32).
 
-mod common;
-use common::lang::{both, call, invalid, json_error};
-use common::*;
+use crate::common::lang::{both, call, invalid, json_error};
+use crate::common::*;
 use serde_json::{Value, json};
 
 const T: &str = "2026-01-02T03:04:05.678Z";
