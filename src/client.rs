@@ -91,22 +91,18 @@ impl Client {
     }
 
     /// One request and its answer (status, body). A connection the server closed while idle
-    /// is opened again once, before anything of this request was answered.
+    /// is noticed before the request is written, and opened again; a request that was written
+    /// is never sent a second time (the server may have acted on it: a create repeated would
+    /// create twice), so a connection lost after that is an error for the caller to judge.
     pub fn call(&mut self, method: &str, path: &str, body: &[u8]) -> Result<(u16, &[u8]), String> {
-        let fresh = self.stream.is_none();
-        if fresh {
+        if !self.idle_and_open() {
             self.reconnect()?;
         }
-        let first = self
+        let head = match self
             .send_method(method, path, body)
-            .and_then(|()| self.read_head());
-        let head = match first {
+            .and_then(|()| self.read_head())
+        {
             Ok(head) => head,
-            Err(_) if !fresh => {
-                self.reconnect()?;
-                self.send_method(method, path, body)?;
-                self.read_head()?
-            }
             Err(e) => {
                 self.stream = None;
                 return Err(e);
@@ -119,6 +115,25 @@ impl Client {
                 Err(e)
             }
         }
+    }
+
+    /// Whether the connection is open with nothing unread on it: a peek that would block. A
+    /// server that closed it (end of file) or left bytes on it makes it unfit for a request.
+    fn idle_and_open(&mut self) -> bool {
+        let Some(stream) = self.stream.as_mut() else {
+            return false;
+        };
+        if !stream.buffer().is_empty() {
+            return false;
+        }
+        let socket = stream.get_ref();
+        if socket.set_nonblocking(true).is_err() {
+            return false;
+        }
+        let mut byte = [0u8; 1];
+        let open = matches!(socket.peek(&mut byte),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock);
+        socket.set_nonblocking(false).is_ok() && open
     }
 
     /// Sends a POST without reading its answer.
@@ -231,5 +246,84 @@ impl Client {
         })();
         self.body = body;
         result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, Read, Write};
+    use std::net::TcpListener;
+
+    /// Reads one request (head and Content-Length body) from `r`; false at end of file.
+    fn read_request(r: &mut BufReader<TcpStream>) -> bool {
+        let mut length = 0;
+        loop {
+            let mut line = String::new();
+            if r.read_line(&mut line).unwrap_or(0) == 0 {
+                return false;
+            }
+            if let Some(v) = line.strip_prefix("Content-Length: ") {
+                length = v.trim().parse().unwrap();
+            }
+            if line == "\r\n" {
+                break;
+            }
+        }
+        let mut body = vec![0; length];
+        r.read_exact(&mut body).is_ok()
+    }
+
+    const OK: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+
+    #[test]
+    fn a_written_request_is_never_sent_twice() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        let server = std::thread::spawn(move || {
+            // First connection: one request answered, the next read and dropped unanswered.
+            let (s, _) = l.accept().unwrap();
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            assert!(read_request(&mut r));
+            (&s).write_all(OK).unwrap();
+            assert!(read_request(&mut r));
+            drop(r);
+            drop(s);
+            // Nothing else may arrive: a resent request would open a second connection.
+            l.set_nonblocking(true).unwrap();
+            std::thread::sleep(Duration::from_millis(300));
+            l.accept().is_err()
+        });
+        let mut c = Client::connect_with(&addr, &[]).unwrap();
+        assert_eq!(c.call("POST", "/a", b"{}").unwrap().0, 200);
+        let e = c.call("POST", "/create", b"{}").unwrap_err();
+        assert!(!e.is_empty());
+        assert!(server.join().unwrap(), "the request was sent again");
+    }
+
+    #[test]
+    fn a_connection_the_server_closed_while_idle_is_opened_again() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        let (closed, was_closed) = std::sync::mpsc::channel();
+        let server = std::thread::spawn(move || {
+            for _ in 0..2 {
+                let (s, _) = l.accept().unwrap();
+                let mut r = BufReader::new(s.try_clone().unwrap());
+                assert!(read_request(&mut r));
+                (&s).write_all(OK).unwrap();
+                // Closed after one answer, as an idle timeout would.
+                drop(r);
+                drop(s);
+                let _ = closed.send(());
+            }
+        });
+        let mut c = Client::connect_with(&addr, &[]).unwrap();
+        assert_eq!(c.call("POST", "/a", b"{}").unwrap().1, b"ok");
+        was_closed.recv().unwrap();
+        // The end of file travels on loopback at once; a little slack for a busy machine.
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(c.call("POST", "/b", b"{}").unwrap().1, b"ok");
+        server.join().unwrap();
     }
 }

@@ -4,7 +4,8 @@
 //! template and raw service instances and 1,000 processes is pushed; the target then lists
 //! the same data under its own ids; a second push writes nothing; changes, additions and
 //! deletions follow; a push killed at 20 points and resumed ends as an uninterrupted one; a
-//! host missing on the target is reported and nothing depending on it is written.
+//! host missing on the target is reported and nothing depending on it is written; a target
+//! that refuses a call or drops the connection stops the push, and the next one resumes.
 
 use crate::common::lang::call;
 use crate::common::*;
@@ -33,6 +34,16 @@ const CATEGORIES: &str = r#"[
 
 /// A server on `db` seeded with businesses (id, name).
 fn seeded(td: &TempDir, db: &std::path::Path, businesses: &[(i64, &str)]) -> Server {
+    seeded_with(td, db, businesses, &[])
+}
+
+/// [`seeded`], with more `serve` arguments.
+fn seeded_with(
+    td: &TempDir,
+    db: &std::path::Path,
+    businesses: &[(i64, &str)],
+    extra: &[&str],
+) -> Server {
     let bizs: Vec<Value> = businesses
         .iter()
         .map(|(id, name)| json!({"bk_biz_id": id, "bk_biz_name": name}))
@@ -41,12 +52,14 @@ fn seeded(td: &TempDir, db: &std::path::Path, businesses: &[(i64, &str)]) -> Ser
         "service_categories": serde_json::from_str::<Value>(CATEGORIES).unwrap()});
     let file = td.join(&format!("seed-{}.json", businesses[0].0));
     std::fs::write(&file, seed.to_string()).unwrap();
-    Server::start(&[
+    let mut args = vec![
         "--db",
         db.to_str().unwrap(),
         "--seed",
         file.to_str().unwrap(),
-    ])
+    ];
+    args.extend_from_slice(extra);
+    Server::start(&args)
 }
 
 fn spec(name: &str, port: &str) -> Value {
@@ -590,6 +603,68 @@ fn a_push_killed_at_20_points_resumes_without_duplicates() {
     );
     let (code, out, err) = run_cli(&["check", "--db", db.to_str().unwrap()]);
     assert_eq!(code, 0, "{out}{err}");
+}
+
+/// A target refusing a call (bk-cmdb's code and message) or dropping the connection stops the
+/// push with exit code 1, the call and the target's code and message; the next push resumes
+/// and ends as an uninterrupted one, creating nothing twice.
+#[test]
+fn a_refusing_or_dropping_target_stops_the_push_and_the_next_one_resumes() {
+    let td = TempDir::new("push-refused");
+    let db = td.join("source.redb");
+    let (want, _) = source(&td, &db);
+    let tdb = td.join("target-admin.redb");
+    let t = seeded_with(
+        &td,
+        &tdb,
+        &[(5, "other"), (12, "shop"), (14, "lab")],
+        &["--admin"],
+    );
+    let tb = build(&t, 12, 14, false, None);
+    let fault = |rule: Value| {
+        let r = t.request("POST", "/_cmdb/faults", &[], rule.to_string().as_bytes());
+        assert_eq!(r.status, 200, "{}", r.body);
+    };
+
+    // The third create_process_instance is refused: what came before it stays pushed.
+    fault(
+        json!({"operation": "create_process_instance", "times": 1, "fraction": 0.4,
+        "seed": 3, "code": 1199014, "message": "the target is full today"}),
+    );
+    let (code, out, err) = push(&db, &t, &[]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains(
+            "cmdb-lite: push stopped: the target refused create_process_instance: 1199014 \
+             the target is full today"
+        ),
+        "{err}"
+    );
+    let partial = process_count(&snapshot(&t, DST_BIZ, &tb));
+    assert!(partial < 1000, "{partial} processes after the refusal");
+
+    // A connection dropped without an answer: the push stops, naming the call.
+    fault(json!({"operation": "create_process_instance", "times": 1, "drop": true}));
+    let (code, out, err) = push(&db, &t, &[]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains("cmdb-lite: push stopped: create_process_instance failed"),
+        "{err}"
+    );
+
+    let r = t.request("DELETE", "/_cmdb/faults", &[], b"");
+    assert_eq!(r.status, 200, "{}", r.body);
+    let (code, out, err) = push(&db, &t, &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(snapshot(&t, DST_BIZ, &tb), want);
+    let (code, out, err) = push(&db, &t, &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    for kind in ["service instances", "processes"] {
+        assert!(
+            summary_line(&out, kind).contains("created 0, updated 0, deleted 0"),
+            "{out}"
+        );
+    }
 }
 
 #[test]
