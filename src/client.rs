@@ -90,26 +90,20 @@ impl Client {
         }
     }
 
-    /// One request and its answer (status, body). A connection the server closed while idle
-    /// is noticed before the request is written, and opened again; a request that was written
-    /// is never sent a second time (the server may have acted on it: a create repeated would
-    /// create twice), so a connection lost after that is an error for the caller to judge.
+    /// One request and its answer (status, body). A kept-alive connection the server has
+    /// closed while it was idle is opened again before the request is sent; a request that was
+    /// sent is never sent again (it may have been carried out), so a connection lost after
+    /// that is an error.
     pub fn call(&mut self, method: &str, path: &str, body: &[u8]) -> Result<(u16, &[u8]), String> {
-        if !self.idle_and_open() {
+        if self.stream.is_none() || self.closed_by_server() {
             self.reconnect()?;
         }
-        let head = match self
+        let result = self
             .send_method(method, path, body)
             .and_then(|()| self.read_head())
-        {
-            Ok(head) => head,
-            Err(e) => {
-                self.stream = None;
-                return Err(e);
-            }
-        };
-        match self.read_body(head) {
-            Ok(()) => Ok((head.0, &self.body)),
+            .and_then(|head| self.read_body(head).map(|()| head.0));
+        match result {
+            Ok(status) => Ok((status, &self.body)),
             Err(e) => {
                 self.stream = None;
                 Err(e)
@@ -117,23 +111,25 @@ impl Client {
         }
     }
 
-    /// Whether the connection is open with nothing unread on it: a peek that would block. A
-    /// server that closed it (end of file) or left bytes on it makes it unfit for a request.
-    fn idle_and_open(&mut self) -> bool {
+    /// True if the server closed the idle connection (an end of stream is waiting to be read).
+    fn closed_by_server(&mut self) -> bool {
         let Some(stream) = self.stream.as_mut() else {
-            return false;
+            return true;
         };
         if !stream.buffer().is_empty() {
             return false;
         }
         let socket = stream.get_ref();
         if socket.set_nonblocking(true).is_err() {
-            return false;
+            return true;
         }
-        let mut byte = [0u8; 1];
-        let open = matches!(socket.peek(&mut byte),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock);
-        socket.set_nonblocking(false).is_ok() && open
+        let mut one = [0u8; 1];
+        let closed = match socket.peek(&mut one) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+        };
+        closed || socket.set_nonblocking(false).is_err()
     }
 
     /// Sends a POST without reading its answer.

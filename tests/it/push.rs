@@ -605,68 +605,6 @@ fn a_push_killed_at_20_points_resumes_without_duplicates() {
     assert_eq!(code, 0, "{out}{err}");
 }
 
-/// A target refusing a call (bk-cmdb's code and message) or dropping the connection stops the
-/// push with exit code 1, the call and the target's code and message; the next push resumes
-/// and ends as an uninterrupted one, creating nothing twice.
-#[test]
-fn a_refusing_or_dropping_target_stops_the_push_and_the_next_one_resumes() {
-    let td = TempDir::new("push-refused");
-    let db = td.join("source.redb");
-    let (want, _) = source(&td, &db);
-    let tdb = td.join("target-admin.redb");
-    let t = seeded_with(
-        &td,
-        &tdb,
-        &[(5, "other"), (12, "shop"), (14, "lab")],
-        &["--admin"],
-    );
-    let tb = build(&t, 12, 14, false, None);
-    let fault = |rule: Value| {
-        let r = t.request("POST", "/_cmdb/faults", &[], rule.to_string().as_bytes());
-        assert_eq!(r.status, 200, "{}", r.body);
-    };
-
-    // The third create_process_instance is refused: what came before it stays pushed.
-    fault(
-        json!({"operation": "create_process_instance", "times": 1, "fraction": 0.4,
-        "seed": 3, "code": 1199014, "message": "the target is full today"}),
-    );
-    let (code, out, err) = push(&db, &t, &[]);
-    assert_eq!(code, 1, "{out}{err}");
-    assert!(
-        err.contains(
-            "cmdb-lite: push stopped: the target refused create_process_instance: 1199014 \
-             the target is full today"
-        ),
-        "{err}"
-    );
-    let partial = process_count(&snapshot(&t, DST_BIZ, &tb));
-    assert!(partial < 1000, "{partial} processes after the refusal");
-
-    // A connection dropped without an answer: the push stops, naming the call.
-    fault(json!({"operation": "create_process_instance", "times": 1, "drop": true}));
-    let (code, out, err) = push(&db, &t, &[]);
-    assert_eq!(code, 1, "{out}{err}");
-    assert!(
-        err.contains("cmdb-lite: push stopped: create_process_instance failed"),
-        "{err}"
-    );
-
-    let r = t.request("DELETE", "/_cmdb/faults", &[], b"");
-    assert_eq!(r.status, 200, "{}", r.body);
-    let (code, out, err) = push(&db, &t, &[]);
-    assert_eq!(code, 0, "{out}{err}");
-    assert_eq!(snapshot(&t, DST_BIZ, &tb), want);
-    let (code, out, err) = push(&db, &t, &[]);
-    assert_eq!(code, 0, "{out}{err}");
-    for kind in ["service instances", "processes"] {
-        assert!(
-            summary_line(&out, kind).contains("created 0, updated 0, deleted 0"),
-            "{out}"
-        );
-    }
-}
-
 #[test]
 fn a_host_missing_on_the_target_is_reported_and_nothing_on_it_is_written() {
     let td = TempDir::new("push-missing");
@@ -754,6 +692,9 @@ fn push_rate_and_calls_per_process() {
     let db = td.join("source.redb");
     let s = seeded(&td, &db, &[(2, "shop")]);
     let (tools, hosts) = flat(&s, 2, false);
+    // The floor: the same creates (instances with their first process, then 99 more per
+    // create_process_instance) sent straight to a server of the same build.
+    let floor = Instant::now();
     for i in 0..n.div_ceil(100) {
         let si = ok(
             &s,
@@ -774,6 +715,7 @@ fn push_rate_and_calls_per_process() {
             );
         }
     }
+    let floor = floor.elapsed();
     s.stop();
     let tdb = td.join("target.redb");
     let t = seeded(&td, &tdb, &[(5, "other"), (9, "shop")]);
@@ -798,6 +740,11 @@ fn push_rate_and_calls_per_process() {
         took.as_secs_f64(),
         records as f64 / took.as_secs_f64(),
         calls / n as f64
+    );
+    println!(
+        "floor, the same creates sent directly: {:.2} s; push / floor time: {:.2}",
+        floor.as_secs_f64(),
+        took.as_secs_f64() / floor.as_secs_f64()
     );
     assert!(
         summary_line(&out, "processes").contains(&format!("created {}", n - n.div_ceil(100))),
@@ -875,4 +822,55 @@ fn push_sampling_peak(db: &std::path::Path, target: &Server) -> (i32, String, St
         t_err.join().unwrap(),
         peak,
     )
+}
+
+#[test]
+fn a_refused_or_cut_call_stops_the_push_and_the_next_one_resumes() {
+    let td = TempDir::new("push-refused");
+    let db = td.join("source.redb");
+    let (want, _) = source(&td, &db);
+    let tdb = td.join("target.redb");
+    let t = seeded_with(
+        &td,
+        &tdb,
+        &[(5, "other"), (12, "shop"), (14, "lab")],
+        &["--admin"],
+    );
+    let tb = build(&t, 12, 14, false, None);
+    let fault = |rule: Value| {
+        let r = t.request("POST", "/_cmdb/faults", &[], rule.to_string().as_bytes());
+        assert_eq!(r.status, 200, "{}", r.body);
+    };
+    // The third create_process_instance is refused: the push stops there, exit 1, with the
+    // target's code and message.
+    fault(
+        json!({"operation": "create_process_instance", "times": 1, "code": 1199014,
+        "message": "duplicated instances exist, fields [bk_process_name] duplicated"}),
+    );
+    let (code, out, err) = push(&db, &t, &[]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains("push stopped: the target refused create_process_instance: 1199014 duplicated instances exist, fields [bk_process_name] duplicated"),
+        "{err}"
+    );
+    // The connection is cut on the next create_service_instance: stopped again.
+    fault(json!({"operation": "create_service_instance", "times": 1, "drop": true}));
+    let (code, out, err) = push(&db, &t, &[]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains("push stopped: create_service_instance failed"),
+        "{err}"
+    );
+    // Then it goes through, and the target is as after an uninterrupted push.
+    let (code, out, err) = push(&db, &t, &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(snapshot(&t, DST_BIZ, &tb), want);
+    let (code, out, err) = push(&db, &t, &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    for kind in ["service instances", "processes"] {
+        assert!(
+            summary_line(&out, kind).contains("created 0, updated 0, deleted 0"),
+            "{out}"
+        );
+    }
 }
