@@ -183,12 +183,15 @@ fn throughput(o: &Options, tmp: &Temp) -> Result<(), String> {
         for round in 0..BENCH_ROUNDS {
             Measured::absorb(
                 &mut mg,
-                create_load(&group, &format!("g{k}r{round}"), slice)?,
+                floor.cpu_of(|| create_load(&group, &format!("g{k}r{round}"), slice))?,
             );
-            Measured::absorb(&mut m, create_load(&api, &format!("b{k}r{round}"), slice)?);
+            Measured::absorb(
+                &mut m,
+                server.cpu_of(|| create_load(&api, &format!("b{k}r{round}"), slice))?,
+            );
             Measured::absorb(
                 &mut ma,
-                create_load(&alone, &format!("a{k}r{round}"), slice)?,
+                floor.cpu_of(|| create_load(&alone, &format!("a{k}r{round}"), slice))?,
             );
         }
         let (g, a) = (mg.per_sec(), ma.per_sec());
@@ -232,6 +235,9 @@ fn throughput(o: &Options, tmp: &Temp) -> Result<(), String> {
     print!("{}", table(&rows));
     println!(
         "×group, ×fsync: requests per second ÷ those of the floor with as many connections and processes per request over the same HTTP stack (`serve --floor`), writing only the records: in one group commit with the others (×group), or each request in a transaction and sync of its own (×fsync); measured in slices alternating with the scenario's"
+    );
+    println!(
+        "cpu/rec, writer/rec: the serving process's CPU time (user + system, all threads) and its writer thread's, in µs per record created, from /proc at 100 ticks a second: what a busy machine does not change"
     );
     print!("{watch_rows}");
     println!(
@@ -552,7 +558,7 @@ fn table(rows: &[Row]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<34} {:>5} {:>9} {:>9} {:>9} {:>10} {:>8} {:>8} {:>7} {:>7}",
+        "{:<34} {:>5} {:>9} {:>9} {:>9} {:>10} {:>8} {:>8} {:>7} {:>7} {:>8} {:>10}",
         "scenario",
         "conns",
         "procs/req",
@@ -562,7 +568,9 @@ fn table(rows: &[Row]) -> String {
         "p50 µs",
         "p99 µs",
         "×group",
-        "×fsync"
+        "×fsync",
+        "cpu/rec",
+        "writer/rec"
     );
     for r in rows {
         let per_req = r.per_req.map_or("-".into(), |n| n.to_string());
@@ -572,9 +580,19 @@ fn table(rows: &[Row]) -> String {
         let (group, alone) = r.ratios.map_or(("-".into(), "-".into()), |(g, a)| {
             (format!("{g:.2}"), format!("{a:.2}"))
         });
+        // CPU µs per record, from ticks of 10 ms.
+        let cpu = |ticks: Option<u64>| match (ticks, r.per_req) {
+            (Some(t), Some(n)) if r.m.requests > 0 => {
+                format!(
+                    "{:.1}",
+                    t as f64 * 10_000.0 / (r.m.requests * n as u64) as f64
+                )
+            }
+            _ => "-".into(),
+        };
         let _ = writeln!(
             out,
-            "{:<34} {:>5} {:>9} {:>9} {:>9.0} {:>10} {:>8} {:>8} {:>7} {:>7}",
+            "{:<34} {:>5} {:>9} {:>9} {:>9.0} {:>10} {:>8} {:>8} {:>7} {:>7} {:>8} {:>10}",
             r.name,
             r.conns,
             per_req,
@@ -584,7 +602,9 @@ fn table(rows: &[Row]) -> String {
             r.m.percentile(0.50),
             r.m.percentile(0.99),
             group,
-            alone
+            alone,
+            cpu(r.m.cpu_ticks),
+            cpu(r.m.writer_ticks)
         );
     }
     out
@@ -987,6 +1007,10 @@ struct Measured {
     requests: u64,
     elapsed: Duration,
     latencies_us: Vec<u32>,
+    /// The serving process's CPU time while it was measured, and its writer thread's, in
+    /// clock ticks (`None`: not measured, or /proc unreadable).
+    cpu_ticks: Option<u64>,
+    writer_ticks: Option<u64>,
 }
 
 impl Measured {
@@ -1006,6 +1030,11 @@ impl Measured {
     }
 
     fn absorb(&mut self, other: Measured) {
+        // A sum of slices is known only if every slice's is.
+        let first = self.requests == 0 && self.elapsed.is_zero();
+        let add = |a: Option<u64>, b: Option<u64>| if first { b } else { Some(a? + b?) };
+        self.cpu_ticks = add(self.cpu_ticks, other.cpu_ticks);
+        self.writer_ticks = add(self.writer_ticks, other.writer_ticks);
         self.requests += other.requests;
         self.elapsed += other.elapsed;
         self.latencies_us.extend(other.latencies_us);
@@ -1479,6 +1508,41 @@ impl Drop for Server {
     }
 }
 
+impl Server {
+    /// Runs `load` and notes the server's CPU time over it (`Measured::cpu_ticks`).
+    fn cpu_of(&self, load: impl FnOnce() -> Result<Measured, String>) -> Result<Measured, String> {
+        let pid = self.child.id();
+        let before = (cpu_ticks(pid, None), cpu_ticks(pid, Some("writer")));
+        let mut m = load()?;
+        let after = (cpu_ticks(pid, None), cpu_ticks(pid, Some("writer")));
+        let delta = |a: Option<u64>, b: Option<u64>| Some(b?.saturating_sub(a?));
+        m.cpu_ticks = delta(before.0, after.0);
+        m.writer_ticks = delta(before.1, after.1);
+        Ok(m)
+    }
+}
+
+/// The user + system CPU time of process `pid` (all its threads, exited ones included), or of
+/// its thread named `thread`, in clock ticks (100 a second on Linux); `None` off Linux.
+fn cpu_ticks(pid: u32, thread: Option<&str>) -> Option<u64> {
+    let stat = match thread {
+        None => std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?,
+        Some(name) => std::fs::read_dir(format!("/proc/{pid}/task"))
+            .ok()?
+            .flatten()
+            .find(|t| {
+                std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == name)
+            })
+            .and_then(|t| std::fs::read_to_string(t.path().join("stat")).ok())?,
+    };
+    // After the command name's closing parenthesis: state, then utime and stime are the 12th
+    // and 13th fields.
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace().skip(11);
+    let user: u64 = fields.next()?.parse().ok()?;
+    let system: u64 = fields.next()?.parse().ok()?;
+    Some(user + system)
+}
+
 /// A process's peak resident set (`VmHWM` of /proc/PID/status), in KiB; `None` off Linux.
 fn vm_hwm_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -1626,6 +1690,7 @@ mod tests {
             requests: 100,
             elapsed: Duration::from_secs(1),
             latencies_us: (1..=100).rev().collect(),
+            ..Measured::default()
         };
         assert_eq!(m.percentile(0.50), 50);
         assert_eq!(m.percentile(0.99), 99);
