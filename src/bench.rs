@@ -13,6 +13,7 @@
 //! first answered request, create and list latency (measured in alternating slices on both
 //! servers, so that a busy machine weighs on both alike) and the servers' peak RSS.
 
+use crate::client::Client;
 use crate::clock;
 use crate::domain::process::{self, ServerFields};
 use crate::limits::{
@@ -24,7 +25,7 @@ use crate::store::records::Relation;
 use serde_json::{Map, Value, json};
 use std::ffi::OsStr;
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
@@ -495,11 +496,7 @@ impl Watchers {
         let started = std::sync::Arc::new(Barrier::new(n + 1));
         for _ in 0..n {
             let mut client = Client::connect(addr)?;
-            let socket = client
-                .stream
-                .get_ref()
-                .try_clone()
-                .map_err(|e| e.to_string())?;
+            let socket = client.socket()?;
             w.sockets.push(socket);
             let started = std::sync::Arc::clone(&started);
             w.threads.push(std::thread::spawn(move || {
@@ -1554,105 +1551,6 @@ fn mib(kib: Option<u64>) -> String {
     kib.map_or("unknown".into(), |k| {
         format!("{:.1} MiB", k as f64 / 1024.0)
     })
-}
-
-/// One keep-alive connection speaking just enough HTTP/1.1 for the bench.
-struct Client {
-    stream: BufReader<TcpStream>,
-    request: Vec<u8>,
-    line: String,
-    body: Vec<u8>,
-}
-
-impl Client {
-    fn connect(addr: &str) -> Result<Client, String> {
-        let s = TcpStream::connect(addr).map_err(|e| format!("connect {addr}: {e}"))?;
-        s.set_nodelay(true).map_err(|e| e.to_string())?;
-        s.set_read_timeout(Some(Duration::from_secs(60)))
-            .map_err(|e| e.to_string())?;
-        Ok(Client {
-            stream: BufReader::with_capacity(64 * 1024, s),
-            request: Vec::new(),
-            line: String::new(),
-            body: Vec::new(),
-        })
-    }
-
-    /// POSTs `body` as a native-route request of user admin; returns the answer's body.
-    fn post(&mut self, path: &str, body: &[u8]) -> Result<&[u8], String> {
-        self.send(path, body)?;
-        self.read_answer()
-    }
-
-    /// Sends the request of [`Client::post`] without reading its answer.
-    fn send(&mut self, path: &str, body: &[u8]) -> Result<(), String> {
-        self.request.clear();
-        let _ = write!(
-            self.request,
-            "POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n\
-             X-Bkcmdb-User: admin\r\nX-Bkcmdb-Supplier-Account: 0\r\nX-Bkcmdb-Language: en\r\n\
-             Content-Length: {}\r\n\r\n",
-            body.len()
-        );
-        self.request.extend_from_slice(body);
-        self.stream
-            .get_mut()
-            .write_all(&self.request)
-            .map_err(|e| format!("send: {e}"))
-    }
-
-    fn read_line(&mut self) -> Result<&str, String> {
-        self.line.clear();
-        match self.stream.read_line(&mut self.line) {
-            Ok(0) => Err("the server closed the connection".into()),
-            Ok(_) => Ok(self.line.trim_end()),
-            Err(e) => Err(format!("receive: {e}")),
-        }
-    }
-
-    fn read_answer(&mut self) -> Result<&[u8], String> {
-        let status = self.read_line()?.to_string();
-        if status.split_whitespace().nth(1) != Some("200") {
-            return Err(format!("HTTP answer {status:?}"));
-        }
-        let mut length = None;
-        let mut chunked = false;
-        loop {
-            let line = self.read_line()?;
-            if line.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = line.split_once(':') {
-                let (k, v) = (k.trim(), v.trim());
-                if k.eq_ignore_ascii_case("content-length") {
-                    length = v.parse::<usize>().ok();
-                } else if k.eq_ignore_ascii_case("transfer-encoding") {
-                    chunked = v.eq_ignore_ascii_case("chunked");
-                }
-            }
-        }
-        let io = |e: std::io::Error| format!("receive: {e}");
-        self.body.clear();
-        if chunked {
-            loop {
-                let size_text = self.read_line()?;
-                let size = usize::from_str_radix(size_text.split(';').next().unwrap_or(""), 16)
-                    .map_err(|_| format!("bad chunk size {size_text:?}"))?;
-                let at = self.body.len();
-                self.body.resize(at + size + 2, 0);
-                self.stream.read_exact(&mut self.body[at..]).map_err(io)?;
-                self.body.truncate(at + size);
-                if size == 0 {
-                    break;
-                }
-            }
-        } else {
-            let n = length.ok_or("an answer without Content-Length")?;
-            self.body.resize(n, 0);
-            self.stream.read_exact(&mut self.body).map_err(io)?;
-        }
-        Ok(&self.body)
-    }
 }
 
 /// A temporary folder, removed on drop.

@@ -36,6 +36,7 @@ pub enum Command {
     Export(Export),
     Check(Check),
     Compact(Compact),
+    Push(Push),
     Bench(Bench),
 }
 
@@ -154,6 +155,38 @@ pub struct Check {
     pub repair: bool,
 }
 
+/// Replay a stopped store's service categories, templates, service instances and processes
+/// into a bk-cmdb through its ESB or API gateway, and keep it in step on later pushes (README
+/// "Moving to bk-cmdb").
+#[derive(FromArgs)]
+#[argh(subcommand, name = "push")]
+pub struct Push {
+    /// database file (default data/cmdb.redb); it keeps the map of pushed records
+    #[argh(option, default = "PathBuf::from(DEFAULT_DB)")]
+    pub db: PathBuf,
+    /// the target's address, http://HOST[:PORT][/PREFIX] (the ESB's or the API gateway's)
+    #[argh(option)]
+    pub to: String,
+    /// esb (default: /api/c/compapi/v2/cc/NAME/) or gateway (/api/bk-cmdb/STAGE/api/v3/...)
+    #[argh(option, default = "String::from(\"esb\")")]
+    pub family: String,
+    /// the BlueKing app's code
+    #[argh(option, default = "String::new()")]
+    pub app_code: String,
+    /// the BlueKing app's secret
+    #[argh(option, default = "String::new()")]
+    pub app_secret: String,
+    /// the user the records are written as (default admin)
+    #[argh(option, default = "String::from(\"admin\")")]
+    pub user: String,
+    /// the API gateway's stage (default prod)
+    #[argh(option, default = "String::from(\"prod\")")]
+    pub stage: String,
+    /// print what would be created, updated and deleted; write nothing
+    #[argh(switch)]
+    pub dry_run: bool,
+}
+
 /// Give a stopped store's free space back to the file system (after large deletes).
 #[derive(FromArgs)]
 #[argh(subcommand, name = "compact")]
@@ -248,6 +281,7 @@ pub fn main() -> i32 {
         Command::Export(e) => export(e),
         Command::Check(c) => check(c),
         Command::Compact(c) => compact(c),
+        Command::Push(p) => push(p),
         Command::Bench(b) => run_bench(b),
     };
     match result {
@@ -795,4 +829,46 @@ fn compact(c: Compact) -> Result<i32, Fail> {
         c.db.display()
     ));
     Ok(0)
+}
+
+fn push(p: Push) -> Result<i32, Fail> {
+    let family = match p.family.as_str() {
+        "esb" => crate::push::Family::Esb,
+        "gateway" => crate::push::Family::Gateway,
+        other => {
+            return Err(Fail::Usage(format!(
+                "--family {other}: expected esb or gateway"
+            )));
+        }
+    };
+    existing(&p.db)?;
+    let store = open(&p.db, OFFLINE_CACHE_MIB)?;
+    let options = crate::push::Options {
+        address: crate::push::Address {
+            url: &p.to,
+            family,
+            stage: &p.stage,
+            app_code: &p.app_code,
+            app_secret: &p.app_secret,
+            user: &p.user,
+        },
+        dry_run: p.dry_run,
+        progress: true,
+    };
+    let result = crate::push::run(&store, &options);
+    let closed = store.close();
+    let code = match result {
+        Ok(sum) => {
+            let _ = out_line(sum.render(p.dry_run).trim_end());
+            if sum.problems.is_empty() { 0 } else { 3 }
+        }
+        Err(crate::push::Failure::Call(e, sum)) => {
+            let _ = out_line(sum.render(p.dry_run).trim_end());
+            err_line(&format!("cmdb-lite: push stopped: {e}"));
+            1
+        }
+        Err(crate::push::Failure::Store(e)) => return Err(Fail::Run(e)),
+    };
+    closed?;
+    Ok(code)
 }

@@ -470,6 +470,14 @@ impl CcError {
         CcError::new(code, vec![Arg::Str(arg.into())])
     }
 
+    /// bk-cmdb's 1199035 `" <what> exceed the limit <max>"` (`CCErrCommXXExceedLimit`).
+    pub fn exceed_limit(what: impl Into<String>, max: i64) -> CcError {
+        CcError::new(
+            code::EXCEED_LIMIT,
+            vec![Arg::Str(what.into()), Arg::Int(max)],
+        )
+    }
+
     /// The code's template unformatted (`'%s' data parameter verification does not pass`).
     pub fn bare(code: i64) -> CcError {
         CcError {

@@ -1,6 +1,6 @@
 //! libFuzzer over create_process_instance (and list_process_instance): the request's bytes go
 //! through the server's own decoding (`http::parse_body`) and `api::call` on a memory store with
-//! the demo dataset, checked by the same invariants as tests/fuzz_create.rs (`fuzzgen::drive`).
+//! the demo dataset, checked by the same invariants as tests/it/fuzz_create.rs (`fuzzgen::drive`).
 //!
 //! The input's first byte chooses: below 96, the rest is the body as is (raw JSON, where
 //! libFuzzer's mutations reach the decoder); otherwise the rest drives the structure-aware

@@ -344,10 +344,7 @@ pub fn list_biz_hosts_topo(ctx: &Ctx, store: &Store, input: &Input) -> Result<Da
         return Err(CcError::with(code::PARAMS_NEED_SET, "page.limit"));
     }
     if page.limit > MAX_HOSTS_TOPO_PAGE {
-        return Err(CcError::new(
-            code::EXCEED_LIMIT,
-            vec![Arg::Str("page.limit".into()), Arg::Int(MAX_HOSTS_TOPO_PAGE)],
-        ));
+        return Err(CcError::exceed_limit("page.limit", MAX_HOSTS_TOPO_PAGE));
     }
     for (f, name) in [
         (&set_filter, "set_property_filter"),
@@ -358,12 +355,9 @@ pub fn list_biz_hosts_topo(ctx: &Ctx, store: &Store, input: &Input) -> Result<Da
             return Err(CcError::invalid(format!("{name}.{key}")));
         }
         if f.depth() > query_filter::MAX_DEPTH {
-            return Err(CcError::new(
-                code::EXCEED_LIMIT,
-                vec![
-                    Arg::Str(format!("{name}.rules")),
-                    Arg::Int(query_filter::MAX_DEPTH as i64),
-                ],
+            return Err(CcError::exceed_limit(
+                format!("{name}.rules"),
+                query_filter::MAX_DEPTH as i64,
             ));
         }
     }
@@ -540,12 +534,7 @@ pub fn find_host_topo_relation(_ctx: &Ctx, store: &Store, input: &Input) -> Resu
     if page.start < 0 || page.limit <= 0 || (page.limit > MAX_PAGE_SIZE && page.limit != NO_LIMIT) {
         return Err(CcError::plain(code::PAGE_LIMIT_EXCEEDED));
     }
-    let over = |what: &str, n: usize| {
-        CcError::new(
-            code::EXCEED_LIMIT,
-            vec![Arg::Str(what.into()), Arg::Int(n as i64)],
-        )
-    };
+    let over = |what: &str, n: usize| CcError::exceed_limit(what, n as i64);
     if set_ids.len() > MAX_RELATION_SET_IDS {
         return Err(over("bk_set_ids", MAX_RELATION_SET_IDS));
     }

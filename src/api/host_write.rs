@@ -20,13 +20,6 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
 
-fn exceed(what: &str, limit: usize) -> CcError {
-    CcError::new(
-        code::EXCEED_LIMIT,
-        vec![Arg::Str(what.into()), Arg::Int(limit as i64)],
-    )
-}
-
 /// The idle module (`default` 1) of a business.
 fn idle_module(tx: &WriteTx, biz: i64) -> Result<Option<Module>, CcError> {
     for id in tx.module_ids_of_biz(biz)? {
@@ -71,7 +64,10 @@ impl Moves {
                 hosts.extend(a);
             }
             if hosts.len() > MAX_HOSTS_PER_MODULE {
-                return Err(exceed("module hosts", MAX_HOSTS_PER_MODULE));
+                return Err(CcError::exceed_limit(
+                    "module hosts",
+                    MAX_HOSTS_PER_MODULE as i64,
+                ));
             }
             m.hosts = hosts.into_iter().collect();
             tx.put_module(&m)?;
@@ -212,7 +208,10 @@ pub fn add_host_to_business_idle(ctx: &Ctx, store: &Store, input: &Input) -> Res
         return Err(CcError::with(code::PARAMS_NEED_SET, "bk_host_list"));
     }
     if list.len() > MAX_HOSTS_PER_ADD {
-        return Err(exceed("bk_host_list", MAX_HOSTS_PER_ADD));
+        return Err(CcError::exceed_limit(
+            "bk_host_list",
+            MAX_HOSTS_PER_ADD as i64,
+        ));
     }
     if biz == 0 {
         return Err(CcError::with(code::PARAMS_NEED_SET, "bk_biz_id"));
@@ -288,7 +287,10 @@ pub fn add_host_to_business_idle(ctx: &Ctx, store: &Store, input: &Input) -> Res
             ids.push(h.bk_host_id);
         }
         if idle.hosts.len() + ids.len() > MAX_HOSTS_PER_MODULE {
-            return Err(exceed("module hosts", MAX_HOSTS_PER_MODULE));
+            return Err(CcError::exceed_limit(
+                "module hosts",
+                MAX_HOSTS_PER_MODULE as i64,
+            ));
         }
         idle.hosts.extend(&ids);
         idle.hosts.sort_unstable();
@@ -308,7 +310,10 @@ pub fn transfer_host_to_idlemodule(
     let biz = decode::int(obj, "bk_biz_id")?;
     let host_ids = decode::int_array(obj, "bk_host_id")?;
     if host_ids.len() > MAX_TRANSFER_HOSTS {
-        return Err(exceed("bk_host_id", MAX_TRANSFER_HOSTS));
+        return Err(CcError::exceed_limit(
+            "bk_host_id",
+            MAX_TRANSFER_HOSTS as i64,
+        ));
     }
     store.write(move |tx| {
         let idle = idle_module(tx, biz)?
@@ -350,10 +355,16 @@ pub fn transfer_host_module(ctx: &Ctx, store: &Store, input: &Input) -> Result<D
     let increment = decode::boolean(obj, "is_increment")?;
     let no_auto = decode::boolean(obj, "disable_auto_create")?;
     if host_ids.len() > MAX_TRANSFER_HOSTS {
-        return Err(exceed("bk_host_id", MAX_TRANSFER_HOSTS));
+        return Err(CcError::exceed_limit(
+            "bk_host_id",
+            MAX_TRANSFER_HOSTS as i64,
+        ));
     }
     if module_ids.len() > MAX_TRANSFER_MODULES {
-        return Err(exceed("bk_module_id", MAX_TRANSFER_MODULES));
+        return Err(CcError::exceed_limit(
+            "bk_module_id",
+            MAX_TRANSFER_MODULES as i64,
+        ));
     }
     let ctx = ctx.clone();
     store.write(move |tx| {

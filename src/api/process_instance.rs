@@ -39,12 +39,9 @@ pub fn create(ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError> 
         return Err(CcError::raw(code::PARAMS_IS_INVALID, "not set processes"));
     }
     if items.len() > MAX_PROCESSES_PER_REQUEST {
-        return Err(CcError::new(
-            code::EXCEED_LIMIT,
-            vec![
-                Arg::Str("create process instances".into()),
-                Arg::Int(MAX_PROCESSES_PER_REQUEST as i64),
-            ],
+        return Err(CcError::exceed_limit(
+            "create process instances",
+            MAX_PROCESSES_PER_REQUEST as i64,
         ));
     }
     let now = clock::format_ms(ctx.now_ms);
@@ -246,12 +243,9 @@ pub fn update(ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError> 
         return Ok(Data::of(&Vec::<i64>::new()));
     }
     if items.len() > MAX_PROCESSES_PER_REQUEST {
-        return Err(CcError::new(
-            code::EXCEED_LIMIT,
-            vec![
-                Arg::Str("update process instances".into()),
-                Arg::Int(MAX_PROCESSES_PER_REQUEST as i64),
-            ],
+        return Err(CcError::exceed_limit(
+            "update process instances",
+            MAX_PROCESSES_PER_REQUEST as i64,
         ));
     }
     let ctx = ctx.clone();
@@ -388,12 +382,9 @@ pub fn delete(_ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError>
         return Err(CcError::with(code::PARAMS_NEED_SET, "bk_process_id"));
     }
     if ids.len() > MAX_IDS_PER_DELETE {
-        return Err(CcError::new(
-            code::EXCEED_LIMIT,
-            vec![
-                Arg::Str("delete process instance".into()),
-                Arg::Int(MAX_IDS_PER_DELETE as i64),
-            ],
+        return Err(CcError::exceed_limit(
+            "delete process instance",
+            MAX_IDS_PER_DELETE as i64,
         ));
     }
     store.write(move |tx| delete_in_tx(tx, biz, &ids))?;

@@ -111,12 +111,9 @@ pub fn create(ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError> 
         spec.check_spaces()?;
     }
     if specs.len() > MAX_PROC_TEMPLATES_PER_CREATE {
-        return Err(CcError::new(
-            code::EXCEED_LIMIT,
-            vec![
-                Arg::Str("create process template".into()),
-                Arg::Int(MAX_PROC_TEMPLATES_PER_CREATE as i64),
-            ],
+        return Err(CcError::exceed_limit(
+            "create process template",
+            MAX_PROC_TEMPLATES_PER_CREATE as i64,
         ));
     }
     let ctx = ctx.clone();
@@ -293,12 +290,9 @@ pub fn delete(_ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError>
         return Err(CcError::with(code::PARAMS_NEED_SET, "process_templates"));
     }
     if ids.len() > MAX_PROC_TEMPLATES_PER_DELETE {
-        return Err(CcError::new(
-            code::EXCEED_LIMIT,
-            vec![
-                Arg::Str("delete process template".into()),
-                Arg::Int(MAX_PROC_TEMPLATES_PER_DELETE as i64),
-            ],
+        return Err(CcError::exceed_limit(
+            "delete process template",
+            MAX_PROC_TEMPLATES_PER_DELETE as i64,
         ));
     }
     listable_business(biz)?;

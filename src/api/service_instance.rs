@@ -96,12 +96,9 @@ pub fn create(ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError> 
         return Err(CcError::with(code::PARAMS_NEED_SET, "service_instance_ids"));
     }
     if instances.len() > MAX_SERVICE_INSTANCES_PER_CREATE {
-        return Err(CcError::new(
-            code::EXCEED_LIMIT,
-            vec![
-                Arg::Str("create service instances".into()),
-                Arg::Int(MAX_SERVICE_INSTANCES_PER_CREATE as i64),
-            ],
+        return Err(CcError::exceed_limit(
+            "create service instances",
+            MAX_SERVICE_INSTANCES_PER_CREATE as i64,
         ));
     }
     let now = clock::format_ms(ctx.now_ms);
@@ -607,12 +604,9 @@ pub fn list(ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError> {
     let search = search_key(obj)?;
     let selectors = decode_selectors(obj)?;
     if hosts.len() > MAX_LIST_HOST_IDS {
-        return Err(CcError::new(
-            code::EXCEED_LIMIT,
-            vec![
-                Arg::Str("search service instances".into()),
-                Arg::Int(MAX_LIST_HOST_IDS as i64),
-            ],
+        return Err(CcError::exceed_limit(
+            "search service instances",
+            MAX_LIST_HOST_IDS as i64,
         ));
     }
     if page.validate(false).is_err() {
@@ -737,12 +731,9 @@ pub fn delete(_ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError>
         return Err(CcError::with(code::PARAMS_NEED_SET, "service_instance_ids"));
     }
     if ids.len() > MAX_IDS_PER_DELETE {
-        return Err(CcError::new(
-            code::EXCEED_LIMIT,
-            vec![
-                Arg::Str("delete service instance".into()),
-                Arg::Int(MAX_IDS_PER_DELETE as i64),
-            ],
+        return Err(CcError::exceed_limit(
+            "delete service instance",
+            MAX_IDS_PER_DELETE as i64,
         ));
     }
     store.write(move |tx| {
@@ -811,12 +802,9 @@ pub fn add_labels(_ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcEr
         return Err(CcError::with(code::PARAMS_NEED_SET, "instanceIDs"));
     }
     if ids.len() > MAX_LABEL_ADD_INSTANCES {
-        return Err(CcError::new(
-            code::EXCEED_LIMIT,
-            vec![
-                Arg::Str("add labels".into()),
-                Arg::Int(MAX_LABEL_ADD_INSTANCES as i64),
-            ],
+        return Err(CcError::exceed_limit(
+            "add labels",
+            MAX_LABEL_ADD_INSTANCES as i64,
         ));
     }
     store.write(move |tx| {
@@ -856,12 +844,9 @@ pub fn remove_labels(_ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, C
         return Err(CcError::with(code::PARAMS_NEED_SET, "InstanceIDs"));
     }
     if ids.len() > MAX_IDS_PER_DELETE {
-        return Err(CcError::new(
-            code::EXCEED_LIMIT,
-            vec![
-                Arg::Str("remove labels".into()),
-                Arg::Int(MAX_IDS_PER_DELETE as i64),
-            ],
+        return Err(CcError::exceed_limit(
+            "remove labels",
+            MAX_IDS_PER_DELETE as i64,
         ));
     }
     store.write(move |tx| {

@@ -17,7 +17,7 @@ use crate::domain::process::{self, ServerFields};
 use crate::domain::process_update;
 use crate::domain::service_instance as si_rules;
 use crate::domain::template_sync::{self, ModuleCounts, ProcRef, TemplateRef};
-use crate::error::{Arg, CcError, code};
+use crate::error::{CcError, code};
 use crate::limits::{MAX_SYNC_GROUPED_PROCESSES, MAX_SYNC_MODULES, MAX_SYNC_STATUS_IDS};
 use crate::store::records::{Kind, Module, ProcessTemplate, Relation};
 use crate::store::{ReadTx, Store, WriteTx};
@@ -186,10 +186,7 @@ pub fn difference(_ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcEr
         return Err(CcError::with(code::PARAMS_NEED_SET, key));
     }
     if ids.len() > MAX_SYNC_STATUS_IDS {
-        return Err(CcError::new(
-            code::EXCEED_LIMIT,
-            vec![Arg::Str(key.into()), Arg::Int(MAX_SYNC_STATUS_IDS as i64)],
-        ));
+        return Err(CcError::exceed_limit(key, MAX_SYNC_STATUS_IDS as i64));
     }
     let wanted: BTreeSet<i64> = ids.iter().copied().collect();
     let statuses = store.read(|tx| {
@@ -277,12 +274,9 @@ pub fn sync_status(_ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcE
         return Err(CcError::with(code::PARAMS_NEED_SET, "service_template_id"));
     }
     if module_ids.len() > MAX_SYNC_MODULES {
-        return Err(CcError::new(
-            code::EXCEED_LIMIT,
-            vec![
-                Arg::Str("bk_module_ids".into()),
-                Arg::Int(MAX_SYNC_MODULES as i64),
-            ],
+        return Err(CcError::exceed_limit(
+            "bk_module_ids",
+            MAX_SYNC_MODULES as i64,
         ));
     }
     let items = store.read(|tx| {
@@ -335,12 +329,9 @@ pub fn sync(ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError> {
         return Err(CcError::with(code::PARAMS_NEED_SET, "service_template_id"));
     }
     if module_ids.len() > MAX_SYNC_MODULES {
-        return Err(CcError::new(
-            code::EXCEED_LIMIT,
-            vec![
-                Arg::Str("bk_module_ids".into()),
-                Arg::Int(MAX_SYNC_MODULES as i64),
-            ],
+        return Err(CcError::exceed_limit(
+            "bk_module_ids",
+            MAX_SYNC_MODULES as i64,
         ));
     }
     let now = clock::format_ms(ctx.now_ms);

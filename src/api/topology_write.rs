@@ -10,7 +10,7 @@ use crate::domain::decode;
 use crate::domain::service_template::parse_int;
 use crate::domain::topology::{self as rules, Obj, Stamp};
 use crate::domain::topology_write::{distinct, topo_name};
-use crate::error::{Arg, CcError, Lang, code};
+use crate::error::{CcError, Lang, code};
 use crate::limits::MAX_SETS_PER_DELETE;
 use crate::store::records::{Kind, Module, Set};
 use crate::store::{Store, WriteTx};
@@ -259,12 +259,9 @@ pub fn delete_sets(_ctx: &Ctx, store: &Store, input: &Input, batch: bool) -> Res
         vec![path_int(input, "bk_set_id", "set id")?]
     };
     if ids.len() > MAX_SETS_PER_DELETE {
-        return Err(CcError::new(
-            code::EXCEED_LIMIT,
-            vec![
-                Arg::Str("inst_ids".into()),
-                Arg::Int(MAX_SETS_PER_DELETE as i64),
-            ],
+        return Err(CcError::exceed_limit(
+            "inst_ids",
+            MAX_SETS_PER_DELETE as i64,
         ));
     }
     let ids = distinct(&ids);

@@ -6,7 +6,8 @@ use crate::error::Lang;
 use serde_json::Value;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// The request's headers as (lower-case name, value) pairs.
+/// The request's headers as (name as the client spelt it, value) pairs; names are compared
+/// case-insensitively.
 pub struct Headers(pub Vec<(String, String)>);
 
 impl Headers {

@@ -33,6 +33,7 @@ pub mod keys;
 pub mod layout;
 mod migrate;
 mod open;
+pub mod push_map;
 pub mod read;
 pub mod records;
 mod reset;

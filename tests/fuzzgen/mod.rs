@@ -1,10 +1,9 @@
 //! A structure-aware generator of create_process_instance (and list) request bodies for the
-//! randomized test `tests/fuzz_create.rs` and the cargo-fuzz target under `fuzz/`.
+//! randomized test `tests/it/fuzz_create.rs` and the cargo-fuzz target under `fuzz/`.
 //!
 //! Everything is driven by a [`Source`] of random numbers: a seeded xorshift generator in the
 //! test (reproducible from the seed it prints), the fuzzer's input bytes in the cargo-fuzz target
 //! (so libFuzzer's coverage guidance steers the structure).
-#![allow(dead_code)]
 
 use cmdb_lite::api::{self, Ctx, Input, Op};
 use cmdb_lite::error::{self, CcError, Lang};

@@ -1,8 +1,7 @@
 //! Route families, envelopes, identity, language and request-id headers, transport errors and
 //! concurrency, over real HTTP (product.md sections 3 and 6, spec sections 1.1 to 1.3).
 
-mod common;
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 use std::io::Write;
 use std::sync::{Arc, Barrier, mpsc};
@@ -308,7 +307,7 @@ fn native_with_jwt_gets_gateway_envelope() {
         b64url(claims.to_string().as_bytes())
     );
     // The gateway injects the supplier header. Without `--jwt-public-key` the token is not
-    // verified, so it names nobody: the user comes from the user header (tests/auth.rs checks
+    // verified, so it names nobody: the user comes from the user header (tests/it/auth.rs checks
     // signed tokens).
     let headers = [
         ("X-Bkapi-JWT", jwt.as_str()),

@@ -2,13 +2,11 @@
 //! import/export round trips, import refusals, `check`, the single-writer lock, seeding, foreign
 //! files and `--help`.
 
-mod common;
-use common::*;
+use crate::common::*;
 use redb::TableDefinition;
 use serde_json::{Value, json};
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+
 use std::time::{Duration, Instant};
 
 /// Copied from src/store/tables.rs.
@@ -35,48 +33,8 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-/// Runs `cmdb-lite <args>`, killing it (and failing) if it has not exited within `secs`.
-fn run_within(args: &[&str], secs: u64) -> (i32, String, String) {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn cmdb-lite");
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let t_out = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let t_err = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("cmdb-lite {args:?} did not exit within {secs} s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    (
-        status.code().unwrap_or(-1),
-        t_out.join().unwrap(),
-        t_err.join().unwrap(),
-    )
-}
-
 fn cli_ok(args: &[&str]) -> String {
-    let (code, out, err) = run_within(args, 30);
+    let (code, out, err) = run_cli_within(args, 30);
     assert_eq!(code, 0, "cmdb-lite {args:?}: stdout {out:?} stderr {err:?}");
     out
 }
@@ -164,7 +122,7 @@ fn restart_keeps_data_and_never_reuses_ids() {
     srv.kill();
 
     // And the store is consistent (once redb has repaired the crashed file).
-    let (code, out, err) = run_within(&["check", "--repair", "--db", s(&db)], 30);
+    let (code, out, err) = run_cli_within(&["check", "--repair", "--db", s(&db)], 30);
     assert_eq!(code, 0, "{out}{err}");
 }
 
@@ -177,7 +135,7 @@ fn import_export_round_trip() {
     let td = TempDir::new("roundtrip");
     let (db1, db2) = (td.join("a.redb"), td.join("b.redb"));
     let (f1, f2) = (td.join("one.json"), td.join("two.json"));
-    let (code, out, err) = run_within(&["import", s(&example_path()), "--db", s(&db1)], 30);
+    let (code, out, err) = run_cli_within(&["import", s(&example_path()), "--db", s(&db1)], 30);
     assert_eq!(code, 0, "{out}{err}");
     cli_ok(&["export", "--db", s(&db1), "--out", s(&f1)]);
     import_ok(&f1, &db2);
@@ -373,7 +331,7 @@ fn import_refusals_leave_store_unchanged() {
     for (what, dataset, needles) in &cases {
         let file = td.join("bad.json");
         write_json(&file, dataset);
-        let (code, out, err) = run_within(&["import", s(&file), "--db", s(&db)], 30);
+        let (code, out, err) = run_cli_within(&["import", s(&file), "--db", s(&db)], 30);
         assert_ne!(
             code, 0,
             "{what}: import accepted; stdout {out:?} stderr {err:?}"
@@ -401,11 +359,13 @@ fn import_refusals_leave_store_unchanged() {
     assert_eq!(after["sequences"]["process"], json!(141));
 
     // A file that does not exist, or is not JSON: one line, non-zero.
-    let (code, _, err) = run_within(&["import", s(&td.join("missing.json")), "--db", s(&db)], 30);
+    let (code, _, err) =
+        run_cli_within(&["import", s(&td.join("missing.json")), "--db", s(&db)], 30);
     assert_ne!(code, 0);
     assert!(err.contains("missing.json"), "{err:?}");
     std::fs::write(td.join("notjson.json"), b"{ this is not json").unwrap();
-    let (code, _, err) = run_within(&["import", s(&td.join("notjson.json")), "--db", s(&db)], 30);
+    let (code, _, err) =
+        run_cli_within(&["import", s(&td.join("notjson.json")), "--db", s(&db)], 30);
     assert_ne!(code, 0);
     assert!(err.contains("notjson.json"), "{err:?}");
 }
@@ -422,7 +382,7 @@ fn with_db(db: &Path, f: impl FnOnce(&redb::WriteTransaction)) {
 }
 
 fn check(db: &Path) -> (i32, String) {
-    let (code, out, err) = run_within(&["check", "--db", s(db)], 30);
+    let (code, out, err) = run_cli_within(&["check", "--db", s(db)], 30);
     (code, format!("{out}{err}"))
 }
 
@@ -505,7 +465,7 @@ fn database_in_use_is_refused_promptly() {
     ];
     for args in &commands {
         let start = Instant::now();
-        let (code, out, err) = run_within(args, 10);
+        let (code, out, err) = run_cli_within(args, 10);
         assert_ne!(code, 0, "{args:?}: stdout {out:?} stderr {err:?}");
         assert!(err.contains("database is in use"), "{args:?}: {err:?}");
         assert!(
@@ -630,7 +590,7 @@ fn seed_file_is_loaded_into_an_empty_store_only() {
     // A bad seed file: the server does not start, and says why.
     let bad = td.join("bad-seed.json");
     write_json(&bad, &json!({"format": "cmdb-lite/1", "nonsense": 1}));
-    let (code, out, err) = run_within(
+    let (code, out, err) = run_cli_within(
         &[
             "serve",
             "--memory",
@@ -659,7 +619,7 @@ fn assert_refused_untouched(path: &Path, what: &str) {
         vec!["import", s(&example), "--db", s(path)],
     ];
     for args in &commands {
-        let (code, out, err) = run_within(args, 10);
+        let (code, out, err) = run_cli_within(args, 10);
         assert_ne!(code, 0, "{what}: {args:?} accepted; stdout {out:?}");
         assert!(
             err.contains(s(path)),
@@ -721,7 +681,7 @@ fn redb_header_followed_by_garbage_is_left_untouched() {
         vec!["export", "--db", s(&path)],
         vec!["check", "--db", s(&path)],
     ] {
-        let (code, out, err) = run_within(&args, 10);
+        let (code, out, err) = run_cli_within(&args, 10);
         assert_ne!(code, 0, "{args:?} accepted; stdout {out:?}");
         assert!(err.contains(s(&path)), "{args:?}: {err:?}");
         assert!(

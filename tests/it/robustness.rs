@@ -1,6 +1,5 @@
 //! Hostile input at the HTTP edge: the server answers (or closes) and stays up.
-mod common;
-use common::*;
+use crate::common::*;
 use serde_json::json;
 use std::io::{Read, Write};
 use std::net::TcpStream;

@@ -1,10 +1,8 @@
 //! The test-double routes of `serve --admin`: reset, load (strict datasets and lenient
 //! fixtures), the request journal and fault injection, and their 404 without `--admin`.
 
-mod common;
-
+use crate::common::*;
 use cmdb_lite::limits::{JOURNAL_MAX_BODY_BYTES, JOURNAL_MAX_ENTRIES};
-use common::*;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

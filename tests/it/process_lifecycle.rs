@@ -14,8 +14,7 @@
 //! - business 8 with raw module 23, service instance 34 (host 12) and process 42 "lab", whose
 //!   `bk_created_at`/`bk_updated_at` are null as in records older than those fields.
 
-mod common;
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -4,11 +4,10 @@
 //! by a commit, holding no worker permit), the three route families and both languages.
 //! The window of 6 hours is tested in-process, where a request's time can be set.
 
-mod common;
+use crate::common::*;
 use cmdb_lite::api::{Ctx, Input, watch};
 use cmdb_lite::error::Lang;
 use cmdb_lite::store::Store;
-use common::*;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 

@@ -4,8 +4,7 @@
 //! The demo dataset: business 7 (raw service instance 30 on host 11 with process 41 "billing",
 //! template-bound service instance 31 with process 40), business 8; new process ids start at 42.
 
-mod common;
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 const CREATE: &str = "/api/v3/create/proc/process_instance";

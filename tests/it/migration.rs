@@ -3,9 +3,7 @@
 //! and a process with unknown keys, odd numbers and times that are not in `clock`'s form), and
 //! `tests/fixtures/v1-export.json` is what that binary exported from it.
 
-mod common;
-
-use common::{BIN, SIGKILL, TempDir, run_cli, send_signal, wait_exit};
+use crate::common::{BIN, SIGKILL, TempDir, run_cli, send_signal, wait_exit};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

@@ -8,9 +8,8 @@
 //! service instance 31) and 9 "tpl-web" (used by module 22), both in the built-in leaf category
 //! 2 (child of the root 1); business 8 has none. New service template ids start at 10.
 
-mod common;
-use common::lang::{both, call, invalid, json_error};
-use common::*;
+use crate::common::lang::{both, call, invalid, json_error};
+use crate::common::*;
 use serde_json::{Value, json};
 
 const CREATE: &str = "/api/v3/create/proc/service_template";

@@ -7,9 +7,8 @@
 //! The seed is the demo plus host 13, with module 22 renamed after its template 9 "tpl-web"
 //! (process templates 10 nginx and 11 php-fpm) and holding hosts 11, 12 and 13.
 
-mod common;
-use common::lang::{both, call, json_error};
-use common::*;
+use crate::common::lang::{both, call, json_error};
+use crate::common::*;
 use serde_json::{Value, json};
 use std::time::Duration;
 

@@ -12,8 +12,7 @@
 //! (raw, no process, labels env=prod, tier=web), 61 (raw, process 600), 62 (business 8), 63
 //! (supplier "1"). New service instance ids start at 101, process ids at 601.
 
-mod common;
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 const CREATE: &str = "/api/v3/create/proc/service_instance";

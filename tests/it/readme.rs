@@ -3,8 +3,7 @@
 //! answer must succeed, the answers the text promises are checked, and `check` finds the store
 //! clean afterwards.
 
-mod common;
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 /// (method, path, body) of each `curl` line of the section's `sh` block.

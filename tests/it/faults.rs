@@ -2,8 +2,7 @@
 //! limit), a schema version this binary does not know, a stored value that does not decode.
 //! A database in use, and files that are not ours, are in `cli.rs`.
 
-mod common;
-use common::*;
+use crate::common::*;
 use redb::{ReadableTable, TableDefinition};
 use serde_json::{Value, json};
 use std::path::Path;
@@ -81,6 +80,7 @@ fn have_prlimit(test: &str) -> bool {
 /// failed request is ever visible; and the file is clean afterwards.
 #[test]
 fn write_failure_is_answered_and_survived() {
+    let _alone = serial();
     if !have_prlimit("write_failure_is_answered_and_survived") {
         return;
     }
@@ -174,6 +174,7 @@ fn write_failure_is_answered_and_survived() {
 /// every refused one absent.
 #[test]
 fn concurrent_load_through_write_failures() {
+    let _alone = serial();
     if !have_prlimit("concurrent_load_through_write_failures") {
         return;
     }

@@ -19,8 +19,7 @@
 //! - The id rules after a crash, a failed batch and an import with `sequences`.
 //! - `compact` killed at random moments: the store keeps exactly what it held.
 
-mod common;
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -483,6 +482,7 @@ fn closed_cleanly(db: &Path) -> bool {
 
 #[test]
 fn crash_cycles() {
+    let _alone = serial();
     let cycles: usize = std::env::var("CMDB_CRASH_CYCLES")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -1252,6 +1252,7 @@ fn instance_count(srv: &Server) -> u64 {
 /// again, it is all there.
 #[test]
 fn crash_during_a_sync_that_holds_the_store_alone() {
+    let _alone = serial();
     let dir = TempDir::new("synccrash-alone");
     let db = dir.join("cmdb.redb");
     let hosts = 1000..=3599;
@@ -1285,12 +1286,16 @@ fn crash_during_a_sync_that_holds_the_store_alone() {
     } else {
         assert_eq!(n, 0, "a half-applied sync after the restart");
     }
-    let r = srv.native_method(
+    // Seconds on an idle machine, minutes on a loaded one: a patient connection.
+    let r = Conn::open_within(&srv.addr, Duration::from_secs(600)).send(
         "PUT",
         "/api/v3/update/proc/service_instance/sync",
-        &json!({"bk_biz_id": BIZ, "service_template_id": 9, "bk_module_ids": [22]}),
+        &NATIVE_EN,
+        json!({"bk_biz_id": BIZ, "service_template_id": 9, "bk_module_ids": [22]})
+            .to_string()
+            .as_bytes(),
     );
-    assert_eq!(r, ok_native(Value::Null));
+    assert_eq!(r.json(), ok_native(Value::Null));
     assert_eq!(instance_count(&srv), hosts.count() as u64);
     let d = srv.native(
         "/api/v3/findmany/proc/service_template/sync_status/biz/7",

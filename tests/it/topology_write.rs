@@ -10,9 +10,8 @@
 //! template), hosts 1 (10.0.0.1, in module 8) and 2 (10.0.0.2, idle), and host 3 (10.0.0.3) in
 //! the resource pool.
 
-mod common;
-use common::lang::{both, call, invalid};
-use common::*;
+use crate::common::lang::{both, call, invalid};
+use crate::common::*;
 use serde_json::{Value, json};
 
 #[track_caller]

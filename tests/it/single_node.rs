@@ -5,9 +5,8 @@
 //! process through create_process_instance, a host moved out of a template module loses its
 //! instance there, and `cmdb-lite check` finds the store clean.
 
-mod common;
-use common::lang::call;
-use common::*;
+use crate::common::lang::call;
+use crate::common::*;
 use serde_json::{Value, json};
 
 #[track_caller]

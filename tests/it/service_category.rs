@@ -6,9 +6,8 @@
 //! The demo: built-in categories 1 "Default" (root) and 2 "Default" (its child), category 2
 //! used by service templates 5 and 9 and modules 20 to 22; businesses 7 and 8.
 
-mod common;
-use common::lang::{both, call, invalid, json_error};
-use common::*;
+use crate::common::lang::{both, call, invalid, json_error};
+use crate::common::*;
 use serde_json::{Value, json};
 
 const CREATE: &str = "/api/v3/create/proc/service_category";

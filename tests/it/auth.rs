@@ -4,10 +4,8 @@
 //! the test-only key of `tests/keys/`); SIGHUP reload under concurrent writers; the refusal of
 //! a non-loopback listen; file modes under umask 000; secrets kept out of logs and errors.
 
-mod common;
-
+use crate::common::*;
 use cmdb_lite::auth::rsa::{Hash, encode_pkcs1, mod_pow};
-use common::*;
 use serde_json::{Value, json};
 use std::io::Read;
 use std::process::{Command, Stdio};
@@ -1158,7 +1156,7 @@ fn secrets_stay_out_of_logs_errors_and_refusals() {
 /// The cost of `--auth` (app secret, user and IAM grant checked on every request), printed, not
 /// asserted: one connection each to a server with and one without the file, requests
 /// alternating between the two so both see the same load, compared by their median latency.
-/// `cargo test --release --test auth -- --ignored --nocapture`.
+/// `cargo test --release --test it -- --ignored --nocapture auth::auth_overhead_figures`.
 #[test]
 #[ignore]
 fn auth_overhead_figures() {

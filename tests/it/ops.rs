@@ -4,9 +4,7 @@
 //! `compact`, and the command-line conventions (exit 2 on usage errors, a closed stdout,
 //! nothing created before a command can run).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
@@ -287,11 +285,17 @@ fn readiness_across_start_seeding_and_sigterm() {
     let v = last.json();
     assert_eq!(v["data"][0]["bk_process_name"], json!("gen-29999"), "{v}");
 
-    // After SIGTERM, /readyz never says ready: a request on a connection opened before is
-    // answered 503 or not at all.
+    // Once the server has taken SIGTERM (its "shutting down" line), /readyz never says ready:
+    // a request on a connection opened before is answered 503 or not at all. (The signal is
+    // handled on a thread of its own: a request sent the instant after kill(2) may still be
+    // answered ready.)
     let mut conn = Conn::open(&srv.addr);
     assert_eq!(conn.send("GET", "/readyz", &[], b"").status, 200);
     send_signal(&srv.child, SIGTERM);
+    assert!(
+        !srv.lines_with("shutting down").is_empty(),
+        "no shutdown line"
+    );
     let answer = conn.try_send("GET", "/readyz", &[], b"");
     if let Some(r) = answer {
         assert_eq!(r.status, 503, "{r:?}");
@@ -371,7 +375,7 @@ fn big_batch(tag: &str) -> Value {
     json!({"bk_biz_id": 7, "service_instance_id": 30, "processes": processes})
 }
 
-/// The file-size fault of tests/faults.rs: while a write has failed and the store is degraded,
+/// The file-size fault of tests/it/faults.rs: while a write has failed and the store is degraded,
 /// `/readyz` answers 503 (store "degraded") and `/healthz` 200; the metrics say so too; once a
 /// write commits again, ready.
 #[test]

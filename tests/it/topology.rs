@@ -15,9 +15,8 @@
 //! Service instances 30 (module 11, host 12), 31 (module 10, host 11), 32 (module 16, host
 //! 16); processes 40, 41 (instance 31), 42 (30), 43 (32).
 
-mod common;
-use common::lang::{both, call, invalid, json_error};
-use common::*;
+use crate::common::lang::{both, call, invalid, json_error};
+use crate::common::*;
 use serde_json::{Value, json};
 
 const T: &str = "2026-01-02T03:04:05.678Z";
@@ -2115,4 +2114,325 @@ fn search_object_attribute() {
             .len(),
         attrs(json!({"bk_obj_id": "module"})).len()
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Every read above, through the API gateway and the ESB as well as natively
+
+/// Calls `native` (a POST) natively, through the gateway and through the ESB component `name`
+/// (whose body also carries the path's parameters, `esb_extra`); the three answers carry the
+/// same data in their own envelope. Returns the data.
+fn same_on_every_family(
+    s: &Server,
+    native: &str,
+    name: &str,
+    body: &Value,
+    esb_extra: &Value,
+) -> Value {
+    let data = ok(s, "POST", native, body);
+    let g = gateway(s, "POST", native, body);
+    assert_eq!(
+        g,
+        json!({"result": true, "code": 0, "message": "success", "permission": null,
+            "data": data.clone()}),
+        "gateway {native}"
+    );
+    let mut eb = body.clone();
+    for (k, v) in esb_extra.as_object().unwrap() {
+        eb[k] = v.clone();
+    }
+    let e = esb(s, name, &eb);
+    assert_eq!(
+        e,
+        json!({"result": true, "code": 0, "message": "success", "permission": null,
+            "request_id": e["request_id"].clone(), "data": data.clone()}),
+        "esb {name}"
+    );
+    assert!(e["request_id"].is_string(), "{e}");
+    data
+}
+
+#[test]
+fn more_reads_on_every_route_family() {
+    let (s, _td) = server();
+    let d = same_on_every_family(
+        &s,
+        "/api/v3/module/search/0/7/3",
+        "search_module",
+        &json!({"fields": ["bk_module_id", "bk_module_name"], "condition": {}}),
+        &json!({"bk_supplier_account": "0", "bk_biz_id": 7, "bk_set_id": 3}),
+    );
+    assert_eq!(ids(&d["info"], "bk_module_id"), [10, 11]);
+    let d = same_on_every_family(
+        &s,
+        "/api/v3/findmany/module/with_relation/biz/7",
+        "find_module_with_relation",
+        &json!({"bk_set_ids": [3, 4], "fields": ["bk_module_id"], "page": {"limit": 10}}),
+        &json!({"bk_biz_id": 7}),
+    );
+    assert_eq!(ids(&d["info"], "bk_module_id"), [10, 11, 12]);
+    let d = same_on_every_family(
+        &s,
+        "/api/v3/cache/find/cache/topo/node_path/biz/7",
+        "find_topo_node_paths",
+        &json!({"bk_nodes": [{"bk_obj_id": "set", "bk_inst_id": 4}]}),
+        &json!({"bk_biz_id": 7}),
+    );
+    assert_eq!(d[0]["bk_inst_name"], json!("db"));
+    let d = same_on_every_family(
+        &s,
+        "/api/v3/host/topo/relation/read",
+        "find_host_topo_relation",
+        &json!({"bk_biz_id": 7, "bk_module_ids": [12], "page": {"limit": 10}}),
+        &json!({}),
+    );
+    assert_eq!(ids(&d["data"], "bk_host_id"), [14]);
+    let d = same_on_every_family(
+        &s,
+        "/api/v3/hosts/list_hosts_without_app",
+        "list_hosts_without_biz",
+        &json!({"fields": ["bk_host_id"], "page": {"start": 5, "limit": 5}}),
+        &json!({}),
+    );
+    assert_eq!(ids(&d["info"], "bk_host_id"), [16, 17]);
+    let d = same_on_every_family(
+        &s,
+        "/api/v3/findmany/set/bk_biz_id/7",
+        "find_set_batch",
+        &json!({"bk_ids": [4, 3], "fields": ["bk_set_id"]}),
+        &json!({"bk_biz_id": 7}),
+    );
+    assert_eq!(ids(&d, "bk_set_id"), [3, 4]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sorting every list by each of its fields, both ways
+
+/// MongoDB's order for the values these records hold: null (or missing) before numbers before
+/// strings; numbers by value, strings by bytes.
+fn mongo_cmp(a: &Value, b: &Value) -> std::cmp::Ordering {
+    let rank = |v: &Value| match v {
+        Value::Null => 0,
+        Value::Number(_) => 1,
+        Value::String(_) => 2,
+        _ => 3,
+    };
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x.as_f64().unwrap().total_cmp(&y.as_f64().unwrap()),
+        (Value::String(x), Value::String(y)) => x.cmp(y),
+        _ => rank(a).cmp(&rank(b)),
+    }
+}
+
+/// One list API: where it is, the body it is called with, and where an item's id and its
+/// sortable record sit in an answer item.
+struct Sorted<'a> {
+    path: &'a str,
+    body: Value,
+    id: &'a [&'a str],
+    record: &'a [&'a str],
+}
+
+impl Sorted<'_> {
+    fn at<'v>(item: &'v Value, path: &[&str]) -> &'v Value {
+        path.iter().fold(item, |v, k| &v[*k])
+    }
+
+    fn items(&self, s: &Server, sort: &str) -> Vec<Value> {
+        let mut body = self.body.clone();
+        body["page"]["sort"] = json!(sort);
+        body["page"]["limit"] = json!(100);
+        // In Chinese, built-in names are answered as stored, which is what MongoDB sorts.
+        let d = ok_zh(s, "POST", self.path, &body);
+        d["info"].as_array().unwrap().clone()
+    }
+
+    fn ids(&self, items: &[Value]) -> Vec<i64> {
+        items
+            .iter()
+            .map(|i| Self::at(i, self.id).as_i64().unwrap())
+            .collect()
+    }
+
+    /// Sorting by `field` ascending and descending gives the id order computed here from the
+    /// records in storage (id) order, ties keeping that order.
+    fn check(&self, s: &Server, field: &str) {
+        let mut base = self.items(s, self.id.last().unwrap());
+        assert!(base.len() >= 2, "{}: too few items to sort", self.path);
+        let value = |i: &Value| Self::at(i, self.record)[field].clone();
+        for desc in [false, true] {
+            let sort = if desc {
+                format!("-{field}")
+            } else {
+                field.to_string()
+            };
+            let got = self.ids(&self.items(s, &sort));
+            base.sort_by(|a, b| {
+                let o = mongo_cmp(&value(a), &value(b));
+                if desc { o.reverse() } else { o }
+            });
+            let mut storage = base.clone();
+            storage.sort_by_key(|i| Self::at(i, self.id).as_i64().unwrap());
+            storage.sort_by(|a, b| {
+                let o = mongo_cmp(&value(a), &value(b));
+                if desc { o.reverse() } else { o }
+            });
+            assert_eq!(got, self.ids(&storage), "{} sorted by {sort}", self.path);
+        }
+    }
+}
+
+#[test]
+fn every_list_sorts_by_each_field_both_ways() {
+    let (s, _td) = server();
+    let lists = [
+        (
+            Sorted {
+                path: BIZ,
+                body: json!({}),
+                id: &["bk_biz_id"],
+                record: &[],
+            },
+            &[
+                "bk_biz_id",
+                "bk_biz_name",
+                "bk_biz_maintainer",
+                "life_cycle",
+                "team",
+                "create_time",
+            ][..],
+        ),
+        (
+            Sorted {
+                path: "/api/v3/set/search/0/7",
+                body: json!({}),
+                id: &["bk_set_id"],
+                record: &[],
+            },
+            &[
+                "bk_set_id",
+                "bk_set_name",
+                "bk_set_env",
+                "default",
+                "create_time",
+            ][..],
+        ),
+        (
+            Sorted {
+                path: "/api/v3/module/search/0/7/3",
+                body: json!({}),
+                id: &["bk_module_id"],
+                record: &[],
+            },
+            &[
+                "bk_module_id",
+                "bk_module_name",
+                "service_template_id",
+                "default",
+            ][..],
+        ),
+        (
+            Sorted {
+                path: HOSTS7,
+                body: json!({}),
+                id: &["bk_host_id"],
+                record: &[],
+            },
+            &[
+                "bk_host_id",
+                "bk_host_name",
+                "bk_host_innerip",
+                "bk_cpu",
+                "bk_os_type",
+                "operator",
+                "rack",
+                "create_time",
+            ][..],
+        ),
+        (
+            Sorted {
+                path: "/api/v3/findmany/cloudarea",
+                body: json!({}),
+                id: &["bk_cloud_id"],
+                record: &[],
+            },
+            &["bk_cloud_id", "bk_cloud_name", "bk_region", "create_time"][..],
+        ),
+        (
+            Sorted {
+                path: PRI,
+                body: json!({"fields": ["bk_process_name", "bk_func_name", "port",
+                    "bk_process_id"]}),
+                id: &["process", "bk_process_id"],
+                record: &["process"],
+            },
+            &["bk_process_id", "bk_process_name", "bk_func_name"][..],
+        ),
+    ];
+    for (list, fields) in &lists {
+        for field in *fields {
+            list.check(&s, field);
+        }
+    }
+    // Spot checks written out, so the rule above is not only checked against itself.
+    let names = |path: &str, sort: &str, id: &str| {
+        let d = ok(
+            &s,
+            "POST",
+            path,
+            &json!({"page": {"sort": sort, "limit": 10}}),
+        );
+        ids(&d["info"], id)
+    };
+    assert_eq!(names(HOSTS7, "-bk_cpu", "bk_host_id"), [14, 11, 12, 13, 15]);
+    assert_eq!(
+        names(HOSTS7, "bk_host_name", "bk_host_id"),
+        [12, 14, 15, 13, 11]
+    );
+    assert_eq!(names(BIZ, "-bk_biz_name", "bk_biz_id"), [7, 9, 8]);
+    // bk-cmdb sorts the stored (Chinese) name of a built-in set, then translates it.
+    let sets = ok(
+        &s,
+        "POST",
+        "/api/v3/set/search/0/7",
+        &json!({"page": {"sort": "bk_set_name"}, "fields": ["bk_set_name"]}),
+    );
+    assert_eq!(
+        sets["info"],
+        json!([{"bk_set_name": "db", "default": 0}, {"bk_set_name": "web", "default": 0},
+            {"bk_set_name": "idle pool", "default": 1}])
+    );
+}
+
+#[test]
+fn search_set_and_module_page_without_checks() {
+    let (s, _td) = server();
+    // bk-cmdb checks neither page: limit 0 is everything, no maximum, a start past the end is
+    // an empty page with the full count.
+    for (path, key, all) in [
+        ("/api/v3/set/search/0/7", "bk_set_id", vec![3, 4, 5]),
+        (
+            "/api/v3/module/search/0/7/0",
+            "bk_module_id",
+            vec![10, 11, 12, 13, 14, 15],
+        ),
+    ] {
+        let page = |p: Value| {
+            let d = ok(&s, "POST", path, &json!({"page": p}));
+            (d["count"].as_i64().unwrap(), ids(&d["info"], key))
+        };
+        let n = all.len() as i64;
+        assert_eq!(page(json!({"limit": 0})), (n, all.clone()), "{path}");
+        assert_eq!(page(json!({"limit": 100000})), (n, all.clone()), "{path}");
+        assert_eq!(
+            page(json!({"start": 1, "limit": 1})),
+            (n, vec![all[1]]),
+            "{path}"
+        );
+        assert_eq!(
+            page(json!({"start": 50, "limit": 10})),
+            (n, vec![]),
+            "{path}"
+        );
+    }
 }

@@ -9,9 +9,8 @@
 //! "nginx" and 11 "php-fpm"); business 8. New process template ids start at 12, new service
 //! template ids at 10.
 
-mod common;
-use common::lang::{both, call, invalid, json_error};
-use common::*;
+use crate::common::lang::{both, call, invalid, json_error};
+use crate::common::*;
 use serde_json::{Map, Value, json};
 
 const CREATE: &str = "/api/v3/createmany/proc/proc_template";

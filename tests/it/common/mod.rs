@@ -1,6 +1,5 @@
 //! Test harness: starts the real `cmdb-lite` binary on a loopback port and speaks HTTP/1.1 to it
 //! over plain TCP (no HTTP crate), so every test sees exactly the bytes a client would.
-#![allow(dead_code)]
 
 pub mod lang;
 
@@ -10,9 +9,20 @@ use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_cmdb-lite");
+
+/// Serialises the tests that must not overlap one another now that every test runs in one
+/// process: those that count every thread of a user (`RLIMIT_NPROC`), hold thousands of
+/// connections, time a window in which a limit is set on a live server, or load the machine for
+/// long. Each holds the guard for its whole run; a test that failed while holding it does not
+/// block the others (the poison is ignored).
+pub fn serial() -> MutexGuard<'static, ()> {
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// A temporary folder removed on drop.
 pub struct TempDir(pub PathBuf);
@@ -58,7 +68,7 @@ impl Server {
         } else {
             &["--threads", "8"]
         };
-        // No access log: the child shares the test's stderr. (tests/ops.rs reads the log.)
+        // No access log: the child shares the test's stderr. (tests/it/ops.rs reads the log.)
         let quiet: &[&str] = if args.contains(&"--log-format") {
             &[]
         } else {
@@ -192,8 +202,14 @@ pub struct Conn {
 
 impl Conn {
     pub fn open(addr: &str) -> Conn {
+        Conn::open_within(addr, Duration::from_secs(30))
+    }
+
+    /// A connection whose reads wait up to `read_timeout` (a request that takes long on a
+    /// loaded machine, such as a sync of thousands of instances).
+    pub fn open_within(addr: &str, read_timeout: Duration) -> Conn {
         let s = TcpStream::connect(addr).expect("connect");
-        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        s.set_read_timeout(Some(read_timeout)).unwrap();
         s.set_nodelay(true).unwrap();
         Conn {
             stream: BufReader::new(s),
