@@ -90,35 +90,46 @@ impl Client {
         }
     }
 
-    /// One request and its answer (status, body). A connection the server closed while idle
-    /// is opened again once, before anything of this request was answered.
+    /// One request and its answer (status, body). A kept-alive connection the server has
+    /// closed while it was idle is opened again before the request is sent; a request that was
+    /// sent is never sent again (it may have been carried out), so a connection lost after
+    /// that is an error.
     pub fn call(&mut self, method: &str, path: &str, body: &[u8]) -> Result<(u16, &[u8]), String> {
-        let fresh = self.stream.is_none();
-        if fresh {
+        if self.stream.is_none() || self.closed_by_server() {
             self.reconnect()?;
         }
-        let first = self
+        let result = self
             .send_method(method, path, body)
-            .and_then(|()| self.read_head());
-        let head = match first {
-            Ok(head) => head,
-            Err(_) if !fresh => {
-                self.reconnect()?;
-                self.send_method(method, path, body)?;
-                self.read_head()?
-            }
-            Err(e) => {
-                self.stream = None;
-                return Err(e);
-            }
-        };
-        match self.read_body(head) {
-            Ok(()) => Ok((head.0, &self.body)),
+            .and_then(|()| self.read_head())
+            .and_then(|head| self.read_body(head).map(|()| head.0));
+        match result {
+            Ok(status) => Ok((status, &self.body)),
             Err(e) => {
                 self.stream = None;
                 Err(e)
             }
         }
+    }
+
+    /// True if the server closed the idle connection (an end of stream is waiting to be read).
+    fn closed_by_server(&mut self) -> bool {
+        let Some(stream) = self.stream.as_mut() else {
+            return true;
+        };
+        if !stream.buffer().is_empty() {
+            return false;
+        }
+        let socket = stream.get_ref();
+        if socket.set_nonblocking(true).is_err() {
+            return true;
+        }
+        let mut one = [0u8; 1];
+        let closed = match socket.peek(&mut one) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+        };
+        closed || socket.set_nonblocking(false).is_err()
     }
 
     /// Sends a POST without reading its answer.

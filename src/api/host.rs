@@ -572,6 +572,17 @@ pub fn find_host_topo_relation(_ctx: &Ctx, store: &Store, input: &Input) -> Resu
         })
     })?;
     let count = rels.len();
+    // bk-cmdb sorts the relations by `page.sort` (ties in storage order); a sort path MongoDB
+    // refuses fails coreservice's query, which the host server answers as a failed call.
+    let keys = page::parse_sort(&page.sort).map_err(|_| CcError::plain(code::HTTP_DO_REQUEST))?;
+    let rels = page::sort(rels, &keys, |r, field| match field {
+        "bk_biz_id" => SortValue::Int(r.bk_biz_id),
+        "bk_host_id" => SortValue::Int(r.bk_host_id),
+        "bk_module_id" => SortValue::Int(r.bk_module_id),
+        "bk_set_id" => SortValue::Int(r.bk_set_id),
+        "bk_supplier_account" => SortValue::Str(r.bk_supplier_account.clone()),
+        _ => SortValue::Null,
+    });
     let limit = if page.limit == NO_LIMIT {
         0
     } else {

@@ -516,7 +516,8 @@ pub fn search_cloud_area(ctx: &Ctx, store: &Store, input: &Input) -> Result<Data
     if page.limit == 0 {
         page.limit = MAX_PAGE_SIZE;
     }
-    if page.start < 0 || (page.limit > MAX_PAGE_SIZE && page.limit != NO_LIMIT) {
+    // `IsIllegal`: a negative limit too.
+    if page.is_illegal() {
         return Err(CcError::bare(code::PARAMS_INVALID));
     }
     let mut cond = opt_object(&obj, "condition")?.unwrap_or_default();

@@ -32,5 +32,6 @@ mod single_node;
 mod smoke;
 mod template_sync;
 mod topology;
+mod topology_more;
 mod topology_write;
 mod watch;

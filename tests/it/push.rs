@@ -33,6 +33,15 @@ const CATEGORIES: &str = r#"[
 
 /// A server on `db` seeded with businesses (id, name).
 fn seeded(td: &TempDir, db: &std::path::Path, businesses: &[(i64, &str)]) -> Server {
+    seeded_with(td, db, businesses, &[])
+}
+
+fn seeded_with(
+    td: &TempDir,
+    db: &std::path::Path,
+    businesses: &[(i64, &str)],
+    extra: &[&str],
+) -> Server {
     let bizs: Vec<Value> = businesses
         .iter()
         .map(|(id, name)| json!({"bk_biz_id": id, "bk_biz_name": name}))
@@ -41,12 +50,14 @@ fn seeded(td: &TempDir, db: &std::path::Path, businesses: &[(i64, &str)]) -> Ser
         "service_categories": serde_json::from_str::<Value>(CATEGORIES).unwrap()});
     let file = td.join(&format!("seed-{}.json", businesses[0].0));
     std::fs::write(&file, seed.to_string()).unwrap();
-    Server::start(&[
+    let mut args = vec![
         "--db",
         db.to_str().unwrap(),
         "--seed",
         file.to_str().unwrap(),
-    ])
+    ];
+    args.extend_from_slice(extra);
+    Server::start(&args)
 }
 
 fn spec(name: &str, port: &str) -> Value {
@@ -672,6 +683,9 @@ fn push_rate_and_calls_per_process() {
     let db = td.join("source.redb");
     let s = seeded(&td, &db, &[(2, "shop")]);
     let (tools, hosts) = flat(&s, 2, false);
+    // The floor: the same creates (instances with their first process, then 99 more per
+    // create_process_instance) sent straight to a server of the same build.
+    let floor = Instant::now();
     for i in 0..n.div_ceil(100) {
         let si = ok(
             &s,
@@ -692,6 +706,7 @@ fn push_rate_and_calls_per_process() {
             );
         }
     }
+    let floor = floor.elapsed();
     s.stop();
     let tdb = td.join("target.redb");
     let t = seeded(&td, &tdb, &[(5, "other"), (9, "shop")]);
@@ -717,6 +732,11 @@ fn push_rate_and_calls_per_process() {
         records as f64 / took.as_secs_f64(),
         calls / n as f64
     );
+    println!(
+        "floor, the same creates sent directly: {:.2} s; push / floor time: {:.2}",
+        floor.as_secs_f64(),
+        took.as_secs_f64() / floor.as_secs_f64()
+    );
     assert!(
         summary_line(&out, "processes").contains(&format!("created {}", n - n.div_ceil(100))),
         "{out}"
@@ -729,4 +749,47 @@ fn push_rate_and_calls_per_process() {
         started.elapsed().as_secs_f64(),
         out.lines().last().unwrap()
     );
+}
+
+#[test]
+fn a_refused_or_cut_call_stops_the_push_and_the_next_one_resumes() {
+    let td = TempDir::new("push-refused");
+    let db = td.join("source.redb");
+    let (want, _) = source(&td, &db);
+    let tdb = td.join("target.redb");
+    let t = seeded_with(
+        &td,
+        &tdb,
+        &[(5, "other"), (12, "shop"), (14, "lab")],
+        &["--admin"],
+    );
+    let tb = build(&t, 12, 14, false, None);
+    let fault = |rule: Value| {
+        let r = t.request("POST", "/_cmdb/faults", &[], rule.to_string().as_bytes());
+        assert_eq!(r.status, 200, "{}", r.body);
+    };
+    // The third create_process_instance is refused: the push stops there, exit 1, with the
+    // target's code and message.
+    fault(
+        json!({"operation": "create_process_instance", "times": 1, "code": 1199014,
+        "message": "duplicated instances exist, fields [bk_process_name] duplicated"}),
+    );
+    let (code, out, err) = push(&db, &t, &[]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains("push stopped: the target refused create_process_instance: 1199014 duplicated instances exist, fields [bk_process_name] duplicated"),
+        "{err}"
+    );
+    // The connection is cut on the next create_service_instance: stopped again.
+    fault(json!({"operation": "create_service_instance", "times": 1, "drop": true}));
+    let (code, out, err) = push(&db, &t, &[]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains("push stopped: create_service_instance failed"),
+        "{err}"
+    );
+    // Then it goes through, and the target is as after an uninterrupted push.
+    let (code, out, err) = push(&db, &t, &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(snapshot(&t, DST_BIZ, &tb), want);
 }

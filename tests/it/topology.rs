@@ -146,7 +146,7 @@ fn seed() -> Value {
     })
 }
 
-fn server() -> (Server, TempDir) {
+pub(crate) fn server() -> (Server, TempDir) {
     let td = TempDir::new("topology");
     let file = td.join("seed.json");
     std::fs::write(&file, seed().to_string()).unwrap();
@@ -156,7 +156,7 @@ fn server() -> (Server, TempDir) {
     )
 }
 
-fn ok(s: &Server, method: &str, path: &str, body: &Value) -> Value {
+pub(crate) fn ok(s: &Server, method: &str, path: &str, body: &Value) -> Value {
     let r = call(s, method, path, body, false);
     assert_eq!(r["result"], json!(true), "{method} {path} {body}: {r}");
     r["data"].clone()
@@ -168,7 +168,7 @@ fn ok_zh(s: &Server, method: &str, path: &str, body: &Value) -> Value {
     r["data"].clone()
 }
 
-fn ids(v: &Value, key: &str) -> Vec<i64> {
+pub(crate) fn ids(v: &Value, key: &str) -> Vec<i64> {
     v.as_array()
         .unwrap_or_else(|| panic!("not an array: {v}"))
         .iter()
@@ -203,7 +203,7 @@ fn gateway(s: &Server, method: &str, path: &str, body: &Value) -> Value {
 // ---------------------------------------------------------------------------------------------
 // search_business
 
-const BIZ: &str = "/api/v3/biz/search/0";
+pub(crate) const BIZ: &str = "/api/v3/biz/search/0";
 
 #[test]
 fn search_business() {
@@ -390,7 +390,7 @@ fn search_business_on_every_route_family() {
 // ---------------------------------------------------------------------------------------------
 // list_biz_hosts
 
-const HOSTS7: &str = "/api/v3/hosts/app/7/list_hosts";
+pub(crate) const HOSTS7: &str = "/api/v3/hosts/app/7/list_hosts";
 
 fn host_ids(s: &Server, body: Value) -> (i64, Vec<i64>) {
     let d = ok(s, "POST", HOSTS7, &body);
@@ -1783,7 +1783,7 @@ fn find_host_by_service_template() {
 // ---------------------------------------------------------------------------------------------
 // list_process_related_info
 
-const PRI: &str = "/api/v3/findmany/proc/process_related_info/biz/7";
+pub(crate) const PRI: &str = "/api/v3/findmany/proc/process_related_info/biz/7";
 
 fn pids(s: &Server, body: Value) -> (i64, Vec<i64>) {
     let d = ok(s, "POST", PRI, &body);
@@ -2226,11 +2226,11 @@ fn mongo_cmp(a: &Value, b: &Value) -> std::cmp::Ordering {
 
 /// One list API: where it is, the body it is called with, and where an item's id and its
 /// sortable record sit in an answer item.
-struct Sorted<'a> {
-    path: &'a str,
-    body: Value,
-    id: &'a [&'a str],
-    record: &'a [&'a str],
+pub(crate) struct Sorted<'a> {
+    pub(crate) path: &'a str,
+    pub(crate) body: Value,
+    pub(crate) id: &'a [&'a str],
+    pub(crate) record: &'a [&'a str],
 }
 
 impl Sorted<'_> {
@@ -2256,7 +2256,7 @@ impl Sorted<'_> {
 
     /// Sorting by `field` ascending and descending gives the id order computed here from the
     /// records in storage (id) order, ties keeping that order.
-    fn check(&self, s: &Server, field: &str) {
+    pub(crate) fn check(&self, s: &Server, field: &str) {
         let mut base = self.items(s, self.id.last().unwrap());
         assert!(base.len() >= 2, "{}: too few items to sort", self.path);
         let value = |i: &Value| Self::at(i, self.record)[field].clone();
