@@ -168,7 +168,7 @@ pub enum Op {
 /// Runs `op`.
 pub fn call(op: Op, ctx: &Ctx, store: &Store, input: Input) -> Result<Data, CcError> {
     match op {
-        Op::CreateProcessInstance => process_instance::create(ctx, store, &input),
+        Op::CreateProcessInstance => process_instance::create(ctx, store, input),
         Op::ListProcessInstance => process_instance::list(ctx, store, &input),
         Op::CreateServiceTemplate => service_template::create(ctx, store, &input),
         Op::UpdateServiceTemplate => service_template::update(ctx, store, &input),

@@ -13,15 +13,24 @@ use serde_json::{Map, Value};
 /// One decoded item of `processes`; `None` is a null or missing `process_info`.
 pub(crate) type Item = Option<Map<String, Value>>;
 
-/// The `processes` array of a request: `process_template_id` type-checked, `process_info` kept.
-pub(crate) fn decode_items(obj: &Map<String, Value>) -> Result<Vec<Item>, CcError> {
+/// The `processes` array of a request: `process_template_id` type-checked, `process_info`
+/// taken out of the body (moved, not copied: the body is the request's own).
+pub(crate) fn decode_items(obj: &mut Map<String, Value>) -> Result<Vec<Item>, CcError> {
     let mut items = Vec::new();
-    for v in decode::array(obj, "processes")? {
+    decode::array(obj, "processes")?;
+    let Some(Value::Array(list)) = decode::take(obj, "processes") else {
+        return Ok(items);
+    };
+    for v in list {
         match v {
             Value::Null => items.push(None),
-            Value::Object(item) => {
-                decode::int(item, "process_template_id")?;
-                items.push(decode::object(item, "process_info")?.cloned());
+            Value::Object(mut item) => {
+                decode::int(&item, "process_template_id")?;
+                decode::object(&item, "process_info")?;
+                items.push(match decode::take(&mut item, "process_info") {
+                    Some(Value::Object(info)) => Some(info),
+                    _ => None,
+                });
             }
             _ => return Err(CcError::json()),
         }
@@ -30,11 +39,14 @@ pub(crate) fn decode_items(obj: &Map<String, Value>) -> Result<Vec<Item>, CcErro
 }
 
 /// `create_process_instance`: spec 2.2, steps 2 to 14.
-pub fn create(ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError> {
+pub fn create(ctx: &Ctx, store: &Store, mut input: Input) -> Result<Data, CcError> {
     let obj = decode::body_object(&input.body)?;
     let biz = decode::int(obj, "bk_biz_id")?;
     let si_id = decode::int(obj, "service_instance_Id")?;
-    let items = decode_items(obj)?;
+    let items = match &mut input.body {
+        Value::Object(obj) => decode_items(obj)?,
+        _ => Vec::new(),
+    };
     if items.is_empty() {
         return Err(CcError::raw(code::PARAMS_IS_INVALID, "not set processes"));
     }

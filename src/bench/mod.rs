@@ -218,12 +218,15 @@ fn throughput(o: &Options, tmp: &TempDir) -> Result<(), String> {
         for round in 0..BENCH_ROUNDS {
             Measured::absorb(
                 &mut mg,
-                create_load(&group, &format!("g{k}r{round}"), slice)?,
+                floor.cpu_of(|| create_load(&group, &format!("g{k}r{round}"), slice))?,
             );
-            Measured::absorb(&mut m, create_load(&api, &format!("b{k}r{round}"), slice)?);
+            Measured::absorb(
+                &mut m,
+                server.cpu_of(|| create_load(&api, &format!("b{k}r{round}"), slice))?,
+            );
             Measured::absorb(
                 &mut ma,
-                create_load(&alone, &format!("a{k}r{round}"), slice)?,
+                floor.cpu_of(|| create_load(&alone, &format!("a{k}r{round}"), slice))?,
             );
         }
         let (g, a) = (mg.per_sec(), ma.per_sec());
@@ -267,6 +270,9 @@ fn throughput(o: &Options, tmp: &TempDir) -> Result<(), String> {
     print!("{}", table(&rows));
     println!(
         "×group, ×fsync: requests per second ÷ those of the floor with as many connections and processes per request over the same HTTP stack (`serve --floor`), writing only the records: in one group commit with the others (×group), or each request in a transaction and sync of its own (×fsync); measured in slices alternating with the scenario's"
+    );
+    println!(
+        "cpu/rec, writer/rec: the serving process's CPU time (user + system, all threads) and its writer thread's, in µs per record created, from /proc at 100 ticks a second: what a busy machine does not change"
     );
     print!("{watch_rows}");
     println!(
@@ -579,6 +585,10 @@ struct Measured {
     requests: u64,
     elapsed: Duration,
     latencies_us: Vec<u32>,
+    /// The serving process's CPU time while it was measured, and its writer thread's, in
+    /// clock ticks (`None`: not measured, or /proc unreadable).
+    cpu_ticks: Option<u64>,
+    writer_ticks: Option<u64>,
 }
 
 impl Measured {
@@ -598,6 +608,11 @@ impl Measured {
     }
 
     fn absorb(&mut self, other: Measured) {
+        // A sum of slices is known only if every slice's is.
+        let first = self.requests == 0 && self.elapsed.is_zero();
+        let add = |a: Option<u64>, b: Option<u64>| if first { b } else { Some(a? + b?) };
+        self.cpu_ticks = add(self.cpu_ticks, other.cpu_ticks);
+        self.writer_ticks = add(self.writer_ticks, other.writer_ticks);
         self.requests += other.requests;
         self.elapsed += other.elapsed;
         self.latencies_us.extend(other.latencies_us);
@@ -796,6 +811,7 @@ mod tests {
             requests: 100,
             elapsed: Duration::from_secs(1),
             latencies_us: (1..=100).rev().collect(),
+            ..Measured::default()
         };
         assert_eq!(m.percentile(0.50), 50);
         assert_eq!(m.percentile(0.99), 99);

@@ -16,7 +16,7 @@ pub(super) fn table(rows: &[Row]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<34} {:>5} {:>9} {:>9} {:>9} {:>10} {:>8} {:>8} {:>7} {:>7}",
+        "{:<34} {:>5} {:>9} {:>9} {:>9} {:>10} {:>8} {:>8} {:>7} {:>7} {:>8} {:>10}",
         "scenario",
         "conns",
         "procs/req",
@@ -26,7 +26,9 @@ pub(super) fn table(rows: &[Row]) -> String {
         "p50 µs",
         "p99 µs",
         "×group",
-        "×fsync"
+        "×fsync",
+        "cpu/rec",
+        "writer/rec"
     );
     for r in rows {
         let per_req = r.per_req.map_or("-".into(), |n| n.to_string());
@@ -36,9 +38,19 @@ pub(super) fn table(rows: &[Row]) -> String {
         let (group, alone) = r.ratios.map_or(("-".into(), "-".into()), |(g, a)| {
             (format!("{g:.2}"), format!("{a:.2}"))
         });
+        // CPU µs per record, from ticks of 10 ms.
+        let cpu = |ticks: Option<u64>| match (ticks, r.per_req) {
+            (Some(t), Some(n)) if r.m.requests > 0 => {
+                format!(
+                    "{:.1}",
+                    t as f64 * 10_000.0 / (r.m.requests * n as u64) as f64
+                )
+            }
+            _ => "-".into(),
+        };
         let _ = writeln!(
             out,
-            "{:<34} {:>5} {:>9} {:>9} {:>9.0} {:>10} {:>8} {:>8} {:>7} {:>7}",
+            "{:<34} {:>5} {:>9} {:>9} {:>9.0} {:>10} {:>8} {:>8} {:>7} {:>7} {:>8} {:>10}",
             r.name,
             r.conns,
             per_req,
@@ -48,7 +60,9 @@ pub(super) fn table(rows: &[Row]) -> String {
             r.m.percentile(0.50),
             r.m.percentile(0.99),
             group,
-            alone
+            alone,
+            cpu(r.m.cpu_ticks),
+            cpu(r.m.writer_ticks)
         );
     }
     out

@@ -68,6 +68,42 @@ impl Server {
     pub(super) fn vm_hwm_kib(&self) -> Option<u64> {
         vm_hwm_kib(self.child.id())
     }
+
+    /// Runs `load` and notes the server's CPU time over it (`Measured::cpu_ticks`).
+    pub(super) fn cpu_of(
+        &self,
+        load: impl FnOnce() -> Result<Measured, String>,
+    ) -> Result<Measured, String> {
+        let pid = self.child.id();
+        let before = (cpu_ticks(pid, None), cpu_ticks(pid, Some("writer")));
+        let mut m = load()?;
+        let after = (cpu_ticks(pid, None), cpu_ticks(pid, Some("writer")));
+        let delta = |a: Option<u64>, b: Option<u64>| Some(b?.saturating_sub(a?));
+        m.cpu_ticks = delta(before.0, after.0);
+        m.writer_ticks = delta(before.1, after.1);
+        Ok(m)
+    }
+}
+
+/// The user + system CPU time of process `pid` (all its threads, exited ones included), or of
+/// its thread named `thread`, in clock ticks (100 a second on Linux); `None` off Linux.
+fn cpu_ticks(pid: u32, thread: Option<&str>) -> Option<u64> {
+    let stat = match thread {
+        None => std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?,
+        Some(name) => std::fs::read_dir(format!("/proc/{pid}/task"))
+            .ok()?
+            .flatten()
+            .find(|t| {
+                std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == name)
+            })
+            .and_then(|t| std::fs::read_to_string(t.path().join("stat")).ok())?,
+    };
+    // After the command name's closing parenthesis: state, then utime and stime are the 12th
+    // and 13th fields.
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace().skip(11);
+    let user: u64 = fields.next()?.parse().ok()?;
+    let system: u64 = fields.next()?.parse().ok()?;
+    Some(user + system)
 }
 
 impl Drop for Server {
