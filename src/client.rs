@@ -244,3 +244,82 @@ impl Client {
         result
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, Read, Write};
+    use std::net::TcpListener;
+
+    /// Reads one request (head and Content-Length body) from `r`; false at end of file.
+    fn read_request(r: &mut BufReader<TcpStream>) -> bool {
+        let mut length = 0;
+        loop {
+            let mut line = String::new();
+            if r.read_line(&mut line).unwrap_or(0) == 0 {
+                return false;
+            }
+            if let Some(v) = line.strip_prefix("Content-Length: ") {
+                length = v.trim().parse().unwrap();
+            }
+            if line == "\r\n" {
+                break;
+            }
+        }
+        let mut body = vec![0; length];
+        r.read_exact(&mut body).is_ok()
+    }
+
+    const OK: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+
+    #[test]
+    fn a_written_request_is_never_sent_twice() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        let server = std::thread::spawn(move || {
+            // First connection: one request answered, the next read and dropped unanswered.
+            let (s, _) = l.accept().unwrap();
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            assert!(read_request(&mut r));
+            (&s).write_all(OK).unwrap();
+            assert!(read_request(&mut r));
+            drop(r);
+            drop(s);
+            // Nothing else may arrive: a resent request would open a second connection.
+            l.set_nonblocking(true).unwrap();
+            std::thread::sleep(Duration::from_millis(300));
+            l.accept().is_err()
+        });
+        let mut c = Client::connect_with(&addr, &[]).unwrap();
+        assert_eq!(c.call("POST", "/a", b"{}").unwrap().0, 200);
+        let e = c.call("POST", "/create", b"{}").unwrap_err();
+        assert!(!e.is_empty());
+        assert!(server.join().unwrap(), "the request was sent again");
+    }
+
+    #[test]
+    fn a_connection_the_server_closed_while_idle_is_opened_again() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        let (closed, was_closed) = std::sync::mpsc::channel();
+        let server = std::thread::spawn(move || {
+            for _ in 0..2 {
+                let (s, _) = l.accept().unwrap();
+                let mut r = BufReader::new(s.try_clone().unwrap());
+                assert!(read_request(&mut r));
+                (&s).write_all(OK).unwrap();
+                // Closed after one answer, as an idle timeout would.
+                drop(r);
+                drop(s);
+                let _ = closed.send(());
+            }
+        });
+        let mut c = Client::connect_with(&addr, &[]).unwrap();
+        assert_eq!(c.call("POST", "/a", b"{}").unwrap().1, b"ok");
+        was_closed.recv().unwrap();
+        // The end of file travels on loopback at once; a little slack for a busy machine.
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(c.call("POST", "/b", b"{}").unwrap().1, b"ok");
+        server.join().unwrap();
+    }
+}

@@ -27,10 +27,10 @@
 //!   `bk_process_name` fills both names), checked and with its names locked.
 
 use crate::dataset::{Dataset, FORMAT as STRICT_FORMAT};
+use crate::domain::bound_process::HostIps;
 use crate::domain::process::{self, ServerFields};
-use crate::domain::process_template::ProcessProperty;
 use crate::domain::service_instance::{FirstProcess, instance_name};
-use crate::domain::template_process::HostIps;
+use crate::domain::template_property::ProcessProperty;
 use crate::error::Lang;
 use crate::store::records::*;
 use serde::de::DeserializeOwned;

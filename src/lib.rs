@@ -42,4 +42,5 @@ pub mod push;
 pub mod seed;
 pub mod signals;
 pub mod store;
+pub mod tempdir;
 pub mod testing;

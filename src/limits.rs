@@ -1,4 +1,5 @@
-//! Every size and count limit, named once (product.md section 6, spec sections 2 and 4).
+//! Every size and count limit, named once (product.md section 6, spec sections 2 and 4). The
+//! benchmark's own defaults (`BENCH_*`) live beside it in `bench`.
 
 /// Processes in one create or update request (bk-cmdb `BKMaxUpdateOrCreatePageSize`).
 pub const MAX_PROCESSES_PER_REQUEST: usize = 100;
@@ -106,29 +107,6 @@ pub const MAX_SYNC_GROUPED_PROCESSES: usize = 5_000;
 pub const MAX_CATEGORY_NAME_RUNES: usize = 128;
 /// `import` prints a progress line on stderr after every so many processes.
 pub const IMPORT_PROGRESS_EVERY: usize = 100_000;
-/// `bench` defaults: seconds each scenario is measured, connections of the concurrent
-/// scenarios, processes in the service instance the list scenario reads.
-pub const BENCH_SECS: f64 = 3.0;
-pub const BENCH_CONNECTIONS: usize = 8;
-pub const BENCH_LIST_SIZE: usize = 100;
-/// `bench`: `resource_watch` long polls waiting (on hosts, which nothing changes) beside the
-/// creates of the idle-watchers comparison.
-pub const BENCH_IDLE_WATCHERS: usize = 100;
-/// `bench`: the slices a measurement is cut into, alternating with what it is compared with.
-pub const BENCH_ROUNDS: usize = 3;
-/// `bench --scale`: processes of the small and (default) large store, processes per service
-/// instance in both.
-pub const BENCH_SCALE_SMALL: usize = 10_000;
-pub const BENCH_SCALE_LARGE: usize = 1_000_000;
-pub const BENCH_PROCESSES_PER_INSTANCE: usize = 1_000;
-/// `bench` datasets: hosts per host module (the module list_biz_hosts reads), and at least one
-/// host per so many processes (10,000 hosts for 1,000,000 processes), never fewer than one
-/// module's worth.
-pub const BENCH_HOSTS_PER_MODULE: usize = 1_000;
-pub const BENCH_PROCESSES_PER_HOST: usize = 100;
-/// `bench`: hosts (so service instances) of the module its template-sync scenario syncs, each
-/// instance with one process per each of the template's 3 process templates.
-pub const BENCH_SYNC_INSTANCES: usize = 1_000;
 /// Seconds a graceful shutdown (SIGTERM, SIGINT) waits for the requests in progress.
 pub const SHUTDOWN_GRACE_SECS: u64 = 10;
 /// Times a read runs when the database file fails under it and is reopened (store::Store::read).

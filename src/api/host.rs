@@ -6,7 +6,7 @@
 //! `host_property_filter` is evaluated by `domain::query_filter` on the hosts of that set only.
 
 use super::topology::{arg, body, project};
-use super::{Ctx, Data, Input};
+use super::{Ctx, Data, Input, Listing};
 use crate::domain::condition::Cond;
 use crate::domain::decode;
 use crate::domain::page::{self, Page, SortValue};
@@ -620,12 +620,6 @@ pub fn find_host_biz_relations(_ctx: &Ctx, store: &Store, input: &Input) -> Resu
     Ok(Data::of(&rels))
 }
 
-#[derive(Serialize)]
-struct HostsPage {
-    count: usize,
-    info: Option<Vec<Map<String, Value>>>,
-}
-
 /// `find_host_by_service_template` (spec topology 7.2).
 pub fn find_host_by_service_template(
     _ctx: &Ctx,
@@ -676,7 +670,7 @@ pub fn find_host_by_service_template(
             }
         }
         if !any {
-            return Ok(HostsPage {
+            return Ok(Listing {
                 count: 0,
                 info: None,
             });
@@ -685,7 +679,7 @@ pub fn find_host_by_service_template(
         let count = ids.len();
         let start = usize::try_from(page.start).unwrap_or(0);
         if start >= count {
-            return Ok(HostsPage { count, info: None });
+            return Ok(Listing { count, info: None });
         }
         let mut info = Vec::new();
         for id in page::window(ids, page.start, page.limit) {
@@ -693,7 +687,7 @@ pub fn find_host_by_service_template(
                 info.push(project(h.to_map(), &fields, false));
             }
         }
-        Ok(HostsPage {
+        Ok(Listing {
             count,
             info: Some(info),
         })

@@ -4,7 +4,7 @@
 //! the host's service instance and the template's processes in the same transaction
 //! (`service_instance::auto_create`); a host leaving a module loses its instances there.
 
-use super::service_instance::auto_create;
+use super::service_instance::{InModule, auto_create};
 use super::{Ctx, Data, Input};
 use crate::clock;
 use crate::domain::decode;
@@ -204,15 +204,12 @@ pub fn add_host_to_business_idle(ctx: &Ctx, store: &Store, input: &Input) -> Res
     let obj = decode::body_object(&input.body)?;
     let biz = decode::int(obj, "bk_biz_id")?;
     let list = decode::array(obj, "bk_host_list")?.to_vec();
-    if list.is_empty() {
-        return Err(CcError::with(code::PARAMS_NEED_SET, "bk_host_list"));
-    }
-    if list.len() > MAX_HOSTS_PER_ADD {
-        return Err(CcError::exceed_limit(
-            "bk_host_list",
-            MAX_HOSTS_PER_ADD as i64,
-        ));
-    }
+    super::one_to_max(
+        list.len(),
+        "bk_host_list",
+        "bk_host_list",
+        MAX_HOSTS_PER_ADD,
+    )?;
     if biz == 0 {
         return Err(CcError::with(code::PARAMS_NEED_SET, "bk_biz_id"));
     }
@@ -421,7 +418,14 @@ pub fn transfer_host_module(ctx: &Ctx, store: &Store, input: &Input) -> Result<D
                         .template_instance(m.bk_module_id, h.bk_host_id, st)?
                         .is_none()
                     {
-                        auto_create(tx, &ctx, &now, biz, m.bk_module_id, st, h)?;
+                        let at = InModule {
+                            ctx: &ctx,
+                            now: &now,
+                            biz,
+                            module_id: m.bk_module_id,
+                            st_id: st,
+                        };
+                        auto_create(tx, &at, h)?;
                     }
                 }
             }

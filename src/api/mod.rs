@@ -5,6 +5,7 @@ pub mod host;
 pub mod host_write;
 pub mod object_attribute;
 pub mod process_instance;
+pub mod process_lifecycle;
 pub mod process_related;
 pub mod process_template;
 pub mod service_category;
@@ -16,6 +17,7 @@ pub mod topology;
 pub mod topology_write;
 pub mod watch;
 
+use crate::domain::decode;
 use crate::error::{CcError, Lang};
 use crate::store::Store;
 use serde::Serialize;
@@ -52,6 +54,39 @@ impl Input {
             query: String::new(),
         }
     }
+}
+
+/// The id a route names: from the native path, or from `key` in the ESB body or query.
+pub(crate) fn path_id(input: &Input, key: &str) -> Result<String, CcError> {
+    if let Some(id) = &input.path_id {
+        return Ok(id.clone());
+    }
+    let obj = decode::body_object(&input.body)?;
+    Ok(match decode::get(obj, key) {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        _ => String::new(),
+    })
+}
+
+/// The size of a request's list as bk-cmdb checks it: none is 1199010 naming `field`, more
+/// than `max` is 1199035 naming `what`.
+pub(crate) fn one_to_max(n: usize, field: &str, what: &str, max: usize) -> Result<(), CcError> {
+    if n == 0 {
+        return Err(CcError::with(crate::error::code::PARAMS_NEED_SET, field));
+    }
+    if n > max {
+        return Err(CcError::exceed_limit(what, max as i64));
+    }
+    Ok(())
+}
+
+/// `{count, info}`, the `data` of the list APIs (`info` is a list, or `None` where bk-cmdb
+/// answers a nil slice as null).
+#[derive(Serialize)]
+pub(crate) struct Listing<I> {
+    pub count: usize,
+    pub info: I,
 }
 
 /// The `data` of a success answer, already serialised (struct fields keep their order).
@@ -134,7 +169,7 @@ pub enum Op {
 /// Runs `op`.
 pub fn call(op: Op, ctx: &Ctx, store: &Store, input: Input) -> Result<Data, CcError> {
     match op {
-        Op::CreateProcessInstance => process_instance::create(ctx, store, &input),
+        Op::CreateProcessInstance => process_instance::create(ctx, store, input),
         Op::ListProcessInstance => process_instance::list(ctx, store, &input),
         Op::CreateServiceTemplate => service_template::create(ctx, store, &input),
         Op::UpdateServiceTemplate => service_template::update(ctx, store, &input),
@@ -146,9 +181,9 @@ pub fn call(op: Op, ctx: &Ctx, store: &Store, input: Input) -> Result<Data, CcEr
         Op::GetProcTemplate => process_template::get(ctx, store, &input),
         Op::UpdateProcTemplate => process_template::update(ctx, store, &input),
         Op::DeleteProcTemplates => process_template::delete(ctx, store, &input),
-        Op::UpdateProcessInstance => process_instance::update(ctx, store, &input),
-        Op::DeleteProcessInstance => process_instance::delete(ctx, store, &input),
-        Op::ListProcessDetailByIds => process_instance::detail_by_ids(ctx, store, &input),
+        Op::UpdateProcessInstance => process_lifecycle::update(ctx, store, &input),
+        Op::DeleteProcessInstance => process_lifecycle::delete(ctx, store, &input),
+        Op::ListProcessDetailByIds => process_lifecycle::detail_by_ids(ctx, store, &input),
         Op::CreateServiceInstance => service_instance::create(ctx, store, &input),
         Op::ListServiceInstance => service_instance::list(ctx, store, &input),
         Op::ListServiceInstanceDetail => service_instance::list_detail(ctx, store, &input),

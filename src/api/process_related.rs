@@ -8,7 +8,7 @@
 //! module → processes of an instance), so the cost follows the answer.
 
 use super::topology::{arg, body};
-use super::{Ctx, Data, Input};
+use super::{Ctx, Data, Input, Listing};
 use crate::domain::decode;
 use crate::domain::page::{self, Page, SortValue};
 use crate::domain::query_filter::{self, Filter, Options};
@@ -300,10 +300,4 @@ pub fn list(ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError> {
         }
         Ok(Data::of(&Listing { count, info }))
     })
-}
-
-#[derive(Serialize)]
-struct Listing {
-    count: usize,
-    info: Vec<Item>,
 }

@@ -2,13 +2,12 @@
 //! `update_proc_template` and `delete_proc_template` (spec 4.1, 4.2, 4.4; bk-cmdb proc_server
 //! `processtemplate.go` and coreservice `process/process_template.go`).
 
-use super::service_template::{Listing, path_id};
-use super::{Ctx, Data, Input};
+use super::{Ctx, Data, Input, Listing, path_id};
 use crate::clock;
 use crate::domain::decode;
 use crate::domain::page::{self, Page, SortValue};
-use crate::domain::process_template::ProcessProperty;
 use crate::domain::service_template::parse_int;
+use crate::domain::template_property::ProcessProperty;
 use crate::error::{Arg, CcError, code};
 use crate::limits::{
     MAX_PROC_TEMPLATE_IDS_PER_LIST, MAX_PROC_TEMPLATES_PER_CREATE, MAX_PROC_TEMPLATES_PER_DELETE,
@@ -286,15 +285,12 @@ pub fn delete(_ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError>
     let obj = decode::body_object(&input.body)?;
     let biz = decode::int(obj, "bk_biz_id")?;
     let ids = decode::int_array(obj, "process_templates")?;
-    if ids.is_empty() {
-        return Err(CcError::with(code::PARAMS_NEED_SET, "process_templates"));
-    }
-    if ids.len() > MAX_PROC_TEMPLATES_PER_DELETE {
-        return Err(CcError::exceed_limit(
-            "delete process template",
-            MAX_PROC_TEMPLATES_PER_DELETE as i64,
-        ));
-    }
+    super::one_to_max(
+        ids.len(),
+        "process_templates",
+        "delete process template",
+        MAX_PROC_TEMPLATES_PER_DELETE,
+    )?;
     listable_business(biz)?;
     store.write(move |tx| {
         for id in ids {

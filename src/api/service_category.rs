@@ -4,7 +4,7 @@
 //! `create_service_category`, `update_service_category`, `delete_service_category`, each one
 //! transaction.
 
-use super::{Ctx, Data, Input};
+use super::{Ctx, Data, Input, Listing};
 use crate::domain::decode;
 use crate::domain::page::{self, SortValue};
 use crate::domain::service_category::{Cat, create_clash, update_clash, valid_name};
@@ -24,13 +24,6 @@ struct CategoryOut {
     bk_supplier_account: String,
     /// Only bk-cmdb's migrations create categories of business 0, and all of them built in.
     is_built_in: bool,
-}
-
-#[derive(Serialize)]
-struct Listing {
-    count: usize,
-    /// Go's nil slice: null when there is no category at all.
-    info: Option<Vec<CategoryOut>>,
 }
 
 impl CategoryOut {
@@ -197,6 +190,7 @@ pub fn list(_ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError> {
         .into_iter()
         .map(|c| CategoryOut::of(c, &supplier))
         .collect();
+    // Go's nil slice: `info` is null when there is no category at all.
     Ok(Data::of(&Listing {
         count: info.len(),
         info: (!info.is_empty()).then_some(info),

@@ -5,14 +5,16 @@
 //! `label/label.go`).
 
 use super::process_instance::{self, Item};
-use super::service_template::Listing;
-use super::{Ctx, Data, Input};
+use super::process_lifecycle;
+use super::{Ctx, Data, Input, Listing};
 use crate::clock;
+use crate::domain::bound_process::HostIps;
 use crate::domain::decode;
 use crate::domain::page::{self, Page, SortValue};
 use crate::domain::process::{self, ServerFields};
-use crate::domain::service_instance::{self as si_rules, FirstProcess, Selector};
-use crate::domain::template_process::HostIps;
+use crate::domain::service_instance::{
+    self as si_rules, Candidate, Filter, FirstProcess, Selector,
+};
 use crate::error::{Arg, CcError, code};
 use crate::limits::{
     MAX_IDS_PER_DELETE, MAX_LABEL_ADD_INSTANCES, MAX_LIST_HOST_IDS,
@@ -20,7 +22,6 @@ use crate::limits::{
 };
 use crate::store::records::{Host, Kind, Relation, ServiceInstance};
 use crate::store::{ReadTx, Store, WriteTx};
-use regex::Regex;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -92,15 +93,12 @@ pub fn create(ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError> 
     let biz = decode::int(obj, "bk_biz_id")?;
     let module_id = decode::int(obj, "bk_module_id")?;
     let instances = decode_instances(obj)?;
-    if instances.is_empty() {
-        return Err(CcError::with(code::PARAMS_NEED_SET, "service_instance_ids"));
-    }
-    if instances.len() > MAX_SERVICE_INSTANCES_PER_CREATE {
-        return Err(CcError::exceed_limit(
-            "create service instances",
-            MAX_SERVICE_INSTANCES_PER_CREATE as i64,
-        ));
-    }
+    super::one_to_max(
+        instances.len(),
+        "service_instance_ids",
+        "create service instances",
+        MAX_SERVICE_INSTANCES_PER_CREATE,
+    )?;
     let now = clock::format_ms(ctx.now_ms);
     let ctx = ctx.clone();
     let ids = store.write(move |tx| {
@@ -140,9 +138,16 @@ pub fn create(ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError> 
         }
         // coreservice: one instance after the other (bk-cmdb runs up to ten at once; the
         // first failure in input order is answered here).
+        let at = InModule {
+            ctx: &ctx,
+            now: &now,
+            biz,
+            module_id,
+            st_id,
+        };
         let mut ids = Vec::with_capacity(instances.len());
         for inst in &instances {
-            ids.push(create_one(tx, &ctx, &now, biz, module_id, st_id, inst)?);
+            ids.push(create_one(tx, &at, inst)?);
         }
         // proc_server: the processes given in the request.
         let mut template_items: Vec<Item> = Vec::new();
@@ -158,42 +163,44 @@ pub fn create(ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError> 
         }
         // bk-cmdb hands them all to `updateProcessInstances`: only unlocked fields change.
         if !template_items.is_empty() {
-            process_instance::update_in_tx(tx, &ctx, biz, &template_items)?;
+            process_lifecycle::update_in_tx(tx, &ctx, biz, &template_items)?;
         }
         Ok(ids)
     })?;
     Ok(Data::of(&ids))
 }
 
+/// Where service instances are made: a module of a business (and its service template, 0 for
+/// none), by the request `ctx` at its time `now`.
+#[derive(Clone, Copy)]
+pub(crate) struct InModule<'a> {
+    pub ctx: &'a Ctx,
+    pub now: &'a str,
+    pub biz: i64,
+    pub module_id: i64,
+    pub st_id: i64,
+}
+
 /// A template instance on `host` as a sync's first step makes it (spec 2.3 step 1): through
 /// the same path as `create_service_instance`, with a generated name and no process given.
-pub(super) fn create_for_sync(
-    tx: &mut WriteTx,
-    ctx: &Ctx,
-    now: &str,
-    biz: i64,
-    module_id: i64,
-    st_id: i64,
-    host: i64,
-) -> Result<i64, CcError> {
+pub(super) fn create_for_sync(tx: &mut WriteTx, at: &InModule, host: i64) -> Result<i64, CcError> {
     let inst = NewInstance {
         host,
         name: String::new(),
         processes: Vec::new(),
     };
-    create_one(tx, ctx, now, biz, module_id, st_id, &inst)
+    create_one(tx, at, &inst)
 }
 
 /// coreservice `CreateServiceInstance`: checks, the record, the template's processes, the name.
-fn create_one(
-    tx: &mut WriteTx,
-    ctx: &Ctx,
-    now: &str,
-    biz: i64,
-    module_id: i64,
-    st_id: i64,
-    inst: &NewInstance,
-) -> Result<i64, CcError> {
+fn create_one(tx: &mut WriteTx, at: &InModule, inst: &NewInstance) -> Result<i64, CcError> {
+    let &InModule {
+        ctx,
+        now,
+        biz,
+        module_id,
+        st_id,
+    } = at;
     if inst.name.len() > MAX_SERVICE_INSTANCE_NAME_BYTES {
         return Err(CcError::invalid("name"));
     }
@@ -262,13 +269,16 @@ fn create_one(
 /// checked before anything is written. Returns the new instance's id, if any.
 pub(crate) fn auto_create(
     tx: &mut WriteTx,
-    ctx: &Ctx,
-    now: &str,
-    biz: i64,
-    module_id: i64,
-    st_id: i64,
+    at: &InModule,
     host: &Host,
 ) -> Result<Option<i64>, CcError> {
+    let &InModule {
+        ctx,
+        now,
+        biz,
+        module_id,
+        st_id,
+    } = at;
     let mut templates = Vec::new();
     for pt_id in tx.process_template_ids_of(st_id)? {
         if let Some(pt) = tx.process_template(pt_id)?
@@ -463,66 +473,51 @@ fn template_overrides(
     Ok(items)
 }
 
-/// What the list APIs filter on.
-#[derive(Default)]
-struct Filter {
-    biz: i64,
-    /// `Some` for `list_service_instance` and `_by_host`: only this supplier's instances.
-    supplier: Option<String>,
-    module: Option<i64>,
-    hosts: Vec<i64>,
-    ids: Option<Vec<i64>>,
-    name: Option<Regex>,
-    selectors: Vec<si_rules::Checked>,
+/// The fields of a stored instance that a [`Filter`] looks at.
+fn candidate(si: &ServiceInstance) -> Candidate<'_> {
+    Candidate {
+        biz: si.bk_biz_id,
+        supplier: &si.bk_supplier_account,
+        module: si.bk_module_id,
+        host: si.bk_host_id,
+        id: si.id,
+        name: &si.name,
+        labels: si.labels.as_ref(),
+    }
 }
 
-impl Filter {
-    fn keeps(&self, si: &ServiceInstance) -> bool {
-        si.bk_biz_id == self.biz
-            && self
-                .supplier
-                .as_ref()
-                .is_none_or(|s| &si.bk_supplier_account == s)
-            && self.module.is_none_or(|m| si.bk_module_id == m)
-            && (self.hosts.is_empty() || self.hosts.contains(&si.bk_host_id))
-            && self.ids.as_ref().is_none_or(|ids| ids.contains(&si.id))
-            && self.name.as_ref().is_none_or(|re| re.is_match(&si.name))
-            && si_rules::selectors_match(&self.selectors, si.labels.as_ref())
-    }
-
-    /// The matching instances in storage (id) order, read through the narrowest index.
-    fn find(&self, tx: &ReadTx) -> Result<Vec<ServiceInstance>, CcError> {
-        let candidates: Option<BTreeSet<i64>> = if let Some(m) = self.module {
-            Some(tx.service_instance_ids_of_module(m)?.into_iter().collect())
-        } else if !self.hosts.is_empty() {
-            let mut set = BTreeSet::new();
-            for h in &self.hosts {
-                set.extend(tx.service_instance_ids_of_host(*h)?);
-            }
-            Some(set)
-        } else {
-            self.ids.as_ref().map(|ids| ids.iter().copied().collect())
-        };
-        let mut out = Vec::new();
-        match candidates {
-            Some(ids) => {
-                for id in ids {
-                    if let Some(si) = tx.service_instance(id)?
-                        && self.keeps(&si)
-                    {
-                        out.push(si);
-                    }
-                }
-            }
-            None => tx.scan::<ServiceInstance>(|_, si| {
-                if self.keeps(&si) {
+/// The instances `filter` keeps, in storage (id) order, read through the narrowest index.
+fn find(filter: &Filter, tx: &ReadTx) -> Result<Vec<ServiceInstance>, CcError> {
+    let candidates: Option<BTreeSet<i64>> = if let Some(m) = filter.module {
+        Some(tx.service_instance_ids_of_module(m)?.into_iter().collect())
+    } else if !filter.hosts.is_empty() {
+        let mut set = BTreeSet::new();
+        for h in &filter.hosts {
+            set.extend(tx.service_instance_ids_of_host(*h)?);
+        }
+        Some(set)
+    } else {
+        filter.ids.as_ref().map(|ids| ids.iter().copied().collect())
+    };
+    let mut out = Vec::new();
+    match candidates {
+        Some(ids) => {
+            for id in ids {
+                if let Some(si) = tx.service_instance(id)?
+                    && filter.keeps(&candidate(&si))
+                {
                     out.push(si);
                 }
-                Ok(true)
-            })?,
+            }
         }
-        Ok(out)
+        None => tx.scan::<ServiceInstance>(|_, si| {
+            if filter.keeps(&candidate(&si)) {
+                out.push(si);
+            }
+            Ok(true)
+        })?,
     }
+    Ok(out)
 }
 
 /// `selectors`: `[{key, operator, values}]` as Go decodes `selector.Selectors`.
@@ -553,13 +548,6 @@ fn search_key(obj: &Map<String, Value>) -> Result<Option<String>, CcError> {
     }
 }
 
-/// The `name` filter of a search key: bk-cmdb hands `.*<key>.*` to MongoDB as a regular
-/// expression, unescaped; a pattern that does not compile fails the query (1199017).
-fn name_regex(key: Option<&str>) -> Result<Option<Regex>, CcError> {
-    key.map(|k| Regex::new(&format!(".*{k}.*")).map_err(|_| CcError::plain(code::DB_SELECT)))
-        .transpose()
-}
-
 /// A service instance's value for a sort field: its JSON, with its times as dates.
 fn sort_value(si: &ServiceInstance, field: &str) -> SortValue {
     match field {
@@ -583,12 +571,12 @@ fn list_instances(
         return Err(CcError::invalid("bk_biz_id"));
     }
     filter.selectors = si_rules::check_selectors(selectors)?;
-    filter.name = name_regex(search)?;
+    filter.name = si_rules::name_regex(search)?;
     let keys = page::parse_sort(&page.sort)?;
     if page.start < 0 {
         return Err(CcError::plain(code::DB_SELECT));
     }
-    let found = store.read(|tx| filter.find(tx))?;
+    let found = store.read(|tx| find(&filter, tx))?;
     let count = found.len();
     let info = page::window(page::sort(found, &keys, sort_value), page.start, page.limit);
     Ok(Data::of(&Listing { count, info }))
@@ -696,7 +684,7 @@ pub(super) fn detail_query(input: &Input) -> Result<super::streamed::Query, CcEr
     };
     let keys = page::parse_sort(&page.sort)?;
     Ok(Box::new(move |tx: &ReadTx| {
-        let found = filter.find(tx)?;
+        let found = find(&filter, tx)?;
         let count = found.len();
         let items = page::window(page::sort(found, &keys, sort_value), page.start, page.limit);
         Ok(super::streamed::Listed {
@@ -765,15 +753,12 @@ pub fn delete(_ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError>
     let obj = decode::body_object(&input.body)?;
     let biz = decode::int(obj, "bk_biz_id")?;
     let ids = decode::int_array(obj, "service_instance_ids")?;
-    if ids.is_empty() {
-        return Err(CcError::with(code::PARAMS_NEED_SET, "service_instance_ids"));
-    }
-    if ids.len() > MAX_IDS_PER_DELETE {
-        return Err(CcError::exceed_limit(
-            "delete service instance",
-            MAX_IDS_PER_DELETE as i64,
-        ));
-    }
+    super::one_to_max(
+        ids.len(),
+        "service_instance_ids",
+        "delete service instance",
+        MAX_IDS_PER_DELETE,
+    )?;
     store.write(move |tx| {
         let mut found = 0;
         for id in unique(&ids) {
@@ -836,15 +821,12 @@ pub fn add_labels(_ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcEr
     let biz = decode::int(obj, "bk_biz_id")?;
     let ids = decode::int_array(obj, "instance_ids")?;
     let labels = decode_labels(obj)?;
-    if ids.is_empty() {
-        return Err(CcError::with(code::PARAMS_NEED_SET, "instanceIDs"));
-    }
-    if ids.len() > MAX_LABEL_ADD_INSTANCES {
-        return Err(CcError::exceed_limit(
-            "add labels",
-            MAX_LABEL_ADD_INSTANCES as i64,
-        ));
-    }
+    super::one_to_max(
+        ids.len(),
+        "instanceIDs",
+        "add labels",
+        MAX_LABEL_ADD_INSTANCES,
+    )?;
     store.write(move |tx| {
         if biz == 0 {
             return Err(CcError::invalid("bk_biz_id"));
@@ -878,15 +860,12 @@ pub fn remove_labels(_ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, C
     let biz = decode::int(obj, "bk_biz_id")?;
     let ids = decode::int_array(obj, "instance_ids")?;
     let keys = decode::string_array(obj, "keys")?;
-    if ids.is_empty() {
-        return Err(CcError::with(code::PARAMS_NEED_SET, "InstanceIDs"));
-    }
-    if ids.len() > MAX_IDS_PER_DELETE {
-        return Err(CcError::exceed_limit(
-            "remove labels",
-            MAX_IDS_PER_DELETE as i64,
-        ));
-    }
+    super::one_to_max(
+        ids.len(),
+        "InstanceIDs",
+        "remove labels",
+        MAX_IDS_PER_DELETE,
+    )?;
     store.write(move |tx| {
         for id in label_targets(tx, biz, &ids)? {
             let Some(mut si) = tx.service_instance(id)? else {

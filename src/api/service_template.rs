@@ -2,7 +2,7 @@
 //! `get_service_template`, `list_service_template` and `delete_service_template` (spec 4.1, 4.4;
 //! bk-cmdb proc_server `servicetemplate.go` and coreservice `process/service_template.go`).
 
-use super::{Ctx, Data, Input};
+use super::{Ctx, Data, Input, Listing, path_id};
 use crate::domain::decode;
 use crate::domain::page::{self, Page, SortValue};
 use crate::domain::service_template::{parse_int, valid_name};
@@ -10,7 +10,6 @@ use crate::error::{CcError, code};
 use crate::store::records::{Kind, Module, ServiceCategory, ServiceInstance, ServiceTemplate};
 use crate::store::{Store, WriteTx};
 use regex::RegexBuilder;
-use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeSet;
 
@@ -156,19 +155,6 @@ pub fn update(_ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError>
     Ok(Data::of(&st))
 }
 
-/// The id a route names: from the native path, or from `key` in the ESB body or query.
-pub(super) fn path_id(input: &Input, key: &str) -> Result<String, CcError> {
-    if let Some(id) = &input.path_id {
-        return Ok(id.clone());
-    }
-    let obj = decode::body_object(&input.body)?;
-    Ok(match decode::get(obj, key) {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Number(n)) => n.to_string(),
-        _ => String::new(),
-    })
-}
-
 /// `get_service_template`: `GET …/find/proc/service_template/{service_template_id}`.
 pub fn get(_ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError> {
     let raw = path_id(input, "service_template_id")?;
@@ -178,13 +164,6 @@ pub fn get(_ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError> {
     let st = store.read(|tx| tx.service_template(id))?;
     let st = st.ok_or_else(|| CcError::plain(code::NOT_FOUND))?;
     Ok(Data::of(&st))
-}
-
-/// `{count, info}` of the list APIs.
-#[derive(Serialize)]
-pub(super) struct Listing<T> {
-    pub count: usize,
-    pub info: Vec<T>,
 }
 
 /// A service template's value for a sort field (times compare as dates).

@@ -8,8 +8,8 @@
 //! whole sync runs in one write transaction before the answer (still `data: null`), so a client
 //! never sees a half-synced module, and the sync status reports it finished.
 
-use super::process_instance::detail_biz;
-use super::service_instance::{create_for_sync, host_ips};
+use super::process_lifecycle::detail_biz;
+use super::service_instance::{InModule, create_for_sync, host_ips};
 use super::{Ctx, Data, Input};
 use crate::clock;
 use crate::domain::decode;
@@ -447,7 +447,14 @@ fn sync_module(
             if module.service_template_id != st {
                 return Err(CcError::plain(code::MODULE_TEMPLATE_MISMATCH));
             }
-            create_for_sync(tx, ctx, now, biz, module_id, st, host)?;
+            let at = InModule {
+                ctx,
+                now,
+                biz,
+                module_id,
+                st_id: st,
+            };
+            create_for_sync(tx, &at, host)?;
         }
     }
     // 2 to 5. The instances that existed before: remove, update, add processes.

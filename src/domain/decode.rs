@@ -24,6 +24,15 @@ pub fn get<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
     })
 }
 
+/// Takes the value [`get`] finds out of `obj` (for a caller that owns the body: no copy).
+pub fn take(obj: &mut Map<String, Value>, key: &str) -> Option<Value> {
+    if let Some(v) = obj.remove(key) {
+        return Some(v);
+    }
+    let found = obj.keys().find(|k| k.eq_ignore_ascii_case(key))?.clone();
+    obj.remove(&found)
+}
+
 /// An `int64` field: absent or null → 0; a non-integral or out-of-range number, or any other
 /// JSON type → 1199000.
 pub fn int(obj: &Map<String, Value>, key: &str) -> Result<i64, CcError> {

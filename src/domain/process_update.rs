@@ -6,7 +6,7 @@
 //! struct does not have are dropped, a value of the wrong JSON type fails the request (1199000),
 //! `bind_info` rows come back with exactly five keys, and a raw process is written back whole,
 //! so an omitted field becomes null. The keys sent as an explicit `null` are remembered apart:
-//! they clear fields of a template-bound process (see `template_process`).
+//! they clear fields of a template-bound process (see `bound_process`).
 
 use super::decode;
 use super::process::{ATTRS, Attr, attr, check_value};

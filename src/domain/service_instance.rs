@@ -1,14 +1,14 @@
 //! Service-instance rules that need no store: instantiating a process from a process template
 //! on a host (bk-cmdb `ProcessTemplate.NewProcess`, `ProcPropertyBindInfo.NewProcBindInfo`; the
-//! bind-IP codes are `template_process::bind_ip`), the generated instance name
+//! bind-IP codes are `bound_process::bind_ip`), the generated instance name
 //! (`genServiceInstanceName`, spec 2.9), the
 //! label rules (`selector.Labels.Validate`) and label selectors (`selector.Selector`), and the
 //! two views of a process as bk-cmdb's Go `Process` struct: decoding a request's map into it
 //! (`mapstr.DecodeFromMapStr`) and the struct-shaped answer of `list_service_instance_detail`.
 
-use super::process_template::FIELDS;
+use super::bound_process::{self, HostIps};
 use super::process_update;
-use super::template_process::{self, HostIps};
+use super::template_property::FIELDS;
 use crate::error::{CcError, code};
 use regex::Regex;
 use serde::Serialize;
@@ -65,7 +65,7 @@ pub fn instantiate(
             if !row.is_object() {
                 continue;
             }
-            let ip = template_process::bind_ip(prop_value(row, "ip").as_str(), Some(host))?;
+            let ip = bound_process::bind_ip(prop_value(row, "ip").as_str(), Some(host))?;
             let port = match prop_value(row, "port") {
                 Value::String(s) if !s.is_empty() => s.clone(),
                 _ => {
@@ -432,6 +432,50 @@ pub fn selectors_match(checked: &[Checked], labels: Option<&BTreeMap<String, Str
     })
 }
 
+/// What the service-instance list APIs filter on (bk-cmdb coreservice `ListServiceInstance`'s
+/// conditions).
+#[derive(Default)]
+pub struct Filter {
+    pub biz: i64,
+    /// `Some` for `list_service_instance` and `_by_host`: only this supplier's instances.
+    pub supplier: Option<String>,
+    pub module: Option<i64>,
+    pub hosts: Vec<i64>,
+    pub ids: Option<Vec<i64>>,
+    pub name: Option<Regex>,
+    pub selectors: Vec<Checked>,
+}
+
+/// The fields of a service instance that a [`Filter`] looks at.
+pub struct Candidate<'a> {
+    pub biz: i64,
+    pub supplier: &'a str,
+    pub module: i64,
+    pub host: i64,
+    pub id: i64,
+    pub name: &'a str,
+    pub labels: Option<&'a BTreeMap<String, String>>,
+}
+
+impl Filter {
+    pub fn keeps(&self, si: &Candidate) -> bool {
+        si.biz == self.biz
+            && self.supplier.as_deref().is_none_or(|s| si.supplier == s)
+            && self.module.is_none_or(|m| si.module == m)
+            && (self.hosts.is_empty() || self.hosts.contains(&si.host))
+            && self.ids.as_ref().is_none_or(|ids| ids.contains(&si.id))
+            && self.name.as_ref().is_none_or(|re| re.is_match(si.name))
+            && selectors_match(&self.selectors, si.labels)
+    }
+}
+
+/// The `name` filter of a search key: bk-cmdb hands `.*<key>.*` to MongoDB as a regular
+/// expression, unescaped; a pattern that does not compile fails the query (1199017).
+pub fn name_regex(key: Option<&str>) -> Result<Option<Regex>, CcError> {
+    key.map(|k| Regex::new(&format!(".*{k}.*")).map_err(|_| CcError::plain(code::DB_SELECT)))
+        .transpose()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -659,5 +703,86 @@ mod tests {
         let dotted: BTreeMap<String, String> =
             [("a.b".to_string(), "x".to_string())].into_iter().collect();
         assert!(!m(s("a.b", "exists", &[]), Some(&dotted)));
+    }
+
+    #[test]
+    fn a_filter_keeps_only_what_every_condition_keeps() {
+        let labels = BTreeMap::from([("env".to_string(), "prod".to_string())]);
+        let si = Candidate {
+            biz: 7,
+            supplier: "0",
+            module: 22,
+            host: 5,
+            id: 30,
+            name: "10.0.0.5_nginx",
+            labels: Some(&labels),
+        };
+        let selectors = |op: &str, v: &str| {
+            check_selectors(&[Selector {
+                key: "env".into(),
+                operator: op.into(),
+                values: vec![v.into()],
+            }])
+            .unwrap()
+        };
+        let all = Filter {
+            biz: 7,
+            supplier: Some("0".into()),
+            module: Some(22),
+            hosts: vec![4, 5],
+            ids: Some(vec![30]),
+            name: name_regex(Some("nginx")).unwrap(),
+            selectors: selectors("in", "prod"),
+        };
+        assert!(all.keeps(&si));
+        assert!(
+            Filter {
+                biz: 7,
+                ..Filter::default()
+            }
+            .keeps(&si)
+        );
+        for one_off in [
+            Filter {
+                biz: 8,
+                ..Filter::default()
+            },
+            Filter {
+                supplier: Some("1".into()),
+                ..Filter {
+                    biz: 7,
+                    ..Filter::default()
+                }
+            },
+            Filter {
+                module: Some(23),
+                biz: 7,
+                ..Filter::default()
+            },
+            Filter {
+                hosts: vec![6],
+                biz: 7,
+                ..Filter::default()
+            },
+            Filter {
+                ids: Some(vec![]),
+                biz: 7,
+                ..Filter::default()
+            },
+            Filter {
+                name: name_regex(Some("redis")).unwrap(),
+                biz: 7,
+                ..Filter::default()
+            },
+            Filter {
+                selectors: selectors("in", "dev"),
+                biz: 7,
+                ..Filter::default()
+            },
+        ] {
+            assert!(!one_off.keeps(&si));
+        }
+        // bk-cmdb hands the search key to MongoDB unescaped: a bad pattern fails the query.
+        assert_eq!(name_regex(Some("(")).unwrap_err().code, code::DB_SELECT);
     }
 }

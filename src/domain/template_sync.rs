@@ -7,7 +7,7 @@
 //! Pure: templates (their `property`), processes (stored maps) and host addresses come in as
 //! arguments; the caller reads and writes the store.
 
-use super::template_process::{
+use super::bound_process::{
     BAD_IP_CODE, HostIps, PORT_NOT_SET, PROTOCOL_NOT_SET, TEMPLATE_FIELDS, bind_ip, is_locked,
 };
 use crate::error::{CcError, code};

@@ -145,6 +145,90 @@ fn detail_text(cursor_type: u8, t: EventType, id: i64, mut v: Value) -> String {
     serde_json::to_string(&v).unwrap_or_else(|_| "null".into())
 }
 
+/// The stored value of a create event, rendered before its record's id is known (on the
+/// request's thread, or once for a whole request): [`DetailTemplate::render`] gives exactly
+/// what [`encode`] gives for the detail [`detail_text`] writes of the document with its id.
+#[derive(Clone, Debug)]
+pub struct DetailTemplate {
+    cursor_type: u8,
+    /// The detail JSON with the holes left empty.
+    text: Vec<u8>,
+    /// Where `_id` (the record's oid, as a JSON string) and the id's value go in `text`, in
+    /// ascending order.
+    holes: [(usize, Hole); 2],
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Hole {
+    Oid,
+    Id,
+}
+
+impl DetailTemplate {
+    /// The create event of a record of resource `cursor_type` whose document is `doc` but for
+    /// its `_id` and its id field `id_key` (either may be in `doc`: both are replaced).
+    pub fn new(cursor_type: u8, doc: &serde_json::Map<String, Value>, id_key: &str) -> Self {
+        // serde_json's compact writer, entry by entry, with the two fields merged in at their
+        // places in the map's (sorted) key order.
+        let mut fields = [("_id", Hole::Oid), (id_key, Hole::Id)];
+        fields.sort_by(|a, b| a.0.cmp(b.0));
+        let mut fields = fields.into_iter().peekable();
+        let mut text = Vec::with_capacity(512);
+        let mut holes = Vec::with_capacity(2);
+        text.push(b'{');
+        let key = |text: &mut Vec<u8>, k: &str| {
+            if text.len() > 1 {
+                text.push(b',');
+            }
+            let _ = serde_json::to_writer(&mut *text, k);
+            text.push(b':');
+        };
+        for (k, v) in doc {
+            let mut replaced = false;
+            while let Some((f, hole)) = fields.next_if(|(f, _)| *f <= k.as_str()) {
+                key(&mut text, f);
+                holes.push((text.len(), hole));
+                replaced = f == k;
+            }
+            if replaced {
+                continue;
+            }
+            key(&mut text, k);
+            let _ = serde_json::to_writer(&mut text, v);
+        }
+        for (f, hole) in fields {
+            key(&mut text, f);
+            holes.push((text.len(), hole));
+        }
+        text.push(b'}');
+        DetailTemplate {
+            cursor_type,
+            text,
+            holes: [holes[0], holes[1]],
+        }
+    }
+
+    /// The stored value of the create event of record `id`.
+    pub fn render(&self, id: i64) -> Vec<u8> {
+        use std::io::Write;
+        let mut out = Vec::with_capacity(HEAD + self.text.len() + 48);
+        out.push(SCHEMA_VERSION);
+        out.push(EventType::Create.code());
+        out.extend_from_slice(&id.to_le_bytes());
+        let mut at = 0;
+        for (pos, hole) in self.holes {
+            out.extend_from_slice(&self.text[at..pos]);
+            let _ = match hole {
+                Hole::Oid => write!(out, "\"{}\"", oid(self.cursor_type, id)),
+                Hole::Id => write!(out, "{id}"),
+            };
+            at = pos;
+        }
+        out.extend_from_slice(&self.text[at..]);
+        out
+    }
+}
+
 /// A host's membership of a module as a host_relation event's detail (bk-cmdb's
 /// `cc_ModuleHostConfig` document).
 #[derive(Serialize)]
@@ -203,6 +287,43 @@ impl WriteTx {
         }
         self.log(|| Undo::Event(def, key));
         self.events.job_mask |= bit(cursor_type);
+        Ok(())
+    }
+
+    /// Appends create events, `(resource, stored value)` each (values from
+    /// [`DetailTemplate::render`]), stamped in the order given: what one [`WriteTx::emit`] per
+    /// event writes, with each log's table opened once and the events added at its end through
+    /// one cursor (their stamps are above every key of every log).
+    pub(super) fn append_creates(&mut self, events: &[(u8, Vec<u8>)]) -> Result<(), CcError> {
+        if !self.events.enabled || events.is_empty() {
+            return Ok(());
+        }
+        let mut stamps = Vec::with_capacity(events.len());
+        for _ in events {
+            stamps.push(self.next_stamp()?);
+        }
+        for (ct, def) in LOGS {
+            let mine = || stamps.iter().zip(events).filter(move |(_, (t, _))| t == ct);
+            if mine().next().is_none() {
+                continue;
+            }
+            // Noted first: a write that fails midway may have happened.
+            for (&key, _) in mine() {
+                self.log(|| Undo::Event(*def, key));
+            }
+            {
+                let mut tbl = self.txn().open_table(*def).map_err(write_err)?;
+                let mut end = tbl
+                    .upper_bound_mut(std::ops::Bound::<u64>::Unbounded)
+                    .map_err(write_err)?;
+                for (&key, (_, value)) in mine() {
+                    end.insert_before(key, value.as_slice())
+                        .map_err(write_err)?;
+                }
+                end.close().map_err(write_err)?;
+            }
+            self.events.job_mask |= bit(*ct);
+        }
         Ok(())
     }
 
@@ -296,17 +417,25 @@ impl WriteTx {
             }
             let mut tbl = self.txn().open_table(*def).map_err(write_err)?;
             let mut len = tbl.len().map_err(write_err)?;
+            if len <= 1 {
+                continue;
+            }
+            // One cursor from the start: redb batches its removals leaf by leaf.
+            let mut start = tbl
+                .lower_bound_mut(std::ops::Bound::<u64>::Unbounded)
+                .map_err(write_err)?;
             while len > 1 {
-                let old = match tbl.first().map_err(write_err)? {
+                let old = match start.peek_next().map_err(write_err)? {
                     Some((k, _)) => k.value() < cutoff,
                     None => break,
                 };
                 if !old && len <= cap {
                     break;
                 }
-                tbl.pop_first().map_err(write_err)?;
+                start.remove_next().map_err(write_err)?;
                 len -= 1;
             }
+            start.close().map_err(write_err)?;
         }
         Ok(())
     }
@@ -507,6 +636,37 @@ mod tests {
         assert_eq!(e.detail, "{\"a\":1}");
         assert!(decode(7, &b[..5]).is_err());
         assert!(type_of(&[0, 0]).is_err());
+    }
+
+    /// A create event rendered from a template is byte for byte the one `emit` writes, whatever
+    /// keys sort before, between or after the two filled in, and whether the document already
+    /// holds them.
+    #[test]
+    fn a_template_renders_what_emit_writes() {
+        let docs = [
+            serde_json::json!({}),
+            serde_json::json!({"bk_process_id": 0, "bk_process_name": "a", "port": "80"}),
+            serde_json::json!({"A": 1, "Z": "x", "^": [1, "\u{1}"], "_a": null, "_id": "old",
+                "bk_process_id": 5, "bk_z": true, "zz": {"b": 1.5}}),
+            serde_json::json!({"a\"b": "c\\d\n", "é": -1, "~": 2}),
+        ];
+        for doc in docs {
+            let doc = doc.as_object().unwrap();
+            for id_key in ["bk_process_id", "A_id", "zz", "_id0"] {
+                let template = DetailTemplate::new(PROCESS, doc, id_key);
+                for id in [0, 1, -1, 123_456_789_012, i64::MIN] {
+                    let mut with_id = doc.clone();
+                    with_id.insert(id_key.into(), Value::from(id));
+                    let detail =
+                        detail_text(PROCESS, EventType::Create, id, Value::Object(with_id));
+                    assert_eq!(
+                        String::from_utf8_lossy(&template.render(id)),
+                        String::from_utf8_lossy(&encode(EventType::Create, id, &detail)),
+                        "{doc:?} with {id_key} = {id}"
+                    );
+                }
+            }
+        }
     }
 
     use crate::store::Store;

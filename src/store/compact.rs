@@ -194,11 +194,12 @@ pub fn encode_split(version: u8, map: &Map<String, Value>) -> Split {
     head.push(version);
     put_varint(&mut head, present);
     let mut tail = Vec::with_capacity(256);
-    for (i, key) in PROCESS_KEYS.iter().enumerate() {
-        if let Some(v) = map.get(*key)
-            && i != ID_INDEX
-        {
-            put_value(if i < ID_INDEX { &mut head } else { &mut tail }, v);
+    // The map's keys are sorted as `PROCESS_KEYS` is: one pass meets the known ones in order.
+    for (k, v) in map {
+        match known(k) {
+            Some(i) if i < ID_INDEX => put_value(&mut head, v),
+            Some(i) if i > ID_INDEX => put_value(&mut tail, v),
+            _ => {}
         }
     }
     put_varint(&mut tail, others);
@@ -488,7 +489,7 @@ mod tests {
 
     #[test]
     fn a_split_encoding_with_its_id_is_the_encoding() {
-        let v = json!({"bk_process_id": 0, "auto_start": false, "bk_biz_id": 3, "zz": [1],
+        let v = json!({"bk_process_id": 0, "auto_start": false, "bk_biz_id": 3, "zz": [1], "A": 1, "bk_a": 2,
                        "user": "u", "work_path": null, "create_time": "2026-01-02T03:04:05Z"});
         let mut map = v.as_object().unwrap().clone();
         let split = encode_split(2, &map);

@@ -70,6 +70,8 @@ pub(super) fn run(db: &Database, path: Option<&Path>) -> Result<(), OpenError> {
         codec::decode_map_v1(bytes).map(|map| codec::encode_map(&map))
     })
     .map_err(|e| other(&e))?;
+    // A version-1 file has only the tables its writes created: `check` expects them all.
+    super::open::create_tables(&txn).map_err(|e| other(&e))?;
     {
         let mut meta = txn.open_table(META).map_err(|e| other(&e))?;
         meta.insert("schema_version", [codec::SCHEMA_VERSION].as_slice())

@@ -3,9 +3,10 @@
 //!
 //! Callers work through [`Store::read`] and [`Store::write`] with closures over [`ReadTx`] and
 //! [`WriteTx`]. A write closure that returns `Err` takes back everything it wrote. A write
-//! closure that returns `Ok` is on disk (`Durability::Immediate`) before `write` returns, so an
-//! answer built from its result describes data that is on disk. Every write keeps the
-//! secondary indexes in the same transaction.
+//! closure that returns `Ok` is on disk before `write` returns (a durable commit covers it: its
+//! group's one sync, or its own after an I/O failure), so an answer built from its result
+//! describes data that is on disk. Every write keeps the secondary indexes in the same
+//! transaction.
 //!
 //! The files, as redb splits its own: `open.rs` (verdict on an existing file, open, layout of
 //! a new one), `read.rs` (`Tx`, the reads of both kinds of transaction), `write.rs` (`WriteTx`),

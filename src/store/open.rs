@@ -143,8 +143,15 @@ pub(super) fn lay_out(db: &Database, p: &Path) -> Result<(), OpenError> {
         meta.insert("schema_version", [codec::SCHEMA_VERSION].as_slice())
             .map_err(|e| other(&e))?;
     }
+    create_tables(&txn).map_err(|e| other(&e))?;
+    txn.commit().map_err(|e| other(&e))
+}
+
+/// Creates every table of the current layout that `txn`'s file lacks (a new store, or one
+/// migrated from an older version, whose tables were created as they were first written).
+pub(super) fn create_tables(txn: &redb::WriteTransaction) -> Result<(), redb::TableError> {
     macro_rules! create {
-        ($($t:expr),*) => { $( txn.open_table($t).map_err(|e| other(&e))?; )* };
+        ($($t:expr),*) => { $( txn.open_table($t)?; )* };
     }
     create!(SEQUENCES, SETTINGS);
     create!(
@@ -171,7 +178,7 @@ pub(super) fn lay_out(db: &Database, p: &Path) -> Result<(), OpenError> {
         UNIQ_ST_NAME
     );
     for (_, def) in super::changelog::LOGS {
-        txn.open_table(*def).map_err(|e| other(&e))?;
+        txn.open_table(*def)?;
     }
-    txn.commit().map_err(|e| other(&e))
+    Ok(())
 }

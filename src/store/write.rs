@@ -17,18 +17,28 @@ use serde_json::{Map, Value};
 use std::collections::HashSet;
 use std::ops::Deref;
 
-/// A new process prepared before its transaction (on the request's own thread): its map, for
-/// its uniqueness keys, and its encoding but for the id, which only the transaction gives.
+/// A new process prepared before its transaction (on the request's own thread): its
+/// uniqueness keys, its encoding and its create event's value, all but the id, which only the
+/// transaction gives. The map itself stays (and is freed) on that thread.
 #[derive(Clone, Debug)]
 pub struct NewProcess {
-    map: Map<String, Value>,
+    name: Option<(i64, String)>,
+    func: Option<(i64, String, String)>,
     bytes: super::compact::Split,
+    event: changelog::DetailTemplate,
 }
 
 impl NewProcess {
     pub fn new(map: Map<String, Value>) -> NewProcess {
         let bytes = super::codec::encode_map_split(&map);
-        NewProcess { map, bytes }
+        let event = changelog::DetailTemplate::new(changelog::PROCESS, &map, "bk_process_id");
+        let (name, func) = key_parts(&map);
+        NewProcess {
+            name: name.map(|(si, n)| (si, n.to_string())),
+            func: func.map(|(si, f, r)| (si, f.to_string(), r.to_string())),
+            bytes,
+            event,
+        }
     }
 }
 
@@ -322,7 +332,7 @@ impl WriteTx {
         // leaves an undo log that takes back exactly what this call wrote.
         let mut undo = Vec::new();
         let mut results = Vec::with_capacity(maps.len());
-        // The processes inserted, for their events (moved, not copied).
+        // The processes inserted, for their events.
         let mut inserted = self.events.enabled.then(Vec::new);
         let outcome = insert_new(
             self.txn(),
@@ -337,18 +347,24 @@ impl WriteTx {
             log.extend(undo);
         }
         outcome?;
-        for (pid, mut map) in inserted.unwrap_or_default() {
-            map.insert("bk_process_id".into(), Value::from(pid));
-            self.emit(
-                changelog::PROCESS,
-                EventType::Create,
-                pid,
-                Value::Object(map),
-            )?;
-            let mut r = rel.clone();
-            r.bk_process_id = pid;
-            let detail = r.event_detail();
-            self.emit(changelog::PROCESS_RELATION, EventType::Create, pid, detail)?;
+        let inserted = inserted.unwrap_or_default();
+        if !inserted.is_empty() {
+            // Each process's event, then its relation's, as a `put_process` of each writes them.
+            let relation = match rel.event_detail() {
+                Value::Object(doc) => doc,
+                _ => Map::new(),
+            };
+            let relation = changelog::DetailTemplate::new(
+                changelog::PROCESS_RELATION,
+                &relation,
+                "bk_process_id",
+            );
+            let mut events = Vec::with_capacity(2 * inserted.len());
+            for (pid, event) in inserted {
+                events.push((changelog::PROCESS, event.render(pid)));
+                events.push((changelog::PROCESS_RELATION, relation.render(pid)));
+            }
+            self.append_creates(&events)?;
         }
         Ok(results)
     }
@@ -368,7 +384,7 @@ fn insert_new(
     rel: &Relation,
     undo: &mut Vec<Undo>,
     results: &mut Vec<Result<i64, ProcKey>>,
-    mut inserted: Option<&mut Vec<(i64, Map<String, Value>)>>,
+    mut inserted: Option<&mut Vec<(i64, changelog::DetailTemplate)>>,
 ) -> Result<(), CcError> {
     let mut procs = txn.open_table(PROCESSES).map_err(write_err)?;
     let mut rels = txn.open_table(RELATIONS).map_err(write_err)?;
@@ -379,7 +395,11 @@ fn insert_new(
     let si = rel.service_instance_id;
     let fresh = || CcError::raw(code::DB_INSERT, "a new process id is in use");
     for (pid, new) in (first..).zip(maps) {
-        let (name, func) = key_parts(&new.map);
+        let name = new.name.as_ref().map(|(si, n)| (*si, n.as_str()));
+        let func = new
+            .func
+            .as_ref()
+            .map(|(si, f, r)| (*si, f.as_str(), r.as_str()));
         let held =
             |owner: Option<redb::AccessGuard<'_, i64>>| owner.is_some_and(|o| o.value() != pid);
         if let Some((si, name)) = name
@@ -433,7 +453,7 @@ fn insert_new(
         }
         results.push(Ok(pid));
         if let Some(list) = inserted.as_deref_mut() {
-            list.push((pid, new.map));
+            list.push((pid, new.event));
         }
     }
     Ok(())

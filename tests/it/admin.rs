@@ -44,18 +44,7 @@ fn create_one(s: &Server, name: &str) -> Value {
 }
 
 fn names(s: &Server, biz: i64, si: i64) -> BTreeSet<String> {
-    let v = s.list(biz, si);
-    v["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| {
-            p["property"]["bk_process_name"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
-        .collect()
+    process_names(&s.list(biz, si)).into_iter().collect()
 }
 
 #[test]

@@ -837,19 +837,8 @@ fn admin_post(srv: &Server, path: &str, body: &[u8]) {
     assert_eq!(r.status, 200, "{path}: {}", r.body);
 }
 
-fn process_names(srv: &Server) -> BTreeSet<String> {
-    let v = srv.list(BIZ, 30);
-    v["data"]
-        .as_array()
-        .unwrap_or_else(|| panic!("{v}"))
-        .iter()
-        .map(|p| {
-            p["property"]["bk_process_name"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
-        .collect()
+fn names_at_30(srv: &Server) -> BTreeSet<String> {
+    process_names(&srv.list(BIZ, 30)).into_iter().collect()
 }
 
 /// A load or a reset that was acknowledged survives SIGKILL whole; writes acknowledged after a
@@ -868,7 +857,7 @@ fn an_acknowledged_reset_or_load_survives_a_crash() {
     admin_post(&srv, "/_cmdb/load", ds.to_string().as_bytes());
     srv.kill();
     let srv = admin(&db);
-    let names = process_names(&srv);
+    let names = names_at_30(&srv);
     assert!(names.contains("loaded-billing"), "{names:?}");
     assert!(
         !names.iter().any(|n| n.starts_with("before-load")),
@@ -929,7 +918,7 @@ fn an_acknowledged_reset_or_load_survives_a_crash() {
     }
     check_clean(&db);
     let srv = admin(&db);
-    let names = process_names(&srv);
+    let names = names_at_30(&srv);
     assert!(
         names.contains("billing"),
         "the reset's seed is back: {names:?}"

@@ -34,17 +34,7 @@ fn batch(tag: &str, n: usize) -> Value {
 fn names(srv: &Server) -> Vec<String> {
     let list = srv.list(7, 30);
     assert_eq!(list["result"], json!(true), "{list}");
-    list["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| {
-            p["property"]["bk_process_name"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
-        .collect()
+    process_names(&list)
 }
 
 fn prlimit(pid: u32, limit: &str) {

@@ -735,7 +735,10 @@ fn thirty_two_large_bodies_at_once_stay_within_the_body_budget() {
         s.status("VmRSS") / 1024
     );
     assert!(hwm_kb <= bound_kb, "peak {hwm_kb} kB over {bound_kb} kB");
-    assert!(statuses.contains_key(&413), "{statuses:?}");
+    // Which of the 32 meet a full budget (503) depends on the machine's timing; a dense body
+    // alone, with the whole budget free, cannot fit its parse: 413.
+    let alone = Conn::open(s.addr()).send("POST", LIST, &NATIVE_EN, &dense);
+    assert_eq!(alone.status, 413, "{statuses:?}; alone: {}", alone.body);
     served_within(s.addr(), Duration::from_secs(10));
 }
 

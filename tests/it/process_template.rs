@@ -24,27 +24,6 @@ const PI_LIST: &str = "/api/v3/findmany/proc/process_instance";
 /// The time of every record of the demo dataset.
 const DEMO_TIME: &str = "2026-01-02T03:04:05.678Z";
 
-/// `ProcessProperty`'s fields in bk-cmdb's struct order (`bind_info` last).
-const FIELDS: [&str; 17] = [
-    "proc_num",
-    "stop_cmd",
-    "restart_cmd",
-    "face_stop_cmd",
-    "bk_func_name",
-    "work_path",
-    "priority",
-    "reload_cmd",
-    "bk_process_name",
-    "pid_file",
-    "auto_start",
-    "bk_start_check_secs",
-    "start_cmd",
-    "user",
-    "timeout",
-    "description",
-    "bk_start_param_regex",
-];
-
 // ---------------------------------------------------------------------------------------------
 // helpers
 

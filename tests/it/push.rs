@@ -4,7 +4,8 @@
 //! template and raw service instances and 1,000 processes is pushed; the target then lists
 //! the same data under its own ids; a second push writes nothing; changes, additions and
 //! deletions follow; a push killed at 20 points and resumed ends as an uninterrupted one; a
-//! host missing on the target is reported and nothing depending on it is written.
+//! host missing on the target is reported and nothing depending on it is written; a target
+//! that refuses a call or drops the connection stops the push, and the next one resumes.
 
 use crate::common::lang::call;
 use crate::common::*;
@@ -36,6 +37,7 @@ fn seeded(td: &TempDir, db: &std::path::Path, businesses: &[(i64, &str)]) -> Ser
     seeded_with(td, db, businesses, &[])
 }
 
+/// [`seeded`], with more `serve` arguments.
 fn seeded_with(
     td: &TempDir,
     db: &std::path::Path,
@@ -544,6 +546,7 @@ fn push_then_follow_changes() {
 
 #[test]
 fn a_push_killed_at_20_points_resumes_without_duplicates() {
+    let _alone = serial();
     let td = TempDir::new("push-kill");
     let db = td.join("source.redb");
     let (want, _) = source(&td, &db);
@@ -554,7 +557,10 @@ fn a_push_killed_at_20_points_resumes_without_duplicates() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(20);
     let (mut killed, mut finished) = (0, 0);
-    let mut progress = Vec::new();
+    let mut progress: Vec<usize> = Vec::new();
+    // Kills that found the target where the one before left it: each such stall lengthens the
+    // next run by 150 ms, so that on a loaded machine the runs still get further.
+    let mut stalled = 0;
     for i in 0..cycles {
         let mut child = std::process::Command::new(BIN)
             .args(["push", "--db", db.to_str().unwrap(), "--to", &to])
@@ -564,7 +570,7 @@ fn a_push_killed_at_20_points_resumes_without_duplicates() {
             .unwrap();
         // A run spends its first ~200 ms starting and reading (debug build); 150-350 ms each
         // lets each resumed run get a little further, so the kills fall all along the push.
-        let delay = 150 + (i * 37) % 201;
+        let delay = 150 + (i * 37) % 201 + stalled * 150;
         std::thread::sleep(std::time::Duration::from_millis(delay));
         if child.try_wait().unwrap().is_none() {
             send_signal(&child, SIGKILL);
@@ -573,7 +579,13 @@ fn a_push_killed_at_20_points_resumes_without_duplicates() {
             finished += 1;
         }
         let _ = child.wait();
-        progress.push(process_count(&snapshot(&t, DST_BIZ, &tb)));
+        let now = process_count(&snapshot(&t, DST_BIZ, &tb));
+        stalled = if progress.last() == Some(&now) {
+            stalled + 1
+        } else {
+            0
+        };
+        progress.push(now);
     }
     println!(
         "{cycles} cycles: {killed} pushes killed mid-way, {finished} had finished; processes \
@@ -712,7 +724,7 @@ fn push_rate_and_calls_per_process() {
     let t = seeded(&td, &tdb, &[(5, "other"), (9, "shop")]);
     flat(&t, 9, true);
     let started = Instant::now();
-    let (code, out, err) = push(&db, &t, &[]);
+    let (code, out, err, peak_kib) = push_sampling_peak(&db, &t);
     let took = started.elapsed();
     assert_eq!(code, 0, "{out}{err}");
     let calls: f64 = out
@@ -741,14 +753,78 @@ fn push_rate_and_calls_per_process() {
         summary_line(&out, "processes").contains(&format!("created {}", n - n.div_ceil(100))),
         "{out}"
     );
+    if let Some(kib) = peak_kib {
+        println!("push peak RSS (VmHWM): {:.1} MiB", kib as f64 / 1024.0);
+        // Every command stays within 64 MiB whatever the store's size.
+        assert!(kib < 64 * 1024, "push peaked at {kib} KiB");
+    }
     let started = Instant::now();
-    let (code, out, err) = push(&db, &t, &[]);
+    let (code, out, err, peak_kib) = push_sampling_peak(&db, &t);
     assert_eq!(code, 0, "{out}{err}");
-    println!(
-        "a second push (nothing to send): {:.2} s, {}",
-        started.elapsed().as_secs_f64(),
-        out.lines().last().unwrap()
+    assert!(
+        summary_line(&out, "processes").contains("created 0, updated 0, deleted 0"),
+        "{out}"
     );
+    println!(
+        "a second push (nothing to send): {:.2} s, {}, peak RSS {:.1} MiB",
+        started.elapsed().as_secs_f64(),
+        out.lines().last().unwrap(),
+        peak_kib.unwrap_or(0) as f64 / 1024.0
+    );
+}
+
+/// `push` of `db` into `target`, its peak resident set (VmHWM, KiB) sampled from /proc while
+/// it runs (`None` where /proc has no such line).
+fn push_sampling_peak(db: &std::path::Path, target: &Server) -> (i32, String, String, Option<u64>) {
+    use std::io::Read as _;
+    let to = format!("http://{}", target.addr);
+    let mut child = std::process::Command::new(BIN)
+        .args(["push", "--db", db.to_str().unwrap(), "--to", &to])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let t_out = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut peak = None;
+    let deadline = Instant::now() + std::time::Duration::from_secs(1800);
+    let status = loop {
+        // Read before reaping: the kernel's figure is the process's whole-life peak.
+        if let Ok(text) = std::fs::read_to_string(&status_file)
+            && let Some(kib) = text
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        {
+            peak = Some(peak.map_or(kib, |p: u64| p.max(kib)));
+        }
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "push did not finish within 30 min"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    (
+        status.code().unwrap_or(-1),
+        t_out.join().unwrap(),
+        t_err.join().unwrap(),
+        peak,
+    )
 }
 
 #[test]
@@ -792,4 +868,12 @@ fn a_refused_or_cut_call_stops_the_push_and_the_next_one_resumes() {
     let (code, out, err) = push(&db, &t, &[]);
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(snapshot(&t, DST_BIZ, &tb), want);
+    let (code, out, err) = push(&db, &t, &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    for kind in ["service instances", "processes"] {
+        assert!(
+            summary_line(&out, kind).contains("created 0, updated 0, deleted 0"),
+            "{out}"
+        );
+    }
 }

@@ -34,26 +34,6 @@ fn w(value: Value, locked: bool) -> Value {
     json!({"value": value, "as_default_value": locked})
 }
 
-const FIELDS: [&str; 17] = [
-    "proc_num",
-    "stop_cmd",
-    "restart_cmd",
-    "face_stop_cmd",
-    "bk_func_name",
-    "work_path",
-    "priority",
-    "reload_cmd",
-    "bk_process_name",
-    "pid_file",
-    "auto_start",
-    "bk_start_check_secs",
-    "start_cmd",
-    "user",
-    "timeout",
-    "description",
-    "bk_start_param_regex",
-];
-
 /// A bind row of a template: `(row_id, ip code, port, protocol, enable)`, all locked.
 fn row(row_id: i64, ip: &str, port: &str, protocol: &str, enable: Value) -> Value {
     json!({"row_id": row_id, "ip": w(json!(ip), true), "port": w(json!(port), true),

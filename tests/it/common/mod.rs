@@ -8,7 +8,6 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -24,32 +23,19 @@ pub fn serial() -> MutexGuard<'static, ()> {
     ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// A temporary folder removed on drop.
-pub struct TempDir(pub PathBuf);
+/// A temporary folder removed on drop: the library's, named `cmdb-lite-test-<tag>-…`.
+pub struct TempDir(cmdb_lite::tempdir::TempDir);
 
 impl TempDir {
     pub fn new(tag: &str) -> TempDir {
-        static N: AtomicU64 = AtomicU64::new(0);
-        let p = std::env::temp_dir().join(format!(
-            "cmdb-lite-test-{tag}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-    pub fn join(&self, name: &str) -> PathBuf {
-        self.0.join(name)
+        TempDir(cmdb_lite::tempdir::TempDir::new(&format!("test-{tag}")).unwrap())
     }
 }
 
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+impl std::ops::Deref for TempDir {
+    type Target = cmdb_lite::tempdir::TempDir;
+    fn deref(&self) -> &Self::Target {
+        &self.0
     }
 }
 
@@ -195,6 +181,21 @@ impl Resp {
     }
 }
 
+/// A request's bytes: `Host` and `Content-Length`, then `headers` as given, then `body`.
+fn request_bytes(method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: test\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    let mut bytes = req.into_bytes();
+    bytes.extend_from_slice(body);
+    bytes
+}
+
 /// A keep-alive connection.
 pub struct Conn {
     stream: BufReader<TcpStream>,
@@ -228,17 +229,7 @@ impl Conn {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> Resp {
-        let mut req = format!(
-            "{method} {path} HTTP/1.1\r\nHost: test\r\nContent-Length: {}\r\n",
-            body.len()
-        );
-        for (k, v) in headers {
-            req.push_str(&format!("{k}: {v}\r\n"));
-        }
-        req.push_str("\r\n");
-        let mut bytes = req.into_bytes();
-        bytes.extend_from_slice(body);
-        self.write_raw(&bytes);
+        self.write_raw(&request_bytes(method, path, headers, body));
         self.read_response().expect("a response")
     }
 
@@ -308,6 +299,44 @@ pub fn run_cli(args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// `ProcessProperty`'s fields in bk-cmdb's struct order (`bind_info` last): a process
+/// template's properties, as the template and service-instance tests expect them.
+pub const FIELDS: [&str; 17] = [
+    "proc_num",
+    "stop_cmd",
+    "restart_cmd",
+    "face_stop_cmd",
+    "bk_func_name",
+    "work_path",
+    "priority",
+    "reload_cmd",
+    "bk_process_name",
+    "pid_file",
+    "auto_start",
+    "bk_start_check_secs",
+    "start_cmd",
+    "user",
+    "timeout",
+    "description",
+    "bk_start_param_regex",
+];
+
+/// The process names of a `list_process_instance` answer, in its order.
+#[track_caller]
+pub fn process_names(list: &Value) -> Vec<String> {
+    list["data"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{list}"))
+        .iter()
+        .map(|p| {
+            p["property"]["bk_process_name"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect()
+}
+
 /// The success envelope of the native family.
 pub fn ok_native(data: Value) -> Value {
     serde_json::json!({"result": true, "bk_error_code": 0, "bk_error_msg": "success", "permission": null, "data": data})
@@ -332,16 +361,7 @@ impl Conn {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> Option<Resp> {
-        let mut req = format!(
-            "{method} {path} HTTP/1.1\r\nHost: test\r\nContent-Length: {}\r\n",
-            body.len()
-        );
-        for (k, v) in headers {
-            req.push_str(&format!("{k}: {v}\r\n"));
-        }
-        req.push_str("\r\n");
-        let mut bytes = req.into_bytes();
-        bytes.extend_from_slice(body);
+        let bytes = request_bytes(method, path, headers, body);
         self.stream.get_mut().write_all(&bytes).ok()?;
         self.read_response()
     }

@@ -13,16 +13,23 @@
 //! first answered request, create and list latency (measured in alternating slices on both
 //! servers, so that a busy machine weighs on both alike) and the servers' peak RSS.
 
+mod dataset;
+mod report;
+mod scale;
+mod server;
+
 use crate::client::Client;
 use crate::clock;
 use crate::domain::process::{self, ServerFields};
-use crate::limits::{
-    BENCH_HOSTS_PER_MODULE, BENCH_PROCESSES_PER_HOST, BENCH_PROCESSES_PER_INSTANCE, BENCH_ROUNDS,
-    BENCH_SCALE_SMALL, MAX_PROCESSES_PER_REQUEST,
-};
+use crate::limits::MAX_PROCESSES_PER_REQUEST;
 use crate::store::floor::{Floor, Shape};
 use crate::store::records::Relation;
+use crate::tempdir::TempDir;
+use dataset::*;
+use report::*;
+use scale::*;
 use serde_json::{Map, Value, json};
+use server::*;
 use std::ffi::OsStr;
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, BufWriter, Write};
@@ -31,6 +38,30 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
+
+/// `bench` defaults: seconds each scenario is measured, connections of the concurrent
+/// scenarios, processes in the service instance the list scenario reads.
+pub const BENCH_SECS: f64 = 3.0;
+pub const BENCH_CONNECTIONS: usize = 8;
+pub const BENCH_LIST_SIZE: usize = 100;
+/// `bench`: `resource_watch` long polls waiting (on hosts, which nothing changes) beside the
+/// creates of the idle-watchers comparison.
+pub const BENCH_IDLE_WATCHERS: usize = 100;
+/// `bench`: the slices a measurement is cut into, alternating with what it is compared with.
+pub const BENCH_ROUNDS: usize = 3;
+/// `bench --scale`: processes of the small and (default) large store, processes per service
+/// instance in both.
+pub const BENCH_SCALE_SMALL: usize = 10_000;
+pub const BENCH_SCALE_LARGE: usize = 1_000_000;
+pub const BENCH_PROCESSES_PER_INSTANCE: usize = 1_000;
+/// `bench` datasets: hosts per host module (the module list_biz_hosts reads), and at least one
+/// host per so many processes (10,000 hosts for 1,000,000 processes), never fewer than one
+/// module's worth.
+pub const BENCH_HOSTS_PER_MODULE: usize = 1_000;
+pub const BENCH_PROCESSES_PER_HOST: usize = 100;
+/// `bench`: hosts (so service instances) of the module its template-sync scenario syncs, each
+/// instance with one process per each of the template's 3 process templates.
+pub const BENCH_SYNC_INSTANCES: usize = 1_000;
 
 /// What to run (the `bench` command's flags).
 pub struct Options {
@@ -84,7 +115,10 @@ pub fn run(o: &Options) -> Result<(), String> {
             "--secs, --connections, --list-size and --sync-instances must be positive".into(),
         );
     }
-    let tmp = Temp::new(o.dir.as_deref())?;
+    let tmp = match &o.dir {
+        Some(base) => TempDir::new_in(base, "bench")?,
+        None => TempDir::new("bench")?,
+    };
     println!("{}", machine_line(o, tmp.path()));
     println!("load average before: {}", load_average());
     if o.scale {
@@ -122,7 +156,7 @@ fn load_average() -> String {
 // The throughput table
 // ---------------------------------------------------------------------------------------------
 
-fn throughput(o: &Options, tmp: &Temp) -> Result<(), String> {
+fn throughput(o: &Options, tmp: &TempDir) -> Result<(), String> {
     let time = Duration::from_secs_f64(o.secs);
     let slice = time / BENCH_ROUNDS as u32;
     let warm = time.min(Duration::from_millis(500)) / 2;
@@ -184,12 +218,15 @@ fn throughput(o: &Options, tmp: &Temp) -> Result<(), String> {
         for round in 0..BENCH_ROUNDS {
             Measured::absorb(
                 &mut mg,
-                create_load(&group, &format!("g{k}r{round}"), slice)?,
+                floor.cpu_of(|| create_load(&group, &format!("g{k}r{round}"), slice))?,
             );
-            Measured::absorb(&mut m, create_load(&api, &format!("b{k}r{round}"), slice)?);
+            Measured::absorb(
+                &mut m,
+                server.cpu_of(|| create_load(&api, &format!("b{k}r{round}"), slice))?,
+            );
             Measured::absorb(
                 &mut ma,
-                create_load(&alone, &format!("a{k}r{round}"), slice)?,
+                floor.cpu_of(|| create_load(&alone, &format!("a{k}r{round}"), slice))?,
             );
         }
         let (g, a) = (mg.per_sec(), ma.per_sec());
@@ -233,6 +270,9 @@ fn throughput(o: &Options, tmp: &Temp) -> Result<(), String> {
     print!("{}", table(&rows));
     println!(
         "×group, ×fsync: requests per second ÷ those of the floor with as many connections and processes per request over the same HTTP stack (`serve --floor`), writing only the records: in one group commit with the others (×group), or each request in a transaction and sync of its own (×fsync); measured in slices alternating with the scenario's"
+    );
+    println!(
+        "cpu/rec, writer/rec: the serving process's CPU time (user + system, all threads) and its writer thread's, in µs per record created, from /proc at 100 ticks a second: what a busy machine does not change"
     );
     print!("{watch_rows}");
     println!(
@@ -288,7 +328,7 @@ fn needs_sync(client: &mut Client) -> Result<bool, String> {
 /// later ones change a locked field of every process, a last one finds nothing to do. Each is
 /// one request and one transaction; the client waits for all of it. Compared with the floor's
 /// commit of as many process records in one transaction, alternating round by round.
-fn template_sync(o: &Options, tmp: &Temp, now: &str) -> Result<(), String> {
+fn template_sync(o: &Options, tmp: &TempDir, now: &str) -> Result<(), String> {
     const TEMPLATES: usize = 3;
     let n = o.sync_instances;
     let procs = n * TEMPLATES;
@@ -535,445 +575,6 @@ pub(crate) fn floor_shape() -> Result<Shape, String> {
     ))
 }
 
-/// One line of the table.
-struct Row {
-    name: String,
-    conns: usize,
-    per_req: Option<usize>,
-    m: Measured,
-    /// Requests per second ÷ the group-commit floor's and the fsync-per-request floor's.
-    ratios: Option<(f64, f64)>,
-}
-
-fn table(rows: &[Row]) -> String {
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "{:<34} {:>5} {:>9} {:>9} {:>9} {:>10} {:>8} {:>8} {:>7} {:>7}",
-        "scenario",
-        "conns",
-        "procs/req",
-        "requests",
-        "req/s",
-        "records/s",
-        "p50 µs",
-        "p99 µs",
-        "×group",
-        "×fsync"
-    );
-    for r in rows {
-        let per_req = r.per_req.map_or("-".into(), |n| n.to_string());
-        let records = r
-            .per_req
-            .map_or("-".into(), |n| format!("{:.0}", r.m.per_sec() * n as f64));
-        let (group, alone) = r.ratios.map_or(("-".into(), "-".into()), |(g, a)| {
-            (format!("{g:.2}"), format!("{a:.2}"))
-        });
-        let _ = writeln!(
-            out,
-            "{:<34} {:>5} {:>9} {:>9} {:>9.0} {:>10} {:>8} {:>8} {:>7} {:>7}",
-            r.name,
-            r.conns,
-            per_req,
-            r.m.requests,
-            r.m.per_sec(),
-            records,
-            r.m.percentile(0.50),
-            r.m.percentile(0.99),
-            group,
-            alone
-        );
-    }
-    out
-}
-
-// ---------------------------------------------------------------------------------------------
-// The scale comparison
-// ---------------------------------------------------------------------------------------------
-
-struct ScaleSide {
-    label: String,
-    layout: Layout,
-    dataset_bytes: u64,
-    generate: Duration,
-    import: Duration,
-    import_hwm_kib: Option<u64>,
-    /// Peak RSS (KiB) and time of the offline `export` and `check` of the imported store.
-    export: (Option<u64>, Duration),
-    check: (Option<u64>, Duration),
-    db: PathBuf,
-    db_bytes: u64,
-}
-
-fn scale(o: &Options, tmp: &Temp) -> Result<(), String> {
-    let per = BENCH_PROCESSES_PER_INSTANCE;
-    if o.scale_processes < 10 * per || !o.scale_processes.is_multiple_of(per) {
-        return Err(format!(
-            "--scale-processes must be a multiple of {per} and at least {}",
-            10 * per
-        ));
-    }
-    // The small store has BENCH_SCALE_SMALL processes, or a tenth of a smaller large one.
-    let small = (BENCH_SCALE_SMALL.min(o.scale_processes / 10) / per).max(1) * per;
-    let now = clock::format_ms(clock::now_ms());
-    let mut sides = Vec::new();
-    for (label, total) in [("small", small), ("large", o.scale_processes)] {
-        let layout = Layout {
-            populated: total / per,
-            per_instance: per,
-            empty: o.connections,
-        };
-        let file = tmp.join(&format!("{label}.json"));
-        eprintln!("bench: generating {total} processes…");
-        let t = Instant::now();
-        layout.write(&file, &now)?;
-        let generate = t.elapsed();
-        let dataset_bytes = size_of(&file);
-        let db = tmp.join(&format!("{label}.redb"));
-        eprintln!("bench: cmdb-lite import ({} MiB)…", dataset_bytes >> 20);
-        let t = Instant::now();
-        let import_hwm_kib = import(&file, &db)?;
-        let import = t.elapsed();
-        let _ = std::fs::remove_file(&file);
-        // The offline commands on the store just closed: streamed, so bounded memory.
-        eprintln!("bench: cmdb-lite export and check…");
-        let out = tmp.join(&format!("{label}.export.json"));
-        let export = measured_run(&[
-            OsStr::new("export"),
-            OsStr::new("--db"),
-            db.as_os_str(),
-            OsStr::new("--out"),
-            out.as_os_str(),
-        ])?;
-        let _ = std::fs::remove_file(&out);
-        let check = measured_run(&[OsStr::new("check"), OsStr::new("--db"), db.as_os_str()])?;
-        sides.push(ScaleSide {
-            label: count_label(total),
-            layout,
-            dataset_bytes,
-            generate,
-            import,
-            import_hwm_kib,
-            export,
-            check,
-            db_bytes: size_of(&db),
-            db,
-        });
-    }
-
-    // Startup to the first answered request (the list of an empty instance), on each freshly
-    // imported store.
-    let mut servers = Vec::new();
-    let mut startups = Vec::new();
-    for side in &sides {
-        let t = Instant::now();
-        let server = Server::start(&side.db, None, o, false)?;
-        let mut client = Client::connect(&server.addr)?;
-        let body = list_body(side.layout.populated as i64 + 1);
-        let answer = client.post(LIST_PATH, body.as_bytes())?;
-        expect_ok(answer)?;
-        startups.push(t.elapsed());
-        servers.push(server);
-    }
-    for (side, server) in sides.iter().zip(&servers) {
-        check_list(&server.addr, 1, side.layout.per_instance)?;
-        let module = side.layout.scattered_host_modules(0)[0];
-        check_count(
-            &server.addr,
-            HOSTS_PATH,
-            &hosts_body(module),
-            BENCH_HOSTS_PER_MODULE,
-        )?;
-        let related = related_body(SI_MODULE_BASE + 1);
-        check_count(
-            &server.addr,
-            RELATED_PATH,
-            &related,
-            side.layout.per_instance,
-        )?;
-    }
-
-    // Alternating slices: create (1 connection, 1 process per request), list (one service
-    // instance of 1,000 processes, a different one each time); then, for the peak RSS, bursts of
-    // the heaviest loads: creates of 100 processes and lists, each on every connection at once.
-    let slice = Duration::from_secs_f64(o.secs) / BENCH_ROUNDS as u32;
-    let mut creates = vec![Measured::default(); sides.len()];
-    let mut lists = vec![Measured::default(); sides.len()];
-    let mut host_lists = vec![Measured::default(); sides.len()];
-    let mut related = vec![Measured::default(); sides.len()];
-    for round in 0..BENCH_ROUNDS {
-        eprintln!("bench: round {} of {BENCH_ROUNDS}…", round + 1);
-        for (i, (side, server)) in sides.iter().zip(&servers).enumerate() {
-            let targets: Vec<i64> = side.layout.empty_ids().collect();
-            let spec = CreateSpec {
-                addr: &server.addr,
-                path: CREATE_PATH,
-                targets: &targets[..1],
-                per_req: 1,
-            };
-            creates[i].absorb(create_load(&spec, &format!("c{round}"), slice)?);
-            let order = side.layout.scattered_populated(round);
-            lists[i].absorb(list_load(&server.addr, &order, slice)?);
-            let bodies: Vec<String> = side
-                .layout
-                .scattered_host_modules(round)
-                .into_iter()
-                .map(hosts_body)
-                .collect();
-            host_lists[i].absorb(post_load(&server.addr, HOSTS_PATH, &bodies, slice)?);
-            let bodies: Vec<String> = order
-                .iter()
-                .map(|&si| related_body(SI_MODULE_BASE + si))
-                .collect();
-            related[i].absorb(post_load(&server.addr, RELATED_PATH, &bodies, slice)?);
-        }
-    }
-    for (side, server) in sides.iter().zip(&servers) {
-        let targets: Vec<i64> = side.layout.empty_ids().collect();
-        let spec = CreateSpec {
-            addr: &server.addr,
-            path: CREATE_PATH,
-            targets: &targets,
-            per_req: MAX_PROCESSES_PER_REQUEST,
-        };
-        create_load(&spec, "burst", slice)?;
-        let order = side.layout.scattered_populated(BENCH_ROUNDS);
-        std::thread::scope(|scope| {
-            let lists: Vec<_> = (0..o.connections)
-                .map(|c| {
-                    let order = &order[c % order.len()..];
-                    scope.spawn(move || list_load(&server.addr, order, slice))
-                })
-                .collect();
-            for l in lists {
-                l.join()
-                    .map_err(|_| "a load thread panicked".to_string())??;
-            }
-            Ok::<(), String>(())
-        })?;
-    }
-    let hwms: Vec<Option<u64>> = servers.iter().map(Server::vm_hwm_kib).collect();
-    // The online export (GET /_cmdb/export through `export --from`) of each running server.
-    let mut online = Vec::new();
-    for (side, server) in sides.iter().zip(&servers) {
-        eprintln!("bench: cmdb-lite export --from ({})…", side.label);
-        let out = tmp.join("online.export.json");
-        let url = format!("http://{}", server.addr);
-        let (_, took) = measured_run(&[
-            OsStr::new("export"),
-            OsStr::new("--from"),
-            OsStr::new(&url),
-            OsStr::new("--out"),
-            out.as_os_str(),
-        ])?;
-        let _ = std::fs::remove_file(&out);
-        online.push((took, server.vm_hwm_kib()));
-    }
-    drop(servers);
-
-    let (s, l) = (&sides[0], &sides[1]);
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "{:<40} {:>12} {:>12} {:>9}  target",
-        "scale",
-        s.label,
-        l.label,
-        format!("{}/{}", l.label, s.label)
-    );
-    let line = |out: &mut String, name: &str, a: f64, b: f64, target: &str| {
-        let _ = writeln!(
-            out,
-            "{name:<40} {a:>12.1} {b:>12.1} {:>9.2}  {target}",
-            b / a
-        );
-    };
-    let mb = |bytes: u64| bytes as f64 / (1 << 20) as f64;
-    let kib_mb = |k: Option<u64>| k.map_or(f64::NAN, |k| k as f64 / 1024.0);
-    line(
-        &mut out,
-        "dataset file MiB",
-        mb(s.dataset_bytes),
-        mb(l.dataset_bytes),
-        "",
-    );
-    line(
-        &mut out,
-        "dataset generation s",
-        s.generate.as_secs_f64(),
-        l.generate.as_secs_f64(),
-        "",
-    );
-    line(
-        &mut out,
-        "import s",
-        s.import.as_secs_f64(),
-        l.import.as_secs_f64(),
-        "",
-    );
-    line(
-        &mut out,
-        "import peak RSS MiB",
-        kib_mb(s.import_hwm_kib),
-        kib_mb(l.import_hwm_kib),
-        "",
-    );
-    line(
-        &mut out,
-        "offline export s",
-        s.export.1.as_secs_f64(),
-        l.export.1.as_secs_f64(),
-        "",
-    );
-    line(
-        &mut out,
-        "offline export peak RSS MiB",
-        kib_mb(s.export.0),
-        kib_mb(l.export.0),
-        "< 64 MiB",
-    );
-    line(
-        &mut out,
-        "check s",
-        s.check.1.as_secs_f64(),
-        l.check.1.as_secs_f64(),
-        "",
-    );
-    line(
-        &mut out,
-        "check peak RSS MiB",
-        kib_mb(s.check.0),
-        kib_mb(l.check.0),
-        "< 64 MiB",
-    );
-    line(
-        &mut out,
-        "online export s (export --from)",
-        online[0].0.as_secs_f64(),
-        online[1].0.as_secs_f64(),
-        "",
-    );
-    line(
-        &mut out,
-        "database file MiB",
-        mb(s.db_bytes),
-        mb(l.db_bytes),
-        "",
-    );
-    let per_process = |side: &ScaleSide| {
-        side.db_bytes as f64 / (side.layout.populated * side.layout.per_instance).max(1) as f64
-    };
-    line(
-        &mut out,
-        "database bytes per process",
-        per_process(s),
-        per_process(l),
-        "≤ 400 at 1M",
-    );
-    line(
-        &mut out,
-        "startup to first answer ms",
-        startups[0].as_secs_f64() * 1e3,
-        startups[1].as_secs_f64() * 1e3,
-        "< 200 ms",
-    );
-    for (name, m) in [
-        ("create p50 µs (1 conn, 1 proc/req)", &creates),
-        ("list p50 µs (1 instance, 1,000 procs)", &lists),
-        ("list_biz_hosts p50 µs (module, 1,000 hosts)", &host_lists),
-        ("process_related p50 µs (module, 1,000 procs)", &related),
-    ] {
-        line(
-            &mut out,
-            name,
-            m[0].percentile(0.50) as f64,
-            m[1].percentile(0.50) as f64,
-            "ratio ≤ 1.5",
-        );
-        let name99 = name.replace("p50", "p99");
-        line(
-            &mut out,
-            &name99,
-            m[0].percentile(0.99) as f64,
-            m[1].percentile(0.99) as f64,
-            "",
-        );
-        let name_n = name.replace("p50 µs", "requests");
-        line(
-            &mut out,
-            &name_n,
-            m[0].requests as f64,
-            m[1].requests as f64,
-            "",
-        );
-    }
-    line(
-        &mut out,
-        "server peak RSS (VmHWM) MiB",
-        kib_mb(hwms[0]),
-        kib_mb(hwms[1]),
-        "< 64 MiB",
-    );
-    line(
-        &mut out,
-        "server peak RSS after online export MiB",
-        kib_mb(online[0].1),
-        kib_mb(online[1].1),
-        "< 64 MiB",
-    );
-    print!("{out}");
-    Ok(())
-}
-
-fn count_label(n: usize) -> String {
-    if n >= 1_000_000 && n.is_multiple_of(1_000_000) {
-        format!("{}M", n / 1_000_000)
-    } else if n >= 1_000 && n.is_multiple_of(1_000) {
-        format!("{}k", n / 1_000)
-    } else {
-        n.to_string()
-    }
-}
-
-fn size_of(path: &Path) -> u64 {
-    std::fs::metadata(path).map_or(0, |m| m.len())
-}
-
-/// Runs `cmdb-lite import FILE --db DB`; returns its peak RSS, sampled from /proc while it runs.
-fn import(file: &Path, db: &Path) -> Result<Option<u64>, String> {
-    let args = [
-        OsStr::new("import"),
-        file.as_os_str(),
-        OsStr::new("--db"),
-        db.as_os_str(),
-    ];
-    Ok(measured_run(&args)?.0)
-}
-
-/// Runs `cmdb-lite <args>` to completion, sampling its peak RSS (VmHWM) every 5 ms: the peak
-/// RSS in KiB and the time taken.
-fn measured_run(args: &[&OsStr]) -> Result<(Option<u64>, Duration), String> {
-    let t = Instant::now();
-    let mut child = Command::new(exe()?)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .map_err(|e| format!("cannot start {args:?}: {e}"))?;
-    let mut hwm = None;
-    loop {
-        if let Some(k) = vm_hwm_kib(child.id()) {
-            hwm = Some(k);
-        }
-        match child.try_wait().map_err(|e| e.to_string())? {
-            Some(status) if status.success() => return Ok((hwm, t.elapsed())),
-            Some(status) => return Err(format!("{args:?} failed: {status}")),
-            None => std::thread::sleep(Duration::from_millis(5)),
-        }
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // Load generators
 // ---------------------------------------------------------------------------------------------
@@ -984,6 +585,10 @@ struct Measured {
     requests: u64,
     elapsed: Duration,
     latencies_us: Vec<u32>,
+    /// The serving process's CPU time while it was measured, and its writer thread's, in
+    /// clock ticks (`None`: not measured, or /proc unreadable).
+    cpu_ticks: Option<u64>,
+    writer_ticks: Option<u64>,
 }
 
 impl Measured {
@@ -1003,6 +608,11 @@ impl Measured {
     }
 
     fn absorb(&mut self, other: Measured) {
+        // A sum of slices is known only if every slice's is.
+        let first = self.requests == 0 && self.elapsed.is_zero();
+        let add = |a: Option<u64>, b: Option<u64>| if first { b } else { Some(a? + b?) };
+        self.cpu_ticks = add(self.cpu_ticks, other.cpu_ticks);
+        self.writer_ticks = add(self.writer_ticks, other.writer_ticks);
         self.requests += other.requests;
         self.elapsed += other.elapsed;
         self.latencies_us.extend(other.latencies_us);
@@ -1191,329 +801,6 @@ fn create_body(out: &mut String, si: i64, n: usize, prefix: &str) {
     out.push_str("]}");
 }
 
-// ---------------------------------------------------------------------------------------------
-// Generated datasets
-// ---------------------------------------------------------------------------------------------
-
-/// A generated dataset: business 1, one raw module, `populated` service instances with
-/// `per_instance` processes each (ids 1..), then `empty` service instances; one host per
-/// instance.
-struct Layout {
-    populated: usize,
-    per_instance: usize,
-    empty: usize,
-}
-
-impl Layout {
-    fn instances(&self) -> usize {
-        self.populated + self.empty
-    }
-
-    /// Hosts: every instance's, and at least one per `BENCH_PROCESSES_PER_HOST` processes, in
-    /// whole host modules.
-    fn hosts(&self) -> usize {
-        let n = self
-            .instances()
-            .max(self.populated * self.per_instance / BENCH_PROCESSES_PER_HOST)
-            .max(BENCH_HOSTS_PER_MODULE);
-        n.div_ceil(BENCH_HOSTS_PER_MODULE) * BENCH_HOSTS_PER_MODULE
-    }
-
-    /// The host modules, in a scattered order that differs per `round`.
-    fn scattered_host_modules(&self, round: usize) -> Vec<i64> {
-        let n = self.hosts() / BENCH_HOSTS_PER_MODULE;
-        (0..n)
-            .map(|i| HOST_MODULE_BASE + ((i * 7 + round) % n) as i64)
-            .collect()
-    }
-
-    fn empty_ids(&self) -> impl Iterator<Item = i64> + use<> {
-        let first = self.populated as i64 + 1;
-        first..first + self.empty as i64
-    }
-
-    /// Every populated instance once, in a scattered order that differs per `round`.
-    fn scattered_populated(&self, round: usize) -> Vec<i64> {
-        let n = self.populated;
-        // 7919 is prime, so stepping by it modulo n visits every instance when n is not a
-        // multiple of it.
-        (0..n)
-            .map(|i| ((i * 7919 + round * 31) % n) as i64 + 1)
-            .collect()
-    }
-
-    /// Writes the dataset file, streaming the processes.
-    fn write(&self, path: &Path, now: &str) -> Result<(), String> {
-        let file = std::fs::File::create(path)
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-        let mut w = BufWriter::with_capacity(1 << 20, file);
-        let io = |e: std::io::Error| format!("cannot write {}: {e}", path.display());
-        let hosts: Vec<i64> = (1..=self.hosts() as i64).collect();
-        let instances: Vec<i64> = (1..=self.instances() as i64).collect();
-        let populated = self.populated as i64;
-        let mut modules = vec![json!({"bk_module_id": 1, "bk_biz_id": BIZ, "bk_set_id": 1,
-            "bk_module_name": "bench", "service_category_id": 2,
-            "hosts": &instances[self.populated..]})];
-        for si in 1..=populated {
-            modules.push(
-                json!({"bk_module_id": SI_MODULE_BASE + si, "bk_biz_id": BIZ,
-                "bk_set_id": 1, "bk_module_name": format!("si-{si}"), "service_category_id": 2,
-                "hosts": [si]}),
-            );
-        }
-        for (k, chunk) in hosts.chunks(BENCH_HOSTS_PER_MODULE).enumerate() {
-            modules.push(
-                json!({"bk_module_id": HOST_MODULE_BASE + k as i64, "bk_biz_id": BIZ,
-                "bk_set_id": 1, "bk_module_name": format!("hosts-{k}"),
-                "service_category_id": 2, "hosts": chunk}),
-            );
-        }
-        let head = json!({
-            "format": crate::dataset::FORMAT,
-            "supplier_account": "0",
-            "businesses": [{"bk_biz_id": BIZ, "bk_biz_name": "bench"}],
-            "hosts": hosts.iter().map(|&h| json!({"bk_host_id": h,
-                "bk_host_innerip": format!("10.{}.{}.{}", h >> 16 & 255, h >> 8 & 255, h & 255),
-                "bk_host_name": format!("bench-{h}"), "bk_os_type": "1", "bk_cpu": 8}))
-                .collect::<Vec<_>>(),
-            "modules": modules,
-            "service_categories": [
-                {"id": 1, "name": "Default", "bk_root_id": 1},
-                {"id": 2, "name": "Default", "bk_parent_id": 1, "bk_root_id": 1}],
-            "service_instances": instances.iter().map(|&si| json!({"bk_biz_id": BIZ, "id": si,
-                "name": format!("bench-{si}"), "labels": null, "service_template_id": 0,
-                "bk_host_id": si,
-                "bk_module_id": if si <= populated { SI_MODULE_BASE + si } else { 1 },
-                "creator": "admin", "modifier": "admin",
-                "create_time": now, "last_time": now, "bk_supplier_account": "0"}))
-                .collect::<Vec<_>>(),
-        });
-        let head = head.to_string();
-        w.write_all(&head.as_bytes()[..head.len() - 1])
-            .map_err(io)?;
-        w.write_all(b",\"processes\":[").map_err(io)?;
-        let template = RecordTemplate::new(now)?;
-        let mut pid = 0i64;
-        for si in 1..=self.populated as i64 {
-            for k in 0..self.per_instance {
-                pid += 1;
-                if pid > 1 {
-                    w.write_all(b",").map_err(io)?;
-                }
-                template
-                    .write(&mut w, pid, si, &format!("svc-{k}"))
-                    .map_err(io)?;
-            }
-        }
-        w.write_all(b"]}\n").map_err(io)?;
-        w.flush().map_err(io)
-    }
-}
-
-/// A stored process exactly as create would store it, for business 1.
-fn stored_process(name: &str, si: i64, pid: i64, now: &str) -> Result<Map<String, Value>, String> {
-    let Value::Object(mut map) = process_info(name) else {
-        unreachable!("process_info is an object")
-    };
-    let fields = ServerFields {
-        biz_id: BIZ,
-        service_instance_id: si,
-        supplier: "0",
-        user: "admin",
-        now,
-    };
-    process::stamp_request_fields(&mut map, &fields);
-    process::validate_create(&mut map).map_err(|e| format!("sample process: {e:?}"))?;
-    process::stamp_insert_fields(&mut map, pid, &fields);
-    Ok(map)
-}
-
-fn relation(pid: i64, si: i64, host: i64) -> Relation {
-    Relation {
-        bk_biz_id: BIZ,
-        bk_process_id: pid,
-        service_instance_id: si,
-        process_template_id: 0,
-        bk_host_id: host,
-        bk_supplier_account: "0".into(),
-    }
-}
-
-/// One dataset process record as JSON text with holes for its id, instance and name.
-struct RecordTemplate {
-    parts: Vec<(String, Hole)>,
-}
-
-#[derive(Clone, Copy)]
-enum Hole {
-    Pid,
-    Si,
-    Name,
-    End,
-}
-
-impl RecordTemplate {
-    const MARKS: [(&'static str, Hole); 3] = [
-        ("\"@@PID@@\"", Hole::Pid),
-        ("\"@@SI@@\"", Hole::Si),
-        ("\"@@NAME@@\"", Hole::Name),
-    ];
-
-    fn new(now: &str) -> Result<RecordTemplate, String> {
-        let mut map = stored_process("@@NAME@@", 1, 1, now)?;
-        map.insert("bk_process_id".into(), json!("@@PID@@"));
-        map.insert("service_instance_id".into(), json!("@@SI@@"));
-        map.insert(
-            "relation".into(),
-            json!({"bk_biz_id": BIZ, "bk_process_id": "@@PID@@", "service_instance_id": "@@SI@@",
-                "process_template_id": 0, "bk_host_id": "@@SI@@", "bk_supplier_account": "0"}),
-        );
-        let mut text = Value::Object(map).to_string();
-        let mut parts = Vec::new();
-        loop {
-            let next = Self::MARKS
-                .iter()
-                .filter_map(|&(m, h)| text.find(m).map(|at| (at, m.len(), h)))
-                .min_by_key(|&(at, _, _)| at);
-            match next {
-                Some((at, len, hole)) => {
-                    parts.push((text[..at].to_string(), hole));
-                    text = text[at + len..].to_string();
-                }
-                None => {
-                    parts.push((text, Hole::End));
-                    break;
-                }
-            }
-        }
-        Ok(RecordTemplate { parts })
-    }
-
-    fn write(&self, w: &mut impl Write, pid: i64, si: i64, name: &str) -> std::io::Result<()> {
-        for (lit, hole) in &self.parts {
-            w.write_all(lit.as_bytes())?;
-            match hole {
-                Hole::Pid => write!(w, "{pid}")?,
-                Hole::Si => write!(w, "{si}")?,
-                Hole::Name => write!(w, "\"{name}\"")?,
-                Hole::End => {}
-            }
-        }
-        Ok(())
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// The server under test and a minimal HTTP/1.1 client
-// ---------------------------------------------------------------------------------------------
-
-fn exe() -> Result<PathBuf, String> {
-    std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))
-}
-
-/// `cmdb-lite serve` as a child process, killed on drop.
-struct Server {
-    child: Child,
-    _stdout: BufReader<ChildStdout>,
-    addr: String,
-}
-
-impl Server {
-    /// Starts `serve` on `db` (with `seed`), or `serve --floor` if `floor`.
-    fn start(db: &Path, seed: Option<&Path>, o: &Options, floor: bool) -> Result<Server, String> {
-        let mut cmd = Command::new(exe()?);
-        cmd.arg("serve")
-            .arg("--db")
-            .arg(db)
-            .args(["--listen", "127.0.0.1:0"])
-            .args(["--threads", &o.threads.to_string()])
-            .args(["--cache-mib", &o.cache_mib.to_string()])
-            // No access log on the terminal the figures are printed on.
-            .arg("--quiet");
-        if let Some(seed) = seed {
-            cmd.arg("--seed").arg(seed);
-        }
-        if floor {
-            cmd.arg("--floor");
-        }
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .map_err(|e| format!("cannot start the server: {e}"))?;
-        let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
-        let mut line = String::new();
-        // The first line names the address; a server that fails exits without it.
-        let read = stdout.read_line(&mut line);
-        let addr = line
-            .trim()
-            .strip_prefix("cmdb-lite listening on http://")
-            .map(str::to_string);
-        match (read, addr) {
-            (Ok(_), Some(addr)) => Ok(Server {
-                child,
-                _stdout: stdout,
-                addr,
-            }),
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                Err(format!("the server did not start: {line:?}"))
-            }
-        }
-    }
-
-    fn vm_hwm_kib(&self) -> Option<u64> {
-        vm_hwm_kib(self.child.id())
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A process's peak resident set (`VmHWM` of /proc/PID/status), in KiB; `None` off Linux.
-fn vm_hwm_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
-
-fn mib(kib: Option<u64>) -> String {
-    kib.map_or("unknown".into(), |k| {
-        format!("{:.1} MiB", k as f64 / 1024.0)
-    })
-}
-
-/// A temporary folder, removed on drop.
-struct Temp(PathBuf);
-
-impl Temp {
-    fn new(base: Option<&Path>) -> Result<Temp, String> {
-        let base = base.map_or_else(std::env::temp_dir, Path::to_path_buf);
-        let p = base.join(format!("cmdb-lite-bench-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).map_err(|e| format!("cannot create {}: {e}", p.display()))?;
-        Ok(Temp(p))
-    }
-    fn path(&self) -> &Path {
-        &self.0
-    }
-    fn join(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for Temp {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1524,38 +811,11 @@ mod tests {
             requests: 100,
             elapsed: Duration::from_secs(1),
             latencies_us: (1..=100).rev().collect(),
+            ..Measured::default()
         };
         assert_eq!(m.percentile(0.50), 50);
         assert_eq!(m.percentile(0.99), 99);
         assert_eq!(m.percentile(1.0), 100);
         assert_eq!(Measured::default().percentile(0.5), 0);
-    }
-
-    #[test]
-    fn generated_records_are_valid_json_with_their_ids() {
-        let t = RecordTemplate::new("2026-01-02T03:04:05.678Z").unwrap();
-        let mut out = Vec::new();
-        t.write(&mut out, 42, 7, "svc-3").unwrap();
-        let v: Value = serde_json::from_slice(&out).unwrap();
-        assert_eq!(v["bk_process_id"], json!(42));
-        assert_eq!(v["service_instance_id"], json!(7));
-        assert_eq!(v["bk_process_name"], json!("svc-3"));
-        assert_eq!(v["bk_func_name"], json!("svc-3"));
-        assert_eq!(v["relation"]["bk_process_id"], json!(42));
-        assert_eq!(v["relation"]["bk_host_id"], json!(7));
-    }
-
-    #[test]
-    fn scattered_order_visits_every_instance() {
-        for populated in [1, 10, 1000] {
-            let l = Layout {
-                populated,
-                per_instance: 1,
-                empty: 0,
-            };
-            let mut seen = l.scattered_populated(3);
-            seen.sort_unstable();
-            assert_eq!(seen, (1..=populated as i64).collect::<Vec<_>>());
-        }
     }
 }

@@ -218,7 +218,7 @@ pub fn update_data(
 /// writes it. `host` is the process's host (needed when the template binds to a host address).
 /// A batch that must report errors in bk-cmdb's order (all items decoded, then every update
 /// computed, then each applied) uses the three steps separately, as
-/// `api::process_instance::update_in_tx` does.
+/// `api::process_lifecycle::update_in_tx` does.
 pub fn apply_update(
     current: &Map<String, Value>,
     property: &Value,
