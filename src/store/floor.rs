@@ -144,7 +144,6 @@ impl Floor {
     fn commit(&self, per_commit: usize) -> Result<(), String> {
         let mut txn = self.db.begin_write().map_err(err)?;
         txn.set_durability(Durability::Immediate).map_err(err)?;
-        txn.set_quick_repair(true);
         {
             let mut seq = txn.open_table(SEQUENCES).map_err(err)?;
             let mut procs = txn.open_table(PROCESSES).map_err(err)?;

@@ -191,7 +191,6 @@ fn run_batch(db: &Database, jobs: Vec<Work>) -> (bool, bool) {
         txn.set_durability(Durability::Immediate)
             .map_err(write_err)
             .ok()?;
-        txn.set_quick_repair(true);
         let mut tx = WriteTx::new(txn, None);
         let mut dirty = false;
         let mut broken = false;
@@ -544,7 +543,6 @@ impl Store {
         let mut txn = db.begin_write().map_err(write_err)?;
         txn.set_durability(Durability::Immediate)
             .map_err(write_err)?;
-        txn.set_quick_repair(true);
         let mut tx = WriteTx::new(txn, None);
         match f(&mut tx) {
             Ok(v) => {

@@ -37,7 +37,6 @@ fn fill<T>(
     let mut txn = db.begin_write().map_err(write_err)?;
     txn.set_durability(Durability::Immediate)
         .map_err(write_err)?;
-    txn.set_quick_repair(true);
     let mut tx = WriteTx::new(txn, None);
     // The store's new starting point, not a change anyone watches: no events (the old log goes
     // with the old store).

@@ -462,10 +462,9 @@ fn check_clean(db: &Path) {
     assert!(out.contains("is clean"), "{out}");
 }
 
-/// Opens the file read-only with redb itself: `true` if it was closed cleanly. (A read-write
-/// open refusing any repair would not tell: every commit records the allocator state, so a
-/// crashed file is recovered without one; a read-only open refuses a file a writer left
-/// open, whatever its last commit recorded, and changes nothing.)
+/// Opens the file read-only with redb itself: `true` if it was closed cleanly. (A read-only
+/// open refuses a file a writer left open, whatever its last commit recorded, and changes
+/// nothing.)
 fn closed_cleanly(db: &Path) -> bool {
     match redb::Database::builder().open_read_only(db) {
         Ok(d) => {

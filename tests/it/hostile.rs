@@ -827,9 +827,8 @@ fn reads_go_on_while_the_disk_is_full_on_a_large_store() {
     // A store of CMDB_FULL_DISK_INSTANCES × 1,000 processes (20,000 by default, for CI's time;
     // `CMDB_FULL_DISK_INSTANCES=200` for 200,000) under a file-size limit equal to its size,
     // with 4 clients writing and failing: reads keep answering, and the file is reopened (which
-    // holds readers back while it opens: it loads the allocator state the last commit recorded,
-    // no repair) once per probe interval, not once per failed write. In a debug build redb's
-    // debug assertions walk every page during that open (see ARCHITECTURE's "Known limits").
+    // holds readers back for its repair, which grows with the file: see ARCHITECTURE's "Known
+    // limits") once per probe interval, not once per failed write.
     let instances: usize = std::env::var("CMDB_FULL_DISK_INSTANCES")
         .ok()
         .and_then(|v| v.parse().ok())
