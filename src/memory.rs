@@ -17,6 +17,7 @@
 //! libraries this does nothing.
 
 /// Blocks from this size up are mapped on their own and unmapped when freed.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
 const MMAP_THRESHOLD_BYTES: i32 = 256 * 1024;
 
 /// Caps glibc's malloc arenas at `arenas`, and fixes its mmap threshold (see above). Call before
