@@ -885,6 +885,7 @@ impl Push<'_> {
     fn instances_and_processes(&mut self) -> Result<(), Stop> {
         let mut map = self.mapped(INSTANCE)?;
         let templates = self.mapped(TEMPLATE)?;
+        let locked = self.locked_fields();
         let mut by_module: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
         // Instance records are small; one module's are held at a time below.
         let ids: Vec<(i64, i64)> = self.store.read(|tx| {
@@ -1046,7 +1047,7 @@ impl Push<'_> {
                 }
             }
             for (si, tsi) in ready {
-                self.processes(&si, tbiz, tsi)?;
+                self.processes(&si, tbiz, tsi, &locked)?;
             }
         }
         Ok(())
@@ -1064,8 +1065,13 @@ impl Push<'_> {
     }
 
     /// The processes of one instance, mapped to `tsi` on the target.
-    fn processes(&mut self, si: &ServiceInstance, tbiz: i64, tsi: i64) -> Result<(), Stop> {
-        let locked = self.locked_fields();
+    fn processes(
+        &mut self,
+        si: &ServiceInstance,
+        tbiz: i64,
+        tsi: i64,
+        locked: &HashMap<i64, Vec<String>>,
+    ) -> Result<(), Stop> {
         let key = self.key.clone();
         let (procs, mut map) = self.store.read(|tx| {
             let mut v = Vec::new();
@@ -1082,17 +1088,18 @@ impl Push<'_> {
             Ok((v, map))
         })?;
         let map = &mut map;
-        let todo: Vec<(i64, Map<String, Value>, i64, u64)> = procs
+        // (id, stored process, process template, what a create or update sends, its digest)
+        let todo: Vec<_> = procs
             .into_iter()
             .map(|(pid, p, pt)| {
                 let body = pushable(&p, locked.get(&pt));
                 let d = digest(&json!([body, tsi]));
-                (pid, p, pt, d)
+                (pid, p, pt, body, d)
             })
             .collect();
         if todo
             .iter()
-            .all(|(pid, _, _, d)| map.get(pid).is_some_and(|m| m.digest == *d))
+            .all(|(pid, _, _, _, d)| map.get(pid).is_some_and(|m| m.digest == *d))
         {
             self.sum.processes.unchanged += todo.len() as u64;
             self.progress.add(todo.len() as u64);
@@ -1107,9 +1114,8 @@ impl Push<'_> {
         let mut creates = Vec::new();
         let mut updates: Vec<(Value, Mapped)> = Vec::new();
         let mut adopted = Vec::new();
-        for (pid, p, pt, d) in todo {
+        for (pid, p, pt, body, d) in todo {
             self.progress.step();
-            let body = pushable(&p, locked.get(&pt));
             if let Some(m) = map.get(&pid).filter(|m| m.digest == d) {
                 claimed.insert(m.target);
                 self.sum.processes.unchanged += 1;
