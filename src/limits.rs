@@ -129,6 +129,9 @@ pub const EVENT_WINDOW_SECS: u32 = 6 * 60 * 60;
 /// 0.5-1 KiB on disk (its whole record), so a full log of processes costs about 100 MiB and a
 /// full log of every resource at most 300 MiB.
 pub const MAX_EVENTS_PER_RESOURCE: u64 = 100_000;
+/// Events a log may hold beyond `MAX_EVENTS_PER_RESOURCE` before it is cut back to it: the
+/// retention then runs once per thousand events, not on every commit (1% more room at most).
+pub const EVENT_TRIM_SLACK: u64 = MAX_EVENTS_PER_RESOURCE / 100;
 /// Events in one `resource_watch` answer after the first (bk-cmdb's `eventStep`, 200; an
 /// answer holds at most 201).
 pub const WATCH_EVENTS_PER_ANSWER: usize = 200;

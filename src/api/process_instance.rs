@@ -132,7 +132,7 @@ pub(crate) fn create_prepared(
         return Err(CcError::with(code::INTERNAL, "proc"));
     }
     // The generic instance path refuses a process of a business that does not exist.
-    if tx.business(biz)?.is_none() {
+    if !tx.has::<crate::store::records::Business>(biz)? {
         return Err(CcError::raw(code::HTTP_DO_REQUEST, "http request failed"));
     }
     // Step 10: item by item; failures are collected and processing goes on (spec 2.2). An

@@ -24,7 +24,7 @@ use super::undo::Undo;
 use super::{ReadTx, WriteTx, read_err, write_err};
 use crate::domain::watch::{EventType, Stamp, oid};
 use crate::error::{CcError, code};
-use crate::limits::{EVENT_WINDOW_SECS, MAX_EVENTS_PER_RESOURCE};
+use crate::limits::{EVENT_TRIM_SLACK, EVENT_WINDOW_SECS, MAX_EVENTS_PER_RESOURCE};
 use redb::TableError;
 use redb::{ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::Serialize;
@@ -210,8 +210,15 @@ impl DetailTemplate {
 
     /// The stored value of the create event of record `id`.
     pub fn render(&self, id: i64) -> Vec<u8> {
-        use std::io::Write;
         let mut out = Vec::with_capacity(HEAD + self.text.len() + 48);
+        self.render_into(id, &mut out);
+        out
+    }
+
+    /// [`DetailTemplate::render`] into `out` (cleared first), reusing its room.
+    pub fn render_into(&self, id: i64, out: &mut Vec<u8>) {
+        use std::io::Write;
+        out.clear();
         out.push(SCHEMA_VERSION);
         out.push(EventType::Create.code());
         out.extend_from_slice(&id.to_le_bytes());
@@ -225,7 +232,6 @@ impl DetailTemplate {
             at = pos;
         }
         out.extend_from_slice(&self.text[at..]);
-        out
     }
 }
 
@@ -251,6 +257,24 @@ pub struct TxLog {
     /// kept requests.
     pub job_mask: u32,
     pub tx_mask: u32,
+    /// Create events stamped but not written yet ([`WriteTx::append_creates`]): every request
+    /// of a batch adds its own, and they reach their logs together when the batch ends
+    /// ([`WriteTx::flush_events`]), each log's through one cursor.
+    pending: Vec<Pending>,
+    /// The templates `pending` renders its events from.
+    templates: Vec<DetailTemplate>,
+    /// Where the running request's pending events start: a request rolled back drops those
+    /// from there on (`forget_job`).
+    job_start: (usize, usize),
+}
+
+/// A create event waiting for the end of its batch: its resource, stamp, record id and the
+/// template (an index in `TxLog::templates`) that renders its value.
+struct Pending {
+    cursor_type: u8,
+    key: u64,
+    id: i64,
+    template: usize,
 }
 
 impl TxLog {
@@ -259,6 +283,17 @@ impl TxLog {
             enabled,
             ..TxLog::default()
         }
+    }
+
+    /// A request starts on the transaction: what it adds to `pending` is its own.
+    pub(super) fn begin_job(&mut self) {
+        self.job_start = (self.pending.len(), self.templates.len());
+    }
+
+    /// The running request is rolled back: its pending events go.
+    pub(super) fn forget_job(&mut self) {
+        self.pending.truncate(self.job_start.0);
+        self.templates.truncate(self.job_start.1);
     }
 }
 
@@ -290,39 +325,80 @@ impl WriteTx {
         Ok(())
     }
 
-    /// Appends create events, `(resource, stored value)` each (values from
-    /// [`DetailTemplate::render`]), stamped in the order given: what one [`WriteTx::emit`] per
-    /// event writes, with each log's table opened once and the events added at its end through
-    /// one cursor (their stamps are above every key of every log).
-    pub(super) fn append_creates(&mut self, events: &[(u8, Vec<u8>)]) -> Result<(), CcError> {
-        if !self.events.enabled || events.is_empty() {
+    /// Keeps a template for [`WriteTx::push_create_from`]; its index.
+    pub(super) fn keep_template(&mut self, template: DetailTemplate) -> usize {
+        self.events.templates.push(template);
+        self.events.templates.len() - 1
+    }
+
+    /// Stamps one create event and keeps it for the end of the batch.
+    pub(super) fn push_create(
+        &mut self,
+        cursor_type: u8,
+        id: i64,
+        template: DetailTemplate,
+    ) -> Result<(), CcError> {
+        let at = self.keep_template(template);
+        self.push_create_from(cursor_type, id, at)
+    }
+
+    /// Stamps one create event rendered from kept template `template` (one template may
+    /// serve many events).
+    pub(super) fn push_create_from(
+        &mut self,
+        cursor_type: u8,
+        id: i64,
+        template: usize,
+    ) -> Result<(), CcError> {
+        if !self.events.enabled || table(cursor_type).is_none() {
             return Ok(());
         }
-        let mut stamps = Vec::with_capacity(events.len());
-        for _ in events {
-            stamps.push(self.next_stamp()?);
+        let key = self.next_stamp()?;
+        self.events.pending.push(Pending {
+            cursor_type,
+            key,
+            id,
+            template,
+        });
+        self.events.job_mask |= bit(cursor_type);
+        Ok(())
+    }
+
+    /// Writes the pending create events into their logs, each log's in stamp order through one
+    /// cursor at its end (their stamps are above every key of the log, but for events `emit`
+    /// wrote since: those are met by plain inserts). Run before the transaction commits, with
+    /// no request's undo log: the requests that added them were kept.
+    pub(crate) fn flush_events(&mut self) -> Result<(), CcError> {
+        if self.events.pending.is_empty() {
+            return Ok(());
         }
+        let pending = std::mem::take(&mut self.events.pending);
+        let templates = std::mem::take(&mut self.events.templates);
+        self.events.job_start = (0, 0);
+        let mut value = Vec::with_capacity(1024);
         for (ct, def) in LOGS {
-            let mine = || stamps.iter().zip(events).filter(move |(_, (t, _))| t == ct);
-            if mine().next().is_none() {
+            let mut mine = pending.iter().filter(|p| p.cursor_type == *ct).peekable();
+            let Some(first) = mine.peek() else {
+                continue;
+            };
+            let mut tbl = self.txn().open_table(*def).map_err(write_err)?;
+            let last = tbl.last().map_err(write_err)?.map(|(k, _)| k.value());
+            if last.is_some_and(|l| l >= first.key) {
+                for p in mine {
+                    templates[p.template].render_into(p.id, &mut value);
+                    tbl.insert(p.key, value.as_slice()).map_err(write_err)?;
+                }
                 continue;
             }
-            // Noted first: a write that fails midway may have happened.
-            for (&key, _) in mine() {
-                self.log(|| Undo::Event(*def, key));
-            }
-            {
-                let mut tbl = self.txn().open_table(*def).map_err(write_err)?;
-                let mut end = tbl
-                    .upper_bound_mut(std::ops::Bound::<u64>::Unbounded)
+            let mut end = tbl
+                .upper_bound_mut(std::ops::Bound::<u64>::Unbounded)
+                .map_err(write_err)?;
+            for p in mine {
+                templates[p.template].render_into(p.id, &mut value);
+                end.insert_before(p.key, value.as_slice())
                     .map_err(write_err)?;
-                for (&key, (_, value)) in mine() {
-                    end.insert_before(key, value.as_slice())
-                        .map_err(write_err)?;
-                }
-                end.close().map_err(write_err)?;
             }
-            self.events.job_mask |= bit(*ct);
+            end.close().map_err(write_err)?;
         }
         Ok(())
     }
@@ -403,14 +479,17 @@ impl WriteTx {
 
     /// Retention, on the writer's transaction after a batch's requests (nothing to take back):
     /// for each resource in `mask`, removes the events older than the window and those beyond
-    /// the count, oldest first, keeping the last.
+    /// the count, oldest first, keeping the last. A log is cut back to the count only once it
+    /// exceeds it by `EVENT_TRIM_SLACK`, so that most commits remove nothing and leave its
+    /// first pages as they are.
     pub(crate) fn trim_logs(&mut self, mask: u32) -> Result<(), CcError> {
         let cutoff = u64::from(now_sec().saturating_sub(EVENT_WINDOW_SECS)) << 32;
-        self.trim_to(mask, cutoff, MAX_EVENTS_PER_RESOURCE)
+        self.trim_to(mask, cutoff, MAX_EVENTS_PER_RESOURCE, EVENT_TRIM_SLACK)
     }
 
-    /// Removes events below `cutoff` and beyond `cap`, keeping the last.
-    fn trim_to(&mut self, mask: u32, cutoff: u64, cap: u64) -> Result<(), CcError> {
+    /// Removes events below `cutoff`, and beyond `cap` once there are more than `cap + slack`,
+    /// keeping the last.
+    fn trim_to(&mut self, mask: u32, cutoff: u64, cap: u64, slack: u64) -> Result<(), CcError> {
         for (t, def) in LOGS {
             if mask & bit(*t) == 0 {
                 continue;
@@ -418,6 +497,15 @@ impl WriteTx {
             let mut tbl = self.txn().open_table(*def).map_err(write_err)?;
             let mut len = tbl.len().map_err(write_err)?;
             if len <= 1 {
+                continue;
+            }
+            // Nothing to remove: no cursor (which would copy the log's first pages).
+            if len <= cap.saturating_add(slack)
+                && tbl
+                    .first()
+                    .map_err(write_err)?
+                    .is_none_or(|(k, _)| k.value() >= cutoff)
+            {
                 continue;
             }
             // One cursor from the start: redb batches its removals leaf by leaf.
@@ -814,6 +902,150 @@ mod tests {
         }
     }
 
+    /// Create events wait for the end of their batch: requests sharing batches, some failing
+    /// after their creates, others updating a process (an event written at once, stamped
+    /// after the creates before it): exactly the kept requests' events remain, each once,
+    /// stamps increasing in the order they were issued, every value what `emit` writes.
+    #[test]
+    fn pending_creates_reach_the_log_with_their_batch_or_not_at_all() {
+        use crate::store::NewProcess;
+        use crate::store::records::Relation;
+        let store = Store::memory().unwrap();
+        let proc_map = |si: i64, name: &str| {
+            serde_json::json!({"service_instance_id": si, "bk_process_name": name,
+                "bk_func_name": name, "bk_start_param_regex": ""})
+            .as_object()
+            .cloned()
+            .unwrap()
+        };
+        let rel = |si: i64| Relation {
+            bk_biz_id: 1,
+            bk_process_id: 0,
+            service_instance_id: si,
+            process_template_id: 0,
+            bk_host_id: 1,
+            bk_supplier_account: "0".into(),
+        };
+        std::thread::scope(|s| {
+            for t in 0..6i64 {
+                let store = &store;
+                s.spawn(move || {
+                    for i in 0..30i64 {
+                        let (fail, update) = (i % 3 == 1, i % 5 == 4);
+                        let maps = vec![
+                            NewProcess::new(proc_map(t, &format!("a{i}"))),
+                            NewProcess::new(proc_map(t, &format!("b{i}"))),
+                        ];
+                        let r = store.write(move |tx| {
+                            let ids = tx.insert_processes(maps, &rel(t))?;
+                            if update && let Some(Ok(pid)) = ids.first() {
+                                let mut m = proc_map(t, &format!("a{i}"));
+                                m.insert("bk_process_id".into(), Value::from(*pid));
+                                m.insert("description".into(), Value::from("changed"));
+                                tx.put_process(
+                                    *pid,
+                                    &m,
+                                    &Relation {
+                                        bk_process_id: *pid,
+                                        ..rel(t)
+                                    },
+                                )?;
+                            }
+                            if fail {
+                                return Err(CcError::plain(code::NOT_FOUND));
+                            }
+                            Ok(ids)
+                        });
+                        assert_eq!(r.is_err(), fail);
+                    }
+                });
+            }
+        });
+        let procs = all(&store, PROCESS);
+        let rels = all(&store, PROCESS_RELATION);
+        let kept_requests = 6 * (0..30).filter(|i| i % 3 != 1).count();
+        let updates = 6 * (0..30).filter(|i| i % 3 != 1 && i % 5 == 4).count();
+        assert_eq!(procs.len(), 2 * kept_requests + updates);
+        assert_eq!(rels.len(), 2 * kept_requests);
+        let stored = |pid: i64| {
+            store
+                .read(|tx| tx.process(pid))
+                .unwrap()
+                .expect("an event's process is stored")
+        };
+        for e in &procs {
+            let mut doc = stored(e.id);
+            if e.event_type == EventType::Create {
+                doc.remove("description");
+            }
+            let detail = detail_text(PROCESS, e.event_type, e.id, Value::Object(doc));
+            assert!(
+                e.event_type == EventType::Update || e.detail == detail,
+                "{} vs {}",
+                e.detail,
+                detail
+            );
+        }
+        // Each process has one create event, its relation one, and in the order issued.
+        let mut created: Vec<i64> = procs
+            .iter()
+            .filter(|e| e.event_type == EventType::Create)
+            .map(|e| e.id)
+            .collect();
+        let n = created.len();
+        created.dedup();
+        assert_eq!(created.len(), n);
+        let mut stamps: Vec<u64> = procs.iter().chain(&rels).map(|e| e.stamp.key()).collect();
+        stamps.sort_unstable();
+        stamps.dedup();
+        assert_eq!(
+            stamps.len(),
+            procs.len() + rels.len(),
+            "every stamp is unique"
+        );
+        for e in &rels {
+            let create = procs
+                .iter()
+                .find(|p| p.id == e.id && p.event_type == EventType::Create)
+                .expect("a relation event follows its process's");
+            assert!(create.stamp.key() < e.stamp.key());
+        }
+        // An update is stamped after its process's create.
+        for e in procs.iter().filter(|e| e.event_type == EventType::Update) {
+            let create = procs
+                .iter()
+                .find(|p| p.id == e.id && p.event_type == EventType::Create)
+                .expect("created first");
+            assert!(create.stamp.key() < e.stamp.key());
+        }
+    }
+
+    /// With slack, a log is left alone up to the count plus the slack, then cut back to the
+    /// count; an event older than the cutoff goes whatever the count.
+    #[test]
+    fn trimming_waits_for_the_slack() {
+        let store = Store::memory().unwrap();
+        for i in 0..6 {
+            store
+                .write(move |tx| tx.put_host(&host(i, "10.0.0.1")))
+                .unwrap();
+        }
+        let ids = |store: &Store| -> Vec<i64> { all(store, HOST).iter().map(|e| e.id).collect() };
+        store
+            .write_alone(|tx| tx.trim_to(bit(HOST), 0, 3, 3))
+            .unwrap();
+        assert_eq!(ids(&store), [0, 1, 2, 3, 4, 5], "within the slack");
+        store
+            .write_alone(|tx| tx.trim_to(bit(HOST), 0, 3, 2))
+            .unwrap();
+        assert_eq!(ids(&store), [3, 4, 5], "beyond it: back to the count");
+        let second = all(&store, HOST)[1].stamp.key();
+        store
+            .write_alone(|tx| tx.trim_to(bit(HOST), second, 100, 100))
+            .unwrap();
+        assert_eq!(ids(&store), [4, 5], "older than the cutoff");
+    }
+
     /// Retention removes the oldest events beyond the count and before the cutoff, never the
     /// last one.
     #[test]
@@ -825,10 +1057,12 @@ mod tests {
                 .unwrap();
         }
         let ids = |store: &Store| -> Vec<i64> { all(store, HOST).iter().map(|e| e.id).collect() };
-        store.write_alone(|tx| tx.trim_to(bit(HOST), 0, 4)).unwrap();
+        store
+            .write_alone(|tx| tx.trim_to(bit(HOST), 0, 4, 0))
+            .unwrap();
         assert_eq!(ids(&store), [2, 3, 4, 5]);
         store
-            .write_alone(|tx| tx.trim_to(bit(HOST), u64::MAX, 100))
+            .write_alone(|tx| tx.trim_to(bit(HOST), u64::MAX, 100, 0))
             .unwrap();
         assert_eq!(ids(&store), [5]);
     }

@@ -183,31 +183,35 @@ pub struct Split {
 /// Encodes `map` behind `version` with its `bk_process_id` left out, to be filled in later.
 pub fn encode_split(version: u8, map: &Map<String, Value>) -> Split {
     let mut present = 1u64 << ID_INDEX;
-    let mut others = 0u64;
-    for k in map.keys() {
-        match known(k) {
-            Some(i) => present |= 1 << i,
-            None => others += 1,
-        }
-    }
     let mut head = Vec::with_capacity(128);
-    head.push(version);
-    put_varint(&mut head, present);
     let mut tail = Vec::with_capacity(256);
-    // The map's keys are sorted as `PROCESS_KEYS` is: one pass meets the known ones in order.
+    // The map's keys are sorted as `PROCESS_KEYS` is: one pass meets the known ones in order;
+    // the others are noted to follow them.
+    let mut others = Vec::new();
     for (k, v) in map {
         match known(k) {
-            Some(i) if i < ID_INDEX => put_value(&mut head, v),
-            Some(i) if i > ID_INDEX => put_value(&mut tail, v),
-            _ => {}
+            Some(i) if i < ID_INDEX => {
+                present |= 1 << i;
+                put_value(&mut head, v);
+            }
+            Some(i) if i > ID_INDEX => {
+                present |= 1 << i;
+                put_value(&mut tail, v);
+            }
+            Some(_) => {}
+            None => others.push((k, v)),
         }
     }
-    put_varint(&mut tail, others);
-    for (k, v) in map.iter().filter(|(k, _)| known(k).is_none()) {
+    let mut out = Vec::with_capacity(head.len() + 10);
+    out.push(version);
+    put_varint(&mut out, present);
+    out.extend_from_slice(&head);
+    put_varint(&mut tail, others.len() as u64);
+    for (k, v) in others {
         put_str(&mut tail, k);
         put_value(&mut tail, v);
     }
-    Split { head, tail }
+    Split { head: out, tail }
 }
 
 impl Split {

@@ -196,6 +196,7 @@ fn run_batch(db: &Database, jobs: Vec<Work>) -> (bool, bool) {
         let mut broken = false;
         for job in jobs {
             tx.undo = Some(Vec::new());
+            tx.events.begin_job();
             if job(&mut tx) {
                 dirty = true;
             } else if tx.roll_back().is_err() {
@@ -211,7 +212,7 @@ fn run_batch(db: &Database, jobs: Vec<Work>) -> (bool, bool) {
         if dirty && !broken && !IO_FAILED.get() {
             tx.undo = None;
             let mask = tx.events.tx_mask;
-            if tx.trim_logs(mask).is_err() {
+            if tx.flush_events().is_err() || tx.trim_logs(mask).is_err() {
                 broken = true;
             }
         }
@@ -547,7 +548,7 @@ impl Store {
         match f(&mut tx) {
             Ok(v) => {
                 let mask = tx.events.job_mask;
-                if let Err(e) = tx.trim_logs(mask) {
+                if let Err(e) = tx.flush_events().and_then(|()| tx.trim_logs(mask)) {
                     return Err(Self::abort(tx, e));
                 }
                 tx.into_txn().commit().map_err(write_err)?;

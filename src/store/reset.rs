@@ -43,6 +43,9 @@ fn fill<T>(
     tx.without_events();
     match f(&mut tx) {
         Ok(v) => {
+            if let Err(e) = tx.flush_events() {
+                return Err(Store::abort(tx, e));
+            }
             tx.into_txn().commit().map_err(write_err)?;
             Ok(v)
         }

@@ -86,6 +86,7 @@ impl WriteTx {
 
     /// Takes back every write of this request, newest first; the log is empty afterwards.
     pub(super) fn roll_back(&mut self) -> Result<(), CcError> {
+        self.events.forget_job();
         let Some(mut log) = self.undo.take() else {
             return Ok(());
         };
@@ -349,22 +350,21 @@ impl WriteTx {
         outcome?;
         let inserted = inserted.unwrap_or_default();
         if !inserted.is_empty() {
-            // Each process's event, then its relation's, as a `put_process` of each writes them.
+            // Each process's event, then its relation's, as a `put_process` of each writes them;
+            // one relation template serves them all.
             let relation = match rel.event_detail() {
                 Value::Object(doc) => doc,
                 _ => Map::new(),
             };
-            let relation = changelog::DetailTemplate::new(
+            let relation = self.keep_template(changelog::DetailTemplate::new(
                 changelog::PROCESS_RELATION,
                 &relation,
                 "bk_process_id",
-            );
-            let mut events = Vec::with_capacity(2 * inserted.len());
+            ));
             for (pid, event) in inserted {
-                events.push((changelog::PROCESS, event.render(pid)));
-                events.push((changelog::PROCESS_RELATION, relation.render(pid)));
+                self.push_create(changelog::PROCESS, pid, event)?;
+                self.push_create_from(changelog::PROCESS_RELATION, pid, relation)?;
             }
-            self.append_creates(&events)?;
         }
         Ok(results)
     }
