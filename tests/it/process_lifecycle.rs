@@ -128,6 +128,16 @@ fn create(s: &Server, si: i64, info: Value) -> i64 {
     r["data"][0].as_i64().unwrap()
 }
 
+/// Creates a process with only its two names in service instance `si` of business 7.
+#[track_caller]
+fn create_named(s: &Server, si: i64, name: &str, func: &str) -> i64 {
+    create(
+        s,
+        si,
+        json!({"bk_process_name": name, "bk_func_name": func}),
+    )
+}
+
 const T0: &str = "2026-01-02T03:04:05.678Z";
 
 fn wrapper(value: Value, locked: bool) -> Value {
@@ -610,11 +620,7 @@ fn raw_update_writes_bind_info_rows_with_their_five_keys() {
 #[test]
 fn update_duplicates_against_the_store_are_1199014() {
     let (_d, s) = start();
-    let a = create(
-        &s,
-        30,
-        json!({"bk_process_name": "a", "bk_func_name": "fa"}),
-    );
+    let a = create_named(&s, 30, "a", "fa");
     let (en, zh) = dup_name(30, "billing");
     both(
         &s,
@@ -648,11 +654,7 @@ fn update_duplicates_against_the_store_are_1199014() {
     let p = stored(&s, 7, 30, a);
     assert_eq!(p["bk_start_param_regex"], Value::Null);
     // Names are unique per service instance only.
-    let b = create(
-        &s,
-        32,
-        json!({"bk_process_name": "b", "bk_func_name": "fb"}),
-    );
+    let b = create_named(&s, 32, "b", "fb");
     let r = update(
         &s,
         &json!({"bk_biz_id": 7, "processes": [{"bk_process_id": b,
@@ -665,16 +667,8 @@ fn update_duplicates_against_the_store_are_1199014() {
 #[test]
 fn update_duplicates_within_one_batch_are_1199014_and_write_nothing() {
     let (_d, s) = start();
-    let a = create(
-        &s,
-        30,
-        json!({"bk_process_name": "a", "bk_func_name": "fa"}),
-    );
-    let b = create(
-        &s,
-        30,
-        json!({"bk_process_name": "b", "bk_func_name": "fb"}),
-    );
+    let a = create_named(&s, 30, "a", "fa");
+    let b = create_named(&s, 30, "b", "fb");
     let (en, zh) = dup_name(30, "same");
     both(
         &s,
@@ -711,16 +705,8 @@ fn update_duplicates_within_one_batch_are_1199014_and_write_nothing() {
 #[test]
 fn a_renamed_process_frees_its_old_name_at_once() {
     let (_d, s) = start();
-    let a = create(
-        &s,
-        30,
-        json!({"bk_process_name": "a", "bk_func_name": "fa"}),
-    );
-    let c = create(
-        &s,
-        30,
-        json!({"bk_process_name": "c", "bk_func_name": "fc"}),
-    );
+    let a = create_named(&s, 30, "a", "fa");
+    let c = create_named(&s, 30, "c", "fc");
     // Processes are updated in the order of their first item: a frees "a" before c takes it.
     let r = update(
         &s,
@@ -730,11 +716,7 @@ fn a_renamed_process_frees_its_old_name_at_once() {
     );
     assert_eq!(r, ok_native(json!([a, c])));
     // "c" is free again at once, for a create and for the func index too.
-    let d = create(
-        &s,
-        30,
-        json!({"bk_process_name": "c", "bk_func_name": "fa"}),
-    );
+    let d = create_named(&s, 30, "c", "fa");
     let names: Vec<Value> = listed(&s, 7, 30)
         .iter()
         .map(|p| p["property"]["bk_process_name"].clone())
@@ -749,11 +731,7 @@ fn a_renamed_process_frees_its_old_name_at_once() {
 #[test]
 fn repeated_ids_are_answered_once_and_the_last_item_wins() {
     let (_d, s) = start();
-    let a = create(
-        &s,
-        30,
-        json!({"bk_process_name": "a", "bk_func_name": "fa"}),
-    );
+    let a = create_named(&s, 30, "a", "fa");
     let r = update(
         &s,
         &json!({"bk_biz_id": 7, "processes": [
@@ -1035,16 +1013,8 @@ fn template_created_processes_cannot_be_deleted() {
 #[test]
 fn delete_removes_processes_and_cascades_to_emptied_service_instances() {
     let (d, s) = start_file();
-    let a = create(
-        &s,
-        30,
-        json!({"bk_process_name": "a", "bk_func_name": "fa"}),
-    );
-    let b = create(
-        &s,
-        32,
-        json!({"bk_process_name": "b", "bk_func_name": "fb"}),
-    );
+    let a = create_named(&s, 30, "a", "fa");
+    let b = create_named(&s, 32, "b", "fb");
     // One of two processes: the service instance stays.
     assert_eq!(
         delete(&s, &json!({"bk_biz_id": 7, "process_instance_ids": [a]})),
@@ -1052,11 +1022,7 @@ fn delete_removes_processes_and_cascades_to_emptied_service_instances() {
     );
     assert_eq!(listed_ids(&s, 7, 30), vec![41]);
     // Its name is free again.
-    let a2 = create(
-        &s,
-        30,
-        json!({"bk_process_name": "a", "bk_func_name": "fa"}),
-    );
+    let a2 = create_named(&s, 30, "a", "fa");
     assert!(a2 > b, "id {a2} reused");
     // The last processes of 30 and 32 go (with an unknown id and a repeat): both instances go.
     assert_eq!(
@@ -1100,11 +1066,7 @@ fn delete_leaves_other_businesses_alone() {
 #[test]
 fn delete_on_the_other_route_families() {
     let (_d, s) = start();
-    let a = create(
-        &s,
-        30,
-        json!({"bk_process_name": "a", "bk_func_name": "fa"}),
-    );
+    let a = create_named(&s, 30, "a", "fa");
     let r = s.request(
         "POST",
         "/api/c/compapi/v2/cc/delete_process_instance/",
@@ -1141,11 +1103,7 @@ fn delete_on_the_other_route_families() {
 #[test]
 fn detail_returns_the_stored_processes_of_the_business_in_id_order() {
     let (_d, s) = start();
-    let a = create(
-        &s,
-        32,
-        json!({"bk_process_name": "a", "bk_func_name": "fa"}),
-    );
+    let a = create_named(&s, 32, "a", "fa");
     let r = detail(&s, 7, &json!({"bk_process_ids": [a, 41, 999, 42, 40, 41]}));
     assert_eq!(r["result"], true, "{r}");
     let expected = json!([

@@ -61,7 +61,7 @@ impl Server {
         } else {
             &["--quiet"]
         };
-        let mut child = Command::new(BIN)
+        let child = Command::new(BIN)
             .arg("serve")
             .args(["--listen", "127.0.0.1:0"])
             .args(threads)
@@ -71,14 +71,16 @@ impl Server {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("spawn cmdb-lite");
-        let stdout = child.stdout.take().unwrap();
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("cmdb-lite listening on http://")
-            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-            .to_string();
+        let mut server = Server::adopt(child);
+        drop(server.child.stdout.take());
+        server
+    }
+
+    /// The server `child` is: a `cmdb-lite serve` spawned with a piped stdout, at the address
+    /// its first line names (panics on any other first line).
+    pub fn adopt(mut child: Child) -> Server {
+        let addr = listening_addr(&mut child)
+            .unwrap_or_else(|line| panic!("unexpected first line: {line:?}"));
         Server { child, addr }
     }
 
@@ -148,6 +150,25 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// The first line `child` (spawned with a piped stdout) writes, without its line end; the pipe
+/// stays open.
+pub fn first_line(child: &mut Child) -> String {
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().expect("a piped stdout"))
+        .read_line(&mut line)
+        .unwrap();
+    line.trim_end().to_string()
+}
+
+/// The address `cmdb-lite serve` names in its first line, or `Err` with that line.
+pub fn listening_addr(child: &mut Child) -> Result<String, String> {
+    let line = first_line(child);
+    match line.strip_prefix("cmdb-lite listening on http://") {
+        Some(addr) => Ok(addr.to_string()),
+        None => Err(line),
     }
 }
 
