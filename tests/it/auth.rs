@@ -363,10 +363,7 @@ fn gateway_and_native_refuse_calls_without_valid_app_credentials() {
         &[("X-Bkapi-Authorization", &header)],
         &create_body("g1"),
     );
-    assert_eq!(
-        r.json(),
-        json!({"result": true, "code": 0, "message": "success", "permission": null, "data": [42]})
-    );
+    assert_eq!(r.json(), ok_esb(json!([42])));
     let mut h = NATIVE_EN.to_vec();
     h.push(("X-Bkapi-Authorization", &header));
     let r = send(&s, "POST", CREATE, &h, &create_body("n1"));
@@ -737,10 +734,7 @@ fn jwts_are_believed_only_when_signed_and_current() {
     }
     // A valid token's user wins over the user header, and the token stands for the app.
     let r = native(&valid, false);
-    assert_eq!(
-        r.json(),
-        json!({"result": true, "code": 0, "message": "success", "permission": null, "data": [42]})
-    );
+    assert_eq!(r.json(), ok_esb(json!([42])));
     let header = app_header("admin");
     let list = list_30_as_app(&s, &header);
     let created = list["data"]

@@ -118,6 +118,20 @@ impl Server {
         r.json()
     }
 
+    /// An ESB call: POST `/api/c/compapi/v2/cc/<name>/` with `headers` and `body`; the answer
+    /// must be HTTP 200.
+    #[track_caller]
+    pub fn esb(&self, name: &str, headers: &[(&str, &str)], body: &Value) -> Value {
+        let r = self.request(
+            "POST",
+            &format!("/api/c/compapi/v2/cc/{name}/"),
+            headers,
+            body.to_string().as_bytes(),
+        );
+        assert_eq!(r.status, 200, "{name}: {}", r.body);
+        r.json()
+    }
+
     pub fn create(&self, body: &Value) -> Value {
         self.native("/api/v3/create/proc/process_instance", body)
     }
@@ -311,6 +325,23 @@ pub fn ok_native(data: Value) -> Value {
 /// The failure envelope of the native family.
 pub fn err_native(code: i64, msg: &str) -> Value {
     serde_json::json!({"result": false, "bk_error_code": code, "bk_error_msg": msg, "permission": null, "data": null})
+}
+
+/// The success envelope of the ESB and gateway families (with a `request_id` only where the
+/// request had an `X-Request-Id`: [`with_request_id`]).
+pub fn ok_esb(data: Value) -> Value {
+    serde_json::json!({"result": true, "code": 0, "message": "success", "permission": null, "data": data})
+}
+
+/// The failure envelope of the ESB and gateway families.
+pub fn err_esb(code: i64, msg: &str) -> Value {
+    serde_json::json!({"result": false, "code": code, "message": msg, "permission": null, "data": null})
+}
+
+/// An ESB or gateway envelope answering a request whose `X-Request-Id` was `rid`.
+pub fn with_request_id(mut envelope: Value, rid: &str) -> Value {
+    envelope["request_id"] = Value::from(rid);
+    envelope
 }
 
 // ---------------------------------------------------------------------------------------------
