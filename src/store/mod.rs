@@ -780,6 +780,49 @@ mod tests {
             .unwrap();
     }
 
+    /// A process whose name is free but whose function key is held is not inserted and
+    /// leaves its name free: a later process of the same request takes it.
+    #[test]
+    fn a_held_function_key_leaves_the_name_free() {
+        let store = Store::memory().unwrap();
+        store
+            .write(move |tx| tx.put_process(1, &proc_map(10, "a"), &rel(1, 10)))
+            .unwrap();
+        store
+            .write(move |tx| tx.raise_sequence(Kind::Process, 1))
+            .unwrap();
+        let mut clash = proc_map(10, "x");
+        clash.insert("bk_func_name".into(), Value::from("a"));
+        let results = store
+            .write(move |tx| {
+                let maps = [clash, proc_map(10, "x")];
+                tx.insert_processes(maps.into_iter().map(NewProcess::new).collect(), &rel(0, 10))
+            })
+            .unwrap();
+        let func = ProcKey::Func {
+            si: 10,
+            func: "a".into(),
+            regex: String::new(),
+        };
+        assert_eq!(results, vec![Err(func), Ok(3)]);
+        store
+            .read(|tx| {
+                assert_eq!(owner(tx, 10, "x"), Some(3));
+                assert_eq!(owner(tx, 10, "a"), Some(1));
+                assert_eq!(tx.process_ids_of(10)?, [1, 3]);
+                Ok::<_, StoreError>(())
+            })
+            .unwrap();
+        let problems = crate::store::check::run(&store).unwrap();
+        // (The store holds no topology: only the index problems count here.)
+        assert!(
+            problems
+                .iter()
+                .all(|p| !p.contains("uniq") && !p.contains("entry")),
+            "{problems:?}"
+        );
+    }
+
     /// Eight threads write at once, so their requests share batches; every other request
     /// fails after writing (a process, a sequence bump, index entries, a replaced record) and
     /// must leave nothing behind, while the ones beside it in its batch are kept whole.

@@ -400,21 +400,47 @@ fn insert_new(
             .func
             .as_ref()
             .map(|(si, f, r)| (*si, f.as_str(), r.as_str()));
-        let held =
-            |owner: Option<redb::AccessGuard<'_, i64>>| owner.is_some_and(|o| o.value() != pid);
-        if let Some((si, name)) = name
-            && held(names.get((si, name)).map_err(write_err)?)
-        {
-            let name = name.to_string();
-            results.push(Err(ProcKey::Name { si, name }));
-            continue;
+        // The uniqueness keys first, each claimed by its insert (one lookup, not a lookup and
+        // an insert): a key another id held is put back and its note dropped.
+        if let Some((si, name)) = name {
+            undo.push(Undo::Key(IndexKey::ProcName(si, name.into()), Held::Absent));
+            let held = names.insert((si, name), pid).map_err(write_err)?;
+            if let Some(old) = held.map(|o| o.value()) {
+                set_held(undo, Held::By(old));
+                if old != pid {
+                    names.insert((si, name), old).map_err(write_err)?;
+                    undo.pop();
+                    let name = name.to_string();
+                    results.push(Err(ProcKey::Name { si, name }));
+                    continue;
+                }
+            }
         }
-        if let Some((si, func, regex)) = func
-            && held(funcs.get((si, func, regex)).map_err(write_err)?)
-        {
-            let (func, regex) = (func.to_string(), regex.to_string());
-            results.push(Err(ProcKey::Func { si, func, regex }));
-            continue;
+        if let Some((fsi, func, regex)) = func {
+            let key = IndexKey::ProcFunc(fsi, func.into(), regex.into());
+            undo.push(Undo::Key(key, Held::Absent));
+            let held = funcs.insert((fsi, func, regex), pid).map_err(write_err)?;
+            if let Some(old) = held.map(|o| o.value()) {
+                set_held(undo, Held::By(old));
+                if old != pid {
+                    funcs.insert((fsi, func, regex), old).map_err(write_err)?;
+                    undo.pop();
+                    // This process's name goes back as it was (noted just before).
+                    if let Some((si, name)) = name {
+                        if matches!(undo.last(), Some(Undo::Key(_, Held::Absent))) {
+                            names.remove((si, name)).map_err(write_err)?;
+                        }
+                        undo.pop();
+                    }
+                    let (func, regex) = (func.to_string(), regex.to_string());
+                    results.push(Err(ProcKey::Func {
+                        si: fsi,
+                        func,
+                        regex,
+                    }));
+                    continue;
+                }
+            }
         }
         undo.push(Undo::Rec(PROCESSES, pid, None));
         let old = procs
@@ -435,21 +461,7 @@ fn insert_new(
         }
         undo.push(Undo::Key(IndexKey::ProcBySi(si, pid), Held::Absent));
         if by_si.insert((si, pid), ()).map_err(write_err)?.is_some() {
-            replace_last(undo, Undo::Key(IndexKey::ProcBySi(si, pid), Held::Present));
-        }
-        if let Some((si, name)) = name {
-            let key = IndexKey::ProcName(si, name.into());
-            undo.push(Undo::Key(key.clone(), Held::Absent));
-            if let Some(old) = names.insert((si, name), pid).map_err(write_err)? {
-                replace_last(undo, Undo::Key(key, Held::By(old.value())));
-            }
-        }
-        if let Some((si, func, regex)) = func {
-            let key = IndexKey::ProcFunc(si, func.into(), regex.into());
-            undo.push(Undo::Key(key.clone(), Held::Absent));
-            if let Some(old) = funcs.insert((si, func, regex), pid).map_err(write_err)? {
-                replace_last(undo, Undo::Key(key, Held::By(old.value())));
-            }
+            set_held(undo, Held::Present);
         }
         results.push(Ok(pid));
         if let Some(list) = inserted.as_deref_mut() {
@@ -457,6 +469,13 @@ fn insert_new(
         }
     }
     Ok(())
+}
+
+/// Corrects the note of the index write just made, once it tells what the key held.
+fn set_held(undo: &mut [Undo], held: Held) {
+    if let Some(Undo::Key(_, h)) = undo.last_mut() {
+        *h = held;
+    }
 }
 
 /// Corrects the note of the write just made, once it tells what it replaced.
