@@ -65,8 +65,26 @@ fn as_time(s: &str) -> Option<i64> {
     if !(20..=24).contains(&b.len()) || b[b.len() - 1] != b'Z' || b[4] != b'-' {
         return None;
     }
+    // A process carries the same time several times (created, updated, ...), and a request's
+    // processes all carry it: the last one recognised is kept for the next.
+    thread_local! {
+        static LAST: std::cell::RefCell<(String, i64)> = const {
+            std::cell::RefCell::new((String::new(), 0))
+        };
+    }
+    if let Some(ms) = LAST.with_borrow(|(text, ms)| (text == s).then_some(*ms)) {
+        return Some(ms);
+    }
     let ms = clock::parse_ms(s)?;
-    (clock::format_ms(ms) == s).then_some(ms)
+    let exact = clock::format_ms(ms) == s;
+    if exact {
+        LAST.with_borrow_mut(|last| {
+            last.0.clear();
+            last.0.push_str(s);
+            last.1 = ms;
+        });
+    }
+    exact.then_some(ms)
 }
 
 fn put_value(out: &mut Vec<u8>, v: &Value) {
