@@ -8,7 +8,7 @@ use crate::bench::{
     BENCH_SYNC_INSTANCES,
 };
 use crate::dataset;
-use crate::error::Lang;
+use crate::error::{CcError, Lang};
 use crate::http::{self, Config};
 use crate::limits::{
     BODY_TIMEOUT_SECS, DEFAULT_BODY_MEMORY_MIB, DEFAULT_CACHE_MIB, DEFAULT_MAX_CONNECTIONS,
@@ -543,7 +543,9 @@ fn serve(s: Serve) -> Result<i32, Fail> {
 
 /// Seeds an empty store (not the benchmark's floor), saying what was loaded and from where.
 fn seed_if_empty(store: &Store, seed: &seed::Seed, floor: bool) -> Result<(), String> {
-    let empty = store.read(|tx| tx.is_empty()).map_err(|e| e.to_string())?;
+    let empty = store
+        .read(|tx| tx.is_empty())
+        .map_err(|e| CcError::from(e).to_string())?;
     if !empty {
         crate::log!("cmdb-lite: the store holds data; nothing seeded");
         return Ok(());
@@ -813,7 +815,7 @@ fn check(c: Check) -> Result<i32, Fail> {
             }
         })
     })
-    .map_err(|e| e.render(Lang::En))?;
+    .map_err(|e| CcError::from(e).render(Lang::En))?;
     if count == 0 {
         let _ = out_line(&format!("cmdb-lite: {} is clean", c.db.display()));
         Ok(0)

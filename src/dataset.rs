@@ -93,7 +93,7 @@ fn unique<T>(items: &[T], what: &str, id: impl Fn(&T) -> i64) -> Result<(), CcEr
 /// Loads `ds` into `store` in one transaction; returns the number of records written.
 pub fn import(store: &Store, ds: &Dataset) -> Result<usize, String> {
     store
-        .write_alone(|tx| {
+        .write_alone::<_, CcError>(|tx| {
             // A dataset is the store's starting point, not a change: no events.
             tx.without_events();
             let mut loader = Loader::head(tx, ds, topology::Source::copy(ds))?;
@@ -188,7 +188,7 @@ pub fn import_head_in(
 /// Creates the built-in records every store holds (`serve --seed none`).
 pub fn seed_builtins(store: &Store) -> Result<usize, String> {
     store
-        .write_alone(|tx| topology::ensure_builtins(tx, &topology::import_stamp()))
+        .write_alone::<_, CcError>(|tx| topology::ensure_builtins(tx, &topology::import_stamp()))
         .map_err(|e| e.render(Lang::En))
 }
 
@@ -220,7 +220,7 @@ pub fn import_file(
     }
     let topo = topology::Source::take(&mut head);
     store
-        .write_alone(|tx| {
+        .write_alone::<_, CcError>(|tx| {
             tx.without_events();
             let mut loader = Loader::head(tx, &head, topo)?;
             let mut failed = None;
@@ -636,7 +636,7 @@ impl Loader {
 
 /// The whole store as a dataset.
 pub fn export(store: &Store) -> Result<Dataset, CcError> {
-    store.read(|tx| {
+    store.read::<_, CcError>(|tx| {
         let mut ds = Dataset {
             format: FORMAT.into(),
             supplier_account: tx
@@ -655,23 +655,23 @@ pub fn export(store: &Store) -> Result<Dataset, CcError> {
             sequences: BTreeMap::new(),
         };
         topology::export(tx, &mut ds)?;
-        tx.scan::<ServiceCategory>(|_, r| {
+        tx.scan::<ServiceCategory, CcError>(|_, r| {
             ds.service_categories.push(r);
             Ok(true)
         })?;
-        tx.scan::<ServiceTemplate>(|_, r| {
+        tx.scan::<ServiceTemplate, CcError>(|_, r| {
             ds.service_templates.push(r);
             Ok(true)
         })?;
-        tx.scan::<ProcessTemplate>(|_, r| {
+        tx.scan::<ProcessTemplate, CcError>(|_, r| {
             ds.process_templates.push(r);
             Ok(true)
         })?;
-        tx.scan::<ServiceInstance>(|_, r| {
+        tx.scan::<ServiceInstance, CcError>(|_, r| {
             ds.service_instances.push(r);
             Ok(true)
         })?;
-        tx.scan(|pid, mut map: Map<String, Value>| {
+        tx.scan::<_, CcError>(|pid, mut map: Map<String, Value>| {
             let rel = tx.relation(pid)?.ok_or_else(|| {
                 CcError::raw(code::DB_SELECT, format!("process {pid} has no relation"))
             })?;
@@ -740,7 +740,7 @@ pub fn write(tx: &ReadTx, out: &mut dyn std::io::Write) -> Result<usize, WriteEr
             ($name:literal, $kind:ty) => {{
                 put(concat!("\"", $name, "\":[").as_bytes(), &mut failed)?;
                 let mut first = true;
-                tx.scan::<$kind>(|_, r| {
+                tx.scan::<$kind, CcError>(|_, r| {
                     line.clear();
                     line.extend_from_slice(if first { b"\n" } else { b",\n" });
                     first = false;
@@ -757,7 +757,7 @@ pub fn write(tx: &ReadTx, out: &mut dyn std::io::Write) -> Result<usize, WriteEr
             ($name:literal, $each:ident, $to_map:expr) => {{
                 put(concat!("\"", $name, "\":[").as_bytes(), &mut failed)?;
                 let mut first = true;
-                tx.$each(|_, r| {
+                tx.$each::<CcError>(|_, r| {
                     line.clear();
                     line.extend_from_slice(if first { b"\n" } else { b",\n" });
                     first = false;
@@ -784,7 +784,7 @@ pub fn write(tx: &ReadTx, out: &mut dyn std::io::Write) -> Result<usize, WriteEr
         section!("service_instances", ServiceInstance);
         put(b"\"processes\":[", &mut failed)?;
         let mut n = 0usize;
-        tx.scan(|pid, mut map: Map<String, Value>| {
+        tx.scan::<_, CcError>(|pid, mut map: Map<String, Value>| {
             let rel = tx.relation(pid)?.ok_or_else(|| {
                 CcError::raw(code::DB_SELECT, format!("process {pid} has no relation"))
             })?;

@@ -184,7 +184,7 @@ fn biz_host_ids(
         }
         return Ok(ids.into_iter().collect());
     }
-    tx.host_ids_of_biz(biz)
+    Ok(tx.host_ids_of_biz(biz)?)
 }
 
 /// `list_biz_hosts` (spec topology 6.1).
@@ -283,7 +283,7 @@ pub fn list_hosts_without_biz(_ctx: &Ctx, store: &Store, input: &Input) -> Resul
     check_filter(&filter, "host_property_filter")?;
     store.read(|tx| {
         let mut found = Vec::new();
-        tx.each_host(|_, h| {
+        tx.each_host::<CcError>(|_, h| {
             let m = h.to_map();
             if matches(&filter, &m) {
                 found.push(m);
@@ -653,7 +653,7 @@ pub fn find_host_by_service_template(
         .ok()
         .filter(|b| *b > 0)
         .ok_or_else(|| CcError::invalid("bk_biz_id"))?;
-    let out = store.read(|tx| {
+    let out = store.read::<_, CcError>(|tx| {
         let mut hosts = BTreeSet::new();
         let mut any = false;
         for &st in &st_ids {

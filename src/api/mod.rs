@@ -18,10 +18,44 @@ pub mod topology_write;
 pub mod watch;
 
 use crate::domain::decode;
+use crate::error::code;
 use crate::error::{CcError, Lang};
-use crate::store::Store;
+use crate::store::{ProcKey, Store, StoreError};
 use serde::Serialize;
 use serde_json::Value;
+
+/// A store failure as bk-cmdb answers it: a failed read is 1199017, a failed write 1199018
+/// (`Failed to query data`, `New data failed`), an exhausted sequence 1199058. The two bugs of
+/// a caller the store refuses (a unique key already held, a new id in use) keep 1199018 with a
+/// text of their own, as no bk-cmdb error fits them.
+impl From<StoreError> for CcError {
+    fn from(e: StoreError) -> CcError {
+        match e {
+            StoreError::Read => CcError::plain(code::DB_SELECT),
+            StoreError::Write => CcError::plain(code::DB_INSERT),
+            StoreError::IdsExhausted => CcError::plain(code::GENERATE_RECORD_ID),
+            StoreError::KeyHeld => CcError::raw(code::DB_INSERT, "uniqueness key already held"),
+            StoreError::IdInUse => CcError::raw(code::DB_INSERT, "a new process id is in use"),
+        }
+    }
+}
+
+/// bk-cmdb's 1199014 for a process uniqueness key already held: its `%s` is MongoDB's `dup key`
+/// rendering of the key.
+pub(crate) fn duplicate(key: &ProcKey) -> CcError {
+    let q = |s: &str| serde_json::to_string(s).unwrap_or_default();
+    let text = match key {
+        ProcKey::Name { si, name } => {
+            format!(" service_instance_id: {si}, bk_process_name: {} ", q(name))
+        }
+        ProcKey::Func { si, func, regex } => format!(
+            " service_instance_id: {si}, bk_func_name: {}, bk_start_param_regex: {} ",
+            q(func),
+            q(regex)
+        ),
+    };
+    CcError::with(code::DUPLICATE_ITEM, text)
+}
 
 /// Who asks, in which language, under which request id, and when.
 #[derive(Clone, Debug)]
@@ -237,5 +271,76 @@ pub fn call(op: Op, ctx: &Ctx, store: &Store, input: Input) -> Result<Data, CcEr
         Op::ListServiceTemplateDifference => template_sync::difference(ctx, store, &input),
         Op::SyncServiceTemplate => template_sync::sync(ctx, store, &input),
         Op::ListServiceTemplateSyncStatus => template_sync::sync_status(ctx, store, &input),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each store failure answers with bk-cmdb's code and text, in both languages.
+    #[test]
+    fn a_store_error_answers_as_bk_cmdb() {
+        let cases = [
+            (
+                StoreError::Read,
+                1199017,
+                "Failed to query data",
+                "查询数据失败",
+            ),
+            (
+                StoreError::Write,
+                1199018,
+                "New data failed",
+                "新加数据失败",
+            ),
+            (
+                StoreError::IdsExhausted,
+                1199058,
+                "generate record id failed",
+                "生成记录ID失败",
+            ),
+            (
+                StoreError::KeyHeld,
+                1199018,
+                "uniqueness key already held",
+                "uniqueness key already held",
+            ),
+            (
+                StoreError::IdInUse,
+                1199018,
+                "a new process id is in use",
+                "a new process id is in use",
+            ),
+        ];
+        for (e, code, en, zh) in cases {
+            let cc = CcError::from(e);
+            assert_eq!(cc.code, code, "{e:?}");
+            assert_eq!(cc.render(Lang::En), en, "{e:?}");
+            assert_eq!(cc.render(Lang::Zh), zh, "{e:?}");
+        }
+    }
+
+    /// A duplicate process key renders as MongoDB's `dup key`, JSON-quoted.
+    #[test]
+    fn a_duplicate_key_names_its_fields() {
+        let name = ProcKey::Name {
+            si: 7,
+            name: "a\"b".into(),
+        };
+        assert_eq!(
+            duplicate(&name).render(Lang::En),
+            "duplicated instances exist, fields [ service_instance_id: 7, bk_process_name: \"a\\\"b\" ] duplicated"
+        );
+        let func = ProcKey::Func {
+            si: 7,
+            func: "f".into(),
+            regex: "".into(),
+        };
+        let zh = duplicate(&func).render(Lang::Zh);
+        assert_eq!(
+            zh,
+            "数据唯一性校验失败，  service_instance_id: 7, bk_func_name: \"f\", bk_start_param_regex: \"\"  重复"
+        );
     }
 }

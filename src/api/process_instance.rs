@@ -163,7 +163,7 @@ pub(crate) fn create_prepared(
         match result {
             Ok(pid) => created.push(pid),
             Err(key) => {
-                repeated.get_or_insert(CcError::with(code::DUPLICATE_ITEM, key.dup_text()));
+                repeated.get_or_insert(super::duplicate(&key));
             }
         }
     }

@@ -166,7 +166,7 @@ pub fn update_in_tx(
         let mut map = process_update::merge(&current, &data);
         process_update::stamp_update_fields(&mut map, &ctx.user, &now);
         if let Some(key) = tx.process_key_conflict(&map, pid)? {
-            return Err(CcError::with(code::DUPLICATE_ITEM, key.dup_text()));
+            return Err(super::duplicate(&key));
         }
         tx.put_process(pid, &map, &relations[&pid])?;
     }
@@ -257,7 +257,7 @@ pub fn detail_by_ids(_ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, C
         ));
     }
     let unique: BTreeSet<i64> = ids.into_iter().collect();
-    let list = store.read(|tx| {
+    let list = store.read::<_, CcError>(|tx| {
         let mut out = Vec::new();
         for &pid in &unique {
             let Some(map) = tx.process(pid)? else {

@@ -196,9 +196,9 @@ pub fn list(_ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError> {
         // MongoDB refuses a negative skip.
         return Err(CcError::plain(code::DB_SELECT));
     }
-    let found = store.read(|tx| {
+    let found = store.read::<_, CcError>(|tx| {
         let mut found = Vec::new();
-        tx.scan::<ProcessTemplate>(|_, pt| {
+        tx.scan::<ProcessTemplate, CcError>(|_, pt| {
             if pt.bk_biz_id == biz
                 && (st <= 0 || pt.service_template_id == st)
                 && (ids.is_empty() || ids.contains(&pt.id))
@@ -255,7 +255,7 @@ pub fn update(ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError> 
     listable_business(biz)?;
     let ctx = ctx.clone();
     let raw = raw.clone();
-    let pt = store.write(move |tx| {
+    let pt = store.write::<_, CcError>(move |tx| {
         let mut pt = tx
             .process_template(id)?
             .ok_or_else(|| CcError::plain(code::NOT_FOUND))?;
@@ -292,13 +292,13 @@ pub fn delete(_ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError>
         MAX_PROC_TEMPLATES_PER_DELETE,
     )?;
     listable_business(biz)?;
-    store.write(move |tx| {
+    store.write::<_, CcError>(move |tx| {
         for id in ids {
             let pt = tx
                 .process_template(id)?
                 .ok_or_else(|| CcError::plain(code::PROC_DELETE_TEMPLATE))?;
             let mut modules = Vec::new();
-            tx.scan::<Module>(|mid, m| {
+            tx.scan::<Module, CcError>(|mid, m| {
                 if m.service_template_id == pt.service_template_id {
                     modules.push(mid);
                 }

@@ -51,7 +51,7 @@ fn cat(c: &ServiceCategory) -> Cat<'_> {
 
 fn all_categories(tx: &WriteTx) -> Result<Vec<ServiceCategory>, CcError> {
     let mut all = Vec::new();
-    tx.scan::<ServiceCategory>(|_, c| {
+    tx.scan::<ServiceCategory, CcError>(|_, c| {
         all.push(c);
         Ok(true)
     })?;
@@ -140,7 +140,7 @@ pub fn delete(_ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError>
             return Err(CcError::plain(code::NOT_FOUND));
         }
         let mut child = false;
-        tx.scan::<ServiceCategory>(|_, c| {
+        tx.scan::<ServiceCategory, CcError>(|_, c| {
             child = c.bk_parent_id == id;
             Ok(!child)
         })?;
@@ -148,12 +148,12 @@ pub fn delete(_ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError>
             return Err(CcError::plain(code::HAS_CHILD_NODE));
         }
         let mut used = false;
-        tx.scan::<ServiceTemplate>(|_, st| {
+        tx.scan::<ServiceTemplate, CcError>(|_, st| {
             used = st.service_category_id == id;
             Ok(!used)
         })?;
         if !used {
-            tx.scan::<Module>(|_, m| {
+            tx.scan::<Module, CcError>(|_, m| {
                 used = m.service_category_id == id;
                 Ok(!used)
             })?;
@@ -161,7 +161,7 @@ pub fn delete(_ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError>
         if used {
             return Err(CcError::plain(code::REFERENCED_RECORD));
         }
-        tx.delete_service_category(id)
+        Ok(tx.delete_service_category(id)?)
     })?;
     Ok(Data::null())
 }
@@ -171,9 +171,9 @@ pub fn delete(_ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError>
 pub fn list(_ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError> {
     let obj = decode::body_object(&input.body)?;
     let biz = decode::int(obj, "bk_biz_id")?;
-    let (found, supplier) = store.read(|tx| {
+    let (found, supplier) = store.read::<_, CcError>(|tx| {
         let mut found: Vec<ServiceCategory> = Vec::new();
-        tx.scan::<ServiceCategory>(|_, c| {
+        tx.scan::<ServiceCategory, CcError>(|_, c| {
             if c.bk_biz_id == biz || c.bk_biz_id == 0 {
                 found.push(c);
             }

@@ -510,7 +510,7 @@ fn find(filter: &Filter, tx: &ReadTx) -> Result<Vec<ServiceInstance>, CcError> {
                 }
             }
         }
-        None => tx.scan::<ServiceInstance>(|_, si| {
+        None => tx.scan::<ServiceInstance, CcError>(|_, si| {
             if filter.keeps(&candidate(&si)) {
                 out.push(si);
             }
@@ -866,7 +866,7 @@ pub fn remove_labels(_ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, C
         "remove labels",
         MAX_IDS_PER_DELETE,
     )?;
-    store.write(move |tx| {
+    store.write::<_, CcError>(move |tx| {
         for id in label_targets(tx, biz, &ids)? {
             let Some(mut si) = tx.service_instance(id)? else {
                 continue;

@@ -20,7 +20,7 @@ fn leaf_category(tx: &WriteTx, id: i64, field: &str) -> Result<ServiceCategory, 
         .service_category(id)?
         .ok_or_else(|| CcError::invalid(field))?;
     let mut leaf = true;
-    tx.scan::<ServiceCategory>(|_, c| {
+    tx.scan::<ServiceCategory, CcError>(|_, c| {
         leaf = c.bk_parent_id != id;
         Ok(leaf)
     })?;
@@ -95,7 +95,7 @@ pub fn update(_ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError>
             leaf_category(tx, category, "service_category_id")?;
         }
         let mut modules = Vec::new();
-        tx.scan::<Module>(|_, m| {
+        tx.scan::<Module, CcError>(|_, m| {
             if m.service_template_id == id {
                 modules.push(m);
             }
@@ -119,7 +119,7 @@ pub fn update(_ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError>
             if !modules.is_empty() {
                 let sets: BTreeSet<i64> = modules.iter().map(|m| m.bk_set_id).collect();
                 let mut clash = false;
-                tx.scan::<Module>(|_, m| {
+                tx.scan::<Module, CcError>(|_, m| {
                     clash = m.bk_biz_id == st.bk_biz_id
                         && m.bk_module_name == name
                         && sets.contains(&m.bk_set_id)
@@ -217,11 +217,11 @@ pub fn list(_ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError> {
                 .map_err(|_| CcError::plain(code::DB_SELECT))?,
         )
     };
-    let found = store.read(|tx| {
+    let found = store.read::<_, CcError>(|tx| {
         let mut categories = None;
         if category > 0 {
             let mut all = Vec::new();
-            tx.scan::<ServiceCategory>(|_, c| {
+            tx.scan::<ServiceCategory, CcError>(|_, c| {
                 if c.bk_biz_id == biz || c.bk_biz_id == 0 {
                     all.push(c);
                 }
@@ -243,7 +243,7 @@ pub fn list(_ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError> {
             categories = Some(set);
         }
         let mut found = Vec::new();
-        tx.scan::<ServiceTemplate>(|_, st| {
+        tx.scan::<ServiceTemplate, CcError>(|_, st| {
             let keep = (biz == 0 || st.bk_biz_id == biz)
                 && categories
                     .as_ref()
@@ -281,12 +281,12 @@ pub fn delete(_ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError>
             return Err(refused());
         }
         let mut used = false;
-        tx.scan::<ServiceInstance>(|_, si| {
+        tx.scan::<ServiceInstance, CcError>(|_, si| {
             used = si.service_template_id == id;
             Ok(!used)
         })?;
         if !used {
-            tx.scan::<Module>(|_, m| {
+            tx.scan::<Module, CcError>(|_, m| {
                 used = m.service_template_id == id;
                 Ok(!used)
             })?;
@@ -297,7 +297,7 @@ pub fn delete(_ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError>
         for pt in tx.process_template_ids_of(id)? {
             tx.delete_process_template(pt)?;
         }
-        tx.delete_service_template(id)
+        Ok(tx.delete_service_template(id)?)
     })?;
     Ok(Data::null())
 }

@@ -192,7 +192,7 @@ pub fn difference(_ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcEr
     let statuses = store.read(|tx| {
         let mut modules = Vec::new();
         if partial {
-            tx.scan::<Module>(|_, m| {
+            tx.scan::<Module, CcError>(|_, m| {
                 if m.bk_biz_id == biz && wanted.contains(&m.service_template_id) {
                     modules.push(m);
                 }
@@ -279,7 +279,7 @@ pub fn sync_status(_ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcE
             MAX_SYNC_MODULES as i64,
         ));
     }
-    let items = store.read(|tx| {
+    let items = store.read::<_, CcError>(|tx| {
         let mut found = Vec::new();
         let mut matching = Vec::new();
         for id in id_set(&module_ids) {
@@ -520,7 +520,7 @@ fn sync_instance(
         let mut map = process_update::merge(old, &data);
         process_update::stamp_update_fields(&mut map, &ctx.user, now);
         if let Some(key) = tx.process_key_conflict(&map, pid)? {
-            return Err(CcError::with(code::DUPLICATE_ITEM, key.dup_text()));
+            return Err(super::duplicate(&key));
         }
         tx.put_process(pid, &map, &relations[&pid])?;
     }

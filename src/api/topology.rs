@@ -212,9 +212,9 @@ pub fn search_business(ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, 
     let named_status = cond.contains_key("bk_data_status")
         || filter.fields().iter().any(|f| f == "bk_data_status");
     let cond = Cond::parse(&cond)?;
-    let found = store.read(|tx| {
+    let found = store.read::<_, CcError>(|tx| {
         let mut found = Vec::new();
-        tx.each_business(|_, b| {
+        tx.each_business::<CcError>(|_, b| {
             if b.default != 0 {
                 return Ok(true);
             }
@@ -268,7 +268,7 @@ pub fn search_set(ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcErr
     let mut cond = cond.unwrap_or_default();
     cond.insert("bk_biz_id".into(), json!(biz));
     let cond = Cond::parse(&cond)?;
-    let found = store.read(|tx| {
+    let found = store.read::<_, CcError>(|tx| {
         let mut found = Vec::new();
         for id in tx.set_ids_of_biz(biz)? {
             if let Some(s) = tx.set(id)? {
@@ -306,7 +306,7 @@ pub fn search_module(ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, Cc
         cond.insert("bk_set_id".into(), json!(set));
     }
     let cond = Cond::parse(&cond)?;
-    let found = store.read(|tx| {
+    let found = store.read::<_, CcError>(|tx| {
         let ids = if set > 0 {
             tx.module_ids_of_set(set)?
         } else {
@@ -388,7 +388,7 @@ pub fn search_biz_inst_topo(ctx: &Ctx, store: &Store, input: &Input) -> Result<D
     let with_default = query_arg(input, "with_default").is_some_and(|v| !v.is_empty());
     let need_sort = query_arg(input, "need_sort").is_some_and(|v| v == "true" || v == "1");
     let lang = ctx.lang;
-    let tree = store.read(|tx| {
+    let tree = store.read::<_, CcError>(|tx| {
         let Some(b) = tx.business(biz)? else {
             return Ok(None);
         };
@@ -461,7 +461,7 @@ pub fn get_biz_internal_module(ctx: &Ctx, store: &Store, input: &Input) -> Resul
     let biz = parse_int(&arg(input, "bk_biz_id"))
         .map_err(|e| CcError::raw(code::TOPO_GET_APP_FAILED, e))?;
     let lang = ctx.lang;
-    let out = store.read(|tx| {
+    let out = store.read::<_, CcError>(|tx| {
         let mut idle: Option<Set> = None;
         for sid in tx.set_ids_of_biz(biz)? {
             if let Some(s) = tx.set(sid)?
@@ -529,9 +529,9 @@ pub fn search_cloud_area(ctx: &Ctx, store: &Store, input: &Input) -> Result<Data
         }
     }
     let cond = Cond::parse(&cond)?;
-    let found = store.read(|tx| {
+    let found = store.read::<_, CcError>(|tx| {
         let mut found = Vec::new();
-        tx.each_cloud_area(|_, c| {
+        tx.each_cloud_area::<CcError>(|_, c| {
             let m = c.to_map();
             if cond.matches(&getter(&m)) {
                 found.push(m);
@@ -636,7 +636,7 @@ fn batch_read(
         return Err(CcError::invalid("fields"));
     }
     ids.sort_unstable();
-    let out = store.read(|tx| {
+    let out = store.read::<_, CcError>(|tx| {
         let mut out = Vec::new();
         for &id in &ids {
             if let Some((of_biz, mut map)) = get(tx, id)?
@@ -669,7 +669,7 @@ pub fn find_module_with_relation(ctx: &Ctx, store: &Store, input: &Input) -> Res
     if page.limit > crate::limits::MAX_RELATION_PAGE {
         return Err(CcError::with(code::OVER_LIMIT, "page"));
     }
-    let found = store.read(|tx| {
+    let found = store.read::<_, CcError>(|tx| {
         let mut ids: Vec<i64> = if set_ids.is_empty() {
             tx.module_ids_of_biz(biz)?
         } else {
@@ -749,7 +749,7 @@ pub fn find_topo_node_paths(_ctx: &Ctx, store: &Store, input: &Input) -> Result<
         }
         wanted.push((o, id));
     }
-    let out = store.read(|tx| {
+    let out = store.read::<_, CcError>(|tx| {
         let Some(b) = tx.business(biz)? else {
             return Ok(Vec::new());
         };

@@ -220,7 +220,7 @@ pub fn update_set(ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcErr
             attrs.insert(k, v);
         }
         stamp_update(attrs, &ctx, &clock::format_ms(ctx.now_ms));
-        tx.put_set(&set)
+        Ok(tx.put_set(&set)?)
     })?;
     Ok(Data::null())
 }
@@ -481,7 +481,7 @@ pub fn update_module(ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, Cc
             attrs.insert(k, v);
         }
         stamp_update(attrs, &ctx, &clock::format_ms(ctx.now_ms));
-        tx.put_module(&m)
+        Ok(tx.put_module(&m)?)
     })?;
     Ok(Data::null())
 }
@@ -501,7 +501,7 @@ pub fn delete_module(_ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, C
             return Ok(());
         };
         check_empty(tx, &m)?;
-        tx.delete::<Module>(id)
+        Ok(tx.delete::<Module>(id)?)
     })?;
     Ok(Data::null())
 }

@@ -107,12 +107,12 @@ impl Watch {
     }
 
     fn after(&self, tx: &ReadTx, key: u64) -> Result<Vec<Event>, CcError> {
-        tx.events_after(
+        Ok(tx.events_after(
             self.res.cursor_type,
             key,
             |t| type_matches(&self.types, t),
             WATCH_EVENTS_PER_ANSWER,
-        )
+        )?)
     }
 }
 
@@ -155,7 +155,7 @@ pub fn serve(
     let bell = store.bell();
     let mut seen = bell.generation(ct);
     let start = gated(gate, || {
-        store.read(|tx| {
+        store.read::<_, CcError>(|tx| {
             let key = if w.opts.cursor == no_event_cursor() {
                 match tx.first_event_from(ct, ws)? {
                     Some(first) => {

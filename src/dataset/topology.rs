@@ -408,7 +408,7 @@ pub fn load_head(
         bump(Kind::CloudArea, c.bk_cloud_id);
     }
     let mut names = BTreeSet::new();
-    tx.each_business(|_, b| {
+    tx.each_business::<CcError>(|_, b| {
         names.insert(b.bk_biz_name);
         Ok(true)
     })?;
@@ -563,7 +563,7 @@ pub fn ensure_builtins(tx: &mut WriteTx, st: &ImportStamp) -> Result<usize, CcEr
     }
     let mut bizs = Vec::new();
     let mut pool = false;
-    tx.each_business(|id, b| {
+    tx.each_business::<CcError>(|id, b| {
         pool |= b.default == 1;
         bizs.push(id);
         Ok(true)
@@ -648,26 +648,26 @@ pub fn ensure_builtins(tx: &mut WriteTx, st: &ImportStamp) -> Result<usize, CcEr
 /// Writes the topology records of the store into `ds`, as stored (names untranslated).
 pub fn export<P>(tx: &crate::store::ReadTx, ds: &mut Dataset<P>) -> Result<(), CcError> {
     let mut clouds = Vec::new();
-    tx.each_cloud_area(|_, c| {
+    tx.each_cloud_area::<CcError>(|_, c| {
         clouds.push(c.to_map());
         Ok(true)
     })?;
     ds.cloud_areas = Some(clouds);
-    tx.each_business(|_, b| {
+    tx.each_business::<CcError>(|_, b| {
         ds.businesses.push(b.to_map());
         Ok(true)
     })?;
     let mut sets = Vec::new();
-    tx.each_set(|_, s| {
+    tx.each_set::<CcError>(|_, s| {
         sets.push(s.to_map());
         Ok(true)
     })?;
     ds.sets = Some(sets);
-    tx.each_host(|_, h| {
+    tx.each_host::<CcError>(|_, h| {
         ds.hosts.push(h.to_map());
         Ok(true)
     })?;
-    tx.each_module(|_, m| {
+    tx.each_module::<CcError>(|_, m| {
         let mut map = m.to_map();
         map.insert("hosts".into(), json!(m.hosts));
         ds.modules.push(map);
@@ -698,7 +698,7 @@ pub fn upgrade(store: &crate::store::Store) -> Result<usize, String> {
             let stamp = st.stamp();
             let mut written = 0;
             let mut bizs = Vec::new();
-            tx.each_business(|_, b| {
+            tx.each_business::<CcError>(|_, b| {
                 bizs.push(b);
                 Ok(true)
             })?;
@@ -711,7 +711,7 @@ pub fn upgrade(store: &crate::store::Store) -> Result<usize, String> {
                 written += 1;
             }
             let mut hosts = Vec::new();
-            tx.each_host(|_, h| {
+            tx.each_host::<CcError>(|_, h| {
                 hosts.push(h);
                 Ok(true)
             })?;
@@ -748,7 +748,7 @@ pub fn upgrade(store: &crate::store::Store) -> Result<usize, String> {
                 written += 1;
             }
             let mut modules = Vec::new();
-            tx.each_module(|_, m| {
+            tx.each_module::<CcError>(|_, m| {
                 modules.push(m);
                 Ok(true)
             })?;
@@ -773,7 +773,7 @@ pub fn upgrade(store: &crate::store::Store) -> Result<usize, String> {
                 tx.raise_sequence(Kind::Module, m.bk_module_id)?;
                 written += 1;
             }
-            Ok(written + ensure_builtins(tx, &st)?)
+            Ok::<_, CcError>(written + ensure_builtins(tx, &st)?)
         })
         .map_err(|e| e.render(crate::error::Lang::En))
 }

@@ -574,7 +574,7 @@ pub(super) fn permit(
         }
         On::ProcTemplates => {
             let owners: Vec<(i64, i64)> = store
-                .read(|tx| {
+                .read::<_, CcError>(|tx| {
                     let mut owners = Vec::new();
                     let mut owner = |st: i64| -> Result<(), CcError> {
                         if st > 0 {

@@ -715,7 +715,7 @@ fn floor_reply(
                 rid,
             ),
         },
-        Err(e) => error_reply(200, Shape::Native, &e, Lang::En, rid),
+        Err(e) => error_reply(200, Shape::Native, &e.into(), Lang::En, rid),
     }
 }
 

@@ -229,7 +229,11 @@ impl Export {
                     health,
                 };
                 store
-                    .read_once(|tx| Ok(dataset::write(tx, &mut out).map_err(|e| e.to_string())))
+                    .read_once(|tx| {
+                        Ok::<_, crate::error::CcError>(
+                            dataset::write(tx, &mut out).map_err(|e| e.to_string()),
+                        )
+                    })
                     .map_err(|e| e.render(crate::error::Lang::En))?
             })
             .map_err(|e| format!("cannot start the export thread: {e}"))?;

@@ -95,7 +95,11 @@ impl<'a> Body<'a> {
             Ok(self.done)
         }));
         rendered.unwrap_or_else(|_| {
-            crate::log!("cmdb-lite: {}: rendering the answer panicked", self.rid);
+            crate::log!(
+                error,
+                "cmdb-lite: {}: rendering the answer panicked",
+                self.rid
+            );
             // Whatever the pieces hold now is not to be trusted: nothing more is rendered.
             self.done = false;
             self.buf.truncate(self.pos);
@@ -181,7 +185,7 @@ mod tests {
     }
 
     fn body<'a>(store: &Arc<Store>, permits: &'a Permits, left: usize) -> Body<'a> {
-        let (snapshot, ()) = store.lasting(|_| Ok(())).unwrap();
+        let (snapshot, ()) = store.lasting(|_| Ok::<(), CcError>(())).unwrap();
         let listed = Listed {
             head: b"{\"count\":1,\"info\":[".to_vec(),
             pieces: Box::new(Boom { left }),

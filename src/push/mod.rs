@@ -19,12 +19,13 @@ mod target;
 
 pub use target::{Address, CallError, Family, Target};
 
+use crate::domain::process_fields;
 use crate::error::CcError;
-use crate::store::Store;
 use crate::store::push_map::Mapped;
 use crate::store::records::{
     Business, Host, Module, ProcessTemplate, ServiceCategory, ServiceInstance, ServiceTemplate, Set,
 };
+use crate::store::{Store, StoreError};
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write as _;
@@ -43,21 +44,6 @@ const TEMPLATE: u8 = 2;
 const PROC_TEMPLATE: u8 = 3;
 const INSTANCE: u8 = 4;
 const PROCESS: u8 = 5;
-
-/// Fields of a stored process the target sets itself: never pushed, never compared.
-const PROCESS_SERVER_FIELDS: [&str; 11] = [
-    "bk_process_id",
-    "bk_biz_id",
-    "bk_supplier_account",
-    "service_instance_id",
-    "create_time",
-    "last_time",
-    "bk_created_at",
-    "bk_updated_at",
-    "bk_created_by",
-    "bk_updated_by",
-    "relation",
-];
 
 /// What one push did (or, with `--dry-run`, would do), per kind.
 #[derive(Debug, Default, Clone, Copy)]
@@ -189,6 +175,12 @@ impl From<CcError> for Stop {
     }
 }
 
+impl From<StoreError> for Stop {
+    fn from(e: StoreError) -> Stop {
+        CcError::from(e).into()
+    }
+}
+
 /// The small kinds of the source, read once.
 #[derive(Default)]
 struct Source {
@@ -255,17 +247,17 @@ fn items(data: &Value) -> Vec<Value> {
 impl Push<'_> {
     fn all(&mut self) -> Result<(), Stop> {
         self.read_source()?;
-        let instances = self.store.read(|tx| {
+        let instances = self.store.read::<_, CcError>(|tx| {
             let mut n = 0u64;
-            tx.scan::<ServiceInstance>(|_, _| {
+            tx.scan::<ServiceInstance, CcError>(|_, _| {
                 n += 1;
                 Ok(true)
             })?;
             Ok(n)
         })?;
-        let processes = self.store.read(|tx| {
+        let processes = self.store.read::<_, CcError>(|tx| {
             let mut n = 0u64;
-            tx.scan_bytes(crate::store::tables::RELATIONS, |_, _| {
+            tx.scan_bytes::<CcError>(crate::store::tables::RELATIONS, |_, _| {
                 n += 1;
                 Ok(true)
             })?;
@@ -291,17 +283,17 @@ impl Push<'_> {
     }
 
     fn read_source(&mut self) -> Result<(), Stop> {
-        let src = self.store.read(|tx| {
+        let src = self.store.read::<_, CcError>(|tx| {
             let mut s = Source::default();
-            tx.scan::<Business>(|id, b| {
+            tx.scan::<Business, CcError>(|id, b| {
                 s.businesses.insert(id, b.bk_biz_name);
                 Ok(true)
             })?;
-            tx.scan::<Set>(|id, x| {
+            tx.scan::<Set, CcError>(|id, x| {
                 s.sets.insert(id, x.bk_set_name);
                 Ok(true)
             })?;
-            tx.scan::<Module>(|id, m| {
+            tx.scan::<Module, CcError>(|id, m| {
                 s.modules.insert(
                     id,
                     (
@@ -313,19 +305,19 @@ impl Push<'_> {
                 );
                 Ok(true)
             })?;
-            tx.scan::<Host>(|id, h| {
+            tx.scan::<Host, CcError>(|id, h| {
                 s.hosts.insert(id, (h.bk_host_innerip, h.bk_cloud_id));
                 Ok(true)
             })?;
-            tx.scan::<ServiceCategory>(|_, c| {
+            tx.scan::<ServiceCategory, CcError>(|_, c| {
                 s.categories.push(c);
                 Ok(true)
             })?;
-            tx.scan::<ServiceTemplate>(|_, t| {
+            tx.scan::<ServiceTemplate, CcError>(|_, t| {
                 s.templates.push(t);
                 Ok(true)
             })?;
-            tx.scan::<ProcessTemplate>(|_, t| {
+            tx.scan::<ProcessTemplate, CcError>(|_, t| {
                 s.proc_templates.push(t);
                 Ok(true)
             })?;
@@ -888,9 +880,9 @@ impl Push<'_> {
         let locked = self.locked_fields();
         let mut by_module: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
         // Instance records are small; one module's are held at a time below.
-        let ids: Vec<(i64, i64)> = self.store.read(|tx| {
+        let ids: Vec<(i64, i64)> = self.store.read::<_, CcError>(|tx| {
             let mut v = Vec::new();
-            tx.scan::<ServiceInstance>(|id, si| {
+            tx.scan::<ServiceInstance, CcError>(|id, si| {
                 v.push((si.bk_module_id, id));
                 Ok(true)
             })?;
@@ -900,7 +892,7 @@ impl Push<'_> {
             by_module.entry(module).or_default().push(id);
         }
         for (module, stubs) in by_module {
-            let sis: Vec<ServiceInstance> = self.store.read(|tx| {
+            let sis: Vec<ServiceInstance> = self.store.read::<_, CcError>(|tx| {
                 let mut v = Vec::new();
                 for id in &stubs {
                     if let Some(si) = tx.get::<ServiceInstance>(*id)? {
@@ -1004,7 +996,7 @@ impl Push<'_> {
                     let mut instances = Vec::new();
                     for (si, thost, _) in chunk {
                         let processes = if si.service_template_id == 0 {
-                            let first = self.store.read(|tx| {
+                            let first = self.store.read::<_, CcError>(|tx| {
                                 let pid = tx.process_ids_of(si.id)?.first().copied();
                                 Ok(match pid {
                                     Some(pid) => tx.process(pid)?,
@@ -1073,7 +1065,7 @@ impl Push<'_> {
         locked: &HashMap<i64, Vec<String>>,
     ) -> Result<(), Stop> {
         let key = self.key.clone();
-        let (procs, mut map) = self.store.read(|tx| {
+        let (procs, mut map) = self.store.read::<_, CcError>(|tx| {
             let mut v = Vec::new();
             let mut map = BTreeMap::new();
             for pid in tx.process_ids_of(si.id)? {
@@ -1243,7 +1235,7 @@ impl Push<'_> {
     fn deletes(&mut self) -> Result<(), Stop> {
         let instances = self.mapped(INSTANCE)?;
         let key = self.key.clone();
-        let (gone_si, gone_p) = self.store.read(|tx| {
+        let (gone_si, gone_p) = self.store.read::<_, CcError>(|tx| {
             let mut si = Vec::new();
             for m in instances.values() {
                 if !tx.has::<ServiceInstance>(m.local)? {
@@ -1251,7 +1243,7 @@ impl Push<'_> {
                 }
             }
             let mut p = Vec::new();
-            tx.push_map_each(&key, PROCESS, |m| {
+            tx.push_map_each::<CcError>(&key, PROCESS, |m| {
                 if !tx.has_process(m.local)? {
                     p.push(m);
                 }
@@ -1314,7 +1306,7 @@ impl Push<'_> {
         }
         self.delete_simple(
             PROC_TEMPLATE,
-            |s, m| s.has::<ProcessTemplate>(m.local),
+            |s, m| Ok(s.has::<ProcessTemplate>(m.local)?),
             |p, m| {
                 let tbiz = p
                     .mem
@@ -1329,7 +1321,7 @@ impl Push<'_> {
         )?;
         self.delete_simple(
             TEMPLATE,
-            |s, m| s.has::<ServiceTemplate>(m.local),
+            |s, m| Ok(s.has::<ServiceTemplate>(m.local)?),
             |_, m| {
                 Ok((
                     "delete_service_template",
@@ -1339,7 +1331,7 @@ impl Push<'_> {
         )?;
         self.delete_simple(
             CATEGORY,
-            |s, m| s.has::<ServiceCategory>(m.local),
+            |s, m| Ok(s.has::<ServiceCategory>(m.local)?),
             |_, m| {
                 Ok((
                     "delete_service_category",
@@ -1390,7 +1382,9 @@ impl Push<'_> {
 fn pushable(p: &Map<String, Value>, locked: Option<&Vec<String>>) -> Value {
     let mut out = Map::new();
     for (k, v) in p {
-        if PROCESS_SERVER_FIELDS.contains(&k.as_str()) {
+        // What the target sets itself (and the dataset's relation): never pushed, never
+        // compared.
+        if k == "relation" || process_fields::is_server_set(k) {
             continue;
         }
         if locked.is_some_and(|l| l.iter().any(|x| x == k)) {

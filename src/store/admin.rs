@@ -3,9 +3,9 @@
 //! read-only open of `export` and `check` (a file in use or one that needs redb's repair is
 //! refused, never changed), and `compact`.
 
+use super::StoreError;
 use super::open::{open_db, verdict};
 use super::{IO_FAILED, OpenError, ReadTx, Store, read_err};
-use crate::error::{CcError, code};
 use redb::{Database, ReadOnlyDatabase, ReadableDatabase};
 use std::path::{Path, PathBuf};
 use std::sync::TryLockError;
@@ -44,20 +44,20 @@ impl Store {
     /// the file is not run again (its output may already be on its way to a client); the store
     /// is reopened for the requests after it. The snapshot holds the store's slot shared for as
     /// long as `f` runs, so a reopen waits for it.
-    pub fn read_once<T>(
+    pub fn read_once<T, E: From<StoreError>>(
         &self,
-        f: impl FnOnce(&ReadTx) -> Result<T, CcError>,
-    ) -> Result<T, CcError> {
+        f: impl FnOnce(&ReadTx) -> Result<T, E>,
+    ) -> Result<T, E> {
         IO_FAILED.set(false);
         let (result, generation) = {
-            let slot = self.open_slot(code::DB_SELECT)?;
+            let slot = self.open_slot(false)?;
             let db = slot
                 .db
                 .as_ref()
                 .expect("open_slot returns an open database");
             let result = match db.begin_read() {
                 Ok(txn) => f(&ReadTx { txn }),
-                Err(e) => Err(read_err(e)),
+                Err(e) => Err(read_err(e).into()),
             };
             (result, slot.generation)
         };
@@ -104,7 +104,10 @@ impl ReadOnly {
     }
 
     /// Runs `f` on one snapshot.
-    pub fn read<T>(&self, f: impl FnOnce(&ReadTx) -> Result<T, CcError>) -> Result<T, CcError> {
+    pub fn read<T, E: From<StoreError>>(
+        &self,
+        f: impl FnOnce(&ReadTx) -> Result<T, E>,
+    ) -> Result<T, E> {
         let txn = self.db.begin_read().map_err(read_err)?;
         f(&ReadTx { txn })
     }

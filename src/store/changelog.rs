@@ -17,13 +17,13 @@
 //! [`Bell`] wakes the watches waiting for a resource once a commit that wrote its events is
 //! durable.
 
+use super::StoreError;
 use super::codec::SCHEMA_VERSION;
 use super::records::Module;
 use super::tables::*;
 use super::undo::Undo;
 use super::{ReadTx, WriteTx, read_err, write_err};
 use crate::domain::watch::{EventType, Stamp, oid};
-use crate::error::{CcError, code};
 use crate::limits::{EVENT_WINDOW_SECS, MAX_EVENTS_PER_RESOURCE};
 use redb::TableError;
 use redb::{ReadableTable, ReadableTableMetadata, TableDefinition};
@@ -94,12 +94,12 @@ fn encode(t: EventType, id: i64, detail: &str) -> Vec<u8> {
     out
 }
 
-fn bad(what: &str) -> CcError {
-    CcError::storage(code::DB_SELECT, &format!("a stored event {what}"))
+fn bad(what: &str) -> StoreError {
+    StoreError::read(&format!("a stored event {what}"))
 }
 
 /// The type of a stored event, from its first bytes alone.
-fn type_of(bytes: &[u8]) -> Result<EventType, CcError> {
+fn type_of(bytes: &[u8]) -> Result<EventType, StoreError> {
     if bytes.first() != Some(&SCHEMA_VERSION) {
         return Err(bad("has another schema version"));
     }
@@ -109,7 +109,7 @@ fn type_of(bytes: &[u8]) -> Result<EventType, CcError> {
         .ok_or_else(|| bad("has an unknown type"))
 }
 
-fn decode(key: u64, bytes: &[u8]) -> Result<Event, CcError> {
+fn decode(key: u64, bytes: &[u8]) -> Result<Event, StoreError> {
     let event_type = type_of(bytes)?;
     let id = bytes
         .get(2..HEAD)
@@ -271,7 +271,7 @@ impl WriteTx {
         t: EventType,
         id: i64,
         detail: Value,
-    ) -> Result<(), CcError> {
+    ) -> Result<(), StoreError> {
         if !self.events.enabled {
             return Ok(());
         }
@@ -294,7 +294,7 @@ impl WriteTx {
     /// [`DetailTemplate::render`]), stamped in the order given: what one [`WriteTx::emit`] per
     /// event writes, with each log's table opened once and the events added at its end through
     /// one cursor (their stamps are above every key of every log).
-    pub(super) fn append_creates(&mut self, events: &[(u8, Vec<u8>)]) -> Result<(), CcError> {
+    pub(super) fn append_creates(&mut self, events: &[(u8, Vec<u8>)]) -> Result<(), StoreError> {
         if !self.events.enabled || events.is_empty() {
             return Ok(());
         }
@@ -335,7 +335,7 @@ impl WriteTx {
 
     /// The next stamp: the clock's second with ordinal 0, or one past the last stamp issued,
     /// whichever is later (strictly increasing across restarts and a clock set back).
-    fn next_stamp(&mut self) -> Result<u64, CcError> {
+    fn next_stamp(&mut self) -> Result<u64, StoreError> {
         let last = match self.events.last {
             Some(l) => l,
             None => {
@@ -360,7 +360,7 @@ impl WriteTx {
         &mut self,
         old: Option<&Module>,
         new: &Module,
-    ) -> Result<(), CcError> {
+    ) -> Result<(), StoreError> {
         if !self.events.enabled {
             return Ok(());
         }
@@ -404,13 +404,13 @@ impl WriteTx {
     /// Retention, on the writer's transaction after a batch's requests (nothing to take back):
     /// for each resource in `mask`, removes the events older than the window and those beyond
     /// the count, oldest first, keeping the last.
-    pub(crate) fn trim_logs(&mut self, mask: u32) -> Result<(), CcError> {
+    pub(crate) fn trim_logs(&mut self, mask: u32) -> Result<(), StoreError> {
         let cutoff = u64::from(now_sec().saturating_sub(EVENT_WINDOW_SECS)) << 32;
         self.trim_to(mask, cutoff, MAX_EVENTS_PER_RESOURCE)
     }
 
     /// Removes events below `cutoff` and beyond `cap`, keeping the last.
-    fn trim_to(&mut self, mask: u32, cutoff: u64, cap: u64) -> Result<(), CcError> {
+    fn trim_to(&mut self, mask: u32, cutoff: u64, cap: u64) -> Result<(), StoreError> {
         for (t, def) in LOGS {
             if mask & bit(*t) == 0 {
                 continue;
@@ -452,7 +452,7 @@ impl ReadTx {
     fn log_table(
         &self,
         cursor_type: u8,
-    ) -> Result<Option<redb::ReadOnlyTable<u64, &'static [u8]>>, CcError> {
+    ) -> Result<Option<redb::ReadOnlyTable<u64, &'static [u8]>>, StoreError> {
         let Some(def) = table(cursor_type) else {
             return Ok(None);
         };
@@ -464,7 +464,7 @@ impl ReadTx {
     }
 
     /// The event at `stamp`, if it is still kept.
-    pub fn event_at(&self, cursor_type: u8, stamp: Stamp) -> Result<Option<Event>, CcError> {
+    pub fn event_at(&self, cursor_type: u8, stamp: Stamp) -> Result<Option<Event>, StoreError> {
         let Some(t) = self.log_table(cursor_type)? else {
             return Ok(None);
         };
@@ -475,7 +475,7 @@ impl ReadTx {
     }
 
     /// The resource's last event, in the window or not (the watch token).
-    pub fn last_event(&self, cursor_type: u8) -> Result<Option<Event>, CcError> {
+    pub fn last_event(&self, cursor_type: u8) -> Result<Option<Event>, StoreError> {
         let Some(t) = self.log_table(cursor_type)? else {
             return Ok(None);
         };
@@ -486,7 +486,11 @@ impl ReadTx {
     }
 
     /// The first event with a key of at least `from`.
-    pub fn first_event_from(&self, cursor_type: u8, from: u64) -> Result<Option<Event>, CcError> {
+    pub fn first_event_from(
+        &self,
+        cursor_type: u8,
+        from: u64,
+    ) -> Result<Option<Event>, StoreError> {
         let Some(t) = self.log_table(cursor_type)? else {
             return Ok(None);
         };
@@ -506,7 +510,7 @@ impl ReadTx {
         after: u64,
         keep: impl Fn(EventType) -> bool,
         limit: usize,
-    ) -> Result<Vec<Event>, CcError> {
+    ) -> Result<Vec<Event>, StoreError> {
         let mut out = Vec::new();
         let Some(t) = self.log_table(cursor_type)? else {
             return Ok(out);
@@ -529,8 +533,8 @@ impl ReadTx {
     /// Every event of every resource, for `check`: (cursor number, key, decodes).
     pub(crate) fn each_event(
         &self,
-        mut f: impl FnMut(u8, u64, Result<Event, CcError>),
-    ) -> Result<(), CcError> {
+        mut f: impl FnMut(u8, u64, Result<Event, StoreError>),
+    ) -> Result<(), StoreError> {
         for (ct, _) in LOGS {
             let Some(t) = self.log_table(*ct)? else {
                 continue;
@@ -788,7 +792,7 @@ mod tests {
                         let r = store.write(move |tx| {
                             tx.put_host(&host(id, "10.0.0.1"))?;
                             if fail {
-                                return Err(CcError::plain(code::NOT_FOUND));
+                                return Err(StoreError::Read);
                             }
                             Ok(())
                         });

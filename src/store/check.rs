@@ -10,10 +10,10 @@
 //! lookups both ways (each record's entries are looked up in the index; each index entry's
 //! record is looked up and must imply it). Problems are handed to the caller as found.
 
+use super::StoreError;
 use super::records::*;
 use super::tables::*;
 use super::{ProcKey, ReadTx, Record, Store};
-use crate::error::CcError;
 use redb::{ReadableTable, TableDefinition};
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -67,7 +67,7 @@ fn unique_keys<K: Ord + Clone>(
 
 /// Runs every check; an empty list means the store is clean. (For tests: the list holds every
 /// problem; `cmdb-lite check` uses [`each_problem`].)
-pub fn run(store: &Store) -> Result<Vec<String>, CcError> {
+pub fn run(store: &Store) -> Result<Vec<String>, StoreError> {
     store.read(|tx| {
         let mut all = Vec::new();
         each_problem(tx, &mut |p| all.push(p.to_string()))?;
@@ -76,11 +76,11 @@ pub fn run(store: &Store) -> Result<Vec<String>, CcError> {
 }
 
 /// Runs every check on one snapshot, handing each problem to `report` as it is found.
-pub fn each_problem(tx: &ReadTx, report: &mut dyn FnMut(&str)) -> Result<(), CcError> {
+pub fn each_problem(tx: &ReadTx, report: &mut dyn FnMut(&str)) -> Result<(), StoreError> {
     check_tx(tx, &mut Sink { report })
 }
 
-fn storage(e: impl Into<redb::Error>) -> CcError {
+fn storage(e: impl Into<redb::Error>) -> StoreError {
     super::read_err(e)
 }
 
@@ -89,7 +89,7 @@ fn storage(e: impl Into<redb::Error>) -> CcError {
 pub(super) fn records<R: Record>(
     tx: &ReadTx,
     p: &mut Sink<'_>,
-) -> Result<BTreeMap<i64, R>, CcError> {
+) -> Result<BTreeMap<i64, R>, StoreError> {
     records_as(tx, p, |r| r)
 }
 
@@ -98,7 +98,7 @@ pub(super) fn records_as<R: Record, T>(
     tx: &ReadTx,
     p: &mut Sink<'_>,
     keep: impl Fn(R) -> T,
-) -> Result<BTreeMap<i64, T>, CcError> {
+) -> Result<BTreeMap<i64, T>, StoreError> {
     let mut out = BTreeMap::new();
     tx.scan_bytes(R::TABLE, |id, bytes| {
         match R::decode(bytes) {
@@ -123,7 +123,7 @@ pub(super) fn own(p: &mut Sink<'_>, what: &str, key: i64, field: i64) {
 fn index_keys(
     tx: &ReadTx,
     def: TableDefinition<(i64, i64), ()>,
-) -> Result<Vec<(i64, i64)>, CcError> {
+) -> Result<Vec<(i64, i64)>, StoreError> {
     let t = tx.txn.open_table(def).map_err(storage)?;
     let mut out = Vec::new();
     for item in t.iter().map_err(storage)? {
@@ -132,7 +132,7 @@ fn index_keys(
     Ok(out)
 }
 
-fn check_tx(tx: &ReadTx, p: &mut Sink<'_>) -> Result<(), CcError> {
+fn check_tx(tx: &ReadTx, p: &mut Sink<'_>) -> Result<(), StoreError> {
     let bizs: BTreeMap<i64, Business> = records(tx, p)?;
     // Hosts carry every attribute; only their ids, addresses and cloud areas are checked, so
     // their attributes are dropped as they are read (10,000 full hosts are tens of MiB).
@@ -290,13 +290,13 @@ fn check_tx(tx: &ReadTx, p: &mut Sink<'_>) -> Result<(), CcError> {
     let by_si = tx.txn.open_table(PROC_BY_SI).map_err(storage)?;
     let uniq_name = tx.txn.open_table(UNIQ_PROC_NAME).map_err(storage)?;
     let uniq_func = tx.txn.open_table(UNIQ_PROC_FUNC).map_err(storage)?;
-    let process_at = |pid: i64| -> Result<Option<Map<String, Value>>, CcError> {
+    let process_at = |pid: i64| -> Result<Option<Map<String, Value>>, StoreError> {
         Ok(match procs.get(pid).map_err(storage)? {
             Some(v) => <Map<String, Value> as Record>::decode(v.value()).ok(),
             None => None,
         })
     };
-    let relation_at = |pid: i64| -> Result<Option<Relation>, CcError> {
+    let relation_at = |pid: i64| -> Result<Option<Relation>, StoreError> {
         Ok(match rels.get(pid).map_err(storage)? {
             Some(v) => Relation::decode(v.value()).ok(),
             None => None,
@@ -555,7 +555,7 @@ mod tests {
     fn corrupt(f: impl FnOnce(&redb::WriteTransaction)) -> Vec<String> {
         let store = demo();
         store
-            .write_alone(|tx| {
+            .write_alone::<_, StoreError>(|tx| {
                 f(&tx.txn);
                 Ok(())
             })

@@ -7,10 +7,10 @@
 //! relation, the `idx_proc_by_si` entry and both uniqueness keys. The values are a sample of
 //! the real shape, encoded once ([`Shape`]) and written under new keys.
 
+use super::StoreError;
 use super::records::{Kind, Relation};
 use super::tables::*;
 use super::{WriteTx, codec, write_err};
-use crate::error::CcError;
 use redb::{Database, Durability, ReadableTable};
 use serde_json::{Map, Value};
 use std::path::Path;
@@ -36,7 +36,7 @@ impl Shape {
 /// Writes `n` records of `shape` into service instance `si` on `tx`; returns their ids. The
 /// writes are not noted in an undo log: they do not fail but with the file, which fails the
 /// whole batch.
-pub fn insert(tx: &mut WriteTx, shape: &Shape, si: i64, n: usize) -> Result<Vec<i64>, CcError> {
+pub fn insert(tx: &mut WriteTx, shape: &Shape, si: i64, n: usize) -> Result<Vec<i64>, StoreError> {
     let mut ids = Vec::with_capacity(n);
     for _ in 0..n {
         ids.push(tx.next_id(Kind::Process)?);

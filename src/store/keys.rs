@@ -7,8 +7,8 @@
 //! record taking it is refused. Adding an index is a table in `tables.rs`, a variant here and
 //! its line in [`IndexKey::shape`].
 
+use super::StoreError;
 use super::tables::*;
-use crate::error::{CcError, code};
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
 use serde_json::{Map, Value};
 
@@ -212,8 +212,8 @@ impl IndexKey {
 
     /// The error of a record taking a unique key another record holds: a bug of the caller,
     /// which checks uniqueness first and reports bk-cmdb's own error.
-    pub(super) fn held_error() -> CcError {
-        CcError::raw(code::DB_INSERT, "uniqueness key already held")
+    pub(super) fn held_error() -> StoreError {
+        StoreError::KeyHeld
     }
 }
 
@@ -276,21 +276,6 @@ impl ProcKey {
             ProcKey::Func { si, func, regex } => {
                 IndexKey::ProcFunc(*si, func.clone(), regex.clone())
             }
-        }
-    }
-
-    /// MongoDB's `dup key` rendering, the `%s` of 1199014.
-    pub fn dup_text(&self) -> String {
-        let q = |s: &str| serde_json::to_string(s).unwrap_or_default();
-        match self {
-            ProcKey::Name { si, name } => {
-                format!(" service_instance_id: {si}, bk_process_name: {} ", q(name))
-            }
-            ProcKey::Func { si, func, regex } => format!(
-                " service_instance_id: {si}, bk_func_name: {}, bk_start_param_regex: {} ",
-                q(func),
-                q(regex)
-            ),
         }
     }
 }

@@ -7,8 +7,8 @@
 //! reads `DatabaseClosed` (what it already holds in memory may still be returned), so a streamed
 //! answer whose snapshot is gone ends at its next piece that needs the file.
 
+use super::StoreError;
 use super::{IO_FAILED, ReadTx, Store, read_err};
-use crate::error::{CcError, code};
 use redb::ReadableDatabase;
 use std::sync::Arc;
 
@@ -41,15 +41,15 @@ impl Drop for Lasting {
 impl Store {
     /// Runs `f` on a snapshot that is then kept (see [`Lasting`]), retried on a reopened file
     /// as [`Store::read`] is.
-    pub fn lasting<T>(
+    pub fn lasting<T, E: From<StoreError>>(
         self: &Arc<Self>,
-        f: impl Fn(&ReadTx) -> Result<T, CcError>,
-    ) -> Result<(Lasting, T), CcError> {
+        f: impl Fn(&ReadTx) -> Result<T, E>,
+    ) -> Result<(Lasting, T), E> {
         let mut attempt = 1;
         loop {
             IO_FAILED.set(false);
             let (taken, generation) = {
-                let slot = self.open_slot(code::DB_SELECT)?;
+                let slot = self.open_slot(false)?;
                 let db = slot
                     .db
                     .as_ref()
@@ -63,11 +63,11 @@ impl Store {
             };
             let snap = match taken {
                 Ok(snap) => snap,
-                Err(e) if !IO_FAILED.take() => return Err(e),
+                Err(e) if !IO_FAILED.take() => return Err(e.into()),
                 Err(e) => {
                     self.recover(generation);
                     if attempt >= crate::limits::STORE_READ_ATTEMPTS {
-                        return Err(e);
+                        return Err(e.into());
                     }
                     attempt += 1;
                     continue;

@@ -12,7 +12,8 @@
 //! a new one), `read.rs` (`Tx`, the reads of both kinds of transaction), `write.rs` (`WriteTx`),
 //! `undo.rs` (the undo log of a request in a shared batch), `keys.rs` (index entries and
 //! uniqueness keys), `typed.rs` (the `Record` trait), `layout.rs` (the stored layouts),
-//! `group.rs` (group commit on the writer thread), and this file: the `Store` itself, its file
+//! `group.rs` (group commit on the writer thread), `error.rs` (`StoreError`, which `api` maps
+//! to bk-cmdb's codes), and this file: the `Store` itself, its file
 //! lifecycle and its reopen after an I/O failure.
 //!
 //! Durability lives in [`Store::write`] alone. An I/O failure (a full disk, a file-size limit)
@@ -28,6 +29,7 @@ pub mod changelog;
 pub mod check;
 pub mod codec;
 pub mod compact;
+mod error;
 pub mod floor;
 mod group;
 pub mod keys;
@@ -46,7 +48,6 @@ pub mod typed;
 mod undo;
 pub mod write;
 
-use crate::error::{CcError, code};
 use crate::limits::{
     MAX_REQUESTS_PER_COMMIT, STORE_READ_ATTEMPTS, WRITE_PROBE_FIRST_MILLIS, WRITE_PROBE_MAX_MILLIS,
 };
@@ -58,6 +59,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard};
 
 pub use admin::ReadOnly;
+pub use error::StoreError;
 pub use keys::ProcKey;
 pub use lasting::Lasting;
 pub use open::OpenError;
@@ -150,21 +152,21 @@ fn note(e: &redb::Error) {
     }
 }
 
-pub(crate) fn read_err(e: impl Into<redb::Error>) -> CcError {
+pub(crate) fn read_err(e: impl Into<redb::Error>) -> StoreError {
     let e = e.into();
     note(&e);
-    CcError::storage(code::DB_SELECT, &e)
+    StoreError::read(&e)
 }
 
-pub(crate) fn write_err(e: impl Into<redb::Error>) -> CcError {
+pub(crate) fn write_err(e: impl Into<redb::Error>) -> StoreError {
     let e = e.into();
     note(&e);
-    CcError::storage(code::DB_INSERT, &e)
+    StoreError::write(&e)
 }
 
 /// A stored value that does not decode (another schema version, or damage).
-fn codec_err(e: codec::CodecError) -> CcError {
-    CcError::storage(code::DB_SELECT, &e)
+fn codec_err(e: codec::CodecError) -> StoreError {
+    StoreError::read(&e)
 }
 
 /// Creates `dir` and its missing parents 0700, whatever the umask (existing ones are left as
@@ -384,19 +386,22 @@ impl Store {
     /// a write failing beside it, which latches the file for every transaction) is run again
     /// on the reopened file, up to `STORE_READ_ATTEMPTS` times in all: reads change nothing,
     /// so running one twice is harmless. Writes are never repeated.
-    pub fn read<T>(&self, f: impl Fn(&ReadTx) -> Result<T, CcError>) -> Result<T, CcError> {
+    pub fn read<T, E: From<StoreError>>(
+        &self,
+        f: impl Fn(&ReadTx) -> Result<T, E>,
+    ) -> Result<T, E> {
         let mut attempt = 1;
         loop {
             IO_FAILED.set(false);
             let (result, generation) = {
-                let slot = self.open_slot(code::DB_SELECT)?;
+                let slot = self.open_slot(false)?;
                 let db = slot
                     .db
                     .as_ref()
                     .expect("open_slot returns an open database");
                 let result = match db.begin_read() {
                     Ok(txn) => f(&ReadTx { txn }),
-                    Err(e) => Err(read_err(e)),
+                    Err(e) => Err(read_err(e).into()),
                 };
                 (result, slot.generation)
             };
@@ -415,23 +420,20 @@ impl Store {
     /// beside it), committed with `Durability::Immediate` if it returns `Ok`, aborted
     /// otherwise. For bulk work (import, seeding), which a group commit's undo log would only
     /// slow down.
-    pub fn write_alone<T>(
+    pub fn write_alone<T, E: From<StoreError>>(
         &self,
-        f: impl FnOnce(&mut WriteTx) -> Result<T, CcError>,
-    ) -> Result<T, CcError> {
+        f: impl FnOnce(&mut WriteTx) -> Result<T, E>,
+    ) -> Result<T, E> {
         IO_FAILED.set(false);
         let mut slot = self.slot.write().unwrap_or_else(PoisonError::into_inner);
         if slot.closed {
-            return Err(CcError::storage(code::DB_INSERT, &"the database is closed"));
+            return Err(StoreError::write(&"the database is closed").into());
         }
         if slot.db.is_none() {
             self.reopen(&mut slot);
         }
         let Some(db) = slot.db.as_ref() else {
-            return Err(CcError::storage(
-                code::DB_INSERT,
-                &"the database could not be reopened",
-            ));
+            return Err(StoreError::write(&"the database could not be reopened").into());
         };
         let result = self.write_immediate(db, f);
         if IO_FAILED.take() {
@@ -453,17 +455,17 @@ impl Store {
     /// that fails again latches the file under no read, and reopens it before any read
     /// resumes; and only one write per probe interval tries the file (`probe`), the others
     /// being refused at once. The first write that commits ends that.
-    pub fn write<T: Send + 'static>(
+    pub fn write<T: Send + 'static, E: From<StoreError> + Send + 'static>(
         &self,
-        f: impl FnOnce(&mut WriteTx) -> Result<T, CcError> + Send + 'static,
-    ) -> Result<T, CcError> {
+        f: impl FnOnce(&mut WriteTx) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E> {
         IO_FAILED.set(false);
         if self.full.load(Ordering::Acquire) && !self.probe_due() {
             // The file could not grow: refused without touching it until the next probe.
-            return Err(CcError::plain(code::DB_INSERT));
+            return Err(StoreError::Write.into());
         }
         if !self.degraded.load(Ordering::Acquire) {
-            let slot = self.open_slot(code::DB_INSERT)?;
+            let slot = self.open_slot(true)?;
             // Checked again under the slot: `reopen` sets it holding the slot alone.
             if !self.degraded.load(Ordering::Acquire) {
                 let db = slot
@@ -483,25 +485,22 @@ impl Store {
         // without touching it (the readers keep the slot).
         let reopens = self.reopens.load(Ordering::Acquire);
         if !self.probe_due() {
-            return Err(CcError::plain(code::DB_INSERT));
+            return Err(StoreError::Write.into());
         }
         let mut slot = self.slot.write().unwrap_or_else(PoisonError::into_inner);
         if slot.closed {
-            return Err(CcError::storage(code::DB_INSERT, &"the database is closed"));
+            return Err(StoreError::write(&"the database is closed").into());
         }
         if self.reopens.load(Ordering::Acquire) != reopens {
             // Another try failed and reopened the file while this one waited: the readers get
             // their interval first.
-            return Err(CcError::plain(code::DB_INSERT));
+            return Err(StoreError::Write.into());
         }
         if slot.db.is_none() {
             self.reopen(&mut slot);
         }
         let Some(db) = slot.db.as_ref() else {
-            return Err(CcError::storage(
-                code::DB_INSERT,
-                &"the database could not be reopened",
-            ));
+            return Err(StoreError::write(&"the database could not be reopened").into());
         };
         let result = self.write_immediate(db, f);
         if IO_FAILED.take() {
@@ -517,13 +516,13 @@ impl Store {
     /// back alone if it fails, and answered once its batch is on disk. The job owns everything
     /// it uses, so it can travel to the writer thread; its outcome comes back in a slot of its
     /// own.
-    fn write_grouped<T: Send + 'static>(
+    fn write_grouped<T: Send + 'static, E: From<StoreError> + Send + 'static>(
         &self,
         db: &Arc<Db>,
-        f: impl FnOnce(&mut WriteTx) -> Result<T, CcError> + Send + 'static,
-    ) -> Result<T, CcError> {
-        type Outcome<T> = Option<std::thread::Result<Result<T, CcError>>>;
-        let slot: Arc<Mutex<Outcome<T>>> = Arc::new(Mutex::new(None));
+        f: impl FnOnce(&mut WriteTx) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E> {
+        type Outcome<T, E> = Option<std::thread::Result<Result<T, E>>>;
+        let slot: Arc<Mutex<Outcome<T, E>>> = Arc::new(Mutex::new(None));
         let out = Arc::clone(&slot);
         // The resources this request wrote events of, to ring once its batch is durable.
         let rang = Arc::new(AtomicU32::new(0));
@@ -551,12 +550,7 @@ impl Store {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take()
-            .unwrap_or_else(|| {
-                Ok(Err(CcError::storage(
-                    code::DB_INSERT,
-                    &"the write did not run",
-                )))
-            });
+            .unwrap_or_else(|| Ok(Err(StoreError::write(&"the write did not run").into())));
         match outcome {
             Err(panic) => std::panic::resume_unwind(panic),
             Ok(Err(e)) => Err(e),
@@ -564,12 +558,9 @@ impl Store {
                 if !done.io_failed && db.refusals() != refusals {
                     // Aborted because the file could not grow.
                     self.no_room(db);
-                    return Err(CcError::plain(code::DB_INSERT));
+                    return Err(StoreError::Write.into());
                 }
-                Err(CcError::storage(
-                    code::DB_INSERT,
-                    &"the group commit did not reach the disk",
-                ))
+                Err(StoreError::write(&"the group commit did not reach the disk").into())
             }
             Ok(Ok(v)) => {
                 self.room_again();
@@ -581,11 +572,11 @@ impl Store {
 
     /// One write transaction committed with `Durability::Immediate` (the store is degraded and
     /// held alone: no group to join).
-    fn write_immediate<T>(
+    fn write_immediate<T, E: From<StoreError>>(
         &self,
         db: &Db,
-        f: impl FnOnce(&mut WriteTx) -> Result<T, CcError>,
-    ) -> Result<T, CcError> {
+        f: impl FnOnce(&mut WriteTx) -> Result<T, E>,
+    ) -> Result<T, E> {
         let mut txn = db.begin_write().map_err(write_err)?;
         txn.set_durability(Durability::Immediate)
             .map_err(write_err)?;
@@ -594,12 +585,12 @@ impl Store {
             Ok(v) => {
                 let mask = tx.events.job_mask;
                 if let Err(e) = tx.trim_logs(mask) {
-                    return Err(Self::abort(tx, e));
+                    return Err(Self::abort(tx, e).into());
                 }
                 if db.short() {
                     // The file could not grow for it: taken back, growth included (`room.rs`).
                     self.no_room(db);
-                    return Err(Self::abort(tx, CcError::plain(code::DB_INSERT)));
+                    return Err(Self::abort(tx, StoreError::Write.into()));
                 }
                 tx.into_txn().commit().map_err(write_err)?;
                 self.room_again();
@@ -611,7 +602,7 @@ impl Store {
     }
 
     /// Aborts a transaction whose closure failed; the closure's error is the answer.
-    fn abort(tx: WriteTx, e: CcError) -> CcError {
+    fn abort<E>(tx: WriteTx, e: E) -> E {
         // A failing abort is only noted for the reopen, and logged unless it merely repeats a
         // failure already logged.
         if let Err(abort) = tx.into_txn().abort() {
@@ -662,13 +653,14 @@ impl Store {
     }
 
     /// The slot, holding an open database: reopens it first if an earlier reopen failed.
-    fn open_slot(&self, code: i64) -> Result<RwLockReadGuard<'_, Slot>, CcError> {
+    /// `write` says which failure a closed or unopenable file is answered with.
+    fn open_slot(&self, write: bool) -> Result<RwLockReadGuard<'_, Slot>, StoreError> {
         let slot = self.slot.read().unwrap_or_else(PoisonError::into_inner);
         if slot.db.is_some() {
             return Ok(slot);
         }
         if slot.closed {
-            return Err(CcError::storage(code, &"the database is closed"));
+            return Err(StoreError::failed(write, &"the database is closed"));
         }
         let generation = slot.generation;
         drop(slot);
@@ -677,8 +669,8 @@ impl Store {
         if slot.db.is_some() {
             Ok(slot)
         } else {
-            Err(CcError::storage(
-                code,
+            Err(StoreError::failed(
+                write,
                 &"the database could not be reopened",
             ))
         }
@@ -812,7 +804,7 @@ mod tests {
                 .is_err()
         );
         store
-            .read(|tx| {
+            .read::<_, StoreError>(|tx| {
                 assert_eq!(tx.process_ids_of(10)?, [2]);
                 assert_eq!(tx.process_ids_of(11)?, [1]);
                 assert!(!tx.has_process(3)? && tx.relation(3)?.is_none());
@@ -856,11 +848,11 @@ mod tests {
         let failed = store.write(move |tx| {
             let maps = [proc_map(10, "c"), proc_map(11, "d")];
             tx.insert_processes(maps.into_iter().map(NewProcess::new).collect(), &rel(0, 10))?;
-            Err::<(), _>(CcError::plain(code::NOT_FOUND))
+            Err::<(), _>(StoreError::Read)
         });
         assert!(failed.is_err());
         store
-            .read(|tx| {
+            .read::<_, StoreError>(|tx| {
                 assert_eq!(tx.process_ids_of(10)?, [1, 2]);
                 assert_eq!(tx.sequence(Kind::Process)?, 4);
                 assert_eq!(owner(tx, 10, "b"), Some(2));
@@ -903,7 +895,7 @@ mod tests {
                                 &rel(1, 10),
                             )?;
                             if fail {
-                                return Err(CcError::plain(code::NOT_FOUND));
+                                return Err(StoreError::Read);
                             }
                             Ok(pid)
                         });
@@ -913,7 +905,7 @@ mod tests {
             }
         });
         store
-            .read(|tx| {
+            .read::<_, StoreError>(|tx| {
                 let mut kept = 0;
                 for t in 0..8i64 {
                     let ids = tx.process_ids_of(20 + t)?;

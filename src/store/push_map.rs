@@ -3,10 +3,10 @@
 //! sends only what changed. Kept in the pushed store itself, in a table of its own that no other
 //! part of the store reads, written in a transaction of its own after each acknowledged call.
 
+use super::StoreError;
 use super::read::{Snapshot, Tx};
 use super::write::WriteTx;
 use super::{read_err, write_err};
-use crate::error::CcError;
 use redb::{ReadableTable, TableDefinition, TableError};
 
 /// (target, kind, local id) → (target id, parent (see [`Mapped::parent`]), digest of the pushed record).
@@ -28,7 +28,7 @@ pub struct Mapped {
 impl<T: Snapshot> Tx<T> {
     /// Every record of `kind` mapped for `target`, in local id order. A store that was never
     /// pushed has no table: nothing is mapped.
-    pub fn push_mapped(&self, target: &str, kind: u8) -> Result<Vec<Mapped>, CcError> {
+    pub fn push_mapped(&self, target: &str, kind: u8) -> Result<Vec<Mapped>, StoreError> {
         let mut out = Vec::new();
         self.push_map_each(target, kind, |m| {
             out.push(m);
@@ -39,16 +39,16 @@ impl<T: Snapshot> Tx<T> {
 
     /// Every record of `kind` mapped for `target`, in local id order, given to `f` until it
     /// returns `false`.
-    pub fn push_map_each(
+    pub fn push_map_each<E: From<StoreError>>(
         &self,
         target: &str,
         kind: u8,
-        mut f: impl FnMut(Mapped) -> Result<bool, CcError>,
-    ) -> Result<(), CcError> {
+        mut f: impl FnMut(Mapped) -> Result<bool, E>,
+    ) -> Result<(), E> {
         let t = match self.txn.table(PUSH_MAP) {
             Ok(t) => t,
             Err(TableError::TableDoesNotExist(_)) => return Ok(()),
-            Err(e) => return Err(read_err(e)),
+            Err(e) => return Err(read_err(e).into()),
         };
         let range = (target, kind, i64::MIN)..=(target, kind, i64::MAX);
         for item in t.range(range).map_err(read_err)? {
@@ -73,7 +73,7 @@ impl<T: Snapshot> Tx<T> {
         target: &str,
         kind: u8,
         local: i64,
-    ) -> Result<Option<Mapped>, CcError> {
+    ) -> Result<Option<Mapped>, StoreError> {
         let t = match self.txn.table(PUSH_MAP) {
             Ok(t) => t,
             Err(TableError::TableDoesNotExist(_)) => return Ok(None),
@@ -93,7 +93,7 @@ impl<T: Snapshot> Tx<T> {
 
 impl WriteTx {
     /// Maps (or maps again) local records of `kind` for `target`.
-    pub fn push_map_put(&mut self, target: &str, kind: u8, m: &[Mapped]) -> Result<(), CcError> {
+    pub fn push_map_put(&mut self, target: &str, kind: u8, m: &[Mapped]) -> Result<(), StoreError> {
         let mut t = self.txn.open_table(PUSH_MAP).map_err(write_err)?;
         for m in m {
             t.insert((target, kind, m.local), (m.target, m.parent, m.digest))
@@ -108,7 +108,7 @@ impl WriteTx {
         target: &str,
         kind: u8,
         locals: &[i64],
-    ) -> Result<(), CcError> {
+    ) -> Result<(), StoreError> {
         let mut t = self.txn.open_table(PUSH_MAP).map_err(write_err)?;
         for local in locals {
             t.remove((target, kind, *local)).map_err(write_err)?;

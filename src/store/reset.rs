@@ -8,9 +8,9 @@
 //! over the database file and the folder synced: a crash leaves either the old file whole or
 //! the new one whole (and perhaps a stale `<db>.reset`, replaced by the next reset).
 
+use super::StoreError;
 use super::open::{lay_out, open_db};
 use super::{Store, WriteTx, close_db, write_err};
-use crate::error::{CcError, code};
 use redb::{Database, Durability};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError};
@@ -22,17 +22,17 @@ fn staging(path: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-fn io_err(what: &str, e: impl std::fmt::Display) -> CcError {
-    CcError::storage(code::DB_INSERT, &format!("{what}: {e}"))
+fn io_err(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::write(&format!("{what}: {e}"))
 }
 
 /// Lays out a new store in `db`, then runs `f` in a durable transaction (the layout is made
 /// durable by the same sync).
-fn fill<T>(
+fn fill<T, E: From<StoreError>>(
     db: &Database,
     p: &Path,
-    f: impl FnOnce(&mut WriteTx) -> Result<T, CcError>,
-) -> Result<T, CcError> {
+    f: impl FnOnce(&mut WriteTx) -> Result<T, E>,
+) -> Result<T, E> {
     lay_out(db, p).map_err(|e| io_err("laying out the new store", e))?;
     let mut txn = db.begin_write().map_err(write_err)?;
     txn.set_durability(Durability::Immediate)
@@ -54,13 +54,13 @@ impl Store {
     /// Replaces everything in the store with what `f` writes into an empty store, holding the
     /// store alone (no read or write runs beside it: each is wholly before or after). If `f`
     /// fails, or the new database cannot be written, the store is left as it was.
-    pub fn replace_all<T>(
+    pub fn replace_all<T, E: From<StoreError>>(
         &self,
-        f: impl FnOnce(&mut WriteTx) -> Result<T, CcError>,
-    ) -> Result<T, CcError> {
+        f: impl FnOnce(&mut WriteTx) -> Result<T, E>,
+    ) -> Result<T, E> {
         let mut slot = self.slot.write().unwrap_or_else(PoisonError::into_inner);
         if slot.closed {
-            return Err(CcError::storage(code::DB_INSERT, &"the database is closed"));
+            return Err(StoreError::write(&"the database is closed").into());
         }
         let Some((path, cache_bytes)) = &self.file else {
             let db = Database::builder()
@@ -75,7 +75,7 @@ impl Store {
         match std::fs::remove_file(&staged) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io_err(&staged.display().to_string(), e)),
+            Err(e) => return Err(io_err(&staged.display().to_string(), e).into()),
         }
         let db = open_db(&staged, *cache_bytes).map_err(|e| io_err("opening the new store", e))?;
         let v = match fill(&db, &staged, f) {
@@ -90,7 +90,7 @@ impl Store {
         if let Err(e) = std::fs::rename(&staged, path) {
             drop(db);
             let _ = std::fs::remove_file(&staged);
-            return Err(io_err("renaming the new store", e));
+            return Err(io_err("renaming the new store", e).into());
         }
         if let Some(dir) = path.parent() {
             let dir = if dir.as_os_str().is_empty() {

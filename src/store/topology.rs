@@ -7,11 +7,11 @@
 //! business (present while at least one module of that set or business holds the host); hosts
 //! by each inner IPv4/IPv6 address and cloud area.
 
+use super::StoreError;
 use super::read::{Snapshot, Tx};
 use super::records::*;
 use super::tables::*;
 use super::{ReadTx, WriteTx, read_err};
-use crate::error::CcError;
 use redb::ReadableTable;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -31,70 +31,70 @@ pub fn inner_ips(h: &Host) -> Vec<String> {
 }
 
 impl<T: Snapshot> Tx<T> {
-    pub fn set(&self, id: i64) -> Result<Option<Set>, CcError> {
+    pub fn set(&self, id: i64) -> Result<Option<Set>, StoreError> {
         self.get(id)
     }
-    pub fn cloud_area(&self, id: i64) -> Result<Option<CloudArea>, CcError> {
+    pub fn cloud_area(&self, id: i64) -> Result<Option<CloudArea>, StoreError> {
         self.get(id)
     }
-    pub fn each_business(
+    pub fn each_business<E: From<StoreError>>(
         &self,
-        f: impl FnMut(i64, Business) -> Result<bool, CcError>,
-    ) -> Result<(), CcError> {
+        f: impl FnMut(i64, Business) -> Result<bool, E>,
+    ) -> Result<(), E> {
         self.scan(f)
     }
-    pub fn each_set(
+    pub fn each_set<E: From<StoreError>>(
         &self,
-        f: impl FnMut(i64, Set) -> Result<bool, CcError>,
-    ) -> Result<(), CcError> {
+        f: impl FnMut(i64, Set) -> Result<bool, E>,
+    ) -> Result<(), E> {
         self.scan(f)
     }
-    pub fn each_host(
+    pub fn each_host<E: From<StoreError>>(
         &self,
-        f: impl FnMut(i64, Host) -> Result<bool, CcError>,
-    ) -> Result<(), CcError> {
+        f: impl FnMut(i64, Host) -> Result<bool, E>,
+    ) -> Result<(), E> {
         self.scan(f)
     }
-    pub fn each_module(
+    pub fn each_module<E: From<StoreError>>(
         &self,
-        f: impl FnMut(i64, Module) -> Result<bool, CcError>,
-    ) -> Result<(), CcError> {
+        f: impl FnMut(i64, Module) -> Result<bool, E>,
+    ) -> Result<(), E> {
         self.scan(f)
     }
-    pub fn each_cloud_area(
+    pub fn each_cloud_area<E: From<StoreError>>(
         &self,
-        f: impl FnMut(i64, CloudArea) -> Result<bool, CcError>,
-    ) -> Result<(), CcError> {
+        f: impl FnMut(i64, CloudArea) -> Result<bool, E>,
+    ) -> Result<(), E> {
         self.scan(f)
     }
     /// Set ids of a business, ascending.
-    pub fn set_ids_of_biz(&self, biz: i64) -> Result<Vec<i64>, CcError> {
+    pub fn set_ids_of_biz(&self, biz: i64) -> Result<Vec<i64>, StoreError> {
         self.index_pairs(SET_BY_BIZ, biz)
     }
-    pub fn module_ids_of_set(&self, set: i64) -> Result<Vec<i64>, CcError> {
+    pub fn module_ids_of_set(&self, set: i64) -> Result<Vec<i64>, StoreError> {
         self.index_pairs(MODULE_BY_SET, set)
     }
-    pub fn module_ids_of_biz(&self, biz: i64) -> Result<Vec<i64>, CcError> {
+    pub fn module_ids_of_biz(&self, biz: i64) -> Result<Vec<i64>, StoreError> {
         self.index_pairs(MODULE_BY_BIZ, biz)
     }
-    pub fn module_ids_of_template(&self, st: i64) -> Result<Vec<i64>, CcError> {
+    pub fn module_ids_of_template(&self, st: i64) -> Result<Vec<i64>, StoreError> {
         self.index_pairs(MODULE_BY_ST, st)
     }
-    pub fn module_ids_of_host(&self, host: i64) -> Result<Vec<i64>, CcError> {
+    pub fn module_ids_of_host(&self, host: i64) -> Result<Vec<i64>, StoreError> {
         self.index_pairs(MODULE_BY_HOST, host)
     }
     /// Distinct hosts of a set / a business, ascending.
-    pub fn host_ids_of_set(&self, set: i64) -> Result<Vec<i64>, CcError> {
+    pub fn host_ids_of_set(&self, set: i64) -> Result<Vec<i64>, StoreError> {
         self.hosts_under(HOST_BY_SET, set)
     }
-    pub fn host_ids_of_biz(&self, biz: i64) -> Result<Vec<i64>, CcError> {
+    pub fn host_ids_of_biz(&self, biz: i64) -> Result<Vec<i64>, StoreError> {
         self.hosts_under(HOST_BY_BIZ, biz)
     }
     fn hosts_under(
         &self,
         def: redb::TableDefinition<(i64, i64, i64), ()>,
         a: i64,
-    ) -> Result<Vec<i64>, CcError> {
+    ) -> Result<Vec<i64>, StoreError> {
         let t = self.txn.table(def).map_err(read_err)?;
         let mut out: Vec<i64> = Vec::new();
         for item in t
@@ -109,7 +109,7 @@ impl<T: Snapshot> Tx<T> {
         Ok(out)
     }
     /// Hosts whose inner IPv4 or IPv6 list holds `ip`, in cloud area `cloud`.
-    pub fn host_ids_by_ip(&self, ip: &str, cloud: i64) -> Result<Vec<i64>, CcError> {
+    pub fn host_ids_by_ip(&self, ip: &str, cloud: i64) -> Result<Vec<i64>, StoreError> {
         let t = self.txn.table(HOST_BY_IP).map_err(read_err)?;
         let mut out = Vec::new();
         for item in t
@@ -123,10 +123,10 @@ impl<T: Snapshot> Tx<T> {
 }
 
 impl WriteTx {
-    pub fn put_set(&mut self, s: &Set) -> Result<(), CcError> {
+    pub fn put_set(&mut self, s: &Set) -> Result<(), StoreError> {
         self.put(s)
     }
-    pub fn put_cloud_area(&mut self, c: &CloudArea) -> Result<(), CcError> {
+    pub fn put_cloud_area(&mut self, c: &CloudArea) -> Result<(), StoreError> {
         self.put(c)
     }
 }
@@ -140,7 +140,7 @@ pub(super) fn check(
     hosts: &BTreeMap<i64, Host>,
     modules: &BTreeMap<i64, Module>,
     p: &mut super::check::Sink<'_>,
-) -> Result<(), CcError> {
+) -> Result<(), StoreError> {
     use super::check::{compare, own, records};
     let sets: BTreeMap<i64, Set> = records(tx, p)?;
     let clouds: BTreeMap<i64, CloudArea> = records(tx, p)?;
@@ -189,21 +189,22 @@ pub(super) fn check(
             by_ip.push((ip, h.bk_cloud_id, id));
         }
     }
-    let pairs = |def: redb::TableDefinition<(i64, i64), ()>| -> Result<Vec<(i64, i64)>, CcError> {
-        let t = tx.txn.open_table(def).map_err(read_err)?;
-        let mut out = Vec::new();
-        for item in t.iter().map_err(read_err)? {
-            out.push(item.map_err(read_err)?.0.value());
-        }
-        Ok(out)
-    };
+    let pairs =
+        |def: redb::TableDefinition<(i64, i64), ()>| -> Result<Vec<(i64, i64)>, StoreError> {
+            let t = tx.txn.open_table(def).map_err(read_err)?;
+            let mut out = Vec::new();
+            for item in t.iter().map_err(read_err)? {
+                out.push(item.map_err(read_err)?.0.value());
+            }
+            Ok(out)
+        };
     compare(p, "idx_set_by_biz", pairs(SET_BY_BIZ)?, set_by_biz);
     compare(p, "idx_module_by_set", pairs(MODULE_BY_SET)?, by_set);
     compare(p, "idx_module_by_biz", pairs(MODULE_BY_BIZ)?, by_biz);
     compare(p, "idx_module_by_st", pairs(MODULE_BY_ST)?, by_st);
     compare(p, "idx_module_by_host", pairs(MODULE_BY_HOST)?, by_host);
     let triples =
-        |def: redb::TableDefinition<(i64, i64, i64), ()>| -> Result<Vec<(i64, i64, i64)>, CcError> {
+        |def: redb::TableDefinition<(i64, i64, i64), ()>| -> Result<Vec<(i64, i64, i64)>, StoreError> {
             let t = tx.txn.open_table(def).map_err(read_err)?;
             let mut out = Vec::new();
             for item in t.iter().map_err(read_err)? {

@@ -2,6 +2,7 @@
 //! the same transaction and, for a request sharing its transaction with others (group commit),
 //! notes what it replaced in the request's undo log (`undo.rs`).
 
+use super::StoreError;
 use super::changelog::{self, TxLog};
 use super::keys::{Held, IndexKey, ProcKey, key_parts};
 use super::read::Tx;
@@ -11,7 +12,6 @@ use super::typed::{RecTable, Record};
 use super::undo::Undo;
 use super::{codec_err, write_err};
 use crate::domain::watch::EventType;
-use crate::error::{CcError, code};
 use redb::ReadableTable;
 use serde_json::{Map, Value};
 use std::collections::HashSet;
@@ -85,7 +85,7 @@ impl WriteTx {
     }
 
     /// Takes back every write of this request, newest first; the log is empty afterwards.
-    pub(super) fn roll_back(&mut self) -> Result<(), CcError> {
+    pub(super) fn roll_back(&mut self) -> Result<(), StoreError> {
         let Some(mut log) = self.undo.take() else {
             return Ok(());
         };
@@ -100,11 +100,11 @@ impl WriteTx {
     /// Inserts or replaces a record and its index entries: the entries only the old record
     /// held go, the ones only the new record holds come. A unique key another record holds is
     /// refused (the caller checks uniqueness first; its error takes the request back).
-    pub fn put<R: Record>(&mut self, rec: &R) -> Result<(), CcError> {
+    pub fn put<R: Record>(&mut self, rec: &R) -> Result<(), StoreError> {
         self.put_at(rec.id(), rec)
     }
 
-    fn put_at<R: Record>(&mut self, id: i64, rec: &R) -> Result<(), CcError> {
+    fn put_at<R: Record>(&mut self, id: i64, rec: &R) -> Result<(), StoreError> {
         let bytes = rec.encode();
         let old = self.put_bytes(R::TABLE, id, &bytes)?;
         // A watched kind's change log: created, or updated unless nothing changed.
@@ -136,7 +136,7 @@ impl WriteTx {
     }
 
     /// Removes the record of kind `R` under `id` and its index entries (nothing if absent).
-    pub fn delete<R: Record>(&mut self, id: i64) -> Result<(), CcError> {
+    pub fn delete<R: Record>(&mut self, id: i64) -> Result<(), StoreError> {
         let old = {
             let mut t = self.txn().open_table(R::TABLE).map_err(write_err)?;
             let old = t.remove(id).map_err(write_err)?;
@@ -156,7 +156,7 @@ impl WriteTx {
         Ok(())
     }
 
-    fn set_key(&mut self, key: &IndexKey, id: i64) -> Result<(), CcError> {
+    fn set_key(&mut self, key: &IndexKey, id: i64) -> Result<(), StoreError> {
         let held = key.insert(self.txn(), id).map_err(write_err)?;
         self.log(|| Undo::Key(key.clone(), held));
         if matches!(held, Held::By(owner) if owner != id) {
@@ -165,7 +165,7 @@ impl WriteTx {
         Ok(())
     }
 
-    fn unset_key(&mut self, key: &IndexKey, id: i64) -> Result<(), CcError> {
+    fn unset_key(&mut self, key: &IndexKey, id: i64) -> Result<(), StoreError> {
         if let Some(held) = key.remove(self.txn(), id).map_err(write_err)? {
             self.log(|| Undo::Key(key.clone(), held));
         }
@@ -178,7 +178,7 @@ impl WriteTx {
         def: RecTable,
         id: i64,
         bytes: &[u8],
-    ) -> Result<Option<Vec<u8>>, CcError> {
+    ) -> Result<Option<Vec<u8>>, StoreError> {
         let old = {
             let mut t = self.txn().open_table(def).map_err(write_err)?;
             let old = t.insert(id, bytes).map_err(write_err)?;
@@ -190,7 +190,7 @@ impl WriteTx {
     }
 
     /// Issues the next id of `kind`: strictly above every id it issued before.
-    pub fn next_id(&mut self, kind: Kind) -> Result<i64, CcError> {
+    pub fn next_id(&mut self, kind: Kind) -> Result<i64, StoreError> {
         let mut t = self.txn().open_table(SEQUENCES).map_err(write_err)?;
         let last = t
             .get(kind.name())
@@ -199,7 +199,7 @@ impl WriteTx {
         // bk-cmdb answers a failed NextSequence with 1199058 (CCErrCommGenerateRecordIDFailed).
         let Some(next) = last.checked_add(1) else {
             crate::log!("cmdb-lite: the id sequence of {} is exhausted", kind.name());
-            return Err(CcError::plain(code::GENERATE_RECORD_ID));
+            return Err(StoreError::IdsExhausted);
         };
         debug_assert!(next > last, "ids increase");
         let old = t
@@ -212,7 +212,7 @@ impl WriteTx {
     }
 
     /// Raises the sequence of `kind` to at least `at_least` (import).
-    pub fn raise_sequence(&mut self, kind: Kind, at_least: i64) -> Result<(), CcError> {
+    pub fn raise_sequence(&mut self, kind: Kind, at_least: i64) -> Result<(), StoreError> {
         let mut t = self.txn().open_table(SEQUENCES).map_err(write_err)?;
         let last = t
             .get(kind.name())
@@ -229,7 +229,7 @@ impl WriteTx {
         Ok(())
     }
 
-    pub fn set_setting(&mut self, key: &str, value: &str) -> Result<(), CcError> {
+    pub fn set_setting(&mut self, key: &str, value: &str) -> Result<(), StoreError> {
         let mut t = self.txn().open_table(SETTINGS).map_err(write_err)?;
         let old = t
             .insert(key, value)
@@ -240,15 +240,15 @@ impl WriteTx {
         Ok(())
     }
 
-    pub fn put_business(&mut self, b: &Business) -> Result<(), CcError> {
+    pub fn put_business(&mut self, b: &Business) -> Result<(), StoreError> {
         self.put(b)
     }
-    pub fn put_host(&mut self, h: &Host) -> Result<(), CcError> {
+    pub fn put_host(&mut self, h: &Host) -> Result<(), StoreError> {
         self.put(h)
     }
     /// Inserts or replaces a module; the hosts that join or leave it write host_relation
     /// events.
-    pub fn put_module(&mut self, m: &Module) -> Result<(), CcError> {
+    pub fn put_module(&mut self, m: &Module) -> Result<(), StoreError> {
         let old = if self.events.enabled {
             self.get::<Module>(m.bk_module_id)?
         } else {
@@ -257,32 +257,32 @@ impl WriteTx {
         self.put(m)?;
         self.emit_host_relations(old.as_ref(), m)
     }
-    pub fn put_service_category(&mut self, c: &ServiceCategory) -> Result<(), CcError> {
+    pub fn put_service_category(&mut self, c: &ServiceCategory) -> Result<(), StoreError> {
         self.put(c)
     }
-    pub fn delete_service_category(&mut self, id: i64) -> Result<(), CcError> {
+    pub fn delete_service_category(&mut self, id: i64) -> Result<(), StoreError> {
         self.delete::<ServiceCategory>(id)
     }
     /// Inserts or replaces a service template and its indexes.
-    pub fn put_service_template(&mut self, st: &ServiceTemplate) -> Result<(), CcError> {
+    pub fn put_service_template(&mut self, st: &ServiceTemplate) -> Result<(), StoreError> {
         self.put(st)
     }
-    pub fn delete_service_template(&mut self, id: i64) -> Result<(), CcError> {
+    pub fn delete_service_template(&mut self, id: i64) -> Result<(), StoreError> {
         self.delete::<ServiceTemplate>(id)
     }
     /// Inserts or replaces a process template and its index.
-    pub fn put_process_template(&mut self, pt: &ProcessTemplate) -> Result<(), CcError> {
+    pub fn put_process_template(&mut self, pt: &ProcessTemplate) -> Result<(), StoreError> {
         self.put(pt)
     }
-    pub fn delete_process_template(&mut self, id: i64) -> Result<(), CcError> {
+    pub fn delete_process_template(&mut self, id: i64) -> Result<(), StoreError> {
         self.delete::<ProcessTemplate>(id)
     }
     /// Inserts or replaces a service instance and its indexes.
-    pub fn put_service_instance(&mut self, si: &ServiceInstance) -> Result<(), CcError> {
+    pub fn put_service_instance(&mut self, si: &ServiceInstance) -> Result<(), StoreError> {
         self.put(si)
     }
     /// Removes a service instance record and its indexes (not its processes).
-    pub fn delete_service_instance(&mut self, id: i64) -> Result<(), CcError> {
+    pub fn delete_service_instance(&mut self, id: i64) -> Result<(), StoreError> {
         self.delete::<ServiceInstance>(id)
     }
 
@@ -295,7 +295,7 @@ impl WriteTx {
         pid: i64,
         map: &Map<String, Value>,
         rel: &Relation,
-    ) -> Result<(), CcError> {
+    ) -> Result<(), StoreError> {
         self.put_at(pid, map)?;
         self.put_at(pid, rel)
     }
@@ -309,7 +309,7 @@ impl WriteTx {
         &mut self,
         maps: Vec<NewProcess>,
         rel: &Relation,
-    ) -> Result<Vec<Result<i64, ProcKey>>, CcError> {
+    ) -> Result<Vec<Result<i64, ProcKey>>, StoreError> {
         if maps.is_empty() {
             return Ok(Vec::new());
         }
@@ -320,7 +320,7 @@ impl WriteTx {
             // As in `next_id`: bk-cmdb's code for a failed id generation.
             let Some(top) = last.checked_add(maps.len() as i64) else {
                 crate::log!("cmdb-lite: the id sequence of {kind} is exhausted");
-                return Err(CcError::plain(code::GENERATE_RECORD_ID));
+                return Err(StoreError::IdsExhausted);
             };
             let old = t.insert(kind, top).map_err(write_err)?.map(|v| v.value());
             drop(t);
@@ -370,7 +370,7 @@ impl WriteTx {
     }
 
     /// Removes a process, its relation and its index entries.
-    pub fn delete_process(&mut self, pid: i64) -> Result<(), CcError> {
+    pub fn delete_process(&mut self, pid: i64) -> Result<(), StoreError> {
         self.delete::<Map<String, Value>>(pid)?;
         self.delete::<Relation>(pid)
     }
@@ -385,7 +385,7 @@ fn insert_new(
     undo: &mut Vec<Undo>,
     results: &mut Vec<Result<i64, ProcKey>>,
     mut inserted: Option<&mut Vec<(i64, changelog::DetailTemplate)>>,
-) -> Result<(), CcError> {
+) -> Result<(), StoreError> {
     let mut procs = txn.open_table(PROCESSES).map_err(write_err)?;
     let mut rels = txn.open_table(RELATIONS).map_err(write_err)?;
     let mut by_si = txn.open_table(PROC_BY_SI).map_err(write_err)?;
@@ -393,7 +393,7 @@ fn insert_new(
     let mut funcs = txn.open_table(UNIQ_PROC_FUNC).map_err(write_err)?;
     let mut rel = rel.clone();
     let si = rel.service_instance_id;
-    let fresh = || CcError::raw(code::DB_INSERT, "a new process id is in use");
+    let fresh = || StoreError::IdInUse;
     for (pid, new) in (first..).zip(maps) {
         let name = new.name.as_ref().map(|(si, n)| (*si, n.as_str()));
         let func = new

@@ -543,7 +543,7 @@ pub fn drive(
                 return Err(format!("ids {ids:?}, sequence {before} -> {after}"));
             }
             store
-                .read(|tx| {
+                .read::<_, CcError>(|tx| {
                     for id in &ids {
                         if tx.process(*id)?.is_none() || tx.relation(*id)?.is_none() {
                             return Ok(Some(*id));
@@ -581,7 +581,8 @@ pub fn body_items(raw: &[u8]) -> usize {
 }
 
 pub fn check_clean(store: &Store) -> Result<(), String> {
-    let problems = cmdb_lite::store::check::run(store).map_err(|e| e.render(Lang::En))?;
+    let problems =
+        cmdb_lite::store::check::run(store).map_err(|e| CcError::from(e).render(Lang::En))?;
     if problems.is_empty() {
         Ok(())
     } else {

@@ -3,6 +3,7 @@
 
 use crate::common::*;
 use cmdb_lite::limits::{JOURNAL_MAX_BODY_BYTES, JOURNAL_MAX_ENTRIES};
+use cmdb_lite::store::StoreError;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -279,11 +280,7 @@ fn a_fault_without_a_message_answers_the_codes_text_in_both_languages() {
         body.to_string().as_bytes(),
     );
     assert_eq!(r.status, 503);
-    assert_eq!(
-        r.json(),
-        json!({"result": false, "code": 1199019, "message": "No relevant data found",
-               "permission": null, "data": null})
-    );
+    assert_eq!(r.json(), err_esb(1199019, "No relevant data found"));
     let r = s.request(
         "POST",
         "/api/c/compapi/v2/cc/list_process_instance/",
@@ -706,7 +703,7 @@ fn reset_of_a_large_store_prints_its_time() {
     let template = demo_dataset()["processes"][1].clone();
     let built = Instant::now();
     store
-        .write_alone(|tx| {
+        .write_alone::<_, StoreError>(|tx| {
             for pid in 1000..1000 + n {
                 let mut map = template.as_object().unwrap().clone();
                 let rel: Relation =
@@ -732,11 +729,11 @@ fn reset_of_a_large_store_prints_its_time() {
     let left = store
         .read(|tx| {
             let mut n = 0;
-            tx.scan_bytes(cmdb_lite::store::tables::PROCESSES, |_, _| {
+            tx.scan_bytes::<StoreError>(cmdb_lite::store::tables::PROCESSES, |_, _| {
                 n += 1;
                 Ok(true)
             })?;
-            Ok(n)
+            Ok::<_, StoreError>(n)
         })
         .unwrap();
     assert_eq!(left, 2, "only the seed's processes are left");
