@@ -1,8 +1,16 @@
-//! A keep-alive HTTP/1.1 client over a plain TCP stream, just enough for the commands that
-//! call a server themselves: `bench` (against the server it starts) and `push` (against a
-//! bk-cmdb). Answers with `Content-Length` or chunked bodies; no TLS, no redirects, no proxy.
-//! One request at a time per connection, or pipelined with [`Client::send`] and
-//! [`Client::read_answer`].
+//! A keep-alive HTTP/1.1 client over a plain TCP stream: the one the commands that call a
+//! server themselves use (`bench` against the server it starts, `push` against a bk-cmdb), and
+//! the one the integration tests speak to the real binary with. Answers with `Content-Length`
+//! or chunked bodies; no TLS, no redirects, no proxy.
+//!
+//! One request at a time per connection with [`Client::call`] or [`Client::post`], or pipelined
+//! with [`Client::send`] / [`Client::send_with`] and [`Client::read_answer`]. A request that was
+//! written is never written again: only [`Client::call`] opens a connection anew, and only
+//! before it writes, when the server closed the idle one.
+//!
+//! Every request carries `Host` and `Content-Length`, then the connection's headers (those given
+//! to [`Client::connect_with`], after `Content-Type: application/json`; none for
+//! [`Client::connect_bare`]), then the request's own headers.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -14,13 +22,20 @@ pub const CLIENT_IO_TIMEOUT: Duration = Duration::from_secs(60);
 /// The largest answer body the client reads (a list of 1,000 large records fits).
 pub const CLIENT_MAX_ANSWER_BYTES: usize = 256 * 1024 * 1024;
 
+/// The largest answer head (status line and headers) the client reads: an echoed request id
+/// as long as Go's limit on a request head (1 MiB + 4 KiB, which bk-cmdb keeps) fits.
+pub const CLIENT_MAX_HEAD_BYTES: usize = 4 * 1024 * 1024;
+
 /// One keep-alive connection.
 pub struct Client {
     addr: String,
+    io_timeout: Duration,
     stream: Option<BufReader<TcpStream>>,
     headers: Vec<(String, String)>,
     request: Vec<u8>,
     line: String,
+    /// The last answer's header lines, each ended by `\n`.
+    head: String,
     body: Vec<u8>,
 }
 
@@ -32,21 +47,12 @@ pub const NATIVE_ADMIN: [(&str, &str); 3] = [
 ];
 
 impl Client {
-    /// Connects to `addr` (`host:port`); every request carries `headers`.
+    /// Connects to `addr` (`host:port`); every request carries `Content-Type: application/json`
+    /// and `headers`.
     pub fn connect_with(addr: &str, headers: &[(&str, &str)]) -> Result<Client, String> {
-        let mut c = Client {
-            addr: addr.to_string(),
-            stream: None,
-            headers: headers
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            request: Vec::new(),
-            line: String::new(),
-            body: Vec::new(),
-        };
-        c.reconnect()?;
-        Ok(c)
+        let mut all = vec![("Content-Type", "application/json")];
+        all.extend_from_slice(headers);
+        Client::open(addr, &all, CLIENT_IO_TIMEOUT)
     }
 
     /// Connects with the native user headers of user admin ([`NATIVE_ADMIN`]).
@@ -54,13 +60,38 @@ impl Client {
         Client::connect_with(addr, &NATIVE_ADMIN)
     }
 
+    /// Connects to `addr` with no header of the connection's own: each request carries only
+    /// `Host`, `Content-Length` and the headers given to [`Client::send_with`]. A read or a
+    /// write waits up to `io_timeout`.
+    pub fn connect_bare(addr: &str, io_timeout: Duration) -> Result<Client, String> {
+        Client::open(addr, &[], io_timeout)
+    }
+
+    fn open(addr: &str, headers: &[(&str, &str)], io_timeout: Duration) -> Result<Client, String> {
+        let mut c = Client {
+            addr: addr.to_string(),
+            io_timeout,
+            stream: None,
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            request: Vec::new(),
+            line: String::new(),
+            head: String::new(),
+            body: Vec::new(),
+        };
+        c.reconnect()?;
+        Ok(c)
+    }
+
     fn reconnect(&mut self) -> Result<(), String> {
         let s =
             TcpStream::connect(&self.addr).map_err(|e| format!("connect {}: {e}", self.addr))?;
         s.set_nodelay(true).map_err(|e| e.to_string())?;
-        s.set_read_timeout(Some(CLIENT_IO_TIMEOUT))
+        s.set_read_timeout(Some(self.io_timeout))
             .map_err(|e| e.to_string())?;
-        s.set_write_timeout(Some(CLIENT_IO_TIMEOUT))
+        s.set_write_timeout(Some(self.io_timeout))
             .map_err(|e| e.to_string())?;
         self.stream = Some(BufReader::with_capacity(64 * 1024, s));
         Ok(())
@@ -99,7 +130,7 @@ impl Client {
             self.reconnect()?;
         }
         let result = self
-            .send_method(method, path, body)
+            .send_with(method, path, &[], body)
             .and_then(|()| self.read_head())
             .and_then(|head| self.read_body(head).map(|()| head.0));
         match result {
@@ -134,40 +165,64 @@ impl Client {
 
     /// Sends a POST without reading its answer.
     pub fn send(&mut self, path: &str, body: &[u8]) -> Result<(), String> {
-        self.send_method("POST", path, body)
+        self.send_with("POST", path, &[], body)
     }
 
-    fn send_method(&mut self, method: &str, path: &str, body: &[u8]) -> Result<(), String> {
-        self.request.clear();
-        self.request
-            .extend_from_slice(format!("{method} {path} HTTP/1.1\r\nHost: cmdb\r\n").as_bytes());
-        self.request
-            .extend_from_slice(b"Content-Type: application/json\r\n");
-        for (k, v) in &self.headers {
-            self.request
-                .extend_from_slice(format!("{k}: {v}\r\n").as_bytes());
+    /// Sends one request, with `headers` after the connection's own, without reading its
+    /// answer ([`Client::read_answer`] does) and on the connection as it is: one the server
+    /// has closed makes an error here or at the answer, never a second connection.
+    pub fn send_with(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<(), String> {
+        let mut request = std::mem::take(&mut self.request);
+        request.clear();
+        request.extend_from_slice(
+            format!(
+                "{method} {path} HTTP/1.1\r\nHost: cmdb\r\nContent-Length: {}\r\n",
+                body.len()
+            )
+            .as_bytes(),
+        );
+        let own = self.headers.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+        for (k, v) in own.chain(headers.iter().copied()) {
+            request.extend_from_slice(format!("{k}: {v}\r\n").as_bytes());
         }
-        self.request
-            .extend_from_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
-        self.request.extend_from_slice(body);
-        let request = std::mem::take(&mut self.request);
-        let sent = self
-            .stream()?
-            .get_mut()
-            .write_all(&request)
-            .map_err(|e| format!("send: {e}"));
+        request.extend_from_slice(b"\r\n");
+        request.extend_from_slice(body);
+        let sent = self.write_raw(&request);
         self.request = request;
         sent
     }
 
-    fn read_line(&mut self) -> Result<&str, String> {
-        self.line.clear();
+    /// Writes `bytes` as they are (a malformed or partial request, say) on the connection.
+    pub fn write_raw(&mut self, bytes: &[u8]) -> Result<(), String> {
+        self.stream()?
+            .get_mut()
+            .write_all(bytes)
+            .map_err(|e| format!("send: {e}"))
+    }
+
+    /// Reads one line of up to [`CLIENT_MAX_HEAD_BYTES`] into `self.line`, its end removed.
+    fn read_line(&mut self) -> Result<(), String> {
         let mut line = std::mem::take(&mut self.line);
-        let read = self.stream()?.read_line(&mut line);
+        line.clear();
+        let read = (self.stream()?)
+            .take(CLIENT_MAX_HEAD_BYTES as u64)
+            .read_line(&mut line);
+        let ended = line.ends_with('\n');
+        let end = line.trim_end_matches(['\r', '\n']).len();
+        line.truncate(end);
         self.line = line;
         match read {
             Ok(0) => Err("the server closed the connection".into()),
-            Ok(_) => Ok(self.line.trim_end()),
+            Ok(_) if !ended && self.line.len() >= CLIENT_MAX_HEAD_BYTES => {
+                Err(format!("an answer line over {CLIENT_MAX_HEAD_BYTES} bytes"))
+            }
+            Ok(_) => Ok(()),
             Err(e) => Err(format!("receive: {e}")),
         }
     }
@@ -179,22 +234,36 @@ impl Client {
         Ok((head.0, &self.body))
     }
 
+    /// The headers of the last answer read, as they came (names as the server spelt them,
+    /// values trimmed).
+    pub fn answer_headers(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.head.lines().filter_map(|line| {
+            let (k, v) = line.split_once(':')?;
+            Some((k.trim(), v.trim()))
+        })
+    }
+
     /// The status line and headers: (status, Content-Length, chunked).
     fn read_head(&mut self) -> Result<(u16, Option<usize>, bool), String> {
-        let status_line = self.read_line()?.to_string();
-        let status = status_line
+        self.head.clear();
+        self.read_line()?;
+        let status = self
+            .line
             .split_whitespace()
             .nth(1)
             .and_then(|s| s.parse::<u16>().ok())
-            .ok_or_else(|| format!("not an HTTP answer: {status_line:?}"))?;
+            .ok_or_else(|| format!("not an HTTP answer: {:?}", self.line))?;
         let mut length = None;
         let mut chunked = false;
         loop {
-            let line = self.read_line()?;
-            if line.is_empty() {
+            self.read_line()?;
+            if self.line.is_empty() {
                 break;
             }
-            if let Some((k, v)) = line.split_once(':') {
+            if self.head.len() + self.line.len() > CLIENT_MAX_HEAD_BYTES {
+                return Err(format!("an answer head over {CLIENT_MAX_HEAD_BYTES} bytes"));
+            }
+            if let Some((k, v)) = self.line.split_once(':') {
                 let (k, v) = (k.trim(), v.trim());
                 if k.eq_ignore_ascii_case("content-length") {
                     length = v.parse::<usize>().ok();
@@ -202,6 +271,12 @@ impl Client {
                     chunked = v.eq_ignore_ascii_case("chunked");
                 }
             }
+            self.head.push_str(&self.line);
+            self.head.push('\n');
+        }
+        // Answers that never have a body (RFC 9112, 6.3).
+        if (100..200).contains(&status) || status == 204 || status == 304 {
+            length = Some(0);
         }
         Ok((status, length, chunked))
     }
@@ -217,7 +292,8 @@ impl Client {
         let result = (|| {
             if chunked {
                 loop {
-                    let size_text = self.read_line()?;
+                    self.read_line()?;
+                    let size_text = &self.line;
                     let size = usize::from_str_radix(size_text.split(';').next().unwrap_or(""), 16)
                         .map_err(|_| format!("bad chunk size {size_text:?}"))?;
                     if body.len() + size > CLIENT_MAX_ANSWER_BYTES {
@@ -321,5 +397,38 @@ mod tests {
         std::thread::sleep(Duration::from_millis(50));
         assert_eq!(c.call("POST", "/b", b"{}").unwrap().1, b"ok");
         server.join().unwrap();
+    }
+
+    #[test]
+    fn a_bare_connection_writes_only_the_given_headers_and_keeps_the_answers() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        let server = std::thread::spawn(move || {
+            let (s, _) = l.accept().unwrap();
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            let mut head = String::new();
+            while !head.ends_with("\r\n\r\n") {
+                assert!(r.read_line(&mut head).unwrap() > 0);
+            }
+            let mut body = [0u8; 2];
+            r.read_exact(&mut body).unwrap();
+            (&s).write_all(b"HTTP/1.1 201 Created\r\nX-One:  a b \r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n1\r\n!\r\n0\r\n\r\n").unwrap();
+            (head, body)
+        });
+        let mut c = Client::connect_bare(&addr, Duration::from_secs(30)).unwrap();
+        c.send_with("PUT", "/x", &[("X-Two", "2")], b"{}").unwrap();
+        let (status, body) = c.read_answer().unwrap();
+        assert_eq!((status, body), (201, &b"ok!"[..]));
+        let headers: Vec<_> = c.answer_headers().collect();
+        assert_eq!(
+            headers,
+            [("X-One", "a b"), ("Transfer-Encoding", "chunked")]
+        );
+        let (head, body) = server.join().unwrap();
+        assert_eq!(
+            head,
+            "PUT /x HTTP/1.1\r\nHost: cmdb\r\nContent-Length: 2\r\nX-Two: 2\r\n\r\n"
+        );
+        assert_eq!(&body, b"{}");
     }
 }

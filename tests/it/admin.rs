@@ -280,11 +280,7 @@ fn a_fault_without_a_message_answers_the_codes_text_in_both_languages() {
         body.to_string().as_bytes(),
     );
     assert_eq!(r.status, 503);
-    assert_eq!(
-        r.json(),
-        json!({"result": false, "code": 1199019, "message": "No relevant data found",
-               "permission": null, "data": null})
-    );
+    assert_eq!(r.json(), err_esb(1199019, "No relevant data found"));
     let r = s.request(
         "POST",
         "/api/c/compapi/v2/cc/list_process_instance/",

@@ -54,6 +54,23 @@ fn send(s: &Server, method: &str, path: &str, headers: &[(&str, &str)], body: &V
     s.request(method, path, headers, body.to_string().as_bytes())
 }
 
+/// Service instance 30's processes, listed with an app's `X-Bkapi-Authorization` `header` (and a
+/// user header the token's user overrides).
+fn list_30_as_app(s: &Server, header: &str) -> Value {
+    send(
+        s,
+        "POST",
+        "/api/v3/findmany/proc/process_instance",
+        &[
+            ("X-Bkapi-Authorization", header),
+            ("X-Bkcmdb-User", "x"),
+            ("X-Bkcmdb-Supplier-Account", "0"),
+        ],
+        &json!({"bk_biz_id": 7, "service_instance_id": 30}),
+    )
+    .json()
+}
+
 fn with_lang<'a>(headers: &[(&'a str, &'a str)], zh: bool) -> Vec<(&'a str, &'a str)> {
     let mut h = headers.to_vec();
     if !zh {
@@ -225,18 +242,7 @@ fn esb_refuses_calls_without_valid_app_credentials() {
         ),
     );
     assert_eq!(r.json()["data"], json!([43]), "{}", r.body);
-    let stored = send(
-        &s,
-        "POST",
-        "/api/v3/findmany/proc/process_instance",
-        &[
-            ("X-Bkapi-Authorization", &header),
-            ("X-Bkcmdb-User", "x"),
-            ("X-Bkcmdb-Supplier-Account", "0"),
-        ],
-        &json!({"bk_biz_id": 7, "service_instance_id": 30}),
-    )
-    .json();
+    let stored = list_30_as_app(&s, &header);
     let creators: Vec<_> = stored["data"]
         .as_array()
         .unwrap()
@@ -357,10 +363,7 @@ fn gateway_and_native_refuse_calls_without_valid_app_credentials() {
         &[("X-Bkapi-Authorization", &header)],
         &create_body("g1"),
     );
-    assert_eq!(
-        r.json(),
-        json!({"result": true, "code": 0, "message": "success", "permission": null, "data": [42]})
-    );
+    assert_eq!(r.json(), ok_esb(json!([42])));
     let mut h = NATIVE_EN.to_vec();
     h.push(("X-Bkapi-Authorization", &header));
     let r = send(&s, "POST", CREATE, &h, &create_body("n1"));
@@ -731,23 +734,9 @@ fn jwts_are_believed_only_when_signed_and_current() {
     }
     // A valid token's user wins over the user header, and the token stands for the app.
     let r = native(&valid, false);
-    assert_eq!(
-        r.json(),
-        json!({"result": true, "code": 0, "message": "success", "permission": null, "data": [42]})
-    );
+    assert_eq!(r.json(), ok_esb(json!([42])));
     let header = app_header("admin");
-    let list = send(
-        &s,
-        "POST",
-        "/api/v3/findmany/proc/process_instance",
-        &[
-            ("X-Bkapi-Authorization", &header),
-            ("X-Bkcmdb-User", "x"),
-            ("X-Bkcmdb-Supplier-Account", "0"),
-        ],
-        &json!({"bk_biz_id": 7, "service_instance_id": 30}),
-    )
-    .json();
+    let list = list_30_as_app(&s, &header);
     let created = list["data"]
         .as_array()
         .unwrap()
@@ -971,12 +960,7 @@ fn a_non_loopback_listen_needs_auth_or_insecure_listen() {
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap();
-        let mut line = String::new();
-        std::io::BufRead::read_line(
-            &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
-            &mut line,
-        )
-        .unwrap();
+        let line = first_line(&mut child);
         let _ = child.kill();
         let _ = child.wait();
         assert!(
@@ -997,6 +981,19 @@ fn under_umask_000(args: &[&str]) -> std::process::Child {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap()
+}
+
+/// `cmdb-lite export --db <db> --out <out>` under umask 000, which must succeed within 60 s.
+fn exports_under_umask_000(db: &std::path::Path, out: &std::path::Path) {
+    let mut child = under_umask_000(&[
+        "export",
+        "--db",
+        db.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let status = wait_exit(&mut child, Duration::from_secs(60));
+    assert!(status.is_some_and(|s| s.success()), "export: {status:?}");
 }
 
 #[test]
@@ -1030,33 +1027,11 @@ fn files_are_private_whatever_the_umask() {
     assert_eq!(mode(&dir.join("a/b")), 0o700);
     assert_eq!(mode(&db), 0o600);
     let out = dir.join("export.json");
-    let mut child = under_umask_000(&[
-        "export",
-        "--db",
-        db.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert!(
-        wait_exit(&mut child, Duration::from_secs(60))
-            .unwrap()
-            .success()
-    );
+    exports_under_umask_000(&db, &out);
     assert_eq!(mode(&out), 0o600);
     // An existing export file is made private too when it is overwritten.
     std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o666)).unwrap();
-    let mut child = under_umask_000(&[
-        "export",
-        "--db",
-        db.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert!(
-        wait_exit(&mut child, Duration::from_secs(60))
-            .unwrap()
-            .success()
-    );
+    exports_under_umask_000(&db, &out);
     assert_eq!(mode(&out), 0o600);
 }
 
@@ -1101,17 +1076,7 @@ fn secrets_stay_out_of_logs_errors_and_refusals() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("cmdb-lite listening on http://")
-        .unwrap()
-        .to_string();
+    let addr = listening_addr(&mut child).unwrap();
     let wrong =
         json!({"bk_app_code": "ci", "bk_app_secret": "wrong-guess-42", "bk_username": "admin"})
             .to_string();

@@ -189,10 +189,7 @@ fn gateway_create_and_list_envelope() {
     let r = send(&s, "POST", GW_CREATE, &[GW_AUTH], &proc_body(&["gw1"]));
     assert_eq!(r.status, 200, "{}", r.body);
     assert_keys(&r, &GATEWAY_KEYS);
-    assert_eq!(
-        r.json(),
-        json!({"result": true, "code": 0, "message": "success", "permission": null, "data": [42]})
-    );
+    assert_eq!(r.json(), ok_esb(json!([42])));
     assert_eq!(stored(&s, 42)["bk_created_by"], json!("alice"));
 
     let r = send(
@@ -231,10 +228,7 @@ fn gateway_create_and_list_envelope() {
     );
     assert_eq!(r.status, 200);
     assert_keys(&r, &GATEWAY_KEYS);
-    assert_eq!(
-        r.json(),
-        json!({"result": false, "code": 1199019, "message": "未找到相关数据", "permission": null, "data": null})
-    );
+    assert_eq!(r.json(), err_esb(1199019, "未找到相关数据"));
 }
 
 #[test]
@@ -317,10 +311,7 @@ fn native_with_jwt_gets_gateway_envelope() {
     let r = send(&s, "POST", CREATE, &headers, &proc_body(&["jwt1"]));
     assert_eq!(r.status, 200, "{}", r.body);
     assert_keys(&r, &GATEWAY_KEYS);
-    assert_eq!(
-        r.json(),
-        json!({"result": true, "code": 0, "message": "success", "permission": null, "data": [42]})
-    );
+    assert_eq!(r.json(), ok_esb(json!([42])));
     assert_eq!(stored(&s, 42)["bk_created_by"], json!("hdruser"));
 
     let r = send(

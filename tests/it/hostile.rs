@@ -53,20 +53,13 @@ impl Logged {
                 line.clear();
             }
         });
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("cmdb-lite listening on http://")
-            .unwrap_or_else(|| {
-                panic!(
-                    "unexpected first line: {line:?}; log: {}",
-                    log.lock().unwrap()
-                )
-            })
-            .to_string();
+        let addr = listening_addr(&mut child).unwrap_or_else(|line| {
+            panic!(
+                "unexpected first line: {line:?}; log: {}",
+                log.lock().unwrap()
+            )
+        });
+        drop(child.stdout.take());
         Logged {
             server: Server { child, addr },
             log,

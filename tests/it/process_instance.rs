@@ -55,34 +55,12 @@ fn both(s: &Server, path: &str, body: &Value, code: i64, en: &str, zh: &str) {
 /// Same as [`both`] for a raw (possibly malformed) body.
 #[track_caller]
 fn both_raw(s: &Server, path: &str, raw: &[u8], code: i64, en: &str, zh: &str) {
-    let r = s.request("POST", path, &NATIVE_EN, raw);
-    assert_eq!(
-        r.status,
-        200,
-        "en, body {:?}: {}",
-        String::from_utf8_lossy(raw),
-        r.body
-    );
-    assert_eq!(
-        r.json(),
-        err_native(code, en),
-        "en, body {:?}",
-        String::from_utf8_lossy(raw)
-    );
-    let r = s.request("POST", path, &NATIVE_ZH, raw);
-    assert_eq!(
-        r.status,
-        200,
-        "zh, body {:?}: {}",
-        String::from_utf8_lossy(raw),
-        r.body
-    );
-    assert_eq!(
-        r.json(),
-        err_native(code, zh),
-        "zh, body {:?}",
-        String::from_utf8_lossy(raw)
-    );
+    let shown = String::from_utf8_lossy(raw);
+    for (lang, headers, msg) in [("en", &NATIVE_EN[..], en), ("zh", &NATIVE_ZH[..], zh)] {
+        let r = s.request("POST", path, headers, raw);
+        assert_eq!(r.status, 200, "{lang}, body {shown:?}: {}", r.body);
+        assert_eq!(r.json(), err_native(code, msg), "{lang}, body {shown:?}");
+    }
 }
 
 /// The final English text of a value-level failure (spec 2.12): wrapped by coreservice and
@@ -97,39 +75,32 @@ fn wrap2_zh(inner: &str) -> String {
     format!("''{inner}' 参数无效或不存在' 参数无效或不存在")
 }
 
-/// Inner messages (en, zh) of the type rules of spec 2.4 for display name `n`.
+/// An inner message (en, zh) of a type rule of spec 2.4: its two templates with the display name
+/// `n` in place of `{}`.
+fn rule(n: &str, en: &str, zh: &str) -> (String, String) {
+    (en.replace("{}", n), zh.replace("{}", n))
+}
 fn unassigned(n: &str) -> (String, String) {
-    (format!("'{n}' unassigned"), format!("'{n}' 未赋值"))
+    rule(n, "'{}' unassigned", "'{}' 未赋值")
 }
 fn over_limit(n: &str) -> (String, String) {
-    (
-        format!("Data out of bounds%!(EXTRA string={n})"),
-        format!("'{n}' 数据越界"),
-    )
+    rule(n, "Data out of bounds%!(EXTRA string={})", "'{}' 数据越界")
 }
 fn need_string(n: &str) -> (String, String) {
-    (
-        format!("'{n}' must be a string type"),
-        format!("'{n}' 必须为字符串类型"),
-    )
+    rule(n, "'{}' must be a string type", "'{}' 必须为字符串类型")
 }
 fn need_int(n: &str) -> (String, String) {
-    (
-        format!("'{n}' parameters must be integral"),
-        format!("'{n}' 参数必须是整型"),
-    )
+    rule(n, "'{}' parameters must be integral", "'{}' 参数必须是整型")
 }
 fn invalid(n: &str) -> (String, String) {
-    (
-        format!("'{n}' data parameter verification does not pass"),
-        format!("'{n}' 数据参数校验不通过"),
+    rule(
+        n,
+        "'{}' data parameter verification does not pass",
+        "'{}' 数据参数校验不通过",
     )
 }
 fn need_bool(n: &str) -> (String, String) {
-    (
-        format!("'{n}' must be boolean"),
-        format!("'{n}' 必须为bool类型"),
-    )
+    rule(n, "'{}' must be boolean", "'{}' 必须为bool类型")
 }
 
 /// Asserts a value-level failure (1199011, double wrapped) in both languages.

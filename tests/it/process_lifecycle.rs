@@ -14,6 +14,7 @@
 //! - business 8 with raw module 23, service instance 34 (host 12) and process 42 "lab", whose
 //!   `bk_created_at`/`bk_updated_at` are null as in records older than those fields.
 
+use crate::common::lang::{both, exceed_limit};
 use crate::common::*;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
@@ -65,21 +66,6 @@ fn detail(s: &Server, biz: i64, body: &Value) -> Value {
     call(s, "POST", &detail_path(&biz.to_string()), body)
 }
 
-/// Asserts the same error code in English and in Chinese, with both texts.
-#[track_caller]
-fn both(s: &Server, method: &str, path: &str, body: &Value, code: i64, en: &str, zh: &str) {
-    assert_eq!(
-        call_with(s, &NATIVE_EN, method, path, body),
-        err_native(code, en),
-        "en, {method} {path} {body}"
-    );
-    assert_eq!(
-        call_with(s, &NATIVE_ZH, method, path, body),
-        err_native(code, zh),
-        "zh, {method} {path} {body}"
-    );
-}
-
 /// 1199011 wrapping an inner message once (coreservice's update validation, spec 4.4).
 #[track_caller]
 fn wrapped_once(s: &Server, body: &Value, inner_en: &str, inner_zh: &str) {
@@ -126,6 +112,16 @@ fn create(s: &Server, si: i64, info: Value) -> i64 {
                              "processes": [{"process_info": info}]}));
     assert_eq!(r["result"], true, "create {info}: {r}");
     r["data"][0].as_i64().unwrap()
+}
+
+/// Creates a process with only its two names in service instance `si` of business 7.
+#[track_caller]
+fn create_named(s: &Server, si: i64, name: &str, func: &str) -> i64 {
+    create(
+        s,
+        si,
+        json!({"bk_process_name": name, "bk_func_name": func}),
+    )
 }
 
 const T0: &str = "2026-01-02T03:04:05.678Z";
@@ -299,14 +295,13 @@ fn update_without_items_answers_an_empty_list() {
 fn update_more_than_100_items_is_1199035() {
     let (_d, s) = start();
     let items: Vec<Value> = (0..101).map(|_| json!({"bk_process_id": 41})).collect();
-    both(
+    exceed_limit(
         &s,
         "PUT",
         UPDATE,
         &json!({"bk_biz_id": 7, "processes": items}),
-        1199035,
-        " update process instances exceed the limit 100",
-        " update process instances 超过限制 100",
+        "update process instances",
+        100,
     );
     // 100 items of one id are accepted: the id is answered once.
     let items: Vec<Value> = (0..100)
@@ -610,11 +605,7 @@ fn raw_update_writes_bind_info_rows_with_their_five_keys() {
 #[test]
 fn update_duplicates_against_the_store_are_1199014() {
     let (_d, s) = start();
-    let a = create(
-        &s,
-        30,
-        json!({"bk_process_name": "a", "bk_func_name": "fa"}),
-    );
+    let a = create_named(&s, 30, "a", "fa");
     let (en, zh) = dup_name(30, "billing");
     both(
         &s,
@@ -648,11 +639,7 @@ fn update_duplicates_against_the_store_are_1199014() {
     let p = stored(&s, 7, 30, a);
     assert_eq!(p["bk_start_param_regex"], Value::Null);
     // Names are unique per service instance only.
-    let b = create(
-        &s,
-        32,
-        json!({"bk_process_name": "b", "bk_func_name": "fb"}),
-    );
+    let b = create_named(&s, 32, "b", "fb");
     let r = update(
         &s,
         &json!({"bk_biz_id": 7, "processes": [{"bk_process_id": b,
@@ -665,16 +652,8 @@ fn update_duplicates_against_the_store_are_1199014() {
 #[test]
 fn update_duplicates_within_one_batch_are_1199014_and_write_nothing() {
     let (_d, s) = start();
-    let a = create(
-        &s,
-        30,
-        json!({"bk_process_name": "a", "bk_func_name": "fa"}),
-    );
-    let b = create(
-        &s,
-        30,
-        json!({"bk_process_name": "b", "bk_func_name": "fb"}),
-    );
+    let a = create_named(&s, 30, "a", "fa");
+    let b = create_named(&s, 30, "b", "fb");
     let (en, zh) = dup_name(30, "same");
     both(
         &s,
@@ -711,16 +690,8 @@ fn update_duplicates_within_one_batch_are_1199014_and_write_nothing() {
 #[test]
 fn a_renamed_process_frees_its_old_name_at_once() {
     let (_d, s) = start();
-    let a = create(
-        &s,
-        30,
-        json!({"bk_process_name": "a", "bk_func_name": "fa"}),
-    );
-    let c = create(
-        &s,
-        30,
-        json!({"bk_process_name": "c", "bk_func_name": "fc"}),
-    );
+    let a = create_named(&s, 30, "a", "fa");
+    let c = create_named(&s, 30, "c", "fc");
     // Processes are updated in the order of their first item: a frees "a" before c takes it.
     let r = update(
         &s,
@@ -730,11 +701,7 @@ fn a_renamed_process_frees_its_old_name_at_once() {
     );
     assert_eq!(r, ok_native(json!([a, c])));
     // "c" is free again at once, for a create and for the func index too.
-    let d = create(
-        &s,
-        30,
-        json!({"bk_process_name": "c", "bk_func_name": "fa"}),
-    );
+    let d = create_named(&s, 30, "c", "fa");
     let names: Vec<Value> = listed(&s, 7, 30)
         .iter()
         .map(|p| p["property"]["bk_process_name"].clone())
@@ -749,11 +716,7 @@ fn a_renamed_process_frees_its_old_name_at_once() {
 #[test]
 fn repeated_ids_are_answered_once_and_the_last_item_wins() {
     let (_d, s) = start();
-    let a = create(
-        &s,
-        30,
-        json!({"bk_process_name": "a", "bk_func_name": "fa"}),
-    );
+    let a = create_named(&s, 30, "a", "fa");
     let r = update(
         &s,
         &json!({"bk_biz_id": 7, "processes": [
@@ -977,14 +940,13 @@ fn delete_needs_ids() {
 fn delete_more_than_500_ids_is_1199035() {
     let (_d, s) = start();
     let ids: Vec<i64> = (1000..1501).collect();
-    both(
+    exceed_limit(
         &s,
         "DELETE",
         DELETE,
         &json!({"bk_biz_id": 7, "process_instance_ids": ids}),
-        1199035,
-        " delete process instance exceed the limit 500",
-        " delete process instance 超过限制 500",
+        "delete process instance",
+        500,
     );
     let ids: Vec<i64> = (1000..1500).collect();
     assert_eq!(
@@ -1035,16 +997,8 @@ fn template_created_processes_cannot_be_deleted() {
 #[test]
 fn delete_removes_processes_and_cascades_to_emptied_service_instances() {
     let (d, s) = start_file();
-    let a = create(
-        &s,
-        30,
-        json!({"bk_process_name": "a", "bk_func_name": "fa"}),
-    );
-    let b = create(
-        &s,
-        32,
-        json!({"bk_process_name": "b", "bk_func_name": "fb"}),
-    );
+    let a = create_named(&s, 30, "a", "fa");
+    let b = create_named(&s, 32, "b", "fb");
     // One of two processes: the service instance stays.
     assert_eq!(
         delete(&s, &json!({"bk_biz_id": 7, "process_instance_ids": [a]})),
@@ -1052,11 +1006,7 @@ fn delete_removes_processes_and_cascades_to_emptied_service_instances() {
     );
     assert_eq!(listed_ids(&s, 7, 30), vec![41]);
     // Its name is free again.
-    let a2 = create(
-        &s,
-        30,
-        json!({"bk_process_name": "a", "bk_func_name": "fa"}),
-    );
+    let a2 = create_named(&s, 30, "a", "fa");
     assert!(a2 > b, "id {a2} reused");
     // The last processes of 30 and 32 go (with an unknown id and a repeat): both instances go.
     assert_eq!(
@@ -1100,11 +1050,7 @@ fn delete_leaves_other_businesses_alone() {
 #[test]
 fn delete_on_the_other_route_families() {
     let (_d, s) = start();
-    let a = create(
-        &s,
-        30,
-        json!({"bk_process_name": "a", "bk_func_name": "fa"}),
-    );
+    let a = create_named(&s, 30, "a", "fa");
     let r = s.request(
         "POST",
         "/api/c/compapi/v2/cc/delete_process_instance/",
@@ -1125,11 +1071,7 @@ fn delete_on_the_other_route_families() {
             .to_string()
             .as_bytes(),
     );
-    assert_eq!(
-        r.json(),
-        json!({"result": false, "code": 1113022,
-               "message": "通过模板创建的进程[40]禁止删除", "permission": null, "data": null})
-    );
+    assert_eq!(r.json(), err_esb(1113022, "通过模板创建的进程[40]禁止删除"));
     assert_eq!(listed_ids(&s, 7, 30), vec![41]);
     let r = s.request("POST", DELETE, &NATIVE_EN, b"{}");
     assert_eq!(r.status, 405);
@@ -1141,11 +1083,7 @@ fn delete_on_the_other_route_families() {
 #[test]
 fn detail_returns_the_stored_processes_of_the_business_in_id_order() {
     let (_d, s) = start();
-    let a = create(
-        &s,
-        32,
-        json!({"bk_process_name": "a", "bk_func_name": "fa"}),
-    );
+    let a = create_named(&s, 32, "a", "fa");
     let r = detail(&s, 7, &json!({"bk_process_ids": [a, 41, 999, 42, 40, 41]}));
     assert_eq!(r["result"], true, "{r}");
     let expected = json!([
@@ -1281,11 +1219,7 @@ fn detail_on_the_other_route_families() {
             .to_string()
             .as_bytes(),
     );
-    assert_eq!(
-        r.json(),
-        json!({"result": true, "code": 0, "message": "success", "permission": null,
-               "data": [{"bk_process_name": "lab"}]})
-    );
+    assert_eq!(r.json(), ok_esb(json!([{"bk_process_name": "lab"}])));
 }
 
 // ---------------------------------------------------------------------------------------------

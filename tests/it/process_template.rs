@@ -9,7 +9,7 @@
 //! "nginx" and 11 "php-fpm"); business 8. New process template ids start at 12, new service
 //! template ids at 10.
 
-use crate::common::lang::{both, call, invalid, json_error};
+use crate::common::lang::{both, call, exceed_limit, invalid, json_error};
 use crate::common::*;
 use serde_json::{Map, Value, json};
 
@@ -483,14 +483,13 @@ fn more_than_100_processes_is_1199035() {
     let specs: Vec<Value> = (0..101)
         .map(|i| spec(&format!("p{i}"), &format!("f{i}")))
         .collect();
-    both(
+    exceed_limit(
         &s,
         "POST",
         CREATE,
         &batch(9, &specs),
-        1199035,
-        " create process template exceed the limit 100",
-        " create process template 超过限制 100",
+        "create process template",
+        100,
     );
     assert_eq!(ids_of(&s, 9), vec![10, 11]);
     // 100 is fine, and numbered in order.
@@ -1581,14 +1580,13 @@ fn delete_request_checks_and_all_or_nothing() {
         );
     }
     let many: Vec<i64> = (1..=501).collect();
-    both(
+    exceed_limit(
         &s,
         "DELETE",
         DELETE,
         &json!({"bk_biz_id": 0, "process_templates": many}),
-        1199035,
-        " delete process template exceed the limit 500",
-        " delete process template 超过限制 500",
+        "delete process template",
+        500,
     );
     for biz in [json!(0), json!(null)] {
         invalid(
@@ -1702,24 +1700,15 @@ fn esb(s: &Server, name: &str, body: Value) -> Value {
     body["bk_app_code"] = json!("app");
     body["bk_app_secret"] = json!("secret");
     body["bk_username"] = json!("esb-user");
-    let r = s.request(
-        "POST",
-        &format!("/api/c/compapi/v2/cc/{name}/"),
-        &[("X-Request-Id", "rid-2")],
-        body.to_string().as_bytes(),
-    );
-    assert_eq!(r.status, 200, "{name}: {}", r.body);
-    r.json()
+    s.esb(name, &[("X-Request-Id", "rid-2")], &body)
 }
 
 fn esb_ok(data: Value) -> Value {
-    json!({"result": true, "code": 0, "message": "success", "permission": null,
-        "request_id": "rid-2", "data": data})
+    with_request_id(ok_esb(data), "rid-2")
 }
 
 fn esb_err(code: i64, msg: &str) -> Value {
-    json!({"result": false, "code": code, "message": msg, "permission": null,
-        "request_id": "rid-2", "data": null})
+    with_request_id(err_esb(code, msg), "rid-2")
 }
 
 #[test]
@@ -1831,8 +1820,7 @@ fn every_api_through_the_gateway() {
         assert_eq!(r.status, 200, "{path}: {}", r.body);
         r.json()
     };
-    let ok = |data: Value| json!({"result": true, "code": 0, "message": "success", "permission": null, "data": data});
-    let err = |code: i64, msg: &str| json!({"result": false, "code": code, "message": msg, "permission": null, "data": null});
+    let (ok, err) = (ok_esb, err_esb);
     assert_eq!(
         gw(
             "POST",

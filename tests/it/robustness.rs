@@ -651,7 +651,6 @@ fn running_out_of_file_descriptors_is_survived() {
     // A server allowed 100 descriptors: it refuses to start with more connections than that
     // allows, and with 30 it holds them while 80 clients try to connect (the others are refused
     // with 503). Once they go, a normal client is served.
-    use std::io::BufRead;
     let out = std::process::Command::new("bash")
         .args([
             "-c",
@@ -669,7 +668,7 @@ fn running_out_of_file_descriptors_is_survived() {
         ),
         "{err}"
     );
-    let mut child = std::process::Command::new("bash")
+    let child = std::process::Command::new("bash")
         .args([
             "-c",
             r#"ulimit -n 100 && exec "$0" serve --memory --listen 127.0.0.1:0 --threads 2 --max-connections 30"#,
@@ -678,16 +677,8 @@ fn running_out_of_file_descriptors_is_survived() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("cmdb-lite listening on http://")
-        .unwrap_or_else(|| panic!("{line:?}"))
-        .to_string();
-    let s = Server { child, addr };
+    let mut s = Server::adopt(child);
+    drop(s.child.stdout.take());
     let mut held = Vec::new();
     for _ in 0..80 {
         let mut c = TcpStream::connect(&s.addr).unwrap();

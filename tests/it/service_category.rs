@@ -307,20 +307,8 @@ fn built_in_categories_can_be_deleted_when_unused() {
 #[test]
 fn gateway_and_esb_routes() {
     let s = Server::memory();
-    let esb = |name: &str, body: Value| -> Value {
-        let r = s.request(
-            "POST",
-            &format!("/api/c/compapi/v2/cc/{name}/"),
-            &[("X-Request-Id", "rid-2")],
-            body.to_string().as_bytes(),
-        );
-        assert_eq!(r.status, 200, "{}", r.body);
-        r.json()
-    };
-    let esb_ok = |data: Value| {
-        json!({"result": true, "code": 0, "message": "success", "permission": null,
-               "request_id": "rid-2", "data": data})
-    };
+    let esb = |name: &str, body: Value| s.esb(name, &[("X-Request-Id", "rid-2")], &body);
+    let esb_ok = |data: Value| with_request_id(ok_esb(data), "rid-2");
     assert_eq!(
         esb(
             "create_service_category",
@@ -352,15 +340,9 @@ fn gateway_and_esb_routes() {
     };
     assert_eq!(
         gw("PUT", UPDATE, json!({"id": 1, "name": "x"})),
-        json!({"result": false, "code": 1199054,
-               "message": "operate built-in object forbidden", "permission": null,
-               "data": null})
+        err_esb(1199054, "operate built-in object forbidden")
     );
-    assert_eq!(
-        gw("DELETE", DELETE, json!({"id": 3})),
-        json!({"result": true, "code": 0, "message": "success", "permission": null,
-               "data": null})
-    );
+    assert_eq!(gw("DELETE", DELETE, json!({"id": 3})), ok_esb(json!(null)));
     assert_eq!(
         esb("delete_service_category", json!({"id": 3})),
         json!({"result": false, "code": 1199019, "message": "未找到相关数据",

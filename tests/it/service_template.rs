@@ -1195,13 +1195,11 @@ fn esb(s: &Server, method: &str, name: &str, query: &str, body: Value) -> Value 
 }
 
 fn esb_ok(data: Value) -> Value {
-    json!({"result": true, "code": 0, "message": "success", "permission": null,
-        "request_id": "rid-1", "data": data})
+    with_request_id(ok_esb(data), "rid-1")
 }
 
 fn esb_err(code: i64, msg: &str) -> Value {
-    json!({"result": false, "code": code, "message": msg, "permission": null,
-        "request_id": "rid-1", "data": null})
+    with_request_id(err_esb(code, msg), "rid-1")
 }
 
 #[test]
@@ -1347,7 +1345,7 @@ fn every_api_through_the_gateway() {
         assert_eq!(r.status, 200, "{path}: {}", r.body);
         r.json()
     };
-    let ok = |data: Value| json!({"result": true, "code": 0, "message": "success", "permission": null, "data": data});
+    let ok = ok_esb;
     let r = gw(
         "POST",
         "create/proc/service_template",
@@ -1363,9 +1361,10 @@ fn every_api_through_the_gateway() {
     );
     assert_eq!(
         gw("GET", "find/proc/service_template/x", Value::Null),
-        json!({"result": false, "code": 1199006,
-            "message": "'[service_template_id strconv.ParseInt: parsing \"x\": invalid syntax]' data parameter verification does not pass",
-            "permission": null, "data": null})
+        err_esb(
+            1199006,
+            "'[service_template_id strconv.ParseInt: parsing \"x\": invalid syntax]' data parameter verification does not pass"
+        )
     );
     let mut renamed = created.clone();
     renamed["service_category_id"] = json!(2);
@@ -1400,7 +1399,6 @@ fn every_api_through_the_gateway() {
             "delete/proc/service_template",
             json!({"bk_biz_id": 7, "service_template_id": 10})
         ),
-        json!({"result": false, "code": 1108030, "message": "delete service template failed",
-            "permission": null, "data": null})
+        err_esb(1108030, "delete service template failed")
     );
 }

@@ -7,7 +7,7 @@
 //! The seed is the demo plus host 13, with module 22 renamed after its template 9 "tpl-web"
 //! (process templates 10 nginx and 11 php-fpm) and holding hosts 11, 12 and 13.
 
-use crate::common::lang::{both, call, json_error};
+use crate::common::lang::{both, call, exceed_limit, json_error};
 use crate::common::*;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -426,23 +426,21 @@ fn refusals_in_both_languages() {
         "service_template_ids",
     );
     let many: Vec<i64> = (1..=101).collect();
-    both(
+    exceed_limit(
         &s,
         "POST",
         &diff,
         &json!({"bk_module_ids": many}),
-        1199035,
-        " bk_module_ids exceed the limit 100",
-        " bk_module_ids 超过限制 100",
+        "bk_module_ids",
+        100,
     );
-    both(
+    exceed_limit(
         &s,
         "POST",
         &diff,
         &json!({"is_partial": true, "service_template_ids": many}),
-        1199035,
-        " service_template_ids exceed the limit 100",
-        " service_template_ids 超过限制 100",
+        "service_template_ids",
+        100,
     );
     json_error(&s, "POST", &diff, &json!({"bk_module_ids": "22"}));
     // Status: 0 and negative businesses pass; empty modules first, then the template.
@@ -484,14 +482,13 @@ fn refusals_in_both_languages() {
         "service_template_id",
     );
     let too_many: Vec<i64> = (1..=1001).collect();
-    both(
+    exceed_limit(
         &s,
         "PUT",
         SYNC,
         &json!({"bk_biz_id": 7, "service_template_id": 9, "bk_module_ids": too_many}),
-        1199035,
-        " bk_module_ids exceed the limit 1000",
-        " bk_module_ids 超过限制 1000",
+        "bk_module_ids",
+        1000,
     );
     json_error(&s, "PUT", SYNC, &json!({"bk_biz_id": "7"}));
 }
@@ -499,20 +496,14 @@ fn refusals_in_both_languages() {
 #[test]
 fn gateway_and_esb_routes() {
     let s = Server::memory();
-    let esb = |name: &str, body: Value| -> Value {
-        let r = s.request(
-            "POST",
-            &format!("/api/c/compapi/v2/cc/{name}/"),
+    let esb = |name: &str, body: Value| {
+        s.esb(
+            name,
             &[("X-Bkcmdb-Language", "en"), ("X-Request-Id", "rid-1")],
-            body.to_string().as_bytes(),
-        );
-        assert_eq!(r.status, 200, "{}", r.body);
-        r.json()
+            &body,
+        )
     };
-    let esb_ok = |data: Value| {
-        json!({"result": true, "code": 0, "message": "success", "permission": null,
-               "request_id": "rid-1", "data": data})
-    };
+    let esb_ok = |data: Value| with_request_id(ok_esb(data), "rid-1");
     assert_eq!(
         esb(
             "list_service_template_difference",
@@ -572,8 +563,7 @@ fn gateway_and_esb_routes() {
             SYNC,
             json!({"bk_biz_id": 7, "service_template_id": 9, "bk_module_ids": [22]})
         ),
-        json!({"result": true, "code": 0, "message": "success", "permission": null,
-               "data": null})
+        ok_esb(json!(null))
     );
     assert_eq!(instances(&s).len(), 2);
 }

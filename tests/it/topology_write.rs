@@ -10,7 +10,7 @@
 //! template), hosts 1 (10.0.0.1, in module 8) and 2 (10.0.0.2, idle), and host 3 (10.0.0.3) in
 //! the resource pool.
 
-use crate::common::lang::{both, call, invalid};
+use crate::common::lang::{both, call, exceed_limit, invalid};
 use crate::common::*;
 use serde_json::{Value, json};
 
@@ -608,14 +608,13 @@ fn add_host_refusals() {
         "'bk_host_list' 未赋值",
     );
     let many: Vec<Value> = (0..201).map(|_| json!({})).collect();
-    both(
+    exceed_limit(
         &s,
         "POST",
         p,
         &json!({"bk_biz_id": 2, "bk_host_list": many}),
-        1199035,
-        " bk_host_list exceed the limit 200",
-        " bk_host_list 超过限制 200",
+        "bk_host_list",
+        200,
     );
     both(
         &s,
@@ -908,16 +907,7 @@ fn transfer_refusals_and_effects() {
 #[test]
 fn esb_and_gateway_routes() {
     let (s, _td) = topology();
-    let esb = |name: &str, body: Value| -> Value {
-        let r = s.request(
-            "POST",
-            &format!("/api/c/compapi/v2/cc/{name}/"),
-            &[("X-Bkcmdb-Language", "en")],
-            body.to_string().as_bytes(),
-        );
-        assert_eq!(r.status, 200, "{}", r.body);
-        r.json()
-    };
+    let esb = |name: &str, body: Value| s.esb(name, &[("X-Bkcmdb-Language", "en")], &body);
     let r = esb(
         "create_set",
         json!({"bk_app_code": "a", "bk_username": "admin", "bk_biz_id": 2,

@@ -46,6 +46,21 @@ pub fn invalid(s: &Server, method: &str, path: &str, body: &Value, field: &str) 
     );
 }
 
+/// `<what> exceed the limit <max>` (1199035) in both languages.
+#[track_caller]
+pub fn exceed_limit(s: &Server, method: &str, path: &str, body: &Value, what: &str, max: usize) {
+    both(
+        s,
+        method,
+        path,
+        body,
+        1199035,
+        &format!(" {what} exceed the limit {max}"),
+        &format!(" {what} 超过限制 {max}"),
+    );
+}
+
+/// `Deserializing JSON data failed` (1199000) in both languages.
 #[track_caller]
 pub fn json_error(s: &Server, method: &str, path: &str, body: &Value) {
     both(

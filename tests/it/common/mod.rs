@@ -1,11 +1,12 @@
 //! Test harness: starts the real `cmdb-lite` binary on a loopback port and speaks HTTP/1.1 to it
-//! over plain TCP (no HTTP crate), so every test sees exactly the bytes a client would.
+//! with the library's own client over plain TCP (no HTTP crate), so every test sees exactly the
+//! bytes a client would.
 
 pub mod lang;
 
+use cmdb_lite::client::Client;
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, MutexGuard};
@@ -60,7 +61,7 @@ impl Server {
         } else {
             &["--quiet"]
         };
-        let mut child = Command::new(BIN)
+        let child = Command::new(BIN)
             .arg("serve")
             .args(["--listen", "127.0.0.1:0"])
             .args(threads)
@@ -70,14 +71,16 @@ impl Server {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("spawn cmdb-lite");
-        let stdout = child.stdout.take().unwrap();
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("cmdb-lite listening on http://")
-            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-            .to_string();
+        let mut server = Server::adopt(child);
+        drop(server.child.stdout.take());
+        server
+    }
+
+    /// The server `child` is: a `cmdb-lite serve` spawned with a piped stdout, at the address
+    /// its first line names (panics on any other first line).
+    pub fn adopt(mut child: Child) -> Server {
+        let addr = listening_addr(&mut child)
+            .unwrap_or_else(|line| panic!("unexpected first line: {line:?}"));
         Server { child, addr }
     }
 
@@ -112,6 +115,20 @@ impl Server {
     pub fn native_zh(&self, path: &str, body: &Value) -> Value {
         let r = self.request("POST", path, &NATIVE_ZH, body.to_string().as_bytes());
         assert_eq!(r.status, 200, "{}", r.body);
+        r.json()
+    }
+
+    /// An ESB call: POST `/api/c/compapi/v2/cc/<name>/` with `headers` and `body`; the answer
+    /// must be HTTP 200.
+    #[track_caller]
+    pub fn esb(&self, name: &str, headers: &[(&str, &str)], body: &Value) -> Value {
+        let r = self.request(
+            "POST",
+            &format!("/api/c/compapi/v2/cc/{name}/"),
+            headers,
+            body.to_string().as_bytes(),
+        );
+        assert_eq!(r.status, 200, "{name}: {}", r.body);
         r.json()
     }
 
@@ -150,6 +167,25 @@ impl Drop for Server {
     }
 }
 
+/// The first line `child` (spawned with a piped stdout) writes, without its line end; the pipe
+/// stays open.
+pub fn first_line(child: &mut Child) -> String {
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().expect("a piped stdout"))
+        .read_line(&mut line)
+        .unwrap();
+    line.trim_end().to_string()
+}
+
+/// The address `cmdb-lite serve` names in its first line, or `Err` with that line.
+pub fn listening_addr(child: &mut Child) -> Result<String, String> {
+    let line = first_line(child);
+    match line.strip_prefix("cmdb-lite listening on http://") {
+        Some(addr) => Ok(addr.to_string()),
+        None => Err(line),
+    }
+}
+
 pub const NATIVE_EN: [(&str, &str); 3] = [
     ("X-Bkcmdb-User", "admin"),
     ("X-Bkcmdb-Supplier-Account", "0"),
@@ -181,25 +217,10 @@ impl Resp {
     }
 }
 
-/// A request's bytes: `Host` and `Content-Length`, then `headers` as given, then `body`.
-fn request_bytes(method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: test\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    let mut bytes = req.into_bytes();
-    bytes.extend_from_slice(body);
-    bytes
-}
-
-/// A keep-alive connection.
-pub struct Conn {
-    stream: BufReader<TcpStream>,
-}
+/// A keep-alive connection: the library's client ([`cmdb_lite::client::Client`]) with no
+/// header of its own, so each request carries `Host`, `Content-Length` and exactly the headers
+/// a test gives. A request is written once, on this connection only, whatever happens to it.
+pub struct Conn(Client);
 
 impl Conn {
     pub fn open(addr: &str) -> Conn {
@@ -209,17 +230,12 @@ impl Conn {
     /// A connection whose reads wait up to `read_timeout` (a request that takes long on a
     /// loaded machine, such as a sync of thousands of instances).
     pub fn open_within(addr: &str, read_timeout: Duration) -> Conn {
-        let s = TcpStream::connect(addr).expect("connect");
-        s.set_read_timeout(Some(read_timeout)).unwrap();
-        s.set_nodelay(true).unwrap();
-        Conn {
-            stream: BufReader::new(s),
-        }
+        Conn(Client::connect_bare(addr, read_timeout).expect("connect"))
     }
 
     /// Writes raw bytes (for malformed requests).
     pub fn write_raw(&mut self, bytes: &[u8]) {
-        self.stream.get_mut().write_all(bytes).unwrap();
+        self.0.write_raw(bytes).unwrap();
     }
 
     pub fn send(
@@ -229,59 +245,23 @@ impl Conn {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> Resp {
-        self.write_raw(&request_bytes(method, path, headers, body));
+        self.0.send_with(method, path, headers, body).unwrap();
         self.read_response().expect("a response")
     }
 
     /// Reads one response; `None` if the server closed the connection first.
     pub fn read_response(&mut self) -> Option<Resp> {
-        let mut status_line = String::new();
-        if self.stream.read_line(&mut status_line).ok()? == 0 {
-            return None;
-        }
-        let status: u16 = status_line.split_whitespace().nth(1)?.parse().ok()?;
-        let mut headers = Vec::new();
-        loop {
-            let mut line = String::new();
-            self.stream.read_line(&mut line).ok()?;
-            let line = line.trim_end();
-            if line.is_empty() {
-                break;
-            }
-            let (k, v) = line.split_once(':')?;
-            headers.push((k.trim().to_string(), v.trim().to_string()));
-        }
-        let chunked = headers.iter().any(|(k, v)| {
-            k.eq_ignore_ascii_case("transfer-encoding") && v.eq_ignore_ascii_case("chunked")
-        });
-        let body = if chunked {
-            let mut body = Vec::new();
-            loop {
-                let mut size_line = String::new();
-                self.stream.read_line(&mut size_line).ok()?;
-                let size = usize::from_str_radix(size_line.trim().split(';').next()?, 16).ok()?;
-                let mut chunk = vec![0; size + 2];
-                self.stream.read_exact(&mut chunk).ok()?;
-                if size == 0 {
-                    break;
-                }
-                body.extend_from_slice(&chunk[..size]);
-            }
-            body
-        } else {
-            let len: usize = headers
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
-                .map(|(_, v)| v.parse().unwrap())
-                .unwrap_or(0);
-            let mut body = vec![0; len];
-            self.stream.read_exact(&mut body).ok()?;
-            body
-        };
+        let (status, body) = self.0.read_answer().ok()?;
+        let body = String::from_utf8(body.to_vec()).unwrap();
+        let headers = self
+            .0
+            .answer_headers()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Some(Resp {
             status,
             headers,
-            body: String::from_utf8(body).unwrap(),
+            body,
         })
     }
 }
@@ -347,6 +327,23 @@ pub fn err_native(code: i64, msg: &str) -> Value {
     serde_json::json!({"result": false, "bk_error_code": code, "bk_error_msg": msg, "permission": null, "data": null})
 }
 
+/// The success envelope of the ESB and gateway families (with a `request_id` only where the
+/// request had an `X-Request-Id`: [`with_request_id`]).
+pub fn ok_esb(data: Value) -> Value {
+    serde_json::json!({"result": true, "code": 0, "message": "success", "permission": null, "data": data})
+}
+
+/// The failure envelope of the ESB and gateway families.
+pub fn err_esb(code: i64, msg: &str) -> Value {
+    serde_json::json!({"result": false, "code": code, "message": msg, "permission": null, "data": null})
+}
+
+/// An ESB or gateway envelope answering a request whose `X-Request-Id` was `rid`.
+pub fn with_request_id(mut envelope: Value, rid: &str) -> Value {
+    envelope["request_id"] = Value::from(rid);
+    envelope
+}
+
 // ---------------------------------------------------------------------------------------------
 // Crash, fault and shutdown tests: requests that may meet a dead server, and signals.
 // ---------------------------------------------------------------------------------------------
@@ -361,19 +358,15 @@ impl Conn {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> Option<Resp> {
-        let bytes = request_bytes(method, path, headers, body);
-        self.stream.get_mut().write_all(&bytes).ok()?;
+        self.0.send_with(method, path, headers, body).ok()?;
         self.read_response()
     }
 
     /// Opens a connection, `None` if the server does not accept it.
     pub fn try_open(addr: &str) -> Option<Conn> {
-        let s = TcpStream::connect(addr).ok()?;
-        s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
-        s.set_nodelay(true).ok()?;
-        Some(Conn {
-            stream: BufReader::new(s),
-        })
+        Client::connect_bare(addr, Duration::from_secs(30))
+            .ok()
+            .map(Conn)
     }
 }
 
