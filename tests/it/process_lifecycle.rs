@@ -14,7 +14,7 @@
 //! - business 8 with raw module 23, service instance 34 (host 12) and process 42 "lab", whose
 //!   `bk_created_at`/`bk_updated_at` are null as in records older than those fields.
 
-use crate::common::lang::{both, exceed_limit};
+use crate::common::lang::{both, exceed_limit, invalid_param};
 use crate::common::*;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
@@ -406,7 +406,7 @@ fn update_of_ids_outside_the_business() {
         );
     }
     // Some are: the others are named, in input order.
-    both(
+    invalid_param(
         &s,
         "PUT",
         UPDATE,
@@ -414,9 +414,7 @@ fn update_of_ids_outside_the_business() {
             {"bk_process_id": 999}, {"bk_process_id": 41, "bk_process_name": "x",
                                      "bk_func_name": "x"},
             {"bk_process_id": 42}, {"bk_process_id": 999}]}),
-        1199011,
-        "'[bk_process_id: 999,42]' the parameter is invalid or does not exist",
-        "'[bk_process_id: 999,42]' 参数无效或不存在",
+        "[bk_process_id: 999,42]",
     );
     assert_eq!(stored(&s, 7, 30, 41)["bk_process_name"], "billing");
     assert_eq!(stored(&s, 8, 34, 42)["bk_process_name"], "lab");
@@ -1151,14 +1149,12 @@ fn detail_id_count_is_1_to_500() {
 fn detail_business_and_body_errors() {
     let (_d, s) = start();
     for biz in ["x", "7.0", "%20"] {
-        both(
+        invalid_param(
             &s,
             "POST",
             &detail_path(biz),
             &json!({"bk_process_ids": [41]}),
-            1199011,
-            "'bk_biz_id' the parameter is invalid or does not exist",
-            "'bk_biz_id' 参数无效或不存在",
+            "bk_biz_id",
         );
     }
     let r = call(

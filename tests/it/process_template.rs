@@ -115,15 +115,7 @@ fn list(s: &Server, body: &Value) -> Value {
 /// The ids a successful list answers, in order, and its count.
 #[track_caller]
 fn listed(s: &Server, body: &Value) -> (u64, Vec<i64>) {
-    let r = list(s, body);
-    assert_eq!(r["result"], true, "list {body}: {r}");
-    let ids = r["data"]["info"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["id"].as_i64().unwrap())
-        .collect();
-    (r["data"]["count"].as_u64().unwrap(), ids)
+    crate::common::lang::listed(s, LIST, body)
 }
 
 /// The process template ids of service template `st` (business 7), id ascending.

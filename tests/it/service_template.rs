@@ -59,15 +59,7 @@ fn delete(s: &Server, body: &Value) -> Value {
 /// The ids a successful list answers, in order, and its count.
 #[track_caller]
 fn listed(s: &Server, body: &Value) -> (u64, Vec<i64>) {
-    let r = list(s, body);
-    assert_eq!(r["result"], true, "list {body}: {r}");
-    let ids = r["data"]["info"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["id"].as_i64().unwrap())
-        .collect();
-    (r["data"]["count"].as_u64().unwrap(), ids)
+    crate::common::lang::listed(s, LIST, body)
 }
 
 /// A list body for business `biz` with `extra` keys merged in and a page of 1000.

@@ -7,7 +7,7 @@
 //! The seed is the demo plus host 13, with module 22 renamed after its template 9 "tpl-web"
 //! (process templates 10 nginx and 11 php-fpm) and holding hosts 11, 12 and 13.
 
-use crate::common::lang::{both, call, exceed_limit, json_error};
+use crate::common::lang::{both, call, exceed_limit, invalid_param, json_error};
 use crate::common::*;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -388,17 +388,7 @@ fn difference_lists_only_what_exists() {
 #[test]
 fn refusals_in_both_languages() {
     let s = Server::memory();
-    let bad_biz = |path: &str, body: Value| {
-        both(
-            &s,
-            "POST",
-            path,
-            &body,
-            1199011,
-            "'bk_biz_id' the parameter is invalid or does not exist",
-            "'bk_biz_id' 参数无效或不存在",
-        )
-    };
+    let bad_biz = |path: &str, body: Value| invalid_param(&s, "POST", path, &body, "bk_biz_id");
     for biz in ["0", "-1", "x"] {
         bad_biz(&format!("{DIFF}{biz}"), json!({"bk_module_ids": [22]}));
     }

@@ -10,7 +10,7 @@
 //! template), hosts 1 (10.0.0.1, in module 8) and 2 (10.0.0.2, idle), and host 3 (10.0.0.3) in
 //! the resource pool.
 
-use crate::common::lang::{both, call, exceed_limit, invalid};
+use crate::common::lang::{both, call, exceed_limit, invalid, invalid_param};
 use crate::common::*;
 use serde_json::{Value, json};
 
@@ -101,14 +101,12 @@ fn create_set_refusals_and_answer() {
         "'business id' parameters must be integral",
         "'business id' 参数必须是整型",
     );
-    both(
+    invalid_param(
         &s,
         "POST",
         "/api/v3/set/99",
         &json!({"bk_set_name": "a", "bk_parent_id": 99}),
-        1199011,
-        "'bk_biz_id' the parameter is invalid or does not exist",
-        "'bk_biz_id' 参数无效或不存在",
+        "bk_biz_id",
     );
     both(
         &s,
@@ -361,23 +359,19 @@ fn create_module_refusals() {
         "'bk_set_id' parameters must be integral",
         "'bk_set_id' 参数必须是整型",
     );
-    both(
+    invalid_param(
         &s,
         "POST",
         "/api/v3/module/2/99",
         &json!({"bk_module_name": "a", "bk_parent_id": 99}),
-        1199011,
-        "'bk_set_id' the parameter is invalid or does not exist",
-        "'bk_set_id' 参数无效或不存在",
+        "bk_set_id",
     );
-    both(
+    invalid_param(
         &s,
         "POST",
         "/api/v3/module/2/1",
         &json!({"bk_module_name": "a", "bk_parent_id": 1}),
-        1199011,
-        "'bk_biz_id/bk_set_id' the parameter is invalid or does not exist",
-        "'bk_biz_id/bk_set_id' 参数无效或不存在",
+        "bk_biz_id/bk_set_id",
     );
     invalid(
         &s,
@@ -418,14 +412,12 @@ fn create_module_refusals() {
         "'topo' Internal Server Error",
         "'topo' 服务器内部错误",
     );
-    both(
+    invalid_param(
         &s,
         "POST",
         p,
         &json!({"bk_module_name": "a"}),
-        1199011,
-        "'bk_parent_id' the parameter is invalid or does not exist",
-        "'bk_parent_id' 参数无效或不存在",
+        "bk_parent_id",
     );
     both(
         &s,
@@ -869,14 +861,12 @@ fn transfer_refusals_and_effects() {
         "Failed to add host to module, error:module not found",
         "添加主机到模块失败, error:module not found",
     );
-    both(
+    invalid_param(
         &s,
         "POST",
         idle,
         &json!({"bk_biz_id": 2, "bk_host_id": [1, 1]}),
-        1199011,
-        "'bk_host_id' the parameter is invalid or does not exist",
-        "'bk_host_id' 参数无效或不存在",
+        "bk_host_id",
     );
     both(
         &s,
