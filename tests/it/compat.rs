@@ -99,14 +99,7 @@ fn send(s: &Server, method: &str, path: &str, headers: &[(&str, &str)], body: &V
 
 /// The stored property map of process `pid` in service instance 30.
 fn stored(s: &Server, pid: i64) -> Value {
-    let l = s.list(7, 30);
-    l["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["property"]["bk_process_id"] == json!(pid))
-        .unwrap_or_else(|| panic!("process {pid} not listed: {l}"))["property"]
-        .clone()
+    listed_process(&s.list(7, 30), pid)["property"].clone()
 }
 
 fn created_id(v: &Value) -> i64 {

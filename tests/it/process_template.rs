@@ -9,7 +9,7 @@
 //! "nginx" and 11 "php-fpm"); business 8. New process template ids start at 12, new service
 //! template ids at 10.
 
-use crate::common::lang::{both, call, exceed_limit, invalid, json_error};
+use crate::common::lang::{both, call, exceed_limit, invalid, json_error, not_found};
 use crate::common::*;
 use serde_json::{Map, Value, json};
 
@@ -221,16 +221,6 @@ fn template_text(t: &Value) -> String {
         t["last_time"],
         t["bk_supplier_account"]
     )
-}
-
-/// The `data` part of a native success answer, as raw text.
-#[track_caller]
-fn data_text(body: &str) -> &str {
-    body.strip_prefix(
-        r#"{"result":true,"bk_error_code":0,"bk_error_msg":"success","permission":null,"data":"#,
-    )
-    .and_then(|b| b.strip_suffix('}'))
-    .unwrap_or_else(|| panic!("not a native success: {body}"))
 }
 
 /// Process template `id` of the demo dataset, as every API answers it.
@@ -1249,15 +1239,7 @@ fn update_errors_in_bk_cmdb_order() {
         upd(999, json!({"proc_num": {"value": "x"}})),
         json!({"bk_biz_id": -1, "process_template_id": 999, "process_property": {}}),
     ] {
-        both(
-            &s,
-            "PUT",
-            UPDATE,
-            &body,
-            1199019,
-            "No relevant data found",
-            "未找到相关数据",
-        );
+        not_found(&s, "PUT", UPDATE, &body);
     }
     // Wrong JSON types.
     for body in [

@@ -6,7 +6,7 @@
 //! The demo: built-in categories 1 "Default" (root) and 2 "Default" (its child), category 2
 //! used by service templates 5 and 9 and modules 20 to 22; businesses 7 and 8.
 
-use crate::common::lang::{both, call, invalid, json_error};
+use crate::common::lang::{both, call, invalid, json_error, not_found};
 use crate::common::*;
 use serde_json::{Value, json};
 
@@ -160,15 +160,7 @@ fn update_rules() {
     let upd = |id: i64, name: &str| json!({"id": id, "name": name, "bk_biz_id": 123});
     // 1. Unknown id (before the name is looked at).
     for id in [0, 999] {
-        both(
-            &s,
-            "PUT",
-            UPDATE,
-            &upd(id, "a b"),
-            1199019,
-            "No relevant data found",
-            "未找到相关数据",
-        );
+        not_found(&s, "PUT", UPDATE, &upd(id, "a b"));
     }
     // 2. The name rule.
     invalid(&s, "PUT", UPDATE, &upd(api, "a b"), "name");
@@ -204,15 +196,7 @@ fn delete_rules() {
     let web = create_id(&s, 7, "web", 0);
     let leaf = create_id(&s, 7, "leaf", web);
     let del = |id: i64| json!({"id": id, "bk_biz_id": 8});
-    both(
-        &s,
-        "DELETE",
-        DELETE,
-        &del(999),
-        1199019,
-        "No relevant data found",
-        "未找到相关数据",
-    );
+    not_found(&s, "DELETE", DELETE, &del(999));
     // A parent with a child.
     for id in [web, 1] {
         both(

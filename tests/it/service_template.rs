@@ -8,7 +8,7 @@
 //! service instance 31) and 9 "tpl-web" (used by module 22), both in the built-in leaf category
 //! 2 (child of the root 1); business 8 has none. New service template ids start at 10.
 
-use crate::common::lang::{both, call, invalid, json_error};
+use crate::common::lang::{both, call, invalid, json_error, not_found};
 use crate::common::*;
 use serde_json::{Value, json};
 
@@ -93,16 +93,6 @@ fn template_text(t: &Value) -> String {
         t["bk_supplier_account"],
         t["host_apply_enabled"]
     )
-}
-
-/// The `data` part of a native success answer, as raw text.
-#[track_caller]
-fn data_text(body: &str) -> &str {
-    body.strip_prefix(
-        r#"{"result":true,"bk_error_code":0,"bk_error_msg":"success","permission":null,"data":"#,
-    )
-    .and_then(|b| b.strip_suffix('}'))
-    .unwrap_or_else(|| panic!("not a native success: {body}"))
 }
 
 /// A server seeded with the demo dataset changed by `f`.
@@ -537,15 +527,7 @@ fn update_errors_in_bk_cmdb_order() {
         json!({"bk_biz_id": 7, "id": -5}),
         json!({}),
     ] {
-        both(
-            &s,
-            "PUT",
-            UPDATE,
-            &bad,
-            1199019,
-            "No relevant data found",
-            "未找到相关数据",
-        );
+        not_found(&s, "PUT", UPDATE, &bad);
     }
     // Category: unknown, of another business (both 'service_category_id'), not a leaf.
     for cat in [999, 8, 9] {

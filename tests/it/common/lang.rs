@@ -46,6 +46,20 @@ pub fn invalid(s: &Server, method: &str, path: &str, body: &Value, field: &str) 
     );
 }
 
+/// `No relevant data found` (1199019) in both languages.
+#[track_caller]
+pub fn not_found(s: &Server, method: &str, path: &str, body: &Value) {
+    both(
+        s,
+        method,
+        path,
+        body,
+        1199019,
+        "No relevant data found",
+        "未找到相关数据",
+    );
+}
+
 /// `'<what>' the parameter is invalid or does not exist` (1199011) in both languages.
 #[track_caller]
 pub fn invalid_param(s: &Server, method: &str, path: &str, body: &Value, what: &str) {

@@ -317,9 +317,32 @@ pub fn process_names(list: &Value) -> Vec<String> {
         .collect()
 }
 
+/// Process `pid` (its `{property, relation}`) in a `list_process_instance` answer; panics if
+/// it is not listed.
+#[track_caller]
+pub fn listed_process(list: &Value, pid: i64) -> &Value {
+    list["data"]
+        .as_array()
+        .unwrap_or_else(|| panic!("not a listing: {list}"))
+        .iter()
+        .find(|p| p["property"]["bk_process_id"] == pid && p["relation"]["bk_process_id"] == pid)
+        .unwrap_or_else(|| panic!("process {pid} not listed: {list}"))
+}
+
 /// The success envelope of the native family.
 pub fn ok_native(data: Value) -> Value {
     serde_json::json!({"result": true, "bk_error_code": 0, "bk_error_msg": "success", "permission": null, "data": data})
+}
+
+/// The `data` part of a native success answer's text (bk-cmdb's key order), to compare to the
+/// byte.
+#[track_caller]
+pub fn data_text(body: &str) -> &str {
+    body.strip_prefix(
+        r#"{"result":true,"bk_error_code":0,"bk_error_msg":"success","permission":null,"data":"#,
+    )
+    .and_then(|b| b.strip_suffix('}'))
+    .unwrap_or_else(|| panic!("not a native success: {body}"))
 }
 
 /// The failure envelope of the native family.
