@@ -728,13 +728,11 @@ fn online_export_under_eight_writers_is_a_consistent_snapshot() {
     let fresh = td.join("fresh.redb");
     let (code, o, e) = run_cli_within(&["import", s(&out), "--db", s(&fresh)], 120);
     assert_eq!(code, 0, "{o} {e}");
-    let (code, o, e) = run_cli_within(&["check", "--db", s(&fresh)], 120);
-    assert_eq!(code, 0, "{o} {e}");
+    assert_clean(&fresh);
     // The server's own store is still fine, and the export did not stop the writers.
     assert!(total > before.len());
     srv.stop();
-    let (code, o, e) = run_cli_within(&["check", "--db", s(&db)], 120);
-    assert_eq!(code, 0, "{o} {e}");
+    assert_clean(&db);
 }
 
 #[test]
@@ -795,8 +793,7 @@ fn offline_export_and_check_leave_the_file_untouched_and_compact_shrinks_it() {
     let bytes = std::fs::read(&db).unwrap();
     let (code, first, e) = run_cli(&["export", "--db", s(&db)]);
     assert_eq!(code, 0, "{e}");
-    let (code, o, e) = run_cli(&["check", "--db", s(&db)]);
-    assert_eq!(code, 0, "{o} {e}");
+    assert_clean(&db);
     assert!(
         std::fs::read(&db).unwrap() == bytes,
         "export or check wrote to the file"
@@ -829,8 +826,7 @@ fn offline_export_and_check_leave_the_file_untouched_and_compact_shrinks_it() {
         "compact gave nothing back: {before} -> {after}"
     );
     assert!(o.contains(&format!("{before} -> {after} bytes")), "{o}");
-    let (code, o, e) = run_cli(&["check", "--db", s(&db)]);
-    assert_eq!(code, 0, "{o} {e}");
+    assert_clean(&db);
     let (_, after_export, _) = run_cli(&["export", "--db", s(&db)]);
     assert_eq!(before_export, after_export, "compact changed the data");
     // compact refuses a store in use and a missing one.
@@ -949,8 +945,7 @@ fn nothing_is_created_before_a_command_can_run() {
     let (code, _, _) = run_cli(&["import", s(&bad), "--db", s(&db)]);
     assert_eq!(code, 1);
     assert!(db.exists(), "a failed import removed an existing store");
-    let (code, o, e) = run_cli(&["check", "--db", s(&db)]);
-    assert_eq!(code, 0, "{o} {e}");
+    assert_clean(&db);
 }
 
 #[test]

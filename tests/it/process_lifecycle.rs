@@ -253,8 +253,7 @@ fn start_file() -> (TempDir, Server) {
 fn stop_and_check(dir: &TempDir, s: Server) {
     s.stop();
     let db = dir.join("cmdb.redb");
-    let (code, out, err) = run_cli(&["check", "--db", db.to_str().unwrap()]);
-    assert_eq!(code, 0, "check is not clean:\n{out}{err}");
+    assert_clean(&db);
 }
 
 fn dup_name(si: i64, name: &str) -> (String, String) {

@@ -1506,8 +1506,7 @@ fn delete_cascades_to_relations_and_processes() {
     assert_eq!(r["result"], true, "{r}");
     assert_eq!(r["data"], Value::Null);
     s.stop();
-    let (code, out, errs) = run_cli(&["check", "--db", db.to_str().unwrap()]);
-    assert_eq!(code, 0, "{out}{errs}");
+    assert_clean(&db);
 }
 
 #[test]

@@ -422,6 +422,15 @@ pub fn wait_exit(child: &mut Child, limit: Duration) -> Option<std::process::Exi
     }
 }
 
+/// `cmdb-lite check --db <db>` finds the store clean (exit 0 and its "is clean" line) within
+/// 120 s.
+#[track_caller]
+pub fn assert_clean(db: &Path) {
+    let (code, out, err) = run_cli_within(&["check", "--db", db.to_str().unwrap()], 120);
+    assert_eq!(code, 0, "check: {out}{err}");
+    assert!(out.contains("is clean"), "check: {out}");
+}
+
 /// Runs `cmdb-lite <args>`, killing it (and failing) if it has not exited within `secs`:
 /// (exit code, stdout, stderr).
 pub fn run_cli_within(args: &[&str], secs: u64) -> (i32, String, String) {
