@@ -150,36 +150,6 @@ fn process_type(t: &Type) -> &'static str {
     }
 }
 
-/// The English names of the process attributes (`resources/language/en/property.json`).
-fn process_en(id: &str) -> Option<&'static str> {
-    Some(match id {
-        "bk_biz_id" => "Business ID",
-        "bk_process_name" => "Alias",
-        "description" => "Description",
-        "bk_func_name" => "Function name",
-        "work_path" => "Work path",
-        "user" => "User",
-        "proc_num" => "Process number",
-        "priority" => "Priority",
-        "timeout" => "Timeout",
-        "start_cmd" => "Start command",
-        "stop_cmd" => "Stop command",
-        "restart_cmd" => "Restart command",
-        "face_stop_cmd" => "Force-stop command",
-        "reload_cmd" => "Reload command",
-        "pid_file" => "PID filepath",
-        "auto_start" => "Autostart",
-        "bk_start_check_secs" => "Startup check time",
-        "bk_start_param_regex" => "Startup parameter",
-        "bind_info" => "Bind Information",
-        "bk_created_at" => "Created At",
-        "bk_updated_at" => "Updated At",
-        "bk_created_by" => "Created By",
-        "bk_updated_by" => "Updated By",
-        _ => return None,
-    })
-}
-
 /// Every built-in attribute, ids numbered in this order (biz, set, module, host, process).
 fn all(lang: Lang) -> Vec<Attribute> {
     let group_name = if lang == Lang::En {
@@ -251,7 +221,7 @@ fn all(lang: Lang) -> Vec<Attribute> {
     }
     for (i, a) in PROCESS_ATTRS.iter().enumerate() {
         let name = match lang {
-            Lang::En => process_en(a.id).unwrap_or(a.name).to_string(),
+            Lang::En => a.en.unwrap_or(a.name).to_string(),
             _ => a.name.to_string(),
         };
         push(

@@ -14,31 +14,11 @@
 //!
 //! Pure: the template's `property`, the host's addresses and the item come in as arguments.
 
-use super::process_update::{self, CLEARABLE_FIELDS, UpdateItem};
+use super::process_fields::{LOCKABLE, is_clearable};
+use super::process_update::{self, UpdateItem};
 use crate::error::{CcError, code};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
-
-/// The top-level fields a template can lock, in bk-cmdb's order.
-pub const TEMPLATE_FIELDS: [&str; 17] = [
-    "bk_func_name",
-    "bk_process_name",
-    "bk_start_param_regex",
-    "bk_start_check_secs",
-    "user",
-    "stop_cmd",
-    "proc_num",
-    "description",
-    "timeout",
-    "auto_start",
-    "pid_file",
-    "reload_cmd",
-    "restart_cmd",
-    "face_stop_cmd",
-    "work_path",
-    "priority",
-    "start_cmd",
-];
 
 /// bk-cmdb's verbatim texts (1199006) when the template cannot supply a bind_info value.
 pub const PORT_NOT_SET: &str = "process template bind port is not set or is empty";
@@ -71,9 +51,9 @@ fn str_value(wrapper: Option<&Value>) -> Option<&str> {
 }
 
 /// The fields an update may change (bk-cmdb `ExtractEditableFields`): the unlocked ones of
-/// [`TEMPLATE_FIELDS`], and `bind_info`.
+/// [`LOCKABLE`] (`process_fields`), and `bind_info`.
 pub fn editable_fields(property: &Value) -> Vec<&'static str> {
-    let mut out: Vec<&'static str> = TEMPLATE_FIELDS
+    let mut out: Vec<&'static str> = LOCKABLE
         .into_iter()
         .filter(|f| !is_locked(property, f))
         .collect();
@@ -189,7 +169,7 @@ pub fn update_data(
     host: Option<&HostIps>,
 ) -> Result<Map<String, Value>, CcError> {
     let mut data = Map::new();
-    for f in TEMPLATE_FIELDS {
+    for f in LOCKABLE {
         if is_locked(property, f) {
             continue;
         }
@@ -201,7 +181,7 @@ pub fn update_data(
     data.insert("bind_info".into(), rebuild_bind_info(property, rows, host)?);
     let editable = editable_fields(property);
     for k in &item.nulls {
-        if CLEARABLE_FIELDS.contains(&k.as_str()) && editable.contains(&k.as_str()) {
+        if is_clearable(k) && editable.contains(&k.as_str()) {
             data.insert(k.clone(), Value::Null);
         }
     }
@@ -394,7 +374,7 @@ mod tests {
         let p = json!({"bk_process_name": w(json!("a"), true)});
         let d = update_data(&p, &item(json!({"bind_info": [{"port": "1"}]})), None).unwrap();
         assert_eq!(d["bind_info"], json!([]));
-        assert_eq!(editable_fields(&p).len(), TEMPLATE_FIELDS.len());
+        assert_eq!(editable_fields(&p).len(), LOCKABLE.len());
     }
 
     #[test]

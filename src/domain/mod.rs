@@ -8,6 +8,7 @@ pub mod condition;
 pub mod decode;
 pub mod page;
 pub mod process;
+pub mod process_fields;
 pub mod process_update;
 pub mod projection;
 pub mod query_filter;

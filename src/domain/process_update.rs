@@ -10,89 +10,13 @@
 
 use super::decode;
 use super::process::{ATTRS, Attr, attr, check_value};
+use super::process_fields::{GoType, is_clearable, is_editable, struct_fields};
 use crate::clock;
 use crate::error::{CcError, code};
 use serde_json::{Map, Value};
 
-/// The Go type of one field of bk-cmdb's `metadata.Process`.
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum GoType {
-    /// `*string`: null stays null.
-    OptStr,
-    /// `*int64`.
-    OptInt,
-    /// `*bool`.
-    OptBool,
-    /// `int64`: null or absent is 0.
-    Int,
-    /// `string`: null or absent is "".
-    Str,
-    /// `time.Time`: an RFC 3339 string; null or absent is the zero time.
-    Time,
-    /// `[]ProcBindInfo`.
-    BindInfo,
-}
-
-/// The fields of bk-cmdb's `metadata.Process`, by JSON name.
-const STRUCT_FIELDS: &[(&str, GoType)] = &[
-    ("proc_num", GoType::OptInt),
-    ("stop_cmd", GoType::OptStr),
-    ("restart_cmd", GoType::OptStr),
-    ("face_stop_cmd", GoType::OptStr),
-    ("bk_process_id", GoType::Int),
-    ("bk_func_name", GoType::OptStr),
-    ("work_path", GoType::OptStr),
-    ("priority", GoType::OptInt),
-    ("reload_cmd", GoType::OptStr),
-    ("bk_process_name", GoType::OptStr),
-    ("pid_file", GoType::OptStr),
-    ("auto_start", GoType::OptBool),
-    ("bk_start_check_secs", GoType::OptInt),
-    ("last_time", GoType::Time),
-    ("create_time", GoType::Time),
-    ("bk_biz_id", GoType::Int),
-    ("start_cmd", GoType::OptStr),
-    ("user", GoType::OptStr),
-    ("timeout", GoType::OptInt),
-    ("description", GoType::OptStr),
-    ("bk_supplier_account", GoType::Str),
-    ("bk_start_param_regex", GoType::OptStr),
-    ("service_instance_id", GoType::Int),
-    ("bind_info", GoType::BindInfo),
-];
-
 /// Go's zero `time.Time` as JSON.
 const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
-
-/// bk-cmdb's `GetAllProcessPropertyFields`: the only keys an explicit `null` can clear
-/// (`bind_info` is not among them; `port`, `bind_ip`... are, and are dropped later).
-pub const CLEARABLE_FIELDS: &[&str] = &[
-    "bk_func_name",
-    "bk_process_name",
-    "bk_start_param_regex",
-    "bk_start_check_secs",
-    "user",
-    "stop_cmd",
-    "proc_num",
-    "port",
-    "description",
-    "protocol",
-    "timeout",
-    "auto_start",
-    "pid_file",
-    "reload_cmd",
-    "restart_cmd",
-    "face_stop_cmd",
-    "work_path",
-    "bind_ip",
-    "priority",
-    "start_cmd",
-    "bk_enable_port",
-    "bk_gateway_ip",
-    "bk_gateway_port",
-    "bk_gateway_protocol",
-    "bk_gateway_city",
-];
 
 /// Keys an update keeps without validation (bk-cmdb `updateIgnoreKeys`).
 const UPDATE_IGNORED_KEYS: &[&str] = &[
@@ -104,22 +28,12 @@ const UPDATE_IGNORED_KEYS: &[&str] = &[
     "bk_inst_id",
 ];
 
-/// Process attributes a client cannot change (`editable: false` in bk-cmdb's model).
-const NOT_EDITABLE: &[&str] = &[
-    "bk_biz_id",
-    "service_instance_id",
-    "bk_created_at",
-    "bk_updated_at",
-    "bk_created_by",
-    "bk_updated_by",
-];
-
 /// One item of `processes`, as bk-cmdb sees it after decoding it into its `Process` struct.
 #[derive(Clone, Debug, PartialEq)]
 pub struct UpdateItem {
     /// `bk_process_id` (0 when absent).
     pub id: i64,
-    /// The struct written back as JSON: every field of [`STRUCT_FIELDS`], nothing else; null
+    /// The struct written back as JSON: every field of [`struct_fields`], nothing else; null
     /// where the item had none; `bind_info` rows with exactly their five keys.
     pub fields: Map<String, Value>,
     /// The keys the item sent with an explicit `null`, exactly as spelled.
@@ -131,7 +45,7 @@ pub struct UpdateItem {
 /// value of the wrong JSON type fails with 1199000.
 pub fn decode_item(raw: &Map<String, Value>) -> Result<UpdateItem, CcError> {
     let mut fields = Map::new();
-    for &(name, ty) in STRUCT_FIELDS {
+    for (name, ty) in struct_fields() {
         let v = decode::get(raw, name).unwrap_or(&Value::Null);
         fields.insert(name.to_string(), go_value(ty, v)?);
     }
@@ -202,7 +116,7 @@ fn bind_row(row: &Value) -> Result<Value, CcError> {
 
 /// The update a raw process receives: the whole decoded struct with `bk_biz_id` = the request's
 /// business, less the keys proc_server removes (id, times, supplier), then explicit nulls of
-/// [`CLEARABLE_FIELDS`]. Omitted fields are null in it: a raw process is fully replaced.
+/// the clearable fields (`process_fields`). Omitted fields are null in it: a raw process is fully replaced.
 pub fn raw_update_data(item: &UpdateItem, biz: i64) -> Map<String, Value> {
     let mut data = item.fields.clone();
     data.insert("bk_biz_id".into(), Value::from(biz));
@@ -215,18 +129,14 @@ pub fn raw_update_data(item: &UpdateItem, biz: i64) -> Map<String, Value> {
     ] {
         data.remove(k);
     }
-    for k in item
-        .nulls
-        .iter()
-        .filter(|k| CLEARABLE_FIELDS.contains(&k.as_str()))
-    {
+    for k in item.nulls.iter().filter(|k| is_clearable(k)) {
         data.insert(k.clone(), Value::Null);
     }
     data
 }
 
 fn editable(a: &Attr) -> bool {
-    !NOT_EDITABLE.contains(&a.id)
+    is_editable(a.id)
 }
 
 /// coreservice's validation of update data (its `validOneUpdateInstKeyVal` for processes), in
@@ -289,7 +199,7 @@ mod tests {
         })))
         .unwrap();
         assert_eq!(item.id, 41);
-        assert_eq!(item.fields.len(), STRUCT_FIELDS.len());
+        assert_eq!(item.fields.len(), struct_fields().count());
         assert_eq!(item.fields["bk_process_name"], "n");
         assert_eq!(item.fields["bk_func_name"], Value::Null);
         assert_eq!(item.fields["bk_supplier_account"], "");

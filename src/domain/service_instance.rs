@@ -7,8 +7,8 @@
 //! (`mapstr.DecodeFromMapStr`) and the struct-shaped answer of `list_service_instance_detail`.
 
 use super::bound_process::{self, HostIps};
+use super::process_fields::{GoType, PROPERTY};
 use super::process_update;
-use super::template_property::FIELDS;
 use crate::error::{CcError, code};
 use regex::Regex;
 use serde::Serialize;
@@ -48,7 +48,7 @@ pub fn instantiate(
 ) -> Result<NewProcess, CcError> {
     let mut map = Map::new();
     // The fields a template carries, in the order of bk-cmdb's `Process` struct.
-    for f in FIELDS.iter().map(|(name, _)| name) {
+    for f in PROPERTY.iter().map(|(name, _)| name) {
         map.insert((*f).into(), prop_value(property, f).clone());
     }
     map.insert("bk_process_id".into(), Value::from(0));
@@ -146,17 +146,6 @@ pub fn instance_name(host: &HostIps, first: Option<&FirstProcess>) -> String {
         }
     }
     name
-}
-
-/// How a field of Go's `Process` struct reads a stored value.
-#[derive(Clone, Copy, PartialEq)]
-enum GoType {
-    OptInt,
-    OptStr,
-    OptBool,
-    Int,
-    Str,
-    Time,
 }
 
 /// `mapstr.DecodeFromMapStr(&Process, map)` as `create_service_instance` runs it on the first

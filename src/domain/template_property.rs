@@ -4,6 +4,7 @@
 
 use super::bind_info::is_port_or_range;
 use super::decode;
+use super::process_fields::PROPERTY;
 use crate::error::{CcError, code};
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value};
@@ -15,27 +16,6 @@ pub enum Ty {
     Str,
     Bool,
 }
-
-/// Every property except `bind_info`, in bk-cmdb's `ProcessProperty` field order.
-pub const FIELDS: [(&str, Ty); 17] = [
-    ("proc_num", Ty::Int),
-    ("stop_cmd", Ty::Str),
-    ("restart_cmd", Ty::Str),
-    ("face_stop_cmd", Ty::Str),
-    ("bk_func_name", Ty::Str),
-    ("work_path", Ty::Str),
-    ("priority", Ty::Int),
-    ("reload_cmd", Ty::Str),
-    ("bk_process_name", Ty::Str),
-    ("pid_file", Ty::Str),
-    ("auto_start", Ty::Bool),
-    ("bk_start_check_secs", Ty::Int),
-    ("start_cmd", Ty::Str),
-    ("user", Ty::Str),
-    ("timeout", Ty::Int),
-    ("description", Ty::Str),
-    ("bk_start_param_regex", Ty::Str),
-];
 
 const PROC_NUM: usize = 0;
 const FUNC_NAME: usize = 4;
@@ -110,15 +90,15 @@ pub struct BindInfo {
 /// A process template's `property` (bk-cmdb `ProcessProperty`).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ProcessProperty {
-    /// Indexed like [`FIELDS`].
+    /// Indexed like [`PROPERTY`].
     pub fields: [Prop; 17],
     pub bind_info: BindInfo,
 }
 
 impl Serialize for ProcessProperty {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(Some(FIELDS.len() + 1))?;
-        for ((name, _), prop) in FIELDS.iter().zip(&self.fields) {
+        let mut m = s.serialize_map(Some(PROPERTY.len() + 1))?;
+        for ((name, _), prop) in PROPERTY.iter().zip(&self.fields) {
             m.serialize_entry(name, prop)?;
         }
         m.serialize_entry("bind_info", &self.bind_info)?;
@@ -201,7 +181,7 @@ impl ProcessProperty {
     /// case-insensitive, a value of the wrong JSON type → 1199000.
     pub fn decode(obj: &Map<String, Value>) -> Result<ProcessProperty, CcError> {
         let mut p = ProcessProperty::default();
-        for (i, (name, ty)) in FIELDS.iter().enumerate() {
+        for (i, (name, ty)) in PROPERTY.iter().enumerate() {
             p.fields[i] = decode_prop(decode::get(obj, name), *ty)?;
         }
         p.bind_info = decode_bind_info(decode::get(obj, "bind_info"))?;
@@ -221,7 +201,7 @@ impl ProcessProperty {
     }
 
     pub fn field(&self, name: &str) -> Option<&Prop> {
-        FIELDS
+        PROPERTY
             .iter()
             .position(|(n, _)| *n == name)
             .map(|i| &self.fields[i])
@@ -240,7 +220,7 @@ impl ProcessProperty {
     /// `batch_create_proc_template`'s check: a string value with leading or trailing white space
     /// is refused with bk-cmdb's raw text (answered as 1199998).
     pub fn check_spaces(&self) -> Result<(), CcError> {
-        for ((name, ty), prop) in FIELDS.iter().zip(&self.fields) {
+        for ((name, ty), prop) in PROPERTY.iter().zip(&self.fields) {
             if *ty != Ty::Str {
                 continue;
             }
@@ -300,7 +280,7 @@ impl ProcessProperty {
             if let Some(n) = self.fields[idx].value.as_i64()
                 && !(lo..=hi).contains(&n)
             {
-                return Err(FIELDS[idx].0.into());
+                return Err(PROPERTY[idx].0.into());
             }
         }
         Ok(())
@@ -316,7 +296,7 @@ impl ProcessProperty {
     /// wrapper (a missing `as_default_value` becomes null), except `bk_func_name`, which an update
     /// never changes; `bind_info` is replaced whole when present.
     pub fn update(&mut self, input: &ProcessProperty, raw: &Map<String, Value>) {
-        for (i, (name, _)) in FIELDS.iter().enumerate() {
+        for (i, (name, _)) in PROPERTY.iter().enumerate() {
             if i != FUNC_NAME && raw.contains_key(*name) {
                 self.fields[i] = input.fields[i].clone();
             }

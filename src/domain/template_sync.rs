@@ -8,8 +8,9 @@
 //! arguments; the caller reads and writes the store.
 
 use super::bound_process::{
-    BAD_IP_CODE, HostIps, PORT_NOT_SET, PROTOCOL_NOT_SET, TEMPLATE_FIELDS, bind_ip, is_locked,
+    BAD_IP_CODE, HostIps, PORT_NOT_SET, PROTOCOL_NOT_SET, bind_ip, is_locked,
 };
+use super::process_fields::LOCKABLE;
 use crate::error::{CcError, code};
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -153,7 +154,7 @@ pub fn process_differs(
     process: &Map<String, Value>,
     host: Option<&HostIps>,
 ) -> bool {
-    TEMPLATE_FIELDS.iter().any(|f| {
+    LOCKABLE.iter().any(|f| {
         is_locked(property, f)
             && !same_value(
                 template_value(property.get(*f)),
@@ -285,7 +286,7 @@ pub fn sync_update(
     host: Option<&HostIps>,
 ) -> Result<Option<Map<String, Value>>, CcError> {
     let mut data = Map::new();
-    for f in TEMPLATE_FIELDS {
+    for f in LOCKABLE {
         if !is_locked(property, f) {
             continue;
         }

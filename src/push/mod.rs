@@ -19,6 +19,7 @@ mod target;
 
 pub use target::{Address, CallError, Family, Target};
 
+use crate::domain::process_fields;
 use crate::error::CcError;
 use crate::store::push_map::Mapped;
 use crate::store::records::{
@@ -43,21 +44,6 @@ const TEMPLATE: u8 = 2;
 const PROC_TEMPLATE: u8 = 3;
 const INSTANCE: u8 = 4;
 const PROCESS: u8 = 5;
-
-/// Fields of a stored process the target sets itself: never pushed, never compared.
-const PROCESS_SERVER_FIELDS: [&str; 11] = [
-    "bk_process_id",
-    "bk_biz_id",
-    "bk_supplier_account",
-    "service_instance_id",
-    "create_time",
-    "last_time",
-    "bk_created_at",
-    "bk_updated_at",
-    "bk_created_by",
-    "bk_updated_by",
-    "relation",
-];
 
 /// What one push did (or, with `--dry-run`, would do), per kind.
 #[derive(Debug, Default, Clone, Copy)]
@@ -1396,7 +1382,9 @@ impl Push<'_> {
 fn pushable(p: &Map<String, Value>, locked: Option<&Vec<String>>) -> Value {
     let mut out = Map::new();
     for (k, v) in p {
-        if PROCESS_SERVER_FIELDS.contains(&k.as_str()) {
+        // What the target sets itself (and the dataset's relation): never pushed, never
+        // compared.
+        if k == "relation" || process_fields::is_server_set(k) {
             continue;
         }
         if locked.is_some_and(|l| l.iter().any(|x| x == k)) {

@@ -19,37 +19,9 @@ use super::codec::CodecError;
 use crate::clock;
 use serde_json::{Map, Number, Value};
 
-/// The attributes of a stored process, in byte order of their names.
-pub const PROCESS_KEYS: [&str; 28] = [
-    "auto_start",
-    "bind_info",
-    "bk_biz_id",
-    "bk_created_at",
-    "bk_created_by",
-    "bk_func_name",
-    "bk_process_id",
-    "bk_process_name",
-    "bk_start_check_secs",
-    "bk_start_param_regex",
-    "bk_supplier_account",
-    "bk_updated_at",
-    "bk_updated_by",
-    "create_time",
-    "description",
-    "face_stop_cmd",
-    "last_time",
-    "pid_file",
-    "priority",
-    "proc_num",
-    "reload_cmd",
-    "restart_cmd",
-    "service_instance_id",
-    "start_cmd",
-    "stop_cmd",
-    "timeout",
-    "user",
-    "work_path",
-];
+/// The attributes of a stored process, in byte order of their names: the stored column of
+/// the process field table (`domain::process_fields`).
+pub const PROCESS_KEYS: [&str; 28] = crate::domain::process_fields::STORED;
 
 const NULL: u8 = 0;
 const FALSE: u8 = 1;
