@@ -355,37 +355,12 @@ fn seeding_is_announced_with_its_source() {
     drop(srv.stop());
 }
 
-fn prlimit(pid: u32, limit: &str) -> bool {
-    Command::new("prlimit")
-        .args(["--pid", &pid.to_string(), limit])
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
-fn big_batch(tag: &str) -> Value {
-    let processes: Vec<Value> = (0..100)
-        .map(|i| {
-            json!({"process_info": {
-                "bk_process_name": format!("{tag}-{i}"),
-                "bk_func_name": format!("{tag}-{i}"),
-                "start_cmd": format!("{tag} {i} {}", "x".repeat(1500)),
-            }})
-        })
-        .collect();
-    json!({"bk_biz_id": 7, "service_instance_id": 30, "processes": processes})
-}
-
 /// The file-size fault of tests/it/faults.rs: while a write has failed and the store is degraded,
 /// `/readyz` answers 503 (store "degraded") and `/healthz` 200; the metrics say so too; once a
 /// write commits again, ready.
 #[test]
 fn readiness_follows_an_io_failure() {
-    let have = Command::new("prlimit")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !have {
-        eprintln!("\n*** SKIPPED readiness_follows_an_io_failure: no prlimit ***\n");
+    if !have_prlimit("readiness_follows_an_io_failure") {
         return;
     }
     let td = TempDir::new("degraded");
@@ -394,10 +369,10 @@ fn readiness_follows_an_io_failure() {
     let get = |path: &str| srv.request("GET", path, &[], b"");
     assert_eq!(get("/readyz").status, 200);
     let size = std::fs::metadata(&db).unwrap().len();
-    assert!(prlimit(srv.child.id(), &format!("--fsize={size}:")));
+    prlimit(srv.child.id(), &format!("--fsize={size}:"));
     let mut failed = false;
     for k in 0..100 {
-        let v = srv.create(&big_batch(&format!("b{k}")));
+        let v = srv.create(&sizeable_batch(&format!("b{k}"), 100));
         if v["result"] != json!(true) {
             assert_eq!(v["bk_error_code"], json!(1199018), "{v}");
             failed = true;
@@ -416,12 +391,12 @@ fn readiness_follows_an_io_failure() {
     assert!(m.contains("\ncmdb_store_degraded 1\n"), "{m}");
     assert!(m.contains("\ncmdb_ready 0\n"), "{m}");
 
-    assert!(prlimit(srv.child.id(), "--fsize=unlimited:"));
+    prlimit(srv.child.id(), "--fsize=unlimited:");
     // Writes resume within the store's probe interval (one write per interval tries the file).
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut k = 0;
     loop {
-        let v = srv.create(&big_batch(&format!("after{k}")));
+        let v = srv.create(&sizeable_batch(&format!("after{k}"), 100));
         if v["result"] == json!(true) {
             break;
         }

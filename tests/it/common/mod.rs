@@ -393,6 +393,49 @@ impl Conn {
     }
 }
 
+/// Sets a resource limit of the live process `pid` with util-linux's `prlimit` (`limit` such
+/// as `--fsize=4096:`), which must succeed.
+pub fn prlimit(pid: u32, limit: &str) {
+    let out = Command::new("prlimit")
+        .args(["--pid", &pid.to_string(), limit])
+        .output()
+        .expect("run prlimit");
+    assert!(
+        out.status.success(),
+        "prlimit {limit}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// True if util-linux's `prlimit` can be run; otherwise says loudly that `test` is skipped.
+pub fn have_prlimit(test: &str) -> bool {
+    let ok = Command::new("prlimit")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        eprintln!(
+            "\n*** SKIPPED {test}: prlimit (util-linux) is not installed; .ci/run installs it ***\n"
+        );
+    }
+    ok
+}
+
+/// A create of `n` processes `<tag>-<i>` in service instance 30 of business 7, each with a
+/// 1.5 KB `start_cmd`, so that the file has to grow after a few batches.
+pub fn sizeable_batch(tag: &str, n: usize) -> Value {
+    let processes: Vec<Value> = (0..n)
+        .map(|i| {
+            serde_json::json!({"process_info": {
+                "bk_process_name": format!("{tag}-{i}"),
+                "bk_func_name": format!("{tag}-{i}"),
+                "start_cmd": format!("{tag} {i} {}", "x".repeat(1500)),
+            }})
+        })
+        .collect();
+    serde_json::json!({"bk_biz_id": 7, "service_instance_id": 30, "processes": processes})
+}
+
 pub const SIGINT: i32 = 2;
 pub const SIGKILL: i32 = 9;
 pub const SIGTERM: i32 = 15;
