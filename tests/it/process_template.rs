@@ -1670,11 +1670,7 @@ fn delete_detaches_processes_made_from_the_template() {
 // route families
 
 fn esb(s: &Server, name: &str, body: Value) -> Value {
-    let mut body = body;
-    body["bk_app_code"] = json!("app");
-    body["bk_app_secret"] = json!("secret");
-    body["bk_username"] = json!("esb-user");
-    s.esb(name, &[("X-Request-Id", "rid-2")], &body)
+    s.esb(name, &[("X-Request-Id", "rid-2")], &as_esb_app(body))
 }
 
 fn esb_ok(data: Value) -> Value {

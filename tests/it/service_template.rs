@@ -1147,12 +1147,7 @@ fn delete_is_not_scoped_by_business() {
 
 /// An ESB call: POST (or GET) `/api/c/compapi/v2/cc/<name>/` with auth keys in the body.
 fn esb(s: &Server, method: &str, name: &str, query: &str, body: Value) -> Value {
-    let mut body = body;
-    if body.is_object() {
-        body["bk_app_code"] = json!("app");
-        body["bk_app_secret"] = json!("secret");
-        body["bk_username"] = json!("esb-user");
-    }
+    let body = as_esb_app(body);
     let raw = if body.is_null() {
         Vec::new()
     } else {
