@@ -22,13 +22,7 @@ fn s(p: &Path) -> &str {
 /// The demo dataset plus `n` raw processes in service instance 30 (ids from 100).
 fn dataset_with(n: usize) -> Value {
     let mut ds = demo_dataset();
-    let template = ds["processes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["bk_process_id"] == json!(41))
-        .unwrap()
-        .clone();
+    let template = item_with(&ds["processes"], "bk_process_id", 41);
     let procs = ds["processes"].as_array_mut().unwrap();
     for i in 0..n {
         let id = 100 + i as i64;

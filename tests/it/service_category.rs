@@ -312,16 +312,7 @@ fn gateway_and_esb_routes() {
         esb("update_service_category", json!({"id": 3, "name": "web2"})),
         esb_ok(record(7, 3, "web2", 3, 0))
     );
-    let gw = |method: &str, path: &str, body: Value| -> Value {
-        let r = s.request(
-            method,
-            &format!("/api/bk-cmdb/prod{path}"),
-            &[("X-Bkcmdb-Language", "en")],
-            body.to_string().as_bytes(),
-        );
-        assert_eq!(r.status, 200, "{}", r.body);
-        r.json()
-    };
+    let gw = |method: &str, path: &str, body: Value| s.gateway(method, path, &body);
     assert_eq!(
         gw("PUT", UPDATE, json!({"id": 1, "name": "x"})),
         err_esb(1199054, "operate built-in object forbidden")

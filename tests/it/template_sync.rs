@@ -526,16 +526,7 @@ fn gateway_and_esb_routes() {
                        "create_time": ZERO_TIME, "last_time": ZERO_TIME}]))
     );
     // Gateway: same paths under /api/bk-cmdb/{stage}; module 22 is still named "web-app".
-    let gw = |method: &str, path: &str, body: Value| -> Value {
-        let r = s.request(
-            method,
-            &format!("/api/bk-cmdb/prod{path}"),
-            &[("X-Bkcmdb-Language", "en")],
-            body.to_string().as_bytes(),
-        );
-        assert_eq!(r.status, 200, "{}", r.body);
-        r.json()
-    };
+    let gw = |method: &str, path: &str, body: Value| s.gateway(method, path, &body);
     assert_eq!(
         gw(
             "POST",

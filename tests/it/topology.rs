@@ -195,8 +195,7 @@ fn esb_get(s: &Server, name_query: &str) -> Value {
 
 /// A gateway call; the whole answer.
 fn gateway(s: &Server, method: &str, path: &str, body: &Value) -> Value {
-    let path = format!("/api/bk-cmdb/prod{path}");
-    answer_en(s, method, &path, body.to_string().as_bytes())
+    s.gateway(method, path, body)
 }
 
 // ---------------------------------------------------------------------------------------------

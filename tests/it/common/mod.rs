@@ -10,6 +10,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, MutexGuard};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_cmdb-lite");
@@ -129,6 +130,20 @@ impl Server {
             body.to_string().as_bytes(),
         );
         assert_eq!(r.status, 200, "{name}: {}", r.body);
+        r.json()
+    }
+
+    /// A gateway call in English: `method` on `/api/bk-cmdb/prod<path>`; the answer must be
+    /// HTTP 200.
+    #[track_caller]
+    pub fn gateway(&self, method: &str, path: &str, body: &Value) -> Value {
+        let r = self.request(
+            method,
+            &format!("/api/bk-cmdb/prod{path}"),
+            &[("X-Bkcmdb-Language", "en")],
+            body.to_string().as_bytes(),
+        );
+        assert_eq!(r.status, 200, "{method} {path}: {}", r.body);
         r.json()
     }
 
@@ -485,6 +500,22 @@ pub fn assert_clean(db: &Path) {
     assert!(out.contains("is clean"), "check: {out}");
 }
 
+/// Threads reading all of a child's piped stdout and stderr, so that neither pipe fills while
+/// the test waits for it; each joins with the text read.
+pub fn read_output(child: &mut Child) -> (JoinHandle<String>, JoinHandle<String>) {
+    fn all(mut pipe: impl Read + Send + 'static) -> JoinHandle<String> {
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = pipe.read_to_string(&mut s);
+            s
+        })
+    }
+    (
+        all(child.stdout.take().expect("a piped stdout")),
+        all(child.stderr.take().expect("a piped stderr")),
+    )
+}
+
 /// Runs `cmdb-lite <args>`, killing it (and failing) if it has not exited within `secs`:
 /// (exit code, stdout, stderr).
 pub fn run_cli_within(args: &[&str], secs: u64) -> (i32, String, String) {
@@ -495,18 +526,7 @@ pub fn run_cli_within(args: &[&str], secs: u64) -> (i32, String, String) {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn cmdb-lite");
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let t_out = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let t_err = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
+    let (t_out, t_err) = read_output(&mut child);
     let Some(status) = wait_exit(&mut child, Duration::from_secs(secs)) else {
         let _ = child.kill();
         let _ = child.wait();
@@ -561,6 +581,18 @@ pub fn demo_dataset() -> Value {
     let text =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/data/demo.json")).unwrap();
     serde_json::from_str(&text).unwrap()
+}
+
+/// A copy of the item of the array `list` whose `key` is `id` (a dataset's record, say); panics
+/// if there is none.
+#[track_caller]
+pub fn item_with(list: &Value, key: &str, id: i64) -> Value {
+    list.as_array()
+        .unwrap_or_else(|| panic!("not an array: {list}"))
+        .iter()
+        .find(|x| x[key] == id)
+        .unwrap_or_else(|| panic!("no {key} {id} in {list}"))
+        .clone()
 }
 
 /// The dataset a fresh install starts from: business 2 (as bk-cmdb's "蓝鲸") and the built-in
