@@ -14,7 +14,7 @@
 //! - business 8 with raw module 23, service instance 34 (host 12) and process 42 "lab", whose
 //!   `bk_created_at`/`bk_updated_at` are null as in records older than those fields.
 
-use crate::common::lang::{both, exceed_limit, invalid_param};
+use crate::common::lang::{both, exceed_limit, invalid_param, unassigned};
 use crate::common::*;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
@@ -394,15 +394,7 @@ fn update_of_ids_outside_the_business() {
         json!({"processes": [{"bk_process_id": 41}]}),
         json!({"bk_biz_id": 7, "processes": [{"bk_process_id": 0}]}),
     ] {
-        both(
-            &s,
-            "PUT",
-            UPDATE,
-            &body,
-            1199010,
-            "'service_instance_ids' unassigned",
-            "'service_instance_ids' 未赋值",
-        );
+        unassigned(&s, "PUT", UPDATE, &body, "service_instance_ids");
     }
     // Some are: the others are named, in input order.
     invalid_param(
@@ -921,15 +913,7 @@ fn delete_needs_ids() {
         json!({"bk_biz_id": 7, "process_instance_ids": []}),
         json!({"bk_biz_id": 7, "process_instance_ids": null}),
     ] {
-        both(
-            &s,
-            "DELETE",
-            DELETE,
-            &body,
-            1199010,
-            "'bk_process_id' unassigned",
-            "'bk_process_id' 未赋值",
-        );
+        unassigned(&s, "DELETE", DELETE, &body, "bk_process_id");
     }
 }
 

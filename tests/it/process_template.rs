@@ -9,7 +9,7 @@
 //! "nginx" and 11 "php-fpm"); business 8. New process template ids start at 12, new service
 //! template ids at 10.
 
-use crate::common::lang::{both, call, exceed_limit, invalid, json_error, not_found};
+use crate::common::lang::{both, call, exceed_limit, invalid, json_error, not_found, unassigned};
 use crate::common::*;
 use serde_json::{Map, Value, json};
 
@@ -1543,15 +1543,7 @@ fn delete_request_checks_and_all_or_nothing() {
         json!({"bk_biz_id": 0}),
         json!({}),
     ] {
-        both(
-            &s,
-            "DELETE",
-            DELETE,
-            &body,
-            1199010,
-            "'process_templates' unassigned",
-            "'process_templates' 未赋值",
-        );
+        unassigned(&s, "DELETE", DELETE, &body, "process_templates");
     }
     let many: Vec<i64> = (1..=501).collect();
     exceed_limit(

@@ -15,7 +15,9 @@
 //! Service instances 30 (module 11, host 12), 31 (module 10, host 11), 32 (module 16, host
 //! 16); processes 40, 41 (instance 31), 42 (30), 43 (32).
 
-use crate::common::lang::{both, call, exceed_limit, invalid, invalid_param, json_error};
+use crate::common::lang::{
+    both, call, exceed_limit, invalid, invalid_param, json_error, unassigned,
+};
 use crate::common::*;
 use serde_json::{Value, json};
 
@@ -1260,15 +1262,7 @@ fn batch_reads() {
         &json!({"bk_service_template_ids": [5], "fields": ["bk_module_id"], "page": {"limit": 0}}),
     );
     assert_eq!(ids(&d["info"], "bk_module_id"), [11]);
-    both(
-        &s,
-        "POST",
-        path,
-        &json!({}),
-        1199010,
-        "'fields' unassigned",
-        "'fields' 未赋值",
-    );
+    unassigned(&s, "POST", path, &json!({}), "fields");
     let sets: Vec<i64> = (1..=201).collect();
     both(
         &s,
@@ -1388,15 +1382,7 @@ fn list_biz_hosts_topo() {
         &json!("not json"),
         "bk_biz_id",
     );
-    both(
-        &s,
-        "POST",
-        path,
-        &json!({}),
-        1199010,
-        "'page.limit' unassigned",
-        "'page.limit' 未赋值",
-    );
+    unassigned(&s, "POST", path, &json!({}), "page.limit");
     exceed_limit(
         &s,
         "POST",

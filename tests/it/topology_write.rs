@@ -10,7 +10,9 @@
 //! template), hosts 1 (10.0.0.1, in module 8) and 2 (10.0.0.2, idle), and host 3 (10.0.0.3) in
 //! the resource pool.
 
-use crate::common::lang::{both, call, exceed_limit, invalid, invalid_param, not_found};
+use crate::common::lang::{
+    both, call, exceed_limit, invalid, invalid_param, not_found, unassigned,
+};
 use crate::common::*;
 use serde_json::{Value, json};
 
@@ -108,24 +110,8 @@ fn create_set_refusals_and_answer() {
         &json!({"bk_set_name": "a", "bk_parent_id": 99}),
         "bk_biz_id",
     );
-    both(
-        &s,
-        "POST",
-        p,
-        &json!({"bk_parent_id": 2}),
-        1199010,
-        "'bk_set_name' unassigned",
-        "'bk_set_name' 未赋值",
-    );
-    both(
-        &s,
-        "POST",
-        p,
-        &json!({"bk_set_name": "a"}),
-        1199010,
-        "'bk_parent_id' unassigned",
-        "'bk_parent_id' 未赋值",
-    );
+    unassigned(&s, "POST", p, &json!({"bk_parent_id": 2}), "bk_set_name");
+    unassigned(&s, "POST", p, &json!({"bk_set_name": "a"}), "bk_parent_id");
     let (en, zh) = wrapped_invalid("'bk_set_name' unassigned", "'bk_set_name' 未赋值");
     both(
         &s,
@@ -403,15 +389,7 @@ fn create_module_refusals() {
         &json!({"bk_module_name": "a"}),
         "bk_parent_id",
     );
-    both(
-        &s,
-        "POST",
-        p,
-        &json!({"bk_parent_id": 3}),
-        1199010,
-        "'bk_module_name' unassigned",
-        "'bk_module_name' 未赋值",
-    );
+    unassigned(&s, "POST", p, &json!({"bk_parent_id": 3}), "bk_module_name");
     let (en, zh) = wrapped_invalid(
         "'bk_module_name' data parameter verification does not pass",
         "'bk_module_name' 数据参数校验不通过",
@@ -560,14 +538,12 @@ fn add_host_refusals() {
     let (s, _td) = topology();
     let p = "/api/v3/hosts/add/business_idle";
     let h = |v: Value| json!({"bk_biz_id": 2, "bk_host_list": [v]});
-    both(
+    unassigned(
         &s,
         "POST",
         p,
         &json!({"bk_biz_id": 2, "bk_host_list": []}),
-        1199010,
-        "'bk_host_list' unassigned",
-        "'bk_host_list' 未赋值",
+        "bk_host_list",
     );
     let many: Vec<Value> = (0..201).map(|_| json!({})).collect();
     exceed_limit(
@@ -578,15 +554,7 @@ fn add_host_refusals() {
         "bk_host_list",
         200,
     );
-    both(
-        &s,
-        "POST",
-        p,
-        &json!({"bk_host_list": [{}]}),
-        1199010,
-        "'bk_biz_id' unassigned",
-        "'bk_biz_id' 未赋值",
-    );
+    unassigned(&s, "POST", p, &json!({"bk_host_list": [{}]}), "bk_biz_id");
     both(
         &s,
         "POST",

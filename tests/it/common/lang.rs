@@ -46,6 +46,20 @@ pub fn invalid(s: &Server, method: &str, path: &str, body: &Value, field: &str) 
     );
 }
 
+/// `'<field>' unassigned` (1199010) in both languages.
+#[track_caller]
+pub fn unassigned(s: &Server, method: &str, path: &str, body: &Value, field: &str) {
+    both(
+        s,
+        method,
+        path,
+        body,
+        1199010,
+        &format!("'{field}' unassigned"),
+        &format!("'{field}' 未赋值"),
+    );
+}
+
 /// `No relevant data found` (1199019) in both languages.
 #[track_caller]
 pub fn not_found(s: &Server, method: &str, path: &str, body: &Value) {
