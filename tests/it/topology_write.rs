@@ -83,11 +83,18 @@ fn topology() -> (Server, TempDir) {
     (s, td)
 }
 
-fn wrapped_invalid(inner_en: &str, inner_zh: &str) -> (String, String) {
-    (
-        format!("'{inner_en}' the parameter is invalid or does not exist"),
-        format!("'{inner_zh}' 参数无效或不存在"),
-    )
+/// 1199011 wrapping an inner message (en, zh) once, for a POST of `body` to `path`.
+#[track_caller]
+fn wrapped_invalid(s: &Server, path: &str, body: &Value, inner_en: &str, inner_zh: &str) {
+    both(
+        s,
+        "POST",
+        path,
+        body,
+        1199011,
+        &format!("'{inner_en}' the parameter is invalid or does not exist"),
+        &format!("'{inner_zh}' 参数无效或不存在"),
+    );
 }
 
 #[test]
@@ -112,41 +119,26 @@ fn create_set_refusals_and_answer() {
     );
     unassigned(&s, "POST", p, &json!({"bk_parent_id": 2}), "bk_set_name");
     unassigned(&s, "POST", p, &json!({"bk_set_name": "a"}), "bk_parent_id");
-    let (en, zh) = wrapped_invalid("'bk_set_name' unassigned", "'bk_set_name' 未赋值");
-    both(
+    wrapped_invalid(
         &s,
-        "POST",
         p,
         &json!({"bk_set_name": "  ", "bk_parent_id": 2}),
-        1199011,
-        &en,
-        &zh,
+        "'bk_set_name' unassigned",
+        "'bk_set_name' 未赋值",
     );
-    let (en, zh) = wrapped_invalid(
+    wrapped_invalid(
+        &s,
+        p,
+        &json!({"bk_set_name": "a/b", "bk_parent_id": 2}),
         "'bk_set_name' data parameter verification does not pass",
         "'bk_set_name' 数据参数校验不通过",
     );
-    both(
+    wrapped_invalid(
         &s,
-        "POST",
-        p,
-        &json!({"bk_set_name": "a/b", "bk_parent_id": 2}),
-        1199011,
-        &en,
-        &zh,
-    );
-    let (en, zh) = wrapped_invalid(
-        "'bk_parent_id' data parameter verification does not pass",
-        "'bk_parent_id' 数据参数校验不通过",
-    );
-    both(
-        &s,
-        "POST",
         p,
         &json!({"bk_set_name": "b", "bk_parent_id": 0}),
-        1199011,
-        &en,
-        &zh,
+        "'bk_parent_id' data parameter verification does not pass",
+        "'bk_parent_id' 数据参数校验不通过",
     );
     both(
         &s,
@@ -390,18 +382,12 @@ fn create_module_refusals() {
         "bk_parent_id",
     );
     unassigned(&s, "POST", p, &json!({"bk_parent_id": 3}), "bk_module_name");
-    let (en, zh) = wrapped_invalid(
-        "'bk_module_name' data parameter verification does not pass",
-        "'bk_module_name' 数据参数校验不通过",
-    );
-    both(
+    wrapped_invalid(
         &s,
-        "POST",
         p,
         &json!({"bk_module_name": "a b", "bk_parent_id": 3}),
-        1199011,
-        &en,
-        &zh,
+        "'bk_module_name' data parameter verification does not pass",
+        "'bk_module_name' 数据参数校验不通过",
     );
     both(
         &s,
