@@ -344,6 +344,19 @@ pub fn listed_process(list: &Value, pid: i64) -> &Value {
         .unwrap_or_else(|| panic!("process {pid} not listed: {list}"))
 }
 
+/// The `(bk_host_id, bk_module_id)` of each host-module relation in the array `rels`, in order.
+#[track_caller]
+pub fn host_module_pairs(rels: &Value) -> Vec<(i64, i64)> {
+    rels.as_array()
+        .unwrap_or_else(|| panic!("not an array: {rels}"))
+        .iter()
+        .map(|r| {
+            let id = |k: &str| r[k].as_i64().unwrap_or_else(|| panic!("no {k} in {r}"));
+            (id("bk_host_id"), id("bk_module_id"))
+        })
+        .collect()
+}
+
 /// The success envelope of the native family.
 pub fn ok_native(data: Value) -> Value {
     serde_json::json!({"result": true, "bk_error_code": 0, "bk_error_msg": "success", "permission": null, "data": data})
