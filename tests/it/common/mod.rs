@@ -112,6 +112,12 @@ impl Server {
         r.json()
     }
 
+    /// The text of the answer to a native POST of `raw` in English, whatever its status (to
+    /// compare to the byte).
+    pub fn native_text(&self, path: &str, raw: &[u8]) -> String {
+        self.request("POST", path, &NATIVE_EN, raw).body
+    }
+
     /// Native POST in Chinese (no language header).
     pub fn native_zh(&self, path: &str, body: &Value) -> Value {
         let r = self.request("POST", path, &NATIVE_ZH, body.to_string().as_bytes());
