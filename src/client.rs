@@ -360,16 +360,28 @@ mod tests {
         r.read_exact(&mut body).is_ok()
     }
 
+    /// A listener on a loopback port, and its address.
+    fn listen() -> (TcpListener, String) {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        (l, addr)
+    }
+
+    /// The next connection to `l`, and a reader of it.
+    fn accept(l: &TcpListener) -> (TcpStream, BufReader<TcpStream>) {
+        let (s, _) = l.accept().unwrap();
+        let r = BufReader::new(s.try_clone().unwrap());
+        (s, r)
+    }
+
     const OK: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
 
     #[test]
     fn a_written_request_is_never_sent_twice() {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = l.local_addr().unwrap().to_string();
+        let (l, addr) = listen();
         let server = std::thread::spawn(move || {
             // First connection: one request answered, the next read and dropped unanswered.
-            let (s, _) = l.accept().unwrap();
-            let mut r = BufReader::new(s.try_clone().unwrap());
+            let (s, mut r) = accept(&l);
             assert!(read_request(&mut r));
             (&s).write_all(OK).unwrap();
             assert!(read_request(&mut r));
@@ -389,13 +401,11 @@ mod tests {
 
     #[test]
     fn a_connection_the_server_closed_while_idle_is_opened_again() {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = l.local_addr().unwrap().to_string();
+        let (l, addr) = listen();
         let (closed, was_closed) = std::sync::mpsc::channel();
         let server = std::thread::spawn(move || {
             for _ in 0..2 {
-                let (s, _) = l.accept().unwrap();
-                let mut r = BufReader::new(s.try_clone().unwrap());
+                let (s, mut r) = accept(&l);
                 assert!(read_request(&mut r));
                 (&s).write_all(OK).unwrap();
                 // Closed after one answer, as an idle timeout would.
@@ -415,11 +425,9 @@ mod tests {
 
     #[test]
     fn a_bare_connection_writes_only_the_given_headers_and_keeps_the_answers() {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = l.local_addr().unwrap().to_string();
+        let (l, addr) = listen();
         let server = std::thread::spawn(move || {
-            let (s, _) = l.accept().unwrap();
-            let mut r = BufReader::new(s.try_clone().unwrap());
+            let (s, mut r) = accept(&l);
             let mut head = String::new();
             while !head.ends_with("\r\n\r\n") {
                 assert!(r.read_line(&mut head).unwrap() > 0);
@@ -448,15 +456,13 @@ mod tests {
 
     #[test]
     fn an_answer_cut_short_is_an_error() {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = l.local_addr().unwrap().to_string();
+        let (l, addr) = listen();
         let server = std::thread::spawn(move || {
             for cut in [
                 &b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc"[..],
                 b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab",
             ] {
-                let (s, _) = l.accept().unwrap();
-                let mut r = BufReader::new(s.try_clone().unwrap());
+                let (s, mut r) = accept(&l);
                 assert!(read_request(&mut r));
                 (&s).write_all(cut).unwrap();
             }
