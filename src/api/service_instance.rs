@@ -510,12 +510,7 @@ fn find(filter: &Filter, tx: &ReadTx) -> Result<Vec<ServiceInstance>, CcError> {
                 }
             }
         }
-        None => tx.scan::<ServiceInstance, CcError>(|_, si| {
-            if filter.keeps(&candidate(&si)) {
-                out.push(si);
-            }
-            Ok(true)
-        })?,
+        None => out = tx.select::<ServiceInstance>(|si| filter.keeps(&candidate(si)))?,
     }
     Ok(out)
 }

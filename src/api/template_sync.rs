@@ -176,11 +176,8 @@ pub fn difference(_ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcEr
     let statuses = store.read(|tx| {
         let mut modules = Vec::new();
         if partial {
-            tx.scan::<Module, CcError>(|_, m| {
-                if m.bk_biz_id == biz && wanted.contains(&m.service_template_id) {
-                    modules.push(m);
-                }
-                Ok(true)
+            modules = tx.select::<Module>(|m| {
+                m.bk_biz_id == biz && wanted.contains(&m.service_template_id)
             })?;
         } else {
             for &id in &wanted {
