@@ -53,9 +53,10 @@ pub fn call(
     store: &Arc<Store>,
     input: &Input,
 ) -> Option<Result<Streamed, CcError>> {
-    // While writes fail, each try latches the file under any snapshot in use: a streamed answer
-    // would be cut, a whole one is run again on the reopened file.
-    if store.degraded() {
+    // While writes fail with I/O errors, each try latches the file under any snapshot in use: a
+    // streamed answer would be cut, a whole one is run again on the reopened file. (A file that
+    // cannot grow latches nothing: `store/room.rs`.)
+    if store.failed() {
         return None;
     }
     let run = match query(op, input)? {

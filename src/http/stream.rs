@@ -7,7 +7,10 @@
 //! A failure after the head was sent (a read of the snapshot failing, or the store reopened
 //! or closed under it, which ends its snapshot) can no longer become an error envelope: the body ends
 //! with an I/O error, tiny_http then closes the connection without the last chunk, and the
-//! client sees an incomplete answer, never a complete wrong one.
+//! client sees an incomplete answer, never a complete wrong one. A panic while rendering is
+//! caught here and is such a failure (logged): the thread and its permit go on, and the
+//! connection is closed rather than left waiting for the rest; before any byte is sent it is an
+//! error envelope, as a handler's panic is.
 
 use super::envelope::go_escape;
 use super::pool::Permits;
@@ -27,6 +30,8 @@ pub struct Body<'a> {
     /// `data`'s tail and the envelope's `}`, written once the pieces end.
     tail: &'static str,
     done: bool,
+    /// Set once rendering failed: every later read fails too.
+    failed: bool,
     permits: &'a Permits,
     rid: &'a str,
     /// The bytes read so far, for the access log.
@@ -55,6 +60,7 @@ impl<'a> Body<'a> {
             pos: 0,
             scratch: Vec::new(),
             done,
+            failed: false,
             permits,
             rid,
             sent: Rc::new(Cell::new(0)),
@@ -73,19 +79,35 @@ impl<'a> Body<'a> {
             return Ok(self.done);
         }
         let _permit = self.permits.acquire();
-        let Streamed { snapshot, listed } = &mut self.streamed;
-        while self.buf.len() - self.pos < want {
-            self.scratch.clear();
-            if !listed.pieces.next(snapshot.tx(), &mut self.scratch)? {
-                self.buf.extend_from_slice(self.tail.as_bytes());
-                self.buf.push(b'}');
-                self.done = true;
-                break;
+        let rendered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let Streamed { snapshot, listed } = &mut self.streamed;
+            while self.buf.len() - self.pos < want {
+                self.scratch.clear();
+                if !listed.pieces.next(snapshot.tx(), &mut self.scratch)? {
+                    self.buf.extend_from_slice(self.tail.as_bytes());
+                    self.buf.push(b'}');
+                    self.done = true;
+                    break;
+                }
+                let piece = std::mem::take(&mut self.scratch);
+                self.buf.extend_from_slice(&escape(piece));
             }
-            let piece = std::mem::take(&mut self.scratch);
-            self.buf.extend_from_slice(&escape(piece));
-        }
-        Ok(self.done)
+            Ok(self.done)
+        }));
+        rendered.unwrap_or_else(|_| {
+            crate::log!(
+                error,
+                "cmdb-lite: {}: rendering the answer panicked",
+                self.rid
+            );
+            // Whatever the pieces hold now is not to be trusted: nothing more is rendered.
+            self.done = false;
+            self.buf.truncate(self.pos);
+            Err(crate::error::CcError::with(
+                crate::error::code::INTERNAL,
+                "proc",
+            ))
+        })
     }
 
     /// The whole body, if [`Body::fill`] reached its end.
@@ -110,6 +132,9 @@ fn escape(piece: Vec<u8>) -> Vec<u8> {
 
 impl Read for Body<'_> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if self.failed {
+            return Err(io::Error::other("the answer stopped early"));
+        }
         if self.pos == self.buf.len() {
             if self.done {
                 return Ok(0);
@@ -123,6 +148,7 @@ impl Read for Body<'_> {
                     self.sent.get(),
                     e.render(crate::error::Lang::En)
                 );
+                self.failed = true;
                 return Err(io::Error::other("the answer stopped early"));
             }
         }
@@ -131,5 +157,66 @@ impl Read for Body<'_> {
         self.pos += n;
         self.sent.set(self.sent.get() + n as u64);
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::streamed::{Listed, Pieces};
+    use crate::error::CcError;
+    use crate::store::{ReadTx, Store};
+    use std::sync::Arc;
+
+    /// Pieces of `"1"`, `left` of them, then a panic.
+    struct Boom {
+        left: usize,
+    }
+
+    impl Pieces for Boom {
+        fn next(&mut self, _tx: &ReadTx, out: &mut Vec<u8>) -> Result<bool, CcError> {
+            if self.left == 0 {
+                panic!("a piece that cannot be rendered");
+            }
+            self.left -= 1;
+            out.extend_from_slice(b"1,");
+            Ok(true)
+        }
+    }
+
+    fn body<'a>(store: &Arc<Store>, permits: &'a Permits, left: usize) -> Body<'a> {
+        let (snapshot, ()) = store.lasting(|_| Ok::<(), CcError>(())).unwrap();
+        let listed = Listed {
+            head: b"{\"count\":1,\"info\":[".to_vec(),
+            pieces: Box::new(Boom { left }),
+            tail: "]}",
+            ended: false,
+        };
+        Body::new(
+            "{\"result\":true,\"data\":".into(),
+            Streamed { snapshot, listed },
+            permits,
+            "rid",
+        )
+    }
+
+    #[test]
+    fn a_panic_while_rendering_ends_the_body_with_an_error_and_keeps_the_permit() {
+        let store = Arc::new(Store::memory().unwrap());
+        let permits = Permits::new(1);
+        // Before anything is sent: an error (the caller answers with an envelope).
+        let mut b = body(&store, &permits, 3);
+        let e = b.fill(STREAM_CHUNK_BYTES).unwrap_err();
+        assert_eq!(e.code, crate::error::code::INTERNAL);
+        // Part-way: what was rendered before goes, then the read fails, and keeps failing.
+        let mut b = body(&store, &permits, 100_000);
+        let mut out = Vec::new();
+        let e = b.read_to_end(&mut out).unwrap_err();
+        assert_eq!(e.to_string(), "the answer stopped early");
+        assert!(out.len() > STREAM_CHUNK_BYTES, "{} bytes", out.len());
+        assert!(out.starts_with(b"{\"result\":true,\"data\":{\"count\":1,\"info\":[1,"));
+        assert!(b.read(&mut [0u8; 16]).is_err());
+        // The permit was given back both times.
+        drop(permits.acquire());
     }
 }

@@ -12,10 +12,16 @@ use std::sync::TryLockError;
 use std::sync::atomic::Ordering;
 
 impl Store {
-    /// True while the store is degraded after an I/O failure (until a write commits again), or
-    /// has no open file at all. Never waits: while the store is held alone (an import, a seed,
-    /// a reopen) only the flag is read.
+    /// True while writes are refused: the store is degraded after an I/O failure ([`Store::failed`])
+    /// or its file could not grow (until a write commits again). Never waits.
     pub fn degraded(&self) -> bool {
+        self.full.load(Ordering::Acquire) || self.failed()
+    }
+
+    /// True while the store is degraded after an I/O failure (until a write commits again), or
+    /// has no open file at all: a read may meet a reopen. Never waits: while the store is held
+    /// alone (an import, a seed, a reopen) only the flag is read.
+    pub fn failed(&self) -> bool {
         if self.degraded.load(Ordering::Acquire) {
             return true;
         }
@@ -142,7 +148,7 @@ fn open_for_maintenance(path: &Path, cache_bytes: usize) -> Result<Database, Ope
         Err(redb::DatabaseError::RepairAborted) => {}
         Err(e) => return Err(OpenError::NotOurs(p, e.to_string())),
     }
-    let db = open_db(path, cache_bytes)?;
+    let db = open_db(path, cache_bytes)?.db;
     match verdict(&db, path)? {
         Some(Ok(())) => Ok(db),
         Some(Err(e)) => Err(e),

@@ -14,9 +14,9 @@
 //! No raw pointers and no lifetimes erased: a job is `'static` and `Send`, the database travels as an `Arc`,
 //! and the result comes back over a channel of its own.
 
+use super::Db;
 use super::WriteTx;
 use crate::limits::{BATCH_LINGER_MICROS, MAX_REQUESTS_PER_COMMIT};
-use redb::Database;
 use std::sync::mpsc::{SyncSender, sync_channel};
 use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
@@ -44,11 +44,11 @@ pub type Work = Box<dyn FnOnce(&mut WriteTx) -> bool + Send>;
 
 /// Runs one batch on a database: every job in order on one transaction, then the commit.
 /// Returns whether the commit reached the disk and whether the file itself failed.
-pub type RunBatch = fn(&Database, Vec<Work>) -> (bool, bool);
+pub type RunBatch = fn(&Db, Vec<Work>) -> (bool, bool);
 
 /// A queued job: the database its request holds the store's slot for, and its result slot.
 struct Entry {
-    db: Arc<Database>,
+    db: Arc<Db>,
     work: Work,
     done: SyncSender<Done>,
 }
@@ -87,7 +87,7 @@ impl Batches {
     }
 
     /// Queues `work` for a batch on `db` and returns once its batch has ended.
-    pub fn run(&self, db: Arc<Database>, work: Work) -> Done {
+    pub fn run(&self, db: Arc<Db>, work: Work) -> Done {
         self.writer.get_or_init(|| {
             let shared = Arc::clone(&self.shared);
             let run = self.run;

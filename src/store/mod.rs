@@ -41,6 +41,7 @@ pub mod push_map;
 pub mod read;
 pub mod records;
 mod reset;
+mod room;
 pub mod tables;
 pub mod topology;
 pub mod typed;
@@ -66,6 +67,37 @@ pub use read::{ReadTx, Tx};
 pub use typed::Record;
 pub use write::{NewProcess, WriteTx};
 
+/// An open database and, for a file, the room its backend reports (`room.rs`).
+pub(crate) struct Db {
+    db: Database,
+    room: Option<Arc<room::Room>>,
+}
+
+impl std::ops::Deref for Db {
+    type Target = Database;
+    fn deref(&self) -> &Database {
+        &self.db
+    }
+}
+
+impl Db {
+    /// Whether the write transaction in progress grew the file onto room that is not there: it
+    /// must be aborted, not committed (see `room.rs`).
+    fn short(&self) -> bool {
+        self.room.as_ref().is_some_and(|r| r.short())
+    }
+
+    /// Growths of the file refused since it was opened.
+    fn refusals(&self) -> u64 {
+        self.room.as_ref().map_or(0, |r| r.refusals())
+    }
+
+    /// The last refused growth and its cause.
+    fn why(&self) -> String {
+        self.room.as_ref().map_or_else(String::new, |r| r.why())
+    }
+}
+
 /// The store: one redb database, reopened in place after an I/O failure.
 pub struct Store {
     /// The open database. Every transaction holds the read side for its whole life; a reopen
@@ -76,7 +108,10 @@ pub struct Store {
     file: Option<(PathBuf, usize)>,
     /// Set by a reopen, cleared by the next write that commits: writes hold the slot alone.
     degraded: AtomicBool,
-    /// While degraded: when the next write may try the file again (one at a time, each failure
+    /// Set when a batch was aborted because the file could not grow (`room.rs`), cleared by the
+    /// next write that commits: until then, one write per probe interval tries.
+    full: AtomicBool,
+    /// While degraded or full: when the next write may try the file again (one at a time, each failure
     /// doubling the wait), and that wait. The writes before it are refused at once, so that a
     /// full disk costs readers one reopen per probe, not one per write.
     probe: Mutex<(std::time::Instant, std::time::Duration)>,
@@ -93,7 +128,7 @@ struct Slot {
     /// `None` after a reopen failed; the next transaction tries again. Shared with the writer
     /// thread while a batch runs on it; only the slot's own reference is left when the slot is
     /// held alone (every request waiting for a batch holds the slot shared).
-    db: Option<Arc<Database>>,
+    db: Option<Arc<Db>>,
     /// Bumped by every reopen, so that threads that met the same failure reopen only once.
     generation: u64,
     /// Set by [`Store::close`]: no transaction starts and nothing reopens any more.
@@ -168,9 +203,9 @@ fn set_mode(f: &std::fs::File, mode: u32) -> std::io::Result<()> {
 
 /// Closes a database no one else holds; one still shared (which the slot's locking rules out)
 /// is dropped instead, and redb closes it with its last reference.
-fn close_db(db: Arc<Database>) -> Result<(), String> {
+fn close_db(db: Arc<Db>) -> Result<(), String> {
     match Arc::try_unwrap(db) {
-        Ok(db) => db.close().map_err(|e| e.to_string()),
+        Ok(db) => db.db.close().map_err(|e| e.to_string()),
         Err(shared) => {
             drop(shared);
             Ok(())
@@ -180,9 +215,9 @@ fn close_db(db: Arc<Database>) -> Result<(), String> {
 
 /// One group-commit batch (`group.rs`), on the writer thread: every job in order on one write
 /// transaction, each failing one rolled back from its undo log, then one durable commit (or an
-/// abort when nothing is left to write). Returns whether the batch committed and whether the
-/// file itself failed.
-fn run_batch(db: &Database, jobs: Vec<Work>) -> (bool, bool) {
+/// abort when nothing is left to write, or when the file could not grow for it: `room.rs`).
+/// Returns whether the batch committed and whether the file itself failed.
+fn run_batch(db: &Db, jobs: Vec<Work>) -> (bool, bool) {
     debug_assert!(
         !jobs.is_empty() && jobs.len() <= MAX_REQUESTS_PER_COMMIT,
         "a batch holds 1 to MAX_REQUESTS_PER_COMMIT requests"
@@ -223,7 +258,11 @@ fn run_batch(db: &Database, jobs: Vec<Work>) -> (bool, bool) {
             let _ = txn.abort();
             return None;
         }
-        if dirty {
+        if dirty && db.short() {
+            // Taken back by the abort, growth included: the file is never latched.
+            let _ = txn.abort().map_err(write_err);
+            None
+        } else if dirty {
             txn.commit().map_err(write_err).ok()
         } else {
             txn.abort().map_err(write_err).ok()
@@ -234,7 +273,7 @@ fn run_batch(db: &Database, jobs: Vec<Work>) -> (bool, bool) {
 }
 
 impl Store {
-    fn with(db: Database, file: Option<(PathBuf, usize)>) -> Store {
+    fn with(db: Db, file: Option<(PathBuf, usize)>) -> Store {
         Store {
             slot: RwLock::new(Slot {
                 db: Some(Arc::new(db)),
@@ -243,6 +282,7 @@ impl Store {
             }),
             file,
             degraded: AtomicBool::new(false),
+            full: AtomicBool::new(false),
             probe: Mutex::new((std::time::Instant::now(), std::time::Duration::ZERO)),
             reopens: AtomicU64::new(0),
             batches: Batches::new(run_batch),
@@ -323,7 +363,7 @@ impl Store {
         let db = Database::builder()
             .create_with_backend(redb::backends::InMemoryBackend::new())
             .map_err(|e| OpenError::Other(p.clone(), e.to_string()))?;
-        let store = Store::with(db, None);
+        let store = Store::with(Db { db, room: None }, None);
         store.init(&p, false)?;
         Ok(store)
     }
@@ -333,12 +373,12 @@ impl Store {
     fn init(&self, p: &Path, migrate: bool) -> Result<(), OpenError> {
         let slot = self.slot.read().unwrap_or_else(PoisonError::into_inner);
         let db = slot.db.as_ref().expect("a store is created open");
-        match open::verdict(&**db, p)? {
+        match open::verdict(&db.db, p)? {
             Some(Err(OpenError::Migratable(..))) if migrate => {
-                migrate::run(db, self.file.as_ref().map(|(path, _)| path.as_path()))
+                migrate::run(&db.db, self.file.as_ref().map(|(path, _)| path.as_path()))
             }
             Some(verdict) => verdict,
-            None => open::lay_out(db, p),
+            None => open::lay_out(&db.db, p),
         }
     }
 
@@ -420,6 +460,10 @@ impl Store {
         f: impl FnOnce(&mut WriteTx) -> Result<T, E> + Send + 'static,
     ) -> Result<T, E> {
         IO_FAILED.set(false);
+        if self.full.load(Ordering::Acquire) && !self.probe_due() {
+            // The file could not grow: refused without touching it until the next probe.
+            return Err(StoreError::Write.into());
+        }
         if !self.degraded.load(Ordering::Acquire) {
             let slot = self.open_slot(true)?;
             // Checked again under the slot: `reopen` sets it holding the slot alone.
@@ -440,15 +484,8 @@ impl Store {
         // Degraded: only one write per probe interval tries the file; the others are refused
         // without touching it (the readers keep the slot).
         let reopens = self.reopens.load(Ordering::Acquire);
-        {
-            let mut probe = self.probe.lock().unwrap_or_else(PoisonError::into_inner);
-            let now = std::time::Instant::now();
-            if now < probe.0 {
-                return Err(StoreError::Write.into());
-            }
-            let max = std::time::Duration::from_millis(WRITE_PROBE_MAX_MILLIS);
-            probe.1 = (probe.1 * 2).min(max);
-            probe.0 = now + probe.1;
+        if !self.probe_due() {
+            return Err(StoreError::Write.into());
         }
         let mut slot = self.slot.write().unwrap_or_else(PoisonError::into_inner);
         if slot.closed {
@@ -481,7 +518,7 @@ impl Store {
     /// own.
     fn write_grouped<T: Send + 'static, E: From<StoreError> + Send + 'static>(
         &self,
-        db: &Arc<Database>,
+        db: &Arc<Db>,
         f: impl FnOnce(&mut WriteTx) -> Result<T, E> + Send + 'static,
     ) -> Result<T, E> {
         type Outcome<T, E> = Option<std::thread::Result<Result<T, E>>>;
@@ -503,6 +540,7 @@ impl Store {
             *out.lock().unwrap_or_else(PoisonError::into_inner) = Some(outcome);
             kept
         });
+        let refusals = db.refusals();
         let done = self.batches.run(Arc::clone(db), job);
         if done.io_failed {
             // The file failed under this request's batch: have the store reopened.
@@ -517,9 +555,15 @@ impl Store {
             Err(panic) => std::panic::resume_unwind(panic),
             Ok(Err(e)) => Err(e),
             Ok(Ok(_)) if done.stage != group::Stage::Committed => {
+                if !done.io_failed && db.refusals() != refusals {
+                    // Aborted because the file could not grow.
+                    self.no_room(db);
+                    return Err(StoreError::Write.into());
+                }
                 Err(StoreError::write(&"the group commit did not reach the disk").into())
             }
             Ok(Ok(v)) => {
+                self.room_again();
                 self.bell.ring(rang.load(Ordering::Acquire));
                 Ok(v)
             }
@@ -530,7 +574,7 @@ impl Store {
     /// held alone: no group to join).
     fn write_immediate<T, E: From<StoreError>>(
         &self,
-        db: &Database,
+        db: &Db,
         f: impl FnOnce(&mut WriteTx) -> Result<T, E>,
     ) -> Result<T, E> {
         let mut txn = db.begin_write().map_err(write_err)?;
@@ -543,7 +587,13 @@ impl Store {
                 if let Err(e) = tx.trim_logs(mask) {
                     return Err(Self::abort(tx, e).into());
                 }
+                if db.short() {
+                    // The file could not grow for it: taken back, growth included (`room.rs`).
+                    self.no_room(db);
+                    return Err(Self::abort(tx, StoreError::Write.into()));
+                }
                 tx.into_txn().commit().map_err(write_err)?;
+                self.room_again();
                 self.bell.ring(mask);
                 Ok(v)
             }
@@ -563,6 +613,43 @@ impl Store {
             }
         }
         e
+    }
+
+    /// Whether a write may try the file now that it is degraded or full: one per probe
+    /// interval, each try doubling the interval (up to `WRITE_PROBE_MAX_MILLIS`).
+    fn probe_due(&self) -> bool {
+        let mut probe = self.probe.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = std::time::Instant::now();
+        if now < probe.0 {
+            return false;
+        }
+        let max = std::time::Duration::from_millis(WRITE_PROBE_MAX_MILLIS);
+        probe.1 = (probe.1 * 2).min(max);
+        probe.0 = now + probe.1;
+        true
+    }
+
+    /// A write was aborted because the file could not grow: the writes after it are refused
+    /// at once, but for one per probe interval, until one commits.
+    fn no_room(&self, db: &Db) {
+        if !self.full.swap(true, Ordering::AcqRel) {
+            crate::log!(
+                warn,
+                "cmdb-lite: the store file cannot grow ({}); writes that need room are refused \
+                 until one succeeds",
+                db.why()
+            );
+            let first = std::time::Duration::from_millis(WRITE_PROBE_FIRST_MILLIS);
+            *self.probe.lock().unwrap_or_else(PoisonError::into_inner) =
+                (std::time::Instant::now() + first, first / 2);
+        }
+    }
+
+    /// A write committed: the file had room for it.
+    fn room_again(&self) {
+        if self.full.swap(false, Ordering::AcqRel) {
+            crate::log!("cmdb-lite: writes succeed again");
+        }
     }
 
     /// The slot, holding an open database: reopens it first if an earlier reopen failed.

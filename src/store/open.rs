@@ -74,22 +74,35 @@ impl fmt::Display for OpenError {
 
 /// Opens an existing or new database file read-write. redb repairs a file that was not closed
 /// cleanly (a crash) during this call; that is logged, as it takes time on a large file.
-pub(super) fn open_db(path: &Path, cache_bytes: usize) -> Result<Database, OpenError> {
+pub(super) fn open_db(path: &Path, cache_bytes: usize) -> Result<super::Db, OpenError> {
     let p = path.to_path_buf();
     let announced = Arc::new(AtomicBool::new(false));
     let shown = path.display().to_string();
-    Database::builder()
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|e| OpenError::Other(p.clone(), e.to_string()))?;
+    let (backend, room) = super::room::RoomBackend::new(file)
+        .map_err(|e| OpenError::Other(p.clone(), e.to_string()))?;
+    let db = Database::builder()
         .set_cache_size(cache_bytes)
         .set_repair_callback(move |_| {
             if !announced.swap(true, Ordering::Relaxed) {
                 crate::log!("cmdb-lite: {shown} was not closed cleanly; redb is repairing it");
             }
         })
-        .create(path)
+        .create_with_backend(backend)
         .map_err(|e| match e {
             redb::DatabaseError::DatabaseAlreadyOpen => OpenError::InUse(p),
             other => OpenError::Other(p, other.to_string()),
-        })
+        })?;
+    Ok(super::Db {
+        db,
+        room: Some(room),
+    })
 }
 
 /// What an existing database says about itself: `None` if it has no table yet (a new file),
