@@ -30,8 +30,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 #[derive(Debug, Default)]
 pub(crate) struct Room {
     lens: Mutex<Lens>,
-    /// The file's real length (a copy of `lens.real`, for reads that take no lock).
+    /// The file's real length and the length redb was told (copies of `lens`, for reads and
+    /// writes that take no lock).
     real: AtomicU64,
+    told: AtomicU64,
     /// Growths refused since the file was opened.
     refusals: AtomicU64,
     /// Why the last one was refused, for the store's log.
@@ -83,6 +85,7 @@ impl RoomBackend {
         let room = Arc::new(Room {
             lens: Mutex::new(Lens { told: real, real }),
             real: AtomicU64::new(real),
+            told: AtomicU64::new(real),
             ..Room::default()
         });
         let inner = FileBackend::new(file.try_clone()?).map_err(std::io::Error::other)?;
@@ -149,6 +152,7 @@ impl StorageBackend for RoomBackend {
         }
         lens.told = len;
         self.room.real.store(lens.real, Ordering::Release);
+        self.room.told.store(lens.told, Ordering::Release);
         Ok(())
     }
 
@@ -158,7 +162,12 @@ impl StorageBackend for RoomBackend {
 
     fn write(&self, offset: u64, data: &[u8]) -> Result<(), std::io::Error> {
         let end = offset.saturating_add(data.len() as u64);
-        if end > self.room.real.load(Ordering::Acquire) {
+        let real = self.room.real.load(Ordering::Acquire);
+        // While a growth was refused nothing is written, inside the file either: a header
+        // written now could name a layout longer than the file (a commit that grew while it
+        // ran), which no open would then accept. redb's writes while a transaction runs are
+        // its own choice and may wait; a commit's fail, before anything reaches the file.
+        if end > real || self.room.told.load(Ordering::Acquire) > real {
             return Err(beyond(end));
         }
         self.inner.write(offset, data)
@@ -223,8 +232,10 @@ mod tests {
         assert!(room.why().starts_with("from 8192 to "), "{}", room.why());
         assert_eq!(b.len().unwrap(), huge);
         assert_eq!(std::fs::metadata(dir.join("f")).unwrap().len(), 8192);
-        // Writing there is refused; reading there reads zeros, and the real part as it is.
+        // Writing there is refused, and inside the file too; reading there reads zeros, and
+        // the real part as it is.
         assert!(b.write(8192, &[1u8; 4096]).is_err());
+        assert!(b.write(0, &[1u8; 4096]).is_err());
         let mut out = [9u8; 8192];
         b.read(4096, &mut out).unwrap();
         assert_eq!(&out[..4096], &[7u8; 4096][..]);
@@ -232,6 +243,7 @@ mod tests {
         // redb's abort shrinks the file back to where it was.
         b.set_len(8192).unwrap();
         assert!(!room.short());
+        b.write(0, &[1u8; 4096]).unwrap();
         b.set_len(16384).unwrap();
         assert!(!room.short());
         assert_eq!(std::fs::metadata(dir.join("f")).unwrap().len(), 16384);
