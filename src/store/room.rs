@@ -8,15 +8,17 @@
 //! a failing growth: redb grows the file when a write transaction needs pages it does not
 //! have. So a growth is done here with its blocks allocated (`disk::grow`); when that is
 //! refused, the file keeps its length, the transaction is told the growth happened and goes on
-//! in memory (its new pages stay in redb's write buffer: writing them is refused, which redb
-//! tolerates while the transaction runs, and reading where nothing was written reads zeros), and
-//! [`Room::short`] says so. The store checks it before every commit and aborts instead
-//! (`Store::write`), and redb's abort takes the growth back; the file is never latched, and
-//! reads never stop.
+//! in memory (its new pages stay in redb's write buffer; reading where nothing was written reads
+//! zeros), and [`Room::short`] says so. The store checks it before every commit and aborts
+//! instead (`Store::write`), and redb's abort takes the growth back; the file is never latched,
+//! and reads never stop. While a growth is refused nothing is written to the file at all: a
+//! commit that grew after the store's check would otherwise write a header naming a layout
+//! longer than the file, which no open accepts; refused, it fails before anything is written.
 //!
 //! What this cannot catch falls back on the reopen (`Store::reopen`): a growth refused while
-//! redb commits (its commit writes the pages it names, a refusal then latches the file), and
-//! a write that fails inside the file (a copy-on-write file system out of room).
+//! redb commits, a transaction whose new pages overflow redb's write buffer while the file
+//! cannot grow (redb must write some out, which is refused), and a write that fails inside the
+//! file (a copy-on-write file system out of room).
 
 use crate::disk;
 use redb::backends::FileBackend;
@@ -163,10 +165,11 @@ impl StorageBackend for RoomBackend {
     fn write(&self, offset: u64, data: &[u8]) -> Result<(), std::io::Error> {
         let end = offset.saturating_add(data.len() as u64);
         let real = self.room.real.load(Ordering::Acquire);
-        // While a growth was refused nothing is written, inside the file either: a header
+        // While a growth is refused nothing is written, inside the file either: a header
         // written now could name a layout longer than the file (a commit that grew while it
-        // ran), which no open would then accept. redb's writes while a transaction runs are
-        // its own choice and may wait; a commit's fail, before anything reaches the file.
+        // ran), which no open would then accept. Early write-outs during a transaction are
+        // best effort in redb (refused, the page stays buffered); a commit's fail before
+        // anything reaches the file.
         if end > real || self.room.told.load(Ordering::Acquire) > real {
             return Err(beyond(end));
         }
