@@ -208,7 +208,7 @@ pub enum FileError {
 pub fn import_file(
     store: &Store,
     path: &Path,
-    mut progress: impl FnMut(usize),
+    progress: impl FnMut(usize),
 ) -> Result<usize, FileError> {
     let mut head: Dataset<Skipped> =
         read_json(path, |d| Dataset::deserialize(d)).map_err(FileError::Read)?;
@@ -218,28 +218,10 @@ pub fn import_file(
             head.format
         )));
     }
-    let topo = topology::Source::take(&mut head);
     store
-        .write_alone::<_, CcError>(|tx| {
+        .write_alone(|tx| {
             tx.without_events();
-            let mut loader = Loader::head(tx, &head, topo)?;
-            let mut failed = None;
-            let stream = ProcessStream {
-                each: |map: Map<String, Value>| {
-                    loader.process(tx, map)?;
-                    if loader.processes % IMPORT_PROGRESS_EVERY == 0 {
-                        progress(loader.processes);
-                    }
-                    Ok(())
-                },
-                failed: &mut failed,
-            };
-            let read = read_json(path, |d| d.deserialize_map(stream));
-            if let Some(e) = failed {
-                return Err(e);
-            }
-            read.map_err(bad)?;
-            loader.finish(tx, &head.sequences)
+            import_head_in(tx, path, &mut head, progress)
         })
         .map_err(|e| FileError::Refused(e.render(Lang::En)))
 }

@@ -5,7 +5,7 @@
 //! business or set, a module's own list), so a read costs what its answer costs; a
 //! `host_property_filter` is evaluated by `domain::query_filter` on the hosts of that set only.
 
-use super::topology::{arg, body, project};
+use super::topology::{arg, body, module_name, project, set_name};
 use super::{Ctx, Data, Input, Listing};
 use crate::domain::condition::Cond;
 use crate::domain::decode;
@@ -101,11 +101,7 @@ fn host_page(
     let by_id = sort.is_empty()
         || bare == "bk_host_id"
         || (!bare.contains(',') && bare.starts_with("bk_host_id:"));
-    let limit = if page.limit == NO_LIMIT {
-        0
-    } else {
-        page.limit
-    };
+    let limit = page.mongo_limit();
     if filter.0.is_none() && by_id {
         let count = ids.len();
         let start = usize::try_from(page.start).unwrap_or(0);
@@ -119,10 +115,7 @@ fn host_page(
                 hosts.push(h.to_map());
             }
         }
-        let keys = page::parse_sort(if sort.is_empty() { "bk_host_id" } else { sort })?;
-        let hosts = page::sort(hosts, &keys, |m, f| {
-            m.get(f).map_or(SortValue::Null, SortValue::of)
-        });
+        let hosts = page::sort_maps(hosts, page.sort_or("bk_host_id"))?;
         return Ok((
             count,
             hosts
@@ -141,10 +134,7 @@ fn host_page(
         }
     }
     let count = found.len();
-    let keys = page::parse_sort(if sort.is_empty() { "bk_host_id" } else { sort })?;
-    let sorted = page::sort(found, &keys, |m, f| {
-        m.get(f).map_or(SortValue::Null, SortValue::of)
-    });
+    let sorted = page::sort_maps(found, page.sort_or("bk_host_id"))?;
     let info = page::window(sorted, page.start.max(0), limit)
         .into_iter()
         .map(|m| project(m, fields, false))
@@ -154,6 +144,77 @@ fn host_page(
 
 fn listing(count: usize, info: Vec<Map<String, Value>>) -> Data {
     Data::of(&json!({"count": count, "info": info}))
+}
+
+/// A record's attribute getter, as the conditions and filters read it.
+type Get<'a> = &'a dyn Fn(&str) -> Option<Value>;
+
+/// How a host list narrows a business's hosts: to sets (given, or those whose attributes pass
+/// `set_hit`), then to modules of those sets (given, or passing `module_hit`).
+struct Narrow<'a> {
+    sets: Option<BTreeSet<i64>>,
+    set_hit: Option<&'a dyn Fn(Get) -> bool>,
+    modules: Option<BTreeSet<i64>>,
+    module_hit: Option<&'a dyn Fn(Get) -> bool>,
+}
+
+impl Narrow<'_> {
+    /// The hosts of `biz` left (ascending, distinct); none if a test finds no set or module.
+    fn host_ids(mut self, tx: &ReadTx, biz: i64) -> Result<Vec<i64>, CcError> {
+        if let Some(hit) = self.set_hit {
+            let found = sets_matching(tx, biz, hit)?;
+            if found.is_empty() {
+                return Ok(Vec::new());
+            }
+            self.sets = Some(found);
+        }
+        if let Some(hit) = self.module_hit {
+            let found = modules_matching(tx, biz, self.sets.as_ref(), hit)?;
+            if found.is_empty() {
+                return Ok(Vec::new());
+            }
+            self.modules = Some(found);
+        }
+        biz_host_ids(tx, biz, self.sets.as_ref(), self.modules.as_ref())
+    }
+}
+
+/// The sets of `biz` whose attributes pass `hit`.
+fn sets_matching(
+    tx: &ReadTx,
+    biz: i64,
+    hit: impl Fn(Get) -> bool,
+) -> Result<BTreeSet<i64>, CcError> {
+    let mut found = BTreeSet::new();
+    for sid in tx.set_ids_of_biz(biz)? {
+        if let Some(s) = tx.set(sid)? {
+            let m = s.to_map();
+            if hit(&|f: &str| m.get(f).cloned()) {
+                found.insert(sid);
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// The modules of `biz` in `sets` (any set if `None`) whose attributes pass `hit`.
+fn modules_matching(
+    tx: &ReadTx,
+    biz: i64,
+    sets: Option<&BTreeSet<i64>>,
+    hit: impl Fn(Get) -> bool,
+) -> Result<BTreeSet<i64>, CcError> {
+    let mut found = BTreeSet::new();
+    for mid in tx.module_ids_of_biz(biz)? {
+        if let Some(m) = tx.module(mid)? {
+            let map = m.to_map();
+            if sets.is_none_or(|s| s.contains(&m.bk_set_id)) && hit(&|f: &str| map.get(f).cloned())
+            {
+                found.insert(mid);
+            }
+        }
+    }
+    Ok(found)
 }
 
 /// Hosts of a business narrowed to sets and modules (ascending, distinct).
@@ -224,47 +285,18 @@ pub fn list_biz_hosts(_ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, 
             "bk_module_ids and module_cond can't both be set",
         ));
     }
-    let empty = || listing(0, Vec::new());
+    let set_hit = set_cond.as_ref().map(|c| move |get: Get| c.matches(get));
+    let module_hit = module_cond.as_ref().map(|c| move |get: Get| c.matches(get));
     store.read(|tx| {
-        let mut sets: Option<BTreeSet<i64>> =
-            (!set_ids.is_empty()).then(|| set_ids.iter().copied().collect());
-        if let Some(c) = &set_cond {
-            let mut found = BTreeSet::new();
-            for sid in tx.set_ids_of_biz(biz)? {
-                if let Some(s) = tx.set(sid)? {
-                    let m = s.to_map();
-                    if c.matches(&|f: &str| m.get(f).cloned()) {
-                        found.insert(sid);
-                    }
-                }
-            }
-            if found.is_empty() {
-                return Ok(empty());
-            }
-            sets = Some(found);
-        }
-        let mut modules: Option<BTreeSet<i64>> =
-            (!module_ids.is_empty()).then(|| module_ids.iter().copied().collect());
-        if let Some(c) = &module_cond {
-            let mut found = BTreeSet::new();
-            for mid in tx.module_ids_of_biz(biz)? {
-                if let Some(m) = tx.module(mid)? {
-                    let map = m.to_map();
-                    if sets.as_ref().is_none_or(|s| s.contains(&m.bk_set_id))
-                        && c.matches(&|f: &str| map.get(f).cloned())
-                    {
-                        found.insert(mid);
-                    }
-                }
-            }
-            if found.is_empty() {
-                return Ok(empty());
-            }
-            modules = Some(found);
-        }
-        let ids = biz_host_ids(tx, biz, sets.as_ref(), modules.as_ref())?;
+        let narrow = Narrow {
+            sets: (!set_ids.is_empty()).then(|| set_ids.iter().copied().collect()),
+            set_hit: set_hit.as_ref().map(|h| h as &dyn Fn(Get) -> bool),
+            modules: (!module_ids.is_empty()).then(|| module_ids.iter().copied().collect()),
+            module_hit: module_hit.as_ref().map(|h| h as &dyn Fn(Get) -> bool),
+        };
+        let ids = narrow.host_ids(tx, biz)?;
         if ids.is_empty() {
-            return Ok(empty());
+            return Ok(listing(0, Vec::new()));
         }
         let (count, info) = host_page(tx, &ids, &filter, &page, &fields)?;
         Ok(listing(count, info))
@@ -291,15 +323,7 @@ pub fn list_hosts_without_biz(_ctx: &Ctx, store: &Store, input: &Input) -> Resul
             Ok(true)
         })?;
         let count = found.len();
-        let sort = if page.sort.is_empty() {
-            "bk_host_id"
-        } else {
-            &page.sort
-        };
-        let keys = page::parse_sort(sort)?;
-        let sorted = page::sort(found, &keys, |m, f| {
-            m.get(f).map_or(SortValue::Null, SortValue::of)
-        });
+        let sorted = page::sort_maps(found, page.sort_or("bk_host_id"))?;
         let info = page::window(sorted, page.start, page.limit)
             .into_iter()
             .map(|m| project(m, &fields, false))
@@ -367,43 +391,21 @@ pub fn list_biz_hosts_topo(ctx: &Ctx, store: &Store, input: &Input) -> Result<Da
     let lang = ctx.lang;
     store.read(|tx| {
         let empty = || listing(0, Vec::new());
-        let mut sets = None;
-        if set_filter.0.is_some() {
-            let mut found = BTreeSet::new();
-            for sid in tx.set_ids_of_biz(biz)? {
-                if let Some(s) = tx.set(sid)? {
-                    let m = s.to_map();
-                    if set_filter.matches(&|f: &str| m.get(f).cloned()) {
-                        found.insert(sid);
-                    }
-                }
-            }
-            if found.is_empty() {
-                return Ok(empty());
-            }
-            sets = Some(found);
-        }
-        let mut modules = None;
-        if module_filter.0.is_some() {
-            let mut found = BTreeSet::new();
-            for mid in tx.module_ids_of_biz(biz)? {
-                if let Some(m) = tx.module(mid)? {
-                    let map = m.to_map();
-                    if sets
-                        .as_ref()
-                        .is_none_or(|s: &BTreeSet<i64>| s.contains(&m.bk_set_id))
-                        && module_filter.matches(&|f: &str| map.get(f).cloned())
-                    {
-                        found.insert(mid);
-                    }
-                }
-            }
-            if found.is_empty() {
-                return Ok(empty());
-            }
-            modules = Some(found);
-        }
-        let ids = biz_host_ids(tx, biz, sets.as_ref(), modules.as_ref())?;
+        let set_hit = |get: Get| set_filter.matches(get);
+        let module_hit = |get: Get| module_filter.matches(get);
+        let narrow = Narrow {
+            sets: None,
+            set_hit: set_filter
+                .0
+                .is_some()
+                .then_some(&set_hit as &dyn Fn(Get) -> bool),
+            modules: None,
+            module_hit: module_filter
+                .0
+                .is_some()
+                .then_some(&module_hit as &dyn Fn(Get) -> bool),
+        };
+        let ids = narrow.host_ids(tx, biz)?;
         if ids.is_empty() {
             return Ok(empty());
         }
@@ -419,9 +421,7 @@ pub fn list_biz_hosts_topo(ctx: &Ctx, store: &Store, input: &Input) -> Result<Da
                 }
                 if let std::collections::btree_map::Entry::Vacant(e) = by_set.entry(m.bk_set_id) {
                     let name = match tx.set(m.bk_set_id)? {
-                        Some(s) => {
-                            rules::shown_name(Obj::Set, s.default, &s.bk_set_name, lang).to_string()
-                        }
+                        Some(s) => set_name(&s, lang),
                         None => String::new(),
                     };
                     e.insert(TopoSet {
@@ -433,13 +433,7 @@ pub fn list_biz_hosts_topo(ctx: &Ctx, store: &Store, input: &Input) -> Result<Da
                 if let Some(s) = by_set.get_mut(&m.bk_set_id) {
                     s.module.push(TopoModule {
                         bk_module_id: m.bk_module_id,
-                        bk_module_name: rules::shown_name(
-                            Obj::Module,
-                            m.default,
-                            &m.bk_module_name,
-                            lang,
-                        )
-                        .to_string(),
+                        bk_module_name: module_name(&m, lang),
                     });
                 }
             }
@@ -583,12 +577,7 @@ pub fn find_host_topo_relation(_ctx: &Ctx, store: &Store, input: &Input) -> Resu
         "bk_supplier_account" => SortValue::Str(r.bk_supplier_account.clone()),
         _ => SortValue::Null,
     });
-    let limit = if page.limit == NO_LIMIT {
-        0
-    } else {
-        page.limit
-    };
-    let data = page::window(rels, page.start, limit);
+    let data = page::window(rels, page.start, page.mongo_limit());
     Ok(Data::of(&RelationPage {
         count,
         data,

@@ -7,15 +7,13 @@
 //! The processes come from the indexes (modules of a set or business → service instances of a
 //! module → processes of an instance), so the cost follows the answer.
 
-use super::topology::{arg, body};
+use super::topology::{arg, body, module_name, set_name};
 use super::{Ctx, Data, Input, Listing};
 use crate::domain::decode;
-use crate::domain::page::{self, Page, SortValue};
+use crate::domain::page::{self, Page};
 use crate::domain::query_filter::{self, Filter, Options};
 use crate::domain::service_template::parse_int;
-use crate::domain::topology::{self as rules, Obj};
 use crate::error::{CcError, code};
-use crate::limits::NO_LIMIT;
 use crate::store::Store;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
@@ -187,21 +185,8 @@ pub fn list(ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError> {
             }
         }
         let count = procs.len();
-        let sort = if page.sort.is_empty() {
-            "bk_process_id"
-        } else {
-            &page.sort
-        };
-        let keys = page::parse_sort(sort)?;
-        let sorted = page::sort(procs, &keys, |m, f| {
-            m.get(f).map_or(SortValue::Null, SortValue::of)
-        });
-        let limit = if page.limit == NO_LIMIT {
-            0
-        } else {
-            page.limit
-        };
-        let window = page::window(sorted, page.start, limit);
+        let sorted = page::sort_maps(procs, page.sort_or("bk_process_id"))?;
+        let window = page::window(sorted, page.start, page.mongo_limit());
         let mut hosts: BTreeMap<i64, HostPart> = BTreeMap::new();
         let mut mods: BTreeMap<i64, (ModulePart, SetPart)> = BTreeMap::new();
         let mut instances: BTreeMap<i64, Option<crate::store::records::ServiceInstance>> =
@@ -229,24 +214,12 @@ pub fn list(ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError> {
                         if let Some(m) = tx.module(si.bk_module_id)? {
                             parts.0 = ModulePart {
                                 bk_module_id: m.bk_module_id,
-                                bk_module_name: rules::shown_name(
-                                    Obj::Module,
-                                    m.default,
-                                    &m.bk_module_name,
-                                    lang,
-                                )
-                                .to_string(),
+                                bk_module_name: module_name(&m, lang),
                             };
                             if let Some(s) = tx.set(m.bk_set_id)? {
                                 parts.1 = SetPart {
                                     bk_set_id: s.bk_set_id,
-                                    bk_set_name: rules::shown_name(
-                                        Obj::Set,
-                                        s.default,
-                                        &s.bk_set_name,
-                                        lang,
-                                    )
-                                    .to_string(),
+                                    bk_set_name: set_name(&s, lang),
                                     bk_set_env: text(&s.get("bk_set_env")),
                                 };
                             }

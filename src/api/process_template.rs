@@ -187,11 +187,7 @@ pub fn list(_ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError> {
             "service_template_id and process_template_ids can't be empty at the same time",
         ));
     }
-    let keys = page::parse_sort(if page.sort.is_empty() {
-        "-id"
-    } else {
-        &page.sort
-    })?;
+    let keys = page::parse_sort(page.sort_or("-id"))?;
     if page.start < 0 {
         // MongoDB refuses a negative skip.
         return Err(CcError::plain(code::DB_SELECT));
@@ -209,9 +205,7 @@ pub fn list(_ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError> {
         })?;
         Ok(found)
     })?;
-    let count = found.len();
-    let sorted = page::sort(found, &keys, sort_value);
-    let items = page::window(sorted, page.start, page.limit);
+    let (count, items) = page.count_and_window(found, &keys, sort_value);
     let info: Vec<View> = items.iter().map(view).collect();
     Ok(Data::of(&Listing { count, info }))
 }

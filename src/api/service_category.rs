@@ -139,26 +139,12 @@ pub fn delete(_ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError>
         if tx.service_category(id)?.is_none() {
             return Err(CcError::plain(code::NOT_FOUND));
         }
-        let mut child = false;
-        tx.scan::<ServiceCategory, CcError>(|_, c| {
-            child = c.bk_parent_id == id;
-            Ok(!child)
-        })?;
-        if child {
+        if tx.any::<ServiceCategory>(|c| c.bk_parent_id == id)? {
             return Err(CcError::plain(code::HAS_CHILD_NODE));
         }
-        let mut used = false;
-        tx.scan::<ServiceTemplate, CcError>(|_, st| {
-            used = st.service_category_id == id;
-            Ok(!used)
-        })?;
-        if !used {
-            tx.scan::<Module, CcError>(|_, m| {
-                used = m.service_category_id == id;
-                Ok(!used)
-            })?;
-        }
-        if used {
+        if tx.any::<ServiceTemplate>(|st| st.service_category_id == id)?
+            || tx.any::<Module>(|m| m.service_category_id == id)?
+        {
             return Err(CcError::plain(code::REFERENCED_RECORD));
         }
         Ok(tx.delete_service_category(id)?)

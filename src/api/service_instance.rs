@@ -577,8 +577,7 @@ fn list_instances(
         return Err(CcError::plain(code::DB_SELECT));
     }
     let found = store.read(|tx| find(&filter, tx))?;
-    let count = found.len();
-    let info = page::window(page::sort(found, &keys, sort_value), page.start, page.limit);
+    let (count, info) = page.count_and_window(found, &keys, sort_value);
     Ok(Data::of(&Listing { count, info }))
 }
 
@@ -685,8 +684,7 @@ pub(super) fn detail_query(input: &Input) -> Result<super::streamed::Query, CcEr
     let keys = page::parse_sort(&page.sort)?;
     Ok(Box::new(move |tx: &ReadTx| {
         let found = find(&filter, tx)?;
-        let count = found.len();
-        let items = page::window(page::sort(found, &keys, sort_value), page.start, page.limit);
+        let (count, items) = page.count_and_window(found, &keys, sort_value);
         Ok(super::streamed::Listed {
             head: format!("{{\"count\":{count},\"info\":[").into_bytes(),
             pieces: Box::new(Details {

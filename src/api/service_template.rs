@@ -118,13 +118,11 @@ pub fn update(_ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError>
             }
             if !modules.is_empty() {
                 let sets: BTreeSet<i64> = modules.iter().map(|m| m.bk_set_id).collect();
-                let mut clash = false;
-                tx.scan::<Module, CcError>(|_, m| {
-                    clash = m.bk_biz_id == st.bk_biz_id
+                let clash = tx.any::<Module>(|m| {
+                    m.bk_biz_id == st.bk_biz_id
                         && m.bk_module_name == name
                         && sets.contains(&m.bk_set_id)
-                        && m.service_template_id != id;
-                    Ok(!clash)
+                        && m.service_template_id != id
                 })?;
                 if clash {
                     return Err(CcError::with(code::DUPLICATE_ITEM, "name"));
@@ -201,11 +199,7 @@ pub fn list(_ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError> {
     if page.is_illegal() {
         return Err(CcError::plain(code::PAGE_LIMIT_EXCEEDED));
     }
-    let keys = page::parse_sort(if page.sort.is_empty() {
-        "-id"
-    } else {
-        &page.sort
-    })?;
+    let keys = page::parse_sort(page.sort_or("-id"))?;
     let pattern = if search.is_empty() || is_exact {
         None
     } else {
@@ -262,9 +256,7 @@ pub fn list(_ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError> {
         })?;
         Ok(found)
     })?;
-    let count = found.len();
-    let sorted = page::sort(found, &keys, sort_value);
-    let info = page::window(sorted, page.start, page.limit);
+    let (count, info) = page.count_and_window(found, &keys, sort_value);
     Ok(Data::of(&Listing { count, info }))
 }
 
@@ -280,18 +272,9 @@ pub fn delete(_ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError>
         if tx.service_template(id)?.is_none() {
             return Err(refused());
         }
-        let mut used = false;
-        tx.scan::<ServiceInstance, CcError>(|_, si| {
-            used = si.service_template_id == id;
-            Ok(!used)
-        })?;
-        if !used {
-            tx.scan::<Module, CcError>(|_, m| {
-                used = m.service_template_id == id;
-                Ok(!used)
-            })?;
-        }
-        if used {
+        if tx.any::<ServiceInstance>(|si| si.service_template_id == id)?
+            || tx.any::<Module>(|m| m.service_template_id == id)?
+        {
             return Err(refused());
         }
         for pt in tx.process_template_ids_of(id)? {

@@ -84,31 +84,15 @@ fn module_needs_sync(
     if let Some(need) = template_sync::module_needs_sync_by_counts(&counts) {
         return Ok(need);
     }
-    let refs: Vec<TemplateRef> = templates
-        .iter()
-        .map(|pt| TemplateRef {
-            id: pt.id,
-            property: &pt.property,
-        })
-        .collect();
+    let refs = template_refs(templates);
     let mut any_process = false;
     for (si, host_id) in instances {
-        let mut procs = Vec::new();
-        for pid in tx.process_ids_of(si)? {
-            let (Some(rel), Some(map)) = (tx.relation(pid)?, tx.process(pid)?) else {
-                return Err(CcError::invalid("bk_process_id"));
-            };
-            procs.push((pid, rel.process_template_id, map));
-        }
-        any_process |= !procs.is_empty();
-        let proc_refs: Vec<ProcRef> = procs
-            .iter()
-            .map(|(id, template_id, map)| ProcRef {
-                id: *id,
-                template_id: *template_id,
-                map,
-            })
+        let procs: Vec<_> = processes_of(tx, si)?
+            .into_iter()
+            .map(|(pid, rel, map)| (pid, rel.process_template_id, map))
             .collect();
+        any_process |= !procs.is_empty();
+        let proc_refs = proc_refs(&procs);
         let host = tx.host(host_id)?;
         if template_sync::instance_needs_sync(
             &refs,
@@ -258,15 +242,51 @@ struct SyncStatus {
 /// Go's zero `time.Time` as JSON: what bk-cmdb answers for a module without times.
 const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
 
-/// `list_service_template_sync_status`: `POST …/service_template_sync_status/bk_biz_id/{id}`
-/// with `{service_template_id, bk_module_ids}`. Every sync here finishes before it is
-/// answered, so no task history is kept: each module is reported as bk-cmdb reports a module
-/// without one, `need_sync` or `finished` from its current state.
-pub fn sync_status(_ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError> {
-    let biz = detail_biz(input)?;
-    let obj = decode::body_object(&input.body)?;
-    let module_ids = decode::int_array(obj, "bk_module_ids")?;
-    let st = decode::int(obj, "service_template_id")?;
+/// A stored process: its id, relation and map.
+type Stored = (i64, Relation, Map<String, Value>);
+
+/// A service instance's processes with their relations, in id order; one without its relation
+/// or record is 1199006 (`bk_process_id`).
+fn processes_of<T: crate::store::read::Snapshot>(
+    tx: &crate::store::Tx<T>,
+    si: i64,
+) -> Result<Vec<Stored>, CcError> {
+    let mut out = Vec::new();
+    for pid in tx.process_ids_of(si)? {
+        let (Some(rel), Some(map)) = (tx.relation(pid)?, tx.process(pid)?) else {
+            return Err(CcError::invalid("bk_process_id"));
+        };
+        out.push((pid, rel, map));
+    }
+    Ok(out)
+}
+
+/// The process templates as the sync rules see them.
+fn template_refs(templates: &[ProcessTemplate]) -> Vec<TemplateRef<'_>> {
+    templates
+        .iter()
+        .map(|pt| TemplateRef {
+            id: pt.id,
+            property: &pt.property,
+        })
+        .collect()
+}
+
+/// The processes as the sync rules see them: (id, process template id, map).
+fn proc_refs(procs: &[(i64, i64, Map<String, Value>)]) -> Vec<ProcRef<'_>> {
+    procs
+        .iter()
+        .map(|(id, template_id, map)| ProcRef {
+            id: *id,
+            template_id: *template_id,
+            map,
+        })
+        .collect()
+}
+
+/// The template and modules of a sync or its status, checked as bk-cmdb checks them: modules
+/// (1199010), the template (1199010), at most `MAX_SYNC_MODULES` modules (1199035).
+fn check_sync_args(st: i64, module_ids: &[i64]) -> Result<(), CcError> {
     if module_ids.is_empty() {
         return Err(CcError::with(code::PARAMS_NEED_SET, "bk_module_ids"));
     }
@@ -279,6 +299,19 @@ pub fn sync_status(_ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcE
             MAX_SYNC_MODULES as i64,
         ));
     }
+    Ok(())
+}
+
+/// `list_service_template_sync_status`: `POST …/service_template_sync_status/bk_biz_id/{id}`
+/// with `{service_template_id, bk_module_ids}`. Every sync here finishes before it is
+/// answered, so no task history is kept: each module is reported as bk-cmdb reports a module
+/// without one, `need_sync` or `finished` from its current state.
+pub fn sync_status(_ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError> {
+    let biz = detail_biz(input)?;
+    let obj = decode::body_object(&input.body)?;
+    let module_ids = decode::int_array(obj, "bk_module_ids")?;
+    let st = decode::int(obj, "service_template_id")?;
+    check_sync_args(st, &module_ids)?;
     let items = store.read::<_, CcError>(|tx| {
         let mut found = Vec::new();
         let mut matching = Vec::new();
@@ -322,18 +355,7 @@ pub fn sync(ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError> {
     if biz == 0 {
         return Err(CcError::with(code::PARAMS_NEED_SET, "bk_biz_id"));
     }
-    if module_ids.is_empty() {
-        return Err(CcError::with(code::PARAMS_NEED_SET, "bk_module_ids"));
-    }
-    if st == 0 {
-        return Err(CcError::with(code::PARAMS_NEED_SET, "service_template_id"));
-    }
-    if module_ids.len() > MAX_SYNC_MODULES {
-        return Err(CcError::exceed_limit(
-            "bk_module_ids",
-            MAX_SYNC_MODULES as i64,
-        ));
-    }
+    check_sync_args(st, &module_ids)?;
     let now = clock::format_ms(ctx.now_ms);
     let mut modules = id_set(&module_ids);
     // A large sync holds the store alone: a group commit's undo log would keep a copy of every
@@ -458,13 +480,7 @@ fn sync_module(
         }
     }
     // 2 to 5. The instances that existed before: remove, update, add processes.
-    let refs: Vec<TemplateRef> = templates
-        .iter()
-        .map(|pt| TemplateRef {
-            id: pt.id,
-            property: &pt.property,
-        })
-        .collect();
+    let refs = template_refs(&templates);
     for (si, host) in instances {
         sync_instance(tx, ctx, now, biz, si, host, &refs)?;
     }
@@ -485,21 +501,11 @@ fn sync_instance(
     let ips = host.as_ref().map(host_ips);
     let mut procs = Vec::new();
     let mut relations = BTreeMap::new();
-    for pid in tx.process_ids_of(si)? {
-        let (Some(rel), Some(map)) = (tx.relation(pid)?, tx.process(pid)?) else {
-            return Err(CcError::invalid("bk_process_id"));
-        };
+    for (pid, rel, map) in processes_of(tx, si)? {
         procs.push((pid, rel.process_template_id, map));
         relations.insert(pid, rel);
     }
-    let proc_refs: Vec<ProcRef> = procs
-        .iter()
-        .map(|(id, template_id, map)| ProcRef {
-            id: *id,
-            template_id: *template_id,
-            map,
-        })
-        .collect();
+    let proc_refs = proc_refs(&procs);
     let plan = template_sync::plan_instance(templates, &proc_refs, ips.as_ref())?;
     // 3. Remove.
     for pid in &plan.remove {

@@ -9,12 +9,12 @@
 use super::{Ctx, Data, Input};
 use crate::domain::condition::{self, Cond};
 use crate::domain::decode;
-use crate::domain::page::{self, Page, SortValue};
+use crate::domain::page::{self, Page};
 use crate::domain::query_filter::{self, Filter, Options};
 use crate::domain::service_template::parse_int;
 use crate::domain::topology::{self as rules, Obj};
 use crate::error::{Arg, CcError, Lang, code};
-use crate::limits::{MAX_BATCH_IDS, MAX_PAGE_SIZE, MAX_RELATION_SET_IDS, NO_LIMIT};
+use crate::limits::{MAX_BATCH_IDS, MAX_PAGE_SIZE, MAX_RELATION_SET_IDS};
 use crate::store::Store;
 use crate::store::records::{Module, Set};
 use serde::Serialize;
@@ -105,30 +105,42 @@ pub(super) fn sort_page(
     page: &Page,
     default_sort: &str,
 ) -> Result<Vec<Map<String, Value>>, CcError> {
-    let sort = if page.sort.is_empty() {
-        default_sort
-    } else {
-        &page.sort
-    };
-    let keys = page::parse_sort(sort)?;
-    let sorted = if keys.is_empty() {
-        items
-    } else {
-        page::sort(items, &keys, |m, f| match m.get(f) {
-            Some(v) => SortValue::of(v),
-            None => SortValue::Null,
-        })
-    };
-    let limit = if page.limit == NO_LIMIT {
-        0
-    } else {
-        page.limit
-    };
-    Ok(page::window(sorted, page.start.max(0), limit))
+    let sorted = page::sort_maps(items, page.sort_or(default_sort))?;
+    Ok(page::window(sorted, page.start.max(0), page.mongo_limit()))
 }
 
 fn listing(count: usize, info: Vec<Map<String, Value>>) -> Data {
     Data::of(&json!({"count": count, "info": info}))
+}
+
+/// A search's answer: `count` of every record found, and the page of them (sorted by the
+/// page's sort or `default_sort`), each as `shown` makes it.
+fn listed(
+    found: Vec<Map<String, Value>>,
+    page: &Page,
+    default_sort: &str,
+    shown: impl Fn(Map<String, Value>) -> Map<String, Value>,
+) -> Result<Data, CcError> {
+    let count = found.len();
+    let info = sort_page(found, page, default_sort)?
+        .into_iter()
+        .map(shown)
+        .collect();
+    Ok(listing(count, info))
+}
+
+/// A record of `obj` as a search shows it: translated to `lang`, cut to `fields` (see
+/// [`project`]).
+fn shown(
+    lang: Lang,
+    obj: Obj,
+    fields: &[String],
+    add_default: bool,
+) -> impl Fn(Map<String, Value>) -> Map<String, Value> + '_ {
+    move |mut m| {
+        rules::translate(obj, &mut m, lang);
+        project(m, fields, add_default)
+    }
 }
 
 fn getter(m: &Map<String, Value>) -> impl Fn(&str) -> Option<Value> + '_ {
@@ -230,15 +242,8 @@ pub fn search_business(ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, 
         })?;
         Ok(found)
     })?;
-    let count = found.len();
-    let info = sort_page(found, &page, "")?
-        .into_iter()
-        .map(|mut m| {
-            rules::translate(Obj::Biz, &mut m, ctx.lang);
-            project(m, &fields, true)
-        })
-        .collect();
-    Ok(listing(count, info))
+    let shown = shown(ctx.lang, Obj::Biz, &fields, true);
+    listed(found, &page, "", shown)
 }
 
 fn path_int(input: &Input, name: &str, what: &str) -> Result<i64, CcError> {
@@ -280,15 +285,8 @@ pub fn search_set(ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcErr
         }
         Ok(found)
     })?;
-    let count = found.len();
-    let info = sort_page(found, &page, "")?
-        .into_iter()
-        .map(|mut m| {
-            rules::translate(Obj::Set, &mut m, ctx.lang);
-            project(m, &fields, true)
-        })
-        .collect();
-    Ok(listing(count, info))
+    let shown = shown(ctx.lang, Obj::Set, &fields, true);
+    listed(found, &page, "", shown)
 }
 
 /// `search_module` (spec topology 5.3): set 0 in the path = every module of the business.
@@ -323,15 +321,18 @@ pub fn search_module(ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, Cc
         }
         Ok(found)
     })?;
-    let count = found.len();
-    let info = sort_page(found, &page, "")?
-        .into_iter()
-        .map(|mut m| {
-            rules::translate(Obj::Module, &mut m, ctx.lang);
-            project(m, &fields, true)
-        })
-        .collect();
-    Ok(listing(count, info))
+    let shown = shown(ctx.lang, Obj::Module, &fields, true);
+    listed(found, &page, "", shown)
+}
+
+/// A module's name as shown in `lang` (the built-in ones translated).
+pub(super) fn module_name(m: &Module, lang: Lang) -> String {
+    rules::shown_name(Obj::Module, m.default, &m.bk_module_name, lang).to_string()
+}
+
+/// A set's name as shown in `lang` (the built-in ones translated).
+pub(super) fn set_name(s: &Set, lang: Lang) -> String {
+    rules::shown_name(Obj::Set, s.default, &s.bk_set_name, lang).to_string()
 }
 
 /// The model names (`resources/language/*/object.json`).
@@ -403,13 +404,7 @@ pub fn search_biz_inst_topo(ctx: &Ctx, store: &Store, input: &Input) -> Result<D
                 if let Some(m) = tx.module(mid)? {
                     modules.push(TopoNode {
                         bk_inst_id: m.bk_module_id,
-                        bk_inst_name: rules::shown_name(
-                            Obj::Module,
-                            m.default,
-                            &m.bk_module_name,
-                            lang,
-                        )
-                        .to_string(),
+                        bk_inst_name: module_name(&m, lang),
                         bk_obj_id: "module",
                         bk_obj_name: obj_name("module", lang),
                         default: m.default,
@@ -420,8 +415,7 @@ pub fn search_biz_inst_topo(ctx: &Ctx, store: &Store, input: &Input) -> Result<D
             order_children(&mut modules, need_sort);
             sets.push(TopoNode {
                 bk_inst_id: s.bk_set_id,
-                bk_inst_name: rules::shown_name(Obj::Set, s.default, &s.bk_set_name, lang)
-                    .to_string(),
+                bk_inst_name: set_name(&s, lang),
                 bk_obj_id: "set",
                 bk_obj_name: obj_name("set", lang),
                 default: s.default,
@@ -485,13 +479,7 @@ pub fn get_biz_internal_module(ctx: &Ctx, store: &Store, input: &Input) -> Resul
             {
                 modules.push(InternalModule {
                     bk_module_id: m.bk_module_id,
-                    bk_module_name: rules::shown_name(
-                        Obj::Module,
-                        m.default,
-                        &m.bk_module_name,
-                        lang,
-                    )
-                    .to_string(),
+                    bk_module_name: module_name(&m, lang),
                     default: m.default,
                     host_apply_enabled: m.get("host_apply_enabled").as_bool().unwrap_or(false),
                 });
@@ -499,8 +487,7 @@ pub fn get_biz_internal_module(ctx: &Ctx, store: &Store, input: &Input) -> Resul
         }
         Ok(InternalModules {
             bk_set_id: idle.bk_set_id,
-            bk_set_name: rules::shown_name(Obj::Set, idle.default, &idle.bk_set_name, lang)
-                .to_string(),
+            bk_set_name: set_name(&idle, lang),
             module: Some(modules),
         })
     })?;
@@ -540,15 +527,8 @@ pub fn search_cloud_area(ctx: &Ctx, store: &Store, input: &Input) -> Result<Data
         })?;
         Ok(found)
     })?;
-    let count = found.len();
-    let info = sort_page(found, &page, "-create_time")?
-        .into_iter()
-        .map(|mut m| {
-            rules::translate(Obj::Cloud, &mut m, ctx.lang);
-            project(m, &fields, false)
-        })
-        .collect();
-    Ok(listing(count, info))
+    let shown = shown(ctx.lang, Obj::Cloud, &fields, false);
+    listed(found, &page, "-create_time", shown)
 }
 
 #[derive(Serialize)]
@@ -693,15 +673,8 @@ pub fn find_module_with_relation(ctx: &Ctx, store: &Store, input: &Input) -> Res
         }
         Ok(found)
     })?;
-    let count = found.len();
-    let info = sort_page(found, &page, "")?
-        .into_iter()
-        .map(|mut m| {
-            rules::translate(Obj::Module, &mut m, ctx.lang);
-            project(m, &fields, true)
-        })
-        .collect();
-    Ok(listing(count, info))
+    let shown = shown(ctx.lang, Obj::Module, &fields, true);
+    listed(found, &page, "", shown)
 }
 
 #[derive(Serialize)]

@@ -65,6 +65,18 @@ fn module_dup(biz: i64, set: i64, name: &str) -> CcError {
     )
 }
 
+/// A new record's attributes completed with bk-cmdb's defaults, stamped with the request's
+/// time, user and supplier.
+fn fill_new(ctx: &Ctx, obj: Obj, attrs: &mut Map<String, Value>) {
+    let now = clock::format_ms(ctx.now_ms);
+    let stamp = Stamp {
+        now: &now,
+        user: &ctx.user,
+        supplier: &ctx.supplier,
+    };
+    rules::fill(obj, attrs, &stamp);
+}
+
 fn stamp_update(map: &mut Map<String, Value>, ctx: &Ctx, now: &str) {
     map.insert("last_time".into(), json!(now));
     map.insert("bk_updated_at".into(), json!(now));
@@ -160,16 +172,7 @@ pub fn create_set(ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcErr
         if set_name_taken(tx, biz, parent, &name, 0)? {
             return Err(CcError::plain(code::TOPO_SET_NAME_EXISTS));
         }
-        let now = clock::format_ms(ctx.now_ms);
-        rules::fill(
-            Obj::Set,
-            &mut attrs,
-            &Stamp {
-                now: &now,
-                user: &ctx.user,
-                supplier: &ctx.supplier,
-            },
-        );
+        fill_new(&ctx, Obj::Set, &mut attrs);
         let set = Set {
             bk_set_id: tx.next_id(Kind::Set)?,
             bk_biz_id: biz,
@@ -374,16 +377,7 @@ pub fn create_module(ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, Cc
         if module_name_taken(tx, set_id, &name, 0)? {
             return Err(module_dup(biz, set_id, &name));
         }
-        let now = clock::format_ms(ctx.now_ms);
-        rules::fill(
-            Obj::Module,
-            &mut attrs,
-            &Stamp {
-                now: &now,
-                user: &ctx.user,
-                supplier: &ctx.supplier,
-            },
-        );
+        fill_new(&ctx, Obj::Module, &mut attrs);
         let m = Module {
             bk_module_id: tx.next_id(Kind::Module)?,
             bk_biz_id: biz,

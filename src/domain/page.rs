@@ -23,6 +23,37 @@ pub struct Page {
 }
 
 impl Page {
+    /// `sort`, or `default` where the page names none.
+    pub fn sort_or<'a>(&'a self, default: &'a str) -> &'a str {
+        if self.sort.is_empty() {
+            default
+        } else {
+            &self.sort
+        }
+    }
+
+    /// How many `items` there are, and this page of them sorted by `keys` (`value_of` reads a
+    /// field of one): `start` and `limit` as given to MongoDB.
+    pub fn count_and_window<T>(
+        &self,
+        items: Vec<T>,
+        keys: &[SortKey],
+        value_of: impl Fn(&T, &str) -> SortValue,
+    ) -> (usize, Vec<T>) {
+        let count = items.len();
+        let sorted = sort(items, keys, value_of);
+        (count, window(sorted, self.start, self.limit))
+    }
+
+    /// The limit MongoDB is given: bk-cmdb's "no limit" (999999999) is none (0).
+    pub fn mongo_limit(&self) -> i64 {
+        if self.limit == NO_LIMIT {
+            0
+        } else {
+            self.limit
+        }
+    }
+
     /// Decodes the `page` object of a request body as Go decodes a `BasePage` field: absent or
     /// `null` is the zero page; a wrong JSON type anywhere is 1199000.
     pub fn decode(obj: &Map<String, Value>, key: &str) -> Result<Page, CcError> {
@@ -95,6 +126,17 @@ impl Page {
 pub struct SortKey {
     pub field: String,
     pub desc: bool,
+}
+
+/// JSON record maps sorted by a `sort` text (see [`parse_sort`]; ties keep their order).
+pub fn sort_maps(
+    items: Vec<Map<String, Value>>,
+    sort: &str,
+) -> Result<Vec<Map<String, Value>>, CcError> {
+    let keys = parse_sort(sort)?;
+    Ok(self::sort(items, &keys, |m, f| {
+        m.get(f).map_or(SortValue::Null, SortValue::of)
+    }))
 }
 
 /// Parses a sort string as bk-cmdb's `Find.Sort` does: comma-separated items, each `field`,

@@ -149,14 +149,30 @@ pub const FIELDS: &[Field] = table! {
 /// Which positioned column a list is made from.
 #[derive(Clone, Copy)]
 enum Column {
+    Property,
     Lock,
     Stored,
 }
 
 const fn position(f: &Field, column: Column) -> Option<usize> {
-    match column {
-        Column::Lock => f.lock,
-        Column::Stored => f.stored,
+    match (column, f.property) {
+        (Column::Property, Some((p, _))) => Some(p),
+        (Column::Property, None) => None,
+        (Column::Lock, _) => f.lock,
+        (Column::Stored, _) => f.stored,
+    }
+}
+
+/// The value type of the property at position `p` (a row holds it: see [`names`]).
+const fn property_type(p: usize) -> Ty {
+    let mut i = 0;
+    loop {
+        if let Some((q, ty)) = FIELDS[i].property
+            && q == p
+        {
+            return ty;
+        }
+        i += 1;
     }
 }
 
@@ -193,21 +209,11 @@ pub const STORED: [&str; 28] = names(Column::Stored);
 /// A process template's `property` fields (all but `bind_info`), in bk-cmdb's
 /// `ProcessProperty` order, with their value types.
 pub const PROPERTY: [(&str, Ty); 17] = {
+    let names: [&str; 17] = names(Column::Property);
     let mut out = [("", Ty::Int); 17];
-    let mut i = 0;
-    while i < FIELDS.len() {
-        if let Some((p, ty)) = FIELDS[i].property {
-            assert!(
-                p < 17 && out[p].0.is_empty(),
-                "a position out of range or held twice"
-            );
-            out[p] = (FIELDS[i].name, ty);
-        }
-        i += 1;
-    }
     let mut p = 0;
     while p < 17 {
-        assert!(!out[p].0.is_empty(), "a position no row holds");
+        out[p] = (names[p], property_type(p));
         p += 1;
     }
     out

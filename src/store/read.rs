@@ -76,6 +76,16 @@ impl<T: Snapshot> Tx<T> {
         })
     }
 
+    /// True if some record of kind `R` passes `hit` (the scan stops at the first that does).
+    pub fn any<R: Record>(&self, mut hit: impl FnMut(&R) -> bool) -> Result<bool, StoreError> {
+        let mut found = false;
+        self.scan::<R, StoreError>(|_, r| {
+            found = hit(&r);
+            Ok(!found)
+        })?;
+        Ok(found)
+    }
+
     /// Every stored value of a record table, undecoded, in id order, until `f` returns `false`.
     pub fn scan_bytes<E: From<StoreError>>(
         &self,

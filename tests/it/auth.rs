@@ -737,13 +737,7 @@ fn jwts_are_believed_only_when_signed_and_current() {
     assert_eq!(r.json(), ok_esb(json!([42])));
     let header = app_header("admin");
     let list = list_30_as_app(&s, &header);
-    let created = list["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["property"]["bk_process_id"] == json!(42))
-        .cloned()
-        .unwrap();
+    let created = listed_process(&list, 42);
     assert_eq!(created["property"]["bk_created_by"], json!("alice"));
 
     // The ESB behind the gateway (spec 1.4): its own codes and texts.
@@ -815,13 +809,7 @@ fn without_a_key_a_jwt_names_nobody() {
     );
     assert_eq!(r.json()["data"], json!([42]));
     let list = s.list(7, 30);
-    let created = list["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["property"]["bk_process_id"] == json!(42))
-        .cloned()
-        .unwrap();
+    let created = listed_process(&list, 42);
     assert_eq!(created["property"]["bk_created_by"], json!("admin"));
 }
 

@@ -77,6 +77,14 @@ fn assert_keys(r: &Resp, keys: &[&str]) {
     assert_eq!(top_keys(&r.body), keys, "key order of {}", r.body);
 }
 
+/// Asserts an answer's status and its top-level keys in the order of `keys`; its JSON.
+#[track_caller]
+fn enveloped(r: &Resp, status: u16, keys: &[&str]) -> Value {
+    assert_eq!(r.status, status, "{}", r.body);
+    assert_keys(r, keys);
+    r.json()
+}
+
 fn proc_body(names: &[&str]) -> Value {
     let processes: Vec<Value> = names
         .iter()
@@ -91,14 +99,7 @@ fn send(s: &Server, method: &str, path: &str, headers: &[(&str, &str)], body: &V
 
 /// The stored property map of process `pid` in service instance 30.
 fn stored(s: &Server, pid: i64) -> Value {
-    let l = s.list(7, 30);
-    l["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["property"]["bk_process_id"] == json!(pid))
-        .unwrap_or_else(|| panic!("process {pid} not listed: {l}"))["property"]
-        .clone()
+    listed_process(&s.list(7, 30), pid)["property"].clone()
 }
 
 fn created_id(v: &Value) -> i64 {
@@ -150,9 +151,7 @@ fn native_create_and_list_envelope() {
         &NATIVE_EN,
         &json!({"bk_biz_id": 7, "service_instance_id": 30}),
     );
-    assert_eq!(r.status, 200);
-    assert_keys(&r, &NATIVE_KEYS);
-    let v = r.json();
+    let v = enveloped(&r, 200, &NATIVE_KEYS);
     assert_eq!(v["result"], json!(true));
     assert_eq!(v["bk_error_code"], json!(0));
     assert_eq!(v["bk_error_msg"], json!("success"));
@@ -178,18 +177,17 @@ fn native_create_and_list_envelope() {
         &json!({"bk_biz_id": 7, "service_instance_id": 999,
         "processes": [{"process_info": {"bk_process_name": "x"}}]}),
     );
-    assert_eq!(r.status, 200);
-    assert_keys(&r, &NATIVE_KEYS);
-    assert_eq!(r.json(), err_native(1199019, "No relevant data found"));
+    assert_eq!(
+        enveloped(&r, 200, &NATIVE_KEYS),
+        err_native(1199019, "No relevant data found")
+    );
 }
 
 #[test]
 fn gateway_create_and_list_envelope() {
     let s = Server::memory();
     let r = send(&s, "POST", GW_CREATE, &[GW_AUTH], &proc_body(&["gw1"]));
-    assert_eq!(r.status, 200, "{}", r.body);
-    assert_keys(&r, &GATEWAY_KEYS);
-    assert_eq!(r.json(), ok_esb(json!([42])));
+    assert_eq!(enveloped(&r, 200, &GATEWAY_KEYS), ok_esb(json!([42])));
     assert_eq!(stored(&s, 42)["bk_created_by"], json!("alice"));
 
     let r = send(
@@ -199,9 +197,7 @@ fn gateway_create_and_list_envelope() {
         &[GW_AUTH],
         &json!({"bk_biz_id": 7, "service_instance_id": 30}),
     );
-    assert_eq!(r.status, 200, "{}", r.body);
-    assert_keys(&r, &GATEWAY_KEYS);
-    let v = r.json();
+    let v = enveloped(&r, 200, &GATEWAY_KEYS);
     assert_eq!(v["result"], json!(true));
     assert_eq!(v["code"], json!(0));
     assert_eq!(v["data"].as_array().unwrap().len(), 2);
@@ -226,9 +222,10 @@ fn gateway_create_and_list_envelope() {
         &json!({"bk_biz_id": 7, "service_instance_id": 999,
         "processes": [{"process_info": {"bk_process_name": "x"}}]}),
     );
-    assert_eq!(r.status, 200);
-    assert_keys(&r, &GATEWAY_KEYS);
-    assert_eq!(r.json(), err_esb(1199019, "未找到相关数据"));
+    assert_eq!(
+        enveloped(&r, 200, &GATEWAY_KEYS),
+        err_esb(1199019, "未找到相关数据")
+    );
 }
 
 #[test]
@@ -309,9 +306,7 @@ fn native_with_jwt_gets_gateway_envelope() {
         ("X-Bkcmdb-User", "hdruser"),
     ];
     let r = send(&s, "POST", CREATE, &headers, &proc_body(&["jwt1"]));
-    assert_eq!(r.status, 200, "{}", r.body);
-    assert_keys(&r, &GATEWAY_KEYS);
-    assert_eq!(r.json(), ok_esb(json!([42])));
+    assert_eq!(enveloped(&r, 200, &GATEWAY_KEYS), ok_esb(json!([42])));
     assert_eq!(stored(&s, 42)["bk_created_by"], json!("hdruser"));
 
     let r = send(
@@ -426,9 +421,7 @@ fn native_missing_identity_headers_is_500() {
             h.push(("X-Bkcmdb-Language", l));
         }
         let r = send(&s, "POST", CREATE, &h, &body);
-        assert_eq!(r.status, 500, "{}", r.body);
-        assert_keys(&r, &NATIVE_KEYS);
-        assert_eq!(r.json(), err_native(1199027, msg));
+        assert_eq!(enveloped(&r, 500, &NATIVE_KEYS), err_native(1199027, msg));
         let r = s.request("POST", CREATE, &h, b"{not json");
         assert_eq!(r.status, 500, "{}", r.body);
         assert_eq!(r.json(), err_native(1199027, msg));
@@ -458,9 +451,7 @@ fn native_missing_identity_headers_is_500() {
             h.push(("X-Bkcmdb-Language", l));
         }
         let r = send(&s, "POST", CREATE, &h, &body);
-        assert_eq!(r.status, 500, "{}", r.body);
-        assert_keys(&r, &NATIVE_KEYS);
-        assert_eq!(r.json(), err_native(1199027, msg));
+        assert_eq!(enveloped(&r, 500, &NATIVE_KEYS), err_native(1199027, msg));
     }
     // Nothing was created by the refused requests.
     assert_eq!(s.list(7, 30)["data"].as_array().unwrap().len(), 1);

@@ -43,13 +43,7 @@ fn s(p: &Path) -> &str {
 fn write_seed(dir: &TempDir) -> PathBuf {
     let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/demo.json");
     let mut ds: Value = serde_json::from_str(&std::fs::read_to_string(demo).unwrap()).unwrap();
-    let template = ds["service_instances"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|si| si["id"] == json!(30))
-        .unwrap()
-        .clone();
+    let template = item_with(&ds["service_instances"], "id", 30);
     for id in &SIS[1..] {
         let mut si = template.clone();
         si["id"] = json!(id);
@@ -783,13 +777,7 @@ fn new_ids_exceed_every_issued_id() {
     si["name"] = json!("imported");
     si["service_template_id"] = json!(0);
     si["bk_module_id"] = json!(20);
-    let mut proc = export["processes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["bk_process_id"] == json!(41))
-        .unwrap()
-        .clone();
+    let mut proc = item_with(&export["processes"], "bk_process_id", 41);
     proc["bk_process_id"] = json!(900);
     proc["service_instance_id"] = json!(50);
     proc["relation"]["bk_process_id"] = json!(900);

@@ -4,9 +4,8 @@
 
 use crate::common::*;
 use redb::{ReadableTable, TableDefinition};
-use serde_json::{Value, json};
+use serde_json::json;
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 /// Copied from src/store/tables.rs.
@@ -17,50 +16,10 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-fn batch(tag: &str, n: usize) -> Value {
-    let processes: Vec<Value> = (0..n)
-        .map(|i| {
-            json!({"process_info": {
-                "bk_process_name": format!("{tag}-{i}"),
-                "bk_func_name": format!("{tag}-{i}"),
-                // Sizeable rows, so the file has to grow after a few batches.
-                "start_cmd": format!("{tag} {i} {}", "x".repeat(1500)),
-            }})
-        })
-        .collect();
-    json!({"bk_biz_id": 7, "service_instance_id": 30, "processes": processes})
-}
-
 fn names(srv: &Server) -> Vec<String> {
     let list = srv.list(7, 30);
     assert_eq!(list["result"], json!(true), "{list}");
     process_names(&list)
-}
-
-fn prlimit(pid: u32, limit: &str) {
-    let out = Command::new("prlimit")
-        .args(["--pid", &pid.to_string(), limit])
-        .output()
-        .expect("run prlimit");
-    assert!(
-        out.status.success(),
-        "prlimit {limit}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// True if util-linux's `prlimit` can be run; otherwise says loudly that `test` is skipped.
-fn have_prlimit(test: &str) -> bool {
-    let ok = Command::new("prlimit")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        eprintln!(
-            "\n*** SKIPPED {test}: prlimit (util-linux) is not installed; .ci/run installs it ***\n"
-        );
-    }
-    ok
 }
 
 /// A write that fails mid-request: the server runs under a file-size limit (`RLIMIT_FSIZE`,
@@ -79,7 +38,7 @@ fn write_failure_is_answered_and_survived() {
     let mut srv = Server::file(&db);
     let pid = srv.child.id();
     let mut written = vec![];
-    let v = srv.create(&batch("early", 10));
+    let v = srv.create(&sizeable_batch("early", 10));
     assert_eq!(v["result"], json!(true), "{v}");
     written.extend((0..10).map(|i| format!("early-{i}")));
 
@@ -89,7 +48,7 @@ fn write_failure_is_answered_and_survived() {
     let mut failed = None;
     for k in 0..100 {
         let tag = format!("b{k}");
-        let v = srv.create(&batch(&tag, 100));
+        let v = srv.create(&sizeable_batch(&tag, 100));
         if v["result"] == json!(true) {
             written.extend((0..100).map(|i| format!("{tag}-{i}")));
         } else {
@@ -113,7 +72,7 @@ fn write_failure_is_answered_and_survived() {
         "part of the failed request {failed} is visible"
     );
     // Still failing while the limit holds, and still up.
-    let v = srv.create(&batch("while-full", 100));
+    let v = srv.create(&sizeable_batch("while-full", 100));
     assert_eq!(v, err_native(1199018, "New data failed"));
     assert_eq!(names(&srv).len(), now.len());
 
@@ -122,7 +81,7 @@ fn write_failure_is_answered_and_survived() {
     prlimit(pid, "--fsize=unlimited:");
     let started = std::time::Instant::now();
     loop {
-        let v = srv.create(&batch("after", 100));
+        let v = srv.create(&sizeable_batch("after", 100));
         if v["result"] == json!(true) {
             break;
         }
@@ -148,8 +107,7 @@ fn write_failure_is_answered_and_survived() {
     send_signal(&srv.child, SIGTERM);
     let status = wait_exit(&mut srv.child, Duration::from_secs(20)).expect("exit");
     assert!(status.success(), "{status:?}");
-    let (code, out, err) = run_cli(&["check", "--db", s(&db)]);
-    assert_eq!(code, 0, "check: {out}{err}");
+    assert_clean(&db);
     let srv = Server::file(&db);
     let again = names(&srv);
     for n in &written {
@@ -189,7 +147,7 @@ fn concurrent_load_through_write_failures() {
                 k += 1;
                 let tag = format!("w{w}k{k}");
                 let n = if k % 3 == 0 { 40 } else { 1 };
-                let body = batch(&tag, n).to_string();
+                let body = sizeable_batch(&tag, n).to_string();
                 let r = conn.send(
                     "POST",
                     "/api/v3/create/proc/process_instance",
@@ -271,8 +229,7 @@ fn concurrent_load_through_write_failures() {
     send_signal(&srv.child, SIGTERM);
     let status = wait_exit(&mut srv.child, Duration::from_secs(20)).expect("exit");
     assert!(status.success(), "{status:?}");
-    let (code, out, err) = run_cli(&["check", "--db", s(&db)]);
-    assert_eq!(code, 0, "check: {out}{err}");
+    assert_clean(&db);
 }
 
 /// A store written by a schema version this binary does not know: every command refuses it,

@@ -3,7 +3,7 @@
 //! and a process with unknown keys, odd numbers and times that are not in `clock`'s form), and
 //! `tests/fixtures/v1-export.json` is what that binary exported from it.
 
-use crate::common::{BIN, SIGKILL, TempDir, run_cli, send_signal, wait_exit};
+use crate::common::{BIN, SIGKILL, TempDir, assert_clean, run_cli, send_signal, wait_exit};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -119,9 +119,7 @@ fn a_version_1_store_migrates_in_place_and_exports_the_same_dataset() {
     let (again, err) = export(&db, &dir);
     assert!(!err.contains("migrating it"), "{err}");
     assert_eq!(again, exported);
-    let (code, out, err) = run_cli(&["check", "--db", db.to_str().unwrap()]);
-    assert_eq!(code, 0, "{out} {err}");
-    assert!(out.contains("is clean"), "{out}");
+    assert_clean(&db);
 }
 
 #[test]
@@ -151,6 +149,5 @@ fn a_migration_killed_midway_leaves_the_version_1_store_usable() {
     let (exported, err) = export(&db, &dir);
     assert!(err.contains("migrated"), "{err}");
     assert_holds_v1_export(&exported);
-    let (code, out, err) = run_cli(&["check", "--db", db.to_str().unwrap()]);
-    assert_eq!(code, 0, "{out} {err}");
+    assert_clean(&db);
 }

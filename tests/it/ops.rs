@@ -22,13 +22,7 @@ fn s(p: &Path) -> &str {
 /// The demo dataset plus `n` raw processes in service instance 30 (ids from 100).
 fn dataset_with(n: usize) -> Value {
     let mut ds = demo_dataset();
-    let template = ds["processes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["bk_process_id"] == json!(41))
-        .unwrap()
-        .clone();
+    let template = item_with(&ds["processes"], "bk_process_id", 41);
     let procs = ds["processes"].as_array_mut().unwrap();
     for i in 0..n {
         let id = 100 + i as i64;
@@ -355,37 +349,12 @@ fn seeding_is_announced_with_its_source() {
     drop(srv.stop());
 }
 
-fn prlimit(pid: u32, limit: &str) -> bool {
-    Command::new("prlimit")
-        .args(["--pid", &pid.to_string(), limit])
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
-fn big_batch(tag: &str) -> Value {
-    let processes: Vec<Value> = (0..100)
-        .map(|i| {
-            json!({"process_info": {
-                "bk_process_name": format!("{tag}-{i}"),
-                "bk_func_name": format!("{tag}-{i}"),
-                "start_cmd": format!("{tag} {i} {}", "x".repeat(1500)),
-            }})
-        })
-        .collect();
-    json!({"bk_biz_id": 7, "service_instance_id": 30, "processes": processes})
-}
-
 /// The file-size fault of tests/it/faults.rs: while a write has failed and the store is degraded,
 /// `/readyz` answers 503 (store "degraded") and `/healthz` 200; the metrics say so too; once a
 /// write commits again, ready.
 #[test]
 fn readiness_follows_an_io_failure() {
-    let have = Command::new("prlimit")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !have {
-        eprintln!("\n*** SKIPPED readiness_follows_an_io_failure: no prlimit ***\n");
+    if !have_prlimit("readiness_follows_an_io_failure") {
         return;
     }
     let td = TempDir::new("degraded");
@@ -394,10 +363,10 @@ fn readiness_follows_an_io_failure() {
     let get = |path: &str| srv.request("GET", path, &[], b"");
     assert_eq!(get("/readyz").status, 200);
     let size = std::fs::metadata(&db).unwrap().len();
-    assert!(prlimit(srv.child.id(), &format!("--fsize={size}:")));
+    prlimit(srv.child.id(), &format!("--fsize={size}:"));
     let mut failed = false;
     for k in 0..100 {
-        let v = srv.create(&big_batch(&format!("b{k}")));
+        let v = srv.create(&sizeable_batch(&format!("b{k}"), 100));
         if v["result"] != json!(true) {
             assert_eq!(v["bk_error_code"], json!(1199018), "{v}");
             failed = true;
@@ -416,12 +385,12 @@ fn readiness_follows_an_io_failure() {
     assert!(m.contains("\ncmdb_store_degraded 1\n"), "{m}");
     assert!(m.contains("\ncmdb_ready 0\n"), "{m}");
 
-    assert!(prlimit(srv.child.id(), "--fsize=unlimited:"));
+    prlimit(srv.child.id(), "--fsize=unlimited:");
     // Writes resume within the store's probe interval (one write per interval tries the file).
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut k = 0;
     loop {
-        let v = srv.create(&big_batch(&format!("after{k}")));
+        let v = srv.create(&sizeable_batch(&format!("after{k}"), 100));
         if v["result"] == json!(true) {
             break;
         }
@@ -728,13 +697,11 @@ fn online_export_under_eight_writers_is_a_consistent_snapshot() {
     let fresh = td.join("fresh.redb");
     let (code, o, e) = run_cli_within(&["import", s(&out), "--db", s(&fresh)], 120);
     assert_eq!(code, 0, "{o} {e}");
-    let (code, o, e) = run_cli_within(&["check", "--db", s(&fresh)], 120);
-    assert_eq!(code, 0, "{o} {e}");
+    assert_clean(&fresh);
     // The server's own store is still fine, and the export did not stop the writers.
     assert!(total > before.len());
     srv.stop();
-    let (code, o, e) = run_cli_within(&["check", "--db", s(&db)], 120);
-    assert_eq!(code, 0, "{o} {e}");
+    assert_clean(&db);
 }
 
 #[test]
@@ -795,8 +762,7 @@ fn offline_export_and_check_leave_the_file_untouched_and_compact_shrinks_it() {
     let bytes = std::fs::read(&db).unwrap();
     let (code, first, e) = run_cli(&["export", "--db", s(&db)]);
     assert_eq!(code, 0, "{e}");
-    let (code, o, e) = run_cli(&["check", "--db", s(&db)]);
-    assert_eq!(code, 0, "{o} {e}");
+    assert_clean(&db);
     assert!(
         std::fs::read(&db).unwrap() == bytes,
         "export or check wrote to the file"
@@ -829,8 +795,7 @@ fn offline_export_and_check_leave_the_file_untouched_and_compact_shrinks_it() {
         "compact gave nothing back: {before} -> {after}"
     );
     assert!(o.contains(&format!("{before} -> {after} bytes")), "{o}");
-    let (code, o, e) = run_cli(&["check", "--db", s(&db)]);
-    assert_eq!(code, 0, "{o} {e}");
+    assert_clean(&db);
     let (_, after_export, _) = run_cli(&["export", "--db", s(&db)]);
     assert_eq!(before_export, after_export, "compact changed the data");
     // compact refuses a store in use and a missing one.
@@ -949,8 +914,7 @@ fn nothing_is_created_before_a_command_can_run() {
     let (code, _, _) = run_cli(&["import", s(&bad), "--db", s(&db)]);
     assert_eq!(code, 1);
     assert!(db.exists(), "a failed import removed an existing store");
-    let (code, o, e) = run_cli(&["check", "--db", s(&db)]);
-    assert_eq!(code, 0, "{o} {e}");
+    assert_clean(&db);
 }
 
 #[test]

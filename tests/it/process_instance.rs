@@ -140,14 +140,7 @@ fn listed_ids_of(s: &Server, biz: i64, si: i64) -> Vec<i64> {
 /// The stored property map of process `pid` of service instance 30.
 #[track_caller]
 fn property(s: &Server, pid: i64) -> Value {
-    let l = list(s, 7, 30);
-    l["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["relation"]["bk_process_id"] == pid)
-        .unwrap_or_else(|| panic!("process {pid} not listed: {l}"))["property"]
-        .clone()
+    listed_process(&list(s, 7, 30), pid)["property"].clone()
 }
 
 /// Creates one process in service instance 30 and returns its id.
@@ -810,12 +803,7 @@ fn bind_info_accepted_values_are_stored_as_sent() {
     }
     let l = list(&s, 7, 30);
     for (pid, b) in pids.iter().zip(&cases) {
-        let p = l["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["relation"]["bk_process_id"] == *pid)
-            .unwrap();
+        let p = listed_process(&l, *pid);
         assert_eq!(&p["property"]["bind_info"], b, "process {pid}");
     }
     // Absent bind_info is stored as null.
@@ -1442,13 +1430,7 @@ fn operator_and_supplier_come_from_the_headers() {
     assert_eq!(r.json(), ok_native(json!([42])));
     let lb = json!({"bk_biz_id": 7, "service_instance_id": 30}).to_string();
     let l = s.request("POST", LIST, &h, lb.as_bytes()).json();
-    let e = l["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["relation"]["bk_process_id"] == 42)
-        .unwrap_or_else(|| panic!("42 not listed: {l}"))
-        .clone();
+    let e = listed_process(&l, 42);
     assert_eq!(e["property"]["bk_created_by"], "alice");
     assert_eq!(e["property"]["bk_updated_by"], Value::Null);
     assert_eq!(e["property"]["bk_supplier_account"], "tenant1");

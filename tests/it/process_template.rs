@@ -9,7 +9,7 @@
 //! "nginx" and 11 "php-fpm"); business 8. New process template ids start at 12, new service
 //! template ids at 10.
 
-use crate::common::lang::{both, call, exceed_limit, invalid, json_error};
+use crate::common::lang::{both, call, exceed_limit, invalid, json_error, not_found, unassigned};
 use crate::common::*;
 use serde_json::{Map, Value, json};
 
@@ -115,15 +115,7 @@ fn list(s: &Server, body: &Value) -> Value {
 /// The ids a successful list answers, in order, and its count.
 #[track_caller]
 fn listed(s: &Server, body: &Value) -> (u64, Vec<i64>) {
-    let r = list(s, body);
-    assert_eq!(r["result"], true, "list {body}: {r}");
-    let ids = r["data"]["info"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["id"].as_i64().unwrap())
-        .collect();
-    (r["data"]["count"].as_u64().unwrap(), ids)
+    crate::common::lang::listed(s, LIST, body)
 }
 
 /// The process template ids of service template `st` (business 7), id ascending.
@@ -229,16 +221,6 @@ fn template_text(t: &Value) -> String {
         t["last_time"],
         t["bk_supplier_account"]
     )
-}
-
-/// The `data` part of a native success answer, as raw text.
-#[track_caller]
-fn data_text(body: &str) -> &str {
-    body.strip_prefix(
-        r#"{"result":true,"bk_error_code":0,"bk_error_msg":"success","permission":null,"data":"#,
-    )
-    .and_then(|b| b.strip_suffix('}'))
-    .unwrap_or_else(|| panic!("not a native success: {body}"))
 }
 
 /// Process template `id` of the demo dataset, as every API answers it.
@@ -1257,15 +1239,7 @@ fn update_errors_in_bk_cmdb_order() {
         upd(999, json!({"proc_num": {"value": "x"}})),
         json!({"bk_biz_id": -1, "process_template_id": 999, "process_property": {}}),
     ] {
-        both(
-            &s,
-            "PUT",
-            UPDATE,
-            &body,
-            1199019,
-            "No relevant data found",
-            "未找到相关数据",
-        );
+        not_found(&s, "PUT", UPDATE, &body);
     }
     // Wrong JSON types.
     for body in [
@@ -1569,15 +1543,7 @@ fn delete_request_checks_and_all_or_nothing() {
         json!({"bk_biz_id": 0}),
         json!({}),
     ] {
-        both(
-            &s,
-            "DELETE",
-            DELETE,
-            &body,
-            1199010,
-            "'process_templates' unassigned",
-            "'process_templates' 未赋值",
-        );
+        unassigned(&s, "DELETE", DELETE, &body, "process_templates");
     }
     let many: Vec<i64> = (1..=501).collect();
     exceed_limit(
@@ -1696,11 +1662,7 @@ fn delete_detaches_processes_made_from_the_template() {
 // route families
 
 fn esb(s: &Server, name: &str, body: Value) -> Value {
-    let mut body = body;
-    body["bk_app_code"] = json!("app");
-    body["bk_app_secret"] = json!("secret");
-    body["bk_username"] = json!("esb-user");
-    s.esb(name, &[("X-Request-Id", "rid-2")], &body)
+    s.esb(name, &[("X-Request-Id", "rid-2")], &as_esb_app(body))
 }
 
 fn esb_ok(data: Value) -> Value {

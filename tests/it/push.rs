@@ -604,8 +604,7 @@ fn a_push_killed_at_20_points_resumes_without_duplicates() {
         summary_line(&out, "processes").contains("created 0, updated 0, deleted 0"),
         "{out}"
     );
-    let (code, out, err) = run_cli(&["check", "--db", db.to_str().unwrap()]);
-    assert_eq!(code, 0, "{out}{err}");
+    assert_clean(&db);
 }
 
 #[test]
@@ -776,7 +775,6 @@ fn push_rate_and_calls_per_process() {
 /// `push` of `db` into `target`, its peak resident set (VmHWM, KiB) sampled from /proc while
 /// it runs (`None` where /proc has no such line).
 fn push_sampling_peak(db: &std::path::Path, target: &Server) -> (i32, String, String, Option<u64>) {
-    use std::io::Read as _;
     let to = format!("http://{}", target.addr);
     let mut child = std::process::Command::new(BIN)
         .args(["push", "--db", db.to_str().unwrap(), "--to", &to])
@@ -785,18 +783,7 @@ fn push_sampling_peak(db: &std::path::Path, target: &Server) -> (i32, String, St
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let t_out = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let t_err = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
+    let (t_out, t_err) = read_output(&mut child);
     let status_file = format!("/proc/{}/status", child.id());
     let mut peak = None;
     let deadline = Instant::now() + std::time::Duration::from_secs(1800);

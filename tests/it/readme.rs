@@ -85,7 +85,5 @@ fn the_single_node_walk_through_runs_as_written() {
     assert_eq!(after["data"]["count"], 1, "{after}");
     assert_eq!(after["data"]["info"][0]["bk_host_id"], 1);
     srv.stop();
-    let (code, out, err) = run_cli(&["check", "--db", db.to_str().unwrap()]);
-    assert_eq!(code, 0, "{out}{err}");
-    assert!(out.contains("is clean"), "{out}");
+    assert_clean(&db);
 }

@@ -6,7 +6,7 @@
 //! The demo: built-in categories 1 "Default" (root) and 2 "Default" (its child), category 2
 //! used by service templates 5 and 9 and modules 20 to 22; businesses 7 and 8.
 
-use crate::common::lang::{both, call, invalid, json_error};
+use crate::common::lang::{both, call, invalid, json_error, not_found};
 use crate::common::*;
 use serde_json::{Value, json};
 
@@ -160,15 +160,7 @@ fn update_rules() {
     let upd = |id: i64, name: &str| json!({"id": id, "name": name, "bk_biz_id": 123});
     // 1. Unknown id (before the name is looked at).
     for id in [0, 999] {
-        both(
-            &s,
-            "PUT",
-            UPDATE,
-            &upd(id, "a b"),
-            1199019,
-            "No relevant data found",
-            "未找到相关数据",
-        );
+        not_found(&s, "PUT", UPDATE, &upd(id, "a b"));
     }
     // 2. The name rule.
     invalid(&s, "PUT", UPDATE, &upd(api, "a b"), "name");
@@ -204,15 +196,7 @@ fn delete_rules() {
     let web = create_id(&s, 7, "web", 0);
     let leaf = create_id(&s, 7, "leaf", web);
     let del = |id: i64| json!({"id": id, "bk_biz_id": 8});
-    both(
-        &s,
-        "DELETE",
-        DELETE,
-        &del(999),
-        1199019,
-        "No relevant data found",
-        "未找到相关数据",
-    );
+    not_found(&s, "DELETE", DELETE, &del(999));
     // A parent with a child.
     for id in [web, 1] {
         both(
@@ -328,16 +312,7 @@ fn gateway_and_esb_routes() {
         esb("update_service_category", json!({"id": 3, "name": "web2"})),
         esb_ok(record(7, 3, "web2", 3, 0))
     );
-    let gw = |method: &str, path: &str, body: Value| -> Value {
-        let r = s.request(
-            method,
-            &format!("/api/bk-cmdb/prod{path}"),
-            &[("X-Bkcmdb-Language", "en")],
-            body.to_string().as_bytes(),
-        );
-        assert_eq!(r.status, 200, "{}", r.body);
-        r.json()
-    };
+    let gw = |method: &str, path: &str, body: Value| s.gateway(method, path, &body);
     assert_eq!(
         gw("PUT", UPDATE, json!({"id": 1, "name": "x"})),
         err_esb(1199054, "operate built-in object forbidden")
@@ -365,8 +340,7 @@ fn check_is_clean_after_category_writes() {
     );
     send_signal(&s.child, SIGTERM);
     wait_exit(&mut s.child, std::time::Duration::from_secs(30)).expect("exit after SIGTERM");
-    let (code, out, err) = run_cli(&["check", "--db", db.to_str().unwrap()]);
-    assert_eq!(code, 0, "check: {out}{err}");
+    assert_clean(&db);
     // The export imports again (a negative parent is not a dangling reference).
     let (code, out, err) = run_cli(&["export", "--db", db.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");

@@ -8,7 +8,7 @@
 //! service instance 31) and 9 "tpl-web" (used by module 22), both in the built-in leaf category
 //! 2 (child of the root 1); business 8 has none. New service template ids start at 10.
 
-use crate::common::lang::{both, call, invalid, json_error};
+use crate::common::lang::{both, call, invalid, json_error, not_found};
 use crate::common::*;
 use serde_json::{Value, json};
 
@@ -59,15 +59,7 @@ fn delete(s: &Server, body: &Value) -> Value {
 /// The ids a successful list answers, in order, and its count.
 #[track_caller]
 fn listed(s: &Server, body: &Value) -> (u64, Vec<i64>) {
-    let r = list(s, body);
-    assert_eq!(r["result"], true, "list {body}: {r}");
-    let ids = r["data"]["info"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["id"].as_i64().unwrap())
-        .collect();
-    (r["data"]["count"].as_u64().unwrap(), ids)
+    crate::common::lang::listed(s, LIST, body)
 }
 
 /// A list body for business `biz` with `extra` keys merged in and a page of 1000.
@@ -101,16 +93,6 @@ fn template_text(t: &Value) -> String {
         t["bk_supplier_account"],
         t["host_apply_enabled"]
     )
-}
-
-/// The `data` part of a native success answer, as raw text.
-#[track_caller]
-fn data_text(body: &str) -> &str {
-    body.strip_prefix(
-        r#"{"result":true,"bk_error_code":0,"bk_error_msg":"success","permission":null,"data":"#,
-    )
-    .and_then(|b| b.strip_suffix('}'))
-    .unwrap_or_else(|| panic!("not a native success: {body}"))
 }
 
 /// A server seeded with the demo dataset changed by `f`.
@@ -545,15 +527,7 @@ fn update_errors_in_bk_cmdb_order() {
         json!({"bk_biz_id": 7, "id": -5}),
         json!({}),
     ] {
-        both(
-            &s,
-            "PUT",
-            UPDATE,
-            &bad,
-            1199019,
-            "No relevant data found",
-            "未找到相关数据",
-        );
+        not_found(&s, "PUT", UPDATE, &bad);
     }
     // Category: unknown, of another business (both 'service_category_id'), not a leaf.
     for cat in [999, 8, 9] {
@@ -1173,12 +1147,7 @@ fn delete_is_not_scoped_by_business() {
 
 /// An ESB call: POST (or GET) `/api/c/compapi/v2/cc/<name>/` with auth keys in the body.
 fn esb(s: &Server, method: &str, name: &str, query: &str, body: Value) -> Value {
-    let mut body = body;
-    if body.is_object() {
-        body["bk_app_code"] = json!("app");
-        body["bk_app_secret"] = json!("secret");
-        body["bk_username"] = json!("esb-user");
-    }
+    let body = as_esb_app(body);
     let raw = if body.is_null() {
         Vec::new()
     } else {

@@ -251,9 +251,7 @@ fn a_single_node_topology_through_the_api() {
     pairs.sort_unstable();
     assert_eq!(pairs, vec![(1, 7), (1, 8), (2, 4), (3, 7), (4, 7), (4, 9)]);
     srv.stop();
-    let (code, out, err) = run_cli(&["check", "--db", db.to_str().unwrap()]);
-    assert_eq!(code, 0, "{out}{err}");
-    assert!(out.contains("is clean"), "{out}");
+    assert_clean(&db);
     // The sequences of the new kinds, as an export carries them.
     let (code, out, err) = run_cli(&["export", "--db", db.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");

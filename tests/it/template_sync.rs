@@ -7,7 +7,7 @@
 //! The seed is the demo plus host 13, with module 22 renamed after its template 9 "tpl-web"
 //! (process templates 10 nginx and 11 php-fpm) and holding hosts 11, 12 and 13.
 
-use crate::common::lang::{both, call, exceed_limit, json_error};
+use crate::common::lang::{both, call, exceed_limit, invalid_param, json_error};
 use crate::common::*;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -55,8 +55,7 @@ fn stop_and_check(mut s: Server, dir: &TempDir) {
     send_signal(&s.child, SIGTERM);
     wait_exit(&mut s.child, Duration::from_secs(30)).expect("exit after SIGTERM");
     let db = dir.join("cmdb.redb");
-    let (code, out, err) = run_cli(&["check", "--db", db.to_str().unwrap()]);
-    assert_eq!(code, 0, "check: {out}{err}");
+    assert_clean(&db);
 }
 
 #[track_caller]
@@ -388,17 +387,7 @@ fn difference_lists_only_what_exists() {
 #[test]
 fn refusals_in_both_languages() {
     let s = Server::memory();
-    let bad_biz = |path: &str, body: Value| {
-        both(
-            &s,
-            "POST",
-            path,
-            &body,
-            1199011,
-            "'bk_biz_id' the parameter is invalid or does not exist",
-            "'bk_biz_id' 参数无效或不存在",
-        )
-    };
+    let bad_biz = |path: &str, body: Value| invalid_param(&s, "POST", path, &body, "bk_biz_id");
     for biz in ["0", "-1", "x"] {
         bad_biz(&format!("{DIFF}{biz}"), json!({"bk_module_ids": [22]}));
     }
@@ -537,16 +526,7 @@ fn gateway_and_esb_routes() {
                        "create_time": ZERO_TIME, "last_time": ZERO_TIME}]))
     );
     // Gateway: same paths under /api/bk-cmdb/{stage}; module 22 is still named "web-app".
-    let gw = |method: &str, path: &str, body: Value| -> Value {
-        let r = s.request(
-            method,
-            &format!("/api/bk-cmdb/prod{path}"),
-            &[("X-Bkcmdb-Language", "en")],
-            body.to_string().as_bytes(),
-        );
-        assert_eq!(r.status, 200, "{}", r.body);
-        r.json()
-    };
+    let gw = |method: &str, path: &str, body: Value| s.gateway(method, path, &body);
     assert_eq!(
         gw(
             "POST",

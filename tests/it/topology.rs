@@ -15,7 +15,9 @@
 //! Service instances 30 (module 11, host 12), 31 (module 10, host 11), 32 (module 16, host
 //! 16); processes 40, 41 (instance 31), 42 (30), 43 (32).
 
-use crate::common::lang::{both, call, exceed_limit, invalid, json_error};
+use crate::common::lang::{
+    both, call, exceed_limit, invalid, invalid_param, json_error, unassigned,
+};
 use crate::common::*;
 use serde_json::{Value, json};
 
@@ -181,16 +183,21 @@ fn esb(s: &Server, name: &str, body: &Value) -> Value {
     s.esb(name, &[("X-Bkcmdb-Language", "en")], body)
 }
 
-/// A gateway call; the whole answer.
-fn gateway(s: &Server, method: &str, path: &str, body: &Value) -> Value {
-    let r = s.request(
-        method,
-        &format!("/api/bk-cmdb/prod{path}"),
-        &[("X-Bkcmdb-Language", "en")],
-        body.to_string().as_bytes(),
-    );
+/// A request in English with `raw` as its body; the whole answer, which must be HTTP 200.
+fn answer_en(s: &Server, method: &str, path: &str, raw: &[u8]) -> Value {
+    let r = s.request(method, path, &[("X-Bkcmdb-Language", "en")], raw);
     assert_eq!(r.status, 200, "{}", r.body);
     r.json()
+}
+
+/// An ESB GET of `name_query` (`<name>/?<query>`), in English; the whole answer.
+fn esb_get(s: &Server, name_query: &str) -> Value {
+    answer_en(s, "GET", &format!("/api/c/compapi/v2/cc/{name_query}"), b"")
+}
+
+/// A gateway call; the whole answer.
+fn gateway(s: &Server, method: &str, path: &str, body: &Value) -> Value {
+    s.gateway(method, path, body)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -952,13 +959,13 @@ fn get_biz_internal_module() {
         "strconv.ParseInt: parsing \"x\": invalid syntax",
     );
     // ESB: GET with the business in the query string.
-    let r = s.request(
-        "GET",
-        "/api/c/compapi/v2/cc/get_biz_internal_module/?bk_biz_id=7&bk_supplier_account=0",
-        &[("X-Bkcmdb-Language", "en")],
-        b"",
+    assert_eq!(
+        esb_get(
+            &s,
+            "get_biz_internal_module/?bk_biz_id=7&bk_supplier_account=0"
+        )["data"],
+        get("7", false)["data"]
     );
-    assert_eq!(r.json()["data"], get("7", false)["data"]);
 }
 
 #[test]
@@ -1046,14 +1053,12 @@ fn search_set_and_module() {
         "'business id' parameters must be integral",
         "'business id' 参数必须是整型",
     );
-    both(
+    invalid_param(
         &s,
         "POST",
         "/api/v3/set/search/0/7",
         &json!({"condition": {}, "filter": rule("a", "exist", Value::Null)}),
-        1199011,
-        "'condition and filter cannot be set at the same time' the parameter is invalid or does not exist",
-        "'condition and filter cannot be set at the same time' 参数无效或不存在",
+        "condition and filter cannot be set at the same time",
     );
     let e = esb(
         &s,
@@ -1257,15 +1262,7 @@ fn batch_reads() {
         &json!({"bk_service_template_ids": [5], "fields": ["bk_module_id"], "page": {"limit": 0}}),
     );
     assert_eq!(ids(&d["info"], "bk_module_id"), [11]);
-    both(
-        &s,
-        "POST",
-        path,
-        &json!({}),
-        1199010,
-        "'fields' unassigned",
-        "'fields' 未赋值",
-    );
+    unassigned(&s, "POST", path, &json!({}), "fields");
     let sets: Vec<i64> = (1..=201).collect();
     both(
         &s,
@@ -1318,14 +1315,12 @@ fn find_topo_node_paths() {
     ] {
         both(&s, "POST", path, &body, code, text, text);
     }
-    both(
+    invalid_param(
         &s,
         "POST",
         "/api/v3/cache/find/cache/topo/node_path/biz/0",
         &node("set", 4),
-        1199011,
-        "'%s' the parameter is invalid or does not exist",
-        "'%s' 参数无效或不存在",
+        "%s",
     );
 }
 
@@ -1387,15 +1382,7 @@ fn list_biz_hosts_topo() {
         &json!("not json"),
         "bk_biz_id",
     );
-    both(
-        &s,
-        "POST",
-        path,
-        &json!({}),
-        1199010,
-        "'page.limit' unassigned",
-        "'page.limit' 未赋值",
-    );
+    unassigned(&s, "POST", path, &json!({}), "page.limit");
     exceed_limit(
         &s,
         "POST",
@@ -1646,13 +1633,10 @@ fn get_host_base_info() {
         "'bk_host_id' parameters must be integral",
         "'bk_host_id' 参数必须是整型",
     );
-    let r = s.request(
-        "GET",
-        "/api/c/compapi/v2/cc/get_host_base_info/?bk_host_id=13",
-        &[("X-Bkcmdb-Language", "en")],
-        b"",
+    assert_eq!(
+        esb_get(&s, "get_host_base_info/?bk_host_id=13")["data"],
+        d["data"]
     );
-    assert_eq!(r.json()["data"], d["data"]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1919,14 +1903,12 @@ fn list_process_related_info() {
 #[test]
 fn list_process_related_info_refusals() {
     let (s, _td) = server();
-    both(
+    invalid_param(
         &s,
         "POST",
         "/api/v3/findmany/proc/process_related_info/biz/x",
         &json!({"page": {"limit": 1}}),
-        1199011,
-        "'bk_biz_id' the parameter is invalid or does not exist",
-        "'bk_biz_id' 参数无效或不存在",
+        "bk_biz_id",
     );
     for limit in [0, -1, 1001] {
         invalid(

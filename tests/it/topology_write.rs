@@ -10,7 +10,9 @@
 //! template), hosts 1 (10.0.0.1, in module 8) and 2 (10.0.0.2, idle), and host 3 (10.0.0.3) in
 //! the resource pool.
 
-use crate::common::lang::{both, call, exceed_limit, invalid};
+use crate::common::lang::{
+    both, call, exceed_limit, invalid, invalid_param, not_found, unassigned,
+};
 use crate::common::*;
 use serde_json::{Value, json};
 
@@ -81,11 +83,18 @@ fn topology() -> (Server, TempDir) {
     (s, td)
 }
 
-fn wrapped_invalid(inner_en: &str, inner_zh: &str) -> (String, String) {
-    (
-        format!("'{inner_en}' the parameter is invalid or does not exist"),
-        format!("'{inner_zh}' 参数无效或不存在"),
-    )
+/// 1199011 wrapping an inner message (en, zh) once, for a POST of `body` to `path`.
+#[track_caller]
+fn wrapped_invalid(s: &Server, path: &str, body: &Value, inner_en: &str, inner_zh: &str) {
+    both(
+        s,
+        "POST",
+        path,
+        body,
+        1199011,
+        &format!("'{inner_en}' the parameter is invalid or does not exist"),
+        &format!("'{inner_zh}' 参数无效或不存在"),
+    );
 }
 
 #[test]
@@ -101,68 +110,35 @@ fn create_set_refusals_and_answer() {
         "'business id' parameters must be integral",
         "'business id' 参数必须是整型",
     );
-    both(
+    invalid_param(
         &s,
         "POST",
         "/api/v3/set/99",
         &json!({"bk_set_name": "a", "bk_parent_id": 99}),
-        1199011,
-        "'bk_biz_id' the parameter is invalid or does not exist",
-        "'bk_biz_id' 参数无效或不存在",
+        "bk_biz_id",
     );
-    both(
+    unassigned(&s, "POST", p, &json!({"bk_parent_id": 2}), "bk_set_name");
+    unassigned(&s, "POST", p, &json!({"bk_set_name": "a"}), "bk_parent_id");
+    wrapped_invalid(
         &s,
-        "POST",
         p,
-        &json!({"bk_parent_id": 2}),
-        1199010,
+        &json!({"bk_set_name": "  ", "bk_parent_id": 2}),
         "'bk_set_name' unassigned",
         "'bk_set_name' 未赋值",
     );
-    both(
+    wrapped_invalid(
         &s,
-        "POST",
         p,
-        &json!({"bk_set_name": "a"}),
-        1199010,
-        "'bk_parent_id' unassigned",
-        "'bk_parent_id' 未赋值",
-    );
-    let (en, zh) = wrapped_invalid("'bk_set_name' unassigned", "'bk_set_name' 未赋值");
-    both(
-        &s,
-        "POST",
-        p,
-        &json!({"bk_set_name": "  ", "bk_parent_id": 2}),
-        1199011,
-        &en,
-        &zh,
-    );
-    let (en, zh) = wrapped_invalid(
+        &json!({"bk_set_name": "a/b", "bk_parent_id": 2}),
         "'bk_set_name' data parameter verification does not pass",
         "'bk_set_name' 数据参数校验不通过",
     );
-    both(
+    wrapped_invalid(
         &s,
-        "POST",
-        p,
-        &json!({"bk_set_name": "a/b", "bk_parent_id": 2}),
-        1199011,
-        &en,
-        &zh,
-    );
-    let (en, zh) = wrapped_invalid(
-        "'bk_parent_id' data parameter verification does not pass",
-        "'bk_parent_id' 数据参数校验不通过",
-    );
-    both(
-        &s,
-        "POST",
         p,
         &json!({"bk_set_name": "b", "bk_parent_id": 0}),
-        1199011,
-        &en,
-        &zh,
+        "'bk_parent_id' data parameter verification does not pass",
+        "'bk_parent_id' 数据参数校验不通过",
     );
     both(
         &s,
@@ -173,14 +149,11 @@ fn create_set_refusals_and_answer() {
         "the same set name exist",
         "已经存在同名的集群",
     );
-    both(
+    not_found(
         &s,
         "POST",
         p,
         &json!({"bk_set_name": "b", "bk_parent_id": 2, "set_template_id": 5}),
-        1199019,
-        "No relevant data found",
-        "未找到相关数据",
     );
     both(
         &s,
@@ -217,27 +190,25 @@ fn create_set_refusals_and_answer() {
     assert_eq!(keys, sorted, "Go map order");
 }
 
-#[test]
-fn update_and_delete_set() {
-    let (s, _td) = topology();
+/// `forbidden remove or update built in set or module` (1101098) in both languages.
+#[track_caller]
+fn built_in(s: &Server, method: &str, path: &str, body: &Value) {
     both(
-        &s,
-        "PUT",
-        "/api/v3/set/2/2",
-        &json!({"bk_set_name": "x"}),
+        s,
+        method,
+        path,
+        body,
         1101098,
         "forbidden remove or update built in set or module",
         "禁止删除或更新内置集群/模块",
     );
-    both(
-        &s,
-        "PUT",
-        "/api/v3/set/2/99",
-        &json!({"bk_set_name": "x"}),
-        1199019,
-        "No relevant data found",
-        "未找到相关数据",
-    );
+}
+
+#[test]
+fn update_and_delete_set() {
+    let (s, _td) = topology();
+    built_in(&s, "PUT", "/api/v3/set/2/2", &json!({"bk_set_name": "x"}));
+    not_found(&s, "PUT", "/api/v3/set/2/99", &json!({"bk_set_name": "x"}));
     both(
         &s,
         "PUT",
@@ -282,15 +253,7 @@ fn update_and_delete_set() {
     assert_eq!(got["info"][0]["bk_biz_id"], 2);
     assert_eq!(got["info"][0]["bk_updated_by"], "admin");
     // Delete: built-in, holding hosts, unknown (success), then the empty set.
-    both(
-        &s,
-        "DELETE",
-        "/api/v3/set/2/2",
-        &Value::Null,
-        1101098,
-        "forbidden remove or update built in set or module",
-        "禁止删除或更新内置集群/模块",
-    );
+    built_in(&s, "DELETE", "/api/v3/set/2/2", &Value::Null);
     both(
         &s,
         "DELETE",
@@ -313,14 +276,11 @@ fn update_and_delete_set() {
         "Failed to query data",
         "查询数据失败",
     );
-    both(
+    built_in(
         &s,
         "DELETE",
         "/api/v3/set/2/batch",
         &json!({"delete": {"inst_ids": [4, 1]}}),
-        1101098,
-        "forbidden remove or update built in set or module",
-        "禁止删除或更新内置集群/模块",
     );
     ok(
         &s,
@@ -361,23 +321,19 @@ fn create_module_refusals() {
         "'bk_set_id' parameters must be integral",
         "'bk_set_id' 参数必须是整型",
     );
-    both(
+    invalid_param(
         &s,
         "POST",
         "/api/v3/module/2/99",
         &json!({"bk_module_name": "a", "bk_parent_id": 99}),
-        1199011,
-        "'bk_set_id' the parameter is invalid or does not exist",
-        "'bk_set_id' 参数无效或不存在",
+        "bk_set_id",
     );
-    both(
+    invalid_param(
         &s,
         "POST",
         "/api/v3/module/2/1",
         &json!({"bk_module_name": "a", "bk_parent_id": 1}),
-        1199011,
-        "'bk_biz_id/bk_set_id' the parameter is invalid or does not exist",
-        "'bk_biz_id/bk_set_id' 参数无效或不存在",
+        "bk_biz_id/bk_set_id",
     );
     invalid(
         &s,
@@ -418,36 +374,20 @@ fn create_module_refusals() {
         "'topo' Internal Server Error",
         "'topo' 服务器内部错误",
     );
-    both(
+    invalid_param(
         &s,
         "POST",
         p,
         &json!({"bk_module_name": "a"}),
-        1199011,
-        "'bk_parent_id' the parameter is invalid or does not exist",
-        "'bk_parent_id' 参数无效或不存在",
+        "bk_parent_id",
     );
-    both(
+    unassigned(&s, "POST", p, &json!({"bk_parent_id": 3}), "bk_module_name");
+    wrapped_invalid(
         &s,
-        "POST",
-        p,
-        &json!({"bk_parent_id": 3}),
-        1199010,
-        "'bk_module_name' unassigned",
-        "'bk_module_name' 未赋值",
-    );
-    let (en, zh) = wrapped_invalid(
-        "'bk_module_name' data parameter verification does not pass",
-        "'bk_module_name' 数据参数校验不通过",
-    );
-    both(
-        &s,
-        "POST",
         p,
         &json!({"bk_module_name": "a b", "bk_parent_id": 3}),
-        1199011,
-        &en,
-        &zh,
+        "'bk_module_name' data parameter verification does not pass",
+        "'bk_module_name' 数据参数校验不通过",
     );
     both(
         &s,
@@ -482,23 +422,17 @@ fn create_module_refusals() {
 #[test]
 fn update_and_delete_module() {
     let (s, _td) = topology();
-    both(
+    built_in(
         &s,
         "PUT",
         "/api/v3/module/2/2/4",
         &json!({"bk_module_name": "x"}),
-        1101098,
-        "forbidden remove or update built in set or module",
-        "禁止删除或更新内置集群/模块",
     );
-    both(
+    not_found(
         &s,
         "PUT",
         "/api/v3/module/2/3/99",
         &json!({"bk_module_name": "x"}),
-        1199019,
-        "No relevant data found",
-        "未找到相关数据",
     );
     both(
         &s,
@@ -565,15 +499,7 @@ fn update_and_delete_module() {
         json!([{"bk_module_name": "tools2", "default": 0, "operator": null},
                {"bk_module_name": "agent", "default": 0, "operator": "bob"}])
     );
-    both(
-        &s,
-        "DELETE",
-        "/api/v3/module/2/2/4",
-        &Value::Null,
-        1101098,
-        "forbidden remove or update built in set or module",
-        "禁止删除或更新内置集群/模块",
-    );
+    built_in(&s, "DELETE", "/api/v3/module/2/2/4", &Value::Null);
     both(
         &s,
         "DELETE",
@@ -598,14 +524,12 @@ fn add_host_refusals() {
     let (s, _td) = topology();
     let p = "/api/v3/hosts/add/business_idle";
     let h = |v: Value| json!({"bk_biz_id": 2, "bk_host_list": [v]});
-    both(
+    unassigned(
         &s,
         "POST",
         p,
         &json!({"bk_biz_id": 2, "bk_host_list": []}),
-        1199010,
-        "'bk_host_list' unassigned",
-        "'bk_host_list' 未赋值",
+        "bk_host_list",
     );
     let many: Vec<Value> = (0..201).map(|_| json!({})).collect();
     exceed_limit(
@@ -616,15 +540,7 @@ fn add_host_refusals() {
         "bk_host_list",
         200,
     );
-    both(
-        &s,
-        "POST",
-        p,
-        &json!({"bk_host_list": [{}]}),
-        1199010,
-        "'bk_biz_id' unassigned",
-        "'bk_biz_id' 未赋值",
-    );
+    unassigned(&s, "POST", p, &json!({"bk_host_list": [{}]}), "bk_biz_id");
     both(
         &s,
         "POST",
@@ -869,14 +785,12 @@ fn transfer_refusals_and_effects() {
         "Failed to add host to module, error:module not found",
         "添加主机到模块失败, error:module not found",
     );
-    both(
+    invalid_param(
         &s,
         "POST",
         idle,
         &json!({"bk_biz_id": 2, "bk_host_id": [1, 1]}),
-        1199011,
-        "'bk_host_id' the parameter is invalid or does not exist",
-        "'bk_host_id' 参数无效或不存在",
+        "bk_host_id",
     );
     both(
         &s,

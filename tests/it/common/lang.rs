@@ -46,6 +46,48 @@ pub fn invalid(s: &Server, method: &str, path: &str, body: &Value, field: &str) 
     );
 }
 
+/// `'<field>' unassigned` (1199010) in both languages.
+#[track_caller]
+pub fn unassigned(s: &Server, method: &str, path: &str, body: &Value, field: &str) {
+    both(
+        s,
+        method,
+        path,
+        body,
+        1199010,
+        &format!("'{field}' unassigned"),
+        &format!("'{field}' 未赋值"),
+    );
+}
+
+/// `No relevant data found` (1199019) in both languages.
+#[track_caller]
+pub fn not_found(s: &Server, method: &str, path: &str, body: &Value) {
+    both(
+        s,
+        method,
+        path,
+        body,
+        1199019,
+        "No relevant data found",
+        "未找到相关数据",
+    );
+}
+
+/// `'<what>' the parameter is invalid or does not exist` (1199011) in both languages.
+#[track_caller]
+pub fn invalid_param(s: &Server, method: &str, path: &str, body: &Value, what: &str) {
+    both(
+        s,
+        method,
+        path,
+        body,
+        1199011,
+        &format!("'{what}' the parameter is invalid or does not exist"),
+        &format!("'{what}' 参数无效或不存在"),
+    );
+}
+
 /// `<what> exceed the limit <max>` (1199035) in both languages.
 #[track_caller]
 pub fn exceed_limit(s: &Server, method: &str, path: &str, body: &Value, what: &str, max: usize) {
@@ -72,4 +114,19 @@ pub fn json_error(s: &Server, method: &str, path: &str, body: &Value) {
         "Deserializing JSON data failed",
         "反序列化JSON数据失败",
     );
+}
+
+/// The ids (`info[].id`, in order) and the count of a successful `{count, info}` list that a
+/// native POST of `body` to `path` answers in English.
+#[track_caller]
+pub fn listed(s: &Server, path: &str, body: &Value) -> (u64, Vec<i64>) {
+    let r = call(s, "POST", path, body, false);
+    assert_eq!(r["result"], true, "list {body}: {r}");
+    let ids = r["data"]["info"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no info: {r}"))
+        .iter()
+        .map(|t| t["id"].as_i64().unwrap())
+        .collect();
+    (r["data"]["count"].as_u64().unwrap(), ids)
 }

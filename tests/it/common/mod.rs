@@ -10,6 +10,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, MutexGuard};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_cmdb-lite");
@@ -129,6 +130,20 @@ impl Server {
             body.to_string().as_bytes(),
         );
         assert_eq!(r.status, 200, "{name}: {}", r.body);
+        r.json()
+    }
+
+    /// A gateway call in English: `method` on `/api/bk-cmdb/prod<path>`; the answer must be
+    /// HTTP 200.
+    #[track_caller]
+    pub fn gateway(&self, method: &str, path: &str, body: &Value) -> Value {
+        let r = self.request(
+            method,
+            &format!("/api/bk-cmdb/prod{path}"),
+            &[("X-Bkcmdb-Language", "en")],
+            body.to_string().as_bytes(),
+        );
+        assert_eq!(r.status, 200, "{method} {path}: {}", r.body);
         r.json()
     }
 
@@ -323,9 +338,32 @@ pub fn process_names(list: &Value) -> Vec<String> {
         .collect()
 }
 
+/// Process `pid` (its `{property, relation}`) in a `list_process_instance` answer; panics if
+/// it is not listed.
+#[track_caller]
+pub fn listed_process(list: &Value, pid: i64) -> &Value {
+    list["data"]
+        .as_array()
+        .unwrap_or_else(|| panic!("not a listing: {list}"))
+        .iter()
+        .find(|p| p["property"]["bk_process_id"] == pid && p["relation"]["bk_process_id"] == pid)
+        .unwrap_or_else(|| panic!("process {pid} not listed: {list}"))
+}
+
 /// The success envelope of the native family.
 pub fn ok_native(data: Value) -> Value {
     serde_json::json!({"result": true, "bk_error_code": 0, "bk_error_msg": "success", "permission": null, "data": data})
+}
+
+/// The `data` part of a native success answer's text (bk-cmdb's key order), to compare to the
+/// byte.
+#[track_caller]
+pub fn data_text(body: &str) -> &str {
+    body.strip_prefix(
+        r#"{"result":true,"bk_error_code":0,"bk_error_msg":"success","permission":null,"data":"#,
+    )
+    .and_then(|b| b.strip_suffix('}'))
+    .unwrap_or_else(|| panic!("not a native success: {body}"))
 }
 
 /// The failure envelope of the native family.
@@ -342,6 +380,17 @@ pub fn ok_esb(data: Value) -> Value {
 /// The failure envelope of the ESB and gateway families.
 pub fn err_esb(code: i64, msg: &str) -> Value {
     serde_json::json!({"result": false, "code": code, "message": msg, "permission": null, "data": null})
+}
+
+/// `body` (an object) with the app fields of an ESB call set: `bk_app_code` "app",
+/// `bk_app_secret` "secret", `bk_username` "esb-user"; any other value as it is.
+pub fn as_esb_app(mut body: Value) -> Value {
+    if body.is_object() {
+        body["bk_app_code"] = Value::from("app");
+        body["bk_app_secret"] = Value::from("secret");
+        body["bk_username"] = Value::from("esb-user");
+    }
+    body
 }
 
 /// An ESB or gateway envelope answering a request whose `X-Request-Id` was `rid`.
@@ -376,6 +425,49 @@ impl Conn {
     }
 }
 
+/// Sets a resource limit of the live process `pid` with util-linux's `prlimit` (`limit` such
+/// as `--fsize=4096:`), which must succeed.
+pub fn prlimit(pid: u32, limit: &str) {
+    let out = Command::new("prlimit")
+        .args(["--pid", &pid.to_string(), limit])
+        .output()
+        .expect("run prlimit");
+    assert!(
+        out.status.success(),
+        "prlimit {limit}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// True if util-linux's `prlimit` can be run; otherwise says loudly that `test` is skipped.
+pub fn have_prlimit(test: &str) -> bool {
+    let ok = Command::new("prlimit")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        eprintln!(
+            "\n*** SKIPPED {test}: prlimit (util-linux) is not installed; .ci/run installs it ***\n"
+        );
+    }
+    ok
+}
+
+/// A create of `n` processes `<tag>-<i>` in service instance 30 of business 7, each with a
+/// 1.5 KB `start_cmd`, so that the file has to grow after a few batches.
+pub fn sizeable_batch(tag: &str, n: usize) -> Value {
+    let processes: Vec<Value> = (0..n)
+        .map(|i| {
+            serde_json::json!({"process_info": {
+                "bk_process_name": format!("{tag}-{i}"),
+                "bk_func_name": format!("{tag}-{i}"),
+                "start_cmd": format!("{tag} {i} {}", "x".repeat(1500)),
+            }})
+        })
+        .collect();
+    serde_json::json!({"bk_biz_id": 7, "service_instance_id": 30, "processes": processes})
+}
+
 pub const SIGINT: i32 = 2;
 pub const SIGKILL: i32 = 9;
 pub const SIGTERM: i32 = 15;
@@ -405,6 +497,31 @@ pub fn wait_exit(child: &mut Child, limit: Duration) -> Option<std::process::Exi
     }
 }
 
+/// `cmdb-lite check --db <db>` finds the store clean (exit 0 and its "is clean" line) within
+/// 120 s.
+#[track_caller]
+pub fn assert_clean(db: &Path) {
+    let (code, out, err) = run_cli_within(&["check", "--db", db.to_str().unwrap()], 120);
+    assert_eq!(code, 0, "check: {out}{err}");
+    assert!(out.contains("is clean"), "check: {out}");
+}
+
+/// Threads reading all of a child's piped stdout and stderr, so that neither pipe fills while
+/// the test waits for it; each joins with the text read.
+pub fn read_output(child: &mut Child) -> (JoinHandle<String>, JoinHandle<String>) {
+    fn all(mut pipe: impl Read + Send + 'static) -> JoinHandle<String> {
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = pipe.read_to_string(&mut s);
+            s
+        })
+    }
+    (
+        all(child.stdout.take().expect("a piped stdout")),
+        all(child.stderr.take().expect("a piped stderr")),
+    )
+}
+
 /// Runs `cmdb-lite <args>`, killing it (and failing) if it has not exited within `secs`:
 /// (exit code, stdout, stderr).
 pub fn run_cli_within(args: &[&str], secs: u64) -> (i32, String, String) {
@@ -415,18 +532,7 @@ pub fn run_cli_within(args: &[&str], secs: u64) -> (i32, String, String) {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn cmdb-lite");
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let t_out = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let t_err = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
+    let (t_out, t_err) = read_output(&mut child);
     let Some(status) = wait_exit(&mut child, Duration::from_secs(secs)) else {
         let _ = child.kill();
         let _ = child.wait();
@@ -481,6 +587,18 @@ pub fn demo_dataset() -> Value {
     let text =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/data/demo.json")).unwrap();
     serde_json::from_str(&text).unwrap()
+}
+
+/// A copy of the item of the array `list` whose `key` is `id` (a dataset's record, say); panics
+/// if there is none.
+#[track_caller]
+pub fn item_with(list: &Value, key: &str, id: i64) -> Value {
+    list.as_array()
+        .unwrap_or_else(|| panic!("not an array: {list}"))
+        .iter()
+        .find(|x| x[key] == id)
+        .unwrap_or_else(|| panic!("no {key} {id} in {list}"))
+        .clone()
 }
 
 /// The dataset a fresh install starts from: business 2 (as bk-cmdb's "蓝鲸") and the built-in
