@@ -637,22 +637,10 @@ pub fn export(store: &Store) -> Result<Dataset, CcError> {
             sequences: BTreeMap::new(),
         };
         topology::export(tx, &mut ds)?;
-        tx.scan::<ServiceCategory, CcError>(|_, r| {
-            ds.service_categories.push(r);
-            Ok(true)
-        })?;
-        tx.scan::<ServiceTemplate, CcError>(|_, r| {
-            ds.service_templates.push(r);
-            Ok(true)
-        })?;
-        tx.scan::<ProcessTemplate, CcError>(|_, r| {
-            ds.process_templates.push(r);
-            Ok(true)
-        })?;
-        tx.scan::<ServiceInstance, CcError>(|_, r| {
-            ds.service_instances.push(r);
-            Ok(true)
-        })?;
+        ds.service_categories = tx.select(|_| true)?;
+        ds.service_templates = tx.select(|_| true)?;
+        ds.process_templates = tx.select(|_| true)?;
+        ds.service_instances = tx.select(|_| true)?;
         tx.scan::<_, CcError>(|pid, mut map: Map<String, Value>| {
             let rel = tx.relation(pid)?.ok_or_else(|| {
                 CcError::raw(code::DB_SELECT, format!("process {pid} has no relation"))

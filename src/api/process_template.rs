@@ -192,18 +192,12 @@ pub fn list(_ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError> {
         // MongoDB refuses a negative skip.
         return Err(CcError::plain(code::DB_SELECT));
     }
-    let found = store.read::<_, CcError>(|tx| {
-        let mut found = Vec::new();
-        tx.scan::<ProcessTemplate, CcError>(|_, pt| {
-            if pt.bk_biz_id == biz
+    let found = store.read(|tx| {
+        tx.select::<ProcessTemplate>(|pt| {
+            pt.bk_biz_id == biz
                 && (st <= 0 || pt.service_template_id == st)
                 && (ids.is_empty() || ids.contains(&pt.id))
-            {
-                found.push(pt);
-            }
-            Ok(true)
-        })?;
-        Ok(found)
+        })
     })?;
     let (count, items) = page.count_and_window(found, &keys, sort_value);
     let info: Vec<View> = items.iter().map(view).collect();

@@ -50,12 +50,7 @@ fn cat(c: &ServiceCategory) -> Cat<'_> {
 }
 
 fn all_categories(tx: &WriteTx) -> Result<Vec<ServiceCategory>, CcError> {
-    let mut all = Vec::new();
-    tx.scan::<ServiceCategory, CcError>(|_, c| {
-        all.push(c);
-        Ok(true)
-    })?;
-    Ok(all)
+    Ok(tx.select::<ServiceCategory>(|_| true)?)
 }
 
 /// `create_service_category`: `{bk_biz_id, name, bk_parent_id}`; the new record.
@@ -158,13 +153,7 @@ pub fn list(_ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError> {
     let obj = decode::body_object(&input.body)?;
     let biz = decode::int(obj, "bk_biz_id")?;
     let (found, supplier) = store.read::<_, CcError>(|tx| {
-        let mut found: Vec<ServiceCategory> = Vec::new();
-        tx.scan::<ServiceCategory, CcError>(|_, c| {
-            if c.bk_biz_id == biz || c.bk_biz_id == 0 {
-                found.push(c);
-            }
-            Ok(true)
-        })?;
+        let found = tx.select::<ServiceCategory>(|c| c.bk_biz_id == biz || c.bk_biz_id == 0)?;
         let supplier = tx
             .setting("supplier_account")?
             .unwrap_or_else(|| "0".into());

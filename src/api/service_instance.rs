@@ -156,7 +156,7 @@ pub fn create(ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError> 
                 continue;
             }
             if st_id == 0 {
-                create_raw_processes(tx, &ctx, &now, biz, si_id, inst)?;
+                create_raw_processes(tx, &at, si_id, inst)?;
             } else {
                 template_items.extend(template_overrides(tx, biz, si_id, inst)?);
             }
@@ -399,12 +399,11 @@ fn create_template_processes(
 /// sent (untrimmed).
 fn create_raw_processes(
     tx: &mut WriteTx,
-    ctx: &Ctx,
-    now: &str,
-    biz: i64,
+    at: &InModule,
     si_id: i64,
     inst: &NewInstance,
 ) -> Result<(), CcError> {
+    let (ctx, now, biz) = (at.ctx, at.now, at.biz);
     let items: Vec<Item> = inst.processes.iter().map(|p| p.info.clone()).collect();
     process_instance::create_in_tx(tx, ctx, now, biz, si_id, &items)?;
     if !inst.name.is_empty() {
@@ -510,12 +509,7 @@ fn find(filter: &Filter, tx: &ReadTx) -> Result<Vec<ServiceInstance>, CcError> {
                 }
             }
         }
-        None => tx.scan::<ServiceInstance, CcError>(|_, si| {
-            if filter.keeps(&candidate(&si)) {
-                out.push(si);
-            }
-            Ok(true)
-        })?,
+        None => out = tx.select::<ServiceInstance>(|si| filter.keeps(&candidate(si)))?,
     }
     Ok(out)
 }

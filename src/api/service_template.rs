@@ -19,12 +19,7 @@ fn leaf_category(tx: &WriteTx, id: i64, field: &str) -> Result<ServiceCategory, 
     let cat = tx
         .service_category(id)?
         .ok_or_else(|| CcError::invalid(field))?;
-    let mut leaf = true;
-    tx.scan::<ServiceCategory, CcError>(|_, c| {
-        leaf = c.bk_parent_id != id;
-        Ok(leaf)
-    })?;
-    if !leaf {
+    if tx.any::<ServiceCategory>(|c| c.bk_parent_id == id)? {
         return Err(CcError::plain(code::ONLY_LEAF_CATEGORY));
     }
     Ok(cat)
@@ -214,13 +209,7 @@ pub fn list(_ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError> {
     let found = store.read::<_, CcError>(|tx| {
         let mut categories = None;
         if category > 0 {
-            let mut all = Vec::new();
-            tx.scan::<ServiceCategory, CcError>(|_, c| {
-                if c.bk_biz_id == biz || c.bk_biz_id == 0 {
-                    all.push(c);
-                }
-                Ok(true)
-            })?;
+            let all = tx.select::<ServiceCategory>(|c| c.bk_biz_id == biz || c.bk_biz_id == 0)?;
             let mut set = vec![category];
             loop {
                 let before = set.len();

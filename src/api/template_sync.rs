@@ -176,11 +176,8 @@ pub fn difference(_ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcEr
     let statuses = store.read(|tx| {
         let mut modules = Vec::new();
         if partial {
-            tx.scan::<Module, CcError>(|_, m| {
-                if m.bk_biz_id == biz && wanted.contains(&m.service_template_id) {
-                    modules.push(m);
-                }
-                Ok(true)
+            modules = tx.select::<Module>(|m| {
+                m.bk_biz_id == biz && wanted.contains(&m.service_template_id)
             })?;
         } else {
             for &id in &wanted {
@@ -377,10 +374,17 @@ pub fn sync(ctx: &Ctx, store: &Store, input: &Input) -> Result<Data, CcError> {
                 Arc::clone(&failed),
             );
             move |tx: &mut WriteTx| {
-                for &m in &modules {
-                    if let Err(e) = sync_module(tx, &ctx, &now, biz, st, m) {
+                for &module_id in &modules {
+                    let at = InModule {
+                        ctx: &ctx,
+                        now: &now,
+                        biz,
+                        module_id,
+                        st_id: st,
+                    };
+                    if let Err(e) = sync_module(tx, &at) {
                         if let Ok(mut f) = failed.lock() {
-                            *f = Some(m);
+                            *f = Some(module_id);
                         }
                         return Err(e);
                     }
@@ -425,14 +429,8 @@ fn is_business_error(e: &CcError) -> bool {
 
 /// The host sub-tasks of one module's sync (spec 2.3 steps 1 to 6), all hosts in one go. The
 /// module sub-task changes nothing: cmdb-lite has no service-template attributes.
-fn sync_module(
-    tx: &mut WriteTx,
-    ctx: &Ctx,
-    now: &str,
-    biz: i64,
-    st: i64,
-    module_id: i64,
-) -> Result<(), CcError> {
+fn sync_module(tx: &mut WriteTx, at: &InModule) -> Result<(), CcError> {
+    let (biz, st, module_id) = (at.biz, at.st_id, at.module_id);
     let Some(module) = tx.module(module_id)? else {
         return Ok(());
     };
@@ -469,20 +467,13 @@ fn sync_module(
             if module.service_template_id != st {
                 return Err(CcError::plain(code::MODULE_TEMPLATE_MISMATCH));
             }
-            let at = InModule {
-                ctx,
-                now,
-                biz,
-                module_id,
-                st_id: st,
-            };
-            create_for_sync(tx, &at, host)?;
+            create_for_sync(tx, at, host)?;
         }
     }
     // 2 to 5. The instances that existed before: remove, update, add processes.
     let refs = template_refs(&templates);
     for (si, host) in instances {
-        sync_instance(tx, ctx, now, biz, si, host, &refs)?;
+        sync_instance(tx, at, si, host, &refs)?;
     }
     Ok(())
 }
@@ -490,13 +481,12 @@ fn sync_module(
 /// Syncs one existing instance with the template's process templates `templates`.
 fn sync_instance(
     tx: &mut WriteTx,
-    ctx: &Ctx,
-    now: &str,
-    biz: i64,
+    at: &InModule,
     si: i64,
     host_id: i64,
     templates: &[TemplateRef],
 ) -> Result<(), CcError> {
+    let (ctx, now, biz) = (at.ctx, at.now, at.biz);
     let host = tx.host(host_id)?;
     let ips = host.as_ref().map(host_ips);
     let mut procs = Vec::new();

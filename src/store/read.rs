@@ -76,6 +76,21 @@ impl<T: Snapshot> Tx<T> {
         })
     }
 
+    /// The records of kind `R` that pass `keep`, in id order.
+    pub fn select<R: Record>(
+        &self,
+        mut keep: impl FnMut(&R) -> bool,
+    ) -> Result<Vec<R>, StoreError> {
+        let mut out = Vec::new();
+        self.scan::<R, StoreError>(|_, r| {
+            if keep(&r) {
+                out.push(r);
+            }
+            Ok(true)
+        })?;
+        Ok(out)
+    }
+
     /// True if some record of kind `R` passes `hit` (the scan stops at the first that does).
     pub fn any<R: Record>(&self, mut hit: impl FnMut(&R) -> bool) -> Result<bool, StoreError> {
         let mut found = false;
