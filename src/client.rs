@@ -285,7 +285,6 @@ impl Client {
         &mut self,
         (_, length, chunked): (u16, Option<usize>, bool),
     ) -> Result<(), String> {
-        let io = |e: std::io::Error| format!("receive: {e}");
         let too_big = || format!("an answer over {CLIENT_MAX_ANSWER_BYTES} bytes");
         let mut body = std::mem::take(&mut self.body);
         body.clear();
@@ -299,10 +298,11 @@ impl Client {
                     if body.len() + size > CLIENT_MAX_ANSWER_BYTES {
                         return Err(too_big());
                     }
-                    let at = body.len();
-                    body.resize(at + size + 2, 0);
-                    self.stream()?.read_exact(&mut body[at..]).map_err(io)?;
-                    body.truncate(at + size);
+                    self.read_exactly(size, &mut body)?;
+                    let mut end = [0u8; 2];
+                    self.stream()?
+                        .read_exact(&mut end)
+                        .map_err(|e| format!("receive: {e}"))?;
                     if size == 0 {
                         return Ok(());
                     }
@@ -312,12 +312,26 @@ impl Client {
                 if n > CLIENT_MAX_ANSWER_BYTES {
                     return Err(too_big());
                 }
-                body.resize(n, 0);
-                self.stream()?.read_exact(&mut body).map_err(io)
+                self.read_exactly(n, &mut body)
             }
         })();
         self.body = body;
         result
+    }
+
+    /// Appends the next `n` bytes of the answer to `body`. (Read into the vector's spare room,
+    /// not into zeroes written first: a large answer costs one copy.)
+    fn read_exactly(&mut self, n: usize, body: &mut Vec<u8>) -> Result<(), String> {
+        let want = body.len() + n;
+        body.reserve(n);
+        (self.stream()?)
+            .take(n as u64)
+            .read_to_end(body)
+            .map_err(|e| format!("receive: {e}"))?;
+        if body.len() < want {
+            return Err("the server closed the connection mid-answer".into());
+        }
+        Ok(())
     }
 }
 
@@ -346,16 +360,28 @@ mod tests {
         r.read_exact(&mut body).is_ok()
     }
 
+    /// A listener on a loopback port, and its address.
+    fn listen() -> (TcpListener, String) {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        (l, addr)
+    }
+
+    /// The next connection to `l`, and a reader of it.
+    fn accept(l: &TcpListener) -> (TcpStream, BufReader<TcpStream>) {
+        let (s, _) = l.accept().unwrap();
+        let r = BufReader::new(s.try_clone().unwrap());
+        (s, r)
+    }
+
     const OK: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
 
     #[test]
     fn a_written_request_is_never_sent_twice() {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = l.local_addr().unwrap().to_string();
+        let (l, addr) = listen();
         let server = std::thread::spawn(move || {
             // First connection: one request answered, the next read and dropped unanswered.
-            let (s, _) = l.accept().unwrap();
-            let mut r = BufReader::new(s.try_clone().unwrap());
+            let (s, mut r) = accept(&l);
             assert!(read_request(&mut r));
             (&s).write_all(OK).unwrap();
             assert!(read_request(&mut r));
@@ -375,13 +401,11 @@ mod tests {
 
     #[test]
     fn a_connection_the_server_closed_while_idle_is_opened_again() {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = l.local_addr().unwrap().to_string();
+        let (l, addr) = listen();
         let (closed, was_closed) = std::sync::mpsc::channel();
         let server = std::thread::spawn(move || {
             for _ in 0..2 {
-                let (s, _) = l.accept().unwrap();
-                let mut r = BufReader::new(s.try_clone().unwrap());
+                let (s, mut r) = accept(&l);
                 assert!(read_request(&mut r));
                 (&s).write_all(OK).unwrap();
                 // Closed after one answer, as an idle timeout would.
@@ -401,11 +425,9 @@ mod tests {
 
     #[test]
     fn a_bare_connection_writes_only_the_given_headers_and_keeps_the_answers() {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = l.local_addr().unwrap().to_string();
+        let (l, addr) = listen();
         let server = std::thread::spawn(move || {
-            let (s, _) = l.accept().unwrap();
-            let mut r = BufReader::new(s.try_clone().unwrap());
+            let (s, mut r) = accept(&l);
             let mut head = String::new();
             while !head.ends_with("\r\n\r\n") {
                 assert!(r.read_line(&mut head).unwrap() > 0);
@@ -430,5 +452,26 @@ mod tests {
             "PUT /x HTTP/1.1\r\nHost: cmdb\r\nContent-Length: 2\r\nX-Two: 2\r\n\r\n"
         );
         assert_eq!(&body, b"{}");
+    }
+
+    #[test]
+    fn an_answer_cut_short_is_an_error() {
+        let (l, addr) = listen();
+        let server = std::thread::spawn(move || {
+            for cut in [
+                &b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc"[..],
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab",
+            ] {
+                let (s, mut r) = accept(&l);
+                assert!(read_request(&mut r));
+                (&s).write_all(cut).unwrap();
+            }
+        });
+        for _ in 0..2 {
+            let mut c = Client::connect_bare(&addr, Duration::from_secs(30)).unwrap();
+            c.send_with("POST", "/x", &[], b"{}").unwrap();
+            assert!(c.read_answer().is_err());
+        }
+        server.join().unwrap();
     }
 }

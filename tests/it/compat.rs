@@ -85,6 +85,12 @@ fn enveloped(r: &Resp, status: u16, keys: &[&str]) -> Value {
     r.json()
 }
 
+/// A create in service instance 999, which does not exist (1199019).
+fn to_unknown_instance() -> Value {
+    json!({"bk_biz_id": 7, "service_instance_id": 999,
+        "processes": [{"process_info": {"bk_process_name": "x"}}]})
+}
+
 fn proc_body(names: &[&str]) -> Value {
     let processes: Vec<Value> = names
         .iter()
@@ -169,14 +175,7 @@ fn native_create_and_list_envelope() {
     assert_eq!(data[1]["relation"]["bk_host_id"], json!(11));
 
     // A business error: HTTP 200, result false, native keys in order.
-    let r = send(
-        &s,
-        "POST",
-        CREATE,
-        &NATIVE_EN,
-        &json!({"bk_biz_id": 7, "service_instance_id": 999,
-        "processes": [{"process_info": {"bk_process_name": "x"}}]}),
-    );
+    let r = send(&s, "POST", CREATE, &NATIVE_EN, &to_unknown_instance());
     assert_eq!(
         enveloped(&r, 200, &NATIVE_KEYS),
         err_native(1199019, "No relevant data found")
@@ -214,14 +213,7 @@ fn gateway_create_and_list_envelope() {
     assert_eq!(r.json()["data"].as_array().unwrap().len(), 2);
 
     // A business error through the gateway: 200, gateway keys.
-    let r = send(
-        &s,
-        "POST",
-        GW_CREATE,
-        &[GW_AUTH],
-        &json!({"bk_biz_id": 7, "service_instance_id": 999,
-        "processes": [{"process_info": {"bk_process_name": "x"}}]}),
-    );
+    let r = send(&s, "POST", GW_CREATE, &[GW_AUTH], &to_unknown_instance());
     assert_eq!(
         enveloped(&r, 200, &GATEWAY_KEYS),
         err_esb(1199019, "未找到相关数据")
@@ -323,14 +315,7 @@ fn native_with_jwt_gets_gateway_envelope() {
     // A JWT next to the ordinary identity headers also switches the envelope.
     let mut h = NATIVE_EN.to_vec();
     h.push(("X-Bkapi-JWT", jwt.as_str()));
-    let r = send(
-        &s,
-        "POST",
-        CREATE,
-        &h,
-        &json!({"bk_biz_id": 7, "service_instance_id": 999,
-        "processes": [{"process_info": {"bk_process_name": "x"}}]}),
-    );
+    let r = send(&s, "POST", CREATE, &h, &to_unknown_instance());
     assert_eq!(r.status, 200, "{}", r.body);
     assert_keys(&r, &GATEWAY_KEYS);
     assert_eq!(r.json()["code"], json!(1199019));

@@ -1570,15 +1570,7 @@ fn delete_request_checks_and_all_or_nothing() {
         json!([10, 10]),
         json!([11, 0]),
     ] {
-        both(
-            &s,
-            "DELETE",
-            DELETE,
-            &json!({"bk_biz_id": 7, "process_templates": ids}),
-            1108014,
-            "delete config template failed",
-            "删除配置模板失败",
-        );
+        delete_failed(&s, &json!({"bk_biz_id": 7, "process_templates": ids}));
     }
     assert_eq!(ids_of(&s, 9), vec![10, 11]);
     for body in [
@@ -1590,15 +1582,7 @@ fn delete_request_checks_and_all_or_nothing() {
     }
     // 500 ids are not too many (all unknown here).
     let ids: Vec<i64> = (1000..1500).collect();
-    both(
-        &s,
-        "DELETE",
-        DELETE,
-        &json!({"bk_biz_id": 7, "process_templates": ids}),
-        1108014,
-        "delete config template failed",
-        "删除配置模板失败",
-    );
+    delete_failed(&s, &json!({"bk_biz_id": 7, "process_templates": ids}));
 }
 
 #[test]
@@ -1639,15 +1623,7 @@ fn delete_detaches_processes_made_from_the_template() {
             "process_template_id": 0, "bk_host_id": 11, "bk_supplier_account": "0"})
     );
     // Gone for good.
-    both(
-        &s,
-        "DELETE",
-        DELETE,
-        &json!({"bk_biz_id": 7, "process_templates": [6]}),
-        1108014,
-        "delete config template failed",
-        "删除配置模板失败",
-    );
+    delete_failed(&s, &json!({"bk_biz_id": 7, "process_templates": [6]}));
     // Several at once, and not scoped by business (only 0 is refused).
     assert_eq!(
         delete(&s, &json!({"bk_biz_id": 8, "process_templates": [11, 10]})),
@@ -1671,6 +1647,20 @@ fn esb_ok(data: Value) -> Value {
 
 fn esb_err(code: i64, msg: &str) -> Value {
     with_request_id(err_esb(code, msg), "rid-2")
+}
+
+/// `delete config template failed` (1108014) in both languages for a delete of `body`.
+#[track_caller]
+fn delete_failed(s: &Server, body: &Value) {
+    both(
+        s,
+        "DELETE",
+        DELETE,
+        body,
+        1108014,
+        "delete config template failed",
+        "删除配置模板失败",
+    );
 }
 
 #[test]

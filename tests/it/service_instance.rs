@@ -30,8 +30,7 @@ const T: &str = "2026-01-02T03:04:05.678Z";
 
 /// The text of the answer to `body` on native `path`, in English (to compare to the byte).
 fn text(s: &Server, path: &str, body: &Value) -> String {
-    s.request("POST", path, &NATIVE_EN, body.to_string().as_bytes())
-        .body
+    s.native_text(path, body.to_string().as_bytes())
 }
 
 /// A success answer listing service instance 61 alone, to the byte (bk-cmdb's field order),

@@ -237,17 +237,7 @@ fn a_single_node_topology_through_the_api() {
         "/api/v3/hosts/modules/read",
         json!({"bk_biz_id": 2, "bk_host_id": [1, 2, 3, 4]}),
     );
-    let mut pairs: Vec<(i64, i64)> = rel
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            (
-                r["bk_host_id"].as_i64().unwrap(),
-                r["bk_module_id"].as_i64().unwrap(),
-            )
-        })
-        .collect();
+    let mut pairs = host_module_pairs(&rel);
     pairs.sort_unstable();
     assert_eq!(pairs, vec![(1, 7), (1, 8), (2, 4), (3, 7), (4, 7), (4, 9)]);
     srv.stop();

@@ -1775,14 +1775,7 @@ fn list_process_related_info() {
             "process": {"bk_process_id": 40, "bk_process_name": "nginx"}}]})
     );
     // Field order is bk-cmdb's struct order.
-    let raw = s
-        .request(
-            "POST",
-            PRI,
-            &NATIVE_EN,
-            br#"{"fields":["bk_func_name"],"page":{"limit":1}}"#,
-        )
-        .body;
+    let raw = s.native_text(PRI, br#"{"fields":["bk_func_name"],"page":{"limit":1}}"#);
     assert!(
         raw.contains(r#""info":[{"set":{"bk_set_id":3,"bk_set_name":"web","bk_set_env":"1"},"module":{"bk_module_id":10,"#),
         "{raw}"
@@ -2039,14 +2032,7 @@ fn search_object_attribute() {
     );
     assert_eq!(zh[0]["bk_property_name"], json!("环境类型"));
     assert_eq!(zh[0]["option"][2]["name"], json!("正式"));
-    let raw = s
-        .request(
-            "POST",
-            path,
-            &NATIVE_EN,
-            br#"{"bk_obj_id":"host","bk_property_id":"bk_cpu"}"#,
-        )
-        .body;
+    let raw = s.native_text(path, br#"{"bk_obj_id":"host","bk_property_id":"bk_cpu"}"#);
     assert!(
         raw.contains(r#""data":[{"bk_biz_id":0,"id":"#)
             && raw.contains(r#""bk_supplier_account":"0","bk_obj_id":"host","bk_property_id":"bk_cpu","bk_property_name":"CPU number","bk_property_group":"default","bk_property_group_name":"Default","#),

@@ -277,17 +277,7 @@ fn find_host_topo_relation_sorts_its_relations() {
             page["sort"] = json!(sort);
         }
         assert_eq!(d["page"], page);
-        d["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| {
-                (
-                    r["bk_host_id"].as_i64().unwrap(),
-                    r["bk_module_id"].as_i64().unwrap(),
-                )
-            })
-            .collect::<Vec<_>>()
+        host_module_pairs(&d["data"])
     };
     let storage = [(11, 10), (12, 10), (12, 11), (13, 10), (14, 12), (15, 13)];
     assert_eq!(rels(""), storage);

@@ -1,4 +1,5 @@
-//! Calls that assert an answer in both languages: shared by the template test files.
+//! Calls that assert an answer in both languages, one per recurring error code: shared by the
+//! API test files.
 
 use super::{NATIVE_EN, NATIVE_ZH, Server, err_native};
 use serde_json::Value;

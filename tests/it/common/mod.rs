@@ -112,6 +112,12 @@ impl Server {
         r.json()
     }
 
+    /// The text of the answer to a native POST of `raw` in English, whatever its status (to
+    /// compare to the byte).
+    pub fn native_text(&self, path: &str, raw: &[u8]) -> String {
+        self.request("POST", path, &NATIVE_EN, raw).body
+    }
+
     /// Native POST in Chinese (no language header).
     pub fn native_zh(&self, path: &str, body: &Value) -> Value {
         let r = self.request("POST", path, &NATIVE_ZH, body.to_string().as_bytes());
@@ -348,6 +354,19 @@ pub fn listed_process(list: &Value, pid: i64) -> &Value {
         .iter()
         .find(|p| p["property"]["bk_process_id"] == pid && p["relation"]["bk_process_id"] == pid)
         .unwrap_or_else(|| panic!("process {pid} not listed: {list}"))
+}
+
+/// The `(bk_host_id, bk_module_id)` of each host-module relation in the array `rels`, in order.
+#[track_caller]
+pub fn host_module_pairs(rels: &Value) -> Vec<(i64, i64)> {
+    rels.as_array()
+        .unwrap_or_else(|| panic!("not an array: {rels}"))
+        .iter()
+        .map(|r| {
+            let id = |k: &str| r[k].as_i64().unwrap_or_else(|| panic!("no {k} in {r}"));
+            (id("bk_host_id"), id("bk_module_id"))
+        })
+        .collect()
 }
 
 /// The success envelope of the native family.
