@@ -461,8 +461,12 @@ impl Store {
         f: impl FnOnce(&mut WriteTx) -> Result<T, E> + Send + 'static,
     ) -> Result<T, E> {
         IO_FAILED.set(false);
-        if self.full.load(Ordering::Acquire) && !self.probe_due() {
-            // The file could not grow: refused without touching it until the next probe.
+        if self.full.load(Ordering::Acquire)
+            && !self.degraded.load(Ordering::Acquire)
+            && !self.probe_due()
+        {
+            // The file could not grow: refused without touching it until the next probe. (A
+            // degraded store has its own probe below, on the same interval: one try, not two.)
             return Err(StoreError::Write.into());
         }
         if !self.degraded.load(Ordering::Acquire) {

@@ -8,15 +8,17 @@
 //! a failing growth: redb grows the file when a write transaction needs pages it does not
 //! have. So a growth is done here with its blocks allocated (`disk::grow`); when that is
 //! refused, the file keeps its length, the transaction is told the growth happened and goes on
-//! in memory (its new pages stay in redb's write buffer: writing them is refused, which redb
-//! tolerates while the transaction runs, and reading where nothing was written reads zeros), and
-//! [`Room::short`] says so. The store checks it before every commit and aborts instead
-//! (`Store::write`), and redb's abort takes the growth back; the file is never latched, and
-//! reads never stop.
+//! in memory (its new pages stay in redb's write buffer; reading where nothing was written reads
+//! zeros), and [`Room::short`] says so. The store checks it before every commit and aborts
+//! instead (`Store::write`), and redb's abort takes the growth back; the file is never latched,
+//! and reads never stop. While a growth is refused nothing is written to the file at all: a
+//! commit that grew after the store's check would otherwise write a header naming a layout
+//! longer than the file, which no open accepts; refused, it fails before anything is written.
 //!
 //! What this cannot catch falls back on the reopen (`Store::reopen`): a growth refused while
-//! redb commits (its commit writes the pages it names, a refusal then latches the file), and
-//! a write that fails inside the file (a copy-on-write file system out of room).
+//! redb commits, a transaction whose new pages overflow redb's write buffer while the file
+//! cannot grow (redb must write some out, which is refused), and a write that fails inside the
+//! file (a copy-on-write file system out of room).
 
 use crate::disk;
 use redb::backends::FileBackend;
@@ -30,8 +32,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 #[derive(Debug, Default)]
 pub(crate) struct Room {
     lens: Mutex<Lens>,
-    /// The file's real length (a copy of `lens.real`, for reads that take no lock).
+    /// The file's real length and the length redb was told (copies of `lens`, for reads and
+    /// writes that take no lock).
     real: AtomicU64,
+    told: AtomicU64,
     /// Growths refused since the file was opened.
     refusals: AtomicU64,
     /// Why the last one was refused, for the store's log.
@@ -83,6 +87,7 @@ impl RoomBackend {
         let room = Arc::new(Room {
             lens: Mutex::new(Lens { told: real, real }),
             real: AtomicU64::new(real),
+            told: AtomicU64::new(real),
             ..Room::default()
         });
         let inner = FileBackend::new(file.try_clone()?).map_err(std::io::Error::other)?;
@@ -149,6 +154,7 @@ impl StorageBackend for RoomBackend {
         }
         lens.told = len;
         self.room.real.store(lens.real, Ordering::Release);
+        self.room.told.store(lens.told, Ordering::Release);
         Ok(())
     }
 
@@ -158,7 +164,13 @@ impl StorageBackend for RoomBackend {
 
     fn write(&self, offset: u64, data: &[u8]) -> Result<(), std::io::Error> {
         let end = offset.saturating_add(data.len() as u64);
-        if end > self.room.real.load(Ordering::Acquire) {
+        let real = self.room.real.load(Ordering::Acquire);
+        // While a growth is refused nothing is written, inside the file either: a header
+        // written now could name a layout longer than the file (a commit that grew while it
+        // ran), which no open would then accept. Early write-outs during a transaction are
+        // best effort in redb (refused, the page stays buffered); a commit's fail before
+        // anything reaches the file.
+        if end > real || self.room.told.load(Ordering::Acquire) > real {
             return Err(beyond(end));
         }
         self.inner.write(offset, data)
@@ -223,8 +235,10 @@ mod tests {
         assert!(room.why().starts_with("from 8192 to "), "{}", room.why());
         assert_eq!(b.len().unwrap(), huge);
         assert_eq!(std::fs::metadata(dir.join("f")).unwrap().len(), 8192);
-        // Writing there is refused; reading there reads zeros, and the real part as it is.
+        // Writing there is refused, and inside the file too; reading there reads zeros, and
+        // the real part as it is.
         assert!(b.write(8192, &[1u8; 4096]).is_err());
+        assert!(b.write(0, &[1u8; 4096]).is_err());
         let mut out = [9u8; 8192];
         b.read(4096, &mut out).unwrap();
         assert_eq!(&out[..4096], &[7u8; 4096][..]);
@@ -232,6 +246,7 @@ mod tests {
         // redb's abort shrinks the file back to where it was.
         b.set_len(8192).unwrap();
         assert!(!room.short());
+        b.write(0, &[1u8; 4096]).unwrap();
         b.set_len(16384).unwrap();
         assert!(!room.short());
         assert_eq!(std::fs::metadata(dir.join("f")).unwrap().len(), 16384);

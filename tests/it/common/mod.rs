@@ -259,6 +259,12 @@ impl Conn {
         self.0.write_raw(bytes).unwrap();
     }
 
+    /// Writes raw bytes; the error if the connection refused them (the server may have
+    /// answered and closed it first: its answer can still be read).
+    pub fn try_write_raw(&mut self, bytes: &[u8]) -> Result<(), String> {
+        self.0.write_raw(bytes)
+    }
+
     pub fn send(
         &mut self,
         method: &str,
