@@ -1024,16 +1024,22 @@ mod tests {
         }
     }
 
-    /// With slack, a log is left alone up to the count plus the slack, then cut back to the
-    /// count; an event older than the cutoff goes whatever the count.
-    #[test]
-    fn trimming_waits_for_the_slack() {
+    /// A store whose host log holds the creates of hosts 0 to 5.
+    fn six_hosts() -> Store {
         let store = Store::memory().unwrap();
         for i in 0..6 {
             store
                 .write(move |tx| tx.put_host(&host(i, "10.0.0.1")))
                 .unwrap();
         }
+        store
+    }
+
+    /// With slack, a log is left alone up to the count plus the slack, then cut back to the
+    /// count; an event older than the cutoff goes whatever the count.
+    #[test]
+    fn trimming_waits_for_the_slack() {
+        let store = six_hosts();
         let ids = |store: &Store| -> Vec<i64> { all(store, HOST).iter().map(|e| e.id).collect() };
         store
             .write_alone(|tx| tx.trim_to(bit(HOST), 0, 3, 3))
@@ -1054,12 +1060,7 @@ mod tests {
     /// last one.
     #[test]
     fn trimming_keeps_the_newest_and_the_last() {
-        let store = Store::memory().unwrap();
-        for i in 0..6 {
-            store
-                .write(move |tx| tx.put_host(&host(i, "10.0.0.1")))
-                .unwrap();
-        }
+        let store = six_hosts();
         let ids = |store: &Store| -> Vec<i64> { all(store, HOST).iter().map(|e| e.id).collect() };
         store
             .write_alone(|tx| tx.trim_to(bit(HOST), 0, 4, 0))

@@ -828,10 +828,8 @@ mod tests {
             .unwrap();
     }
 
-    /// `insert_processes` takes ids in order, refuses a key held by a stored process or by an
-    /// earlier process of the same call, and a failing request takes all of it back.
-    #[test]
-    fn insert_processes_checks_keys_and_rolls_back_whole() {
+    /// A store holding process 1, named and run as "a" in instance 10.
+    fn with_process_a() -> Store {
         let store = Store::memory().unwrap();
         store
             .write(move |tx| tx.put_process(1, &proc_map(10, "a"), &rel(1, 10)))
@@ -839,6 +837,14 @@ mod tests {
         store
             .write(move |tx| tx.raise_sequence(Kind::Process, 1))
             .unwrap();
+        store
+    }
+
+    /// `insert_processes` takes ids in order, refuses a key held by a stored process or by an
+    /// earlier process of the same call, and a failing request takes all of it back.
+    #[test]
+    fn insert_processes_checks_keys_and_rolls_back_whole() {
+        let store = with_process_a();
         let results = store
             .write(move |tx| {
                 let maps = [proc_map(10, "b"), proc_map(10, "a"), proc_map(10, "b")];
@@ -875,13 +881,7 @@ mod tests {
     /// leaves its name free: a later process of the same request takes it.
     #[test]
     fn a_held_function_key_leaves_the_name_free() {
-        let store = Store::memory().unwrap();
-        store
-            .write(move |tx| tx.put_process(1, &proc_map(10, "a"), &rel(1, 10)))
-            .unwrap();
-        store
-            .write(move |tx| tx.raise_sequence(Kind::Process, 1))
-            .unwrap();
+        let store = with_process_a();
         let mut clash = proc_map(10, "x");
         clash.insert("bk_func_name".into(), Value::from("a"));
         let results = store
