@@ -678,22 +678,8 @@ fn create_load(spec: &CreateSpec, tag: &str, time: Duration) -> Result<Measured,
 
 /// Lists the service instances of `order`, round-robin, on one connection for `time`.
 fn list_load(addr: &str, order: &[i64], time: Duration) -> Result<Measured, String> {
-    let mut client = Client::connect(addr)?;
     let bodies: Vec<String> = order.iter().map(|&si| list_body(si)).collect();
-    let start = Instant::now();
-    let mut m = Measured::default();
-    let mut i = 0;
-    while start.elapsed() < time {
-        let t = Instant::now();
-        let answer = client.post(LIST_PATH, bodies[i % bodies.len()].as_bytes())?;
-        let us = t.elapsed().as_micros();
-        expect_ok(answer)?;
-        m.latencies_us.push(u32::try_from(us).unwrap_or(u32::MAX));
-        i += 1;
-    }
-    m.requests = m.latencies_us.len() as u64;
-    m.elapsed = start.elapsed();
-    Ok(m)
+    post_load(addr, LIST_PATH, &bodies, time)
 }
 
 /// Posts `bodies` to `path`, round-robin, on one connection for `time`.

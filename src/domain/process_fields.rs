@@ -163,6 +163,36 @@ const fn position(f: &Field, column: Column) -> Option<usize> {
     }
 }
 
+/// The position in [`PROPERTY`] of the field named `name`; a field without one fails the build
+/// where a constant asks for it.
+pub const fn property_position(name: &str) -> usize {
+    let mut i = 0;
+    while i < FIELDS.len() {
+        if let Some((p, _)) = FIELDS[i].property
+            && same(FIELDS[i].name, name)
+        {
+            return p;
+        }
+        i += 1;
+    }
+    panic!("not a process property")
+}
+
+const fn same(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
 /// The value type of the property at position `p` (a row holds it: see [`names`]).
 const fn property_type(p: usize) -> Ty {
     let mut i = 0;

@@ -4,7 +4,7 @@
 
 use super::bind_info::is_port_or_range;
 use super::decode;
-use super::process_fields::PROPERTY;
+use super::process_fields::{PROPERTY, property_position};
 use crate::error::{CcError, code};
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value};
@@ -17,13 +17,13 @@ pub enum Ty {
     Bool,
 }
 
-const PROC_NUM: usize = 0;
-const FUNC_NAME: usize = 4;
-const PRIORITY: usize = 6;
-const PROCESS_NAME: usize = 8;
-const START_CHECK_SECS: usize = 11;
-const TIMEOUT: usize = 14;
-const START_PARAM_REGEX: usize = 16;
+const PROC_NUM: usize = property_position("proc_num");
+const FUNC_NAME: usize = property_position("bk_func_name");
+const PRIORITY: usize = property_position("priority");
+const PROCESS_NAME: usize = property_position("bk_process_name");
+const START_CHECK_SECS: usize = property_position("bk_start_check_secs");
+const TIMEOUT: usize = property_position("timeout");
+const START_PARAM_REGEX: usize = property_position("bk_start_param_regex");
 
 /// Bind-type codes of `bind_info[].ip.value` (bk-cmdb `SocketBindType`).
 pub const BIND_IP_CODES: [&str; 8] = ["1", "2", "3", "4", "5", "6", "7", "8"];
