@@ -227,8 +227,36 @@ pub const IGNORED_KEYS: &[&str] = &[
     "bk_obj_id",
 ];
 
+/// The attribute `id`, if the process model has it.
 pub fn attr(id: &str) -> Option<&'static Attr> {
-    ATTRS.iter().find(|a| a.id == id)
+    let by_id = by_id();
+    by_id
+        .binary_search_by(|a| a.id.cmp(id))
+        .ok()
+        .map(|i| by_id[i])
+}
+
+/// [`ATTRS`] sorted by id, for lookups.
+fn by_id() -> &'static [&'static Attr] {
+    static BY_ID: OnceLock<Vec<&'static Attr>> = OnceLock::new();
+    BY_ID.get_or_init(|| {
+        let mut v: Vec<&'static Attr> = ATTRS.iter().collect();
+        v.sort_by_key(|a| a.id);
+        v
+    })
+}
+
+/// Whether a create keeps key `k`: an attribute or an ignored key.
+fn kept_on_create(k: &str) -> bool {
+    static KEPT: OnceLock<Vec<&'static str>> = OnceLock::new();
+    let kept = KEPT.get_or_init(|| {
+        let mut v: Vec<&'static str> = ATTRS.iter().map(|a| a.id).collect();
+        v.extend_from_slice(IGNORED_KEYS);
+        v.sort_unstable();
+        v.dedup();
+        v
+    });
+    kept.binary_search(&k).is_ok()
 }
 
 /// The server-owned values of a process being created (spec 2.3).
@@ -274,7 +302,9 @@ pub fn validate_create(map: &mut Map<String, Value>) -> Result<(), CcError> {
             return Err(CcError::with(code::PARAMS_NEED_SET, a.id));
         }
     }
-    // 2. Absent attributes get their type's empty value.
+    // 2. Unknown keys go; ignored keys stay as sent.
+    map.retain(|k, _| kept_on_create(k));
+    // 3. Absent attributes get their type's empty value; attributes are trimmed and checked.
     for a in ATTRS {
         if !map.contains_key(a.id) {
             let v = match a.ty {
@@ -284,10 +314,6 @@ pub fn validate_create(map: &mut Map<String, Value>) -> Result<(), CcError> {
             };
             map.insert(a.id.into(), v);
         }
-    }
-    // 3. Unknown keys go; ignored keys stay as sent; attributes are trimmed and checked.
-    map.retain(|k, _| IGNORED_KEYS.contains(&k.as_str()) || attr(k).is_some());
-    for a in ATTRS {
         if IGNORED_KEYS.contains(&a.id) {
             continue;
         }

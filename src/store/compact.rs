@@ -34,8 +34,32 @@ const TIME: u8 = 7;
 const ARR: u8 = 8;
 const OBJ: u8 = 9;
 
-fn known(key: &str) -> Option<usize> {
-    PROCESS_KEYS.binary_search(&key).ok()
+/// Which of [`PROCESS_KEYS`] each key of a map is, the keys taken in the map's (sorted) order:
+/// one merge pass over both lists, each key compared with the few known keys between it and
+/// the one before.
+struct Known {
+    at: usize,
+}
+
+impl Known {
+    fn new() -> Known {
+        Known { at: 0 }
+    }
+
+    /// The position of `key` (greater than every key asked before) in [`PROCESS_KEYS`].
+    fn next(&mut self, key: &str) -> Option<usize> {
+        while let Some(k) = PROCESS_KEYS.get(self.at) {
+            match (*k).cmp(key) {
+                std::cmp::Ordering::Less => self.at += 1,
+                std::cmp::Ordering::Equal => {
+                    self.at += 1;
+                    return Some(self.at - 1);
+                }
+                std::cmp::Ordering::Greater => return None,
+            }
+        }
+        None
+    }
 }
 
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {
@@ -135,23 +159,25 @@ fn put_value(out: &mut Vec<u8>, v: &Value) {
 /// Encodes a process map behind `version`.
 pub fn encode(version: u8, map: &Map<String, Value>) -> Vec<u8> {
     let mut present = 0u64;
-    let mut others = 0u64;
-    for k in map.keys() {
-        match known(k) {
-            Some(i) => present |= 1 << i,
-            None => others += 1,
+    let mut values = Vec::with_capacity(256);
+    let mut others = Vec::new();
+    let mut known = Known::new();
+    // The map's keys are sorted as `PROCESS_KEYS` is: one pass meets the known ones in order.
+    for (k, v) in map {
+        match known.next(k) {
+            Some(i) => {
+                present |= 1 << i;
+                put_value(&mut values, v);
+            }
+            None => others.push((k, v)),
         }
     }
-    let mut out = Vec::with_capacity(256);
+    let mut out = Vec::with_capacity(values.len() + 16);
     out.push(version);
     put_varint(&mut out, present);
-    for key in PROCESS_KEYS {
-        if let Some(v) = map.get(key) {
-            put_value(&mut out, v);
-        }
-    }
-    put_varint(&mut out, others);
-    for (k, v) in map.iter().filter(|(k, _)| known(k).is_none()) {
+    out.extend_from_slice(&values);
+    put_varint(&mut out, others.len() as u64);
+    for (k, v) in others {
         put_str(&mut out, k);
         put_value(&mut out, v);
     }
@@ -178,8 +204,9 @@ pub fn encode_split(version: u8, map: &Map<String, Value>) -> Split {
     // The map's keys are sorted as `PROCESS_KEYS` is: one pass meets the known ones in order;
     // the others are noted to follow them.
     let mut others = Vec::new();
+    let mut known = Known::new();
     for (k, v) in map {
-        match known(k) {
+        match known.next(k) {
             Some(i) if i < ID_INDEX => {
                 present |= 1 << i;
                 put_value(&mut head, v);
