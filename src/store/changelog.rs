@@ -7,7 +7,10 @@
 //! Each watched resource has a table (`LOGS`) keyed by the event's [`Stamp`]: bk-cmdb's oplog
 //! time, the second and the ordinal of the change within it, strictly increasing across the
 //! whole store (never below the last stamp written, whatever the clock does). A value is
-//! `[SCHEMA_VERSION, event type, record id (8 bytes, little-endian)] ++ detail JSON`.
+//! `[SCHEMA_VERSION, event type, record id (8 bytes, little-endian)] ++ detail`, the detail
+//! either JSON (it starts with `{` or `n`) or, for the resources created in bulk (processes and
+//! their relations, [`in_record_form`]), `[RECORD_FORM] ++` the record's own stored bytes, a
+//! third of its JSON, made into the JSON detail when the event is read.
 //!
 //! Retention (`trim`, run by the writer on each batch's transaction after its requests): events
 //! older than `EVENT_WINDOW_SECS` and beyond `MAX_EVENTS_PER_RESOURCE` are removed, oldest
@@ -85,13 +88,47 @@ pub struct Event {
 
 const HEAD: usize = 10;
 
-fn encode(t: EventType, id: i64, detail: &str) -> Vec<u8> {
-    let mut out = Vec::with_capacity(HEAD + detail.len());
+/// The first byte of a detail kept as the record's stored bytes (JSON never starts with it).
+const RECORD_FORM: u8 = 0;
+
+/// Whether a resource's events keep the record's stored bytes rather than its JSON: the kinds
+/// created in bulk, whose stored form is about a third of their JSON (704 bytes of JSON for the
+/// benchmark's process). The others keep JSON: a module's record carries its host list.
+pub(super) fn in_record_form(cursor_type: u8) -> bool {
+    matches!(cursor_type, PROCESS | PROCESS_RELATION)
+}
+
+fn head(t: EventType, id: i64, capacity: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEAD + capacity);
     out.push(SCHEMA_VERSION);
     out.push(t.code());
     out.extend_from_slice(&id.to_le_bytes());
+    out
+}
+
+fn encode(t: EventType, id: i64, detail: &str) -> Vec<u8> {
+    let mut out = head(t, id, detail.len());
     out.extend_from_slice(detail.as_bytes());
     out
+}
+
+/// An event whose detail is the record's stored bytes (`Record::encode`).
+pub(super) fn encode_record(t: EventType, id: i64, record: &[u8]) -> Vec<u8> {
+    let mut out = head(t, id, 1 + record.len());
+    out.push(RECORD_FORM);
+    out.extend_from_slice(record);
+    out
+}
+
+/// The document of a detail kept in record form.
+fn record_document(cursor_type: u8, record: &[u8]) -> Result<Value, StoreError> {
+    use super::Record;
+    let doc = match cursor_type {
+        PROCESS => serde_json::Map::<String, Value>::decode(record).map(|r| r.event_detail()),
+        PROCESS_RELATION => super::records::Relation::decode(record).map(|r| r.event_detail()),
+        _ => return Err(bad("is in record form for a resource that keeps JSON")),
+    };
+    doc.map_err(|_| bad("holds a record that does not decode"))
 }
 
 fn bad(what: &str) -> StoreError {
@@ -109,16 +146,24 @@ fn type_of(bytes: &[u8]) -> Result<EventType, StoreError> {
         .ok_or_else(|| bad("has an unknown type"))
 }
 
-fn decode(key: u64, bytes: &[u8]) -> Result<Event, StoreError> {
+fn decode(cursor_type: u8, key: u64, bytes: &[u8]) -> Result<Event, StoreError> {
     let event_type = type_of(bytes)?;
     let id = bytes
         .get(2..HEAD)
         .and_then(|b| <[u8; 8]>::try_from(b).ok())
         .map(i64::from_le_bytes)
         .ok_or_else(|| bad("is cut short"))?;
-    let detail = std::str::from_utf8(&bytes[HEAD..])
-        .map_err(|_| bad("is not UTF-8"))?
-        .to_string();
+    let detail = match bytes[HEAD..].split_first() {
+        Some((&RECORD_FORM, record)) => detail_text(
+            cursor_type,
+            event_type,
+            id,
+            record_document(cursor_type, record)?,
+        ),
+        _ => std::str::from_utf8(&bytes[HEAD..])
+            .map_err(|_| bad("is not UTF-8"))?
+            .to_string(),
+    };
     Ok(Event {
         stamp: Stamp::from_key(key),
         event_type,
@@ -145,96 +190,6 @@ fn detail_text(cursor_type: u8, t: EventType, id: i64, mut v: Value) -> String {
     serde_json::to_string(&v).unwrap_or_else(|_| "null".into())
 }
 
-/// The stored value of a create event, rendered before its record's id is known (on the
-/// request's thread, or once for a whole request): [`DetailTemplate::render`] gives exactly
-/// what [`encode`] gives for the detail [`detail_text`] writes of the document with its id.
-#[derive(Clone, Debug)]
-pub struct DetailTemplate {
-    cursor_type: u8,
-    /// The detail JSON with the holes left empty.
-    text: Vec<u8>,
-    /// Where `_id` (the record's oid, as a JSON string) and the id's value go in `text`, in
-    /// ascending order.
-    holes: [(usize, Hole); 2],
-}
-
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Hole {
-    Oid,
-    Id,
-}
-
-impl DetailTemplate {
-    /// The create event of a record of resource `cursor_type` whose document is `doc` but for
-    /// its `_id` and its id field `id_key` (either may be in `doc`: both are replaced).
-    pub fn new(cursor_type: u8, doc: &serde_json::Map<String, Value>, id_key: &str) -> Self {
-        // serde_json's compact writer, entry by entry, with the two fields merged in at their
-        // places in the map's (sorted) key order.
-        let mut fields = [("_id", Hole::Oid), (id_key, Hole::Id)];
-        fields.sort_by(|a, b| a.0.cmp(b.0));
-        let mut fields = fields.into_iter().peekable();
-        let mut text = Vec::with_capacity(512);
-        let mut holes = Vec::with_capacity(2);
-        text.push(b'{');
-        let key = |text: &mut Vec<u8>, k: &str| {
-            if text.len() > 1 {
-                text.push(b',');
-            }
-            let _ = serde_json::to_writer(&mut *text, k);
-            text.push(b':');
-        };
-        for (k, v) in doc {
-            let mut replaced = false;
-            while let Some((f, hole)) = fields.next_if(|(f, _)| *f <= k.as_str()) {
-                key(&mut text, f);
-                holes.push((text.len(), hole));
-                replaced = f == k;
-            }
-            if replaced {
-                continue;
-            }
-            key(&mut text, k);
-            let _ = serde_json::to_writer(&mut text, v);
-        }
-        for (f, hole) in fields {
-            key(&mut text, f);
-            holes.push((text.len(), hole));
-        }
-        text.push(b'}');
-        DetailTemplate {
-            cursor_type,
-            text,
-            holes: [holes[0], holes[1]],
-        }
-    }
-
-    /// The stored value of the create event of record `id`.
-    pub fn render(&self, id: i64) -> Vec<u8> {
-        let mut out = Vec::with_capacity(HEAD + self.text.len() + 48);
-        self.render_into(id, &mut out);
-        out
-    }
-
-    /// [`DetailTemplate::render`] into `out` (cleared first), reusing its room.
-    pub fn render_into(&self, id: i64, out: &mut Vec<u8>) {
-        use std::io::Write;
-        out.clear();
-        out.push(SCHEMA_VERSION);
-        out.push(EventType::Create.code());
-        out.extend_from_slice(&id.to_le_bytes());
-        let mut at = 0;
-        for (pos, hole) in self.holes {
-            out.extend_from_slice(&self.text[at..pos]);
-            let _ = match hole {
-                Hole::Oid => write!(out, "\"{}\"", oid(self.cursor_type, id)),
-                Hole::Id => write!(out, "{id}"),
-            };
-            at = pos;
-        }
-        out.extend_from_slice(&self.text[at..]);
-    }
-}
-
 /// A host's membership of a module as a host_relation event's detail (bk-cmdb's
 /// `cc_ModuleHostConfig` document).
 #[derive(Serialize)]
@@ -257,24 +212,20 @@ pub struct TxLog {
     /// kept requests.
     pub job_mask: u32,
     pub tx_mask: u32,
-    /// Create events stamped but not written yet ([`WriteTx::append_creates`]): every request
+    /// Create events stamped but not written yet ([`WriteTx::push_create`]): every request
     /// of a batch adds its own, and they reach their logs together when the batch ends
     /// ([`WriteTx::flush_events`]), each log's through one cursor.
     pending: Vec<Pending>,
-    /// The templates `pending` renders its events from.
-    templates: Vec<DetailTemplate>,
     /// Where the running request's pending events start: a request rolled back drops those
     /// from there on (`forget_job`).
-    job_start: (usize, usize),
+    job_start: usize,
 }
 
-/// A create event waiting for the end of its batch: its resource, stamp, record id and the
-/// template (an index in `TxLog::templates`) that renders its value.
+/// A create event waiting for the end of its batch: its resource, stamp and stored value.
 struct Pending {
     cursor_type: u8,
     key: u64,
-    id: i64,
-    template: usize,
+    value: Vec<u8>,
 }
 
 impl TxLog {
@@ -285,15 +236,27 @@ impl TxLog {
         }
     }
 
+    /// The transaction starts after a commit whose last stamp was `last` (0: unknown): its
+    /// stamps go above it without reading the logs.
+    pub(super) fn resume_after(&mut self, last: u64) {
+        if last > 0 {
+            self.last = Some(last);
+        }
+    }
+
+    /// The last stamp this transaction issued, if it issued or looked one up.
+    pub(super) fn last_issued(&self) -> Option<u64> {
+        self.last
+    }
+
     /// A request starts on the transaction: what it adds to `pending` is its own.
     pub(super) fn begin_job(&mut self) {
-        self.job_start = (self.pending.len(), self.templates.len());
+        self.job_start = self.pending.len();
     }
 
     /// The running request is rolled back: its pending events go.
     pub(super) fn forget_job(&mut self) {
-        self.pending.truncate(self.job_start.0);
-        self.templates.truncate(self.job_start.1);
+        self.pending.truncate(self.job_start);
     }
 }
 
@@ -307,6 +270,34 @@ impl WriteTx {
         id: i64,
         detail: Value,
     ) -> Result<(), StoreError> {
+        self.emit_value(cursor_type, || {
+            encode(t, id, &detail_text(cursor_type, t, id, detail))
+        })
+    }
+
+    /// Appends an event for record `id` of resource `cursor_type` whose stored bytes are
+    /// `record`: in record form if the resource keeps that form, else as `detail()`'s JSON.
+    pub(super) fn emit_record(
+        &mut self,
+        cursor_type: u8,
+        t: EventType,
+        id: i64,
+        record: &[u8],
+        detail: impl FnOnce() -> Value,
+    ) -> Result<(), StoreError> {
+        if in_record_form(cursor_type) {
+            self.emit_value(cursor_type, || encode_record(t, id, record))
+        } else {
+            self.emit(cursor_type, t, id, detail())
+        }
+    }
+
+    /// Appends the event `value()` to the log of `cursor_type` (a no-op in a seed or import).
+    fn emit_value(
+        &mut self,
+        cursor_type: u8,
+        value: impl FnOnce() -> Vec<u8>,
+    ) -> Result<(), StoreError> {
         if !self.events.enabled {
             return Ok(());
         }
@@ -314,42 +305,27 @@ impl WriteTx {
             return Ok(());
         };
         let key = self.next_stamp()?;
-        let detail = detail_text(cursor_type, t, id, detail);
         {
             let mut tbl = self.txn().open_table(def).map_err(write_err)?;
-            tbl.insert(key, encode(t, id, &detail).as_slice())
-                .map_err(write_err)?;
+            tbl.insert(key, value().as_slice()).map_err(write_err)?;
         }
         self.log(|| Undo::Event(def, key));
         self.events.job_mask |= bit(cursor_type);
         Ok(())
     }
 
-    /// Keeps a template for [`WriteTx::push_create_from`]; its index.
-    pub(super) fn keep_template(&mut self, template: DetailTemplate) -> usize {
-        self.events.templates.push(template);
-        self.events.templates.len() - 1
-    }
-
-    /// Stamps one create event and keeps it for the end of the batch.
+    /// Stamps the create event of record `id` of resource `cursor_type` (one that keeps the
+    /// record form), whose stored bytes are `record`, and keeps it for the end of the batch.
     pub(super) fn push_create(
         &mut self,
         cursor_type: u8,
         id: i64,
-        template: DetailTemplate,
+        record: &[u8],
     ) -> Result<(), StoreError> {
-        let at = self.keep_template(template);
-        self.push_create_from(cursor_type, id, at)
-    }
-
-    /// Stamps one create event rendered from kept template `template` (one template may
-    /// serve many events).
-    pub(super) fn push_create_from(
-        &mut self,
-        cursor_type: u8,
-        id: i64,
-        template: usize,
-    ) -> Result<(), StoreError> {
+        debug_assert!(
+            in_record_form(cursor_type),
+            "a bulk create keeps the record form"
+        );
         if !self.events.enabled || table(cursor_type).is_none() {
             return Ok(());
         }
@@ -357,8 +333,7 @@ impl WriteTx {
         self.events.pending.push(Pending {
             cursor_type,
             key,
-            id,
-            template,
+            value: encode_record(EventType::Create, id, record),
         });
         self.events.job_mask |= bit(cursor_type);
         Ok(())
@@ -373,9 +348,7 @@ impl WriteTx {
             return Ok(());
         }
         let pending = std::mem::take(&mut self.events.pending);
-        let templates = std::mem::take(&mut self.events.templates);
-        self.events.job_start = (0, 0);
-        let mut value = Vec::with_capacity(1024);
+        self.events.job_start = 0;
         for (ct, def) in LOGS {
             let mut mine = pending.iter().filter(|p| p.cursor_type == *ct).peekable();
             let Some(first) = mine.peek() else {
@@ -385,8 +358,7 @@ impl WriteTx {
             let last = tbl.last().map_err(write_err)?.map(|(k, _)| k.value());
             if last.is_some_and(|l| l >= first.key) {
                 for p in mine {
-                    templates[p.template].render_into(p.id, &mut value);
-                    tbl.insert(p.key, value.as_slice()).map_err(write_err)?;
+                    tbl.insert(p.key, p.value.as_slice()).map_err(write_err)?;
                 }
                 continue;
             }
@@ -394,8 +366,7 @@ impl WriteTx {
                 .upper_bound_mut(std::ops::Bound::<u64>::Unbounded)
                 .map_err(write_err)?;
             for p in mine {
-                templates[p.template].render_into(p.id, &mut value);
-                end.insert_before(p.key, value.as_slice())
+                end.insert_before(p.key, p.value.as_slice())
                     .map_err(write_err)?;
             }
             end.close().map_err(write_err)?;
@@ -557,7 +528,7 @@ impl ReadTx {
             return Ok(None);
         };
         match t.get(stamp.key()).map_err(read_err)? {
-            Some(v) => Ok(Some(decode(stamp.key(), v.value())?)),
+            Some(v) => Ok(Some(decode(cursor_type, stamp.key(), v.value())?)),
             None => Ok(None),
         }
     }
@@ -568,7 +539,7 @@ impl ReadTx {
             return Ok(None);
         };
         match t.last().map_err(read_err)? {
-            Some((k, v)) => Ok(Some(decode(k.value(), v.value())?)),
+            Some((k, v)) => Ok(Some(decode(cursor_type, k.value(), v.value())?)),
             None => Ok(None),
         }
     }
@@ -585,7 +556,7 @@ impl ReadTx {
         match t.range(from..).map_err(read_err)?.next() {
             Some(item) => {
                 let (k, v) = item.map_err(read_err)?;
-                Ok(Some(decode(k.value(), v.value())?))
+                Ok(Some(decode(cursor_type, k.value(), v.value())?))
             }
             None => Ok(None),
         }
@@ -612,7 +583,7 @@ impl ReadTx {
             }
             let (k, v) = item.map_err(read_err)?;
             if keep(type_of(v.value())?) {
-                out.push(decode(k.value(), v.value())?);
+                out.push(decode(cursor_type, k.value(), v.value())?);
             }
         }
         Ok(out)
@@ -629,7 +600,7 @@ impl ReadTx {
             };
             for item in t.iter().map_err(read_err)? {
                 let (k, v) = item.map_err(read_err)?;
-                f(*ct, k.value(), decode(k.value(), v.value()));
+                f(*ct, k.value(), decode(*ct, k.value(), v.value()));
             }
         }
         Ok(())
@@ -722,43 +693,58 @@ mod tests {
     #[test]
     fn events_round_trip() {
         let b = encode(EventType::Delete, -5, "{\"a\":1}");
-        let e = decode(7, &b).unwrap();
+        let e = decode(HOST, 7, &b).unwrap();
         assert_eq!(e.event_type, EventType::Delete);
         assert_eq!(e.id, -5);
         assert_eq!(e.detail, "{\"a\":1}");
-        assert!(decode(7, &b[..5]).is_err());
+        assert!(decode(HOST, 7, &b[..5]).is_err());
         assert!(type_of(&[0, 0]).is_err());
     }
 
-    /// A create event rendered from a template is byte for byte the one `emit` writes, whatever
-    /// keys sort before, between or after the two filled in, and whether the document already
-    /// holds them.
+    /// An event kept in record form reads as the detail its JSON form holds, for every type,
+    /// whatever the process holds (unknown keys, large and odd numbers, times that are not in
+    /// `clock`'s form); and its bytes are pinned.
     #[test]
-    fn a_template_renders_what_emit_writes() {
-        let docs = [
-            serde_json::json!({}),
-            serde_json::json!({"bk_process_id": 0, "bk_process_name": "a", "port": "80"}),
-            serde_json::json!({"A": 1, "Z": "x", "^": [1, "\u{1}"], "_a": null, "_id": "old",
-                "bk_process_id": 5, "bk_z": true, "zz": {"b": 1.5}}),
-            serde_json::json!({"a\"b": "c\\d\n", "é": -1, "~": 2}),
-        ];
-        for doc in docs {
-            let doc = doc.as_object().unwrap();
-            for id_key in ["bk_process_id", "A_id", "zz", "_id0"] {
-                let template = DetailTemplate::new(PROCESS, doc, id_key);
-                for id in [0, 1, -1, 123_456_789_012, i64::MIN] {
-                    let mut with_id = doc.clone();
-                    with_id.insert(id_key.into(), Value::from(id));
-                    let detail =
-                        detail_text(PROCESS, EventType::Create, id, Value::Object(with_id));
-                    assert_eq!(
-                        String::from_utf8_lossy(&template.render(id)),
-                        String::from_utf8_lossy(&encode(EventType::Create, id, &detail)),
-                        "{doc:?} with {id_key} = {id}"
-                    );
-                }
+    fn record_form_reads_as_its_json() {
+        use crate::store::Record;
+        use crate::store::records::Relation;
+        let doc = serde_json::json!({"bk_process_id": 42, "bk_process_name": "a\"b<", "x": [1, {"y": null}],
+            "priority": 1.5, "proc_num": 18446744073709551615u64, "timeout": -7,
+            "create_time": "2026-01-02T03:04:05.678Z", "last_time": "2026-01-02T03:04:05Z",
+            "bind_info": [{"enable": true, "ip": "1.2.3.4", "port": "80"}], "user": null});
+        let map = doc.as_object().unwrap().clone();
+        let rel = Relation {
+            bk_biz_id: 3,
+            bk_process_id: 42,
+            service_instance_id: 9,
+            process_template_id: 0,
+            bk_host_id: 5,
+            bk_supplier_account: "0".into(),
+        };
+        for t in [EventType::Create, EventType::Update, EventType::Delete] {
+            for (ct, bytes, json) in [
+                (PROCESS, map.encode(), map.event_detail()),
+                (PROCESS_RELATION, rel.encode(), rel.event_detail()),
+            ] {
+                let got = decode(ct, 7, &encode_record(t, 42, &bytes)).unwrap();
+                let want = decode(ct, 7, &encode(t, 42, &detail_text(ct, t, 42, json))).unwrap();
+                assert_eq!(got, want, "{ct} {t:?}");
             }
         }
+        // [version, type, id] ++ [RECORD_FORM] ++ the relation's own bytes.
+        let value = encode_record(EventType::Create, 42, &rel.encode());
+        assert_eq!(value[..11], [2, 0, 42, 0, 0, 0, 0, 0, 0, 0, RECORD_FORM]);
+        assert_eq!(value[11..], rel.encode()[..]);
+        // A record form where the resource keeps JSON, or a record that does not decode.
+        assert!(decode(HOST, 7, &encode_record(EventType::Create, 1, &rel.encode())).is_err());
+        assert!(
+            decode(
+                PROCESS_RELATION,
+                7,
+                &encode_record(EventType::Create, 1, &[2, 9])
+            )
+            .is_err()
+        );
     }
 
     use crate::store::Store;

@@ -71,6 +71,11 @@ pub use write::{NewProcess, WriteTx};
 pub(crate) struct Db {
     db: Database,
     room: Option<Arc<room::Room>>,
+    /// The last change-log stamp a committed transaction on this database issued (0: not
+    /// known yet; the first write transaction reads it from the logs). It only grows: a stamp
+    /// above every committed one is all `next_stamp` needs, and saves each batch a look at
+    /// every log.
+    last_stamp: AtomicU64,
 }
 
 impl std::ops::Deref for Db {
@@ -81,6 +86,29 @@ impl std::ops::Deref for Db {
 }
 
 impl Db {
+    fn new(db: Database, room: Option<Arc<room::Room>>) -> Db {
+        Db {
+            db,
+            room,
+            last_stamp: AtomicU64::new(0),
+        }
+    }
+
+    /// A write transaction on this database, knowing the last stamp committed before it.
+    fn write_tx(&self, txn: redb::WriteTransaction) -> WriteTx {
+        let mut tx = WriteTx::new(txn, None);
+        tx.events
+            .resume_after(self.last_stamp.load(Ordering::Acquire));
+        tx
+    }
+
+    /// After a commit of a transaction whose last stamp issued was `last`.
+    fn committed(&self, last: Option<u64>) {
+        if let Some(last) = last {
+            self.last_stamp.fetch_max(last, Ordering::AcqRel);
+        }
+    }
+
     /// Whether the write transaction in progress grew the file onto room that is not there: it
     /// must be aborted, not committed (see `room.rs`).
     fn short(&self) -> bool {
@@ -228,7 +256,7 @@ fn run_batch(db: &Db, jobs: Vec<Work>) -> (bool, bool) {
         txn.set_durability(Durability::Immediate)
             .map_err(write_err)
             .ok()?;
-        let mut tx = WriteTx::new(txn, None);
+        let mut tx = db.write_tx(txn);
         let mut dirty = false;
         let mut broken = false;
         for job in jobs {
@@ -253,6 +281,7 @@ fn run_batch(db: &Db, jobs: Vec<Work>) -> (bool, bool) {
                 broken = true;
             }
         }
+        let last = tx.events.last_issued();
         let txn = tx.into_txn();
         // A failure of the file itself leaves the transaction unusable.
         if broken || IO_FAILED.get() {
@@ -264,7 +293,9 @@ fn run_batch(db: &Db, jobs: Vec<Work>) -> (bool, bool) {
             let _ = txn.abort().map_err(write_err);
             None
         } else if dirty {
-            txn.commit().map_err(write_err).ok()
+            txn.commit().map_err(write_err).ok()?;
+            db.committed(last);
+            Some(())
         } else {
             txn.abort().map_err(write_err).ok()
         }
@@ -364,7 +395,7 @@ impl Store {
         let db = Database::builder()
             .create_with_backend(redb::backends::InMemoryBackend::new())
             .map_err(|e| OpenError::Other(p.clone(), e.to_string()))?;
-        let store = Store::with(Db { db, room: None }, None);
+        let store = Store::with(Db::new(db, None), None);
         store.init(&p, false)?;
         Ok(store)
     }
@@ -585,7 +616,7 @@ impl Store {
         let mut txn = db.begin_write().map_err(write_err)?;
         txn.set_durability(Durability::Immediate)
             .map_err(write_err)?;
-        let mut tx = WriteTx::new(txn, None);
+        let mut tx = db.write_tx(txn);
         match f(&mut tx) {
             Ok(v) => {
                 let mask = tx.events.job_mask;
@@ -597,7 +628,9 @@ impl Store {
                     self.no_room(db);
                     return Err(Self::abort(tx, StoreError::Write.into()));
                 }
+                let last = tx.events.last_issued();
                 tx.into_txn().commit().map_err(write_err)?;
+                db.committed(last);
                 self.room_again();
                 self.bell.ring(mask);
                 Ok(v)
@@ -838,6 +871,39 @@ mod tests {
             .write(move |tx| tx.raise_sequence(Kind::Process, 1))
             .unwrap();
         store
+    }
+
+    /// A committed batch leaves its last stamp with its database, and the next batch stamps
+    /// above it without reading the logs: a stamp set far ahead is where the next event goes.
+    #[test]
+    fn the_last_stamp_outlives_its_transaction() {
+        let store = with_process_a();
+        let cached = || {
+            let slot = store.slot.read().unwrap();
+            slot.db.as_ref().unwrap().last_stamp.load(Ordering::Acquire)
+        };
+        let last = |ct| {
+            store
+                .read(|tx| tx.last_event(ct))
+                .unwrap()
+                .map(|e| e.stamp.key())
+        };
+        assert_eq!(Some(cached()), last(changelog::PROCESS_RELATION));
+        let ahead = cached() + (1000 << 32);
+        {
+            let slot = store.slot.read().unwrap();
+            slot.db
+                .as_ref()
+                .unwrap()
+                .last_stamp
+                .store(ahead, Ordering::Release);
+        }
+        store
+            .write(move |tx| tx.put_process(2, &proc_map(10, "b"), &rel(2, 10)))
+            .unwrap();
+        assert_eq!(last(changelog::PROCESS), Some(ahead + 1));
+        assert_eq!(last(changelog::PROCESS_RELATION), Some(ahead + 2));
+        assert_eq!(cached(), ahead + 2);
     }
 
     /// `insert_processes` takes ids in order, refuses a key held by a stored process or by an

@@ -99,10 +99,7 @@ pub(super) fn open_db(path: &Path, cache_bytes: usize) -> Result<super::Db, Open
             redb::DatabaseError::DatabaseAlreadyOpen => OpenError::InUse(p),
             other => OpenError::Other(p, other.to_string()),
         })?;
-    Ok(super::Db {
-        db,
-        room: Some(room),
-    })
+    Ok(super::Db::new(db, Some(room)))
 }
 
 /// What an existing database says about itself: `None` if it has no table yet (a new file),

@@ -70,7 +70,7 @@ impl Store {
                 .create_with_backend(redb::backends::InMemoryBackend::new())
                 .map_err(|e| io_err("a new store in memory", e))?;
             let v = fill(&db, Path::new(":memory:"), f)?;
-            slot.db = Some(Arc::new(super::Db { db, room: None }));
+            slot.db = Some(Arc::new(super::Db::new(db, None)));
             slot.generation += 1;
             return Ok(v);
         };

@@ -18,26 +18,23 @@ use std::collections::HashSet;
 use std::ops::Deref;
 
 /// A new process prepared before its transaction (on the request's own thread): its
-/// uniqueness keys, its encoding and its create event's value, all but the id, which only the
-/// transaction gives. The map itself stays (and is freed) on that thread.
+/// uniqueness keys and its encoding (which its create event keeps too), all but the id, which
+/// only the transaction gives. The map itself stays (and is freed) on that thread.
 #[derive(Clone, Debug)]
 pub struct NewProcess {
     name: Option<(i64, String)>,
     func: Option<(i64, String, String)>,
     bytes: super::compact::Split,
-    event: changelog::DetailTemplate,
 }
 
 impl NewProcess {
     pub fn new(map: Map<String, Value>) -> NewProcess {
         let bytes = super::codec::encode_map_split(&map);
-        let event = changelog::DetailTemplate::new(changelog::PROCESS, &map, "bk_process_id");
         let (name, func) = key_parts(&map);
         NewProcess {
             name: name.map(|(si, n)| (si, n.to_string())),
             func: func.map(|(si, f, r)| (si, f.to_string(), r.to_string())),
             bytes,
-            event,
         }
     }
 }
@@ -116,7 +113,7 @@ impl WriteTx {
                 Some(_) => Some(EventType::Update),
             };
             if let Some(t) = t {
-                self.emit(ct, t, id, rec.event_detail())?;
+                self.emit_record(ct, t, id, &bytes, || rec.event_detail())?;
             }
         }
         let new_keys = rec.index();
@@ -146,13 +143,14 @@ impl WriteTx {
         let Some(bytes) = old else {
             return Ok(());
         };
+        // Noted before anything can fail, so that a failure takes the removal back too.
+        self.log(|| Undo::Rec(R::TABLE, id, Some(bytes.clone())));
         let old = R::decode(&bytes).map_err(codec_err)?;
-        self.log(|| Undo::Rec(R::TABLE, id, Some(bytes)));
         for key in &old.index() {
             self.unset_key(key, id)?;
         }
         if let Some(ct) = R::LOG {
-            self.emit(ct, EventType::Delete, id, old.event_detail())?;
+            self.emit_record(ct, EventType::Delete, id, &bytes, || old.event_detail())?;
         }
         Ok(())
     }
@@ -348,23 +346,10 @@ impl WriteTx {
             log.extend(undo);
         }
         outcome?;
-        let inserted = inserted.unwrap_or_default();
-        if !inserted.is_empty() {
-            // Each process's event, then its relation's, as a `put_process` of each writes them;
-            // one relation template serves them all.
-            let relation = match rel.event_detail() {
-                Value::Object(doc) => doc,
-                _ => Map::new(),
-            };
-            let relation = self.keep_template(changelog::DetailTemplate::new(
-                changelog::PROCESS_RELATION,
-                &relation,
-                "bk_process_id",
-            ));
-            for (pid, event) in inserted {
-                self.push_create(changelog::PROCESS, pid, event)?;
-                self.push_create_from(changelog::PROCESS_RELATION, pid, relation)?;
-            }
+        // Each process's event, then its relation's, as a `put_process` of each writes them.
+        for (pid, process, relation) in inserted.unwrap_or_default() {
+            self.push_create(changelog::PROCESS, pid, &process)?;
+            self.push_create(changelog::PROCESS_RELATION, pid, &relation)?;
         }
         Ok(results)
     }
@@ -376,6 +361,9 @@ impl WriteTx {
     }
 }
 
+/// A process [`insert_new`] wrote, for its events: its id, its bytes and its relation's.
+type Inserted = (i64, Vec<u8>, Vec<u8>);
+
 /// The writes of [`WriteTx::insert_processes`], noting each in `undo` as it goes.
 fn insert_new(
     txn: &redb::WriteTransaction,
@@ -384,7 +372,7 @@ fn insert_new(
     rel: &Relation,
     undo: &mut Vec<Undo>,
     results: &mut Vec<Result<i64, ProcKey>>,
-    mut inserted: Option<&mut Vec<(i64, changelog::DetailTemplate)>>,
+    mut inserted: Option<&mut Vec<Inserted>>,
 ) -> Result<(), StoreError> {
     let mut procs = txn.open_table(PROCESSES).map_err(write_err)?;
     let mut rels = txn.open_table(RELATIONS).map_err(write_err)?;
@@ -443,18 +431,16 @@ fn insert_new(
             }
         }
         undo.push(Undo::Rec(PROCESSES, pid, None));
-        let old = procs
-            .insert(pid, new.bytes.with_id(pid).as_slice())
-            .map_err(write_err)?;
+        let process = new.bytes.with_id(pid);
+        let old = procs.insert(pid, process.as_slice()).map_err(write_err)?;
         if let Some(old) = old {
             replace_last(undo, Undo::Rec(PROCESSES, pid, Some(old.value().to_vec())));
             return Err(fresh());
         }
         rel.bk_process_id = pid;
         undo.push(Undo::Rec(RELATIONS, pid, None));
-        let old = rels
-            .insert(pid, rel.encode().as_slice())
-            .map_err(write_err)?;
+        let relation = rel.encode();
+        let old = rels.insert(pid, relation.as_slice()).map_err(write_err)?;
         if let Some(old) = old {
             replace_last(undo, Undo::Rec(RELATIONS, pid, Some(old.value().to_vec())));
             return Err(fresh());
@@ -465,7 +451,7 @@ fn insert_new(
         }
         results.push(Ok(pid));
         if let Some(list) = inserted.as_deref_mut() {
-            list.push((pid, new.event));
+            list.push((pid, process, relation));
         }
     }
     Ok(())
