@@ -271,26 +271,37 @@ pub struct ServerFields<'a> {
 
 /// Overwrites the keys proc_server decides before validation (spec 2.2 step 9).
 pub fn stamp_request_fields(map: &mut Map<String, Value>, f: &ServerFields) {
-    map.insert("bk_process_id".into(), Value::from(0));
-    map.insert("bk_biz_id".into(), Value::from(f.biz_id));
-    map.insert("bk_supplier_account".into(), Value::from(f.supplier));
-    map.insert("create_time".into(), Value::from(f.now));
-    map.insert("last_time".into(), Value::from(f.now));
-    map.insert(
-        "service_instance_id".into(),
+    set(map, "bk_process_id", Value::from(0));
+    set(map, "bk_biz_id", Value::from(f.biz_id));
+    set(map, "bk_supplier_account", Value::from(f.supplier));
+    set(map, "create_time", Value::from(f.now));
+    set(map, "last_time", Value::from(f.now));
+    set(
+        map,
+        "service_instance_id",
         Value::from(f.service_instance_id),
     );
 }
 
+/// `map[key] = v`, allocating the key only if it is new.
+fn set(map: &mut Map<String, Value>, key: &str, v: Value) {
+    match map.get_mut(key) {
+        Some(slot) => *slot = v,
+        None => {
+            map.insert(key.into(), v);
+        }
+    }
+}
+
 /// Sets what the store's insert sets (spec 2.2 step 10, `save`).
 pub fn stamp_insert_fields(map: &mut Map<String, Value>, pid: i64, f: &ServerFields) {
-    map.insert("bk_process_id".into(), Value::from(pid));
-    map.insert("bk_supplier_account".into(), Value::from(f.supplier));
-    map.insert("create_time".into(), Value::from(f.now));
-    map.insert("last_time".into(), Value::from(f.now));
-    map.insert("bk_created_by".into(), Value::from(f.user));
-    map.insert("bk_created_at".into(), Value::from(f.now));
-    map.insert("bk_updated_at".into(), Value::from(f.now));
+    set(map, "bk_process_id", Value::from(pid));
+    set(map, "bk_supplier_account", Value::from(f.supplier));
+    set(map, "create_time", Value::from(f.now));
+    set(map, "last_time", Value::from(f.now));
+    set(map, "bk_created_by", Value::from(f.user));
+    set(map, "bk_created_at", Value::from(f.now));
+    set(map, "bk_updated_at", Value::from(f.now));
 }
 
 /// Validates, trims, fills and prunes one process map for creation (spec 2.4), in place.
