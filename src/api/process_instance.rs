@@ -84,9 +84,10 @@ pub(crate) fn prepare(ctx: &Ctx, now: &str, biz: i64, si_id: i64, items: Vec<Ite
         .map(|item| {
             let mut map = item?;
             process::stamp_request_fields(&mut map, &fields);
-            Some(process::validate_create(&mut map).map(|()| {
+            Some(process::check_create(&mut map).map(|()| {
                 process::stamp_insert_fields(&mut map, 0, &fields);
-                NewProcess::new(map)
+                let filled = process::Filled(&map);
+                NewProcess::of_entries(|k| filled.get(k), filled.iter())
             }))
         })
         .collect()
@@ -239,5 +240,72 @@ impl super::streamed::Pieces for Listing {
             return Ok(true);
         }
         Ok(false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::domain::process::{self, Filled, ServerFields};
+    use crate::error::Lang;
+    use crate::store::NewProcess;
+    use serde_json::{Map, Value, json};
+
+    /// The bulk path (checked, read filled) gives what the filling path gives: the same answer
+    /// for a bad item, the same map, and the same new process (keys and bytes), for items with
+    /// unknown, ignored, padded, null and absent keys.
+    #[test]
+    fn a_sparse_process_is_the_filled_one() {
+        let fields = ServerFields {
+            biz_id: 2,
+            service_instance_id: 3,
+            supplier: "0",
+            user: "admin",
+            now: "2026-01-02T03:04:05.678Z",
+        };
+        let items = [
+            json!({"bk_process_name": "a", "bk_func_name": "a"}),
+            json!({"bk_process_name": " a ", "bk_func_name": "f", "bk_start_param_regex": null,
+                   "zz": 1, "AA": 2, "default": 5, "bk_obj_id": "process", "priority": 3,
+                   "auto_start": true, "user": " root ", "description": "d",
+                   "bind_info": [{"ip": "127.0.0.1", "port": "80", "protocol": "1", "enable": true}]}),
+            json!({"bk_process_name": "a", "bk_func_name": "a", "bk_start_param_regex": "x",
+                   "bk_updated_by": "u", "work_path": "", "timeout": null}),
+            json!({"bk_process_name": "a"}),
+            json!({"bk_process_name": "a", "bk_func_name": "a", "proc_num": "x"}),
+            json!({"bk_process_name": "a", "bk_func_name": "a", "auto_start": "yes"}),
+        ];
+        for item in items {
+            let mut full: Map<String, Value> = item.as_object().unwrap().clone();
+            process::stamp_request_fields(&mut full, &fields);
+            let mut sparse = full.clone();
+            let (a, b) = (
+                process::validate_create(&mut full),
+                process::check_create(&mut sparse),
+            );
+            match (a, b) {
+                (Ok(()), Ok(())) => {}
+                (Err(a), Err(b)) => {
+                    assert_eq!(a.render(Lang::En), b.render(Lang::En), "{item}");
+                    continue;
+                }
+                (a, b) => panic!("{item}: {a:?} against {b:?}"),
+            }
+            process::stamp_insert_fields(&mut full, 0, &fields);
+            process::stamp_insert_fields(&mut sparse, 0, &fields);
+            let filled = Filled(&sparse);
+            let read: Map<String, Value> = filled
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect();
+            assert_eq!(read, full, "{item}");
+            for k in full.keys().map(String::as_str).chain(["nope", "bk_zz"]) {
+                assert_eq!(filled.get(k), full.get(k), "{item}: {k}");
+            }
+            assert_eq!(
+                NewProcess::of_entries(|k| filled.get(k), filled.iter()),
+                NewProcess::new(full),
+                "{item}"
+            );
+        }
     }
 }

@@ -307,6 +307,34 @@ pub fn stamp_insert_fields(map: &mut Map<String, Value>, pid: i64, f: &ServerFie
 /// Validates, trims, fills and prunes one process map for creation (spec 2.4), in place.
 /// The error is what coreservice reports for the item; [`proc_server_error`] wraps it.
 pub fn validate_create(map: &mut Map<String, Value>) -> Result<(), CcError> {
+    check_create(map)?;
+    for (k, v) in defaults() {
+        if !map.contains_key(*k) {
+            map.insert((*k).into(), v.clone());
+        }
+    }
+    Ok(())
+}
+
+/// The value an absent attribute takes on create: its type's empty value.
+fn default_value(a: &Attr) -> Value {
+    match a.ty {
+        Type::SingleChar | Type::LongChar => Value::from(""),
+        Type::Bool => Value::from(false),
+        _ => Value::Null,
+    }
+}
+
+/// Every attribute with its default, sorted by id.
+fn defaults() -> &'static [(&'static str, Value)] {
+    static DEFAULTS: OnceLock<Vec<(&'static str, Value)>> = OnceLock::new();
+    DEFAULTS.get_or_init(|| by_id().iter().map(|a| (a.id, default_value(a))).collect())
+}
+
+/// [`validate_create`] but for the filling: the absent attributes are checked as their
+/// defaults and left out of `map`; [`Filled`] reads `map` as if they were in it. The bulk
+/// create path uses it, sparing each process some thirty keys built and freed.
+pub fn check_create(map: &mut Map<String, Value>) -> Result<(), CcError> {
     // 1. Required keys must be present (their values are checked below).
     for a in ATTRS.iter().filter(|a| a.required) {
         if !map.contains_key(a.id) {
@@ -315,20 +343,16 @@ pub fn validate_create(map: &mut Map<String, Value>) -> Result<(), CcError> {
     }
     // 2. Unknown keys go; ignored keys stay as sent.
     map.retain(|k, _| kept_on_create(k));
-    // 3. Absent attributes get their type's empty value; attributes are trimmed and checked.
+    // 3. Attributes are trimmed and checked, an absent one as its type's empty value.
     for a in ATTRS {
-        if !map.contains_key(a.id) {
-            let v = match a.ty {
-                Type::SingleChar | Type::LongChar => Value::from(""),
-                Type::Bool => Value::from(false),
-                _ => Value::Null,
-            };
-            map.insert(a.id.into(), v);
-        }
         if IGNORED_KEYS.contains(&a.id) {
             continue;
         }
-        let Some(v) = map.get_mut(a.id) else { continue };
+        let Some(v) = map.get_mut(a.id) else {
+            check_value(a, &default_value(a))
+                .map_err(|inner| CcError::wrap(code::PARAMS_IS_INVALID, inner))?;
+            continue;
+        };
         if let Value::String(s) = v {
             let t = s.trim();
             if t.len() != s.len() {
@@ -338,6 +362,40 @@ pub fn validate_create(map: &mut Map<String, Value>) -> Result<(), CcError> {
         check_value(a, v).map_err(|inner| CcError::wrap(code::PARAMS_IS_INVALID, inner))?;
     }
     Ok(())
+}
+
+/// A process map checked by [`check_create`], read as [`validate_create`] would have filled
+/// it: every attribute it lacks with its default.
+#[derive(Clone, Copy)]
+pub struct Filled<'a>(pub &'a Map<String, Value>);
+
+impl<'a> Filled<'a> {
+    pub fn get(self, key: &str) -> Option<&'a Value> {
+        self.0.get(key).or_else(|| {
+            let d = defaults();
+            d.binary_search_by(|(k, _)| (*k).cmp(key))
+                .ok()
+                .map(|i| &d[i].1)
+        })
+    }
+
+    /// Every entry in key order: the map's and the defaults of the attributes it lacks.
+    pub fn iter(self) -> impl Iterator<Item = (&'a str, &'a Value)> {
+        let mut map = self.0.iter().map(|(k, v)| (k.as_str(), v)).peekable();
+        let mut defaults = defaults().iter().map(|(k, v)| (*k, v)).peekable();
+        std::iter::from_fn(move || match (map.peek(), defaults.peek()) {
+            (Some(m), Some(d)) => match m.0.cmp(d.0) {
+                std::cmp::Ordering::Less => map.next(),
+                std::cmp::Ordering::Equal => {
+                    defaults.next();
+                    map.next()
+                }
+                std::cmp::Ordering::Greater => defaults.next(),
+            },
+            (Some(_), None) => map.next(),
+            (None, _) => defaults.next(),
+        })
+    }
 }
 
 /// What proc_server answers for an item error of coreservice: `CCErrorf(code, message)`.

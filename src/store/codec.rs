@@ -122,6 +122,13 @@ pub fn encode_map_split(map: &Map<String, Value>) -> super::compact::Split {
     super::compact::encode_split(SCHEMA_VERSION, map)
 }
 
+/// [`encode_map_split`] of the map whose entries, in key order, are `entries`.
+pub fn encode_entries_split<'a>(
+    entries: impl Iterator<Item = (&'a str, &'a Value)>,
+) -> super::compact::Split {
+    super::compact::encode_split_entries(SCHEMA_VERSION, entries)
+}
+
 /// Decodes a stored process map written by [`encode_map`].
 pub fn decode_map(bytes: &[u8]) -> Result<Map<String, Value>, CodecError> {
     super::compact::decode(body(bytes)?)

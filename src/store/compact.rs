@@ -190,7 +190,7 @@ const ID_INDEX: usize = 6;
 /// A process encoded without its id, before the id is known (on the request's thread): the
 /// bytes before and after the id's value. [`Split::with_id`] gives exactly what [`encode`]
 /// gives for the map with that id.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Split {
     head: Vec<u8>,
     tail: Vec<u8>,
@@ -198,6 +198,14 @@ pub struct Split {
 
 /// Encodes `map` behind `version` with its `bk_process_id` left out, to be filled in later.
 pub fn encode_split(version: u8, map: &Map<String, Value>) -> Split {
+    encode_split_entries(version, map.iter().map(|(k, v)| (k.as_str(), v)))
+}
+
+/// [`encode_split`] of the map whose entries, in key order, are `entries`.
+pub fn encode_split_entries<'a>(
+    version: u8,
+    entries: impl Iterator<Item = (&'a str, &'a Value)>,
+) -> Split {
     let mut present = 1u64 << ID_INDEX;
     let mut head = Vec::with_capacity(128);
     let mut tail = Vec::with_capacity(256);
@@ -205,7 +213,7 @@ pub fn encode_split(version: u8, map: &Map<String, Value>) -> Split {
     // the others are noted to follow them.
     let mut others = Vec::new();
     let mut known = Known::new();
-    for (k, v) in map {
+    for (k, v) in entries {
         match known.next(k) {
             Some(i) if i < ID_INDEX => {
                 present |= 1 << i;

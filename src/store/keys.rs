@@ -236,10 +236,15 @@ pub enum ProcKey {
 pub(super) type KeyParts<'a> = (Option<(i64, &'a str)>, Option<(i64, &'a str, &'a str)>);
 
 pub(super) fn key_parts(map: &Map<String, Value>) -> KeyParts<'_> {
-    let Some(si) = map.get("service_instance_id").and_then(Value::as_i64) else {
+    key_parts_of(|k| map.get(k))
+}
+
+/// [`key_parts`] of the map whose values `get` gives.
+pub(super) fn key_parts_of<'a>(get: impl Fn(&str) -> Option<&'a Value>) -> KeyParts<'a> {
+    let Some(si) = get("service_instance_id").and_then(Value::as_i64) else {
         return (None, None);
     };
-    let s = |k: &str| map.get(k).and_then(Value::as_str);
+    let s = |k: &str| get(k).and_then(Value::as_str);
     let func = match (s("bk_func_name"), s("bk_start_param_regex")) {
         (Some(func), Some(regex)) => Some((si, func, regex)),
         _ => None,

@@ -4,7 +4,7 @@
 
 use super::StoreError;
 use super::changelog::{self, TxLog};
-use super::keys::{Held, IndexKey, ProcKey, key_parts};
+use super::keys::{Held, IndexKey, ProcKey, key_parts, key_parts_of};
 use super::read::Tx;
 use super::records::*;
 use super::tables::*;
@@ -20,7 +20,7 @@ use std::ops::Deref;
 /// A new process prepared before its transaction (on the request's own thread): its
 /// uniqueness keys and its encoding (which its create event keeps too), all but the id, which
 /// only the transaction gives. The map itself stays (and is freed) on that thread.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct NewProcess {
     name: Option<(i64, String)>,
     func: Option<(i64, String, String)>,
@@ -30,7 +30,20 @@ pub struct NewProcess {
 impl NewProcess {
     pub fn new(map: Map<String, Value>) -> NewProcess {
         let bytes = super::codec::encode_map_split(&map);
-        let (name, func) = key_parts(&map);
+        NewProcess::with(key_parts(&map), bytes)
+    }
+
+    /// The new process whose map's values `get` gives and whose entries, in key order, are
+    /// `entries` (a map read with what it lacks filled in, without building that map).
+    pub fn of_entries<'a>(
+        get: impl Fn(&str) -> Option<&'a Value>,
+        entries: impl Iterator<Item = (&'a str, &'a Value)>,
+    ) -> NewProcess {
+        let bytes = super::codec::encode_entries_split(entries);
+        NewProcess::with(key_parts_of(get), bytes)
+    }
+
+    fn with((name, func): super::keys::KeyParts, bytes: super::compact::Split) -> NewProcess {
         NewProcess {
             name: name.map(|(si, n)| (si, n.to_string())),
             func: func.map(|(si, f, r)| (si, f.to_string(), r.to_string())),
