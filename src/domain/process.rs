@@ -229,34 +229,40 @@ pub const IGNORED_KEYS: &[&str] = &[
 
 /// The attribute `id`, if the process model has it.
 pub fn attr(id: &str) -> Option<&'static Attr> {
-    let by_id = by_id();
-    by_id
-        .binary_search_by(|a| a.id.cmp(id))
+    by_id()
+        .binary_search_by(|&i| ATTRS[i].id.cmp(id))
         .ok()
-        .map(|i| by_id[i])
+        .map(|at| &ATTRS[by_id()[at]])
 }
 
-/// [`ATTRS`] sorted by id, for lookups.
-fn by_id() -> &'static [&'static Attr] {
-    static BY_ID: OnceLock<Vec<&'static Attr>> = OnceLock::new();
+const ATTR_COUNT: usize = ATTRS.len();
+
+/// The positions in [`ATTRS`] in the order of their ids, for lookups and merges with a map.
+fn by_id() -> &'static [usize] {
+    static BY_ID: OnceLock<Vec<usize>> = OnceLock::new();
     BY_ID.get_or_init(|| {
-        let mut v: Vec<&'static Attr> = ATTRS.iter().collect();
-        v.sort_by_key(|a| a.id);
+        let mut v: Vec<usize> = (0..ATTRS.len()).collect();
+        v.sort_by_key(|&i| ATTRS[i].id);
         v
     })
 }
 
-/// Whether a create keeps key `k`: an attribute or an ignored key.
-fn kept_on_create(k: &str) -> bool {
+/// The keys a create keeps, sorted: the attributes and the ignored keys.
+fn kept_on_create() -> &'static [&'static str] {
     static KEPT: OnceLock<Vec<&'static str>> = OnceLock::new();
-    let kept = KEPT.get_or_init(|| {
+    KEPT.get_or_init(|| {
         let mut v: Vec<&'static str> = ATTRS.iter().map(|a| a.id).collect();
         v.extend_from_slice(IGNORED_KEYS);
         v.sort_unstable();
         v.dedup();
         v
-    });
-    kept.binary_search(&k).is_ok()
+    })
+}
+
+/// Whether each attribute, by position in [`ATTRS`], is one of [`IGNORED_KEYS`].
+fn ignored() -> &'static [bool] {
+    static IGNORED: OnceLock<Vec<bool>> = OnceLock::new();
+    IGNORED.get_or_init(|| ATTRS.iter().map(|a| IGNORED_KEYS.contains(&a.id)).collect())
 }
 
 /// The server-owned values of a process being created (spec 2.3).
@@ -328,7 +334,12 @@ fn default_value(a: &Attr) -> Value {
 /// Every attribute with its default, sorted by id.
 fn defaults() -> &'static [(&'static str, Value)] {
     static DEFAULTS: OnceLock<Vec<(&'static str, Value)>> = OnceLock::new();
-    DEFAULTS.get_or_init(|| by_id().iter().map(|a| (a.id, default_value(a))).collect())
+    DEFAULTS.get_or_init(|| {
+        by_id()
+            .iter()
+            .map(|&i| (ATTRS[i].id, default_value(&ATTRS[i])))
+            .collect()
+    })
 }
 
 /// [`validate_create`] but for the filling: the absent attributes are checked as their
@@ -341,14 +352,35 @@ pub fn check_create(map: &mut Map<String, Value>) -> Result<(), CcError> {
             return Err(CcError::with(code::PARAMS_NEED_SET, a.id));
         }
     }
-    // 2. Unknown keys go; ignored keys stay as sent.
-    map.retain(|k, _| kept_on_create(k));
-    // 3. Attributes are trimmed and checked, an absent one as its type's empty value.
-    for a in ATTRS {
-        if IGNORED_KEYS.contains(&a.id) {
+    // 2. Unknown keys go; ignored keys stay as sent. (The map's keys come in order: one merge
+    // with the sorted kept keys.)
+    let kept = kept_on_create();
+    let mut at = 0;
+    map.retain(|k, _| {
+        while kept.get(at).is_some_and(|c| *c < k.as_str()) {
+            at += 1;
+        }
+        kept.get(at) == Some(&k.as_str())
+    });
+    // 3. Attributes are trimmed and checked, in `ATTRS` order, an absent one as its type's
+    // empty value. Each attribute's value is found by one merge of the map with the sorted ids.
+    let mut values: [Option<&mut Value>; ATTR_COUNT] = [const { None }; ATTR_COUNT];
+    let ids = by_id();
+    let mut at = 0;
+    for (k, v) in map.iter_mut() {
+        while ids.get(at).is_some_and(|&i| ATTRS[i].id < k.as_str()) {
+            at += 1;
+        }
+        if let Some(&i) = ids.get(at).filter(|&&i| ATTRS[i].id == k) {
+            values[i] = Some(v);
+        }
+    }
+    let ignored = ignored();
+    for (i, a) in ATTRS.iter().enumerate() {
+        if ignored[i] {
             continue;
         }
-        let Some(v) = map.get_mut(a.id) else {
+        let Some(v) = values[i].take() else {
             check_value(a, &default_value(a))
                 .map_err(|inner| CcError::wrap(code::PARAMS_IS_INVALID, inner))?;
             continue;
