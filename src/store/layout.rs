@@ -203,6 +203,31 @@ pub struct StoredRelation {
     pub bk_supplier_account: String,
 }
 
+/// The bytes of the relations of many new processes, which differ only in `bk_process_id`:
+/// encoded once, each id spliced in at its offset (after the version byte and `bk_biz_id`).
+pub struct RelationBytes {
+    bytes: Vec<u8>,
+    at: usize,
+}
+
+impl RelationBytes {
+    pub fn new(rel: &Relation) -> RelationBytes {
+        let zero = Relation {
+            bk_process_id: 0,
+            ..rel.clone()
+        };
+        RelationBytes {
+            bytes: super::Record::encode(&zero),
+            at: 1 + super::codec::i64_len(rel.bk_biz_id),
+        }
+    }
+
+    /// The stored bytes of the relation with process `pid`.
+    pub fn with_pid(&self, pid: i64) -> Vec<u8> {
+        super::codec::splice_i64(&self.bytes, self.at, pid)
+    }
+}
+
 /// The conversions between a record and its stored layout, both ways, field by field.
 macro_rules! layout {
     ($rec:ident, $stored:ident { $($f:ident),* $(,)? } $(, $conv:ident: $to:expr, $from:expr)?) => {
@@ -590,6 +615,42 @@ mod tests {
         "02063c0273690101016b01760a162801610162fdf6d0ca9f17030000fd90d3ca9f170300000130";
     const GOLDEN_SERVICE_INSTANCE_BARE: &str = "02063e00000016280000000000";
     const GOLDEN_RELATION: &str = "0206523c0c160130";
+
+    /// A relation spliced with an id is the relation encoded with it, whatever the widths of
+    /// the business id and the process id.
+    #[test]
+    fn a_spliced_relation_is_the_encoded_one() {
+        use super::super::typed::Record;
+        let ids = [
+            0,
+            1,
+            -1,
+            125,
+            126,
+            127,
+            250,
+            251,
+            32_767,
+            65_535,
+            1 << 31,
+            -(1 << 40),
+        ];
+        for biz in ids.iter().copied().chain([i64::MIN, i64::MAX]) {
+            let mut rel = Relation {
+                bk_biz_id: biz,
+                bk_process_id: 99,
+                service_instance_id: 7,
+                process_template_id: 0,
+                bk_host_id: 300,
+                bk_supplier_account: "0".into(),
+            };
+            let bytes = RelationBytes::new(&rel);
+            for pid in ids.iter().copied().chain([i64::MIN, i64::MAX]) {
+                rel.bk_process_id = pid;
+                assert_eq!(bytes.with_pid(pid), rel.encode(), "biz {biz}, pid {pid}");
+            }
+        }
+    }
     const GOLDEN_PROCESS: &str = "02c681b0020801090306656e61626c650202697006093132372e302e302e3104706f727406023830030603520601700005000000000000f83f033c0106626b5f62696704ffffffffffffffffff01";
     /// The same process as a version-1 store holds it (key names and all), which the
     /// migration reads.

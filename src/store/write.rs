@@ -392,8 +392,8 @@ fn insert_new(
     let mut by_si = txn.open_table(PROC_BY_SI).map_err(write_err)?;
     let mut names = txn.open_table(UNIQ_PROC_NAME).map_err(write_err)?;
     let mut funcs = txn.open_table(UNIQ_PROC_FUNC).map_err(write_err)?;
-    let mut rel = rel.clone();
     let si = rel.service_instance_id;
+    let relations = super::layout::RelationBytes::new(rel);
     let fresh = || StoreError::IdInUse;
     for (pid, new) in (first..).zip(maps) {
         let name = new.name.as_ref().map(|(si, n)| (*si, n.as_str()));
@@ -450,9 +450,8 @@ fn insert_new(
             replace_last(undo, Undo::Rec(PROCESSES, pid, Some(old.value().to_vec())));
             return Err(fresh());
         }
-        rel.bk_process_id = pid;
         undo.push(Undo::Rec(RELATIONS, pid, None));
-        let relation = rel.encode();
+        let relation = relations.with_pid(pid);
         let old = rels.insert(pid, relation.as_slice()).map_err(write_err)?;
         if let Some(old) = old {
             replace_last(undo, Undo::Rec(RELATIONS, pid, Some(old.value().to_vec())));
