@@ -50,7 +50,7 @@ pub const MAX_DATASET_BYTES: u64 = 4 * 1024 * 1024 * 1024;
 /// concurrent lists was 47 MiB at 16 and 65 MiB at 32.
 pub const DEFAULT_CACHE_MIB: usize = 16;
 /// glibc malloc arenas of the server (see `memory.rs`).
-pub const MALLOC_ARENAS: usize = 4;
+pub const MALLOC_ARENAS: usize = 2;
 /// Largest page a list request may ask for (bk-cmdb `BKMaxPageSize`).
 pub const MAX_PAGE_SIZE: i64 = 1000;
 /// The page limit that means "everything" where bk-cmdb accepts it (`BKNoLimit`).

@@ -6,11 +6,12 @@
 //! number of threads that happened to serve one, to twice the redb cache (measured with
 //! `cmdb-lite bench`: 80 MiB peak RSS with the default arenas against 48-52 MiB with one or two).
 //! Capping the arenas keeps one shared pool; threads still allocate small objects from their
-//! own caches (glibc's tcache) without taking a lock. Four, not fewer: a create allocates some
-//! fifty small blocks per process, more than the tcache holds, and with two arenas the 16
-//! workers and the writer thread queued for their locks (in a profile of 8 connections × 100
+//! own caches (glibc's tcache) without taking a lock. Two, although the 16 workers and the
+//! writer thread then queue for the arenas' locks (in a profile of 8 connections × 100
 //! processes per request, futex waits inside malloc were 18% of the workers' samples and 13%
-//! of the writer's). A whole `cmdb-lite bench` run peaked at 48.8 MiB with four.
+//! of the writer's) and four gained a few percent of create throughput: with four, `cmdb-lite
+//! bench --scale` measured the server at 62.6 MiB peak RSS through its load bursts on
+//! 1,000,000 processes and 71.4 MiB after an online export, against 46.8 and 51.0 with two.
 //!
 //! Blocks of 256 KiB and more (request bodies, their parse, large answers) are mapped on their
 //! own and given back to the kernel when freed: glibc otherwise raises that threshold each time
