@@ -299,15 +299,22 @@ fn set(map: &mut Map<String, Value>, key: &str, v: Value) {
     }
 }
 
+/// `map[key] = s`, building nothing if it holds that string already (the request's stamps).
+fn set_str(map: &mut Map<String, Value>, key: &str, s: &str) {
+    if map.get(key).and_then(Value::as_str) != Some(s) {
+        set(map, key, Value::from(s));
+    }
+}
+
 /// Sets what the store's insert sets (spec 2.2 step 10, `save`).
 pub fn stamp_insert_fields(map: &mut Map<String, Value>, pid: i64, f: &ServerFields) {
     set(map, "bk_process_id", Value::from(pid));
-    set(map, "bk_supplier_account", Value::from(f.supplier));
-    set(map, "create_time", Value::from(f.now));
-    set(map, "last_time", Value::from(f.now));
-    set(map, "bk_created_by", Value::from(f.user));
-    set(map, "bk_created_at", Value::from(f.now));
-    set(map, "bk_updated_at", Value::from(f.now));
+    set_str(map, "bk_supplier_account", f.supplier);
+    set_str(map, "create_time", f.now);
+    set_str(map, "last_time", f.now);
+    set_str(map, "bk_created_by", f.user);
+    set_str(map, "bk_created_at", f.now);
+    set_str(map, "bk_updated_at", f.now);
 }
 
 /// Validates, trims, fills and prunes one process map for creation (spec 2.4), in place.

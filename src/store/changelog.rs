@@ -120,6 +120,18 @@ pub(super) fn encode_record(t: EventType, id: i64, record: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Where the record starts in an event in record form.
+pub(super) const RECORD_AT: usize = HEAD + 1;
+
+/// The start of the create event of record `id` in record form, with room for `capacity`
+/// bytes of record: the record's bytes appended to it make the event, and `[RECORD_AT..]` of
+/// that is the record itself (one buffer for both, on the bulk create path).
+pub(super) fn create_head(id: i64, capacity: usize) -> Vec<u8> {
+    let mut out = head(EventType::Create, id, 1 + capacity);
+    out.push(RECORD_FORM);
+    out
+}
+
 /// The document of a detail kept in record form.
 fn record_document(cursor_type: u8, record: &[u8]) -> Result<Value, StoreError> {
     use super::Record;
@@ -314,17 +326,21 @@ impl WriteTx {
         Ok(())
     }
 
-    /// Stamps the create event of record `id` of resource `cursor_type` (one that keeps the
-    /// record form), whose stored bytes are `record`, and keeps it for the end of the batch.
+    /// Stamps a create event of resource `cursor_type` (one that keeps the record form),
+    /// `value` ([`create_head`] and the record), and keeps it for the end of the batch.
     pub(super) fn push_create(
         &mut self,
         cursor_type: u8,
-        id: i64,
-        record: &[u8],
+        value: Vec<u8>,
     ) -> Result<(), StoreError> {
         debug_assert!(
             in_record_form(cursor_type),
             "a bulk create keeps the record form"
+        );
+        debug_assert_eq!(
+            value.get(HEAD),
+            Some(&RECORD_FORM),
+            "an event in record form"
         );
         if !self.events.enabled || table(cursor_type).is_none() {
             return Ok(());
@@ -333,7 +349,7 @@ impl WriteTx {
         self.events.pending.push(Pending {
             cursor_type,
             key,
-            value: encode_record(EventType::Create, id, record),
+            value,
         });
         self.events.job_mask |= bit(cursor_type);
         Ok(())

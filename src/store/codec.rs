@@ -59,13 +59,18 @@ pub fn i64_len(v: i64) -> usize {
 /// `bytes`, an encoded record with an `i64` field of 0 (one byte) at offset `at`, with `v` in
 /// that field: the record encoded with `v` there, without encoding it again.
 pub fn splice_i64(bytes: &[u8], at: usize, v: i64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len() + 9);
+    splice_i64_into(bytes, at, v, &mut out);
+    out
+}
+
+/// Appends [`splice_i64`] to `out`.
+pub fn splice_i64_into(bytes: &[u8], at: usize, v: i64, out: &mut Vec<u8>) {
     let mut buf = [0u8; 16];
     let n = bincode::encode_into_slice(v, &mut buf, config()).expect("an i64 fits 16 bytes");
-    let mut out = Vec::with_capacity(bytes.len() + n);
     out.extend_from_slice(&bytes[..at]);
     out.extend_from_slice(&buf[..n]);
     out.extend_from_slice(&bytes[at + 1..]);
-    out
 }
 
 /// Decodes a record written by [`encode`].

@@ -242,12 +242,22 @@ pub fn encode_split_entries<'a>(
 impl Split {
     /// The encoded process with `bk_process_id` = `pid`.
     pub fn with_id(&self, pid: i64) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.head.len() + self.tail.len() + 10);
+        let mut out = Vec::with_capacity(self.max_len());
+        self.append_with_id(pid, &mut out);
+        out
+    }
+
+    /// At most the length of the encoding, whatever the id.
+    pub fn max_len(&self) -> usize {
+        self.head.len() + self.tail.len() + 11
+    }
+
+    /// Appends [`Split::with_id`] to `out`.
+    pub fn append_with_id(&self, pid: i64, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.head);
         out.push(INT);
-        put_varint(&mut out, zigzag(pid));
+        put_varint(out, zigzag(pid));
         out.extend_from_slice(&self.tail);
-        out
     }
 }
 

@@ -226,6 +226,16 @@ impl RelationBytes {
     pub fn with_pid(&self, pid: i64) -> Vec<u8> {
         super::codec::splice_i64(&self.bytes, self.at, pid)
     }
+
+    /// Appends [`RelationBytes::with_pid`] to `out`.
+    pub fn append_with_pid(&self, pid: i64, out: &mut Vec<u8>) {
+        super::codec::splice_i64_into(&self.bytes, self.at, pid, out);
+    }
+
+    /// At most the length of the bytes, whatever the id.
+    pub fn max_len(&self) -> usize {
+        self.bytes.len() + 9
+    }
 }
 
 /// The conversions between a record and its stored layout, both ways, field by field.

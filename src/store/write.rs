@@ -360,9 +360,9 @@ impl WriteTx {
         }
         outcome?;
         // Each process's event, then its relation's, as a `put_process` of each writes them.
-        for (pid, process, relation) in inserted.unwrap_or_default() {
-            self.push_create(changelog::PROCESS, pid, &process)?;
-            self.push_create(changelog::PROCESS_RELATION, pid, &relation)?;
+        for (process, relation) in inserted.unwrap_or_default() {
+            self.push_create(changelog::PROCESS, process)?;
+            self.push_create(changelog::PROCESS_RELATION, relation)?;
         }
         Ok(results)
     }
@@ -374,8 +374,9 @@ impl WriteTx {
     }
 }
 
-/// A process [`insert_new`] wrote, for its events: its id, its bytes and its relation's.
-type Inserted = (i64, Vec<u8>, Vec<u8>);
+/// A process [`insert_new`] wrote, for its events: the create events of the process and of
+/// its relation, each holding the record's bytes at `changelog::RECORD_AT`.
+type Inserted = (Vec<u8>, Vec<u8>);
 
 /// The writes of [`WriteTx::insert_processes`], noting each in `undo` as it goes.
 fn insert_new(
@@ -444,15 +445,22 @@ fn insert_new(
             }
         }
         undo.push(Undo::Rec(PROCESSES, pid, None));
-        let process = new.bytes.with_id(pid);
-        let old = procs.insert(pid, process.as_slice()).map_err(write_err)?;
+        // Encoded behind its create event's head: the event is this buffer, the record its tail.
+        let mut process = changelog::create_head(pid, new.bytes.max_len());
+        new.bytes.append_with_id(pid, &mut process);
+        let old = procs
+            .insert(pid, &process[changelog::RECORD_AT..])
+            .map_err(write_err)?;
         if let Some(old) = old {
             replace_last(undo, Undo::Rec(PROCESSES, pid, Some(old.value().to_vec())));
             return Err(fresh());
         }
         undo.push(Undo::Rec(RELATIONS, pid, None));
-        let relation = relations.with_pid(pid);
-        let old = rels.insert(pid, relation.as_slice()).map_err(write_err)?;
+        let mut relation = changelog::create_head(pid, relations.max_len());
+        relations.append_with_pid(pid, &mut relation);
+        let old = rels
+            .insert(pid, &relation[changelog::RECORD_AT..])
+            .map_err(write_err)?;
         if let Some(old) = old {
             replace_last(undo, Undo::Rec(RELATIONS, pid, Some(old.value().to_vec())));
             return Err(fresh());
@@ -463,7 +471,7 @@ fn insert_new(
         }
         results.push(Ok(pid));
         if let Some(list) = inserted.as_deref_mut() {
-            list.push((pid, process, relation));
+            list.push((process, relation));
         }
     }
     Ok(())
