@@ -482,7 +482,7 @@ impl WriteTx {
                 continue;
             }
             let mut tbl = self.txn().open_table(*def).map_err(write_err)?;
-            let mut len = tbl.len().map_err(write_err)?;
+            let len = tbl.len().map_err(write_err)?;
             if len <= 1 {
                 continue;
             }
@@ -495,22 +495,22 @@ impl WriteTx {
             {
                 continue;
             }
-            // One cursor from the start: redb batches its removals leaf by leaf.
-            let mut start = tbl
-                .lower_bound_mut(std::ops::Bound::<u64>::Unbounded)
+            // The first key kept: the one after the `len - cap` oldest (if any are beyond the
+            // count), or the first in the window if that is later, but never after the last.
+            let over = len.saturating_sub(cap);
+            let by_count = match tbl.iter().map_err(write_err)?.nth(over as usize) {
+                Some(item) => item.map_err(write_err)?.0.value(),
+                None => continue,
+            };
+            let last = match tbl.last().map_err(write_err)? {
+                Some((k, _)) => k.value(),
+                None => continue,
+            };
+            let keep_from = by_count.max(cutoff.min(last));
+            // One pass over the range, which redb rewrites leaf by leaf (a cursor's
+            // `remove_next` seeks again after each removal).
+            tbl.retain_in(..keep_from, |_, _| false)
                 .map_err(write_err)?;
-            while len > 1 {
-                let old = match start.peek_next().map_err(write_err)? {
-                    Some((k, _)) => k.value() < cutoff,
-                    None => break,
-                };
-                if !old && len <= cap {
-                    break;
-                }
-                start.remove_next().map_err(write_err)?;
-                len -= 1;
-            }
-            start.close().map_err(write_err)?;
         }
         Ok(())
     }
@@ -1072,6 +1072,26 @@ mod tests {
             .write_alone(|tx| tx.trim_to(bit(HOST), u64::MAX, 100, 0))
             .unwrap();
         assert_eq!(ids(&store), [5]);
+    }
+
+    /// The window and the count together: the older of the two cuts is not the one kept.
+    #[test]
+    fn trimming_applies_the_window_and_the_count() {
+        let store = six_hosts();
+        let events = all(&store, HOST);
+        let ids = |store: &Store| -> Vec<i64> { all(store, HOST).iter().map(|e| e.id).collect() };
+        let before: Vec<i64> = events.iter().map(|e| e.id).collect();
+        // The window starts at the third event; the count (5) would keep from the second.
+        let third = events[2].stamp.key();
+        store
+            .write_alone(move |tx| tx.trim_to(bit(HOST), third, 5, 0))
+            .unwrap();
+        assert_eq!(ids(&store), before[2..]);
+        // The count (2) now cuts later than the window.
+        store
+            .write_alone(move |tx| tx.trim_to(bit(HOST), third, 2, 0))
+            .unwrap();
+        assert_eq!(ids(&store), before[before.len() - 2..]);
     }
 
     #[test]
