@@ -114,8 +114,7 @@ fn encode(t: EventType, id: i64, detail: &str) -> Vec<u8> {
 
 /// An event whose detail is the record's stored bytes (`Record::encode`).
 pub(super) fn encode_record(t: EventType, id: i64, record: &[u8]) -> Vec<u8> {
-    let mut out = head(t, id, 1 + record.len());
-    out.push(RECORD_FORM);
+    let mut out = record_head(t, id, record.len());
     out.extend_from_slice(record);
     out
 }
@@ -123,11 +122,11 @@ pub(super) fn encode_record(t: EventType, id: i64, record: &[u8]) -> Vec<u8> {
 /// Where the record starts in an event in record form.
 pub(super) const RECORD_AT: usize = HEAD + 1;
 
-/// The start of the create event of record `id` in record form, with room for `capacity`
-/// bytes of record: the record's bytes appended to it make the event, and `[RECORD_AT..]` of
-/// that is the record itself (one buffer for both, on the bulk create path).
-pub(super) fn create_head(id: i64, capacity: usize) -> Vec<u8> {
-    let mut out = head(EventType::Create, id, 1 + capacity);
+/// The start of an event of record `id` in record form, with room for `capacity` bytes of
+/// record: the record's bytes appended to it make the event, and `[RECORD_AT..]` of that is the
+/// record itself (one buffer for both, on the bulk create path).
+pub(super) fn record_head(t: EventType, id: i64, capacity: usize) -> Vec<u8> {
+    let mut out = head(t, id, 1 + capacity);
     out.push(RECORD_FORM);
     out
 }
@@ -327,7 +326,7 @@ impl WriteTx {
     }
 
     /// Stamps a create event of resource `cursor_type` (one that keeps the record form),
-    /// `value` ([`create_head`] and the record), and keeps it for the end of the batch.
+    /// `value` ([`record_head`] and the record), and keeps it for the end of the batch.
     pub(super) fn push_create(
         &mut self,
         cursor_type: u8,
@@ -1027,6 +1026,11 @@ mod tests {
     }
 
     /// A store whose host log holds the creates of hosts 0 to 5.
+    /// The record ids of the host events, oldest first.
+    fn host_ids(store: &Store) -> Vec<i64> {
+        all(store, HOST).iter().map(|e| e.id).collect()
+    }
+
     fn six_hosts() -> Store {
         let store = Store::memory().unwrap();
         for i in 0..6 {
@@ -1042,20 +1046,19 @@ mod tests {
     #[test]
     fn trimming_waits_for_the_slack() {
         let store = six_hosts();
-        let ids = |store: &Store| -> Vec<i64> { all(store, HOST).iter().map(|e| e.id).collect() };
         store
             .write_alone(|tx| tx.trim_to(bit(HOST), 0, 3, 3))
             .unwrap();
-        assert_eq!(ids(&store), [0, 1, 2, 3, 4, 5], "within the slack");
+        assert_eq!(host_ids(&store), [0, 1, 2, 3, 4, 5], "within the slack");
         store
             .write_alone(|tx| tx.trim_to(bit(HOST), 0, 3, 2))
             .unwrap();
-        assert_eq!(ids(&store), [3, 4, 5], "beyond it: back to the count");
+        assert_eq!(host_ids(&store), [3, 4, 5], "beyond it: back to the count");
         let second = all(&store, HOST)[1].stamp.key();
         store
             .write_alone(|tx| tx.trim_to(bit(HOST), second, 100, 100))
             .unwrap();
-        assert_eq!(ids(&store), [4, 5], "older than the cutoff");
+        assert_eq!(host_ids(&store), [4, 5], "older than the cutoff");
     }
 
     /// Retention removes the oldest events beyond the count and before the cutoff, never the
@@ -1063,15 +1066,14 @@ mod tests {
     #[test]
     fn trimming_keeps_the_newest_and_the_last() {
         let store = six_hosts();
-        let ids = |store: &Store| -> Vec<i64> { all(store, HOST).iter().map(|e| e.id).collect() };
         store
             .write_alone(|tx| tx.trim_to(bit(HOST), 0, 4, 0))
             .unwrap();
-        assert_eq!(ids(&store), [2, 3, 4, 5]);
+        assert_eq!(host_ids(&store), [2, 3, 4, 5]);
         store
             .write_alone(|tx| tx.trim_to(bit(HOST), u64::MAX, 100, 0))
             .unwrap();
-        assert_eq!(ids(&store), [5]);
+        assert_eq!(host_ids(&store), [5]);
     }
 
     /// The window and the count together: the older of the two cuts is not the one kept.
@@ -1079,19 +1081,18 @@ mod tests {
     fn trimming_applies_the_window_and_the_count() {
         let store = six_hosts();
         let events = all(&store, HOST);
-        let ids = |store: &Store| -> Vec<i64> { all(store, HOST).iter().map(|e| e.id).collect() };
         let before: Vec<i64> = events.iter().map(|e| e.id).collect();
         // The window starts at the third event; the count (5) would keep from the second.
         let third = events[2].stamp.key();
         store
             .write_alone(move |tx| tx.trim_to(bit(HOST), third, 5, 0))
             .unwrap();
-        assert_eq!(ids(&store), before[2..]);
+        assert_eq!(host_ids(&store), before[2..]);
         // The count (2) now cuts later than the window.
         store
             .write_alone(move |tx| tx.trim_to(bit(HOST), third, 2, 0))
             .unwrap();
-        assert_eq!(ids(&store), before[before.len() - 2..]);
+        assert_eq!(host_ids(&store), before[before.len() - 2..]);
     }
 
     #[test]

@@ -56,15 +56,8 @@ pub fn i64_len(v: i64) -> usize {
     bincode::encode_into_slice(v, &mut buf, config()).expect("an i64 fits 16 bytes")
 }
 
-/// `bytes`, an encoded record with an `i64` field of 0 (one byte) at offset `at`, with `v` in
-/// that field: the record encoded with `v` there, without encoding it again.
-pub fn splice_i64(bytes: &[u8], at: usize, v: i64) -> Vec<u8> {
-    let mut out = Vec::with_capacity(bytes.len() + 9);
-    splice_i64_into(bytes, at, v, &mut out);
-    out
-}
-
-/// Appends [`splice_i64`] to `out`.
+/// Appends `bytes`, an encoded record with an `i64` field of 0 (one byte) at offset `at`, with
+/// `v` in that field to `out`: the record encoded with `v` there, without encoding it again.
 pub fn splice_i64_into(bytes: &[u8], at: usize, v: i64, out: &mut Vec<u8>) {
     let mut buf = [0u8; 16];
     let n = bincode::encode_into_slice(v, &mut buf, config()).expect("an i64 fits 16 bytes");
@@ -140,16 +133,12 @@ pub fn encode_map(map: &Map<String, Value>) -> Vec<u8> {
     super::compact::encode(SCHEMA_VERSION, map)
 }
 
-/// Encodes a stored process map whose id is not known yet (see `compact::Split`).
-pub fn encode_map_split(map: &Map<String, Value>) -> super::compact::Split {
-    super::compact::encode_split(SCHEMA_VERSION, map)
-}
-
-/// [`encode_map_split`] of the map whose entries, in key order, are `entries`.
+/// Encodes a stored process map whose id is not known yet, from its entries in key order (see
+/// `compact::Split`).
 pub fn encode_entries_split<'a>(
     entries: impl Iterator<Item = (&'a str, &'a Value)>,
 ) -> super::compact::Split {
-    super::compact::encode_split_entries(SCHEMA_VERSION, entries)
+    super::compact::encode_split(SCHEMA_VERSION, entries)
 }
 
 /// Decodes a stored process map written by [`encode_map`].

@@ -158,29 +158,8 @@ fn put_value(out: &mut Vec<u8>, v: &Value) {
 
 /// Encodes a process map behind `version`.
 pub fn encode(version: u8, map: &Map<String, Value>) -> Vec<u8> {
-    let mut present = 0u64;
-    let mut values = Vec::with_capacity(256);
-    let mut others = Vec::new();
-    let mut known = Known::new();
-    // The map's keys are sorted as `PROCESS_KEYS` is: one pass meets the known ones in order.
-    for (k, v) in map {
-        match known.next(k) {
-            Some(i) => {
-                present |= 1 << i;
-                put_value(&mut values, v);
-            }
-            None => others.push((k, v)),
-        }
-    }
-    let mut out = Vec::with_capacity(values.len() + 16);
-    out.push(version);
-    put_varint(&mut out, present);
-    out.extend_from_slice(&values);
-    put_varint(&mut out, others.len() as u64);
-    for (k, v) in others {
-        put_str(&mut out, k);
-        put_value(&mut out, v);
-    }
+    let (mut out, tail) = encode_parts(version, map.iter().map(|(k, v)| (k.as_str(), v)), None);
+    out.extend_from_slice(&tail);
     out
 }
 
@@ -188,25 +167,30 @@ pub fn encode(version: u8, map: &Map<String, Value>) -> Vec<u8> {
 const ID_INDEX: usize = 6;
 
 /// A process encoded without its id, before the id is known (on the request's thread): the
-/// bytes before and after the id's value. [`Split::with_id`] gives exactly what [`encode`]
-/// gives for the map with that id.
+/// bytes before and after the id's value. [`Split::append_with_id`] gives exactly what
+/// [`encode`] gives for the map with that id.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Split {
     head: Vec<u8>,
     tail: Vec<u8>,
 }
 
-/// Encodes `map` behind `version` with its `bk_process_id` left out, to be filled in later.
-pub fn encode_split(version: u8, map: &Map<String, Value>) -> Split {
-    encode_split_entries(version, map.iter().map(|(k, v)| (k.as_str(), v)))
+/// Encodes the map whose entries, in key order, are `entries` behind `version`, with its
+/// `bk_process_id` left out, to be filled in later.
+pub fn encode_split<'a>(version: u8, entries: impl Iterator<Item = (&'a str, &'a Value)>) -> Split {
+    let (head, tail) = encode_parts(version, entries, Some(ID_INDEX));
+    Split { head, tail }
 }
 
-/// [`encode_split`] of the map whose entries, in key order, are `entries`.
-pub fn encode_split_entries<'a>(
+/// The encoding of the map whose entries, in key order, are `entries`, cut where the value of
+/// known key `cut` goes (that value left out, its presence bit set): the bytes before and
+/// after it. Without a cut the tail holds only the other keys.
+fn encode_parts<'a>(
     version: u8,
     entries: impl Iterator<Item = (&'a str, &'a Value)>,
-) -> Split {
-    let mut present = 1u64 << ID_INDEX;
+    cut: Option<usize>,
+) -> (Vec<u8>, Vec<u8>) {
+    let mut present = cut.map_or(0, |c| 1u64 << c);
     let mut head = Vec::with_capacity(128);
     let mut tail = Vec::with_capacity(256);
     // The map's keys are sorted as `PROCESS_KEYS` is: one pass meets the known ones in order;
@@ -215,15 +199,12 @@ pub fn encode_split_entries<'a>(
     let mut known = Known::new();
     for (k, v) in entries {
         match known.next(k) {
-            Some(i) if i < ID_INDEX => {
+            Some(i) if Some(i) == cut => {}
+            Some(i) => {
                 present |= 1 << i;
-                put_value(&mut head, v);
+                let after_cut = cut.is_some_and(|c| i > c);
+                put_value(if after_cut { &mut tail } else { &mut head }, v);
             }
-            Some(i) if i > ID_INDEX => {
-                present |= 1 << i;
-                put_value(&mut tail, v);
-            }
-            Some(_) => {}
             None => others.push((k, v)),
         }
     }
@@ -236,23 +217,16 @@ pub fn encode_split_entries<'a>(
         put_str(&mut tail, k);
         put_value(&mut tail, v);
     }
-    Split { head: out, tail }
+    (out, tail)
 }
 
 impl Split {
-    /// The encoded process with `bk_process_id` = `pid`.
-    pub fn with_id(&self, pid: i64) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.max_len());
-        self.append_with_id(pid, &mut out);
-        out
-    }
-
     /// At most the length of the encoding, whatever the id.
     pub fn max_len(&self) -> usize {
         self.head.len() + self.tail.len() + 11
     }
 
-    /// Appends [`Split::with_id`] to `out`.
+    /// Appends the encoded process with `bk_process_id` = `pid` to `out`.
     pub fn append_with_id(&self, pid: i64, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.head);
         out.push(INT);
@@ -531,10 +505,12 @@ mod tests {
         let v = json!({"bk_process_id": 0, "auto_start": false, "bk_biz_id": 3, "zz": [1], "A": 1, "bk_a": 2,
                        "user": "u", "work_path": null, "create_time": "2026-01-02T03:04:05Z"});
         let mut map = v.as_object().unwrap().clone();
-        let split = encode_split(2, &map);
+        let split = encode_split(2, map.iter().map(|(k, v)| (k.as_str(), v)));
         for pid in [1, 127, 128, 1 << 40, i64::MAX] {
             map.insert("bk_process_id".into(), Value::from(pid));
-            assert_eq!(split.with_id(pid), encode(2, &map), "pid {pid}");
+            let mut with_id = Vec::new();
+            split.append_with_id(pid, &mut with_id);
+            assert_eq!(with_id, encode(2, &map), "pid {pid}");
         }
         assert_eq!(PROCESS_KEYS[ID_INDEX], "bk_process_id");
     }

@@ -222,12 +222,7 @@ impl RelationBytes {
         }
     }
 
-    /// The stored bytes of the relation with process `pid`.
-    pub fn with_pid(&self, pid: i64) -> Vec<u8> {
-        super::codec::splice_i64(&self.bytes, self.at, pid)
-    }
-
-    /// Appends [`RelationBytes::with_pid`] to `out`.
+    /// Appends the stored bytes of the relation with process `pid` to `out`.
     pub fn append_with_pid(&self, pid: i64, out: &mut Vec<u8>) {
         super::codec::splice_i64_into(&self.bytes, self.at, pid, out);
     }
@@ -657,7 +652,9 @@ mod tests {
             let bytes = RelationBytes::new(&rel);
             for pid in ids.iter().copied().chain([i64::MIN, i64::MAX]) {
                 rel.bk_process_id = pid;
-                assert_eq!(bytes.with_pid(pid), rel.encode(), "biz {biz}, pid {pid}");
+                let mut spliced = Vec::new();
+                bytes.append_with_pid(pid, &mut spliced);
+                assert_eq!(spliced, rel.encode(), "biz {biz}, pid {pid}");
             }
         }
     }

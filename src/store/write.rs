@@ -4,7 +4,7 @@
 
 use super::StoreError;
 use super::changelog::{self, TxLog};
-use super::keys::{Held, IndexKey, ProcKey, key_parts, key_parts_of};
+use super::keys::{Held, IndexKey, ProcKey, key_parts_of};
 use super::read::Tx;
 use super::records::*;
 use super::tables::*;
@@ -29,8 +29,7 @@ pub struct NewProcess {
 
 impl NewProcess {
     pub fn new(map: Map<String, Value>) -> NewProcess {
-        let bytes = super::codec::encode_map_split(&map);
-        NewProcess::with(key_parts(&map), bytes)
+        NewProcess::of_entries(|k| map.get(k), map.iter().map(|(k, v)| (k.as_str(), v)))
     }
 
     /// The new process whose map's values `get` gives and whose entries, in key order, are
@@ -40,10 +39,7 @@ impl NewProcess {
         entries: impl Iterator<Item = (&'a str, &'a Value)>,
     ) -> NewProcess {
         let bytes = super::codec::encode_entries_split(entries);
-        NewProcess::with(key_parts_of(get), bytes)
-    }
-
-    fn with((name, func): super::keys::KeyParts, bytes: super::compact::Split) -> NewProcess {
+        let (name, func) = key_parts_of(get);
         NewProcess {
             name: name.map(|(si, n)| (si, n.to_string())),
             func: func.map(|(si, f, r)| (si, f.to_string(), r.to_string())),
@@ -446,7 +442,7 @@ fn insert_new(
         }
         undo.push(Undo::Rec(PROCESSES, pid, None));
         // Encoded behind its create event's head: the event is this buffer, the record its tail.
-        let mut process = changelog::create_head(pid, new.bytes.max_len());
+        let mut process = changelog::record_head(EventType::Create, pid, new.bytes.max_len());
         new.bytes.append_with_id(pid, &mut process);
         let old = procs
             .insert(pid, &process[changelog::RECORD_AT..])
@@ -456,7 +452,7 @@ fn insert_new(
             return Err(fresh());
         }
         undo.push(Undo::Rec(RELATIONS, pid, None));
-        let mut relation = changelog::create_head(pid, relations.max_len());
+        let mut relation = changelog::record_head(EventType::Create, pid, relations.max_len());
         relations.append_with_pid(pid, &mut relation);
         let old = rels
             .insert(pid, &relation[changelog::RECORD_AT..])
