@@ -100,10 +100,14 @@ pub(super) fn in_record_form(cursor_type: u8) -> bool {
 
 fn head(t: EventType, id: i64, capacity: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEAD + capacity);
+    push_head(&mut out, t, id);
+    out
+}
+
+fn push_head(out: &mut Vec<u8>, t: EventType, id: i64) {
     out.push(SCHEMA_VERSION);
     out.push(t.code());
     out.extend_from_slice(&id.to_le_bytes());
-    out
 }
 
 fn encode(t: EventType, id: i64, detail: &str) -> Vec<u8> {
@@ -126,9 +130,16 @@ pub(super) const RECORD_AT: usize = HEAD + 1;
 /// record: the record's bytes appended to it make the event, and `[RECORD_AT..]` of that is the
 /// record itself (one buffer for both, on the bulk create path).
 pub(super) fn record_head(t: EventType, id: i64, capacity: usize) -> Vec<u8> {
-    let mut out = head(t, id, 1 + capacity);
-    out.push(RECORD_FORM);
+    let mut out = Vec::with_capacity(RECORD_AT + capacity);
+    push_record_head(&mut out, t, id);
     out
+}
+
+/// Appends [`record_head`] to `out`: the record's bytes appended after it make the event, and
+/// `RECORD_AT` bytes on from where it started is the record itself.
+pub(super) fn push_record_head(out: &mut Vec<u8>, t: EventType, id: i64) {
+    push_head(out, t, id);
+    out.push(RECORD_FORM);
 }
 
 /// The document of a detail kept in record form.
@@ -227,16 +238,21 @@ pub struct TxLog {
     /// of a batch adds its own, and they reach their logs together when the batch ends
     /// ([`WriteTx::flush_events`]), each log's through one cursor.
     pending: Vec<Pending>,
-    /// Where the running request's pending events start: a request rolled back drops those
-    /// from there on (`forget_job`).
+    /// The pending events' stored values, end to end (one buffer for the batch, not one
+    /// allocation per event).
+    bytes: Vec<u8>,
+    /// Where the running request's pending events and their bytes start: a request rolled
+    /// back drops those from there on (`forget_job`).
     job_start: usize,
+    job_bytes: usize,
 }
 
-/// A create event waiting for the end of its batch: its resource, stamp and stored value.
+/// A create event waiting for the end of its batch: its resource, stamp and where its stored
+/// value is in `TxLog::bytes`.
 struct Pending {
     cursor_type: u8,
     key: u64,
-    value: Vec<u8>,
+    value: std::ops::Range<usize>,
 }
 
 impl TxLog {
@@ -263,11 +279,23 @@ impl TxLog {
     /// A request starts on the transaction: what it adds to `pending` is its own.
     pub(super) fn begin_job(&mut self) {
         self.job_start = self.pending.len();
+        self.job_bytes = self.bytes.len();
     }
 
     /// The running request is rolled back: its pending events go.
     pub(super) fn forget_job(&mut self) {
         self.pending.truncate(self.job_start);
+        self.bytes.truncate(self.job_bytes);
+    }
+
+    /// The buffer the pending events' values go into, lent to the caller that builds them
+    /// (with [`push_record_head`]); [`TxLog::give_back`] returns it.
+    pub(super) fn lend_bytes(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.bytes)
+    }
+
+    pub(super) fn give_back(&mut self, bytes: Vec<u8>) {
+        self.bytes = bytes;
     }
 }
 
@@ -326,18 +354,19 @@ impl WriteTx {
     }
 
     /// Stamps a create event of resource `cursor_type` (one that keeps the record form),
-    /// `value` ([`record_head`] and the record), and keeps it for the end of the batch.
+    /// whose value ([`push_record_head`] and the record) is `value` of the lent buffer (now
+    /// given back), and keeps it for the end of the batch.
     pub(super) fn push_create(
         &mut self,
         cursor_type: u8,
-        value: Vec<u8>,
+        value: std::ops::Range<usize>,
     ) -> Result<(), StoreError> {
         debug_assert!(
             in_record_form(cursor_type),
             "a bulk create keeps the record form"
         );
         debug_assert_eq!(
-            value.get(HEAD),
+            self.events.bytes.get(value.start + HEAD),
             Some(&RECORD_FORM),
             "an event in record form"
         );
@@ -363,7 +392,9 @@ impl WriteTx {
             return Ok(());
         }
         let pending = std::mem::take(&mut self.events.pending);
+        let bytes = std::mem::take(&mut self.events.bytes);
         self.events.job_start = 0;
+        self.events.job_bytes = 0;
         for (ct, def) in LOGS {
             let mut mine = pending.iter().filter(|p| p.cursor_type == *ct).peekable();
             let Some(first) = mine.peek() else {
@@ -373,7 +404,8 @@ impl WriteTx {
             let last = tbl.last().map_err(write_err)?.map(|(k, _)| k.value());
             if last.is_some_and(|l| l >= first.key) {
                 for p in mine {
-                    tbl.insert(p.key, p.value.as_slice()).map_err(write_err)?;
+                    tbl.insert(p.key, &bytes[p.value.clone()])
+                        .map_err(write_err)?;
                 }
                 continue;
             }
@@ -381,7 +413,7 @@ impl WriteTx {
                 .upper_bound_mut(std::ops::Bound::<u64>::Unbounded)
                 .map_err(write_err)?;
             for p in mine {
-                end.insert_before(p.key, p.value.as_slice())
+                end.insert_before(p.key, &bytes[p.value.clone()])
                     .map_err(write_err)?;
             }
             end.close().map_err(write_err)?;

@@ -16,6 +16,7 @@ use redb::ReadableTable;
 use serde_json::{Map, Value};
 use std::collections::HashSet;
 use std::ops::Deref;
+use std::ops::Range;
 
 /// A new process prepared before its transaction (on the request's own thread): its
 /// uniqueness keys and its encoding (which its create event keeps too), all but the id, which
@@ -340,17 +341,22 @@ impl WriteTx {
         // leaves an undo log that takes back exactly what this call wrote.
         let mut undo = Vec::new();
         let mut results = Vec::with_capacity(maps.len());
-        // The processes inserted, for their events.
+        // The processes inserted, for their events, built in the log's buffer.
         let mut inserted = self.events.enabled.then(Vec::new);
+        let mut bytes = self.events.lend_bytes();
         let outcome = insert_new(
             self.txn(),
             first,
             maps,
             rel,
-            &mut undo,
-            &mut results,
-            inserted.as_mut(),
+            &mut Built {
+                undo: &mut undo,
+                results: &mut results,
+                bytes: &mut bytes,
+                inserted: inserted.as_mut(),
+            },
         );
+        self.events.give_back(bytes);
         if let Some(log) = &mut self.undo {
             log.extend(undo);
         }
@@ -370,9 +376,19 @@ impl WriteTx {
     }
 }
 
-/// A process [`insert_new`] wrote, for its events: the create events of the process and of
-/// its relation, each holding the record's bytes at `changelog::RECORD_AT`.
-type Inserted = (Vec<u8>, Vec<u8>);
+/// A process [`insert_new`] wrote, for its events: where the create events of the process and
+/// of its relation are in the log's buffer, each holding the record's bytes at
+/// `changelog::RECORD_AT`.
+type Inserted = (Range<usize>, Range<usize>);
+
+/// What [`insert_new`] builds: each write's note in `undo`, each process's result, and (if
+/// `inserted` keeps them) each inserted process's events in `bytes`.
+struct Built<'a> {
+    undo: &'a mut Vec<Undo>,
+    results: &'a mut Vec<Result<i64, ProcKey>>,
+    bytes: &'a mut Vec<u8>,
+    inserted: Option<&'a mut Vec<Inserted>>,
+}
 
 /// The writes of [`WriteTx::insert_processes`], noting each in `undo` as it goes.
 fn insert_new(
@@ -380,10 +396,14 @@ fn insert_new(
     first: i64,
     maps: Vec<NewProcess>,
     rel: &Relation,
-    undo: &mut Vec<Undo>,
-    results: &mut Vec<Result<i64, ProcKey>>,
-    mut inserted: Option<&mut Vec<Inserted>>,
+    out: &mut Built,
 ) -> Result<(), StoreError> {
+    let Built {
+        undo,
+        results,
+        bytes: buf,
+        inserted,
+    } = out;
     let mut procs = txn.open_table(PROCESSES).map_err(write_err)?;
     let mut rels = txn.open_table(RELATIONS).map_err(write_err)?;
     let mut by_si = txn.open_table(PROC_BY_SI).map_err(write_err)?;
@@ -393,69 +413,73 @@ fn insert_new(
     let relations = super::layout::RelationBytes::new(rel);
     let fresh = || StoreError::IdInUse;
     for (pid, new) in (first..).zip(maps) {
-        let name = new.name.as_ref().map(|(si, n)| (*si, n.as_str()));
-        let func = new
-            .func
-            .as_ref()
-            .map(|(si, f, r)| (*si, f.as_str(), r.as_str()));
+        let NewProcess { name, func, bytes } = new;
+        let named = name.is_some();
         // The uniqueness keys first, each claimed by its insert (one lookup, not a lookup and
-        // an insert): a key another id held is put back and its note dropped.
+        // an insert): a key another id held is put back and its note dropped. Each note takes
+        // the key's strings, and the insert reads them there (no copy).
         if let Some((si, name)) = name {
-            undo.push(Undo::Key(IndexKey::ProcName(si, name.into()), Held::Absent));
-            let held = names.insert((si, name), pid).map_err(write_err)?;
+            undo.push(Undo::Key(IndexKey::ProcName(si, name), Held::Absent));
+            let key = noted_name(undo);
+            let held = names.insert(key, pid).map_err(write_err)?;
             if let Some(old) = held.map(|o| o.value()) {
-                set_held(undo, Held::By(old));
                 if old != pid {
-                    names.insert((si, name), old).map_err(write_err)?;
-                    undo.pop();
-                    let name = name.to_string();
-                    results.push(Err(ProcKey::Name { si, name }));
+                    names.insert(key, old).map_err(write_err)?;
+                    if let Some(Undo::Key(IndexKey::ProcName(si, name), _)) = undo.pop() {
+                        results.push(Err(ProcKey::Name { si, name }));
+                    }
                     continue;
                 }
+                set_held(undo, Held::By(old));
             }
         }
         if let Some((fsi, func, regex)) = func {
-            let key = IndexKey::ProcFunc(fsi, func.into(), regex.into());
-            undo.push(Undo::Key(key, Held::Absent));
-            let held = funcs.insert((fsi, func, regex), pid).map_err(write_err)?;
+            undo.push(Undo::Key(
+                IndexKey::ProcFunc(fsi, func, regex),
+                Held::Absent,
+            ));
+            let key = noted_func(undo);
+            let held = funcs.insert(key, pid).map_err(write_err)?;
             if let Some(old) = held.map(|o| o.value()) {
-                set_held(undo, Held::By(old));
                 if old != pid {
-                    funcs.insert((fsi, func, regex), old).map_err(write_err)?;
-                    undo.pop();
+                    funcs.insert(key, old).map_err(write_err)?;
+                    let taken = undo.pop();
                     // This process's name goes back as it was (noted just before).
-                    if let Some((si, name)) = name {
-                        if matches!(undo.last(), Some(Undo::Key(_, Held::Absent))) {
-                            names.remove((si, name)).map_err(write_err)?;
+                    if named {
+                        if let Some(Undo::Key(_, Held::Absent)) = undo.last() {
+                            names.remove(noted_name(undo)).map_err(write_err)?;
                         }
                         undo.pop();
                     }
-                    let (func, regex) = (func.to_string(), regex.to_string());
-                    results.push(Err(ProcKey::Func {
-                        si: fsi,
-                        func,
-                        regex,
-                    }));
+                    if let Some(Undo::Key(IndexKey::ProcFunc(si, func, regex), _)) = taken {
+                        results.push(Err(ProcKey::Func { si, func, regex }));
+                    }
                     continue;
                 }
+                set_held(undo, Held::By(old));
             }
         }
         undo.push(Undo::Rec(PROCESSES, pid, None));
-        // Encoded behind its create event's head: the event is this buffer, the record its tail.
-        let mut process = changelog::record_head(EventType::Create, pid, new.bytes.max_len());
-        new.bytes.append_with_id(pid, &mut process);
+        // Encoded behind its create event's head, in the log's buffer: the event is what this
+        // appends, the record its tail.
+        let at = buf.len();
+        buf.reserve(changelog::RECORD_AT + bytes.max_len());
+        changelog::push_record_head(buf, EventType::Create, pid);
+        bytes.append_with_id(pid, buf);
         let old = procs
-            .insert(pid, &process[changelog::RECORD_AT..])
+            .insert(pid, &buf[at + changelog::RECORD_AT..])
             .map_err(write_err)?;
         if let Some(old) = old {
             replace_last(undo, Undo::Rec(PROCESSES, pid, Some(old.value().to_vec())));
             return Err(fresh());
         }
         undo.push(Undo::Rec(RELATIONS, pid, None));
-        let mut relation = changelog::record_head(EventType::Create, pid, relations.max_len());
-        relations.append_with_pid(pid, &mut relation);
+        let rat = buf.len();
+        buf.reserve(changelog::RECORD_AT + relations.max_len());
+        changelog::push_record_head(buf, EventType::Create, pid);
+        relations.append_with_pid(pid, buf);
         let old = rels
-            .insert(pid, &relation[changelog::RECORD_AT..])
+            .insert(pid, &buf[rat + changelog::RECORD_AT..])
             .map_err(write_err)?;
         if let Some(old) = old {
             replace_last(undo, Undo::Rec(RELATIONS, pid, Some(old.value().to_vec())));
@@ -466,11 +490,30 @@ fn insert_new(
             set_held(undo, Held::Present);
         }
         results.push(Ok(pid));
-        if let Some(list) = inserted.as_deref_mut() {
-            list.push((process, relation));
+        match inserted.as_deref_mut() {
+            Some(list) => list.push((at..rat, rat..buf.len())),
+            // No events: the buffer only built the records.
+            None => buf.truncate(at),
         }
     }
     Ok(())
+}
+
+/// The (service instance, name) key of the last note, a process name's (as `insert_new` has
+/// just noted it).
+fn noted_name(undo: &[Undo]) -> (i64, &str) {
+    match undo.last() {
+        Some(Undo::Key(IndexKey::ProcName(si, name), _)) => (*si, name),
+        _ => unreachable!("a process name was just noted"),
+    }
+}
+
+/// The (service instance, func, regex) key of the last note, a process function's.
+fn noted_func(undo: &[Undo]) -> (i64, &str, &str) {
+    match undo.last() {
+        Some(Undo::Key(IndexKey::ProcFunc(si, func, regex), _)) => (*si, func, regex),
+        _ => unreachable!("a process function was just noted"),
+    }
 }
 
 /// Corrects the note of the index write just made, once it tells what the key held.
