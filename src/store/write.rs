@@ -339,10 +339,11 @@ impl WriteTx {
         // Each write is noted before it is made (a write that fails midway may have happened)
         // and its note corrected once it tells what it replaced, so that a failure anywhere
         // leaves an undo log that takes back exactly what this call wrote.
-        let mut undo = Vec::new();
+        // Five notes a process inserted (both keys, both records, the index entry).
+        let mut undo = Vec::with_capacity(5 * maps.len());
         let mut results = Vec::with_capacity(maps.len());
         // The processes inserted, for their events, built in the log's buffer.
-        let mut inserted = self.events.enabled.then(Vec::new);
+        let mut inserted = self.events.enabled.then(|| Vec::with_capacity(maps.len()));
         let mut bytes = self.events.lend_bytes();
         let outcome = insert_new(
             self.txn(),
@@ -357,8 +358,10 @@ impl WriteTx {
             },
         );
         self.events.give_back(bytes);
-        if let Some(log) = &mut self.undo {
-            log.extend(undo);
+        match &mut self.undo {
+            Some(log) if log.is_empty() => *log = undo,
+            Some(log) => log.extend(undo),
+            None => {}
         }
         outcome?;
         // Each process's event, then its relation's, as a `put_process` of each writes them.
