@@ -1,7 +1,10 @@
 //! Schema version 2 and the in-place migration of a version-1 store. `tests/fixtures/v1.redb`
 //! was written by the version-1 binary (`import` of `tests/fixtures/v1.json`: the demo dataset
 //! and a process with unknown keys, odd numbers and times that are not in `clock`'s form), and
-//! `tests/fixtures/v1-export.json` is what that binary exported from it.
+//! `tests/fixtures/v1-export.json` is what that binary exported from it. `v1-raw.redb`,
+//! `v1-raw.json` and `v1-raw-export.json` are the same for a store without templates: one
+//! business, one module and service instance not built from one, one process (a version-1 file
+//! holds only the tables its writes created: that one lacks `idx_module_by_st`).
 
 use crate::common::{BIN, SIGKILL, TempDir, assert_clean, run_cli, send_signal, wait_exit};
 use std::io::{BufRead, BufReader};
@@ -10,14 +13,24 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 fn fixture(dir: &TempDir) -> PathBuf {
+    fixture_named(dir, "v1")
+}
+
+/// A copy of the version-1 fixture `tests/fixtures/{name}.redb`.
+fn fixture_named(dir: &TempDir, name: &str) -> PathBuf {
     let db = dir.join("cmdb.redb");
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v1.redb");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/{name}.redb"));
     std::fs::copy(&src, &db).expect("copy the version-1 fixture");
     db
 }
 
 fn v1_export() -> String {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v1-export.json");
+    v1_export_named("v1")
+}
+
+fn v1_export_named(name: &str) -> String {
+    let p =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/{name}-export.json"));
     std::fs::read_to_string(p).expect("the version-1 export")
 }
 
@@ -26,9 +39,13 @@ fn v1_export() -> String {
 /// attributes, sets, cloud areas and built-in records the topology gains on the first open are
 /// extra.
 fn assert_holds_v1_export(exported: &str) {
+    assert_holds(exported, &v1_export());
+}
+
+fn assert_holds(exported: &str, v1: &str) {
     use serde_json::Value;
     let got: Value = serde_json::from_str(exported).unwrap();
-    let want: Value = serde_json::from_str(&v1_export()).unwrap();
+    let want: Value = serde_json::from_str(v1).unwrap();
     for (key, w) in want.as_object().unwrap() {
         match key.as_str() {
             "businesses" | "hosts" | "modules" => {
@@ -119,6 +136,41 @@ fn a_version_1_store_migrates_in_place_and_exports_the_same_dataset() {
     let (again, err) = export(&db, &dir);
     assert!(!err.contains("migrating it"), "{err}");
     assert_eq!(again, exported);
+    assert_clean(&db);
+}
+
+#[test]
+fn a_version_1_store_without_templates_migrates_and_takes_them() {
+    let dir = TempDir::new("migrate-raw");
+    let db = fixture_named(&dir, "v1-raw");
+    assert_check_refuses_v1(&db, true);
+    let (exported, err) = export(&db, &dir);
+    assert!(
+        err.contains("has schema version 1; migrating it to version 2 in one transaction"),
+        "{err}"
+    );
+    assert_holds(&exported, &v1_export_named("v1-raw"));
+    assert_clean(&db);
+    // The tables it lacked are there: a template, and a module built from it, are written.
+    let s = crate::common::Server::file(&db);
+    let native = [
+        ("X-Bkcmdb-User", "admin"),
+        ("X-Bkcmdb-Supplier-Account", "0"),
+    ];
+    let r = s.request(
+        "POST",
+        "/api/v3/create/proc/service_template",
+        &native,
+        br#"{"bk_biz_id": 7, "name": "tpl", "service_category_id": 2}"#,
+    );
+    let v = r.json();
+    assert_eq!(v["result"], true, "{v}");
+    let tpl = v["data"]["id"].as_i64().unwrap();
+    let body = format!(r#"{{"bk_parent_id": 3, "service_template_id": {tpl}}}"#);
+    let r = s.request("POST", "/api/v3/module/7/3", &native, body.as_bytes());
+    let v = r.json();
+    assert_eq!(v["result"], true, "{v}");
+    s.stop();
     assert_clean(&db);
 }
 
