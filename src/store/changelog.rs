@@ -236,7 +236,7 @@ pub struct TxLog {
     pub tx_mask: u32,
     /// Create events stamped but not written yet ([`WriteTx::push_create`]): every request
     /// of a batch adds its own, and they reach their logs together when the batch ends
-    /// ([`WriteTx::flush_events`]), each log's through one cursor.
+    /// ([`WriteTx::flush_events`]), each log opened once.
     pending: Vec<Pending>,
     /// The pending events' stored values, end to end (one buffer for the batch, not one
     /// allocation per event).
@@ -247,7 +247,7 @@ pub struct TxLog {
     job_bytes: usize,
 }
 
-/// Pending events of one log from which [`WriteTx::flush_events`] writes them through a cursor.
+/// Pending events of one log from which [`write_pending`] writes them through a cursor.
 const CURSOR_FROM: usize = 16;
 
 /// A create event waiting for the end of its batch: its resource, stamp and where its stored
@@ -388,44 +388,46 @@ impl WriteTx {
 
     /// Writes the pending create events into their logs, each log's in stamp order through one
     /// cursor at its end (their stamps are above every key of the log, but for events `emit`
-    /// wrote since: those are met by plain inserts). Run before the transaction commits, with
-    /// no request's undo log: the requests that added them were kept.
-    pub(crate) fn flush_events(&mut self) -> Result<(), StoreError> {
-        if self.events.pending.is_empty() {
-            return Ok(());
-        }
+    /// wrote since: those are met by plain inserts), then applies retention to each log of
+    /// `trim`, each log opened once for both. Run before the transaction commits, with no
+    /// request's undo log: the requests that added them were kept.
+    ///
+    /// Retention (nothing to take back): removes the events older than the window and those
+    /// beyond the count, oldest first, keeping the last. A log is cut back to the count only
+    /// once it exceeds it by `EVENT_TRIM_SLACK`, so that most commits remove nothing and leave
+    /// its first pages as they are.
+    pub(crate) fn flush_events(&mut self, trim: u32) -> Result<(), StoreError> {
+        let cutoff = u64::from(now_sec().saturating_sub(EVENT_WINDOW_SECS)) << 32;
+        self.flush_trimming(trim, cutoff, MAX_EVENTS_PER_RESOURCE, EVENT_TRIM_SLACK)
+    }
+
+    /// [`WriteTx::flush_events`], removing events below `cutoff`, and beyond `cap` once there
+    /// are more than `cap + slack`.
+    fn flush_trimming(
+        &mut self,
+        trim: u32,
+        cutoff: u64,
+        cap: u64,
+        slack: u64,
+    ) -> Result<(), StoreError> {
         let pending = std::mem::take(&mut self.events.pending);
         let bytes = std::mem::take(&mut self.events.bytes);
         self.events.job_start = 0;
         self.events.job_bytes = 0;
         for (ct, def) in LOGS {
-            let mut mine = pending.iter().filter(|p| p.cursor_type == *ct).peekable();
-            let Some(first) = mine.peek().map(|p| p.key) else {
+            let mine = pending.iter().filter(|p| p.cursor_type == *ct);
+            let trims = trim & bit(*ct) != 0;
+            let first = mine.clone().next().map(|p| p.key);
+            if first.is_none() && !trims {
                 continue;
-            };
+            }
             let mut tbl = self.txn().open_table(*def).map_err(write_err)?;
-            // A few events go in by plain inserts: a cursor's set-up and close cost more than
-            // the descents it saves.
-            let few = mine.clone().nth(CURSOR_FROM - 1).is_none();
-            let last = match few {
-                true => None,
-                false => tbl.last().map_err(write_err)?.map(|(k, _)| k.value()),
-            };
-            if few || last.is_some_and(|l| l >= first) {
-                for p in mine {
-                    tbl.insert(p.key, &bytes[p.value.clone()])
-                        .map_err(write_err)?;
-                }
-                continue;
+            if let Some(first) = first {
+                write_pending(&mut tbl, first, mine, &bytes)?;
             }
-            let mut end = tbl
-                .upper_bound_mut(std::ops::Bound::<u64>::Unbounded)
-                .map_err(write_err)?;
-            for p in mine {
-                end.insert_before(p.key, &bytes[p.value.clone()])
-                    .map_err(write_err)?;
+            if trims {
+                trim_log(&mut tbl, cutoff, cap, slack)?;
             }
-            end.close().map_err(write_err)?;
         }
         Ok(())
     }
@@ -503,57 +505,77 @@ impl WriteTx {
         }
         Ok(())
     }
+}
 
-    /// Retention, on the writer's transaction after a batch's requests (nothing to take back):
-    /// for each resource in `mask`, removes the events older than the window and those beyond
-    /// the count, oldest first, keeping the last. A log is cut back to the count only once it
-    /// exceeds it by `EVENT_TRIM_SLACK`, so that most commits remove nothing and leave its
-    /// first pages as they are.
-    pub(crate) fn trim_logs(&mut self, mask: u32) -> Result<(), StoreError> {
-        let cutoff = u64::from(now_sec().saturating_sub(EVENT_WINDOW_SECS)) << 32;
-        self.trim_to(mask, cutoff, MAX_EVENTS_PER_RESOURCE, EVENT_TRIM_SLACK)
-    }
-
-    /// Removes events below `cutoff`, and beyond `cap` once there are more than `cap + slack`,
-    /// keeping the last.
-    fn trim_to(&mut self, mask: u32, cutoff: u64, cap: u64, slack: u64) -> Result<(), StoreError> {
-        for (t, def) in LOGS {
-            if mask & bit(*t) == 0 {
-                continue;
-            }
-            let mut tbl = self.txn().open_table(*def).map_err(write_err)?;
-            let len = tbl.len().map_err(write_err)?;
-            if len <= 1 {
-                continue;
-            }
-            // Nothing to remove: no cursor (which would copy the log's first pages).
-            if len <= cap.saturating_add(slack)
-                && tbl
-                    .first()
-                    .map_err(write_err)?
-                    .is_none_or(|(k, _)| k.value() >= cutoff)
-            {
-                continue;
-            }
-            // The first key kept: the one after the `len - cap` oldest (if any are beyond the
-            // count), or the first in the window if that is later, but never after the last.
-            let over = len.saturating_sub(cap);
-            let by_count = match tbl.iter().map_err(write_err)?.nth(over as usize) {
-                Some(item) => item.map_err(write_err)?.0.value(),
-                None => continue,
-            };
-            let last = match tbl.last().map_err(write_err)? {
-                Some((k, _)) => k.value(),
-                None => continue,
-            };
-            let keep_from = by_count.max(cutoff.min(last));
-            // One pass over the range, which redb rewrites leaf by leaf (a cursor's
-            // `remove_next` seeks again after each removal).
-            tbl.retain_in(..keep_from, |_, _| false)
+/// Writes `mine`, a log's pending events (the first stamped `first`), into `tbl`: a few by
+/// plain inserts (a cursor's set-up and close cost more than the descents it saves), more
+/// through one cursor at its end, unless `emit` wrote above them since.
+fn write_pending<'p>(
+    tbl: &mut redb::Table<u64, &'static [u8]>,
+    first: u64,
+    mine: impl Iterator<Item = &'p Pending> + Clone,
+    bytes: &[u8],
+) -> Result<(), StoreError> {
+    let few = mine.clone().nth(CURSOR_FROM - 1).is_none();
+    let last = match few {
+        true => None,
+        false => tbl.last().map_err(write_err)?.map(|(k, _)| k.value()),
+    };
+    if few || last.is_some_and(|l| l >= first) {
+        for p in mine {
+            tbl.insert(p.key, &bytes[p.value.clone()])
                 .map_err(write_err)?;
         }
-        Ok(())
+        return Ok(());
     }
+    let mut end = tbl
+        .upper_bound_mut(std::ops::Bound::<u64>::Unbounded)
+        .map_err(write_err)?;
+    for p in mine {
+        end.insert_before(p.key, &bytes[p.value.clone()])
+            .map_err(write_err)?;
+    }
+    end.close().map_err(write_err)
+}
+
+/// Removes from `tbl` the events below `cutoff`, and beyond `cap` once there are more than
+/// `cap + slack`, keeping the last.
+fn trim_log(
+    tbl: &mut redb::Table<u64, &'static [u8]>,
+    cutoff: u64,
+    cap: u64,
+    slack: u64,
+) -> Result<(), StoreError> {
+    let len = tbl.len().map_err(write_err)?;
+    if len <= 1 {
+        return Ok(());
+    }
+    // Nothing to remove: no cursor (which would copy the log's first pages).
+    if len <= cap.saturating_add(slack)
+        && tbl
+            .first()
+            .map_err(write_err)?
+            .is_none_or(|(k, _)| k.value() >= cutoff)
+    {
+        return Ok(());
+    }
+    // The first key kept: the one after the `len - cap` oldest (if any are beyond the count),
+    // or the first in the window if that is later, but never after the last.
+    let over = len.saturating_sub(cap);
+    let by_count = match tbl.iter().map_err(write_err)?.nth(over as usize) {
+        Some(item) => item.map_err(write_err)?.0.value(),
+        None => return Ok(()),
+    };
+    let last = match tbl.last().map_err(write_err)? {
+        Some((k, _)) => k.value(),
+        None => return Ok(()),
+    };
+    let keep_from = by_count.max(cutoff.min(last));
+    // One pass over the range, which redb rewrites leaf by leaf (a cursor's `remove_next`
+    // seeks again after each removal).
+    tbl.retain_in(..keep_from, |_, _| false)
+        .map_err(write_err)?;
+    Ok(())
 }
 
 /// The first key of the window (events older than it are not answered).
@@ -1097,16 +1119,16 @@ mod tests {
     fn trimming_waits_for_the_slack() {
         let store = six_hosts();
         store
-            .write_alone(|tx| tx.trim_to(bit(HOST), 0, 3, 3))
+            .write_alone(|tx| tx.flush_trimming(bit(HOST), 0, 3, 3))
             .unwrap();
         assert_eq!(host_ids(&store), [0, 1, 2, 3, 4, 5], "within the slack");
         store
-            .write_alone(|tx| tx.trim_to(bit(HOST), 0, 3, 2))
+            .write_alone(|tx| tx.flush_trimming(bit(HOST), 0, 3, 2))
             .unwrap();
         assert_eq!(host_ids(&store), [3, 4, 5], "beyond it: back to the count");
         let second = all(&store, HOST)[1].stamp.key();
         store
-            .write_alone(|tx| tx.trim_to(bit(HOST), second, 100, 100))
+            .write_alone(|tx| tx.flush_trimming(bit(HOST), second, 100, 100))
             .unwrap();
         assert_eq!(host_ids(&store), [4, 5], "older than the cutoff");
     }
@@ -1117,11 +1139,11 @@ mod tests {
     fn trimming_keeps_the_newest_and_the_last() {
         let store = six_hosts();
         store
-            .write_alone(|tx| tx.trim_to(bit(HOST), 0, 4, 0))
+            .write_alone(|tx| tx.flush_trimming(bit(HOST), 0, 4, 0))
             .unwrap();
         assert_eq!(host_ids(&store), [2, 3, 4, 5]);
         store
-            .write_alone(|tx| tx.trim_to(bit(HOST), u64::MAX, 100, 0))
+            .write_alone(|tx| tx.flush_trimming(bit(HOST), u64::MAX, 100, 0))
             .unwrap();
         assert_eq!(host_ids(&store), [5]);
     }
@@ -1135,12 +1157,12 @@ mod tests {
         // The window starts at the third event; the count (5) would keep from the second.
         let third = events[2].stamp.key();
         store
-            .write_alone(move |tx| tx.trim_to(bit(HOST), third, 5, 0))
+            .write_alone(move |tx| tx.flush_trimming(bit(HOST), third, 5, 0))
             .unwrap();
         assert_eq!(host_ids(&store), before[2..]);
         // The count (2) now cuts later than the window.
         store
-            .write_alone(move |tx| tx.trim_to(bit(HOST), third, 2, 0))
+            .write_alone(move |tx| tx.flush_trimming(bit(HOST), third, 2, 0))
             .unwrap();
         assert_eq!(host_ids(&store), before[before.len() - 2..]);
     }

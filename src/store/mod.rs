@@ -277,7 +277,7 @@ fn run_batch(db: &Db, jobs: Vec<Work>) -> (bool, bool) {
         if dirty && !broken && !IO_FAILED.get() {
             tx.undo = None;
             let mask = tx.events.tx_mask;
-            if tx.flush_events().is_err() || tx.trim_logs(mask).is_err() {
+            if tx.flush_events(mask).is_err() {
                 broken = true;
             }
         }
@@ -620,7 +620,7 @@ impl Store {
         match f(&mut tx) {
             Ok(v) => {
                 let mask = tx.events.job_mask;
-                if let Err(e) = tx.flush_events().and_then(|()| tx.trim_logs(mask)) {
+                if let Err(e) = tx.flush_events(mask) {
                     return Err(Self::abort(tx, e).into());
                 }
                 if db.short() {

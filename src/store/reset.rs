@@ -43,7 +43,7 @@ fn fill<T, E: From<StoreError>>(
     tx.without_events();
     match f(&mut tx) {
         Ok(v) => {
-            if let Err(e) = tx.flush_events() {
+            if let Err(e) = tx.flush_events(0) {
                 return Err(Store::abort(tx, e).into());
             }
             tx.into_txn().commit().map_err(write_err)?;
