@@ -11,7 +11,7 @@ use crate::common::lang::call;
 use crate::common::*;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 #[track_caller]
 fn ok(s: &Server, path: &str, body: Value) -> Value {
@@ -408,6 +408,15 @@ fn target(td: &TempDir, skip_host: Option<&str>) -> (Server, Built) {
     (s, built)
 }
 
+/// Write requests `t` has committed (`cmdb_commit_batch_requests_sum` of its `/metrics`).
+fn committed_writes(t: &Server) -> u64 {
+    let body = t.request("GET", "/metrics", &[], b"").body;
+    body.lines()
+        .find_map(|l| l.strip_prefix("cmdb_commit_batch_requests_sum "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map_or(0, |v| v as u64)
+}
+
 fn summary_line<'a>(out: &'a str, kind: &str) -> &'a str {
     out.lines()
         .find(|l| l.starts_with(kind))
@@ -558,36 +567,38 @@ fn a_push_killed_at_20_points_resumes_without_duplicates() {
         .unwrap_or(20);
     let (mut killed, mut finished) = (0, 0);
     let mut progress: Vec<usize> = Vec::new();
-    // Kills that found the target where the one before left it: each such stall lengthens the
-    // next run by 150 ms, so that on a loaded machine the runs still get further.
-    let mut stalled = 0;
     for i in 0..cycles {
+        let before = committed_writes(&t);
         let mut child = std::process::Command::new(BIN)
             .args(["push", "--db", db.to_str().unwrap(), "--to", &to])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        // A run spends its first ~130-200 ms starting and reading (debug build); 150-210 ms
-        // each lets each resumed run get a little further, so the kills fall all along the
-        // push, and a quarter of them still fall mid-way on an idle machine, where a run
-        // writes about 3 processes a millisecond once started.
-        let delay = 150 + (i * 37) % 61 + stalled * 150;
-        std::thread::sleep(std::time::Duration::from_millis(delay));
-        if child.try_wait().unwrap().is_none() {
-            send_signal(&child, SIGKILL);
-            killed += 1;
-        } else {
-            finished += 1;
+        // Each run is killed 0 to 6 ms after the target has committed its first write, so
+        // that the kills fall all along the push (whatever the machine's speed) and at any
+        // point of a write; a run with nothing left to do finishes.
+        let (step, lag) = (1, (i * 3) % 7);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if child.try_wait().unwrap().is_some() {
+                finished += 1;
+                break;
+            }
+            if committed_writes(&t) >= before + step || Instant::now() > deadline {
+                std::thread::sleep(Duration::from_millis(lag));
+                if child.try_wait().unwrap().is_some() {
+                    finished += 1;
+                } else {
+                    send_signal(&child, SIGKILL);
+                    killed += 1;
+                }
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
         }
         let _ = child.wait();
-        let now = process_count(&snapshot(&t, DST_BIZ, &tb));
-        stalled = if progress.last() == Some(&now) {
-            stalled + 1
-        } else {
-            0
-        };
-        progress.push(now);
+        progress.push(process_count(&snapshot(&t, DST_BIZ, &tb)));
     }
     println!(
         "{cycles} cycles: {killed} pushes killed mid-way, {finished} had finished; processes \
