@@ -386,10 +386,9 @@ impl WriteTx {
         Ok(())
     }
 
-    /// Writes the pending create events into their logs, each log's in stamp order through one
-    /// cursor at its end (their stamps are above every key of the log, but for events `emit`
-    /// wrote since: those are met by plain inserts), then applies retention to each log of
-    /// `trim`, each log opened once for both. Run before the transaction commits, with no
+    /// Writes the pending create events into their logs, each log's in stamp order
+    /// ([`write_pending`]: by inserts, or through one cursor at its end when there are many),
+    /// then applies retention to each log of `trim`, each log opened once for both. Run before the transaction commits, with no
     /// request's undo log: the requests that added them were kept.
     ///
     /// Retention (nothing to take back): removes the events older than the window and those
@@ -507,9 +506,10 @@ impl WriteTx {
     }
 }
 
-/// Writes `mine`, a log's pending events (the first stamped `first`), into `tbl`: a few by
-/// plain inserts (a cursor's set-up and close cost more than the descents it saves), more
-/// through one cursor at its end, unless `emit` wrote above them since.
+/// Writes `mine`, a log's pending events (the first stamped `first`), into `tbl`: fewer than
+/// `CURSOR_FROM` by plain inserts (a cursor's set-up and close cost more than the descents it
+/// saves), more through one cursor at the log's end (their stamps are above every key of the
+/// log), unless `emit` wrote above them since (then by plain inserts too).
 fn write_pending<'p>(
     tbl: &mut redb::Table<u64, &'static [u8]>,
     first: u64,
