@@ -118,7 +118,8 @@ fn encode(t: EventType, id: i64, detail: &str) -> Vec<u8> {
 
 /// An event whose detail is the record's stored bytes (`Record::encode`).
 pub(super) fn encode_record(t: EventType, id: i64, record: &[u8]) -> Vec<u8> {
-    let mut out = record_head(t, id, record.len());
+    let mut out = Vec::with_capacity(RECORD_AT + record.len());
+    push_record_head(&mut out, t, id);
     out.extend_from_slice(record);
     out
 }
@@ -126,17 +127,9 @@ pub(super) fn encode_record(t: EventType, id: i64, record: &[u8]) -> Vec<u8> {
 /// Where the record starts in an event in record form.
 pub(super) const RECORD_AT: usize = HEAD + 1;
 
-/// The start of an event of record `id` in record form, with room for `capacity` bytes of
-/// record: the record's bytes appended to it make the event, and `[RECORD_AT..]` of that is the
+/// Appends the start of an event of record `id` in record form to `out`: the record's bytes
+/// appended after it make the event, and `RECORD_AT` bytes on from where it started is the
 /// record itself (one buffer for both, on the bulk create path).
-pub(super) fn record_head(t: EventType, id: i64, capacity: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(RECORD_AT + capacity);
-    push_record_head(&mut out, t, id);
-    out
-}
-
-/// Appends [`record_head`] to `out`: the record's bytes appended after it make the event, and
-/// `RECORD_AT` bytes on from where it started is the record itself.
 pub(super) fn push_record_head(out: &mut Vec<u8>, t: EventType, id: i64) {
     push_head(out, t, id);
     out.push(RECORD_FORM);
@@ -388,8 +381,9 @@ impl WriteTx {
 
     /// Writes the pending create events into their logs, each log's in stamp order
     /// ([`write_pending`]: by inserts, or through one cursor at its end when there are many),
-    /// then applies retention to each log of `trim`, each log opened once for both. Run before the transaction commits, with no
-    /// request's undo log: the requests that added them were kept.
+    /// then applies retention to each log of `trim`, each log opened once for both. Run before
+    /// the transaction commits, with no request's undo log: the requests that added them were
+    /// kept.
     ///
     /// Retention (nothing to take back): removes the events older than the window and those
     /// beyond the count, oldest first, keeping the last. A log is cut back to the count only
@@ -1097,12 +1091,12 @@ mod tests {
         }
     }
 
-    /// A store whose host log holds the creates of hosts 0 to 5.
     /// The record ids of the host events, oldest first.
     fn host_ids(store: &Store) -> Vec<i64> {
         all(store, HOST).iter().map(|e| e.id).collect()
     }
 
+    /// A store whose host log holds the creates of hosts 0 to 5.
     fn six_hosts() -> Store {
         let store = Store::memory().unwrap();
         for i in 0..6 {

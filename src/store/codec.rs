@@ -50,17 +50,22 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     out
 }
 
+/// `v` as [`encode`] writes an `i64` field: the buffer and how much of it is used.
+fn i64_bytes(v: i64) -> ([u8; 16], usize) {
+    let mut buf = [0u8; 16];
+    let n = bincode::encode_into_slice(v, &mut buf, config()).expect("an i64 fits 16 bytes");
+    (buf, n)
+}
+
 /// The length of `v` as [`encode`] writes an `i64` field.
 pub fn i64_len(v: i64) -> usize {
-    let mut buf = [0u8; 16];
-    bincode::encode_into_slice(v, &mut buf, config()).expect("an i64 fits 16 bytes")
+    i64_bytes(v).1
 }
 
 /// Appends `bytes`, an encoded record with an `i64` field of 0 (one byte) at offset `at`, with
 /// `v` in that field to `out`: the record encoded with `v` there, without encoding it again.
 pub fn splice_i64_into(bytes: &[u8], at: usize, v: i64, out: &mut Vec<u8>) {
-    let mut buf = [0u8; 16];
-    let n = bincode::encode_into_slice(v, &mut buf, config()).expect("an i64 fits 16 bytes");
+    let (buf, n) = i64_bytes(v);
     out.extend_from_slice(&bytes[..at]);
     out.extend_from_slice(&buf[..n]);
     out.extend_from_slice(&bytes[at + 1..]);

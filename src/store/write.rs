@@ -29,6 +29,9 @@ pub struct NewProcess {
 }
 
 impl NewProcess {
+    /// The new process of a whole map (the tests' way; the create path reads its maps
+    /// [`process::Filled`](crate::domain::process::Filled) through [`NewProcess::of_entries`]).
+    #[cfg(test)]
     pub fn new(map: Map<String, Value>) -> NewProcess {
         NewProcess::of_entries(|k| map.get(k), map.iter().map(|(k, v)| (k.as_str(), v)))
     }
