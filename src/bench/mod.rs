@@ -199,18 +199,20 @@ fn throughput(o: &Options, tmp: &TempDir) -> Result<(), String> {
         };
         let group_path = format!("/floor/group/{per_req}");
         let alone_path = format!("/floor/alone/{per_req}");
-        let spec = |addr, path| CreateSpec {
+        let spec = |addr, path, floor| CreateSpec {
             addr,
             path,
             targets: &to,
             per_req,
+            floor,
         };
         let api = spec(
             &server.addr,
             if esb { ESB_CREATE_PATH } else { CREATE_PATH },
+            false,
         );
-        let group = spec(&floor.addr, &group_path);
-        let alone = spec(&floor.addr, &alone_path);
+        let group = spec(&floor.addr, &group_path, true);
+        let alone = spec(&floor.addr, &alone_path, true);
         for (s, tag) in [(&api, "w"), (&group, "wg"), (&alone, "wa")] {
             create_load(s, &format!("{tag}{k}"), warm)?;
         }
@@ -479,6 +481,7 @@ fn idle_watchers(
         path: CREATE_PATH,
         targets: target,
         per_req: 1,
+        floor: false,
     };
     create_load(&spec, "iw", warm)?;
     let (mut without, mut with) = (Measured::default(), Measured::default());
@@ -626,6 +629,10 @@ struct CreateSpec<'a> {
     /// One service instance per connection.
     targets: &'a [i64],
     per_req: usize,
+    /// A floor's path: each request's service instance and name prefix are appended to it
+    /// (the floor reads the body but does not parse it), so the floor writes the keys the
+    /// create would.
+    floor: bool,
 }
 
 /// Creates processes on `targets.len()` connections for `time`; names are unique per `tag`.
@@ -645,12 +652,19 @@ fn create_load(spec: &CreateSpec, tag: &str, time: Duration) -> Result<Measured,
                     let deadline = Instant::now() + time;
                     let mut lat = Vec::new();
                     let mut body = String::new();
+                    let mut path = String::new();
                     let mut seq = 0u64;
                     while Instant::now() < deadline {
-                        create_body(&mut body, si, spec.per_req, &format!("{tag}-{c}-{seq}"));
+                        let prefix = format!("{tag}-{c}-{seq}");
+                        create_body(&mut body, si, spec.per_req, &prefix);
+                        path.clear();
+                        path.push_str(spec.path);
+                        if spec.floor {
+                            let _ = write!(path, "/{si}/{prefix}");
+                        }
                         seq += 1;
                         let t = Instant::now();
-                        let answer = client.post(spec.path, body.as_bytes())?;
+                        let answer = client.post(&path, body.as_bytes())?;
                         let us = t.elapsed().as_micros();
                         expect_ok(answer)?;
                         lat.push(u32::try_from(us).unwrap_or(u32::MAX));

@@ -123,6 +123,7 @@ pub(super) fn scale(o: &Options, tmp: &TempDir) -> Result<(), String> {
                 path: CREATE_PATH,
                 targets: &targets[..1],
                 per_req: 1,
+                floor: false,
             };
             creates[i].absorb(create_load(&spec, &format!("c{round}"), slice)?);
             let order = side.layout.scattered_populated(round);
@@ -148,6 +149,7 @@ pub(super) fn scale(o: &Options, tmp: &TempDir) -> Result<(), String> {
             path: CREATE_PATH,
             targets: &targets,
             per_req: MAX_PROCESSES_PER_REQUEST,
+            floor: false,
         };
         create_load(&spec, "burst", slice)?;
         let order = side.layout.scattered_populated(BENCH_ROUNDS);

@@ -664,10 +664,12 @@ fn serve_ops(
     record(&answered);
 }
 
-/// The benchmark's floor (`serve --floor`): `POST /floor/group/{n}` writes `n` records of a
-/// process create's shape as one job of the group commit, `POST /floor/alone/{n}` in a
-/// transaction of its own with its own sync; either way the body is read as the API reads it
-/// (and not parsed), and the answer is a native success envelope with the new ids.
+/// The benchmark's floor (`serve --floor`): `POST /floor/group/{n}/{si}/{prefix}` writes `n`
+/// records of a process create's shape into service instance `si`, named `{prefix}-0` to
+/// `{prefix}-{n-1}` (the keys of the create it is compared with), as one job of the group
+/// commit; `POST /floor/alone/{n}/{si}/{prefix}` in a transaction of its own with its own
+/// sync. Either way the body is read as the API reads it (and not parsed), and the answer is a
+/// native success envelope with the new ids.
 fn floor_reply(
     shared: &Shared,
     shape: &Arc<crate::store::floor::Shape>,
@@ -676,12 +678,13 @@ fn floor_reply(
     deadline: Instant,
 ) -> Reply {
     let url = req.url().to_string();
-    let (alone, n) = match url.strip_prefix("/floor/").and_then(|r| r.split_once('/')) {
-        Some(("group", n)) => (false, n.parse::<usize>().ok()),
-        Some(("alone", n)) => (true, n.parse::<usize>().ok()),
-        _ => (false, None),
-    };
-    let Some(n) = n.filter(|n| (1..=crate::limits::MAX_PROCESSES_PER_REQUEST).contains(n)) else {
+    let Some(FloorCall {
+        alone,
+        n,
+        si,
+        prefix,
+    }) = FloorCall::parse(&url)
+    else {
         let e = CcError::raw(code::UNKNOWN, format!("no floor at {url}"));
         return error_reply(404, Shape::Native, &e, Lang::En, rid);
     };
@@ -695,12 +698,12 @@ fn floor_reply(
     let result = if alone {
         shared
             .store
-            .write_alone(|tx| crate::store::floor::insert(tx, shape, 1, n))
+            .write_alone(|tx| crate::store::floor::insert(tx, shape, si, &prefix, n))
     } else {
         let shape = Arc::clone(shape);
         shared
             .store
-            .write(move |tx| crate::store::floor::insert(tx, &shape, 1, n))
+            .write(move |tx| crate::store::floor::insert(tx, &shape, si, &prefix, n))
     };
     match result {
         Ok(ids) => Reply {
@@ -716,6 +719,42 @@ fn floor_reply(
             ),
         },
         Err(e) => error_reply(200, Shape::Native, &e.into(), Lang::En, rid),
+    }
+}
+
+/// A floor request's path: `/floor/{group|alone}/{n}/{si}/{prefix}`, `n` within the create's
+/// limit, `si` positive, the prefix of at most 64 letters, digits, `-` and `_`.
+#[derive(Debug, PartialEq)]
+struct FloorCall {
+    alone: bool,
+    n: usize,
+    si: i64,
+    prefix: String,
+}
+
+impl FloorCall {
+    fn parse(url: &str) -> Option<FloorCall> {
+        let mut parts = url.strip_prefix("/floor/")?.split('/');
+        let alone = match parts.next()? {
+            "group" => false,
+            "alone" => true,
+            _ => return None,
+        };
+        let n = parts.next()?.parse::<usize>().ok()?;
+        let si = parts.next()?.parse::<i64>().ok()?;
+        let prefix = parts.next()?;
+        let fine = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+        let ok = (1..=crate::limits::MAX_PROCESSES_PER_REQUEST).contains(&n)
+            && si > 0
+            && (1..=64).contains(&prefix.len())
+            && prefix.chars().all(fine)
+            && parts.next().is_none();
+        ok.then(|| FloorCall {
+            alone,
+            n,
+            si,
+            prefix: prefix.to_string(),
+        })
     }
 }
 
@@ -1148,6 +1187,41 @@ fn percent_decode(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_floor_path_names_its_instance_and_names() {
+        let call = |alone, n, si, prefix: &str| FloorCall {
+            alone,
+            n,
+            si,
+            prefix: prefix.into(),
+        };
+        assert_eq!(
+            FloorCall::parse("/floor/group/1/7/b1r0-3-12"),
+            Some(call(false, 1, 7, "b1r0-3-12"))
+        );
+        assert_eq!(
+            FloorCall::parse("/floor/alone/100/2/a_b"),
+            Some(call(true, 100, 2, "a_b"))
+        );
+        let long = format!("/floor/group/1/1/{}", "x".repeat(65));
+        for bad in [
+            "/floor/group/1",
+            "/floor/group/1/7",
+            "/floor/group/1/7/",
+            "/floor/group/0/7/a",
+            "/floor/group/101/7/a",
+            "/floor/group/1/0/a",
+            "/floor/group/1/-3/a",
+            "/floor/group/1/7/a b",
+            "/floor/group/1/7/a/b",
+            "/floor/other/1/7/a",
+            "/api/group/1/7/a",
+            long.as_str(),
+        ] {
+            assert_eq!(FloorCall::parse(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn outcome_is_read_from_every_envelope() {

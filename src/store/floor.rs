@@ -5,7 +5,9 @@
 //!
 //! Per record: the id counter (read and raised, as `WriteTx::next_id`), one process value, its
 //! relation, the `idx_proc_by_si` entry and both uniqueness keys. The values are a sample of
-//! the real shape, encoded once ([`Shape`]) and written under new keys.
+//! the real shape, encoded once ([`Shape`]); the keys are the ones the create being compared
+//! writes: its service instance and its processes' names (`{prefix}-{k}`, as the benchmark's
+//! client names them), so the floor touches the same pages of the same indexes.
 
 use super::StoreError;
 use super::records::{Kind, Relation};
@@ -33,10 +35,17 @@ impl Shape {
     }
 }
 
-/// Writes `n` records of `shape` into service instance `si` on `tx`; returns their ids. The
-/// writes are not noted in an undo log: they do not fail but with the file, which fails the
-/// whole batch.
-pub fn insert(tx: &mut WriteTx, shape: &Shape, si: i64, n: usize) -> Result<Vec<i64>, StoreError> {
+/// Writes `n` records of `shape` into service instance `si` on `tx`, the `k`th named
+/// `{prefix}-{k}` (its process name and its function name, as the benchmark's creates); returns
+/// their ids. The writes are not noted in an undo log: they do not fail but with the file,
+/// which fails the whole batch.
+pub fn insert(
+    tx: &mut WriteTx,
+    shape: &Shape,
+    si: i64,
+    prefix: &str,
+    n: usize,
+) -> Result<Vec<i64>, StoreError> {
     let mut ids = Vec::with_capacity(n);
     for _ in 0..n {
         ids.push(tx.next_id(Kind::Process)?);
@@ -47,8 +56,8 @@ pub fn insert(tx: &mut WriteTx, shape: &Shape, si: i64, n: usize) -> Result<Vec<
     let mut by_si = txn.open_table(PROC_BY_SI).map_err(write_err)?;
     let mut names = txn.open_table(UNIQ_PROC_NAME).map_err(write_err)?;
     let mut funcs = txn.open_table(UNIQ_PROC_FUNC).map_err(write_err)?;
-    for &pid in &ids {
-        let name = format!("floor-{pid}");
+    for (k, &pid) in ids.iter().enumerate() {
+        let name = format!("{prefix}-{k}");
         procs
             .insert(pid, shape.process.as_slice())
             .map_err(write_err)?;
@@ -166,5 +175,72 @@ impl Floor {
             }
         }
         txn.commit().map_err(err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+
+    #[test]
+    fn the_floor_writes_the_keys_of_the_create_it_stands_for() {
+        let store = Store::memory().unwrap();
+        let mut process = Map::new();
+        process.insert("bk_process_name".into(), Value::from("sample"));
+        let rel = Relation {
+            bk_biz_id: 3,
+            bk_process_id: 0,
+            service_instance_id: 1,
+            process_template_id: 0,
+            bk_host_id: 4,
+            bk_supplier_account: "0".into(),
+        };
+        let shape = Shape::new(&process, &rel);
+        let ids = store
+            .write_alone(|tx| insert(tx, &shape, 7, "c-1", 2))
+            .unwrap();
+        let more = store
+            .write_alone(|tx| insert(tx, &shape, 9, "c-2", 1))
+            .unwrap();
+        assert_eq!(ids.len(), 2);
+        assert!(more[0] > ids[1] && ids[1] > ids[0]);
+        let names: Vec<((i64, String), i64)> = store
+            .read(|tx| {
+                let t = tx
+                    .txn
+                    .open_table(UNIQ_PROC_NAME)
+                    .map_err(crate::store::read_err)?;
+                let mut out = Vec::new();
+                for e in t.iter().map_err(crate::store::read_err)? {
+                    let (k, v) = e.map_err(crate::store::read_err)?;
+                    let (si, name) = k.value();
+                    out.push(((si, name.to_string()), v.value()));
+                }
+                Ok::<_, StoreError>(out)
+            })
+            .unwrap();
+        assert_eq!(
+            names,
+            vec![
+                ((7, "c-1-0".into()), ids[0]),
+                ((7, "c-1-1".into()), ids[1]),
+                ((9, "c-2-0".into()), more[0]),
+            ]
+        );
+        let by_si: Vec<(i64, i64)> = store
+            .read(|tx| {
+                let t = tx
+                    .txn
+                    .open_table(PROC_BY_SI)
+                    .map_err(crate::store::read_err)?;
+                let mut out = Vec::new();
+                for e in t.iter().map_err(crate::store::read_err)? {
+                    out.push(e.map_err(crate::store::read_err)?.0.value());
+                }
+                Ok::<_, StoreError>(out)
+            })
+            .unwrap();
+        assert_eq!(by_si, vec![(7, ids[0]), (7, ids[1]), (9, more[0])]);
     }
 }
