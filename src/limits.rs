@@ -119,8 +119,8 @@ pub const WRITE_PROBE_MAX_MILLIS: u64 = 4000;
 /// Write requests one group commit may hold (`store/group.rs`): a cap on how long a request
 /// waits for the batch it joined.
 pub const MAX_REQUESTS_PER_COMMIT: usize = 128;
-/// Microseconds the group-commit writer waits, at most, for as many requests as its last batch
-/// held before it starts the next batch (`store/group.rs`).
+/// Microseconds the group-commit writer waits, at most, before it starts a batch, for as many
+/// requests as were in flight when its last batch ended (`store/group.rs`).
 pub const BATCH_LINGER_MICROS: u64 = 300;
 /// Seconds of change log `resource_watch` answers from (bk-cmdb's `ttlSeconds`, 6 hours); older
 /// events are not answered and are removed by the next write of their resource.
