@@ -205,21 +205,9 @@ mod tests {
             .unwrap();
         assert_eq!(ids.len(), 2);
         assert!(more[0] > ids[1] && ids[1] > ids[0]);
-        let names: Vec<((i64, String), i64)> = store
-            .read(|tx| {
-                let t = tx
-                    .txn
-                    .open_table(UNIQ_PROC_NAME)
-                    .map_err(crate::store::read_err)?;
-                let mut out = Vec::new();
-                for e in t.iter().map_err(crate::store::read_err)? {
-                    let (k, v) = e.map_err(crate::store::read_err)?;
-                    let (si, name) = k.value();
-                    out.push(((si, name.to_string()), v.value()));
-                }
-                Ok::<_, StoreError>(out)
-            })
-            .unwrap();
+        let names = entries(&store, UNIQ_PROC_NAME, |(si, name), pid| {
+            ((si, name.to_string()), pid)
+        });
         assert_eq!(
             names,
             vec![
@@ -228,19 +216,37 @@ mod tests {
                 ((9, "c-2-0".into()), more[0]),
             ]
         );
-        let by_si: Vec<(i64, i64)> = store
+        let funcs = entries(&store, UNIQ_PROC_FUNC, |(si, func, regex), _| {
+            (si, format!("{func}/{regex}"))
+        });
+        assert_eq!(
+            funcs,
+            vec![
+                (7, "c-1-0/".into()),
+                (7, "c-1-1/".into()),
+                (9, "c-2-0/".into())
+            ]
+        );
+        let by_si = entries(&store, PROC_BY_SI, |key, ()| key);
+        assert_eq!(by_si, vec![(7, ids[0]), (7, ids[1]), (9, more[0])]);
+    }
+
+    /// Every entry of `def`, in key order, as `f` makes it.
+    fn entries<K: redb::Key + 'static, V: redb::Value + 'static, T>(
+        store: &Store,
+        def: redb::TableDefinition<K, V>,
+        f: impl Fn(K::SelfType<'_>, V::SelfType<'_>) -> T,
+    ) -> Vec<T> {
+        store
             .read(|tx| {
-                let t = tx
-                    .txn
-                    .open_table(PROC_BY_SI)
-                    .map_err(crate::store::read_err)?;
+                let t = tx.txn.open_table(def).map_err(crate::store::read_err)?;
                 let mut out = Vec::new();
                 for e in t.iter().map_err(crate::store::read_err)? {
-                    out.push(e.map_err(crate::store::read_err)?.0.value());
+                    let (k, v) = e.map_err(crate::store::read_err)?;
+                    out.push(f(k.value(), v.value()));
                 }
                 Ok::<_, StoreError>(out)
             })
-            .unwrap();
-        assert_eq!(by_si, vec![(7, ids[0]), (7, ids[1]), (9, more[0])]);
+            .unwrap()
     }
 }
